@@ -1,0 +1,73 @@
+use serde::de::DeserializeOwned;
+
+/// A module's `arguments:` block, kept in a form any module can deserialize
+/// into its own `Config` type.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Arguments {
+    value: serde_yaml::Value,
+}
+
+/// Arguments that do not fit a module's `Config`: an unknown or missing
+/// field, or a value of the wrong type.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ArgumentError(String);
+
+impl ArgumentError {
+    /// An error found by a module's own checks after deserializing.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl Arguments {
+    pub(crate) fn from_value(value: serde_yaml::Value) -> Self {
+        Self { value }
+    }
+
+    /// Parses arguments written as YAML, for tests and examples.
+    pub fn from_yaml(text: &str) -> Result<Self, ArgumentError> {
+        serde_yaml::from_str(text)
+            .map(Self::from_value)
+            .map_err(|error| ArgumentError(error.to_string()))
+    }
+
+    /// Deserializes into a module's `Config`. No arguments at all count as an
+    /// empty mapping, so a `Config` whose fields all have defaults needs none.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ArgumentError> {
+        let value = match &self.value {
+            serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
+            other => other.clone(),
+        };
+        serde_yaml::from_value(value).map_err(|error| ArgumentError(error.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Config {
+        #[serde(default = "default_port")]
+        port: u16,
+    }
+
+    fn default_port() -> u16 {
+        19283
+    }
+
+    #[test]
+    fn no_arguments_means_all_defaults() {
+        let config: Config = Arguments::default().deserialize().unwrap();
+        assert_eq!(config.port, 19283);
+    }
+
+    #[test]
+    fn unknown_fields_name_the_valid_ones() {
+        let error = Arguments::from_yaml("prot: 1").unwrap().deserialize::<Config>().unwrap_err();
+        assert!(error.to_string().contains("unknown field `prot`"), "{error}");
+        assert!(error.to_string().contains("`port`"), "{error}");
+    }
+}

@@ -1,0 +1,61 @@
+use std::fmt;
+use std::path::PathBuf;
+
+/// One thing wrong with a bootstrap file, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// What the problem is about: `top level`, `module \`input\``, `route 2 \`a.b -> c.d\``.
+    pub place: String,
+    /// What is wrong and what would be valid.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn new(place: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { place: place.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+/// Why a bootstrap file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read at all.
+    #[error("cannot read bootstrap file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read; these are all the problems found in it.
+    #[error("{}", render(path, problems))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+}
+
+fn render(path: &std::path::Path, problems: &[Problem]) -> String {
+    let count = problems.len();
+    let mut text = format!(
+        "bootstrap file {} has {count} problem{}:",
+        path.display(),
+        if count == 1 { "" } else { "s" }
+    );
+    for problem in problems {
+        text.push_str(&format!("\n  - {problem}"));
+    }
+    text
+}
+
+impl LoadError {
+    /// Every problem found; empty when the file could not be read.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            LoadError::Read { .. } => &[],
+            LoadError::Invalid { problems, .. } => problems,
+        }
+    }
+}

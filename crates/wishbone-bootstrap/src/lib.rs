@@ -1,0 +1,41 @@
+//! The bootstrap file: which modules a wishbone server runs and how their
+//! queues are connected.
+//!
+//! ```yaml
+//! modules:
+//!   input:
+//!     module: wishbone.input.tcp
+//!     arguments:
+//!       port: 10000
+//!   output:
+//!     module: wishbone.output.tcp
+//!     arguments:
+//!       port: 20000
+//! routingtable:
+//!   - input.outbox -> output.inbox
+//! ```
+//!
+//! Loading happens in two steps, as in Vector's config compiler: the text is
+//! parsed into a plain document, then [`validate`] walks it and collects
+//! *every* problem (unknown keys, unknown module kinds, bad arguments, routes
+//! that name missing modules or queues, queues connected twice) before
+//! failing, so a user fixes a file in one pass. Which module kinds exist and
+//! what arguments they take is asked of a [`Catalog`], so this crate knows
+//! nothing of the modules themselves.
+//!
+//! This is the only crate that touches the YAML library: module arguments
+//! reach modules as [`Arguments`], which deserialize into each module's own
+//! `Config` type.
+
+mod arguments;
+mod document;
+mod error;
+mod route;
+mod suggest;
+mod validate;
+
+pub use arguments::{ArgumentError, Arguments};
+pub use error::{LoadError, Problem};
+pub use route::{QueueRef, Route};
+pub use suggest::nearest;
+pub use validate::{Bootstrap, Catalog, ModuleDecl, Section, load, validate};

@@ -1,0 +1,445 @@
+//! From a parsed document to a [`Bootstrap`] whose every module and route is
+//! known to be valid.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+use wishbone_event::QueueSpec;
+
+use crate::document::{describe, entries, parse};
+use crate::suggest::did_you_mean;
+use crate::{ArgumentError, Arguments, LoadError, Problem, QueueRef, Route};
+
+/// What the validator needs to know about module kinds; the runtime answers
+/// from its list of modules.
+pub trait Catalog {
+    /// The canonical name of a kind given by any of its names (the article
+    /// era's `wishbone.builtin.flow.roundrobin` is `wishbone.flow.roundrobin`).
+    fn resolve(&self, kind: &str) -> Option<&'static str>;
+    /// Every name a kind may be given, for suggestions.
+    fn kind_names(&self) -> Vec<&'static str>;
+    /// The queues of a kind.
+    fn queues(&self, kind: &str) -> Option<QueueSpec>;
+    /// Whether the arguments fit the kind, checked without starting anything.
+    fn check_arguments(&self, kind: &str, arguments: &Arguments) -> Result<(), ArgumentError>;
+}
+
+/// Which part of the file declared a module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    /// `modules:`
+    Modules,
+    /// `metrics:`, modules that turn queue statistics into events.
+    Metrics,
+}
+
+/// One module of a valid bootstrap.
+#[derive(Clone, Debug)]
+pub struct ModuleDecl {
+    /// The instance name the routing table uses.
+    pub name: String,
+    /// The canonical kind.
+    pub kind: &'static str,
+    pub arguments: Arguments,
+    pub description: Option<String>,
+    pub section: Section,
+}
+
+/// A bootstrap file every part of which was checked.
+#[derive(Clone, Debug)]
+pub struct Bootstrap {
+    pub path: PathBuf,
+    /// In file order, `metrics:` modules first.
+    pub modules: Vec<ModuleDecl>,
+    /// In file order; a flow module's destinations follow this order.
+    pub routes: Vec<Route>,
+}
+
+impl Bootstrap {
+    /// The module of that name.
+    pub fn module(&self, name: &str) -> Option<&ModuleDecl> {
+        self.modules.iter().find(|module| module.name == name)
+    }
+}
+
+const TOP_LEVEL_KEYS: [&str; 3] = ["metrics", "modules", "routingtable"];
+const MODULE_KEYS: [&str; 3] = ["module", "arguments", "description"];
+
+/// Reads and validates a bootstrap file.
+pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    validate(path, &text, catalog)
+}
+
+/// Validates bootstrap text; `path` is used in messages only.
+pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
+    let mut problems = Vec::new();
+    let invalid = |problems| LoadError::Invalid { path: path.to_path_buf(), problems };
+    let document = match parse(text) {
+        Ok(document) => document,
+        Err(problem) => return Err(invalid(vec![problem])),
+    };
+    let top = match &document {
+        Value::Mapping(top) => top,
+        Value::Null => {
+            let message = "the file is empty; a bootstrap needs `modules:` and `routingtable:`";
+            return Err(invalid(vec![Problem::new("top level", message)]));
+        }
+        other => {
+            let message = format!("expected a mapping with `modules:` and `routingtable:`, found {}", describe(other));
+            return Err(invalid(vec![Problem::new("top level", message)]));
+        }
+    };
+    let mut modules = Vec::new();
+    let mut routing_lines = None;
+    let mut saw_modules = false;
+    for (key, value) in entries(top, "top level", &mut problems) {
+        match key {
+            "modules" => {
+                saw_modules = true;
+                read_modules(value, Section::Modules, catalog, &mut modules, &mut problems);
+            }
+            "metrics" => read_modules(value, Section::Metrics, catalog, &mut modules, &mut problems),
+            "routingtable" => routing_lines = Some(value),
+            unknown => problems.push(Problem::new(
+                "top level",
+                format!(
+                    "unknown key `{unknown}`; valid keys are {}{}",
+                    TOP_LEVEL_KEYS.join(", "),
+                    did_you_mean(unknown, TOP_LEVEL_KEYS)
+                ),
+            )),
+        }
+    }
+    if !saw_modules {
+        problems.push(Problem::new("top level", "no `modules:` section; a bootstrap needs at least one module"));
+    }
+    modules.sort_by_key(|module: &ModuleDecl| module.section == Section::Modules);
+    let routes = match routing_lines {
+        Some(lines) => read_routes(lines, &modules, catalog, &mut problems),
+        None => Vec::new(),
+    };
+    if problems.is_empty() {
+        Ok(Bootstrap { path: path.to_path_buf(), modules, routes })
+    } else {
+        Err(invalid(problems))
+    }
+}
+
+fn read_modules(
+    value: &Value,
+    section: Section,
+    catalog: &dyn Catalog,
+    modules: &mut Vec<ModuleDecl>,
+    problems: &mut Vec<Problem>,
+) {
+    let section_name = if section == Section::Modules { "modules" } else { "metrics" };
+    let mapping = match value {
+        Value::Mapping(mapping) => mapping,
+        Value::Null => return,
+        other => {
+            problems.push(Problem::new(
+                format!("`{section_name}:`"),
+                format!("expected a mapping of module names to modules, found {}", describe(other)),
+            ));
+            return;
+        }
+    };
+    for (name, body) in entries(mapping, section_name, problems) {
+        let place = format!("module `{name}`");
+        if !valid_module_name(name) {
+            problems.push(Problem::new(
+                &place,
+                "a module name may hold only letters, digits, `_` and `-` (a dot would split it in routes)",
+            ));
+            continue;
+        }
+        if modules.iter().any(|module| module.name == name) {
+            problems.push(Problem::new(&place, "defined twice (module names are shared by `modules:` and `metrics:`)"));
+            continue;
+        }
+        if let Some(module) = read_module(name, body, section, catalog, &place, problems) {
+            modules.push(module);
+        }
+    }
+}
+
+fn valid_module_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn read_module(
+    name: &str,
+    body: &Value,
+    section: Section,
+    catalog: &dyn Catalog,
+    place: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<ModuleDecl> {
+    let Value::Mapping(body) = body else {
+        problems.push(Problem::new(
+            place,
+            format!("expected a mapping with `module:` and optional `arguments:`, found {}", describe(body)),
+        ));
+        return None;
+    };
+    let mut kind_name = None;
+    let mut arguments = Arguments::default();
+    let mut description = None;
+    for (key, value) in entries(body, place, problems) {
+        match key {
+            "module" => match value.as_str() {
+                Some(kind) => kind_name = Some(kind),
+                None => problems.push(Problem::new(place, format!("`module:` must name a module kind, found {}", describe(value)))),
+            },
+            "arguments" => match value {
+                Value::Mapping(_) | Value::Null => arguments = Arguments::from_value(value.clone()),
+                other => problems.push(Problem::new(place, format!("`arguments:` must be a mapping, found {}", describe(other)))),
+            },
+            "description" => description = value.as_str().map(str::to_string),
+            unknown => problems.push(Problem::new(
+                place,
+                format!("unknown key `{unknown}`; valid keys are {}{}", MODULE_KEYS.join(", "), did_you_mean(unknown, MODULE_KEYS)),
+            )),
+        }
+    }
+    let Some(kind_name) = kind_name else {
+        problems.push(Problem::new(place, "no `module:` key saying which kind of module this is (see `wishbone list`)"));
+        return None;
+    };
+    let Some(kind) = catalog.resolve(kind_name) else {
+        let names = catalog.kind_names();
+        problems.push(Problem::new(
+            place,
+            format!(
+                "unknown module kind `{kind_name}`{}{}",
+                did_you_mean(kind_name, names.iter().copied()),
+                "; `wishbone list` shows every kind"
+            ),
+        ));
+        return None;
+    };
+    if let Err(error) = catalog.check_arguments(kind, &arguments) {
+        problems.push(Problem::new(place, format!("invalid arguments for {kind}: {error}")));
+    }
+    Some(ModuleDecl { name: name.to_string(), kind, arguments, description, section })
+}
+
+fn read_routes(
+    value: &Value,
+    modules: &[ModuleDecl],
+    catalog: &dyn Catalog,
+    problems: &mut Vec<Problem>,
+) -> Vec<Route> {
+    let lines = match value {
+        Value::Sequence(lines) => lines,
+        Value::Null => return Vec::new(),
+        other => {
+            problems.push(Problem::new("`routingtable:`", format!("expected a list of routes, found {}", describe(other))));
+            return Vec::new();
+        }
+    };
+    let mut routes = Vec::new();
+    let mut connected: HashMap<QueueRef, QueueRef> = HashMap::new();
+    for (index, line) in lines.iter().enumerate() {
+        let number = index + 1;
+        let Some(text) = line.as_str() else {
+            problems.push(Problem::new(format!("route {number}"), format!("expected `module.queue -> module.queue`, found {}", describe(line))));
+            continue;
+        };
+        let place = format!("route {number} `{text}`");
+        let Some(route) = Route::parse(text) else {
+            problems.push(Problem::new(&place, "not of the form `module.queue -> module.queue`"));
+            continue;
+        };
+        let from_ok = check_end(&route.from, Direction::From, modules, catalog, &place, problems);
+        let to_ok = check_end(&route.to, Direction::To, modules, catalog, &place, problems);
+        if !(from_ok && to_ok) {
+            continue;
+        }
+        let mut clash = false;
+        for (end, other) in [(&route.from, &route.to), (&route.to, &route.from)] {
+            if let Some(existing) = connected.get(end) {
+                let hint = if end == &route.to {
+                    "; to merge several queues into one, route them into a wishbone.flow.funnel"
+                } else {
+                    "; to send to several queues, route through a wishbone.flow.fanout or wishbone.flow.roundrobin"
+                };
+                problems.push(Problem::new(&place, format!("queue `{end}` is already connected to `{existing}`{hint}")));
+                clash = true;
+            } else {
+                connected.insert(end.clone(), other.clone());
+            }
+        }
+        if !clash {
+            routes.push(route);
+        }
+    }
+    routes
+}
+
+#[derive(PartialEq)]
+enum Direction {
+    From,
+    To,
+}
+
+fn check_end(
+    end: &QueueRef,
+    direction: Direction,
+    modules: &[ModuleDecl],
+    catalog: &dyn Catalog,
+    place: &str,
+    problems: &mut Vec<Problem>,
+) -> bool {
+    let Some(module) = modules.iter().find(|module| module.name == end.module) else {
+        let names: Vec<&str> = modules.iter().map(|module| module.name.as_str()).collect();
+        problems.push(Problem::new(
+            place,
+            format!(
+                "module `{}` is not defined{}; defined modules: {}",
+                end.module,
+                did_you_mean(&end.module, names.iter().copied()),
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            ),
+        ));
+        return false;
+    };
+    let Some(spec) = catalog.queues(module.kind) else { return false };
+    let (fits, side, valid) = match direction {
+        Direction::From => (spec.has_outgoing(&end.queue), "route from", spec.describe_outgoing()),
+        Direction::To => (spec.has_incoming(&end.queue), "route into", spec.describe_incoming()),
+    };
+    if !fits {
+        problems.push(Problem::new(
+            place,
+            format!("module `{}` ({}) has no queue `{}` to {side}; it has: {valid}", module.name, module.kind, end.queue),
+        ));
+    }
+    fits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A catalog of two kinds, enough to exercise every check.
+    struct TwoKinds;
+
+    impl Catalog for TwoKinds {
+        fn resolve(&self, kind: &str) -> Option<&'static str> {
+            match kind {
+                "test.input" => Some("test.input"),
+                "test.output" | "test.old.output" => Some("test.output"),
+                "test.funnel" => Some("test.funnel"),
+                _ => None,
+            }
+        }
+        fn kind_names(&self) -> Vec<&'static str> {
+            vec!["test.input", "test.output", "test.old.output", "test.funnel"]
+        }
+        fn queues(&self, kind: &str) -> Option<QueueSpec> {
+            match kind {
+                "test.input" => Some(QueueSpec::SOURCE),
+                "test.output" => Some(QueueSpec::SINK),
+                "test.funnel" => Some(QueueSpec { any_incoming: true, ..QueueSpec::SOURCE }),
+                _ => None,
+            }
+        }
+        fn check_arguments(&self, _kind: &str, arguments: &Arguments) -> Result<(), ArgumentError> {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            #[allow(dead_code)]
+            struct Config {
+                #[serde(default)]
+                port: u16,
+            }
+            arguments.deserialize::<Config>().map(|_| ())
+        }
+    }
+
+    fn check(text: &str) -> Result<Bootstrap, Vec<String>> {
+        validate(Path::new("test.yaml"), text, &TwoKinds)
+            .map_err(|error| error.problems().iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn a_valid_file_keeps_modules_and_routes_in_order() {
+        let bootstrap = check(
+            "modules:\n  input: {module: test.input}\n  output: {module: test.old.output, arguments: {port: 1}}\n\
+             routingtable:\n  - input.outbox -> output.inbox\n",
+        )
+        .unwrap();
+        assert_eq!(bootstrap.modules[1].kind, "test.output");
+        assert_eq!(bootstrap.routes[0].to_string(), "input.outbox -> output.inbox");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let problems = check(
+            "modules:\n  input: {module: test.inptu}\n  output: {module: test.output, arguments: {prot: 1}}\n\
+             routingtabel: []\n",
+        )
+        .unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("unknown module kind `test.inptu`; did you mean `test.input`?"));
+        assert!(problems[1].contains("unknown field `prot`"));
+        assert!(problems[2].contains("unknown key `routingtabel`") && problems[2].contains("did you mean `routingtable`"));
+    }
+
+    #[test]
+    fn routes_are_checked_for_modules_queues_and_double_connections() {
+        let problems = check(&[
+            "modules:",
+            "  input: {module: test.input}",
+            "  output: {module: test.output}",
+            "  other: {module: test.output}",
+            "routingtable:",
+            "  - input.outbox -> outptu.inbox",
+            "  - input.outbx -> output.inbox",
+            "  - input.outbox output.inbox",
+            "  - input.outbox -> output.inbox",
+            "  - input.outbox -> other.inbox",
+            "  - output.inbox -> other.inbox",
+        ].join("\n"))
+        .unwrap_err();
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].contains("module `outptu` is not defined; did you mean `output`?"));
+        assert!(problems[1].contains("has no queue `outbx`") && problems[1].contains("it has: outbox"));
+        assert!(problems[2].contains("not of the form `module.queue -> module.queue`"));
+        assert!(problems[3].contains("queue `input.outbox` is already connected to `output.inbox`"));
+        assert!(problems[4].contains("no queue `inbox` to route from"));
+    }
+
+    #[test]
+    fn merging_into_one_queue_points_at_the_funnel() {
+        let problems = check(
+            "modules:\n  a: {module: test.input}\n  b: {module: test.input}\n  out: {module: test.output}\n\
+             routingtable:\n  - a.outbox -> out.inbox\n  - b.outbox -> out.inbox\n",
+        )
+        .unwrap_err();
+        assert!(problems[0].contains("already connected to `a.outbox`") && problems[0].contains("funnel"), "{problems:?}");
+    }
+
+    #[test]
+    fn shapes_that_are_not_bootstraps_are_explained() {
+        assert!(check("").unwrap_err()[0].contains("the file is empty"));
+        assert!(check("- a\n- b\n").unwrap_err()[0].contains("expected a mapping"));
+        assert!(check("modules: 3\n").unwrap_err()[0].contains("found the number `3`"));
+        assert!(check("modules:\n  a.b: {module: test.input}\n").unwrap_err()[0].contains("a dot would split it"));
+        assert!(check("modules:\n  a: {arguments: {}}\n").unwrap_err()[0].contains("no `module:` key"));
+        assert!(check("modules: {a: {module: test.input}}\nroutingtable: [3]\n").unwrap_err()[0].contains("found the number `3`"));
+        assert!(check("modules: [\n").unwrap_err()[0].starts_with("syntax"));
+    }
+
+    #[test]
+    fn metrics_modules_share_the_namespace() {
+        let problems = check(
+            "metrics:\n  a: {module: test.input}\nmodules:\n  a: {module: test.input}\n",
+        )
+        .unwrap_err();
+        assert!(problems[0].contains("defined twice"), "{problems:?}");
+    }
+}

@@ -1,0 +1,372 @@
+//! The bounded channel behind one route of a routing table.
+//!
+//! A route `a.outbox -> b.inbox` is one queue: module `a` holds its
+//! [`Sender`] (cloned freely, a TCP input gives one to each connection) and
+//! module `b` its [`Receiver`]. Capacity counts events: a sender first
+//! reserves room for a batch's events, waiting while the queue is full, then
+//! hands the batch over. Reserving and sending are separate steps so a module
+//! can wait for room on several queues at once and abandon a wait without
+//! losing the batch it holds.
+//!
+//! A queue that no route connects is still a [`Sender`] ([`unconnected`]): what
+//! is put on it is dropped and counted in `dropped_total`, as in the original
+//! Wishbone.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use crate::{Batch, QueueStats};
+
+/// Creates a queue that holds at most `capacity` events (at least one).
+pub fn channel(capacity: usize) -> (Sender, Receiver) {
+    let capacity = capacity.max(1);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let space = Arc::new(Semaphore::new(capacity));
+    let (locked_tx, locked_rx) = watch::channel(false);
+    let stats = Arc::new(QueueStats::default());
+    let sender = Sender {
+        link: Some(Link { tx, space: space.clone(), locked: locked_rx }),
+        stats: stats.clone(),
+        capacity,
+    };
+    let receiver = Receiver { rx, space, locked: locked_tx, stats, capacity };
+    (sender, receiver)
+}
+
+/// A queue no route connects: everything put on it is dropped and counted.
+pub fn unconnected() -> Sender {
+    Sender { link: None, stats: Arc::new(QueueStats::default()), capacity: usize::MAX }
+}
+
+/// A receiver that is already closed, for an incoming queue no route feeds.
+pub fn closed(capacity: usize) -> Receiver {
+    let (_, receiver) = channel(capacity);
+    receiver
+}
+
+/// The receiving module is gone; the batch comes back so it is not lost.
+#[derive(Debug)]
+pub struct Closed(pub Batch);
+
+/// Why [`Sender::try_send`] did not take a batch; the batch comes back.
+#[derive(Debug)]
+pub enum TrySendError {
+    /// No room for the batch now.
+    Full(Batch),
+    /// The receiving module is gone.
+    Closed(Batch),
+}
+
+#[derive(Clone, Debug)]
+struct Link {
+    tx: mpsc::UnboundedSender<Parcel>,
+    space: Arc<Semaphore>,
+    locked: watch::Receiver<bool>,
+}
+
+/// What travels through the channel: a batch and the room it takes, given
+/// back when the receiver takes the batch.
+#[derive(Debug)]
+struct Parcel {
+    batch: Batch,
+    _room: Option<OwnedSemaphorePermit>,
+}
+
+/// The producing end of a queue.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    link: Option<Link>,
+    stats: Arc<QueueStats>,
+    capacity: usize,
+}
+
+/// Room reserved on a queue for one batch; sending consumes it.
+#[derive(Debug)]
+pub struct Permit {
+    link: Option<(mpsc::UnboundedSender<Parcel>, OwnedSemaphorePermit)>,
+    stats: Arc<QueueStats>,
+}
+
+impl Sender {
+    /// Waits for room, then puts the batch on the queue. Returns the batch
+    /// when the receiving module is gone.
+    pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.reserve(batch.len()).await {
+            Ok(permit) => permit.send(batch),
+            Err(()) => Err(Closed(batch)),
+        }
+    }
+
+    /// Waits until the queue has room for `events` events. A batch larger
+    /// than the whole queue waits for an empty queue. Dropping the returned
+    /// future gives up the wait and loses nothing.
+    pub async fn reserve(&self, events: usize) -> Result<Permit, ()> {
+        let Some(link) = &self.link else {
+            return Ok(Permit { link: None, stats: self.stats.clone() });
+        };
+        let room = self.room_for(events);
+        let permit = link.space.clone().acquire_many_owned(room).await.map_err(|_| ())?;
+        Ok(Permit { link: Some((link.tx.clone(), permit)), stats: self.stats.clone() })
+    }
+
+    /// Puts the batch on the queue only if there is room now; metrics use
+    /// this so they never hold up the event flow.
+    pub fn try_send(&self, batch: Batch) -> Result<(), TrySendError> {
+        let Some(link) = &self.link else {
+            self.stats.record_dropped(batch.len());
+            return Ok(());
+        };
+        match link.space.clone().try_acquire_many_owned(self.room_for(batch.len())) {
+            Ok(permit) => {
+                Permit { link: Some((link.tx.clone(), permit)), stats: self.stats.clone() }
+                    .send(batch)
+                    .map_err(|Closed(batch)| TrySendError::Closed(batch))
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => Err(TrySendError::Full(batch)),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(TrySendError::Closed(batch)),
+        }
+    }
+
+    fn room_for(&self, events: usize) -> u32 {
+        events.clamp(1, self.capacity).min(u32::MAX as usize) as u32
+    }
+
+    /// False for a queue no route connects.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// True while the receiving module asks to be routed around (an output
+    /// whose peer is down).
+    pub fn is_locked(&self) -> bool {
+        self.link.as_ref().is_some_and(|link| *link.locked.borrow())
+    }
+
+    /// A handle that wakes when the queue is locked or unlocked.
+    pub fn lock_watch(&self) -> LockWatch {
+        LockWatch { locked: self.link.as_ref().map(|link| link.locked.clone()) }
+    }
+
+    /// The queue's counters.
+    pub fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
+
+    /// How many events the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl Permit {
+    /// Puts the batch on the queue. A batch may be larger than what was
+    /// reserved (the queue then briefly holds more than its capacity), never
+    /// unboundedly so: the next reservation waits for the room to come back.
+    pub fn send(self, batch: Batch) -> Result<(), Closed> {
+        let events = batch.len();
+        match self.link {
+            None => {
+                self.stats.record_dropped(events);
+                Ok(())
+            }
+            Some((tx, room)) => match tx.send(Parcel { batch, _room: Some(room) }) {
+                Ok(()) => {
+                    self.stats.record_in(events);
+                    Ok(())
+                }
+                Err(mpsc::error::SendError(parcel)) => Err(Closed(parcel.batch)),
+            },
+        }
+    }
+}
+
+/// Follows the locked state of one queue.
+#[derive(Clone, Debug)]
+pub struct LockWatch {
+    locked: Option<watch::Receiver<bool>>,
+}
+
+impl LockWatch {
+    /// The current state.
+    pub fn is_locked(&self) -> bool {
+        self.locked.as_ref().is_some_and(|locked| *locked.borrow())
+    }
+
+    /// Waits for the next change; never returns for a queue that cannot
+    /// change (unconnected, or whose receiver is gone).
+    pub async fn changed(&mut self) {
+        match &mut self.locked {
+            Some(locked) => {
+                if locked.changed().await.is_err() {
+                    std::future::pending::<()>().await
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// The consuming end of a queue.
+#[derive(Debug)]
+pub struct Receiver {
+    rx: mpsc::UnboundedReceiver<Parcel>,
+    space: Arc<Semaphore>,
+    locked: watch::Sender<bool>,
+    stats: Arc<QueueStats>,
+    capacity: usize,
+}
+
+impl Receiver {
+    /// The next batch, or `None` once every sender is gone and the queue is
+    /// empty: the signal for a module to finish its work and stop.
+    pub async fn recv(&mut self) -> Option<Batch> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// The next batch if one is waiting now.
+    pub fn try_recv(&mut self) -> Option<Batch> {
+        self.rx.try_recv().ok().map(|parcel| self.take(parcel))
+    }
+
+    /// Poll form of [`Receiver::recv`], for modules that merge many queues.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch>> {
+        self.rx.poll_recv(cx).map(|parcel| parcel.map(|parcel| self.take(parcel)))
+    }
+
+    fn take(&self, parcel: Parcel) -> Batch {
+        self.stats.record_out(parcel.batch.len());
+        parcel.batch
+    }
+
+    /// Asks upstream flow modules to route around this queue.
+    pub fn lock(&self) {
+        self.locked.send_if_modified(|locked| !std::mem::replace(locked, true));
+    }
+
+    /// Takes this queue back into rotation.
+    pub fn unlock(&self) {
+        self.locked.send_if_modified(|locked| std::mem::replace(locked, false));
+    }
+
+    /// The current locked state.
+    pub fn is_locked(&self) -> bool {
+        *self.locked.borrow()
+    }
+
+    /// The queue's counters.
+    pub fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
+
+    /// How many events the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        // Wakes senders waiting for room: their batch comes back as `Closed`.
+        self.space.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+    use std::time::Duration;
+
+    fn batch(events: usize) -> Batch {
+        (0..events).map(|i| Event::new(i.to_string())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_makes_the_sender_wait_until_the_receiver_takes() {
+        let (sender, mut receiver) = channel(10);
+        sender.send(batch(10)).await.unwrap();
+        assert!(matches!(sender.try_send(batch(1)), Err(TrySendError::Full(_))));
+        let waiting = tokio::spawn({
+            let sender = sender.clone();
+            async move { sender.send(batch(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "send must wait while the queue is full");
+        assert_eq!(receiver.recv().await.unwrap().len(), 10);
+        waiting.await.unwrap().unwrap();
+        assert_eq!(receiver.stats().snapshot().size, 5);
+        assert_eq!(receiver.stats().snapshot().in_total, 15);
+        assert_eq!(receiver.stats().snapshot().out_total, 10);
+    }
+
+    #[tokio::test]
+    async fn an_unconnected_queue_drops_and_counts() {
+        let sender = unconnected();
+        sender.send(batch(7)).await.unwrap();
+        sender.try_send(batch(3)).unwrap();
+        let snapshot = sender.stats().snapshot();
+        assert_eq!(snapshot.dropped_total, 10);
+        assert_eq!(snapshot.in_total, 0);
+    }
+
+    #[tokio::test]
+    async fn recv_ends_once_every_sender_is_gone_and_the_queue_is_empty() {
+        let (sender, mut receiver) = channel(10);
+        sender.send(batch(2)).await.unwrap();
+        drop(sender);
+        assert_eq!(receiver.recv().await.map(|b| b.len()), Some(2));
+        assert!(receiver.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_gone_receiver_gives_the_batch_back_even_to_a_waiting_sender() {
+        let (sender, receiver) = channel(1);
+        sender.send(batch(1)).await.unwrap();
+        let waiting = tokio::spawn({
+            let sender = sender.clone();
+            async move { sender.send(batch(3)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(receiver);
+        let Closed(returned) = waiting.await.unwrap().unwrap_err();
+        assert_eq!(returned.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_the_queue_waits_for_an_empty_queue() {
+        let (sender, mut receiver) = channel(4);
+        sender.send(batch(9)).await.unwrap();
+        assert!(matches!(sender.try_send(batch(1)), Err(TrySendError::Full(_))));
+        assert_eq!(receiver.recv().await.unwrap().len(), 9);
+        sender.try_send(batch(4)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn lock_changes_reach_every_sender() {
+        let (sender, receiver) = channel(4);
+        let mut watch = sender.lock_watch();
+        assert!(!sender.is_locked());
+        receiver.lock();
+        tokio::time::timeout(Duration::from_secs(1), watch.changed()).await.unwrap();
+        assert!(watch.is_locked() && sender.is_locked());
+        receiver.unlock();
+        tokio::time::timeout(Duration::from_secs(1), watch.changed()).await.unwrap();
+        assert!(!sender.is_locked());
+    }
+
+    #[tokio::test]
+    async fn abandoning_a_reservation_loses_nothing() {
+        let (sender, mut receiver) = channel(2);
+        sender.send(batch(2)).await.unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_millis(10), sender.reserve(1)).await;
+        assert!(gave_up.is_err());
+        assert_eq!(receiver.recv().await.unwrap().len(), 2);
+        sender.reserve(2).await.unwrap().send(batch(2)).unwrap();
+        assert_eq!(receiver.stats().snapshot().in_total, 4);
+    }
+}
