@@ -1,0 +1,25 @@
+//! Small helpers shared by the modules' `Config` types.
+
+use std::time::Duration;
+
+use wishbone_runtime::ArgumentError;
+
+/// A delimiter as the bytes it stands for; refuses an empty one, which would
+/// make every byte an event boundary.
+pub fn delimiter_bytes(delimiter: &str) -> Result<Vec<u8>, ArgumentError> {
+    if delimiter.is_empty() {
+        return Err(ArgumentError::new("`delimiter` must not be empty"));
+    }
+    Ok(delimiter.as_bytes().to_vec())
+}
+
+/// Seconds as a duration; refuses negative, infinite and NaN values.
+pub fn seconds(name: &str, value: f64) -> Result<Duration, ArgumentError> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| ArgumentError::new(format!("`{name}` must be a number of seconds of 0 or more, not {value}")))
+}
+
+/// The default delimiter: one event per line.
+pub fn default_delimiter() -> String {
+    "\n".to_string()
+}

@@ -1,0 +1,64 @@
+//! `wishbone.flow.fanout`: a copy of every event to every connected queue.
+//! The text `wishbone show --docs` prints is [`DOCS`].
+
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.flow.fanout: copies every event to every destination.
+
+Queues
+  inbox      events to copy
+  <any>      every other queue a route connects gets a copy of each event
+
+Arguments: none
+
+Copies share the payload; no bytes are copied. The slowest destination sets
+the pace for all.
+
+Example
+  routingtable:
+    - input.outbox -> fanout.inbox
+    - fanout.archive -> archive.inbox
+    - fanout.live -> live.inbox
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.flow.fanout",
+    aliases: &["wishbone.builtin.flow.fanout"],
+    description: "copies every event to every destination",
+    docs: DOCS,
+    queues: QueueSpec { incoming: &["inbox"], outgoing: &[], any_incoming: false, any_outgoing: true },
+    build,
+};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let _: Config = arguments.deserialize()?;
+    Ok(Box::new(Fanout))
+}
+
+/// The module.
+pub struct Fanout;
+
+impl Module for Fanout {
+    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let mut inbox = context.take_incoming("inbox");
+        let destinations = context.destinations();
+        Box::pin(async move {
+            while let Some(batch) = inbox.recv().await {
+                for (name, sender) in &destinations {
+                    if sender.send(batch.clone()).await.is_err() {
+                        return Err(ModuleError(format!("destination `{name}` is gone")));
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,63 @@
+//! `wishbone.flow.funnel`: merges any number of incoming queues into
+//! `outbox`. The text `wishbone show --docs` prints is [`DOCS`].
+
+use futures::StreamExt;
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.flow.funnel: merges many queues into one.
+
+Queues
+  <any>      every queue a route connects into it is an inbound queue
+  outbox     all their events; each inbound queue's order is kept
+
+Arguments: none
+
+Example (failover of the article's scenario III)
+  routingtable:
+    - roundrobin.one -> funnel.one
+    - output_2.failed -> funnel.two
+    - funnel.outbox -> output_1.inbox
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.flow.funnel",
+    aliases: &["wishbone.builtin.flow.funnel"],
+    description: "merges many queues into one",
+    docs: DOCS,
+    queues: QueueSpec { incoming: &[], outgoing: &["outbox"], any_incoming: true, any_outgoing: false },
+    build,
+};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let _: Config = arguments.deserialize()?;
+    Ok(Box::new(Funnel))
+}
+
+/// The module.
+pub struct Funnel;
+
+impl Module for Funnel {
+    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let outbox = context.outgoing("outbox");
+        let inbound = context.take_all_incoming().into_iter().map(|(_, mut receiver)| {
+            futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed_local()
+        });
+        let mut merged = futures::stream::select_all(inbound);
+        Box::pin(async move {
+            while let Some(batch) = merged.next().await {
+                if let Err(closed) = outbox.send(batch).await {
+                    return Err(ModuleError(format!("outbox closed; {} events undelivered", closed.0.len())));
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,4 @@
+//! Modules that bring events into a server.
+
+pub mod generator;
+pub mod tcp;

@@ -1,0 +1,140 @@
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use wishbone_event::RESERVED_QUEUES;
+use wishbone_event::queue::{self, Receiver, Sender};
+
+use crate::{QueueTable, RuntimeOptions};
+
+/// What a running module gets from the runtime: its queues, the stop and
+/// abort signals, and the server's settings.
+#[derive(Debug)]
+pub struct ModuleContext {
+    name: String,
+    kind: &'static str,
+    /// Connected incoming queues, in routing-table order.
+    incoming: Vec<(String, Receiver)>,
+    /// Outgoing queues: every connected one in routing-table order, then the
+    /// declared ones no route connects (they drop and count).
+    outgoing: Vec<(String, Sender)>,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    options: Arc<RuntimeOptions>,
+    table: QueueTable,
+}
+
+impl ModuleContext {
+    pub(crate) fn new(
+        name: String,
+        kind: &'static str,
+        stop: CancellationToken,
+        abort: CancellationToken,
+        options: Arc<RuntimeOptions>,
+        table: QueueTable,
+    ) -> Self {
+        Self { name, kind, incoming: Vec::new(), outgoing: Vec::new(), stop, abort, options, table }
+    }
+
+    /// A context with no connected queues, for testing a module alone: attach
+    /// queues with [`ModuleContext::connect_incoming`] and
+    /// [`ModuleContext::connect_outgoing`].
+    pub fn detached(name: &str, options: RuntimeOptions) -> Self {
+        Self::new(
+            name.to_string(),
+            "detached",
+            CancellationToken::new(),
+            CancellationToken::new(),
+            Arc::new(options),
+            QueueTable::default(),
+        )
+    }
+
+    /// Attaches the receiving end of a queue under `name`.
+    pub fn connect_incoming(&mut self, name: &str, receiver: Receiver) {
+        self.table.add(&self.name, name, receiver.stats().clone());
+        self.incoming.push((name.to_string(), receiver));
+    }
+
+    /// Attaches the sending end of a queue under `name`.
+    pub fn connect_outgoing(&mut self, name: &str, sender: Sender) {
+        self.table.add(&self.name, name, sender.stats().clone());
+        self.outgoing.retain(|(existing, _)| existing != name);
+        let connected = self.outgoing.iter().take_while(|(_, sender)| sender.is_connected()).count();
+        let position = if sender.is_connected() { connected } else { self.outgoing.len() };
+        self.outgoing.insert(position, (name.to_string(), sender));
+    }
+
+    /// The instance name from the bootstrap, for logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The module's kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Takes the receiver of an incoming queue; one no route feeds is
+    /// already closed.
+    pub fn take_incoming(&mut self, name: &str) -> Receiver {
+        match self.incoming.iter().position(|(queue, _)| queue == name) {
+            Some(index) => self.incoming.remove(index).1,
+            None => queue::closed(self.options.queue_size),
+        }
+    }
+
+    /// Takes the receivers of every connected incoming queue, in
+    /// routing-table order (a funnel's inbound queues).
+    pub fn take_all_incoming(&mut self) -> Vec<(String, Receiver)> {
+        std::mem::take(&mut self.incoming)
+    }
+
+    /// The sender of an outgoing queue. One no route connects drops what is
+    /// put on it and counts it in `dropped_total`.
+    pub fn outgoing(&mut self, name: &str) -> Sender {
+        if let Some((_, sender)) = self.outgoing.iter().find(|(queue, _)| queue == name) {
+            return sender.clone();
+        }
+        let sender = queue::unconnected();
+        self.connect_outgoing(name, sender.clone());
+        sender
+    }
+
+    /// Whether a route connects this outgoing queue.
+    pub fn is_connected(&self, name: &str) -> bool {
+        self.outgoing.iter().any(|(queue, sender)| queue == name && sender.is_connected())
+    }
+
+    /// Every connected outgoing queue other than the reserved ones (`failed`,
+    /// `success`, `logs`, `metrics`), in routing-table order: a round robin's
+    /// destinations.
+    pub fn destinations(&self) -> Vec<(String, Sender)> {
+        self.outgoing
+            .iter()
+            .filter(|(queue, sender)| sender.is_connected() && !RESERVED_QUEUES.contains(&queue.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// Fires when the server stops. A source stops producing and returns;
+    /// other modules keep draining until their incoming queues close.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Fires when draining took longer than the server allows: return now,
+    /// and say what was left undelivered.
+    pub fn aborting(&self) -> CancellationToken {
+        self.abort.clone()
+    }
+
+    /// The server's settings.
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    /// Every queue of the server, for metrics modules.
+    pub fn queue_table(&self) -> QueueTable {
+        self.table.clone()
+    }
+}

@@ -1,0 +1,39 @@
+//! The wishbone runtime: turns a validated bootstrap into running modules.
+//!
+//! - [`Module`] and [`ModuleKind`] are the module API. A kind describes
+//!   itself (name, older names, one-line description, documentation, queues)
+//!   and builds a module from its arguments; the builtin modules and a user's
+//!   own modules use exactly this API.
+//! - [`ModuleSet`] is a list of kinds; it answers the bootstrap validator's
+//!   questions and builds modules.
+//! - [`ModuleContext`] is what a running module gets: the receivers of its
+//!   incoming queues, the senders of its outgoing ones, and the stop signal.
+//! - [`ModuleActor`] is the actix actor that hosts one module for its life.
+//! - [`Server`] wires the queues of a bootstrap, starts the actors (outputs
+//!   first, inputs last), and on SIGINT or SIGTERM stops the inputs and lets
+//!   every queue drain into its outputs before it returns.
+//!
+//! Events do not travel as actix messages: actix mailboxes count messages,
+//! not events, and `do_send` ignores their capacity. They travel in batches on
+//! the bounded queues of [`wishbone_event::queue`], whose capacity counts
+//! events and whose full state makes producers wait.
+
+mod actor;
+mod context;
+mod module;
+mod options;
+mod order;
+mod server;
+mod set;
+mod table;
+
+pub use actor::ModuleActor;
+pub use context::ModuleContext;
+pub use module::{Module, ModuleError, ModuleKind};
+pub use options::RuntimeOptions;
+pub use server::{Server, ServerError};
+pub use set::ModuleSet;
+pub use table::{QueueEntry, QueueTable};
+
+pub use wishbone_bootstrap::{ArgumentError, Arguments};
+pub use wishbone_event::{Batch, Event, QueueSpec, queue};

@@ -1,0 +1,30 @@
+use std::time::Duration;
+
+/// Settings of a whole server, from the command line.
+#[derive(Clone, Debug)]
+pub struct RuntimeOptions {
+    /// Capacity of every queue, in events (`--queue-size`).
+    pub queue_size: usize,
+    /// How often metrics modules report (`--frequency`).
+    pub frequency: Duration,
+    /// How long a stop waits for queues to drain into outputs before it
+    /// aborts and reports what was left undelivered.
+    pub drain_timeout: Duration,
+    /// Forces `SO_REUSEPORT` on listening inputs, so several instances share
+    /// a port (`--instances`).
+    pub reuse_port: bool,
+    /// The host name metrics and enrichment modules report.
+    pub hostname: String,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            queue_size: 1000,
+            frequency: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(30),
+            reuse_port: false,
+            hostname: "localhost".to_string(),
+        }
+    }
+}

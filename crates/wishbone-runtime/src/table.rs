@@ -1,0 +1,34 @@
+use std::sync::{Arc, Mutex};
+
+use wishbone_event::QueueStats;
+
+/// One named queue of one module and its counters. The two ends of a route
+/// share one set of counters, listed under both names, as in the original.
+#[derive(Clone, Debug)]
+pub struct QueueEntry {
+    pub module: String,
+    pub queue: String,
+    pub stats: Arc<QueueStats>,
+}
+
+/// Every queue of a server, for metrics modules and the summary at exit.
+#[derive(Clone, Debug, Default)]
+pub struct QueueTable {
+    entries: Arc<Mutex<Vec<QueueEntry>>>,
+}
+
+impl QueueTable {
+    pub(crate) fn add(&self, module: &str, queue: &str, stats: Arc<QueueStats>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !entries.iter().any(|entry| entry.module == module && entry.queue == queue) {
+            entries.push(QueueEntry { module: module.to_string(), queue: queue.to_string(), stats });
+        }
+    }
+
+    /// A copy of the list, sorted by module and queue.
+    pub fn entries(&self) -> Vec<QueueEntry> {
+        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        entries.sort_by(|a, b| (&a.module, &a.queue).cmp(&(&b.module, &b.queue)));
+        entries
+    }
+}
