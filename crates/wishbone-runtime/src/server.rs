@@ -39,7 +39,7 @@ impl Server {
     /// Runs in a new actix system until SIGINT or SIGTERM (a second signal
     /// aborts the drain), or until every module has finished.
     pub fn run(self) -> Result<QueueTable, ServerError> {
-        actix::System::new().block_on(self.serve(stop_signals()))
+        actix::System::new().block_on(async { self.serve(stop_signals()).await })
     }
 
     /// Runs on the current actix system; each item of `stop_requests` is a

@@ -1,0 +1,68 @@
+//! `list`, `show` and `check`: what this binary knows of module kinds and
+//! bootstrap files.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use wishbone_bootstrap::{Bootstrap, LoadError, nearest};
+use wishbone_runtime::ModuleSet;
+
+use crate::EXIT_INVALID;
+use crate::cli::{CheckOptions, ShowOptions};
+
+/// Loads and validates a bootstrap file; on failure prints every problem to
+/// standard error and gives the exit status.
+pub fn load(path: &Path, modules: &ModuleSet) -> Result<Bootstrap, ExitCode> {
+    wishbone_bootstrap::load(path, modules).map_err(|error| {
+        eprintln!("error: {error}");
+        if let LoadError::Invalid { .. } = error {
+            eprintln!("(`wishbone list` shows every module kind; `wishbone show --docs KIND` its arguments)");
+        }
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
+pub fn check(options: &CheckOptions, modules: &ModuleSet) -> ExitCode {
+    match load(&options.config, modules) {
+        Ok(bootstrap) => {
+            println!(
+                "{} is valid: {} modules, {} routes",
+                options.config.display(),
+                bootstrap.modules.len(),
+                bootstrap.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+pub fn list(modules: &ModuleSet) -> ExitCode {
+    let width = modules.kinds().iter().flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied())).map(str::len).max().unwrap_or(0);
+    println!("{:width$}  DESCRIPTION", "KIND");
+    for kind in modules.kinds() {
+        println!("{:width$}  {}", kind.name, kind.description);
+        for alias in kind.aliases {
+            println!("{:width$}  (older name of {})", alias, kind.name);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn show(options: &ShowOptions, modules: &ModuleSet) -> ExitCode {
+    match modules.find(&options.docs) {
+        Some(kind) => {
+            print!("{}", kind.docs);
+            if !kind.aliases.is_empty() {
+                println!("\nAlso accepted as: {}", kind.aliases.join(", "));
+            }
+            ExitCode::SUCCESS
+        }
+        None => {
+            let names = modules.kinds().iter().flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied()));
+            let hint = nearest(&options.docs, names).map(|name| format!("; did you mean `{name}`?")).unwrap_or_default();
+            eprintln!("error: unknown module kind `{}`{hint} (`wishbone list` shows every kind)", options.docs);
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The `wishbone` command. [`main_with`] runs it over any set of module
+//! kinds, so a binary that adds its own modules to the builtin ones offers
+//! the same commands:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     wishbone::main_with(wishbone_modules::builtin_set())
+//! }
+//! ```
+
+mod catalog;
+mod cli;
+mod logging;
+mod run;
+mod stop;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use wishbone_runtime::ModuleSet;
+
+pub use cli::Cli;
+
+/// Exit status for a bootstrap file or command line that cannot be used.
+pub const EXIT_INVALID: u8 = 2;
+/// Exit status for a server that failed or was aborted with events undelivered.
+pub const EXIT_FAILED: u8 = 1;
+
+/// Parses the command line and runs the command over these module kinds.
+pub fn main_with(modules: ModuleSet) -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        cli::Command::Debug(options) => run::debug(&options, &modules),
+        cli::Command::Start(options) => run::start(&options, &modules),
+        cli::Command::Stop(options) => stop::stop(&options),
+        cli::Command::List => catalog::list(&modules),
+        cli::Command::Show(options) => catalog::show(&options, &modules),
+        cli::Command::Check(options) => catalog::check(&options, &modules),
+    }
+}
