@@ -1,1 +1,248 @@
+//! Helpers for the end-to-end tests: run the `wishbone` binary on a
+//! bootstrap, run `wishbone-sink` peers, send lines, wait for conditions with
+//! deadlines (never fixed sleeps as synchronisation).
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// Where cargo put the binaries of this workspace, found from the test's own path.
+pub fn binary(name: &str) -> PathBuf {
+    let test = std::env::current_exe().expect("the test's path");
+    let dir = test.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wishbone-e2e-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
+
+/// Polls `condition` until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `count` numbered lines of about 100 bytes: every line is different, so
+/// a loss, a duplicate or a reordering shows.
+pub fn numbered_lines(count: usize) -> Vec<u8> {
+    let mut data = Vec::with_capacity(count * 100);
+    for number in 0..count {
+        writeln!(data, "{number:010} the quick brown fox jumps over the lazy dog and keeps running past the barn.....").unwrap();
+    }
+    data
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Lines as a sorted list, to compare contents whatever the order.
+pub fn sorted_lines(data: &[u8]) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = data.split_inclusive(|byte| *byte == b'\n').collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// Sends `data` on a new connection and closes it.
+pub fn send(port: u16, data: &[u8]) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to wishbone's input");
+    stream.write_all(data).expect("send to wishbone's input");
+    stream.shutdown(std::net::Shutdown::Write).expect("close");
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Standard output of a child, collected line by line by a thread.
+#[derive(Clone, Default)]
+pub struct Output(Arc<Mutex<Vec<String>>>);
+
+impl Output {
+    fn collect(&self, stream: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    /// The first line containing `needle`, waiting for it up to `limit`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> String {
+        let mut found = None;
+        wait_until(limit, &format!("a line with `{needle}`, have:\n{}", self.text()), || {
+            found = self.0.lock().unwrap().iter().find(|line| line.contains(needle)).cloned();
+            found.is_some()
+        });
+        found.unwrap()
+    }
+}
+
+/// The value after `key=` in a log line.
+pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let start = line.find(&format!("{key}="))? + key.len() + 1;
+    line[start..].split_whitespace().next().map(|value| value.trim_matches('"'))
+}
+
+/// A running `wishbone debug`.
+pub struct Wishbone {
+    child: Child,
+    pub output: Output,
+}
+
+impl Wishbone {
+    /// Writes the bootstrap into `dir` and starts `wishbone debug` on it.
+    pub fn start(dir: &Path, bootstrap: &str, extra: &[&str]) -> Wishbone {
+        let config = dir.join("bootstrap.yaml");
+        std::fs::write(&config, bootstrap).unwrap();
+        let mut child = Command::new(binary("wishbone"))
+            .arg("debug")
+            .arg("--config")
+            .arg(&config)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wishbone");
+        let output = Output::default();
+        output.collect(child.stdout.take().unwrap());
+        output.collect(child.stderr.take().unwrap());
+        Wishbone { child, output }
+    }
+
+    /// The port the named tcp input listens on, from its log line.
+    pub fn input_port(&self, module: &str) -> u16 {
+        let line = self.output.wait_for(&format!("listening module={module}"), Duration::from_secs(20));
+        let address = field(&line, "address").expect("address in the listening line");
+        address.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to end.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let mut status = None;
+        wait_until(limit, "wishbone to exit", || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        std::thread::sleep(Duration::from_millis(50)); // let the reader threads take the last lines
+        status.unwrap()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        self.wait(Duration::from_secs(60))
+    }
+
+    /// A queue's total from the summary logged at exit.
+    pub fn queue_total(&self, queue: &str, stat: &str) -> u64 {
+        let line = self.output.wait_for(&format!("queue totals queue={queue} "), Duration::from_secs(5));
+        field(&line, stat).and_then(|value| value.parse().ok()).expect("a number")
+    }
+}
+
+impl Drop for Wishbone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `wishbone-sink` peer writing what it receives to a file.
+pub struct Sink {
+    child: Child,
+    pub port: u16,
+    pub file: PathBuf,
+    pub log: Output,
+}
+
+impl Sink {
+    /// A sink on a port the system picks.
+    pub fn start(dir: &Path, name: &str) -> Sink {
+        Self::start_on(dir, name, 0, &[])
+    }
+
+    /// A sink on a given port (to restart a killed one), with extra flags.
+    pub fn start_on(dir: &Path, name: &str, port: u16, extra: &[&str]) -> Sink {
+        let file = dir.join(format!("{name}.out"));
+        let mut child = Command::new(binary("wishbone-sink"))
+            .args(["--port", &port.to_string(), "--out"])
+            .arg(&file)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wishbone-sink");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(first.starts_with("listening "), "wishbone-sink said: {first}");
+        let port = first.trim().rsplit(':').next().unwrap().parse().unwrap();
+        let log = Output::default();
+        log.collect(child.stderr.take().unwrap());
+        Sink { child, port, file, log }
+    }
+
+    /// What arrived so far.
+    pub fn received(&self) -> Vec<u8> {
+        std::fs::read(&self.file).unwrap_or_default()
+    }
+
+    pub fn line_count(&self) -> usize {
+        self.received().iter().filter(|byte| **byte == b'\n').count()
+    }
+
+    /// Waits until `lines` lines arrived.
+    pub fn wait_for_lines(&self, lines: usize, limit: Duration) {
+        wait_until(limit, &format!("{lines} lines at the sink on port {}", self.port), || self.line_count() >= lines);
+    }
+
+    /// SIGKILL: the peer vanishes without closing anything itself.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A bootstrap of one tcp input on a free port and one tcp output to `port`.
+pub fn proxy_bootstrap(port: u16) -> String {
+    format!(
+        "modules:\n  input:\n    module: wishbone.input.tcp\n    arguments: {{address: 127.0.0.1, port: 0}}\n  \
+         output:\n    module: wishbone.output.tcp\n    arguments: {{host: 127.0.0.1, port: {port}, reconnect_max: 0.2}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n"
+    )
+}

@@ -1,1 +1,91 @@
-fn main() {}
+//! A TCP peer for tests and benchmarks: listens, and appends every complete
+//! line it receives to a file (or only counts them), so a test can compare
+//! what arrived with what was sent. A line cut off by a connection's end is
+//! counted as partial and not written: it is what a dying connection leaves.
+//!
+//! wishbone-sink [--address A] [--port P] [--out FILE] [--pause-ms N]
+//! prints `listening ADDRESS` once ready; at each connection's end prints
+//! `closed lines=N partial=0|1` on standard error.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Options {
+    address: String,
+    port: u16,
+    out: Option<String>,
+    pause: Duration,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options { address: "127.0.0.1".into(), port: 0, out: None, pause: Duration::ZERO };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--address" => options.address = value,
+            "--port" => options.port = value.parse().map_err(|_| format!("bad port {value}"))?,
+            "--out" => options.out = Some(value),
+            "--pause-ms" => options.pause = Duration::from_millis(value.parse().map_err(|_| format!("bad pause {value}"))?),
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() {
+    let options = match options() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(2);
+        }
+    };
+    let listener = match TcpListener::bind((options.address.as_str(), options.port)) {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("error: cannot listen: {error}");
+            std::process::exit(1);
+        }
+    };
+    let out: Option<Arc<Mutex<std::fs::File>>> = options.out.as_ref().map(|path| {
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open the output file");
+        Arc::new(Mutex::new(file))
+    });
+    println!("listening {}", listener.local_addr().expect("bound address"));
+    let _ = std::io::stdout().flush();
+    for stream in listener.incoming().flatten() {
+        let out = out.clone();
+        let pause = options.pause;
+        std::thread::spawn(move || receive(stream, out, pause));
+    }
+}
+
+/// Reads complete lines and appends them, a large block at a time.
+fn receive(stream: TcpStream, out: Option<Arc<Mutex<std::fs::File>>>, pause: Duration) {
+    std::thread::sleep(pause);
+    let mut reader = BufReader::with_capacity(256 * 1024, stream);
+    let mut lines = 0u64;
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk,
+        };
+        let taken = chunk.len();
+        carry.extend_from_slice(chunk);
+        reader.consume(taken);
+        if let Some(last) = carry.iter().rposition(|byte| *byte == b'\n') {
+            let complete: Vec<u8> = carry.drain(..=last).collect();
+            lines += complete.iter().filter(|byte| **byte == b'\n').count() as u64;
+            if let Some(out) = &out {
+                let mut file = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let _ = file.write_all(&complete);
+            }
+        }
+    }
+    let _ = reader.into_inner().read(&mut [0u8; 1]);
+    eprintln!("closed lines={lines} partial={}", u8::from(!carry.is_empty()));
+}

@@ -1,0 +1,91 @@
+//! Scenario I of the article: a TCP input wired to a TCP output; what the
+//! backend receives hashes to what was sent, through outages and stops.
+
+use std::time::Duration;
+
+use wishbone_e2e::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn proxy_delivers_unchanged(test: &str, data: &[u8]) {
+    let dir = scratch_dir(test);
+    let sink = Sink::start(&dir, "backend");
+    let mut wishbone = Wishbone::start(&dir, &proxy_bootstrap(sink.port), &[]);
+    send(wishbone.input_port("input"), data);
+    let lines = data.iter().filter(|byte| **byte == b'\n').count();
+    sink.wait_for_lines(lines, MINUTE);
+    assert_eq!(sha256(&sink.received()), sha256(data));
+    assert!(wishbone.stop().success());
+    assert_eq!(wishbone.queue_total("input.outbox", "in_total"), lines as u64);
+    assert_eq!(wishbone.queue_total("output.inbox", "out_total"), lines as u64);
+}
+
+#[test]
+fn ten_thousand_lines_arrive_unchanged() {
+    proxy_delivers_unchanged("ten-thousand", &b"hello\n".repeat(10_000));
+}
+
+#[test]
+fn a_million_lines_arrive_unchanged() {
+    proxy_delivers_unchanged("million", &numbered_lines(1_000_000));
+}
+
+#[test]
+fn a_backend_that_starts_late_still_gets_every_line_once() {
+    let dir = scratch_dir("late-backend");
+    let port = free_port();
+    let mut wishbone = Wishbone::start(&dir, &proxy_bootstrap(port), &[]);
+    let data = numbered_lines(20_000);
+    send(wishbone.input_port("input"), &data);
+    wishbone.output.wait_for("cannot connect", MINUTE);
+    std::thread::sleep(Duration::from_secs(2)); // the scenario: the backend comes up two seconds later
+    let sink = Sink::start_on(&dir, "backend", port, &[]);
+    sink.wait_for_lines(20_000, MINUTE);
+    assert!(wishbone.stop().success());
+    assert_eq!(sink.received(), data, "every line, once, in order");
+}
+
+#[test]
+fn a_backend_killed_and_restarted_between_two_sends_gets_the_second_send() {
+    let dir = scratch_dir("killed-backend");
+    let mut first = Sink::start(&dir, "first");
+    let mut wishbone = Wishbone::start(&dir, &proxy_bootstrap(first.port), &[]);
+    let input = wishbone.input_port("input");
+    let data = numbered_lines(20_000);
+    let (before, after) = data.split_at(data.len() / 2);
+    send(input, before);
+    first.wait_for_lines(10_000, MINUTE);
+    first.kill();
+    let second = Sink::start_on(&dir, "second", first.port, &[]);
+    send(input, after);
+    second.wait_for_lines(10_000, MINUTE);
+    assert!(wishbone.stop().success());
+    assert_eq!(first.received(), before);
+    assert_eq!(second.received(), after);
+}
+
+#[test]
+fn sigterm_while_streaming_loses_nothing_that_was_read() {
+    let dir = scratch_dir("sigterm");
+    let sink = Sink::start(&dir, "backend");
+    let mut wishbone = Wishbone::start(&dir, &proxy_bootstrap(sink.port), &[]);
+    let input = wishbone.input_port("input");
+    let data = numbered_lines(1_000_000);
+    let sender = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", input)).unwrap();
+            let _ = std::io::Write::write_all(&mut stream, &data); // cut short by the stop
+        })
+    };
+    sink.wait_for_lines(100_000, MINUTE);
+    let status = wishbone.stop();
+    let _ = sender.join();
+    assert!(status.success(), "exit status {status:?}");
+    let read = wishbone.queue_total("input.outbox", "in_total") as usize;
+    let received = sink.received();
+    let lines = received.iter().filter(|byte| **byte == b'\n').count();
+    assert_eq!(lines, read, "every line read reached the backend");
+    assert!(lines >= 100_000);
+    assert_eq!(&received[..], &data[..received.len()], "in order, unchanged");
+}
