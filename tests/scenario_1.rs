@@ -16,8 +16,14 @@ fn proxy_delivers_unchanged(test: &str, data: &[u8]) {
     sink.wait_for_lines(lines, MINUTE);
     assert_eq!(sha256(&sink.received()), sha256(data));
     assert!(wishbone.stop().success());
-    assert_eq!(wishbone.queue_total("input.outbox", "in_total"), lines as u64);
-    assert_eq!(wishbone.queue_total("output.inbox", "out_total"), lines as u64);
+    assert_eq!(
+        wishbone.queue_total("input.outbox", "in_total"),
+        lines as u64
+    );
+    assert_eq!(
+        wishbone.queue_total("output.inbox", "out_total"),
+        lines as u64
+    );
 }
 
 #[test]
@@ -87,5 +93,9 @@ fn sigterm_while_streaming_loses_nothing_that_was_read() {
     let lines = received.iter().filter(|byte| **byte == b'\n').count();
     assert_eq!(lines, read, "every line read reached the backend");
     assert!(lines >= 100_000);
-    assert_eq!(&received[..], &data[..received.len()], "in order, unchanged");
+    assert_eq!(
+        &received[..],
+        &data[..received.len()],
+        "in order, unchanged"
+    );
 }

@@ -14,9 +14,16 @@ use sha2::{Digest, Sha256};
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {
     let test = std::env::current_exe().expect("the test's path");
-    let dir = test.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = test
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        path.display()
+    );
     path
 }
 
@@ -32,7 +39,10 @@ pub fn scratch_dir(test: &str) -> PathBuf {
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -48,7 +58,10 @@ pub fn numbered_lines(count: usize) -> Vec<u8> {
 }
 
 pub fn sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|byte| format!("{byte:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Lines as a sorted list, to compare contents whatever the order.
@@ -67,7 +80,11 @@ pub fn send(port: u16, data: &[u8]) {
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Standard output of a child, collected line by line by a thread.
@@ -91,10 +108,20 @@ impl Output {
     /// The first line containing `needle`, waiting for it up to `limit`.
     pub fn wait_for(&self, needle: &str, limit: Duration) -> String {
         let mut found = None;
-        wait_until(limit, &format!("a line with `{needle}`, have:\n{}", self.text()), || {
-            found = self.0.lock().unwrap().iter().find(|line| line.contains(needle)).cloned();
-            found.is_some()
-        });
+        wait_until(
+            limit,
+            &format!("a line with `{needle}`, have:\n{}", self.text()),
+            || {
+                found = self
+                    .0
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|line| line.contains(needle))
+                    .cloned();
+                found.is_some()
+            },
+        );
         found.unwrap()
     }
 }
@@ -102,7 +129,10 @@ impl Output {
 /// The value after `key=` in a log line.
 pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let start = line.find(&format!("{key}="))? + key.len() + 1;
-    line[start..].split_whitespace().next().map(|value| value.trim_matches('"'))
+    line[start..]
+        .split_whitespace()
+        .next()
+        .map(|value| value.trim_matches('"'))
 }
 
 /// A running `wishbone debug`.
@@ -133,7 +163,10 @@ impl Wishbone {
 
     /// The port the named tcp input listens on, from its log line.
     pub fn input_port(&self, module: &str) -> u16 {
-        let line = self.output.wait_for(&format!("listening module={module}"), Duration::from_secs(20));
+        let line = self.output.wait_for(
+            &format!("listening module={module}"),
+            Duration::from_secs(20),
+        );
         let address = field(&line, "address").expect("address in the listening line");
         address.rsplit(':').next().unwrap().parse().unwrap()
     }
@@ -165,8 +198,13 @@ impl Wishbone {
 
     /// A queue's total from the summary logged at exit.
     pub fn queue_total(&self, queue: &str, stat: &str) -> u64 {
-        let line = self.output.wait_for(&format!("queue totals queue={queue} "), Duration::from_secs(5));
-        field(&line, stat).and_then(|value| value.parse().ok()).expect("a number")
+        let line = self.output.wait_for(
+            &format!("queue totals queue={queue} "),
+            Duration::from_secs(5),
+        );
+        field(&line, stat)
+            .and_then(|value| value.parse().ok())
+            .expect("a number")
     }
 }
 
@@ -203,12 +241,22 @@ impl Sink {
             .spawn()
             .expect("start wishbone-sink");
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        assert!(first.starts_with("listening "), "wishbone-sink said: {first}");
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(
+            first.starts_with("listening "),
+            "wishbone-sink said: {first}"
+        );
         let port = first.trim().rsplit(':').next().unwrap().parse().unwrap();
         let log = Output::default();
         log.collect(child.stderr.take().unwrap());
-        Sink { child, port, file, log }
+        Sink {
+            child,
+            port,
+            file,
+            log,
+        }
     }
 
     /// What arrived so far.
@@ -217,12 +265,19 @@ impl Sink {
     }
 
     pub fn line_count(&self) -> usize {
-        self.received().iter().filter(|byte| **byte == b'\n').count()
+        self.received()
+            .iter()
+            .filter(|byte| **byte == b'\n')
+            .count()
     }
 
     /// Waits until `lines` lines arrived.
     pub fn wait_for_lines(&self, lines: usize, limit: Duration) {
-        wait_until(limit, &format!("{lines} lines at the sink on port {}", self.port), || self.line_count() >= lines);
+        wait_until(
+            limit,
+            &format!("{lines} lines at the sink on port {}", self.port),
+            || self.line_count() >= lines,
+        );
     }
 
     /// SIGKILL: the peer vanishes without closing anything itself.

@@ -39,7 +39,16 @@ impl Arguments {
             serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
             other => other.clone(),
         };
-        serde_yaml::from_value(value).map_err(|error| ArgumentError(error.to_string()))
+        serde_path_to_error::deserialize(value).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            let message = inner.to_string();
+            if path == "." || message.contains(&format!("`{path}`")) {
+                ArgumentError(message)
+            } else {
+                ArgumentError(format!("`{path}`: {message}"))
+            }
+        })
     }
 }
 
@@ -65,9 +74,38 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_type_names_the_field() {
+        let error = Arguments::from_yaml("port: 70000")
+            .unwrap()
+            .deserialize::<Config>()
+            .unwrap_err();
+        assert!(
+            error.to_string().starts_with("`port`: invalid value"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Required {
+            url: String,
+        }
+        let error = Arguments::default().deserialize::<Required>().unwrap_err();
+        assert!(error.to_string().contains("missing field `url`"), "{error}");
+    }
+
+    #[test]
     fn unknown_fields_name_the_valid_ones() {
-        let error = Arguments::from_yaml("prot: 1").unwrap().deserialize::<Config>().unwrap_err();
-        assert!(error.to_string().contains("unknown field `prot`"), "{error}");
+        let error = Arguments::from_yaml("prot: 1")
+            .unwrap()
+            .deserialize::<Config>()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("unknown field `prot`"),
+            "{error}"
+        );
         assert!(error.to_string().contains("`port`"), "{error}");
     }
 }

@@ -22,7 +22,10 @@ pub(crate) fn entries<'a>(
         .filter_map(|(key, value)| match key.as_str() {
             Some(key) => Some((key, value)),
             None => {
-                problems.push(Problem::new(place, format!("key {} is not a name", describe(key))));
+                problems.push(Problem::new(
+                    place,
+                    format!("key {} is not a name", describe(key)),
+                ));
                 None
             }
         })

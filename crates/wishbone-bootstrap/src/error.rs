@@ -12,7 +12,10 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn new(place: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { place: place.into(), message: message.into() }
+        Self {
+            place: place.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -34,7 +37,10 @@ pub enum LoadError {
     },
     /// The file was read; these are all the problems found in it.
     #[error("{}", render(path, problems))]
-    Invalid { path: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 fn render(path: &std::path::Path, problems: &[Problem]) -> String {

@@ -31,10 +31,14 @@ impl QueueRef {
         let (module, queue) = text.trim().split_once('.')?;
         let valid = |part: &str| {
             !part.is_empty()
-                && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         };
-        (valid(module) && valid(queue))
-            .then(|| QueueRef { module: module.to_string(), queue: queue.to_string() })
+        (valid(module) && valid(queue)).then(|| QueueRef {
+            module: module.to_string(),
+            queue: queue.to_string(),
+        })
     }
 }
 
@@ -42,7 +46,10 @@ impl Route {
     /// Parses `module.queue -> module.queue`; `None` when the line has another shape.
     pub fn parse(line: &str) -> Option<Route> {
         let (from, to) = line.split_once("->")?;
-        Some(Route { from: QueueRef::parse(from)?, to: QueueRef::parse(to)? })
+        Some(Route {
+            from: QueueRef::parse(from)?,
+            to: QueueRef::parse(to)?,
+        })
     }
 }
 
@@ -61,7 +68,13 @@ mod tests {
 
     #[test]
     fn refuses_other_shapes() {
-        for line in ["input -> output.inbox", "input.outbox => output.inbox", "a.b.c -> d.e", "a.b -> ", ""] {
+        for line in [
+            "input -> output.inbox",
+            "input.outbox => output.inbox",
+            "a.b.c -> d.e",
+            "a.b -> ",
+            "",
+        ] {
             assert_eq!(Route::parse(line), None, "{line}");
         }
     }

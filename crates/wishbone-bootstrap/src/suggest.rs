@@ -10,8 +10,13 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// `; did you mean `x`?` or nothing.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    nearest(word, candidates).map(|found| format!("; did you mean `{found}`?")).unwrap_or_default()
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    nearest(word, candidates)
+        .map(|found| format!("; did you mean `{found}`?"))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -21,7 +26,10 @@ mod tests {
     #[test]
     fn finds_a_typo_and_ignores_strangers() {
         let kinds = ["wishbone.flow.roundrobin", "wishbone.flow.funnel"];
-        assert_eq!(nearest("wishbone.flow.roundrobn", kinds), Some("wishbone.flow.roundrobin"));
+        assert_eq!(
+            nearest("wishbone.flow.roundrobn", kinds),
+            Some("wishbone.flow.roundrobin")
+        );
         assert_eq!(nearest("kafka", kinds), None);
     }
 }

@@ -68,15 +68,20 @@ const MODULE_KEYS: [&str; 3] = ["module", "arguments", "description"];
 
 /// Reads and validates a bootstrap file.
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     validate(path, &text, catalog)
 }
 
 /// Validates bootstrap text; `path` is used in messages only.
 pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
     let mut problems = Vec::new();
-    let invalid = |problems| LoadError::Invalid { path: path.to_path_buf(), problems };
+    let invalid = |problems| LoadError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
     let document = match parse(text) {
         Ok(document) => document,
         Err(problem) => return Err(invalid(vec![problem])),
@@ -88,20 +93,40 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
             return Err(invalid(vec![Problem::new("top level", message)]));
         }
         other => {
-            let message = format!("expected a mapping with `modules:` and `routingtable:`, found {}", describe(other));
+            let message = format!(
+                "expected a mapping with `modules:` and `routingtable:`, found {}",
+                describe(other)
+            );
             return Err(invalid(vec![Problem::new("top level", message)]));
         }
     };
     let mut modules = Vec::new();
+    // Modules whose kind is unknown: already reported, and not reported
+    // again as undefined by the routes that name them.
+    let mut unresolved = Vec::new();
     let mut routing_lines = None;
     let mut saw_modules = false;
     for (key, value) in entries(top, "top level", &mut problems) {
         match key {
             "modules" => {
                 saw_modules = true;
-                read_modules(value, Section::Modules, catalog, &mut modules, &mut problems);
+                read_modules(
+                    value,
+                    Section::Modules,
+                    catalog,
+                    &mut modules,
+                    &mut unresolved,
+                    &mut problems,
+                );
             }
-            "metrics" => read_modules(value, Section::Metrics, catalog, &mut modules, &mut problems),
+            "metrics" => read_modules(
+                value,
+                Section::Metrics,
+                catalog,
+                &mut modules,
+                &mut unresolved,
+                &mut problems,
+            ),
             "routingtable" => routing_lines = Some(value),
             unknown => problems.push(Problem::new(
                 "top level",
@@ -114,15 +139,22 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
         }
     }
     if !saw_modules {
-        problems.push(Problem::new("top level", "no `modules:` section; a bootstrap needs at least one module"));
+        problems.push(Problem::new(
+            "top level",
+            "no `modules:` section; a bootstrap needs at least one module",
+        ));
     }
     modules.sort_by_key(|module: &ModuleDecl| module.section == Section::Modules);
     let routes = match routing_lines {
-        Some(lines) => read_routes(lines, &modules, catalog, &mut problems),
+        Some(lines) => read_routes(lines, &modules, &unresolved, catalog, &mut problems),
         None => Vec::new(),
     };
     if problems.is_empty() {
-        Ok(Bootstrap { path: path.to_path_buf(), modules, routes })
+        Ok(Bootstrap {
+            path: path.to_path_buf(),
+            modules,
+            routes,
+        })
     } else {
         Err(invalid(problems))
     }
@@ -133,16 +165,24 @@ fn read_modules(
     section: Section,
     catalog: &dyn Catalog,
     modules: &mut Vec<ModuleDecl>,
+    unresolved: &mut Vec<String>,
     problems: &mut Vec<Problem>,
 ) {
-    let section_name = if section == Section::Modules { "modules" } else { "metrics" };
+    let section_name = if section == Section::Modules {
+        "modules"
+    } else {
+        "metrics"
+    };
     let mapping = match value {
         Value::Mapping(mapping) => mapping,
         Value::Null => return,
         other => {
             problems.push(Problem::new(
                 format!("`{section_name}:`"),
-                format!("expected a mapping of module names to modules, found {}", describe(other)),
+                format!(
+                    "expected a mapping of module names to modules, found {}",
+                    describe(other)
+                ),
             ));
             return;
         }
@@ -156,18 +196,27 @@ fn read_modules(
             ));
             continue;
         }
-        if modules.iter().any(|module| module.name == name) {
-            problems.push(Problem::new(&place, "defined twice (module names are shared by `modules:` and `metrics:`)"));
+        if modules.iter().any(|module| module.name == name)
+            || unresolved.iter().any(|other| other == name)
+        {
+            problems.push(Problem::new(
+                &place,
+                "defined twice (module names are shared by `modules:` and `metrics:`)",
+            ));
             continue;
         }
-        if let Some(module) = read_module(name, body, section, catalog, &place, problems) {
-            modules.push(module);
+        match read_module(name, body, section, catalog, &place, problems) {
+            Some(module) => modules.push(module),
+            None => unresolved.push(name.to_string()),
         }
     }
 }
 
 fn valid_module_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn read_module(
@@ -181,7 +230,10 @@ fn read_module(
     let Value::Mapping(body) = body else {
         problems.push(Problem::new(
             place,
-            format!("expected a mapping with `module:` and optional `arguments:`, found {}", describe(body)),
+            format!(
+                "expected a mapping with `module:` and optional `arguments:`, found {}",
+                describe(body)
+            ),
         ));
         return None;
     };
@@ -192,21 +244,37 @@ fn read_module(
         match key {
             "module" => match value.as_str() {
                 Some(kind) => kind_name = Some(kind),
-                None => problems.push(Problem::new(place, format!("`module:` must name a module kind, found {}", describe(value)))),
+                None => problems.push(Problem::new(
+                    place,
+                    format!(
+                        "`module:` must name a module kind, found {}",
+                        describe(value)
+                    ),
+                )),
             },
             "arguments" => match value {
                 Value::Mapping(_) | Value::Null => arguments = Arguments::from_value(value.clone()),
-                other => problems.push(Problem::new(place, format!("`arguments:` must be a mapping, found {}", describe(other)))),
+                other => problems.push(Problem::new(
+                    place,
+                    format!("`arguments:` must be a mapping, found {}", describe(other)),
+                )),
             },
             "description" => description = value.as_str().map(str::to_string),
             unknown => problems.push(Problem::new(
                 place,
-                format!("unknown key `{unknown}`; valid keys are {}{}", MODULE_KEYS.join(", "), did_you_mean(unknown, MODULE_KEYS)),
+                format!(
+                    "unknown key `{unknown}`; valid keys are {}{}",
+                    MODULE_KEYS.join(", "),
+                    did_you_mean(unknown, MODULE_KEYS)
+                ),
             )),
         }
     }
     let Some(kind_name) = kind_name else {
-        problems.push(Problem::new(place, "no `module:` key saying which kind of module this is (see `wishbone list`)"));
+        problems.push(Problem::new(
+            place,
+            "no `module:` key saying which kind of module this is (see `wishbone list`)",
+        ));
         return None;
     };
     let Some(kind) = catalog.resolve(kind_name) else {
@@ -214,22 +282,31 @@ fn read_module(
         problems.push(Problem::new(
             place,
             format!(
-                "unknown module kind `{kind_name}`{}{}",
+                "unknown module kind `{kind_name}`{} (`wishbone list` shows every kind)",
                 did_you_mean(kind_name, names.iter().copied()),
-                "; `wishbone list` shows every kind"
             ),
         ));
         return None;
     };
     if let Err(error) = catalog.check_arguments(kind, &arguments) {
-        problems.push(Problem::new(place, format!("invalid arguments for {kind}: {error}")));
+        problems.push(Problem::new(
+            place,
+            format!("invalid arguments for {kind}: {error}"),
+        ));
     }
-    Some(ModuleDecl { name: name.to_string(), kind, arguments, description, section })
+    Some(ModuleDecl {
+        name: name.to_string(),
+        kind,
+        arguments,
+        description,
+        section,
+    })
 }
 
 fn read_routes(
     value: &Value,
     modules: &[ModuleDecl],
+    unresolved: &[String],
     catalog: &dyn Catalog,
     problems: &mut Vec<Problem>,
 ) -> Vec<Route> {
@@ -237,7 +314,10 @@ fn read_routes(
         Value::Sequence(lines) => lines,
         Value::Null => return Vec::new(),
         other => {
-            problems.push(Problem::new("`routingtable:`", format!("expected a list of routes, found {}", describe(other))));
+            problems.push(Problem::new(
+                "`routingtable:`",
+                format!("expected a list of routes, found {}", describe(other)),
+            ));
             return Vec::new();
         }
     };
@@ -246,16 +326,30 @@ fn read_routes(
     for (index, line) in lines.iter().enumerate() {
         let number = index + 1;
         let Some(text) = line.as_str() else {
-            problems.push(Problem::new(format!("route {number}"), format!("expected `module.queue -> module.queue`, found {}", describe(line))));
+            problems.push(Problem::new(
+                format!("route {number}"),
+                format!(
+                    "expected `module.queue -> module.queue`, found {}",
+                    describe(line)
+                ),
+            ));
             continue;
         };
         let place = format!("route {number} `{text}`");
         let Some(route) = Route::parse(text) else {
-            problems.push(Problem::new(&place, "not of the form `module.queue -> module.queue`"));
+            problems.push(Problem::new(
+                &place,
+                "not of the form `module.queue -> module.queue`",
+            ));
             continue;
         };
-        let from_ok = check_end(&route.from, Direction::From, modules, catalog, &place, problems);
-        let to_ok = check_end(&route.to, Direction::To, modules, catalog, &place, problems);
+        // An end whose module has an unknown kind was reported with the module.
+        let check = |end: &QueueRef, direction, problems: &mut Vec<Problem>| {
+            !unresolved.contains(&end.module)
+                && check_end(end, direction, modules, catalog, &place, problems)
+        };
+        let from_ok = check(&route.from, Direction::From, problems);
+        let to_ok = check(&route.to, Direction::To, problems);
         if !(from_ok && to_ok) {
             continue;
         }
@@ -267,7 +361,10 @@ fn read_routes(
                 } else {
                     "; to send to several queues, route through a wishbone.flow.fanout or wishbone.flow.roundrobin"
                 };
-                problems.push(Problem::new(&place, format!("queue `{end}` is already connected to `{existing}`{hint}")));
+                problems.push(Problem::new(
+                    &place,
+                    format!("queue `{end}` is already connected to `{existing}`{hint}"),
+                ));
                 clash = true;
             } else {
                 connected.insert(end.clone(), other.clone());
@@ -302,20 +399,37 @@ fn check_end(
                 "module `{}` is not defined{}; defined modules: {}",
                 end.module,
                 did_you_mean(&end.module, names.iter().copied()),
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             ),
         ));
         return false;
     };
-    let Some(spec) = catalog.queues(module.kind) else { return false };
+    let Some(spec) = catalog.queues(module.kind) else {
+        return false;
+    };
     let (fits, side, valid) = match direction {
-        Direction::From => (spec.has_outgoing(&end.queue), "route from", spec.describe_outgoing()),
-        Direction::To => (spec.has_incoming(&end.queue), "route into", spec.describe_incoming()),
+        Direction::From => (
+            spec.has_outgoing(&end.queue),
+            "route from",
+            spec.describe_outgoing(),
+        ),
+        Direction::To => (
+            spec.has_incoming(&end.queue),
+            "route into",
+            spec.describe_incoming(),
+        ),
     };
     if !fits {
         problems.push(Problem::new(
             place,
-            format!("module `{}` ({}) has no queue `{}` to {side}; it has: {valid}", module.name, module.kind, end.queue),
+            format!(
+                "module `{}` ({}) has no queue `{}` to {side}; it has: {valid}",
+                module.name, module.kind, end.queue
+            ),
         ));
     }
     fits
@@ -338,13 +452,21 @@ mod tests {
             }
         }
         fn kind_names(&self) -> Vec<&'static str> {
-            vec!["test.input", "test.output", "test.old.output", "test.funnel"]
+            vec![
+                "test.input",
+                "test.output",
+                "test.old.output",
+                "test.funnel",
+            ]
         }
         fn queues(&self, kind: &str) -> Option<QueueSpec> {
             match kind {
                 "test.input" => Some(QueueSpec::SOURCE),
                 "test.output" => Some(QueueSpec::SINK),
-                "test.funnel" => Some(QueueSpec { any_incoming: true, ..QueueSpec::SOURCE }),
+                "test.funnel" => Some(QueueSpec {
+                    any_incoming: true,
+                    ..QueueSpec::SOURCE
+                }),
                 _ => None,
             }
         }
@@ -373,7 +495,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bootstrap.modules[1].kind, "test.output");
-        assert_eq!(bootstrap.routes[0].to_string(), "input.outbox -> output.inbox");
+        assert_eq!(
+            bootstrap.routes[0].to_string(),
+            "input.outbox -> output.inbox"
+        );
     }
 
     #[test]
@@ -384,32 +509,44 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:#?}");
-        assert!(problems[0].contains("unknown module kind `test.inptu`; did you mean `test.input`?"));
+        assert!(
+            problems[0].contains("unknown module kind `test.inptu`; did you mean `test.input`? (")
+        );
         assert!(problems[1].contains("unknown field `prot`"));
-        assert!(problems[2].contains("unknown key `routingtabel`") && problems[2].contains("did you mean `routingtable`"));
+        assert!(
+            problems[2].contains("unknown key `routingtabel`")
+                && problems[2].contains("did you mean `routingtable`")
+        );
     }
 
     #[test]
     fn routes_are_checked_for_modules_queues_and_double_connections() {
-        let problems = check(&[
-            "modules:",
-            "  input: {module: test.input}",
-            "  output: {module: test.output}",
-            "  other: {module: test.output}",
-            "routingtable:",
-            "  - input.outbox -> outptu.inbox",
-            "  - input.outbx -> output.inbox",
-            "  - input.outbox output.inbox",
-            "  - input.outbox -> output.inbox",
-            "  - input.outbox -> other.inbox",
-            "  - output.inbox -> other.inbox",
-        ].join("\n"))
+        let problems = check(
+            &[
+                "modules:",
+                "  input: {module: test.input}",
+                "  output: {module: test.output}",
+                "  other: {module: test.output}",
+                "routingtable:",
+                "  - input.outbox -> outptu.inbox",
+                "  - input.outbx -> output.inbox",
+                "  - input.outbox output.inbox",
+                "  - input.outbox -> output.inbox",
+                "  - input.outbox -> other.inbox",
+                "  - output.inbox -> other.inbox",
+            ]
+            .join("\n"),
+        )
         .unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:#?}");
         assert!(problems[0].contains("module `outptu` is not defined; did you mean `output`?"));
-        assert!(problems[1].contains("has no queue `outbx`") && problems[1].contains("it has: outbox"));
+        assert!(
+            problems[1].contains("has no queue `outbx`") && problems[1].contains("it has: outbox")
+        );
         assert!(problems[2].contains("not of the form `module.queue -> module.queue`"));
-        assert!(problems[3].contains("queue `input.outbox` is already connected to `output.inbox`"));
+        assert!(
+            problems[3].contains("queue `input.outbox` is already connected to `output.inbox`")
+        );
         assert!(problems[4].contains("no queue `inbox` to route from"));
     }
 
@@ -420,7 +557,11 @@ mod tests {
              routingtable:\n  - a.outbox -> out.inbox\n  - b.outbox -> out.inbox\n",
         )
         .unwrap_err();
-        assert!(problems[0].contains("already connected to `a.outbox`") && problems[0].contains("funnel"), "{problems:?}");
+        assert!(
+            problems[0].contains("already connected to `a.outbox`")
+                && problems[0].contains("funnel"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -428,18 +569,25 @@ mod tests {
         assert!(check("").unwrap_err()[0].contains("the file is empty"));
         assert!(check("- a\n- b\n").unwrap_err()[0].contains("expected a mapping"));
         assert!(check("modules: 3\n").unwrap_err()[0].contains("found the number `3`"));
-        assert!(check("modules:\n  a.b: {module: test.input}\n").unwrap_err()[0].contains("a dot would split it"));
-        assert!(check("modules:\n  a: {arguments: {}}\n").unwrap_err()[0].contains("no `module:` key"));
-        assert!(check("modules: {a: {module: test.input}}\nroutingtable: [3]\n").unwrap_err()[0].contains("found the number `3`"));
+        assert!(
+            check("modules:\n  a.b: {module: test.input}\n").unwrap_err()[0]
+                .contains("a dot would split it")
+        );
+        assert!(
+            check("modules:\n  a: {arguments: {}}\n").unwrap_err()[0].contains("no `module:` key")
+        );
+        assert!(
+            check("modules: {a: {module: test.input}}\nroutingtable: [3]\n").unwrap_err()[0]
+                .contains("found the number `3`")
+        );
         assert!(check("modules: [\n").unwrap_err()[0].starts_with("syntax"));
     }
 
     #[test]
     fn metrics_modules_share_the_namespace() {
-        let problems = check(
-            "metrics:\n  a: {module: test.input}\nmodules:\n  a: {module: test.input}\n",
-        )
-        .unwrap_err();
+        let problems =
+            check("metrics:\n  a: {module: test.input}\nmodules:\n  a: {module: test.input}\n")
+                .unwrap_err();
         assert!(problems[0].contains("defined twice"), "{problems:?}");
     }
 }

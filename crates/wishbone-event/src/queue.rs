@@ -27,17 +27,31 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
     let (locked_tx, locked_rx) = watch::channel(false);
     let stats = Arc::new(QueueStats::default());
     let sender = Sender {
-        link: Some(Link { tx, space: space.clone(), locked: locked_rx }),
+        link: Some(Link {
+            tx,
+            space: space.clone(),
+            locked: locked_rx,
+        }),
         stats: stats.clone(),
         capacity,
     };
-    let receiver = Receiver { rx, space, locked: locked_tx, stats, capacity };
+    let receiver = Receiver {
+        rx,
+        space,
+        locked: locked_tx,
+        stats,
+        capacity,
+    };
     (sender, receiver)
 }
 
 /// A queue no route connects: everything put on it is dropped and counted.
 pub fn unconnected() -> Sender {
-    Sender { link: None, stats: Arc::new(QueueStats::default()), capacity: usize::MAX }
+    Sender {
+        link: None,
+        stats: Arc::new(QueueStats::default()),
+        capacity: usize::MAX,
+    }
 }
 
 /// A receiver that is already closed, for an incoming queue no route feeds.
@@ -107,11 +121,22 @@ impl Sender {
     /// future gives up the wait and loses nothing.
     pub async fn reserve(&self, events: usize) -> Result<Permit, ()> {
         let Some(link) = &self.link else {
-            return Ok(Permit { link: None, stats: self.stats.clone() });
+            return Ok(Permit {
+                link: None,
+                stats: self.stats.clone(),
+            });
         };
         let room = self.room_for(events);
-        let permit = link.space.clone().acquire_many_owned(room).await.map_err(|_| ())?;
-        Ok(Permit { link: Some((link.tx.clone(), permit)), stats: self.stats.clone() })
+        let permit = link
+            .space
+            .clone()
+            .acquire_many_owned(room)
+            .await
+            .map_err(|_| ())?;
+        Ok(Permit {
+            link: Some((link.tx.clone(), permit)),
+            stats: self.stats.clone(),
+        })
     }
 
     /// Puts the batch on the queue only if there is room now; metrics use
@@ -121,12 +146,17 @@ impl Sender {
             self.stats.record_dropped(batch.len());
             return Ok(());
         };
-        match link.space.clone().try_acquire_many_owned(self.room_for(batch.len())) {
-            Ok(permit) => {
-                Permit { link: Some((link.tx.clone(), permit)), stats: self.stats.clone() }
-                    .send(batch)
-                    .map_err(|Closed(batch)| TrySendError::Closed(batch))
+        match link
+            .space
+            .clone()
+            .try_acquire_many_owned(self.room_for(batch.len()))
+        {
+            Ok(permit) => Permit {
+                link: Some((link.tx.clone(), permit)),
+                stats: self.stats.clone(),
             }
+            .send(batch)
+            .map_err(|Closed(batch)| TrySendError::Closed(batch)),
             Err(tokio::sync::TryAcquireError::NoPermits) => Err(TrySendError::Full(batch)),
             Err(tokio::sync::TryAcquireError::Closed) => Err(TrySendError::Closed(batch)),
         }
@@ -149,7 +179,9 @@ impl Sender {
 
     /// A handle that wakes when the queue is locked or unlocked.
     pub fn lock_watch(&self) -> LockWatch {
-        LockWatch { locked: self.link.as_ref().map(|link| link.locked.clone()) }
+        LockWatch {
+            locked: self.link.as_ref().map(|link| link.locked.clone()),
+        }
     }
 
     /// The queue's counters.
@@ -174,7 +206,10 @@ impl Permit {
                 self.stats.record_dropped(events);
                 Ok(())
             }
-            Some((tx, room)) => match tx.send(Parcel { batch, _room: Some(room) }) {
+            Some((tx, room)) => match tx.send(Parcel {
+                batch,
+                _room: Some(room),
+            }) {
                 Ok(()) => {
                     self.stats.record_in(events);
                     Ok(())
@@ -235,7 +270,9 @@ impl Receiver {
 
     /// Poll form of [`Receiver::recv`], for modules that merge many queues.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch>> {
-        self.rx.poll_recv(cx).map(|parcel| parcel.map(|parcel| self.take(parcel)))
+        self.rx
+            .poll_recv(cx)
+            .map(|parcel| parcel.map(|parcel| self.take(parcel)))
     }
 
     fn take(&self, parcel: Parcel) -> Batch {
@@ -245,12 +282,14 @@ impl Receiver {
 
     /// Asks upstream flow modules to route around this queue.
     pub fn lock(&self) {
-        self.locked.send_if_modified(|locked| !std::mem::replace(locked, true));
+        self.locked
+            .send_if_modified(|locked| !std::mem::replace(locked, true));
     }
 
     /// Takes this queue back into rotation.
     pub fn unlock(&self) {
-        self.locked.send_if_modified(|locked| std::mem::replace(locked, false));
+        self.locked
+            .send_if_modified(|locked| std::mem::replace(locked, false));
     }
 
     /// The current locked state.
@@ -290,13 +329,19 @@ mod tests {
     async fn a_full_queue_makes_the_sender_wait_until_the_receiver_takes() {
         let (sender, mut receiver) = channel(10);
         sender.send(batch(10)).await.unwrap();
-        assert!(matches!(sender.try_send(batch(1)), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            sender.try_send(batch(1)),
+            Err(TrySendError::Full(_))
+        ));
         let waiting = tokio::spawn({
             let sender = sender.clone();
             async move { sender.send(batch(5)).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished(), "send must wait while the queue is full");
+        assert!(
+            !waiting.is_finished(),
+            "send must wait while the queue is full"
+        );
         assert_eq!(receiver.recv().await.unwrap().len(), 10);
         waiting.await.unwrap().unwrap();
         assert_eq!(receiver.stats().snapshot().size, 5);
@@ -341,7 +386,10 @@ mod tests {
     async fn a_batch_larger_than_the_queue_waits_for_an_empty_queue() {
         let (sender, mut receiver) = channel(4);
         sender.send(batch(9)).await.unwrap();
-        assert!(matches!(sender.try_send(batch(1)), Err(TrySendError::Full(_))));
+        assert!(matches!(
+            sender.try_send(batch(1)),
+            Err(TrySendError::Full(_))
+        ));
         assert_eq!(receiver.recv().await.unwrap().len(), 9);
         sender.try_send(batch(4)).unwrap();
     }
@@ -352,10 +400,14 @@ mod tests {
         let mut watch = sender.lock_watch();
         assert!(!sender.is_locked());
         receiver.lock();
-        tokio::time::timeout(Duration::from_secs(1), watch.changed()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), watch.changed())
+            .await
+            .unwrap();
         assert!(watch.is_locked() && sender.is_locked());
         receiver.unlock();
-        tokio::time::timeout(Duration::from_secs(1), watch.changed()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(1), watch.changed())
+            .await
+            .unwrap();
         assert!(!sender.is_locked());
     }
 

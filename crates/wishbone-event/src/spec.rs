@@ -46,9 +46,7 @@ impl QueueSpec {
 
     /// Whether a route may start at `queue` of this module.
     pub fn has_outgoing(&self, queue: &str) -> bool {
-        self.any_outgoing
-            || self.outgoing.contains(&queue)
-            || RESERVED_QUEUES.contains(&queue)
+        self.any_outgoing || self.outgoing.contains(&queue) || RESERVED_QUEUES.contains(&queue)
     }
 
     /// Whether a route may end at `queue` of this module.
@@ -61,7 +59,11 @@ impl QueueSpec {
         let mut names: Vec<&str> = self.outgoing.to_vec();
         names.extend(RESERVED_QUEUES);
         let list = names.join(", ");
-        if self.any_outgoing { format!("{list}, or any other name") } else { list }
+        if self.any_outgoing {
+            format!("{list}, or any other name")
+        } else {
+            list
+        }
     }
 
     /// The names a user may route into, for error messages.
@@ -89,7 +91,10 @@ mod tests {
 
     #[test]
     fn any_incoming_still_refuses_reserved_names() {
-        let funnel = QueueSpec { any_incoming: true, ..QueueSpec::SOURCE };
+        let funnel = QueueSpec {
+            any_incoming: true,
+            ..QueueSpec::SOURCE
+        };
         assert!(funnel.has_incoming("two"));
         assert!(!funnel.has_incoming("failed"));
         assert_eq!(funnel.describe_incoming(), "any name");

@@ -14,7 +14,11 @@ pub struct Backoff {
 impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Self {
         let max = max.max(initial);
-        Self { initial, max, next: initial }
+        Self {
+            initial,
+            max,
+            next: initial,
+        }
     }
 
     /// The wait before the next attempt; each call doubles the one after.

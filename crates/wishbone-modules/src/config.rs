@@ -15,8 +15,11 @@ pub fn delimiter_bytes(delimiter: &str) -> Result<Vec<u8>, ArgumentError> {
 
 /// Seconds as a duration; refuses negative, infinite and NaN values.
 pub fn seconds(name: &str, value: f64) -> Result<Duration, ArgumentError> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| ArgumentError::new(format!("`{name}` must be a number of seconds of 0 or more, not {value}")))
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        ArgumentError::new(format!(
+            "`{name}` must be a number of seconds of 0 or more, not {value}"
+        ))
+    })
 }
 
 /// The default delimiter: one event per line.

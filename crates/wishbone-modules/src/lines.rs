@@ -36,7 +36,10 @@ pub struct LineFramer {
 impl LineFramer {
     /// A framer for a non-empty delimiter.
     pub fn new(delimiter: &[u8], max_line_length: usize, overlong: Overlong) -> Self {
-        assert!(!delimiter.is_empty(), "the delimiter is checked when the config is read");
+        assert!(
+            !delimiter.is_empty(),
+            "the delimiter is checked when the config is read"
+        );
         Self {
             delimiter: delimiter.to_vec(),
             max_line_length: max_line_length.max(1),
@@ -149,13 +152,19 @@ mod tests {
             framer.split(&mut buffer, &mut events);
         }
         framer.finish(&mut buffer, &mut events);
-        events.iter().map(|e| String::from_utf8_lossy(e.data()).into_owned()).collect()
+        events
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.data()).into_owned())
+            .collect()
     }
 
     #[test]
     fn lines_split_across_reads_come_out_whole() {
         let mut framer = LineFramer::new(b"\n", 100, Overlong::Truncate);
-        assert_eq!(feed(&mut framer, &[b"hel", b"lo\nwor", b"ld\n\nlast"]), ["hello", "world", "", "last"]);
+        assert_eq!(
+            feed(&mut framer, &[b"hel", b"lo\nwor", b"ld\n\nlast"]),
+            ["hello", "world", "", "last"]
+        );
     }
 
     #[test]
@@ -167,7 +176,10 @@ mod tests {
     #[test]
     fn over_long_lines_are_truncated_and_counted() {
         let mut framer = LineFramer::new(b"\n", 4, Overlong::Truncate);
-        let out = feed(&mut framer, &[b"abcdefgh\nok\n", b"0123456789", b"0123456789\nend\n"]);
+        let out = feed(
+            &mut framer,
+            &[b"abcdefgh\nok\n", b"0123456789", b"0123456789\nend\n"],
+        );
         assert_eq!(out, ["abcd", "ok", "0123", "end"]);
         assert_eq!(framer.truncated, 2);
     }
@@ -175,7 +187,10 @@ mod tests {
     #[test]
     fn over_long_lines_can_be_dropped_instead() {
         let mut framer = LineFramer::new(b"\n", 4, Overlong::Drop);
-        assert_eq!(feed(&mut framer, &[b"abcdefgh\nok\n", b"0123456789", b"xx\nend"]), ["ok", "end"]);
+        assert_eq!(
+            feed(&mut framer, &[b"abcdefgh\nok\n", b"0123456789", b"xx\nend"]),
+            ["ok", "end"]
+        );
         assert_eq!(framer.dropped, 2);
     }
 

@@ -19,7 +19,11 @@ impl ModuleActor {
         context: ModuleContext,
         done: oneshot::Sender<Result<(), ModuleError>>,
     ) -> Self {
-        Self { name: context.name().to_string(), parts: Some((module, context)), done: Some(done) }
+        Self {
+            name: context.name().to_string(),
+            parts: Some((module, context)),
+            done: Some(done),
+        }
     }
 }
 
@@ -27,7 +31,9 @@ impl Actor for ModuleActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let Some((module, context)) = self.parts.take() else { return };
+        let Some((module, context)) = self.parts.take() else {
+            return;
+        };
         tracing::debug!(module = %self.name, "module started");
         let run = actix::fut::wrap_future::<_, Self>(module.run(context));
         ctx.spawn(run.map(|outcome, actor, ctx| {
@@ -41,7 +47,9 @@ impl Actor for ModuleActor {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         tracing::debug!(module = %self.name, "module stopped");
         if let Some(done) = self.done.take() {
-            let _ = done.send(Err(ModuleError("the module's actor stopped before the module finished".into())));
+            let _ = done.send(Err(ModuleError(
+                "the module's actor stopped before the module finished".into(),
+            )));
         }
     }
 }

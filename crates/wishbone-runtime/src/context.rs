@@ -32,7 +32,16 @@ impl ModuleContext {
         options: Arc<RuntimeOptions>,
         table: QueueTable,
     ) -> Self {
-        Self { name, kind, incoming: Vec::new(), outgoing: Vec::new(), stop, abort, options, table }
+        Self {
+            name,
+            kind,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            stop,
+            abort,
+            options,
+            table,
+        }
     }
 
     /// A context with no connected queues, for testing a module alone: attach
@@ -59,8 +68,16 @@ impl ModuleContext {
     pub fn connect_outgoing(&mut self, name: &str, sender: Sender) {
         self.table.add(&self.name, name, sender.stats().clone());
         self.outgoing.retain(|(existing, _)| existing != name);
-        let connected = self.outgoing.iter().take_while(|(_, sender)| sender.is_connected()).count();
-        let position = if sender.is_connected() { connected } else { self.outgoing.len() };
+        let connected = self
+            .outgoing
+            .iter()
+            .take_while(|(_, sender)| sender.is_connected())
+            .count();
+        let position = if sender.is_connected() {
+            connected
+        } else {
+            self.outgoing.len()
+        };
         self.outgoing.insert(position, (name.to_string(), sender));
     }
 
@@ -102,7 +119,9 @@ impl ModuleContext {
 
     /// Whether a route connects this outgoing queue.
     pub fn is_connected(&self, name: &str) -> bool {
-        self.outgoing.iter().any(|(queue, sender)| queue == name && sender.is_connected())
+        self.outgoing
+            .iter()
+            .any(|(queue, sender)| queue == name && sender.is_connected())
     }
 
     /// Every connected outgoing queue other than the reserved ones (`failed`,
@@ -111,7 +130,9 @@ impl ModuleContext {
     pub fn destinations(&self) -> Vec<(String, Sender)> {
         self.outgoing
             .iter()
-            .filter(|(queue, sender)| sender.is_connected() && !RESERVED_QUEUES.contains(&queue.as_str()))
+            .filter(|(queue, sender)| {
+                sender.is_connected() && !RESERVED_QUEUES.contains(&queue.as_str())
+            })
             .cloned()
             .collect()
     }

@@ -13,7 +13,10 @@ use crate::ModuleContext;
 /// which is how a stop drains the pipeline from the inputs to the outputs.
 pub trait Module: Send + 'static {
     /// Runs the module to completion.
-    fn run(self: Box<Self>, context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>>;
+    fn run(
+        self: Box<Self>,
+        context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>>;
 }
 
 /// A module gave up: it could not start (a port in use), or it was aborted

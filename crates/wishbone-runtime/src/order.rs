@@ -6,7 +6,10 @@ use std::collections::HashMap;
 /// Orders `modules` so that for every `(from, to)` link, `to` comes before
 /// `from`. Cycles (a failed queue routed back upstream) are broken where
 /// they are met; every module appears once.
-pub(crate) fn downstream_first<'a>(modules: &[&'a str], links: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+pub(crate) fn downstream_first<'a>(
+    modules: &[&'a str],
+    links: &[(&'a str, &'a str)],
+) -> Vec<&'a str> {
     let mut next: HashMap<&str, Vec<&str>> = HashMap::new();
     for (from, to) in links {
         next.entry(from).or_default().push(to);

@@ -10,7 +10,9 @@ use wishbone_bootstrap::{Bootstrap, ModuleDecl};
 use wishbone_event::{RESERVED_QUEUES, queue};
 
 use crate::order::downstream_first;
-use crate::{Module, ModuleActor, ModuleContext, ModuleError, ModuleSet, QueueTable, RuntimeOptions};
+use crate::{
+    Module, ModuleActor, ModuleContext, ModuleError, ModuleSet, QueueTable, RuntimeOptions,
+};
 
 /// Why a server did not end cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +35,11 @@ pub struct Server {
 impl Server {
     /// A server for a validated bootstrap.
     pub fn new(bootstrap: Bootstrap, modules: ModuleSet, options: RuntimeOptions) -> Self {
-        Self { bootstrap, modules, options }
+        Self {
+            bootstrap,
+            modules,
+            options,
+        }
     }
 
     /// Runs in a new actix system until SIGINT or SIGTERM (a second signal
@@ -44,7 +50,10 @@ impl Server {
 
     /// Runs on the current actix system; each item of `stop_requests` is a
     /// request to stop: the first drains, the second aborts.
-    pub async fn serve(self, stop_requests: impl Stream<Item = ()>) -> Result<QueueTable, ServerError> {
+    pub async fn serve(
+        self,
+        stop_requests: impl Stream<Item = ()>,
+    ) -> Result<QueueTable, ServerError> {
         let table = QueueTable::default();
         let stop = CancellationToken::new();
         let abort = CancellationToken::new();
@@ -53,7 +62,12 @@ impl Server {
         for decl in &self.bootstrap.modules {
             built.insert(decl.name.clone(), self.build(decl)?);
         }
-        let names: Vec<&str> = self.bootstrap.modules.iter().map(|decl| decl.name.as_str()).collect();
+        let names: Vec<&str> = self
+            .bootstrap
+            .modules
+            .iter()
+            .map(|decl| decl.name.as_str())
+            .collect();
         let links: Vec<(&str, &str)> = self
             .bootstrap
             .routes
@@ -62,12 +76,16 @@ impl Server {
             .collect();
         let running = FuturesUnordered::new();
         for name in downstream_first(&names, &links) {
-            let (Some(module), Some(context)) = (built.remove(name), contexts.remove(name)) else { continue };
+            let (Some(module), Some(context)) = (built.remove(name), contexts.remove(name)) else {
+                continue;
+            };
             let (done, outcome) = oneshot::channel();
             ModuleActor::new(module, context, done).start();
             let name = name.to_string();
             running.push(async move {
-                let outcome = outcome.await.unwrap_or_else(|_| Err(ModuleError("the module vanished".into())));
+                let outcome = outcome
+                    .await
+                    .unwrap_or_else(|_| Err(ModuleError("the module vanished".into())));
                 (name, outcome)
             });
         }
@@ -76,12 +94,22 @@ impl Server {
         }
         let failures = supervise(running, stop_requests, &stop, &abort, &self.options).await;
         report(&table);
-        if failures.is_empty() { Ok(table) } else { Err(ServerError::Modules(failures)) }
+        if failures.is_empty() {
+            Ok(table)
+        } else {
+            Err(ServerError::Modules(failures))
+        }
     }
 
     fn build(&self, decl: &ModuleDecl) -> Result<Box<dyn Module>, ServerError> {
-        let build_error = |message: String| ServerError::Build { module: decl.name.clone(), message };
-        let kind = self.modules.find(decl.kind).ok_or_else(|| build_error(format!("unknown module kind `{}`", decl.kind)))?;
+        let build_error = |message: String| ServerError::Build {
+            module: decl.name.clone(),
+            message,
+        };
+        let kind = self
+            .modules
+            .find(decl.kind)
+            .ok_or_else(|| build_error(format!("unknown module kind `{}`", decl.kind)))?;
         (kind.build)(&decl.arguments).map_err(|error| build_error(error.to_string()))
     }
 
@@ -119,7 +147,11 @@ impl Server {
             }
         }
         for decl in &self.bootstrap.modules {
-            let declared = self.modules.find(decl.kind).map(|kind| kind.queues.outgoing).unwrap_or_default();
+            let declared = self
+                .modules
+                .find(decl.kind)
+                .map(|kind| kind.queues.outgoing)
+                .unwrap_or_default();
             if let Some(context) = contexts.get_mut(&decl.name) {
                 for queue in declared.iter().chain(RESERVED_QUEUES.iter()) {
                     context.outgoing(queue);
@@ -147,7 +179,9 @@ async fn supervise(
         if !stop.is_cancelled() {
             tracing::info!(reason, drain_timeout = ?options.drain_timeout, "stopping: inputs close, queues drain into outputs");
             stop.cancel();
-            deadline.as_mut().reset(tokio::time::Instant::now() + options.drain_timeout);
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + options.drain_timeout);
         }
     };
     while !running.is_empty() {
@@ -199,7 +233,9 @@ fn stop_signals() -> impl Stream<Item = ()> {
     use tokio::signal::unix::{SignalKind, signal};
     let kinds = [SignalKind::interrupt(), SignalKind::terminate()];
     let streams = kinds.into_iter().filter_map(|kind| match signal(kind) {
-        Ok(mut signal) => Some(futures::stream::poll_fn(move |cx| signal.poll_recv(cx)).boxed_local()),
+        Ok(mut signal) => {
+            Some(futures::stream::poll_fn(move |cx| signal.poll_recv(cx)).boxed_local())
+        }
         Err(error) => {
             tracing::warn!(%error, "cannot listen for a stop signal");
             None

@@ -28,7 +28,9 @@ impl ModuleSet {
 
     /// The kind known by this name or one of its older names.
     pub fn find(&self, name: &str) -> Option<&ModuleKind> {
-        self.kinds.iter().find(|kind| kind.name == name || kind.aliases.contains(&name))
+        self.kinds
+            .iter()
+            .find(|kind| kind.name == name || kind.aliases.contains(&name))
     }
 }
 
@@ -38,7 +40,10 @@ impl Catalog for ModuleSet {
     }
 
     fn kind_names(&self) -> Vec<&'static str> {
-        self.kinds.iter().flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied())).collect()
+        self.kinds
+            .iter()
+            .flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied()))
+            .collect()
     }
 
     fn queues(&self, kind: &str) -> Option<QueueSpec> {

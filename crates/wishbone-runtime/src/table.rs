@@ -19,15 +19,29 @@ pub struct QueueTable {
 
 impl QueueTable {
     pub(crate) fn add(&self, module: &str, queue: &str, stats: Arc<QueueStats>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if !entries.iter().any(|entry| entry.module == module && entry.queue == queue) {
-            entries.push(QueueEntry { module: module.to_string(), queue: queue.to_string(), stats });
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !entries
+            .iter()
+            .any(|entry| entry.module == module && entry.queue == queue)
+        {
+            entries.push(QueueEntry {
+                module: module.to_string(),
+                queue: queue.to_string(),
+                stats,
+            });
         }
     }
 
     /// A copy of the list, sorted by module and queue.
     pub fn entries(&self) -> Vec<QueueEntry> {
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
         entries.sort_by(|a, b| (&a.module, &a.queue).cmp(&(&b.module, &b.queue)));
         entries
     }

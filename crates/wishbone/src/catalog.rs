@@ -38,7 +38,13 @@ pub fn check(options: &CheckOptions, modules: &ModuleSet) -> ExitCode {
 }
 
 pub fn list(modules: &ModuleSet) -> ExitCode {
-    let width = modules.kinds().iter().flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied())).map(str::len).max().unwrap_or(0);
+    let width = modules
+        .kinds()
+        .iter()
+        .flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied()))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
     println!("{:width$}  DESCRIPTION", "KIND");
     for kind in modules.kinds() {
         println!("{:width$}  {}", kind.name, kind.description);
@@ -59,9 +65,17 @@ pub fn show(options: &ShowOptions, modules: &ModuleSet) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => {
-            let names = modules.kinds().iter().flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied()));
-            let hint = nearest(&options.docs, names).map(|name| format!("; did you mean `{name}`?")).unwrap_or_default();
-            eprintln!("error: unknown module kind `{}`{hint} (`wishbone list` shows every kind)", options.docs);
+            let names = modules
+                .kinds()
+                .iter()
+                .flat_map(|kind| std::iter::once(kind.name).chain(kind.aliases.iter().copied()));
+            let hint = nearest(&options.docs, names)
+                .map(|name| format!("; did you mean `{name}`?"))
+                .unwrap_or_default();
+            eprintln!(
+                "error: unknown module kind `{}`{hint} (`wishbone list` shows every kind)",
+                options.docs
+            );
             ExitCode::from(EXIT_INVALID)
         }
     }

@@ -46,7 +46,9 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         Ok(bootstrap) => bootstrap,
         Err(code) => return code,
     };
-    let (Some(frequency), Some(drain_timeout)) = (seconds(options.frequency), seconds(options.drain_timeout)) else {
+    let (Some(frequency), Some(drain_timeout)) =
+        (seconds(options.frequency), seconds(options.drain_timeout))
+    else {
         eprintln!("error: --frequency and --drain-timeout take a number of seconds above 0");
         return ExitCode::from(EXIT_INVALID);
     };
@@ -55,7 +57,10 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         frequency,
         drain_timeout,
         reuse_port: options.reuse_port,
-        hostname: hostname::get().ok().and_then(|name| name.into_string().ok()).unwrap_or_else(|| "localhost".into()),
+        hostname: hostname::get()
+            .ok()
+            .and_then(|name| name.into_string().ok())
+            .unwrap_or_else(|| "localhost".into()),
     };
     tracing::info!(config = %options.config.display(), modules = bootstrap.modules.len(), pid = std::process::id(), "starting");
     match Server::new(bootstrap, modules.clone(), runtime_options).run() {
@@ -71,7 +76,9 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
 }
 
 fn seconds(value: f64) -> Option<Duration> {
-    (value > 0.0).then(|| Duration::try_from_secs_f64(value).ok()).flatten()
+    (value > 0.0)
+        .then(|| Duration::try_from_secs_f64(value).ok())
+        .flatten()
 }
 
 /// Runs `instances` copies of this command sharing input ports, writes their
@@ -105,7 +112,10 @@ fn instances(options: &StartOptions) -> ExitCode {
             }
         }
     }
-    let pids: Vec<String> = children.iter().map(|child| child.id().to_string()).collect();
+    let pids: Vec<String> = children
+        .iter()
+        .map(|child| child.id().to_string())
+        .collect();
     tracing::info!(instances = children.len(), pids = %pids.join(","), "instances started");
     if let Some(path) = &options.pid
         && let Err(error) = std::fs::write(path, pids.join("\n") + "\n")
@@ -118,7 +128,11 @@ fn instances(options: &StartOptions) -> ExitCode {
         failed |= !child.wait().map(|status| status.success()).unwrap_or(false);
     }
     remove_pid_file(options.pid.as_deref());
-    if failed { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn signal_all(children: &[std::process::Child], signal: libc::c_int) {
@@ -130,7 +144,10 @@ fn signal_all(children: &[std::process::Child], signal: libc::c_int) {
 
 /// A thread that waits for SIGINT or SIGTERM and sends it on to the instances.
 fn forward_stop_signals(children: &[std::process::Child]) {
-    let pids: Vec<libc::pid_t> = children.iter().map(|child| child.id() as libc::pid_t).collect();
+    let pids: Vec<libc::pid_t> = children
+        .iter()
+        .map(|child| child.id() as libc::pid_t)
+        .collect();
     // SAFETY: building a signal set and blocking it in this thread (inherited
     // by the thread spawned below) so sigwait can receive it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };

@@ -10,7 +10,10 @@ pub fn stop(options: &StopOptions) -> ExitCode {
     let text = match std::fs::read_to_string(&options.pid) {
         Ok(text) => text,
         Err(error) => {
-            eprintln!("error: cannot read pid file {}: {error}", options.pid.display());
+            eprintln!(
+                "error: cannot read pid file {}: {error}",
+                options.pid.display()
+            );
             return ExitCode::from(EXIT_INVALID);
         }
     };
@@ -19,7 +22,10 @@ pub fn stop(options: &StopOptions) -> ExitCode {
         match word.parse::<libc::pid_t>() {
             Ok(pid) if pid > 0 => pids.push(pid),
             _ => {
-                eprintln!("error: pid file {} holds `{word}`, which is not a process id", options.pid.display());
+                eprintln!(
+                    "error: pid file {} holds `{word}`, which is not a process id",
+                    options.pid.display()
+                );
                 return ExitCode::from(EXIT_INVALID);
             }
         }
@@ -33,9 +39,17 @@ pub fn stop(options: &StopOptions) -> ExitCode {
     while pids.iter().any(alive) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let left: Vec<String> = pids.iter().filter(|pid| alive(pid)).map(ToString::to_string).collect();
+    let left: Vec<String> = pids
+        .iter()
+        .filter(|pid| alive(pid))
+        .map(ToString::to_string)
+        .collect();
     if !left.is_empty() {
-        eprintln!("error: still running after {}s: {}", options.timeout, left.join(", "));
+        eprintln!(
+            "error: still running after {}s: {}",
+            options.timeout,
+            left.join(", ")
+        );
         return ExitCode::from(EXIT_FAILED);
     }
     let _ = std::fs::remove_file(&options.pid);

@@ -4,11 +4,18 @@
 use std::process::{Command, Output};
 
 fn wishbone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wishbone")).args(args).output().expect("run wishbone")
+    Command::new(env!("CARGO_BIN_EXE_wishbone"))
+        .args(args)
+        .output()
+        .expect("run wishbone")
 }
 
 fn text(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[test]
@@ -45,7 +52,11 @@ fn show_prints_arguments_with_defaults_or_suggests_a_kind() {
     assert!(text(&docs).contains("reconnect_max"));
     let unknown = wishbone(&["show", "--docs", "wishbone.output.tpc"]);
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(text(&unknown).contains("did you mean `wishbone.output.tcp`?"), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("did you mean `wishbone.output.tcp`?"),
+        "{}",
+        text(&unknown)
+    );
 }
 
 #[test]

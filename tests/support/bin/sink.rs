@@ -20,7 +20,12 @@ struct Options {
 }
 
 fn options() -> Result<Options, String> {
-    let mut options = Options { address: "127.0.0.1".into(), port: 0, out: None, pause: Duration::ZERO };
+    let mut options = Options {
+        address: "127.0.0.1".into(),
+        port: 0,
+        out: None,
+        pause: Duration::ZERO,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -28,7 +33,10 @@ fn options() -> Result<Options, String> {
             "--address" => options.address = value,
             "--port" => options.port = value.parse().map_err(|_| format!("bad port {value}"))?,
             "--out" => options.out = Some(value),
-            "--pause-ms" => options.pause = Duration::from_millis(value.parse().map_err(|_| format!("bad pause {value}"))?),
+            "--pause-ms" => {
+                options.pause =
+                    Duration::from_millis(value.parse().map_err(|_| format!("bad pause {value}"))?)
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -51,10 +59,17 @@ fn main() {
         }
     };
     let out: Option<Arc<Mutex<std::fs::File>>> = options.out.as_ref().map(|path| {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("open the output file");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .expect("open the output file");
         Arc::new(Mutex::new(file))
     });
-    println!("listening {}", listener.local_addr().expect("bound address"));
+    println!(
+        "listening {}",
+        listener.local_addr().expect("bound address")
+    );
     let _ = std::io::stdout().flush();
     for stream in listener.incoming().flatten() {
         let out = out.clone();
@@ -87,5 +102,8 @@ fn receive(stream: TcpStream, out: Option<Arc<Mutex<std::fs::File>>>, pause: Dur
         }
     }
     let _ = reader.into_inner().read(&mut [0u8; 1]);
-    eprintln!("closed lines={lines} partial={}", u8::from(!carry.is_empty()));
+    eprintln!(
+        "closed lines={lines} partial={}",
+        u8::from(!carry.is_empty())
+    );
 }

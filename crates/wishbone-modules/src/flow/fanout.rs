@@ -3,7 +3,9 @@
 
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.flow.fanout: copies every event to every destination.
@@ -30,7 +32,12 @@ pub const KIND: ModuleKind = ModuleKind {
     aliases: &["wishbone.builtin.flow.fanout"],
     description: "copies every event to every destination",
     docs: DOCS,
-    queues: QueueSpec { incoming: &["inbox"], outgoing: &[], any_incoming: false, any_outgoing: true },
+    queues: QueueSpec {
+        incoming: &["inbox"],
+        outgoing: &[],
+        any_incoming: false,
+        any_outgoing: true,
+    },
     build,
 };
 
@@ -47,7 +54,10 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 pub struct Fanout;
 
 impl Module for Fanout {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         let destinations = context.destinations();
         Box::pin(async move {

@@ -4,7 +4,9 @@
 use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.flow.funnel: merges many queues into one.
@@ -28,7 +30,12 @@ pub const KIND: ModuleKind = ModuleKind {
     aliases: &["wishbone.builtin.flow.funnel"],
     description: "merges many queues into one",
     docs: DOCS,
-    queues: QueueSpec { incoming: &[], outgoing: &["outbox"], any_incoming: true, any_outgoing: false },
+    queues: QueueSpec {
+        incoming: &[],
+        outgoing: &["outbox"],
+        any_incoming: true,
+        any_outgoing: false,
+    },
     build,
 };
 
@@ -45,16 +52,25 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 pub struct Funnel;
 
 impl Module for Funnel {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let outbox = context.outgoing("outbox");
-        let inbound = context.take_all_incoming().into_iter().map(|(_, mut receiver)| {
-            futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed_local()
-        });
+        let inbound = context
+            .take_all_incoming()
+            .into_iter()
+            .map(|(_, mut receiver)| {
+                futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed_local()
+            });
         let mut merged = futures::stream::select_all(inbound);
         Box::pin(async move {
             while let Some(batch) = merged.next().await {
                 if let Err(closed) = outbox.send(batch).await {
-                    return Err(ModuleError(format!("outbox closed; {} events undelivered", closed.0.len())));
+                    return Err(ModuleError(format!(
+                        "outbox closed; {} events undelivered",
+                        closed.0.len()
+                    )));
                 }
             }
             Ok(())

@@ -8,7 +8,9 @@
 use futures::future::{LocalBoxFuture, select_all};
 use serde::Deserialize;
 use wishbone_runtime::queue::{LockWatch, Sender};
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.flow.roundrobin: deals events over its destinations in turn.
@@ -44,7 +46,12 @@ pub const KIND: ModuleKind = ModuleKind {
     aliases: &["wishbone.builtin.flow.roundrobin"],
     description: "deals events over its destinations in turn, skipping those that are down",
     docs: DOCS,
-    queues: QueueSpec { incoming: &["inbox"], outgoing: &[], any_incoming: false, any_outgoing: true },
+    queues: QueueSpec {
+        incoming: &["inbox"],
+        outgoing: &[],
+        any_incoming: false,
+        any_outgoing: true,
+    },
     build,
 };
 
@@ -81,7 +88,9 @@ impl Rotation {
         if !up.contains(&true) {
             return Err(batch);
         }
-        let mut shares: Vec<Batch> = (0..count).map(|_| Batch::with_capacity(batch.len() / count + 1)).collect();
+        let mut shares: Vec<Batch> = (0..count)
+            .map(|_| Batch::with_capacity(batch.len() / count + 1))
+            .collect();
         for event in batch {
             self.next %= count;
             while !up[self.next] {
@@ -100,18 +109,33 @@ pub struct RoundRobin {
 }
 
 impl Module for RoundRobin {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let inbox = context.take_incoming("inbox");
         let destinations = context.destinations();
         let name = context.name().to_string();
-        let start = if self.config.randomize { random_below(destinations.len()) } else { 0 };
-        Box::pin(deal_all(name, inbox, destinations, Rotation::starting_at(start)))
+        let start = if self.config.randomize {
+            random_below(destinations.len())
+        } else {
+            0
+        };
+        Box::pin(deal_all(
+            name,
+            inbox,
+            destinations,
+            Rotation::starting_at(start),
+        ))
     }
 }
 
 /// A cheap random start, from the clock's nanoseconds; no cryptography needed.
 fn random_below(count: usize) -> usize {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     nanos as usize % count.max(1)
 }
 
@@ -124,7 +148,10 @@ async fn deal_all(
     if destinations.is_empty() {
         tracing::warn!(module = %name, "no destinations connected: events are dropped and counted");
     }
-    let mut watches: Vec<LockWatch> = destinations.iter().map(|(_, sender)| sender.lock_watch()).collect();
+    let mut watches: Vec<LockWatch> = destinations
+        .iter()
+        .map(|(_, sender)| sender.lock_watch())
+        .collect();
     let mut gone = vec![false; destinations.len()];
     while let Some(batch) = inbox.recv().await {
         if destinations.is_empty() {
@@ -133,12 +160,19 @@ async fn deal_all(
         }
         let mut todo = batch;
         while !todo.is_empty() {
-            let up: Vec<bool> = destinations.iter().zip(&gone).map(|((_, sender), gone)| !gone && !sender.is_locked()).collect();
+            let up: Vec<bool> = destinations
+                .iter()
+                .zip(&gone)
+                .map(|((_, sender), gone)| !gone && !sender.is_locked())
+                .collect();
             let shares = match rotation.deal(todo, &up) {
                 Ok(shares) => shares,
                 Err(batch) => {
                     if gone.iter().all(|gone| *gone) {
-                        return Err(ModuleError(format!("every destination is gone; {} events undelivered", batch.len())));
+                        return Err(ModuleError(format!(
+                            "every destination is gone; {} events undelivered",
+                            batch.len()
+                        )));
                     }
                     todo = batch;
                     let waits = watches.iter_mut().map(|watch| Box::pin(watch.changed()));
@@ -147,7 +181,11 @@ async fn deal_all(
                 }
             };
             todo = Batch::new();
-            for (index, share) in shares.into_iter().enumerate().filter(|(_, share)| !share.is_empty()) {
+            for (index, share) in shares
+                .into_iter()
+                .enumerate()
+                .filter(|(_, share)| !share.is_empty())
+            {
                 let sender = &destinations[index].1;
                 let watch = &mut watches[index];
                 let reserved = tokio::select! {
@@ -189,7 +227,10 @@ mod tests {
     }
 
     fn texts(batch: &Batch) -> Vec<String> {
-        batch.iter().map(|e| String::from_utf8_lossy(e.data()).into_owned()).collect()
+        batch
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.data()).into_owned())
+            .collect()
     }
 
     #[test]

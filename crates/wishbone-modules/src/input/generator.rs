@@ -4,7 +4,10 @@
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::time::MissedTickBehavior;
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
+    QueueSpec,
+};
 
 use crate::config::seconds;
 
@@ -73,11 +76,18 @@ pub struct Generator {
 }
 
 impl Module for Generator {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let payload = Event::new(self.config.payload.clone().into_bytes());
-        let limit = if self.config.count == 0 { u64::MAX } else { self.config.count };
+        let limit = if self.config.count == 0 {
+            u64::MAX
+        } else {
+            self.config.count
+        };
         let interval = std::time::Duration::from_secs_f64(self.config.interval);
         Box::pin(async move {
             let mut emitted = 0u64;

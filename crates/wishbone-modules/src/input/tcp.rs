@@ -21,7 +21,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::Sender;
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
 
 use crate::config::{default_delimiter, delimiter_bytes};
 use crate::lines::{LineFramer, Overlong};
@@ -133,7 +135,10 @@ struct Counters {
 }
 
 impl Module for TcpInput {
-    fn run(self: Box<Self>, context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         Box::pin(self.serve(context))
     }
 }
@@ -141,8 +146,13 @@ impl Module for TcpInput {
 impl TcpInput {
     async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
         let reuse_port = self.config.reuse_port || context.options().reuse_port;
-        let listener = listen(&self.config.address, self.config.port, reuse_port)
-            .map_err(|error| ModuleError(format!("cannot listen on {}:{}: {error}", self.config.address, self.config.port)))?;
+        let listener =
+            listen(&self.config.address, self.config.port, reuse_port).map_err(|error| {
+                ModuleError(format!(
+                    "cannot listen on {}:{}: {error}",
+                    self.config.address, self.config.port
+                ))
+            })?;
         let address = listener.local_addr()?;
         tracing::info!(module = %context.name(), %address, "listening");
         let outbox = context.outgoing("outbox");
@@ -170,7 +180,11 @@ impl TcpInput {
                     let client = Client {
                         module: context.name().to_string(),
                         peer,
-                        framer: LineFramer::new(&self.delimiter, self.config.max_line_length, self.config.overlong_lines),
+                        framer: LineFramer::new(
+                            &self.delimiter,
+                            self.config.max_line_length,
+                            self.config.overlong_lines,
+                        ),
                         outbox: outbox.clone(),
                         stop: stop.clone(),
                         abort: context.aborting(),
@@ -204,10 +218,12 @@ impl TcpInput {
 fn listen(address: &str, port: u16, reuse_port: bool) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
     use std::net::ToSocketAddrs;
-    let address: SocketAddr = (address, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "address resolves to nothing"))?;
+    let address: SocketAddr = (address, port).to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "address resolves to nothing",
+        )
+    })?;
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     if reuse_port {
@@ -271,8 +287,12 @@ impl Client {
                 break;
             }
         }
-        self.counters.truncated.fetch_add(self.framer.truncated, Relaxed);
-        self.counters.dropped.fetch_add(self.framer.dropped, Relaxed);
+        self.counters
+            .truncated
+            .fetch_add(self.framer.truncated, Relaxed);
+        self.counters
+            .dropped
+            .fetch_add(self.framer.dropped, Relaxed);
         tracing::debug!(module = %self.module, peer = %self.peer, "client disconnected");
     }
 
@@ -281,7 +301,11 @@ impl Client {
     async fn forward(&self, events: &mut Batch) -> bool {
         let capacity = self.outbox.capacity();
         while !events.is_empty() {
-            let rest = if events.len() > capacity { events.split_off(capacity) } else { Batch::new() };
+            let rest = if events.len() > capacity {
+                events.split_off(capacity)
+            } else {
+                Batch::new()
+            };
             let batch = std::mem::replace(events, rest);
             let count = batch.len();
             let outcome = tokio::select! {

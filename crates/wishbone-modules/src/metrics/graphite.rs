@@ -10,7 +10,10 @@ use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::time::MissedTickBehavior;
 use wishbone_runtime::queue::TrySendError;
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
+    QueueSpec,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.metrics.graphite: queue statistics as Graphite lines.
@@ -71,12 +74,23 @@ fn default_include_hostname() -> bool {
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
-    Ok(Box::new(Graphite { config: arguments.deserialize()? }))
+    Ok(Box::new(Graphite {
+        config: arguments.deserialize()?,
+    }))
 }
 
 /// Makes a name safe as one segment of a Graphite path.
 pub fn sanitize(segment: &str) -> String {
-    segment.chars().map(|c| if c == '.' || c == '/' || c.is_whitespace() { '_' } else { c }).collect()
+    segment
+        .chars()
+        .map(|c| {
+            if c == '.' || c == '/' || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The module.
@@ -85,7 +99,10 @@ pub struct Graphite {
 }
 
 impl Module for Graphite {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let outbox = context.outgoing("outbox");
         let table = context.queue_table();
         let stop = context.stopping();
@@ -103,13 +120,22 @@ impl Module for Graphite {
                     _ = tick.tick() => false,
                     _ = stop.cancelled() => true,
                 };
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
                 let mut lines = Batch::new();
                 for entry in table.entries() {
                     let totals = entry.stats.snapshot();
                     let counts = [totals.in_total, totals.out_total, totals.dropped_total];
-                    let before = previous.insert((entry.module.clone(), entry.queue.clone()), counts).unwrap_or(counts);
-                    let path = format!("{base}.queue.{}.{}", sanitize(&entry.module), sanitize(&entry.queue));
+                    let before = previous
+                        .insert((entry.module.clone(), entry.queue.clone()), counts)
+                        .unwrap_or(counts);
+                    let path = format!(
+                        "{base}.queue.{}.{}",
+                        sanitize(&entry.module),
+                        sanitize(&entry.queue)
+                    );
                     let seconds = frequency.as_secs_f64().max(0.001);
                     let rate = |index: usize| (counts[index] - before[index]) as f64 / seconds;
                     let stats = [

@@ -3,7 +3,9 @@
 
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.output.null: takes events and discards them.
@@ -42,7 +44,10 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 pub struct Null;
 
 impl Module for Null {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         Box::pin(async move {
             while inbox.recv().await.is_some() {}

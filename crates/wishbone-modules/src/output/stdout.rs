@@ -4,7 +4,9 @@
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
 
 use crate::config::{default_delimiter, delimiter_bytes};
 
@@ -43,7 +45,9 @@ pub struct Config {
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
-    Ok(Box::new(Stdout { delimiter: delimiter_bytes(&config.delimiter)? }))
+    Ok(Box::new(Stdout {
+        delimiter: delimiter_bytes(&config.delimiter)?,
+    }))
 }
 
 /// The module.
@@ -52,7 +56,10 @@ pub struct Stdout {
 }
 
 impl Module for Stdout {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         Box::pin(async move {
             let mut stdout = tokio::io::stdout();

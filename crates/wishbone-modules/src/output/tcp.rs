@@ -19,7 +19,9 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::{Receiver, Sender};
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
 
 pub use inflight::InFlight;
 pub use unacknowledged::unacknowledged_bytes;
@@ -152,7 +154,10 @@ pub struct TcpOutput {
 }
 
 impl Module for TcpOutput {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let failed = context.outgoing("failed");
         if self.config.failed && !failed.is_connected() {
             tracing::warn!(module = %context.name(), "failed: true but no route takes the failed queue: undeliverable events will be dropped and counted");
@@ -225,7 +230,13 @@ impl Link {
                 }
             }
         };
-        let Counters { connects, delivered, bytes, failed_over, resent } = self.counters;
+        let Counters {
+            connects,
+            delivered,
+            bytes,
+            failed_over,
+            resent,
+        } = self.counters;
         tracing::info!(module = %self.module, connects, delivered, bytes, failed_over, resent, "output totals");
         outcome
     }
@@ -245,14 +256,18 @@ impl Link {
                 return Down::Done;
             }
             let (host, port) = (self.output.config.host.clone(), self.output.config.port);
-            let attempt = tokio::time::timeout(self.output.timeout, TcpStream::connect((host, port)));
+            let attempt =
+                tokio::time::timeout(self.output.timeout, TcpStream::connect((host, port)));
             let error = match self.while_down(attempt, abort).await {
                 None => return Down::Aborted,
                 Some(Ok(Ok(stream))) => {
                     let _ = stream.set_nodelay(true);
                     self.output.backoff.reset();
                     self.counters.connects += 1;
-                    let peer = stream.peer_addr().map(|peer| peer.to_string()).unwrap_or_default();
+                    let peer = stream
+                        .peer_addr()
+                        .map(|peer| peer.to_string())
+                        .unwrap_or_default();
                     tracing::info!(module = %self.module, %peer, "connected");
                     return Down::Up(stream);
                 }
@@ -267,7 +282,11 @@ impl Link {
                 tracing::warn!(module = %self.module, %target, %error, "cannot connect; retrying with backoff");
                 announced = true;
             }
-            if self.while_down(tokio::time::sleep(wait), abort).await.is_none() {
+            if self
+                .while_down(tokio::time::sleep(wait), abort)
+                .await
+                .is_none()
+            {
                 return Down::Aborted;
             }
         }
@@ -275,7 +294,11 @@ impl Link {
 
     /// Runs `work` while taking what the inbox holds: to `failed`, or held
     /// (up to a queue's worth) for the next connection. `None` on abort.
-    async fn while_down<T>(&mut self, work: impl Future<Output = T>, abort: &CancellationToken) -> Option<T> {
+    async fn while_down<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        abort: &CancellationToken,
+    ) -> Option<T> {
         let mut work = std::pin::pin!(work);
         loop {
             let room = self.output.config.failed || self.held.len() < self.inbox.capacity();
@@ -399,7 +422,8 @@ impl Link {
         if connection.inflight.is_empty() {
             return Ok(());
         }
-        let acknowledged = connection.written - unacknowledged_bytes(&connection.stream)?.min(connection.written);
+        let acknowledged =
+            connection.written - unacknowledged_bytes(&connection.stream)?.min(connection.written);
         let mut delivered = Batch::new();
         let keep = self.output.config.success;
         let count = connection.inflight.acknowledge(acknowledged, |event| {

@@ -83,7 +83,10 @@ mod tests {
     fn a_dead_connection_gives_back_the_rest_in_order_and_offsets_restart() {
         let mut inflight = tracker(&["one", "two", "three"]);
         inflight.acknowledge(4, drop);
-        assert_eq!(inflight.take_all(), vec![Event::new("two"), Event::new("three")]);
+        assert_eq!(
+            inflight.take_all(),
+            vec![Event::new("two"), Event::new("three")]
+        );
         assert!(inflight.is_empty());
         inflight.push(Event::new("two"), 4);
         assert_eq!(inflight.acknowledge(4, drop), 1);

@@ -1,0 +1,188 @@
+//! Bad bootstrap files, tried as a new user would: every problem is named
+//! with the file, the module or route, and what would be valid; exit 2.
+
+use std::process::Command;
+
+use wishbone_e2e::{binary, scratch_dir};
+
+/// Runs `wishbone check` on the text; returns the exit code and the output.
+fn check(name: &str, bootstrap: &str) -> (Option<i32>, String) {
+    let dir = scratch_dir(&format!("validation-{name}"));
+    let file = dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, bootstrap).unwrap();
+    let output = Command::new(binary("wishbone"))
+        .arg("check")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains(&format!("{name}.yaml")) || output.status.success(),
+        "the file is named:\n{text}"
+    );
+    (output.status.code(), text)
+}
+
+fn refused(name: &str, bootstrap: &str, expected: &[&str]) {
+    let (code, text) = check(name, bootstrap);
+    assert_eq!(code, Some(2), "exit status for {name}:\n{text}");
+    for part in expected {
+        assert!(text.contains(part), "{name}: expected `{part}` in:\n{text}");
+    }
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+const GOOD_MODULES: &str = "modules:\n  input: {module: wishbone.input.tcp, arguments: {port: 10000}}\n  output: {module: wishbone.output.tcp, arguments: {port: 20000}}\n";
+
+#[test]
+fn a_valid_file_passes() {
+    let (code, text) = check(
+        "valid",
+        &format!("{GOOD_MODULES}routingtable:\n  - input.outbox -> output.inbox\n"),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("valid: 2 modules, 1 routes"));
+}
+
+#[test]
+fn an_unknown_top_level_key() {
+    refused(
+        "toplevel",
+        &format!("{GOOD_MODULES}routing_table: []\n"),
+        &[
+            "top level",
+            "unknown key `routing_table`",
+            "did you mean `routingtable`?",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_module_kind_suggests_the_nearest() {
+    refused(
+        "kind",
+        "modules:\n  roundrobin: {module: wishbone.flow.roundrobn}\n",
+        &[
+            "module `roundrobin`",
+            "unknown module kind `wishbone.flow.roundrobn`",
+            "did you mean `wishbone.flow.roundrobin`?",
+            "wishbone list",
+        ],
+    );
+}
+
+#[test]
+fn an_unknown_argument_names_the_valid_ones() {
+    refused(
+        "argument",
+        "modules:\n  input: {module: wishbone.input.tcp, arguments: {prot: 10000}}\n",
+        &[
+            "module `input`",
+            "unknown field `prot`",
+            "`port`",
+            "`max_connections`",
+        ],
+    );
+}
+
+#[test]
+fn an_ill_typed_argument() {
+    refused(
+        "typed",
+        "modules:\n  output: {module: wishbone.output.tcp, arguments: {port: 70000}}\n",
+        &["module `output`", "port", "70000"],
+    );
+    refused(
+        "typed2",
+        "modules:\n  output: {module: wishbone.output.tcp, arguments: {failed: maybe}}\n",
+        &["module `output`", "failed"],
+    );
+    refused(
+        "typed3",
+        "modules:\n  output: {module: wishbone.output.tcp, arguments: {timeout: -1}}\n",
+        &["`timeout` must be a number of seconds"],
+    );
+    refused(
+        "typed4",
+        "modules:\n  input: {module: wishbone.input.tcp, arguments: {delimiter: ''}}\n",
+        &["`delimiter` must not be empty"],
+    );
+}
+
+#[test]
+fn a_route_of_the_wrong_form() {
+    refused(
+        "form",
+        &format!("{GOOD_MODULES}routingtable:\n  - input.outbox => output.inbox\n"),
+        &[
+            "route 1 `input.outbox => output.inbox`",
+            "module.queue -> module.queue",
+        ],
+    );
+}
+
+#[test]
+fn a_route_naming_an_undefined_module() {
+    refused(
+        "undefined",
+        &format!("{GOOD_MODULES}routingtable:\n  - input.outbox -> outptu.inbox\n"),
+        &["module `outptu` is not defined", "did you mean `output`?"],
+    );
+}
+
+#[test]
+fn a_route_naming_a_queue_the_module_lacks() {
+    refused(
+        "queue",
+        &format!("{GOOD_MODULES}routingtable:\n  - input.outbx -> output.inbox\n"),
+        &["has no queue `outbx`", "it has: outbox"],
+    );
+}
+
+#[test]
+fn a_queue_connected_twice() {
+    refused(
+        "twice",
+        &format!(
+            "{GOOD_MODULES}  other: {{module: wishbone.output.null}}\nroutingtable:\n  - input.outbox -> output.inbox\n  - input.outbox -> other.inbox\n"
+        ),
+        &[
+            "queue `input.outbox` is already connected to `output.inbox`",
+            "fanout",
+        ],
+    );
+}
+
+#[test]
+fn every_problem_is_reported_in_one_run() {
+    let (code, text) = check(
+        "many",
+        "modules:\n  input: {module: wishbone.input.tpc}\n  output: {module: wishbone.output.tcp, arguments: {hots: x}}\nroutingtable:\n  - input.outbox -> nowhere.inbox\nextra: 1\n",
+    );
+    assert_eq!(code, Some(2));
+    assert!(text.contains("has 4 problems"), "{text}");
+}
+
+#[test]
+fn yaml_that_is_not_a_bootstrap() {
+    refused("syntax", "modules: [\n", &["syntax"]);
+    refused("empty", "", &["the file is empty"]);
+    refused("list", "- input\n", &["expected a mapping"]);
+}
+
+#[test]
+fn debug_on_a_bad_file_exits_2_without_starting() {
+    let dir = scratch_dir("debug-bad");
+    let file = dir.join("bad.yaml");
+    std::fs::write(&file, "modules:\n  x: {module: nope}\n").unwrap();
+    let output = Command::new(binary("wishbone"))
+        .arg("debug")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown module kind `nope`"));
+}
