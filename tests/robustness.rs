@@ -11,7 +11,10 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// Peak resident memory of a process, from /proc.
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmHWM:")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
@@ -59,11 +62,22 @@ fn a_100_megabyte_line_is_truncated_counted_and_memory_stays_bounded() {
     expected.extend(std::iter::repeat_n(b'x', 1 << 20));
     expected.extend(b"\nafter\n");
     assert_eq!(received.len(), expected.len());
-    assert!(received == expected, "the first MiB of the long line, then the next line");
+    assert!(
+        received == expected,
+        "the first MiB of the long line, then the next line"
+    );
     let totals = wishbone.output.wait_for("input totals", MINUTE);
     assert_eq!(field(&totals, "truncated"), Some("1"), "{totals}");
-    assert!(wishbone.output.text().contains("longer than max_line_length"));
-    assert!(peak < 64 * 1024, "peak resident memory {peak} KiB while a 100 MB line passed");
+    assert!(
+        wishbone
+            .output
+            .text()
+            .contains("longer than max_line_length")
+    );
+    assert!(
+        peak < 64 * 1024,
+        "peak resident memory {peak} KiB while a 100 MB line passed"
+    );
 }
 
 #[test]
@@ -84,19 +98,35 @@ fn five_hundred_concurrent_clients_each_keep_their_order() {
             })
         })
         .collect();
-    let sent: Vec<Vec<u8>> = clients.into_iter().map(|client| client.join().unwrap()).collect();
+    let sent: Vec<Vec<u8>> = clients
+        .into_iter()
+        .map(|client| client.join().unwrap())
+        .collect();
     sink.wait_for_lines(500_000, MINUTE);
     assert!(wishbone.stop().success());
     let received = sink.received();
     let all_sent = sent.concat();
-    assert_eq!(sorted_lines(&received), sorted_lines(&all_sent), "every line once");
+    assert_eq!(
+        sorted_lines(&received),
+        sorted_lines(&all_sent),
+        "every line once"
+    );
     let mut next = vec![0usize; 500];
-    for line in received.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
+    for line in received
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+    {
         let text = std::str::from_utf8(line).unwrap();
         let client: usize = text[7..10].parse().unwrap();
         let number: usize = text[16..20].parse().unwrap();
         assert_eq!(number, next[client], "client {client} out of order");
         next[client] += 1;
     }
-    assert_eq!(wishbone.output.wait_for("input totals", MINUTE).contains("connections=500"), true);
+    assert_eq!(
+        wishbone
+            .output
+            .wait_for("input totals", MINUTE)
+            .contains("connections=500"),
+        true
+    );
 }

@@ -280,6 +280,11 @@ impl Sink {
         );
     }
 
+    /// Sends a signal (SIGSTOP, SIGCONT, ...).
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
     /// SIGKILL: the peer vanishes without closing anything itself.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -299,5 +304,54 @@ pub fn proxy_bootstrap(port: u16) -> String {
         "modules:\n  input:\n    module: wishbone.input.tcp\n    arguments: {{address: 127.0.0.1, port: 0}}\n  \
          output:\n    module: wishbone.output.tcp\n    arguments: {{host: 127.0.0.1, port: {port}, reconnect_max: 0.2}}\n\
          routingtable:\n  - input.outbox -> output.inbox\n"
+    )
+}
+
+/// Bytes received by established connections to local `port` that their
+/// program has not read yet (the `rx_queue` of /proc/net/tcp): what a
+/// SIGKILL of that program would destroy.
+pub fn unread_bytes(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let established = *fields.get(3)? == "01";
+            let rx = u64::from_str_radix(fields.get(4)?.split(':').nth(1)?, 16).ok()?;
+            (local_port == port && established).then_some(rx)
+        })
+        .sum()
+}
+
+/// The number at the start of each line of `numbered_lines`.
+pub fn line_numbers(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    data.split(|byte| *byte == b'\n')
+        .filter(|line| line.len() >= 10)
+        .filter_map(|line| std::str::from_utf8(&line[..10]).ok()?.parse().ok())
+}
+
+/// The article's scenario II with backends on the given ports.
+pub fn scenario_2_bootstrap(port_1: u16, port_2: u16, output_arguments: &str) -> String {
+    format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         roundrobin: {{module: wishbone.builtin.flow.roundrobin}}\n  \
+         output_1: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port_1}, reconnect_max: 0.2{output_arguments}}}}}\n  \
+         output_2: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port_2}, reconnect_max: 0.2{output_arguments}}}}}\n\
+         routingtable:\n  - input.outbox -> roundrobin.inbox\n  - roundrobin.one -> output_1.inbox\n  - roundrobin.two -> output_2.inbox\n"
+    )
+}
+
+/// The article's scenario III with backends on the given ports.
+pub fn scenario_3_bootstrap(port_1: u16, port_2: u16) -> String {
+    format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         roundrobin: {{module: wishbone.builtin.flow.roundrobin}}\n  \
+         funnel: {{module: wishbone.builtin.flow.funnel}}\n  \
+         output_1: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port_1}, reconnect_max: 0.2}}}}\n  \
+         output_2: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port_2}, reconnect_max: 0.2, failed: true}}}}\n\
+         routingtable:\n  - input.outbox -> roundrobin.inbox\n  - roundrobin.one -> funnel.one\n  - roundrobin.two -> output_2.inbox\n  \
+         - output_2.failed -> funnel.two\n  - funnel.outbox -> output_1.inbox\n"
     )
 }

@@ -3,7 +3,7 @@
 //! what arrived with what was sent. A line cut off by a connection's end is
 //! counted as partial and not written: it is what a dying connection leaves.
 //!
-//! wishbone-sink [--address A] [--port P] [--out FILE] [--pause-ms N]
+//! wishbone-sink [--address A] [--port P] [--out FILE] [--pause-ms N] [--rcvbuf BYTES]
 //! prints `listening ADDRESS` once ready; at each connection's end prints
 //! `closed lines=N partial=0|1` on standard error.
 
@@ -17,6 +17,7 @@ struct Options {
     port: u16,
     out: Option<String>,
     pause: Duration,
+    receive_buffer: Option<usize>,
 }
 
 fn options() -> Result<Options, String> {
@@ -25,6 +26,7 @@ fn options() -> Result<Options, String> {
         port: 0,
         out: None,
         pause: Duration::ZERO,
+        receive_buffer: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -33,6 +35,10 @@ fn options() -> Result<Options, String> {
             "--address" => options.address = value,
             "--port" => options.port = value.parse().map_err(|_| format!("bad port {value}"))?,
             "--out" => options.out = Some(value),
+            "--rcvbuf" => {
+                options.receive_buffer =
+                    Some(value.parse().map_err(|_| format!("bad size {value}"))?)
+            }
             "--pause-ms" => {
                 options.pause =
                     Duration::from_millis(value.parse().map_err(|_| format!("bad pause {value}"))?)
@@ -58,6 +64,9 @@ fn main() {
             std::process::exit(1);
         }
     };
+    if let Some(size) = options.receive_buffer {
+        set_receive_buffer(&listener, size);
+    }
     let out: Option<Arc<Mutex<std::fs::File>>> = options.out.as_ref().map(|path| {
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -75,6 +84,23 @@ fn main() {
         let out = out.clone();
         let pause = options.pause;
         std::thread::spawn(move || receive(stream, out, pause));
+    }
+}
+
+/// A small receive buffer (inherited by accepted sockets) keeps the bytes
+/// the kernel acknowledged but this program has not read yet few.
+fn set_receive_buffer(listener: &TcpListener, size: usize) {
+    use std::os::fd::AsRawFd;
+    let size = size as libc::c_int;
+    // SAFETY: setsockopt with a pointer to a live int and its size.
+    unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 
