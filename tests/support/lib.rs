@@ -47,13 +47,22 @@ pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bo
     }
 }
 
-/// `count` numbered lines of about 100 bytes: every line is different, so
+/// Bytes in each line of [`numbered_lines`], newline included.
+pub const NUMBERED_LINE_LENGTH: usize = 100;
+
+/// `count` numbered lines of exactly 100 bytes: every line is different, so
 /// a loss, a duplicate or a reordering shows.
 pub fn numbered_lines(count: usize) -> Vec<u8> {
-    let mut data = Vec::with_capacity(count * 100);
+    let mut data = Vec::with_capacity(count * NUMBERED_LINE_LENGTH);
     for number in 0..count {
-        writeln!(data, "{number:010} the quick brown fox jumps over the lazy dog and keeps running past the barn.....").unwrap();
+        writeln!(
+            data,
+            "{number:010} {:.<88}",
+            "the quick brown fox jumps over the lazy dog"
+        )
+        .unwrap();
     }
+    debug_assert_eq!(data.len(), count * NUMBERED_LINE_LENGTH);
     data
 }
 
@@ -269,6 +278,13 @@ impl Sink {
             .iter()
             .filter(|byte| **byte == b'\n')
             .count()
+    }
+
+    /// Bytes written so far, cheap to poll.
+    pub fn byte_count(&self) -> u64 {
+        std::fs::metadata(&self.file)
+            .map(|meta| meta.len())
+            .unwrap_or(0)
     }
 
     /// Waits until `lines` lines arrived.

@@ -3,11 +3,11 @@
 //! what arrived with what was sent. A line cut off by a connection's end is
 //! counted as partial and not written: it is what a dying connection leaves.
 //!
-//! wishbone-sink [--address A] [--port P] [--out FILE] [--pause-ms N] [--rcvbuf BYTES]
+//! wishbone-sink [--address A] [--port P] [--out FILE] [--pause-ms N] [--rcvbuf BYTES] [--read-size BYTES]
 //! prints `listening ADDRESS` once ready; at each connection's end prints
 //! `closed lines=N partial=0|1` on standard error.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +18,7 @@ struct Options {
     out: Option<String>,
     pause: Duration,
     receive_buffer: Option<usize>,
+    read_size: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -27,6 +28,7 @@ fn options() -> Result<Options, String> {
         out: None,
         pause: Duration::ZERO,
         receive_buffer: None,
+        read_size: 256 * 1024,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -35,6 +37,9 @@ fn options() -> Result<Options, String> {
             "--address" => options.address = value,
             "--port" => options.port = value.parse().map_err(|_| format!("bad port {value}"))?,
             "--out" => options.out = Some(value),
+            "--read-size" => {
+                options.read_size = value.parse().map_err(|_| format!("bad size {value}"))?
+            }
             "--rcvbuf" => {
                 options.receive_buffer =
                     Some(value.parse().map_err(|_| format!("bad size {value}"))?)
@@ -82,8 +87,8 @@ fn main() {
     let _ = std::io::stdout().flush();
     for stream in listener.incoming().flatten() {
         let out = out.clone();
-        let pause = options.pause;
-        std::thread::spawn(move || receive(stream, out, pause));
+        let (pause, read_size) = (options.pause, options.read_size);
+        std::thread::spawn(move || receive(stream, out, pause, read_size));
     }
 }
 
@@ -104,30 +109,33 @@ fn set_receive_buffer(listener: &TcpListener, size: usize) {
     }
 }
 
-/// Reads complete lines and appends them, a large block at a time.
-fn receive(stream: TcpStream, out: Option<Arc<Mutex<std::fs::File>>>, pause: Duration) {
+/// Reads, and appends the complete lines of each read at once: what this
+/// program has taken from the kernel and not yet written is at most one read.
+fn receive(
+    mut stream: TcpStream,
+    out: Option<Arc<Mutex<std::fs::File>>>,
+    pause: Duration,
+    read_size: usize,
+) {
     std::thread::sleep(pause);
-    let mut reader = BufReader::with_capacity(256 * 1024, stream);
+    let mut buffer = vec![0u8; read_size.max(1)];
     let mut lines = 0u64;
     let mut carry: Vec<u8> = Vec::new();
     loop {
-        let chunk = match reader.fill_buf() {
-            Ok([]) | Err(_) => break,
-            Ok(chunk) => chunk,
+        let read = match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
         };
-        let taken = chunk.len();
-        carry.extend_from_slice(chunk);
-        reader.consume(taken);
+        carry.extend_from_slice(&buffer[..read]);
         if let Some(last) = carry.iter().rposition(|byte| *byte == b'\n') {
-            let complete: Vec<u8> = carry.drain(..=last).collect();
-            lines += complete.iter().filter(|byte| **byte == b'\n').count() as u64;
+            lines += carry[..=last].iter().filter(|byte| **byte == b'\n').count() as u64;
             if let Some(out) = &out {
                 let mut file = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let _ = file.write_all(&complete);
+                let _ = file.write_all(&carry[..=last]);
             }
+            carry.drain(..=last);
         }
     }
-    let _ = reader.into_inner().read(&mut [0u8; 1]);
     eprintln!(
         "closed lines={lines} partial={}",
         u8::from(!carry.is_empty())
