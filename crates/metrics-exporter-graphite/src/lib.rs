@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+mod builder;
+mod buffer;
+mod pusher;
+mod recorder;
+mod render;
+
+pub use buffer::LineBuffer;
+pub use builder::{GraphiteBuilder, InstallError};
+pub use recorder::{GraphiteHandle, GraphiteRecorder};
+pub use render::{LabelStyle, Snapshot, Summary, sanitize};
