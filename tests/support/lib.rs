@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+mod carbon;
+pub use carbon::{Carbon, hostname_segment};
+
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {
     let test = std::env::current_exe().expect("the test's path");

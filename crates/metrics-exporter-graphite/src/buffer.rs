@@ -12,7 +12,11 @@ pub struct LineBuffer {
 impl LineBuffer {
     /// A buffer of at most `capacity` lines (at least one).
     pub fn new(capacity: usize) -> Self {
-        Self { lines: VecDeque::new(), capacity: capacity.max(1), dropped: 0 }
+        Self {
+            lines: VecDeque::new(),
+            capacity: capacity.max(1),
+            dropped: 0,
+        }
     }
 
     /// Adds lines at the back, dropping from the front beyond the capacity.

@@ -92,7 +92,8 @@ impl GraphiteBuilder {
     /// Builds, starts the pushing thread if an address was given, and
     /// installs the recorder as the global one.
     pub fn install(self) -> Result<GraphiteHandle, InstallError> {
-        let (address, interval, buffer_lines) = (self.address.clone(), self.interval, self.buffer_lines);
+        let (address, interval, buffer_lines) =
+            (self.address.clone(), self.interval, self.buffer_lines);
         let (recorder, handle) = self.build();
         metrics::set_global_recorder(recorder).map_err(|_| InstallError)?;
         if let Some(address) = address {
@@ -104,7 +105,8 @@ impl GraphiteBuilder {
     /// Builds and starts the pushing thread without installing the recorder
     /// globally (to record through `metrics::with_local_recorder`, or tests).
     pub fn build_and_push(self) -> (GraphiteRecorder, GraphiteHandle) {
-        let (address, interval, buffer_lines) = (self.address.clone(), self.interval, self.buffer_lines);
+        let (address, interval, buffer_lines) =
+            (self.address.clone(), self.interval, self.buffer_lines);
         let (recorder, handle) = self.build();
         if let Some(address) = address {
             crate::pusher::spawn(handle.clone(), address, interval, buffer_lines);

@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 
-mod builder;
 mod buffer;
+mod builder;
 mod pusher;
 mod recorder;
 mod render;

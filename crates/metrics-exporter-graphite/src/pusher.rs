@@ -13,7 +13,12 @@ const FIRST_WAIT: Duration = Duration::from_millis(100);
 const LONGEST_WAIT: Duration = Duration::from_secs(30);
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(crate) fn spawn(handle: GraphiteHandle, address: String, interval: Duration, buffer_lines: usize) {
+pub(crate) fn spawn(
+    handle: GraphiteHandle,
+    address: String,
+    interval: Duration,
+    buffer_lines: usize,
+) {
     let spawned = std::thread::Builder::new()
         .name("graphite-exporter".into())
         .spawn(move || push(handle, address, interval, buffer_lines));
@@ -31,7 +36,10 @@ fn push(handle: GraphiteHandle, address: String, interval: Duration, buffer_line
     loop {
         std::thread::sleep(next_tick.saturating_duration_since(Instant::now()));
         next_tick += interval;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| since.as_secs())
+            .unwrap_or(0);
         buffer.extend(handle.render(now));
         handle.record_dropped(buffer.dropped());
         if stream.is_none() && Instant::now() >= next_attempt {
@@ -56,7 +64,10 @@ fn push(handle: GraphiteHandle, address: String, interval: Duration, buffer_line
 }
 
 fn connect(address: &str) -> std::io::Result<TcpStream> {
-    let mut last = std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the address resolves to nothing");
+    let mut last = std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        "the address resolves to nothing",
+    );
     for candidate in address.to_socket_addrs()? {
         match TcpStream::connect_timeout(&candidate, IO_TIMEOUT) {
             Ok(stream) => {

@@ -27,9 +27,24 @@ pub(crate) struct Shared {
     dropped: AtomicU64,
 }
 
-pub(crate) fn pair(prefix: String, labels: LabelStyle, summaries: Vec<Summary>) -> (GraphiteRecorder, GraphiteHandle) {
-    let shared = Arc::new(Shared { registry: Registry::atomic(), prefix, labels, summaries, dropped: AtomicU64::new(0) });
-    (GraphiteRecorder { shared: shared.clone() }, GraphiteHandle { shared })
+pub(crate) fn pair(
+    prefix: String,
+    labels: LabelStyle,
+    summaries: Vec<Summary>,
+) -> (GraphiteRecorder, GraphiteHandle) {
+    let shared = Arc::new(Shared {
+        registry: Registry::atomic(),
+        prefix,
+        labels,
+        summaries,
+        dropped: AtomicU64::new(0),
+    });
+    (
+        GraphiteRecorder {
+            shared: shared.clone(),
+        },
+        GraphiteHandle { shared },
+    )
 }
 
 impl Recorder for GraphiteRecorder {
@@ -46,7 +61,19 @@ impl Recorder for GraphiteRecorder {
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(self.shared.registry.get_or_create_histogram(key, Arc::clone))
+        Histogram::from_arc(
+            self.shared
+                .registry
+                .get_or_create_histogram(key, Arc::clone),
+        )
+    }
+}
+
+impl std::fmt::Debug for GraphiteHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphiteHandle")
+            .field("prefix", &self.shared.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,10 +81,19 @@ impl GraphiteHandle {
     /// Every metric's value now, sorted by name; histograms are drained.
     pub fn snapshot(&self) -> Snapshot {
         let registry = &self.shared.registry;
-        let mut snapshot =
-            Snapshot { labels: self.shared.labels, summaries: self.shared.summaries.clone(), ..Snapshot::default() };
-        registry.visit_counters(|key, counter| snapshot.counters.push((key.clone(), counter.load(Relaxed))));
-        registry.visit_gauges(|key, gauge| snapshot.gauges.push((key.clone(), f64::from_bits(gauge.load(Relaxed)))));
+        let mut snapshot = Snapshot {
+            labels: self.shared.labels,
+            summaries: self.shared.summaries.clone(),
+            ..Snapshot::default()
+        };
+        registry.visit_counters(|key, counter| {
+            snapshot.counters.push((key.clone(), counter.load(Relaxed)))
+        });
+        registry.visit_gauges(|key, gauge| {
+            snapshot
+                .gauges
+                .push((key.clone(), f64::from_bits(gauge.load(Relaxed))))
+        });
         registry.visit_histograms(|key, histogram| {
             let mut values = Vec::new();
             histogram.clear_with(|chunk| values.extend_from_slice(chunk));
@@ -65,7 +101,9 @@ impl GraphiteHandle {
         });
         snapshot.counters.sort_by(|a, b| a.0.name().cmp(b.0.name()));
         snapshot.gauges.sort_by(|a, b| a.0.name().cmp(b.0.name()));
-        snapshot.histograms.sort_by(|a, b| a.0.name().cmp(b.0.name()));
+        snapshot
+            .histograms
+            .sort_by(|a, b| a.0.name().cmp(b.0.name()));
         snapshot
     }
 

@@ -33,7 +33,16 @@ pub enum Summary {
 /// Makes a value safe as one path segment: dots, spaces, slashes and
 /// semicolons become `_`.
 pub fn sanitize(segment: &str) -> String {
-    segment.chars().map(|c| if matches!(c, '.' | '/' | ';' | '=') || c.is_whitespace() { '_' } else { c }).collect()
+    segment
+        .chars()
+        .map(|c| {
+            if matches!(c, '.' | '/' | ';' | '=') || c.is_whitespace() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The values of every metric at one moment. Histograms are drained when
@@ -53,10 +62,17 @@ impl Snapshot {
     pub fn lines(&self, prefix: &str, timestamp: u64) -> Vec<String> {
         let mut lines = Vec::with_capacity(self.counters.len() + self.gauges.len());
         for (key, value) in &self.counters {
-            lines.push(format!("{} {value} {timestamp}", self.path(prefix, key, None)));
+            lines.push(format!(
+                "{} {value} {timestamp}",
+                self.path(prefix, key, None)
+            ));
         }
         for (key, value) in &self.gauges {
-            lines.push(format!("{} {} {timestamp}", self.path(prefix, key, None), number(*value)));
+            lines.push(format!(
+                "{} {} {timestamp}",
+                self.path(prefix, key, None),
+                number(*value)
+            ));
         }
         for (key, values) in &self.histograms {
             if values.is_empty() {
@@ -66,7 +82,11 @@ impl Snapshot {
             sorted.sort_by(f64::total_cmp);
             for summary in &self.summaries {
                 let (segment, value) = summarise(*summary, &sorted);
-                lines.push(format!("{} {} {timestamp}", self.path(prefix, key, Some(&segment)), number(value)));
+                lines.push(format!(
+                    "{} {} {timestamp}",
+                    self.path(prefix, key, Some(&segment)),
+                    number(value)
+                ));
             }
         }
         lines
@@ -84,10 +104,20 @@ impl Snapshot {
         for label in key.labels() {
             match self.labels {
                 LabelStyle::Segments => write!(path, ".{}", sanitize(label.value())).unwrap_or(()),
-                LabelStyle::NamedSegments => {
-                    write!(path, ".{}_{}", sanitize(label.key()), sanitize(label.value())).unwrap_or(())
-                }
-                LabelStyle::Tags => write!(tags, ";{}={}", sanitize(label.key()), label.value().replace([';', ' '], "_")).unwrap_or(()),
+                LabelStyle::NamedSegments => write!(
+                    path,
+                    ".{}_{}",
+                    sanitize(label.key()),
+                    sanitize(label.value())
+                )
+                .unwrap_or(()),
+                LabelStyle::Tags => write!(
+                    tags,
+                    ";{}={}",
+                    sanitize(label.key()),
+                    label.value().replace([';', ' '], "_")
+                )
+                .unwrap_or(()),
                 LabelStyle::Ignore => {}
             }
         }
@@ -101,7 +131,11 @@ impl Snapshot {
 
 /// Integers without a fraction, so counters read as counters.
 fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { format!("{value}") }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value}")
+    }
 }
 
 fn summarise(summary: Summary, sorted: &[f64]) -> (String, f64) {
@@ -113,7 +147,10 @@ fn summarise(summary: Summary, sorted: &[f64]) -> (String, f64) {
         Summary::Mean => ("mean".into(), sorted.iter().sum::<f64>() / count as f64),
         Summary::Percentile(percent) => {
             let rank = ((percent.clamp(0.0, 100.0) / 100.0) * (count - 1) as f64).round() as usize;
-            (format!("p{}", number(percent).replace('.', "_")), sorted[rank])
+            (
+                format!("p{}", number(percent).replace('.', "_")),
+                sorted[rank],
+            )
         }
     }
 }
@@ -123,13 +160,23 @@ mod tests {
     use super::*;
 
     fn snapshot(labels: LabelStyle) -> Snapshot {
-        let key = Key::from_parts("http.requests", vec![metrics::Label::new("route", "/a.b c")]);
+        let key = Key::from_parts(
+            "http.requests",
+            vec![metrics::Label::new("route", "/a.b c")],
+        );
         Snapshot {
             counters: vec![(key.clone(), 7)],
             gauges: vec![(Key::from_name("queue.size"), 2.5)],
             histograms: vec![(Key::from_name("latency"), vec![3.0, 1.0, 2.0, 4.0])],
             labels,
-            summaries: vec![Summary::Count, Summary::Min, Summary::Max, Summary::Mean, Summary::Percentile(50.0), Summary::Percentile(99.9)],
+            summaries: vec![
+                Summary::Count,
+                Summary::Min,
+                Summary::Max,
+                Summary::Mean,
+                Summary::Percentile(50.0),
+                Summary::Percentile(99.9),
+            ],
         }
     }
 
@@ -153,9 +200,18 @@ mod tests {
 
     #[test]
     fn labels_can_be_named_tagged_or_ignored() {
-        assert_eq!(snapshot(LabelStyle::NamedSegments).lines("", 1)[0], "http.requests.route__a_b_c 7 1");
-        assert_eq!(snapshot(LabelStyle::Tags).lines("", 1)[0], "http.requests;route=/a.b_c 7 1");
-        assert_eq!(snapshot(LabelStyle::Ignore).lines("", 1)[0], "http.requests 7 1");
+        assert_eq!(
+            snapshot(LabelStyle::NamedSegments).lines("", 1)[0],
+            "http.requests.route__a_b_c 7 1"
+        );
+        assert_eq!(
+            snapshot(LabelStyle::Tags).lines("", 1)[0],
+            "http.requests;route=/a.b_c 7 1"
+        );
+        assert_eq!(
+            snapshot(LabelStyle::Ignore).lines("", 1)[0],
+            "http.requests 7 1"
+        );
     }
 
     #[test]

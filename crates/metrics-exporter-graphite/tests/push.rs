@@ -16,7 +16,9 @@ fn metadata() -> Metadata<'static> {
 /// Reads lines from the next connection until one contains `needle`.
 fn read_until(listener: &TcpListener, needle: &str) -> String {
     let (stream, _) = listener.accept().unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     for line in BufReader::new(stream).lines() {
         let line = line.expect("a line before the timeout");
         if line.contains(needle) {
@@ -48,18 +50,27 @@ fn lines_arrive_and_a_returning_carbon_is_reconnected_to() {
 
 #[test]
 fn without_carbon_the_buffer_stays_bounded_and_counts_what_it_drops() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (recorder, handle) = GraphiteBuilder::new()
         .with_address(format!("127.0.0.1:{port}"))
         .with_interval(Duration::from_millis(5))
         .with_buffer_lines(50)
         .build_and_push();
     for index in 0..20 {
-        recorder.register_gauge(&Key::from_name(format!("gauge{index}")), &metadata()).set(1.0);
+        recorder
+            .register_gauge(&Key::from_name(format!("gauge{index}")), &metadata())
+            .set(1.0);
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while handle.dropped_lines() == 0 {
-        assert!(Instant::now() < deadline, "lines should be dropped once 50 wait");
+        assert!(
+            Instant::now() < deadline,
+            "lines should be dropped once 50 wait"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -67,8 +78,16 @@ fn without_carbon_the_buffer_stays_bounded_and_counts_what_it_drops() {
 #[test]
 fn a_snapshot_renders_without_any_socket() {
     let (recorder, handle) = GraphiteBuilder::new().with_prefix("p").build();
-    recorder.register_histogram(&Key::from_name("latency"), &metadata()).record(2.0);
+    recorder
+        .register_histogram(&Key::from_name("latency"), &metadata())
+        .record(2.0);
     let lines = handle.render(10);
-    assert!(lines.contains(&"p.latency.count 1 10".to_string()), "{lines:?}");
-    assert!(handle.render(11).is_empty(), "a histogram is summarised once");
+    assert!(
+        lines.contains(&"p.latency.count 1 10".to_string()),
+        "{lines:?}"
+    );
+    assert!(
+        handle.render(11).is_empty(),
+        "a histogram is summarised once"
+    );
 }

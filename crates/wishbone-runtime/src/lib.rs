@@ -23,6 +23,7 @@ mod context;
 mod module;
 mod options;
 mod order;
+mod publish;
 mod server;
 mod set;
 mod table;
@@ -35,5 +36,6 @@ pub use server::{Server, ServerError};
 pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 
+pub use metrics_exporter_graphite::{self, GraphiteHandle};
 pub use wishbone_bootstrap::{ArgumentError, Arguments};
 pub use wishbone_event::{Batch, Event, QueueSpec, queue};

@@ -15,6 +15,9 @@ pub struct RuntimeOptions {
     pub reuse_port: bool,
     /// The host name metrics and enrichment modules report.
     pub hostname: String,
+    /// Where queue statistics and module counters are recorded, for the
+    /// metrics modules to render; `None` when no recorder was installed.
+    pub metrics: Option<metrics_exporter_graphite::GraphiteHandle>,
 }
 
 impl Default for RuntimeOptions {
@@ -25,6 +28,7 @@ impl Default for RuntimeOptions {
             drain_timeout: Duration::from_secs(30),
             reuse_port: false,
             hostname: "localhost".to_string(),
+            metrics: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use wishbone_bootstrap::{Bootstrap, ModuleDecl};
 use wishbone_event::{RESERVED_QUEUES, queue};
 
 use crate::order::downstream_first;
+use crate::publish::Publisher;
 use crate::{
     Module, ModuleActor, ModuleContext, ModuleError, ModuleSet, QueueTable, RuntimeOptions,
 };
@@ -92,7 +93,10 @@ impl Server {
         for route in &self.bootstrap.routes {
             tracing::info!(route = %route, "queue connected");
         }
+        let publishing = actix_rt::spawn(publish_every(table.clone(), self.options.frequency));
         let failures = supervise(running, stop_requests, &stop, &abort, &self.options).await;
+        publishing.abort();
+        Publisher::default().publish(&table, self.options.frequency);
         report(&table);
         if failures.is_empty() {
             Ok(table)
@@ -209,6 +213,18 @@ async fn supervise(
         }
     }
     failures
+}
+
+/// Publishes the queue statistics to the metrics recorder every `frequency`.
+async fn publish_every(table: QueueTable, frequency: std::time::Duration) {
+    let mut publisher = Publisher::default();
+    let mut tick = tokio::time::interval(frequency);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        publisher.publish(&table, last.elapsed());
+        last = tokio::time::Instant::now();
+    }
 }
 
 /// Logs every queue's totals, the record of what this run moved.

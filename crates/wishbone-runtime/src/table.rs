@@ -18,7 +18,8 @@ pub struct QueueTable {
 }
 
 impl QueueTable {
-    pub(crate) fn add(&self, module: &str, queue: &str, stats: Arc<QueueStats>) {
+    /// Lists a queue; the runtime lists every queue it wires.
+    pub fn add(&self, module: &str, queue: &str, stats: Arc<QueueStats>) {
         let mut entries = self
             .entries
             .lock()

@@ -57,6 +57,13 @@ pub struct RunOptions {
     /// Seconds a stop waits for queues to drain before aborting.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
+    /// Also send every metric straight to carbon's plaintext port, HOST:PORT,
+    /// with no route in the bootstrap (the `metrics:` section routes them instead).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub graphite: Option<String>,
+    /// First segment of metric paths sent with --graphite; the host name follows.
+    #[arg(long, default_value = "wishbone")]
+    pub graphite_prefix: String,
     /// Log filter: error, warn, info, debug, trace (or a RUST_LOG-style filter).
     #[arg(long, default_value = "info")]
     pub log_level: String,

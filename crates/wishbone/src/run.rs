@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use wishbone_runtime::{ModuleSet, RuntimeOptions, Server};
+use wishbone_runtime::metrics_exporter_graphite::{GraphiteBuilder, sanitize};
+use wishbone_runtime::{GraphiteHandle, ModuleSet, RuntimeOptions, Server};
 
 use crate::cli::{RunOptions, StartOptions};
 use crate::logging::{self, Style};
@@ -52,15 +53,17 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         eprintln!("error: --frequency and --drain-timeout take a number of seconds above 0");
         return ExitCode::from(EXIT_INVALID);
     };
+    let hostname = hostname::get()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
     let runtime_options = RuntimeOptions {
         queue_size: options.queue_size as usize,
         frequency,
         drain_timeout,
         reuse_port: options.reuse_port,
-        hostname: hostname::get()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .unwrap_or_else(|| "localhost".into()),
+        metrics: install_metrics(options, &hostname, frequency),
+        hostname,
     };
     tracing::info!(config = %options.config.display(), modules = bootstrap.modules.len(), pid = std::process::id(), "starting");
     match Server::new(bootstrap, modules.clone(), runtime_options).run() {
@@ -71,6 +74,34 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "stopped with errors");
             ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Installs the recorder every module's counters go to; with --graphite it
+/// also pushes them straight to carbon.
+fn install_metrics(
+    options: &RunOptions,
+    hostname: &str,
+    frequency: Duration,
+) -> Option<GraphiteHandle> {
+    let prefix = format!(
+        "{}.{}",
+        sanitize(&options.graphite_prefix),
+        sanitize(hostname)
+    );
+    let mut builder = GraphiteBuilder::new()
+        .with_prefix(prefix)
+        .with_interval(frequency);
+    if let Some(address) = &options.graphite {
+        tracing::info!(%address, "sending metrics to carbon");
+        builder = builder.with_address(address.clone());
+    }
+    match builder.install() {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "metrics are not recorded");
+            None
         }
     }
 }
@@ -102,6 +133,12 @@ fn instances(options: &StartOptions) -> ExitCode {
             .args(["--frequency", &run.frequency.to_string()])
             .args(["--drain-timeout", &run.drain_timeout.to_string()])
             .args(["--log-level", &run.log_level, "--reuse-port"])
+            .args(["--graphite-prefix", &run.graphite_prefix])
+            .args(
+                run.graphite
+                    .iter()
+                    .flat_map(|address| ["--graphite", address.as_str()]),
+            )
             .spawn();
         match spawned {
             Ok(child) => children.push(child),

@@ -1,14 +1,14 @@
-//! `wishbone.metrics.graphite`: every `--frequency` seconds, the statistics
-//! of every queue as Graphite plaintext lines on `outbox`, to be routed to a
-//! `wishbone.output.tcp` pointed at carbon. The text `wishbone show --docs`
-//! prints is [`DOCS`].
+//! `wishbone.metrics.graphite`: every `--frequency` seconds, everything the
+//! server recorded (queue statistics, output counters) as Graphite plaintext
+//! lines on `outbox`, to be routed to a `wishbone.output.tcp` pointed at
+//! carbon. The text `wishbone show --docs` prints is [`DOCS`].
 
-use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::time::MissedTickBehavior;
+use wishbone_runtime::metrics_exporter_graphite::sanitize;
 use wishbone_runtime::queue::TrySendError;
 use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
@@ -28,7 +28,10 @@ Arguments (default)
 Every --frequency seconds (default 1), for every queue of every module:
   <prefix>.<host>.queue.<module>.<queue>.size|in_total|out_total|dropped_total
   <prefix>.<host>.queue.<module>.<queue>.in_rate|out_rate|dropped_rate
-Dots, spaces and slashes inside a name become `_`. When `outbox` is full the
+and for every tcp output:
+  <prefix>.<host>.module.<module>.connected|connects|delivered|bytes|failed_over|resent
+Dots, spaces and slashes inside a name become `_`. docs/metrics.md says
+what each means. When `outbox` is full the
 report is dropped and counted in outbox's dropped_total: metrics never slow
 the event flow.
 
@@ -79,20 +82,6 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     }))
 }
 
-/// Makes a name safe as one segment of a Graphite path.
-pub fn sanitize(segment: &str) -> String {
-    segment
-        .chars()
-        .map(|c| {
-            if c == '.' || c == '/' || c.is_whitespace() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect()
-}
-
 /// The module.
 pub struct Graphite {
     config: Config,
@@ -104,17 +93,21 @@ impl Module for Graphite {
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let outbox = context.outgoing("outbox");
-        let table = context.queue_table();
         let stop = context.stopping();
         let frequency = context.options().frequency;
-        let mut base = sanitize(&self.config.prefix);
+        let handle = context.options().metrics.clone();
+        let mut prefix = sanitize(&self.config.prefix);
         if self.config.include_hostname {
-            base = format!("{base}.{}", sanitize(&context.options().hostname));
+            prefix = format!("{prefix}.{}", sanitize(&context.options().hostname));
         }
+        let name = context.name().to_string();
         Box::pin(async move {
+            let Some(handle) = handle else {
+                tracing::warn!(module = %name, "no metrics recorder is installed: nothing to report");
+                return Ok(());
+            };
             let mut tick = tokio::time::interval(frequency);
             tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
-            let mut previous: HashMap<(String, String), [u64; 3]> = HashMap::new();
             loop {
                 let stopping = tokio::select! {
                     _ = tick.tick() => false,
@@ -124,33 +117,12 @@ impl Module for Graphite {
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                let mut lines = Batch::new();
-                for entry in table.entries() {
-                    let totals = entry.stats.snapshot();
-                    let counts = [totals.in_total, totals.out_total, totals.dropped_total];
-                    let before = previous
-                        .insert((entry.module.clone(), entry.queue.clone()), counts)
-                        .unwrap_or(counts);
-                    let path = format!(
-                        "{base}.queue.{}.{}",
-                        sanitize(&entry.module),
-                        sanitize(&entry.queue)
-                    );
-                    let seconds = frequency.as_secs_f64().max(0.001);
-                    let rate = |index: usize| (counts[index] - before[index]) as f64 / seconds;
-                    let stats = [
-                        ("size", totals.size as f64),
-                        ("in_total", totals.in_total as f64),
-                        ("out_total", totals.out_total as f64),
-                        ("dropped_total", totals.dropped_total as f64),
-                        ("in_rate", rate(0)),
-                        ("out_rate", rate(1)),
-                        ("dropped_rate", rate(2)),
-                    ];
-                    for (stat, value) in stats {
-                        lines.push(Event::new(format!("{path}.{stat} {value} {now}")));
-                    }
-                }
+                let lines: Batch = handle
+                    .snapshot()
+                    .lines(&prefix, now)
+                    .into_iter()
+                    .map(Event::new)
+                    .collect();
                 match outbox.try_send(lines) {
                     Ok(()) => {}
                     Err(TrySendError::Full(lines)) => outbox.stats().record_dropped(lines.len()),
@@ -161,16 +133,5 @@ impl Module for Graphite {
                 }
             }
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_segments_lose_dots_spaces_and_slashes() {
-        assert_eq!(sanitize("web-01.example.com"), "web-01_example_com");
-        assert_eq!(sanitize("a b/c"), "a_b_c");
     }
 }

@@ -169,21 +169,77 @@ impl Module for TcpOutput {
             success: context.outgoing("success"),
             held: Batch::new(),
             inbox_open: true,
-            counters: Counters::default(),
+            counters: Counters::new(context.name()),
             output: *self,
         };
         Box::pin(link.run(context.aborting()))
     }
 }
 
-/// What an output did, reported when it stops.
-#[derive(Debug, Default)]
+/// What an output did: recorded as metrics `module.<name>.<counter>`, and
+/// logged when it stops.
 struct Counters {
+    connected: metrics::Gauge,
+    connects: metrics::Counter,
+    delivered: metrics::Counter,
+    bytes: metrics::Counter,
+    failed_over: metrics::Counter,
+    resent: metrics::Counter,
+    totals: Totals,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
     connects: u64,
     delivered: u64,
     bytes: u64,
     failed_over: u64,
     resent: u64,
+}
+
+impl Counters {
+    fn new(module: &str) -> Self {
+        let name = |counter: &str| {
+            format!(
+                "module.{}.{counter}",
+                wishbone_runtime::metrics_exporter_graphite::sanitize(module)
+            )
+        };
+        Self {
+            connected: metrics::gauge!(name("connected")),
+            connects: metrics::counter!(name("connects")),
+            delivered: metrics::counter!(name("delivered")),
+            bytes: metrics::counter!(name("bytes")),
+            failed_over: metrics::counter!(name("failed_over")),
+            resent: metrics::counter!(name("resent")),
+            totals: Totals::default(),
+        }
+    }
+
+    fn connected(&mut self, up: bool) {
+        self.connected.set(if up { 1.0 } else { 0.0 });
+        if up {
+            self.connects.increment(1);
+            self.totals.connects += 1;
+        }
+    }
+
+    fn delivered(&mut self, events: usize, bytes: u64) {
+        self.delivered.increment(events as u64);
+        self.bytes.increment(bytes);
+        self.totals.delivered += events as u64;
+        self.totals.bytes += bytes;
+    }
+
+    fn failed_over(&mut self, events: usize) {
+        self.failed_over.increment(events as u64);
+        self.totals.failed_over += events as u64;
+    }
+
+    fn resent(&mut self, events: usize) {
+        self.resent.increment(events as u64);
+        self.totals.resent += events as u64;
+    }
 }
 
 /// The state of one output across its connections.
@@ -226,17 +282,19 @@ impl Link {
                 Ended::Drained => break Ok(()),
                 Ended::Aborted => break Err(self.undelivered()),
                 Ended::Lost(reason) => {
+                    self.counters.connected(false);
                     tracing::warn!(module = %self.module, %reason, unacknowledged = self.held.len(), "disconnected");
                 }
             }
         };
-        let Counters {
+        self.counters.connected(false);
+        let Totals {
             connects,
             delivered,
             bytes,
             failed_over,
             resent,
-        } = self.counters;
+        } = self.counters.totals;
         tracing::info!(module = %self.module, connects, delivered, bytes, failed_over, resent, "output totals");
         outcome
     }
@@ -263,7 +321,7 @@ impl Link {
                 Some(Ok(Ok(stream))) => {
                     let _ = stream.set_nodelay(true);
                     self.output.backoff.reset();
-                    self.counters.connects += 1;
+                    self.counters.connected(true);
                     let peer = stream
                         .peer_addr()
                         .map(|peer| peer.to_string())
@@ -327,7 +385,7 @@ impl Link {
             biased;
             sent = self.failed.send(batch) => match sent {
                 Ok(()) => {
-                    self.counters.failed_over += count as u64;
+                    self.counters.failed_over(count);
                     true
                 }
                 Err(closed) => {
@@ -346,7 +404,7 @@ impl Link {
         let mut connection = Connection::new(stream);
         if !self.held.is_empty() {
             let held = std::mem::take(&mut self.held);
-            self.counters.resent += held.len() as u64;
+            self.counters.resent(held.len());
             connection.encode(held, &self.output.delimiter);
         }
         let mut tick = tokio::time::interval(ACK_INTERVAL);
@@ -431,8 +489,8 @@ impl Link {
                 delivered.push(event)
             }
         });
-        self.counters.delivered += count as u64;
-        self.counters.bytes += acknowledged - connection.acknowledged;
+        self.counters
+            .delivered(count, acknowledged - connection.acknowledged);
         connection.acknowledged = acknowledged;
         if !delivered.is_empty() && self.success.send(delivered).await.is_err() {
             tracing::debug!(module = %self.module, "success queue closed");
