@@ -20,6 +20,8 @@
 //!   (an output whose peer is down) so flow modules route around it.
 //! - [`QueueStats`]: the counters every queue keeps (`in_total`, `out_total`,
 //!   `dropped_total`, and `size`), read by the metrics modules.
+//! - [`Ack`]: a write-ahead buffer's token that travels with an event until
+//!   the output that handles it says whether the peer has it.
 //! - [`QueueSpec`]: which queues a kind of module has, so a bootstrap file
 //!   that names a queue a module lacks is refused before anything starts.
 //!
@@ -31,11 +33,13 @@
 //! its delimiter, to its peer and keeps them until the peer's TCP stack has
 //! acknowledged their bytes.
 
+pub mod ack;
 mod event;
 pub mod queue;
 mod spec;
 mod stats;
 
+pub use ack::{Ack, AckIssuer, Outcome};
 pub use event::{Batch, Event};
 pub use spec::{QueueSpec, RESERVED_QUEUES};
 pub use stats::{QueueSnapshot, QueueStats};

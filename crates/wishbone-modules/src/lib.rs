@@ -23,6 +23,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         flow::roundrobin::KIND,
         flow::funnel::KIND,
         flow::fanout::KIND,
+        flow::wal::KIND,
         output::tcp::KIND,
         output::stdout::KIND,
         output::null::KIND,

@@ -3,3 +3,4 @@
 pub mod fanout;
 pub mod funnel;
 pub mod roundrobin;
+pub mod wal;

@@ -1,0 +1,371 @@
+//! `wishbone.flow.wal`: a bounded, in-memory write-ahead buffer. It keeps
+//! every event until an output acknowledges it, sends at most `read_count`
+//! at a time, and sends again whatever an output fails.
+//!
+//! The text `wishbone show --docs` prints is [`DOCS`]. [`Retention`] is the
+//! bookkeeping as a plain struct; the module around it issues a token with
+//! each event it sends ([`wishbone_runtime::Event::with_ack`]) and hears each
+//! event's fate from the output that handled it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use wishbone_runtime::ack::{self, Outcome};
+use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.flow.wal: a bounded in-memory write-ahead buffer.
+
+Queues
+  inbox      events to keep until delivered
+  outbox     events on their way to outputs (a round robin, an output)
+
+Arguments (default)
+  read_count    events sent and not yet acknowledged, at most (20)
+  max_elements  events kept, sent or waiting (1000)
+  max_bytes     payload bytes kept (10485760)
+  when_full     drop_oldest | drop_newest | block (drop_oldest): what a new
+                event does when a limit is reached; `block` makes the inbox
+                wait, pushing back upstream. Every drop is counted in the
+                inbox's dropped_total.
+
+Each event sent carries a token that the output which handles it resolves:
+acknowledged once the peer has it (tcp: its TCP stack acknowledged the bytes;
+websocket: likewise for the frame), failed when the output's connection
+dies or it is down. A failed event is sent again, oldest first, to whichever
+output is up. Only the event itself is settled by its token: an event in
+flight on one output is never acknowledged by another's progress. The buffer
+is transient: a restart starts empty.
+
+Example (the round-robin demo)
+  modules:
+    wal:
+      module: wishbone.flow.wal
+      arguments: {read_count: 20, max_elements: 1000, max_bytes: 10485760}
+  routingtable:
+    - metronome.outbox -> wal.inbox
+    - wal.outbox -> roundrobin.inbox
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.flow.wal",
+    aliases: &["wishbone.flow.qos.wal"],
+    description: "keeps events until an output acknowledges them; replays failures",
+    docs: DOCS,
+    queues: QueueSpec::PROCESS,
+    build,
+};
+
+/// What a new event does when the buffer is full.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// The oldest events not yet sent make room.
+    #[default]
+    DropOldest,
+    /// The new event is dropped.
+    DropNewest,
+    /// The inbox waits until deliveries make room.
+    Block,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Events sent and not yet acknowledged, at most.
+    #[serde(default = "default_read_count")]
+    pub read_count: usize,
+    /// Events kept in all.
+    #[serde(default = "default_max_elements")]
+    pub max_elements: usize,
+    /// Payload bytes kept in all.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// What a new event does when a limit is reached.
+    #[serde(default)]
+    pub when_full: WhenFull,
+}
+
+fn default_read_count() -> usize {
+    20
+}
+
+fn default_max_elements() -> usize {
+    1000
+}
+
+fn default_max_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let config: Config = arguments.deserialize()?;
+    if config.read_count == 0 || config.max_elements == 0 || config.max_bytes == 0 {
+        return Err(ArgumentError::new("`read_count`, `max_elements` and `max_bytes` must be at least 1"));
+    }
+    Ok(Box::new(Wal { config }))
+}
+
+/// The buffer's bookkeeping: what is kept, what is in flight, what waits.
+#[derive(Debug)]
+pub struct Retention {
+    config: Config,
+    /// Every kept event by id; ids grow with arrival.
+    kept: BTreeMap<u64, Event>,
+    /// Kept events waiting to be sent (new, or failed and due again).
+    waiting: BTreeSet<u64>,
+    bytes: usize,
+    next_id: u64,
+    dropped: u64,
+}
+
+impl Retention {
+    pub fn new(config: Config) -> Self {
+        Self { config, kept: BTreeMap::new(), waiting: BTreeSet::new(), bytes: 0, next_id: 0, dropped: 0 }
+    }
+
+    /// Keeps an event, applying `when_full`. Under `block` a full buffer
+    /// gives the event back to wait with.
+    pub fn push(&mut self, event: Event) -> Result<(), Event> {
+        let size = event.len();
+        if size > self.config.max_bytes {
+            self.dropped += 1;
+            return Ok(());
+        }
+        while !self.has_room(size) {
+            match self.config.when_full {
+                WhenFull::Block => return Err(event),
+                WhenFull::DropNewest => {
+                    self.dropped += 1;
+                    return Ok(());
+                }
+                WhenFull::DropOldest => match self.waiting.pop_first() {
+                    Some(oldest) => {
+                        if let Some(dropped) = self.kept.remove(&oldest) {
+                            self.bytes -= dropped.len();
+                        }
+                        self.dropped += 1;
+                    }
+                    None => {
+                        // Everything kept is in flight: the newest is what can go.
+                        self.dropped += 1;
+                        return Ok(());
+                    }
+                },
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.bytes += size;
+        self.kept.insert(id, event);
+        self.waiting.insert(id);
+        Ok(())
+    }
+
+    /// Whether an event of `size` bytes fits now.
+    pub fn has_room(&self, size: usize) -> bool {
+        self.kept.len() < self.config.max_elements && self.bytes + size <= self.config.max_bytes
+    }
+
+    /// How many events may be sent now.
+    pub fn sendable(&self) -> usize {
+        self.waiting.len().min(self.config.read_count.saturating_sub(self.in_flight()))
+    }
+
+    /// Takes up to `count` of the oldest waiting events, now in flight.
+    pub fn take(&mut self, count: usize) -> Vec<(u64, Event)> {
+        let count = count.min(self.sendable());
+        (0..count)
+            .filter_map(|_| self.waiting.pop_first())
+            .filter_map(|id| self.kept.get(&id).map(|event| (id, event.clone())))
+            .collect()
+    }
+
+    /// An output settled event `id`: delivered events are forgotten, failed
+    /// ones wait to be sent again, before anything newer.
+    pub fn resolve(&mut self, id: u64, outcome: Outcome) {
+        if self.waiting.contains(&id) {
+            return; // settled twice, or a stale token: nothing in flight to settle
+        }
+        match outcome {
+            Outcome::Acknowledged => {
+                if let Some(event) = self.kept.remove(&id) {
+                    self.bytes -= event.len();
+                }
+            }
+            Outcome::Failed => {
+                if self.kept.contains_key(&id) {
+                    self.waiting.insert(id);
+                }
+            }
+        }
+    }
+
+    /// Events sent and not yet settled.
+    pub fn in_flight(&self) -> usize {
+        self.kept.len() - self.waiting.len()
+    }
+
+    /// Events kept in all.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// Events dropped so far by the retention limits.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// The module.
+pub struct Wal {
+    config: Config,
+}
+
+impl Module for Wal {
+    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let mut inbox = context.take_incoming("inbox");
+        let outbox = context.outgoing("outbox");
+        let abort = context.aborting();
+        let name = context.name().to_string();
+        let mut retention = Retention::new(self.config);
+        Box::pin(async move {
+            let (issuer, mut replies) = ack::issuer();
+            let mut blocked: VecDeque<Event> = VecDeque::new();
+            let mut inbox_open = true;
+            let mut reported = 0;
+            loop {
+                while let Some(event) = blocked.pop_front() {
+                    if let Err(event) = retention.push(event) {
+                        blocked.push_front(event);
+                        break;
+                    }
+                }
+                if retention.dropped() > reported {
+                    inbox.stats().record_dropped((retention.dropped() - reported) as usize);
+                    reported = retention.dropped();
+                }
+                if !inbox_open && blocked.is_empty() && retention.is_empty() {
+                    return Ok(());
+                }
+                let sendable = retention.sendable();
+                tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => {
+                        return Err(ModuleError(format!("aborted with {} events undelivered", retention.len() + blocked.len())));
+                    }
+                    Some((id, outcome)) = replies.recv() => retention.resolve(id, outcome),
+                    permit = outbox.reserve(sendable), if sendable > 0 => {
+                        let Ok(permit) = permit else {
+                            return Err(ModuleError(format!("outbox closed; {} events undelivered", retention.len())));
+                        };
+                        let batch: Batch = retention.take(sendable).into_iter().map(|(id, event)| event.with_ack(issuer.issue(id))).collect();
+                        if permit.send(batch).is_err() {
+                            tracing::error!(module = %name, "outbox closed");
+                        }
+                    }
+                    batch = inbox.recv(), if inbox_open && blocked.is_empty() => match batch {
+                        None => inbox_open = false,
+                        Some(batch) => blocked.extend(batch),
+                    },
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(when_full: WhenFull) -> Config {
+        Config { read_count: 2, max_elements: 4, max_bytes: 1000, when_full }
+    }
+
+    fn ids(taken: &[(u64, Event)]) -> Vec<u64> {
+        taken.iter().map(|(id, _)| *id).collect()
+    }
+
+    fn filled(when_full: WhenFull, events: usize) -> Retention {
+        let mut retention = Retention::new(config(when_full));
+        for index in 0..events {
+            let _ = retention.push(Event::new(format!("e{index}")));
+        }
+        retention
+    }
+
+    #[test]
+    fn read_count_bounds_what_is_in_flight() {
+        let mut retention = filled(WhenFull::DropOldest, 4);
+        assert_eq!(ids(&retention.take(10)), [0, 1]);
+        assert_eq!(retention.sendable(), 0);
+        retention.resolve(0, Outcome::Acknowledged);
+        assert_eq!(ids(&retention.take(10)), [2]);
+        assert_eq!(retention.len(), 3);
+    }
+
+    #[test]
+    fn a_failed_event_is_sent_again_before_anything_newer() {
+        let mut retention = filled(WhenFull::DropOldest, 4);
+        retention.take(2);
+        retention.resolve(1, Outcome::Acknowledged);
+        retention.resolve(0, Outcome::Failed);
+        assert_eq!(ids(&retention.take(10)), [0, 2]);
+    }
+
+    #[test]
+    fn an_acknowledgement_settles_only_its_own_event() {
+        let mut retention = filled(WhenFull::DropOldest, 3);
+        retention.take(2);
+        retention.resolve(1, Outcome::Acknowledged);
+        assert_eq!(retention.in_flight(), 1, "event 0 is still in flight on another output");
+        retention.resolve(1, Outcome::Failed);
+        assert_eq!(retention.len(), 2, "a late failure of a settled event changes nothing");
+    }
+
+    #[test]
+    fn drop_oldest_drops_the_oldest_waiting_and_counts() {
+        let mut retention = filled(WhenFull::DropOldest, 4);
+        retention.take(1); // event 0 is in flight and may not be dropped
+        retention.push(Event::new("e4")).unwrap();
+        retention.push(Event::new("e5")).unwrap();
+        assert_eq!(retention.dropped(), 2);
+        retention.resolve(0, Outcome::Acknowledged);
+        assert_eq!(ids(&retention.take(10)), [3, 4]);
+    }
+
+    #[test]
+    fn drop_newest_keeps_what_it_has() {
+        let mut retention = filled(WhenFull::DropNewest, 6);
+        assert_eq!(retention.dropped(), 2);
+        assert_eq!(ids(&retention.take(10)), [0, 1]);
+    }
+
+    #[test]
+    fn block_gives_the_event_back_until_there_is_room() {
+        let mut retention = filled(WhenFull::Block, 4);
+        let back = retention.push(Event::new("e4")).unwrap_err();
+        assert_eq!(retention.dropped(), 0);
+        retention.take(1);
+        retention.resolve(0, Outcome::Acknowledged);
+        retention.push(back).unwrap();
+        assert_eq!(retention.len(), 4);
+    }
+
+    #[test]
+    fn the_byte_limit_counts_too() {
+        let mut retention = Retention::new(Config { read_count: 5, max_elements: 100, max_bytes: 10, when_full: WhenFull::DropOldest });
+        for text in ["aaaa", "bbbb", "cccc"] {
+            retention.push(Event::new(text)).unwrap();
+        }
+        assert_eq!((retention.len(), retention.dropped()), (2, 1));
+        retention.push(Event::new("x".repeat(11))).unwrap();
+        assert_eq!(retention.dropped(), 2, "an event larger than the whole buffer is dropped");
+    }
+}
