@@ -243,8 +243,17 @@ impl Sink {
 
     /// A sink on a given port (to restart a killed one), with extra flags.
     pub fn start_on(dir: &Path, name: &str, port: u16, extra: &[&str]) -> Sink {
+        Self::start_program("wishbone-sink", dir, name, port, extra)
+    }
+
+    /// A websocket server (`wishbone-ws-sink`) recording a line per frame.
+    pub fn start_websocket(dir: &Path, name: &str, port: u16) -> Sink {
+        Self::start_program("wishbone-ws-sink", dir, name, port, &[])
+    }
+
+    fn start_program(program: &str, dir: &Path, name: &str, port: u16, extra: &[&str]) -> Sink {
         let file = dir.join(format!("{name}.out"));
-        let mut child = Command::new(binary("wishbone-sink"))
+        let mut child = Command::new(binary(program))
             .args(["--port", &port.to_string(), "--out"])
             .arg(&file)
             .args(extra)
@@ -302,6 +311,12 @@ impl Sink {
     /// Sends a signal (SIGSTOP, SIGCONT, ...).
     pub fn signal(&self, signal: i32) {
         unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// SIGTERM and wait: a websocket sink closes its connections properly.
+    pub fn terminate(&mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
     }
 
     /// SIGKILL: the peer vanishes without closing anything itself.

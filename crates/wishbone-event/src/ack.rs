@@ -52,7 +52,13 @@ pub fn issuer() -> (AckIssuer, Replies) {
 impl AckIssuer {
     /// A token for the event the buffer knows as `id`.
     pub fn issue(&self, id: u64) -> Ack {
-        Ack { inner: Arc::new(Token { id, resolved: AtomicBool::new(false), reply: self.reply.clone() }) }
+        Ack {
+            inner: Arc::new(Token {
+                id,
+                resolved: AtomicBool::new(false),
+                reply: self.reply.clone(),
+            }),
+        }
     }
 }
 

@@ -29,7 +29,10 @@ pub type Batch = Vec<Event>;
 impl Event {
     /// Wraps a payload; `&'static str`, `Vec<u8>`, `String` and [`Bytes`] all convert.
     pub fn new(data: impl Into<Bytes>) -> Self {
-        Self { data: data.into(), ack: None }
+        Self {
+            data: data.into(),
+            ack: None,
+        }
     }
 
     /// The same event carrying a write-ahead buffer's token.
@@ -65,7 +68,10 @@ impl Event {
     /// A new event with another payload and the same token, for modules
     /// that transform events.
     pub fn with_data(&self, data: impl Into<Bytes>) -> Self {
-        Self { data: data.into(), ack: self.ack.clone() }
+        Self {
+            data: data.into(),
+            ack: self.ack.clone(),
+        }
     }
 
     /// The payload, without any delimiter.

@@ -12,6 +12,7 @@ pub mod input;
 pub mod lines;
 pub mod metrics;
 pub mod output;
+pub mod process;
 
 use wishbone_runtime::{ModuleKind, ModuleSet};
 
@@ -20,6 +21,8 @@ pub fn builtin() -> Vec<ModuleKind> {
     vec![
         input::tcp::KIND,
         input::generator::KIND,
+        input::metronome::KIND,
+        process::modify::KIND,
         flow::roundrobin::KIND,
         flow::funnel::KIND,
         flow::fanout::KIND,
@@ -27,6 +30,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         output::tcp::KIND,
         output::stdout::KIND,
         output::null::KIND,
+        output::websocket::KIND,
         metrics::graphite::KIND,
     ]
 }

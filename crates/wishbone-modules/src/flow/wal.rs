@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::ack::{self, Outcome};
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
+    QueueSpec,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.flow.wal: a bounded in-memory write-ahead buffer.
@@ -103,7 +106,9 @@ fn default_max_bytes() -> usize {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     if config.read_count == 0 || config.max_elements == 0 || config.max_bytes == 0 {
-        return Err(ArgumentError::new("`read_count`, `max_elements` and `max_bytes` must be at least 1"));
+        return Err(ArgumentError::new(
+            "`read_count`, `max_elements` and `max_bytes` must be at least 1",
+        ));
     }
     Ok(Box::new(Wal { config }))
 }
@@ -123,7 +128,14 @@ pub struct Retention {
 
 impl Retention {
     pub fn new(config: Config) -> Self {
-        Self { config, kept: BTreeMap::new(), waiting: BTreeSet::new(), bytes: 0, next_id: 0, dropped: 0 }
+        Self {
+            config,
+            kept: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            bytes: 0,
+            next_id: 0,
+            dropped: 0,
+        }
     }
 
     /// Keeps an event, applying `when_full`. Under `block` a full buffer
@@ -171,7 +183,9 @@ impl Retention {
 
     /// How many events may be sent now.
     pub fn sendable(&self) -> usize {
-        self.waiting.len().min(self.config.read_count.saturating_sub(self.in_flight()))
+        self.waiting
+            .len()
+            .min(self.config.read_count.saturating_sub(self.in_flight()))
     }
 
     /// Takes up to `count` of the oldest waiting events, now in flight.
@@ -229,7 +243,10 @@ pub struct Wal {
 }
 
 impl Module for Wal {
-    fn run(self: Box<Self>, mut context: ModuleContext) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         let outbox = context.outgoing("outbox");
         let abort = context.aborting();
@@ -248,7 +265,9 @@ impl Module for Wal {
                     }
                 }
                 if retention.dropped() > reported {
-                    inbox.stats().record_dropped((retention.dropped() - reported) as usize);
+                    inbox
+                        .stats()
+                        .record_dropped((retention.dropped() - reported) as usize);
                     reported = retention.dropped();
                 }
                 if !inbox_open && blocked.is_empty() && retention.is_empty() {
@@ -285,7 +304,12 @@ mod tests {
     use super::*;
 
     fn config(when_full: WhenFull) -> Config {
-        Config { read_count: 2, max_elements: 4, max_bytes: 1000, when_full }
+        Config {
+            read_count: 2,
+            max_elements: 4,
+            max_bytes: 1000,
+            when_full,
+        }
     }
 
     fn ids(taken: &[(u64, Event)]) -> Vec<u64> {
@@ -324,9 +348,17 @@ mod tests {
         let mut retention = filled(WhenFull::DropOldest, 3);
         retention.take(2);
         retention.resolve(1, Outcome::Acknowledged);
-        assert_eq!(retention.in_flight(), 1, "event 0 is still in flight on another output");
+        assert_eq!(
+            retention.in_flight(),
+            1,
+            "event 0 is still in flight on another output"
+        );
         retention.resolve(1, Outcome::Failed);
-        assert_eq!(retention.len(), 2, "a late failure of a settled event changes nothing");
+        assert_eq!(
+            retention.len(),
+            2,
+            "a late failure of a settled event changes nothing"
+        );
     }
 
     #[test]
@@ -360,12 +392,21 @@ mod tests {
 
     #[test]
     fn the_byte_limit_counts_too() {
-        let mut retention = Retention::new(Config { read_count: 5, max_elements: 100, max_bytes: 10, when_full: WhenFull::DropOldest });
+        let mut retention = Retention::new(Config {
+            read_count: 5,
+            max_elements: 100,
+            max_bytes: 10,
+            when_full: WhenFull::DropOldest,
+        });
         for text in ["aaaa", "bbbb", "cccc"] {
             retention.push(Event::new(text)).unwrap();
         }
         assert_eq!((retention.len(), retention.dropped()), (2, 1));
         retention.push(Event::new("x".repeat(11))).unwrap();
-        assert_eq!(retention.dropped(), 2, "an event larger than the whole buffer is dropped");
+        assert_eq!(
+            retention.dropped(),
+            2,
+            "an event larger than the whole buffer is dropped"
+        );
     }
 }

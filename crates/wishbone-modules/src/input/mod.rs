@@ -1,4 +1,5 @@
 //! Modules that bring events into a server.
 
 pub mod generator;
+pub mod metronome;
 pub mod tcp;

@@ -50,7 +50,9 @@ impl Module for Null {
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         Box::pin(async move {
-            while inbox.recv().await.is_some() {}
+            while let Some(batch) = inbox.recv().await {
+                batch.iter().for_each(wishbone_runtime::Event::acknowledge);
+            }
             Ok(())
         })
     }

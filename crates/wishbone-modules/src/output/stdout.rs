@@ -66,12 +66,13 @@ impl Module for Stdout {
             let mut text = Vec::new();
             while let Some(batch) = inbox.recv().await {
                 text.clear();
-                for event in batch {
+                for event in &batch {
                     text.extend_from_slice(event.data());
                     text.extend_from_slice(&self.delimiter);
                 }
                 stdout.write_all(&text).await?;
                 stdout.flush().await?;
+                batch.iter().for_each(wishbone_runtime::Event::acknowledge);
             }
             Ok(())
         })

@@ -2,13 +2,10 @@
 //! one long-lived TCP connection, and loses none when the peer goes away.
 //!
 //! The text `wishbone show --docs wishbone.output.tcp` prints is [`DOCS`].
-//! [`InFlight`] keeps every event written to the connection until the
+//! [`InFlight`](super::InFlight) keeps every event written to the connection until the
 //! kernel says the peer's TCP stack acknowledged its last byte
-//! ([`unacknowledged_bytes`]); when the connection dies, what is left is sent
+//! ([`unacknowledged_bytes`](super::unacknowledged_bytes)); when the connection dies, what is left is sent
 //! again on the next connection, or handed to `failed`.
-
-mod inflight;
-mod unacknowledged;
 
 use std::time::Duration;
 
@@ -23,9 +20,7 @@ use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
 
-pub use inflight::InFlight;
-pub use unacknowledged::unacknowledged_bytes;
-
+use super::{InFlight, release_buffered, settle, unacknowledged_bytes};
 use crate::backoff::Backoff;
 use crate::config::{default_delimiter, delimiter_bytes, seconds};
 
@@ -56,8 +51,10 @@ Delivery
   around this output. When the connection dies, every unacknowledged event
   is sent again on the next connection (a peer may then see a line twice:
   counted as `resent`), or with `failed: true` goes to `failed` together
-  with whatever waits in `inbox`. Not covered: bytes the peer's kernel
-  acknowledged but its program never read before dying.
+  with whatever waits in `inbox`. Events from a write-ahead buffer
+  (wishbone.flow.wal) are acknowledged to it on delivery and failed back to
+  it instead, so it can send them through another output. Not covered:
+  bytes the peer's kernel acknowledged but its program never read.
 
 Example
   modules:
@@ -81,7 +78,7 @@ pub const KIND: ModuleKind = ModuleKind {
 /// Encoded bytes waiting for the socket before the inbox is read again.
 const HIGH_WATER: usize = 256 * 1024;
 /// How often to ask the kernel what the peer acknowledged while anything is in flight.
-const ACK_INTERVAL: Duration = Duration::from_millis(10);
+const ACK_INTERVAL: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -364,7 +361,7 @@ impl Link {
                 biased;
                 _ = abort.cancelled() => return None,
                 done = &mut work => return Some(done),
-                batch = self.inbox.recv(), if self.inbox_open && room => match batch {
+                batch = self.inbox.recv(), if self.inbox_open && room => match batch.map(release_buffered) {
                     None => self.inbox_open = false,
                     Some(batch) if self.output.config.failed => {
                         if !self.fail(batch, abort).await {
@@ -470,8 +467,11 @@ impl Link {
             }
         };
         // What the peer acknowledged before the end still counts as delivered.
+        if matches!(ended, Ended::Lost(_)) {
+            settle(&connection.stream).await;
+        }
         let _ = self.acknowledge(&mut connection).await;
-        self.held = connection.inflight.take_all();
+        self.held = release_buffered(connection.inflight.take_all());
         ended
     }
 
@@ -485,6 +485,7 @@ impl Link {
         let mut delivered = Batch::new();
         let keep = self.output.config.success;
         let count = connection.inflight.acknowledge(acknowledged, |event| {
+            event.acknowledge();
             if keep {
                 delivered.push(event)
             }

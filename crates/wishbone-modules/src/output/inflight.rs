@@ -25,6 +25,14 @@ impl InFlight {
         self.events.push_back((self.encoded, event));
     }
 
+    /// Records an event whose encoding ends at byte `end` of the connection,
+    /// for writers that learn offsets only after writing; ends must not
+    /// decrease.
+    pub fn push_ending_at(&mut self, event: Event, end: u64) {
+        self.encoded = self.encoded.max(end);
+        self.events.push_back((end, event));
+    }
+
     /// Releases the events that end at or before `acknowledged` bytes and
     /// gives each to `delivered`; returns how many.
     pub fn acknowledge(&mut self, acknowledged: u64, mut delivered: impl FnMut(Event)) -> usize {

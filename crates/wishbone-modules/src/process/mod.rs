@@ -1,0 +1,3 @@
+//! Modules that change events on their way.
+
+pub mod modify;
