@@ -87,12 +87,11 @@ fn kill_mid_stream(run: usize, kill_after: usize, empty_window: bool) -> Run {
         .output
         .wait_for("output totals module=output_2", MINUTE);
     let failed_over: u64 = field(&totals, "failed_over").unwrap().parse().unwrap();
-    assert!(
-        failed_over > 0,
-        "run {run}: the kill came after the stream; nothing was left to fail over"
-    );
-
     let (first, second) = (one.received(), two.received());
+    assert!(
+        line_numbers(&second).count() < LINES / 2,
+        "run {run}: the kill came after the stream; the backend already had its whole share"
+    );
     let mut seen = vec![0u32; LINES];
     for number in line_numbers(&first).chain(line_numbers(&second)) {
         seen[number] += 1;

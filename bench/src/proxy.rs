@@ -1,0 +1,107 @@
+//! The programs measured: wishbone on a bootstrap, or a socat hop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running proxy: where to send, and the process to measure.
+pub struct Proxy {
+    pub child: Child,
+    pub input_port: u16,
+}
+
+impl Proxy {
+    /// `wishbone start` on the bootstrap; the input's port comes from its log.
+    pub fn wishbone(
+        binary: &Path,
+        dir: &Path,
+        bootstrap: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Proxy> {
+        let config = dir.join("bench.yaml");
+        std::fs::write(&config, bootstrap)?;
+        let mut child = Command::new(binary)
+            .arg("start")
+            .arg("--config")
+            .arg(&config)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("wishbone ended before listening"))??;
+            if let Some(address) = line.split("address=").nth(1) {
+                break address
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or("")
+                    .parse()?;
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Proxy {
+            child,
+            input_port: port,
+        })
+    }
+
+    /// `socat -u -b BLOCK TCP-LISTEN:… TCP:…`: one hop, the baseline.
+    pub fn socat(block: usize, target_port: u16) -> anyhow::Result<Proxy> {
+        let port = free_port()?;
+        let child = Command::new("socat")
+            .args(["-u", "-b", &block.to_string()])
+            .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
+            .arg(format!("TCP:127.0.0.1:{target_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| {
+                anyhow::anyhow!("cannot run socat (apt-get install socat): {error}")
+            })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !listening(port) {
+            anyhow::ensure!(Instant::now() < deadline, "socat did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Proxy {
+            child,
+            input_port: port,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(mut self) {
+        // SAFETY: kill(2) on our child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Whether something listens on the loopback port (read from /proc, so the
+/// check does not take socat's one connection).
+fn listening(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local = fields.get(1).and_then(|address| address.rsplit(':').next());
+        local.and_then(|hex| u16::from_str_radix(hex, 16).ok()) == Some(port)
+            && fields.get(3) == Some(&"0A")
+    })
+}

@@ -1,0 +1,103 @@
+//! One throughput run: send the data file through a proxy to receivers,
+//! and measure until the last line arrived.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::data::{Fingerprint, LINE_LENGTH};
+use crate::process::{cpu_seconds, peak_rss_mib};
+use crate::proxy::Proxy;
+use crate::receiver::Receiver;
+
+/// The figures of one run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Figures {
+    pub name: String,
+    pub ok: bool,
+    pub problem: Option<String>,
+    pub lines_per_second: f64,
+    pub megabytes_per_second: f64,
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Runs `start` (given the receivers' ports) on the data and measures it.
+pub fn run(
+    name: &str,
+    receivers: usize,
+    data: &Path,
+    expected: Fingerprint,
+    start: impl FnOnce(&[u16]) -> anyhow::Result<Proxy>,
+) -> anyhow::Result<Figures> {
+    let receivers: Vec<Receiver> = (0..receivers)
+        .map(|_| Receiver::start())
+        .collect::<anyhow::Result<_>>()?;
+    let ports: Vec<u16> = receivers.iter().map(|receiver| receiver.port).collect();
+    let proxy = start(&ports)?;
+    let begun = Instant::now();
+    let sender = {
+        let (data, port) = (data.to_path_buf(), proxy.input_port);
+        std::thread::spawn(move || send_file(&data, port))
+    };
+    let total = || {
+        receivers
+            .iter()
+            .map(|receiver| receiver.received().fingerprint)
+            .fold(Fingerprint::default(), Fingerprint::combine)
+    };
+    let mut last_progress = (Instant::now(), 0);
+    let problem = loop {
+        let now = total();
+        if now.lines >= expected.lines {
+            break (now != expected)
+                .then(|| "the lines that arrived are not the lines sent".to_string());
+        }
+        if now.lines != last_progress.1 {
+            last_progress = (Instant::now(), now.lines);
+        } else if last_progress.0.elapsed() > Duration::from_secs(30) {
+            break Some(format!(
+                "stalled at {} of {} lines",
+                now.lines, expected.lines
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let finished = receivers
+        .iter()
+        .filter_map(|receiver| receiver.received().last)
+        .max()
+        .unwrap_or_else(Instant::now);
+    let wall = finished.duration_since(begun).as_secs_f64().max(1e-9);
+    let (cpu, rss) = (cpu_seconds(proxy.pid()), peak_rss_mib(proxy.pid()));
+    proxy.stop();
+    let _ = sender.join();
+    let lines = expected.lines as f64;
+    Ok(Figures {
+        name: name.to_string(),
+        ok: problem.is_none(),
+        problem,
+        lines_per_second: lines / wall,
+        megabytes_per_second: lines * LINE_LENGTH as f64 / wall / 1e6,
+        wall_seconds: wall,
+        cpu_seconds: cpu,
+        peak_rss_mib: rss,
+    })
+}
+
+/// Streams the file to the port in 1 MiB writes, then closes.
+pub fn send_file(path: &Path, port: u16) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        stream.write_all(&buffer[..read])?;
+    }
+    stream.shutdown(std::net::Shutdown::Write)
+}
