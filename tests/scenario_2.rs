@@ -129,3 +129,43 @@ fn a_backend_that_stops_reading_is_routed_around_and_loses_nothing() {
     let both = [one.received(), slow.received()].concat();
     assert_eq!(sorted_lines(&both), sorted_lines(&data), "every line once");
 }
+
+#[test]
+fn a_stop_that_cannot_drain_aborts_after_the_timeout_and_says_what_was_left() {
+    let dir = scratch_dir("abort");
+    let (port_1, port_2) = (free_port(), free_port());
+    let args = ["--drain-timeout", "1"];
+    let mut wishbone = Wishbone::start(&dir, &scenario_2_bootstrap(port_1, port_2, ""), &args);
+    let input = wishbone.input_port("input");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", input)).unwrap();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sender = {
+        let written = written.clone();
+        std::thread::spawn(move || {
+            for chunk in numbered_lines(300_000).chunks(1 << 16) {
+                if std::io::Write::write_all(&mut stream, chunk).is_err() {
+                    return;
+                }
+                written.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    // Written minus what the kernel still holds: what wishbone read, and cannot deliver.
+    wait_until(MINUTE, "wishbone to accept 50 kB", || {
+        written.load(std::sync::atomic::Ordering::Relaxed) as u64 >= in_transit(input) + 50_000
+    });
+    wishbone.signal(libc::SIGTERM);
+    let status = wishbone.wait(Duration::from_secs(30));
+    let _ = sender.join();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "an abort with events left is a failure"
+    );
+    let log = wishbone.output.text();
+    assert!(
+        log.contains("queues did not drain in time: aborting"),
+        "{log}"
+    );
+    assert!(log.contains("events undelivered"), "{log}");
+}

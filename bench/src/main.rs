@@ -168,6 +168,6 @@ fn memory_with_backends_down(wishbone: &Path, scratch: &Path, data: &Path) -> an
     std::thread::spawn(move || throughput::send_file(&data, port));
     std::thread::sleep(Duration::from_secs(3));
     let peak = process::peak_rss_mib(proxy.pid());
-    proxy.stop();
+    proxy.kill();
     Ok(peak)
 }

@@ -76,6 +76,12 @@ impl Proxy {
         })
     }
 
+    /// SIGKILL, for a proxy whose drain could never finish (its backends are down).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

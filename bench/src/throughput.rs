@@ -49,7 +49,11 @@ pub fn run(
             .fold(Fingerprint::default(), Fingerprint::combine)
     };
     let mut last_progress = (Instant::now(), 0);
+    // Sampled while running: socat exits by itself at the end of its input.
+    let (mut cpu, mut rss) = (0.0f64, 0.0f64);
     let problem = loop {
+        cpu = cpu.max(cpu_seconds(proxy.pid()));
+        rss = rss.max(peak_rss_mib(proxy.pid()));
         let now = total();
         if now.lines >= expected.lines {
             break (now != expected)
@@ -71,7 +75,8 @@ pub fn run(
         .max()
         .unwrap_or_else(Instant::now);
     let wall = finished.duration_since(begun).as_secs_f64().max(1e-9);
-    let (cpu, rss) = (cpu_seconds(proxy.pid()), peak_rss_mib(proxy.pid()));
+    cpu = cpu.max(cpu_seconds(proxy.pid()));
+    rss = rss.max(peak_rss_mib(proxy.pid()));
     proxy.stop();
     let _ = sender.join();
     let lines = expected.lines as f64;

@@ -359,6 +359,41 @@ pub fn unread_bytes(port: u16) -> u64 {
         .sum()
 }
 
+/// Bytes on their way to local `port` still held by the kernel: in the
+/// senders' send queues and the receiving program's receive queue.
+pub fn in_transit(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port_of = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote) = (port_of(fields.get(1)?)?, port_of(fields.get(2)?)?);
+            let (tx, rx) = fields.get(4)?.split_once(':')?;
+            let (tx, rx) = (
+                u64::from_str_radix(tx, 16).ok()?,
+                u64::from_str_radix(rx, 16).ok()?,
+            );
+            if *fields.get(3)? != "01" {
+                return None;
+            }
+            Some(if local == port {
+                rx
+            } else if remote == port {
+                tx
+            } else {
+                0
+            })
+        })
+        .sum()
+}
+
 /// The number at the start of each line of `numbered_lines`.
 pub fn line_numbers(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
     data.split(|byte| *byte == b'\n')

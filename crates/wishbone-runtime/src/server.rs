@@ -166,6 +166,9 @@ impl Server {
     }
 }
 
+/// How long modules get to return once aborted.
+const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Waits for every module, turning stop requests into the stop and abort
 /// signals, and stopping the server when a module fails.
 async fn supervise(
@@ -188,8 +191,22 @@ async fn supervise(
                 .reset(tokio::time::Instant::now() + options.drain_timeout);
         }
     };
+    let abort_grace = tokio::time::sleep(std::time::Duration::MAX / 4);
+    let mut abort_grace = pin!(abort_grace);
     while !running.is_empty() {
+        if abort.is_cancelled()
+            && abort_grace.deadline() > tokio::time::Instant::now() + ABORT_GRACE
+        {
+            abort_grace
+                .as_mut()
+                .reset(tokio::time::Instant::now() + ABORT_GRACE);
+        }
         tokio::select! {
+            () = &mut abort_grace, if abort.is_cancelled() => {
+                tracing::error!(modules = running.len(), grace = ?ABORT_GRACE, "modules did not finish after the abort; giving up on them");
+                failures.push(("server".to_string(), ModuleError(format!("{} modules did not finish after the abort", running.len()))));
+                break;
+            }
             Some((name, outcome)) = running.next() => match outcome {
                 Ok(()) => tracing::debug!(module = %name, "module finished"),
                 Err(error) => {

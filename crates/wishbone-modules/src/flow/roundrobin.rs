@@ -121,12 +121,14 @@ impl Module for RoundRobin {
         } else {
             0
         };
-        Box::pin(deal_all(
-            name,
-            inbox,
-            destinations,
-            Rotation::starting_at(start),
-        ))
+        let abort = context.aborting();
+        Box::pin(async move {
+            let dealing = deal_all(name, inbox, destinations, Rotation::starting_at(start));
+            tokio::select! {
+                outcome = dealing => outcome,
+                _ = abort.cancelled() => Err(ModuleError("aborted while events waited for a destination".into())),
+            }
+        })
     }
 }
 
