@@ -279,11 +279,17 @@ fn read_module(
     };
     let Some(kind) = catalog.resolve(kind_name) else {
         let names = catalog.kind_names();
+        let known: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|name| catalog.resolve(name) == Some(*name))
+            .collect();
         problems.push(Problem::new(
             place,
             format!(
-                "unknown module kind `{kind_name}`{} (`wishbone list` shows every kind)",
+                "unknown module kind `{kind_name}`{}; this program has: {}",
                 did_you_mean(kind_name, names.iter().copied()),
+                known.join(", ")
             ),
         ));
         return None;
@@ -510,7 +516,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:#?}");
         assert!(
-            problems[0].contains("unknown module kind `test.inptu`; did you mean `test.input`? (")
+            problems[0].contains("unknown module kind `test.inptu`; did you mean `test.input`?; this program has: test.input, test.output, test.funnel")
         );
         assert!(problems[1].contains("unknown field `prot`"));
         assert!(
