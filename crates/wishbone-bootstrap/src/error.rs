@@ -31,14 +31,18 @@ pub enum LoadError {
     /// The file could not be read at all.
     #[error("cannot read bootstrap file {path}: {source}")]
     Read {
+        /// The file named on the command line.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
     /// The file was read; these are all the problems found in it.
     #[error("{}", render(path, problems))]
     Invalid {
+        /// The file named on the command line.
         path: PathBuf,
+        /// Every problem, in file order.
         problems: Vec<Problem>,
     },
 }

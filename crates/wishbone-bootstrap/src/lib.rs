@@ -27,6 +27,8 @@
 //! reach modules as [`Arguments`], which deserialize into each module's own
 //! `Config` type.
 
+#![warn(missing_docs)]
+
 mod arguments;
 mod document;
 mod error;

@@ -3,14 +3,18 @@ use std::fmt;
 /// One queue of one module, written `module.queue`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueRef {
+    /// The module's instance name.
     pub module: String,
+    /// The queue's name on that module.
     pub queue: String,
 }
 
 /// One line of the routing table: `from` feeds `to`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
+    /// The queue events leave by.
     pub from: QueueRef,
+    /// The queue they arrive in.
     pub to: QueueRef,
 }
 

@@ -41,14 +41,18 @@ pub struct ModuleDecl {
     pub name: String,
     /// The canonical kind.
     pub kind: &'static str,
+    /// The `arguments:` block, for the kind's `Config`.
     pub arguments: Arguments,
+    /// The optional `description:`.
     pub description: Option<String>,
+    /// Which section declared it.
     pub section: Section,
 }
 
 /// A bootstrap file every part of which was checked.
 #[derive(Clone, Debug)]
 pub struct Bootstrap {
+    /// The file it was read from, for messages.
     pub path: PathBuf,
     /// In file order, `metrics:` modules first.
     pub modules: Vec<ModuleDecl>,

@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 /// How an event ended, as its buffer learns it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// The peer has the event.
     Acknowledged,
+    /// The event could not be delivered: send it again.
     Failed,
 }
 

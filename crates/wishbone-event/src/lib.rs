@@ -33,6 +33,8 @@
 //! its delimiter, to its peer and keeps them until the peer's TCP stack has
 //! acknowledged their bytes.
 
+#![warn(missing_docs)]
+
 pub mod ack;
 mod event;
 pub mod queue;

@@ -18,6 +18,8 @@
 //! the bounded queues of [`wishbone_event::queue`], whose capacity counts
 //! events and whose full state makes producers wait.
 
+#![warn(missing_docs)]
+
 mod actor;
 mod context;
 mod module;

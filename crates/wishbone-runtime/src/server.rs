@@ -20,7 +20,12 @@ use crate::{
 pub enum ServerError {
     /// A module could not be built from its arguments.
     #[error("module `{module}`: {message}")]
-    Build { module: String, message: String },
+    Build {
+        /// The module's instance name.
+        module: String,
+        /// What the kind said of its arguments.
+        message: String,
+    },
     /// Modules failed while running, or were aborted still holding events.
     #[error("{}", .0.iter().map(|(module, error)| format!("module `{module}`: {error}")).collect::<Vec<_>>().join("; "))]
     Modules(Vec<(String, ModuleError)>),

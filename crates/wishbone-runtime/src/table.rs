@@ -6,8 +6,11 @@ use wishbone_event::QueueStats;
 /// share one set of counters, listed under both names, as in the original.
 #[derive(Clone, Debug)]
 pub struct QueueEntry {
+    /// The module's instance name.
     pub module: String,
+    /// The queue's name on that module.
     pub queue: String,
+    /// The queue's counters, shared with the queue itself.
     pub stats: Arc<QueueStats>,
 }
 

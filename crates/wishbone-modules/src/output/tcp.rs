@@ -2,9 +2,9 @@
 //! one long-lived TCP connection, and loses none when the peer goes away.
 //!
 //! The text `wishbone show --docs wishbone.output.tcp` prints is [`DOCS`].
-//! [`InFlight`](super::InFlight) keeps every event written to the connection until the
+//! [`InFlight`] keeps every event written to the connection until the
 //! kernel says the peer's TCP stack acknowledged its last byte
-//! ([`unacknowledged_bytes`](super::unacknowledged_bytes)); when the connection dies, what is left is sent
+//! ([`unacknowledged_bytes`]); when the connection dies, what is left is sent
 //! again on the next connection, or handed to `failed`.
 
 use std::time::Duration;
