@@ -242,6 +242,24 @@ impl Outage {
             .collect()
     }
 
+    /// The missing ids, after checking the outage outlasted the buffer and
+    /// that exactly the events counted as dropped are missing.
+    fn missing_exactly_the_dropped(&self) -> Vec<u64> {
+        let missing = self.missing();
+        assert!(
+            self.dropped > 300,
+            "the outage outlasted the buffer: {} dropped",
+            self.dropped
+        );
+        assert_eq!(
+            missing.len() as u64,
+            self.dropped,
+            "exactly the dropped are missing: {:?}",
+            runs(&missing)
+        );
+        missing
+    }
+
     /// Received events emitted while every server was down.
     fn during(&self) -> Vec<u64> {
         let window = self.stopped_ns..self.restarted_ns;
@@ -268,18 +286,7 @@ fn with_all_servers_stopped_every_event_arrives_once_they_are_back() {
 #[test]
 fn past_the_retention_limit_the_oldest_are_dropped_and_counted() {
     let outage = outage("wal-drop-oldest", 100, "drop_oldest");
-    let missing = outage.missing();
-    assert!(
-        outage.dropped > 300,
-        "the outage outlasted the buffer: {} dropped",
-        outage.dropped
-    );
-    assert_eq!(
-        missing.len() as u64,
-        outage.dropped,
-        "exactly the dropped events are missing: {:?}",
-        runs(&missing)
-    );
+    let missing = outage.missing_exactly_the_dropped();
     // Drops took the oldest waiting events: one long run from the outage's
     // start, and while the backlog drains after it a few more, each the
     // oldest not yet sent; the newest of the outage were kept.
@@ -304,18 +311,7 @@ fn past_the_retention_limit_the_oldest_are_dropped_and_counted() {
 #[test]
 fn past_the_retention_limit_drop_newest_keeps_the_first() {
     let outage = outage("wal-drop-newest", 100, "drop_newest");
-    let missing = outage.missing();
-    assert!(
-        outage.dropped > 300,
-        "the outage outlasted the buffer: {} dropped",
-        outage.dropped
-    );
-    assert_eq!(
-        missing.len() as u64,
-        outage.dropped,
-        "exactly the dropped events are missing: {:?}",
-        runs(&missing)
-    );
+    let missing = outage.missing_exactly_the_dropped();
     // The first events of the outage were kept: drops took the newest.
     let first = *outage.during().first().unwrap();
     assert!(

@@ -26,3 +26,20 @@ pub fn seconds(name: &str, value: f64) -> Result<Duration, ArgumentError> {
 pub fn default_delimiter() -> String {
     "\n".to_string()
 }
+
+/// Seconds an output waits for a connection (and, for tcp, for a peer that
+/// stopped reading) before it counts the peer as down.
+pub fn default_timeout() -> f64 {
+    10.0
+}
+
+/// An output's first wait before reconnecting, seconds.
+pub fn default_reconnect_initial() -> f64 {
+    0.1
+}
+
+/// An output's longest wait between reconnection attempts, seconds; the
+/// original Wishbone retried every second.
+pub fn default_reconnect_max() -> f64 {
+    1.0
+}

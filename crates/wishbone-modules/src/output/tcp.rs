@@ -22,7 +22,10 @@ use wishbone_runtime::{
 
 use super::{InFlight, release_buffered, settle, unacknowledged_bytes};
 use crate::backoff::Backoff;
-use crate::config::{default_delimiter, delimiter_bytes, seconds};
+use crate::config::{
+    default_delimiter, default_reconnect_initial, default_reconnect_max, default_timeout,
+    delimiter_bytes, seconds,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.output.tcp: events to one TCP peer, each followed by the delimiter.
@@ -115,18 +118,6 @@ fn default_host() -> String {
 
 fn default_port() -> u16 {
     19283
-}
-
-fn default_timeout() -> f64 {
-    10.0
-}
-
-fn default_reconnect_initial() -> f64 {
-    0.1
-}
-
-fn default_reconnect_max() -> f64 {
-    1.0
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {

@@ -30,7 +30,7 @@ use wishbone_runtime::{
 
 use super::{InFlight, release_buffered, settle, unacknowledged_bytes};
 use crate::backoff::Backoff;
-use crate::config::seconds;
+use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, seconds};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.output.websocket: events to a websocket server, one frame each.
@@ -88,18 +88,6 @@ pub struct Config {
     /// Longest wait between attempts, seconds.
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max: f64,
-}
-
-fn default_timeout() -> f64 {
-    10.0
-}
-
-fn default_reconnect_initial() -> f64 {
-    0.1
-}
-
-fn default_reconnect_max() -> f64 {
-    1.0
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
