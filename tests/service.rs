@@ -43,11 +43,9 @@ fn two_instances_share_the_port_and_stop_drains_both() {
     };
     wait_until(MINUTE, "two pids in the pid file", || pids() == 2);
     wait_until(MINUTE, "both instances to listen", || {
-        std::fs::read_to_string("/proc/net/tcp")
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.split_whitespace().nth(3) == Some("0A"))
-            .filter(|line| line.contains(&format!(":{port:04X} ")))
+        tcp_sockets()
+            .iter()
+            .filter(|socket| socket.local_port == port && socket.state == LISTENING)
             .count()
             == 2
     });

@@ -341,56 +341,67 @@ pub fn proxy_bootstrap(port: u16) -> String {
     )
 }
 
-/// Bytes received by established connections to local `port` that their
-/// program has not read yet (the `rx_queue` of /proc/net/tcp): what a
-/// SIGKILL of that program would destroy.
-pub fn unread_bytes(port: u16) -> u64 {
+/// One row of /proc/net/tcp: the kernel's view of an IPv4 TCP socket.
+#[derive(Clone, Copy, Debug)]
+pub struct TcpSocket {
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// 0x01 established, 0x0A listening.
+    pub state: u8,
+    /// Bytes written and not yet acknowledged by the peer.
+    pub send_queue: u64,
+    /// Bytes received that the owning program has not read yet.
+    pub receive_queue: u64,
+}
+
+/// Every IPv4 TCP socket on the machine.
+pub fn tcp_sockets() -> Vec<TcpSocket> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port = |address: &str| u16::from_str_radix(address.rsplit(':').next()?, 16).ok();
     table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
-            let established = *fields.get(3)? == "01";
-            let rx = u64::from_str_radix(fields.get(4)?.split(':').nth(1)?, 16).ok()?;
-            (local_port == port && established).then_some(rx)
+            let (send, receive) = fields.get(4)?.split_once(':')?;
+            Some(TcpSocket {
+                local_port: port(fields.get(1)?)?,
+                remote_port: port(fields.get(2)?)?,
+                state: u8::from_str_radix(fields.get(3)?, 16).ok()?,
+                send_queue: u64::from_str_radix(send, 16).ok()?,
+                receive_queue: u64::from_str_radix(receive, 16).ok()?,
+            })
         })
+        .collect()
+}
+
+const ESTABLISHED: u8 = 0x01;
+/// The state of a listening socket in /proc/net/tcp.
+pub const LISTENING: u8 = 0x0A;
+
+/// Bytes received by established connections to local `port` that their
+/// program has not read yet: what a SIGKILL of that program would destroy.
+pub fn unread_bytes(port: u16) -> u64 {
+    tcp_sockets()
+        .iter()
+        .filter(|socket| socket.local_port == port && socket.state == ESTABLISHED)
+        .map(|socket| socket.receive_queue)
         .sum()
 }
 
 /// Bytes on their way to local `port` still held by the kernel: in the
 /// senders' send queues and the receiving program's receive queue.
 pub fn in_transit(port: u16) -> u64 {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let port_of = |address: &str| {
-        address
-            .rsplit(':')
-            .next()
-            .and_then(|hex| u16::from_str_radix(hex, 16).ok())
-    };
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (local, remote) = (port_of(fields.get(1)?)?, port_of(fields.get(2)?)?);
-            let (tx, rx) = fields.get(4)?.split_once(':')?;
-            let (tx, rx) = (
-                u64::from_str_radix(tx, 16).ok()?,
-                u64::from_str_radix(rx, 16).ok()?,
-            );
-            if *fields.get(3)? != "01" {
-                return None;
-            }
-            Some(if local == port {
-                rx
-            } else if remote == port {
-                tx
-            } else {
-                0
-            })
-        })
+    tcp_sockets()
+        .iter()
+        .filter(|socket| socket.state == ESTABLISHED)
+        .map(
+            |socket| match (socket.local_port == port, socket.remote_port == port) {
+                (true, _) => socket.receive_queue,
+                (_, true) => socket.send_queue,
+                _ => 0,
+            },
+        )
         .sum()
 }
 
