@@ -2,6 +2,10 @@
 //! against a socat hop on the same data in the same invocation.
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
+//!       [--only TEXT] [--wishbone PATH]
+//!
+//! `--only` runs just the configuration named TEXT (and the 128 KiB socat
+//! hop, the baseline), without latency and memory, for profiling it.
 //!
 //! Runs alternate (each repetition runs every configuration once) so that a
 //! noisy moment of the machine does not favour one of them; each figure is
@@ -23,10 +27,14 @@ use std::time::Duration;
 use data::Fingerprint;
 use proxy::Proxy;
 
+/// The configuration every ratio is taken against.
+const BASELINE: &str = "socat hop, 128 KiB blocks";
+
 struct Options {
     lines: usize,
     reps: usize,
     latency: bool,
+    only: Option<String>,
     data: PathBuf,
     wishbone: PathBuf,
 }
@@ -40,6 +48,7 @@ fn options() -> anyhow::Result<Options> {
         lines: 10_000_000,
         reps: 3,
         latency: true,
+        only: None,
         data: target.join("bench-lines.txt"),
         wishbone: target.join("wishbone"),
     };
@@ -49,6 +58,7 @@ fn options() -> anyhow::Result<Options> {
             "--lines" => options.lines = args.next().unwrap_or_default().parse()?,
             "--reps" => options.reps = args.next().unwrap_or_default().parse::<usize>()?.max(1),
             "--skip-latency" => options.latency = false,
+            "--only" => options.only = args.next(),
             "--wishbone" => options.wishbone = args.next().unwrap_or_default().into(),
             other => anyhow::bail!("unknown argument {other}; see the top of bench/src/main.rs"),
         }
@@ -78,51 +88,49 @@ fn main() -> anyhow::Result<()> {
         eprintln!("repetition {} of {}", rep + 1, options.reps);
         let data = options.data.as_path();
         let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, &scratch, &bootstrap, &[]);
-        runs.push(throughput::run(
-            "socat hop, 8 KiB blocks",
-            1,
-            data,
-            expected,
-            |ports| Proxy::socat(8192, ports[0]),
-        )?);
-        runs.push(throughput::run(
-            "socat hop, 128 KiB blocks",
-            1,
-            data,
-            expected,
-            |ports| Proxy::socat(131072, ports[0]),
-        )?);
-        runs.push(throughput::run(
-            "wishbone scenario I",
-            1,
-            data,
-            expected,
-            |ports| wishbone_on(scenarios::proxy(ports[0])),
-        )?);
-        runs.push(throughput::run(
-            "wishbone scenario II",
-            2,
-            data,
-            expected,
-            |ports| wishbone_on(scenarios::round_robin(ports, false)),
-        )?);
-        runs.push(throughput::run(
-            "wishbone scenario II, 3 backends",
-            3,
-            data,
-            expected,
-            |ports| wishbone_on(scenarios::round_robin(ports, false)),
-        )?);
-        runs.push(throughput::run(
-            "wishbone scenario II, metrics to absent carbon",
-            2,
-            data,
-            expected,
-            |ports| wishbone_on(scenarios::round_robin(ports, true)),
-        )?);
+        type Start<'a> = Box<dyn Fn(&[u16]) -> anyhow::Result<Proxy> + 'a>;
+        let configurations: [(&str, usize, Start); 6] = [
+            (
+                "socat hop, 8 KiB blocks",
+                1,
+                Box::new(|ports| Proxy::socat(8192, ports[0])),
+            ),
+            (
+                "socat hop, 128 KiB blocks",
+                1,
+                Box::new(|ports| Proxy::socat(131072, ports[0])),
+            ),
+            (
+                "wishbone scenario I",
+                1,
+                Box::new(|ports| wishbone_on(scenarios::proxy(ports[0]))),
+            ),
+            (
+                "wishbone scenario II",
+                2,
+                Box::new(|ports| wishbone_on(scenarios::round_robin(ports, false))),
+            ),
+            (
+                "wishbone scenario II, 3 backends",
+                3,
+                Box::new(|ports| wishbone_on(scenarios::round_robin(ports, false))),
+            ),
+            (
+                "wishbone scenario II, metrics to absent carbon",
+                2,
+                Box::new(|ports| wishbone_on(scenarios::round_robin(ports, true))),
+            ),
+        ];
+        for (name, receivers, start) in configurations {
+            let wanted =
+                name == BASELINE || options.only.as_deref().is_none_or(|only| name == only);
+            if wanted {
+                runs.push(throughput::run(name, receivers, data, expected, start)?);
+            }
+        }
     }
     let mut latencies = Vec::new();
-    if options.latency {
+    if options.latency && options.only.is_none() {
         for rate in [1_000, 100_000] {
             eprintln!("latency at {rate} events/s");
             latencies.push(latency::measure(
@@ -136,8 +144,12 @@ fn main() -> anyhow::Result<()> {
             })?);
         }
     }
-    eprintln!("memory with every backend down");
-    let pushed_back = memory_with_backends_down(wishbone, &scratch, &options.data)?;
+    let pushed_back = if options.only.is_none() {
+        eprintln!("memory with every backend down");
+        memory_with_backends_down(wishbone, &scratch, &options.data)?
+    } else {
+        0.0
+    };
     let summary = report::Summary::new(options.lines, &runs, latencies, pushed_back);
     report::print(&summary);
     let json = serde_json::to_string_pretty(&summary)?;

@@ -50,7 +50,7 @@ impl Summary {
                     .collect(),
             )
         };
-        let baseline = of("socat hop, 128 KiB blocks", |run| run.lines_per_second).max(1.0);
+        let baseline = of(crate::BASELINE, |run| run.lines_per_second).max(1.0);
         let throughput = names
             .iter()
             .map(|name| Median {

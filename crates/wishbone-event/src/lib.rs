@@ -13,6 +13,12 @@
 //!   becomes one batch; one queue operation moves a whole batch. This is what
 //!   makes the runtime fast: the fixed cost of waking a module is paid per
 //!   batch, not per event.
+//! - [`Lines`]: events still in their wire form, one buffer of delimited
+//!   lines and where each ends. A TCP input sends each read as `Lines`; a
+//!   round robin deals them by copying lines into one buffer per
+//!   destination; a TCP output writes that buffer as it is. No module on
+//!   that path touches an event one by one except to find or copy it.
+//!   A [`Parcel`] is either form; modules that want separate events get them.
 //! - [`queue`]: the bounded channel behind a route. Its capacity counts
 //!   *events*, not batches, so `--queue-size 1000` means what it says. A full
 //!   queue makes the producer wait (backpressure travels upstream until a TCP
@@ -25,23 +31,27 @@
 //! - [`QueueSpec`]: which queues a kind of module has, so a bootstrap file
 //!   that names a queue a module lacks is refused before anything starts.
 //!
-//! How an event travels: a TCP input reads 64 KiB from a socket, cuts it into
-//! events at each delimiter, and sends them as one batch on its `outbox`
-//! [`queue::Sender`]. The route's [`queue::Receiver`] hands the batch to the
-//! next module (a round robin splits it among its destinations, a funnel
-//! passes it on), and finally a TCP output writes the events, each followed by
-//! its delimiter, to its peer and keeps them until the peer's TCP stack has
-//! acknowledged their bytes.
+//! How an event travels: a TCP input reads 64 KiB from a socket, finds the
+//! delimiters, and sends the complete lines as one [`Lines`] parcel on its
+//! `outbox` [`queue::Sender`]. The route's [`queue::Receiver`] hands the
+//! parcel to the next module (a round robin deals it among its destinations,
+//! a funnel passes it on), and finally a TCP output writes the lines to its
+//! peer and keeps them until the peer's TCP stack has acknowledged their
+//! bytes.
 
 #![warn(missing_docs)]
 
 pub mod ack;
 mod event;
+mod lines;
+mod parcel;
 pub mod queue;
 mod spec;
 mod stats;
 
 pub use ack::{Ack, AckIssuer, Outcome};
 pub use event::{Batch, Event};
+pub use lines::{Lines, LinesBuilder};
+pub use parcel::Parcel;
 pub use spec::{QueueSpec, RESERVED_QUEUES};
 pub use stats::{QueueSnapshot, QueueStats};

@@ -4,7 +4,9 @@
 //! [`Sender`] (cloned freely, a TCP input gives one to each connection) and
 //! module `b` its [`Receiver`]. Capacity counts events: a sender first
 //! reserves room for a batch's events, waiting while the queue is full, then
-//! hands the batch over. Reserving and sending are separate steps so a module
+//! hands the batch over. What travels is a [`Parcel`]: a batch, or lines in
+//! their wire form; [`Receiver::recv`] gives separate events either way, and
+//! [`Receiver::recv_parcel`] leaves lines as they are. Reserving and sending are separate steps so a module
 //! can wait for room on several queues at once and abandon a wait without
 //! losing the batch it holds.
 //!
@@ -17,7 +19,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use crate::{Batch, QueueStats};
+use crate::{Batch, Parcel, QueueStats};
 
 /// Creates a queue that holds at most `capacity` events (at least one).
 pub fn channel(capacity: usize) -> (Sender, Receiver) {
@@ -60,7 +62,7 @@ pub fn closed(capacity: usize) -> Receiver {
     receiver
 }
 
-/// The receiving module is gone; the batch comes back so it is not lost.
+/// The receiving module is gone; the events come back so they are not lost.
 #[derive(Debug)]
 pub struct Closed(pub Batch);
 
@@ -75,16 +77,16 @@ pub enum TrySendError {
 
 #[derive(Clone, Debug)]
 struct Link {
-    tx: mpsc::UnboundedSender<Parcel>,
+    tx: mpsc::UnboundedSender<Entry>,
     space: Arc<Semaphore>,
     locked: watch::Receiver<bool>,
 }
 
-/// What travels through the channel: a batch and the room it takes, given
-/// back when the receiver takes the batch.
+/// What travels through the channel: a parcel and the room it takes, given
+/// back when the receiver takes the parcel.
 #[derive(Debug)]
-struct Parcel {
-    batch: Batch,
+struct Entry {
+    parcel: Parcel,
     _room: Option<OwnedSemaphorePermit>,
 }
 
@@ -99,20 +101,21 @@ pub struct Sender {
 /// Room reserved on a queue for one batch; sending consumes it.
 #[derive(Debug)]
 pub struct Permit {
-    link: Option<(mpsc::UnboundedSender<Parcel>, OwnedSemaphorePermit)>,
+    link: Option<(mpsc::UnboundedSender<Entry>, OwnedSemaphorePermit)>,
     stats: Arc<QueueStats>,
 }
 
 impl Sender {
-    /// Waits for room, then puts the batch on the queue. Returns the batch
-    /// when the receiving module is gone.
-    pub async fn send(&self, batch: Batch) -> Result<(), Closed> {
-        if batch.is_empty() {
+    /// Waits for room, then puts the batch (or lines) on the queue. Returns
+    /// the events when the receiving module is gone.
+    pub async fn send(&self, parcel: impl Into<Parcel>) -> Result<(), Closed> {
+        let parcel = parcel.into();
+        if parcel.is_empty() {
             return Ok(());
         }
-        match self.reserve(batch.len()).await {
-            Ok(permit) => permit.send(batch),
-            Err(()) => Err(Closed(batch)),
+        match self.reserve(parcel.len()).await {
+            Ok(permit) => permit.send(parcel),
+            Err(()) => Err(Closed(parcel.into_events())),
         }
     }
 
@@ -141,7 +144,8 @@ impl Sender {
 
     /// Puts the batch on the queue only if there is room now; metrics use
     /// this so they never hold up the event flow.
-    pub fn try_send(&self, batch: Batch) -> Result<(), TrySendError> {
+    pub fn try_send(&self, batch: impl Into<Parcel>) -> Result<(), TrySendError> {
+        let batch = batch.into();
         let Some(link) = &self.link else {
             self.stats.record_dropped(batch.len());
             return Ok(());
@@ -157,8 +161,12 @@ impl Sender {
             }
             .send(batch)
             .map_err(|Closed(batch)| TrySendError::Closed(batch)),
-            Err(tokio::sync::TryAcquireError::NoPermits) => Err(TrySendError::Full(batch)),
-            Err(tokio::sync::TryAcquireError::Closed) => Err(TrySendError::Closed(batch)),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                Err(TrySendError::Full(batch.into_events()))
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => {
+                Err(TrySendError::Closed(batch.into_events()))
+            }
         }
     }
 
@@ -196,25 +204,27 @@ impl Sender {
 }
 
 impl Permit {
-    /// Puts the batch on the queue. A batch may be larger than what was
-    /// reserved (the queue then briefly holds more than its capacity), never
-    /// unboundedly so: the next reservation waits for the room to come back.
-    pub fn send(self, batch: Batch) -> Result<(), Closed> {
-        let events = batch.len();
+    /// Puts the batch (or lines) on the queue. It may be larger than what
+    /// was reserved (the queue then briefly holds more than its capacity),
+    /// never unboundedly so: the next reservation waits for the room to come
+    /// back.
+    pub fn send(self, parcel: impl Into<Parcel>) -> Result<(), Closed> {
+        let parcel = parcel.into();
+        let events = parcel.len();
         match self.link {
             None => {
                 self.stats.record_dropped(events);
                 Ok(())
             }
-            Some((tx, room)) => match tx.send(Parcel {
-                batch,
+            Some((tx, room)) => match tx.send(Entry {
+                parcel,
                 _room: Some(room),
             }) {
                 Ok(()) => {
                     self.stats.record_in(events);
                     Ok(())
                 }
-                Err(mpsc::error::SendError(parcel)) => Err(Closed(parcel.batch)),
+                Err(mpsc::error::SendError(entry)) => Err(Closed(entry.parcel.into_events())),
             },
         }
     }
@@ -249,7 +259,7 @@ impl LockWatch {
 /// The consuming end of a queue.
 #[derive(Debug)]
 pub struct Receiver {
-    rx: mpsc::UnboundedReceiver<Parcel>,
+    rx: mpsc::UnboundedReceiver<Entry>,
     space: Arc<Semaphore>,
     locked: watch::Sender<bool>,
     stats: Arc<QueueStats>,
@@ -260,24 +270,40 @@ impl Receiver {
     /// The next batch, or `None` once every sender is gone and the queue is
     /// empty: the signal for a module to finish its work and stop.
     pub async fn recv(&mut self) -> Option<Batch> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+        self.recv_parcel().await.map(Parcel::into_events)
     }
 
     /// The next batch if one is waiting now.
     pub fn try_recv(&mut self) -> Option<Batch> {
-        self.rx.try_recv().ok().map(|parcel| self.take(parcel))
+        self.try_recv_parcel().map(Parcel::into_events)
     }
 
     /// Poll form of [`Receiver::recv`], for modules that merge many queues.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|parcel| parcel.map(|parcel| self.take(parcel)))
+        self.poll_recv_parcel(cx)
+            .map(|parcel| parcel.map(Parcel::into_events))
     }
 
-    fn take(&self, parcel: Parcel) -> Batch {
-        self.stats.record_out(parcel.batch.len());
-        parcel.batch
+    /// [`Receiver::recv`] for modules that can take lines as they are.
+    pub async fn recv_parcel(&mut self) -> Option<Parcel> {
+        std::future::poll_fn(|cx| self.poll_recv_parcel(cx)).await
+    }
+
+    /// [`Receiver::try_recv`] for modules that can take lines as they are.
+    pub fn try_recv_parcel(&mut self) -> Option<Parcel> {
+        self.rx.try_recv().ok().map(|entry| self.take(entry))
+    }
+
+    /// [`Receiver::poll_recv`] for modules that can take lines as they are.
+    pub fn poll_recv_parcel(&mut self, cx: &mut Context<'_>) -> Poll<Option<Parcel>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|entry| entry.map(|entry| self.take(entry)))
+    }
+
+    fn take(&self, entry: Entry) -> Parcel {
+        self.stats.record_out(entry.parcel.len());
+        entry.parcel
     }
 
     /// Asks upstream flow modules to route around this queue.
@@ -347,6 +373,17 @@ mod tests {
         assert_eq!(receiver.stats().snapshot().size, 5);
         assert_eq!(receiver.stats().snapshot().in_total, 15);
         assert_eq!(receiver.stats().snapshot().out_total, 10);
+    }
+
+    #[tokio::test]
+    async fn lines_stay_lines_for_recv_parcel_and_become_events_for_recv() {
+        let (sender, mut receiver) = channel(10);
+        let lines = crate::Lines::encode(&batch(3), &bytes::Bytes::from_static(b"\n"));
+        sender.send(lines.clone()).await.unwrap();
+        sender.send(lines.clone()).await.unwrap();
+        assert_eq!(receiver.stats().snapshot().size, 6);
+        assert_eq!(receiver.recv_parcel().await, Some(Parcel::Lines(lines)));
+        assert_eq!(receiver.recv().await, Some(batch(3)));
     }
 
     #[tokio::test]

@@ -1,9 +1,9 @@
 //! Cutting a byte stream into events at a delimiter, with a bound on how
 //! long one event may grow.
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use serde::Deserialize;
-use wishbone_runtime::Event;
+use wishbone_runtime::{Batch, Event, Lines, Parcel};
 
 /// What to do with a line longer than `max_line_length`.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub enum Overlong {
 /// connection, so a client that leaves mid-line cannot spoil another's event.
 #[derive(Debug)]
 pub struct LineFramer {
-    delimiter: Vec<u8>,
+    delimiter: Bytes,
     max_line_length: usize,
     overlong: Overlong,
     /// Inside an over-long line whose rest is being skipped.
@@ -41,7 +41,7 @@ impl LineFramer {
             "the delimiter is checked when the config is read"
         );
         Self {
-            delimiter: delimiter.to_vec(),
+            delimiter: Bytes::copy_from_slice(delimiter),
             max_line_length: max_line_length.max(1),
             overlong,
             skipping: false,
@@ -51,60 +51,82 @@ impl LineFramer {
         }
     }
 
-    /// Moves every complete event at the front of `buffer` into `events`;
-    /// what follows the last delimiter stays for the next read. The events
-    /// share one frozen piece of the buffer.
-    pub fn split(&mut self, buffer: &mut BytesMut, events: &mut Vec<Event>) {
+    /// Takes every complete event off the front of `buffer`; what follows
+    /// the last delimiter stays for the next read. The events stay in one
+    /// frozen piece of the buffer, as [`Lines`], unless a line was too long.
+    pub fn split(&mut self, buffer: &mut BytesMut) -> Parcel {
         let width = self.delimiter.len();
+        let mut parcel = Parcel::default();
         if self.skipping && !self.skip_rest_of_line(buffer) {
-            return;
+            return parcel;
         }
-        let mut ends = Vec::new();
-        let mut from = self.searched;
-        while let Some(found) = self.find(&buffer[from..]) {
-            ends.push(from + found);
-            from += found + width;
-        }
+        let from = self.searched;
+        let ends: Vec<usize> = match self.delimiter.as_ref() {
+            [byte] => memchr::memchr_iter(*byte, &buffer[from..])
+                .map(|found| from + found)
+                .collect(),
+            delimiter => memchr::memmem::find_iter(&buffer[from..], delimiter)
+                .map(|found| from + found)
+                .collect(),
+        };
         if let Some(&last) = ends.last() {
             let chunk = buffer.split_to(last + width).freeze();
-            let mut start = 0;
-            for end in ends {
-                let line = end - start;
-                if line <= self.max_line_length {
-                    events.push(Event::new(chunk.slice(start..end)));
-                } else if self.overlong == Overlong::Truncate {
-                    self.truncated += 1;
-                    events.push(Event::new(chunk.slice(start..start + self.max_line_length)));
-                } else {
-                    self.dropped += 1;
-                }
-                start = end + width;
-            }
+            parcel = self.cut(chunk, ends);
         }
         self.searched = buffer.len().saturating_sub(width - 1);
         if buffer.len() > self.max_line_length {
-            self.begin_skipping(buffer, events);
+            self.begin_skipping(buffer, &mut parcel);
         }
+        parcel
+    }
+
+    /// The events of a chunk that ends with a delimiter: as they are when
+    /// every line fits, else one by one with the long ones cut or dropped.
+    fn cut(&mut self, chunk: Bytes, ends: Vec<usize>) -> Parcel {
+        let width = self.delimiter.len();
+        let mut start = 0;
+        let fits = ends.iter().all(|&end| {
+            let line = end - start;
+            start = end + width;
+            line <= self.max_line_length
+        });
+        let lines = Lines::new(chunk, ends, self.delimiter.clone());
+        if fits {
+            return Parcel::Lines(lines);
+        }
+        let mut events = Batch::with_capacity(lines.len());
+        for event in lines.events(0..lines.len()) {
+            if event.len() <= self.max_line_length {
+                events.push(event);
+            } else if self.overlong == Overlong::Truncate {
+                self.truncated += 1;
+                events.push(Event::new(event.data().slice(..self.max_line_length)));
+            } else {
+                self.dropped += 1;
+            }
+        }
+        Parcel::Events(events)
     }
 
     /// The stream ended: what remains is the last event, unless it belongs to
     /// a line already cut or skipped.
-    pub fn finish(&mut self, buffer: &mut BytesMut, events: &mut Vec<Event>) {
-        self.split(buffer, events);
+    pub fn finish(&mut self, buffer: &mut BytesMut) -> Parcel {
+        let mut parcel = self.split(buffer);
         if !self.skipping && !buffer.is_empty() {
-            events.push(Event::new(buffer.split().freeze()));
+            parcel.push(Event::new(buffer.split().freeze()));
         }
         buffer.clear();
         self.skipping = false;
         self.searched = 0;
+        parcel
     }
 
     /// A partial line outgrew the limit: keep or count it, skip its rest.
-    fn begin_skipping(&mut self, buffer: &mut BytesMut, events: &mut Vec<Event>) {
+    fn begin_skipping(&mut self, buffer: &mut BytesMut, parcel: &mut Parcel) {
         match self.overlong {
             Overlong::Truncate => {
                 self.truncated += 1;
-                events.push(Event::new(buffer.split_to(self.max_line_length).freeze()));
+                parcel.push(Event::new(buffer.split_to(self.max_line_length).freeze()));
             }
             Overlong::Drop => self.dropped += 1,
         }
@@ -133,7 +155,7 @@ impl LineFramer {
     }
 
     fn find(&self, haystack: &[u8]) -> Option<usize> {
-        match self.delimiter.as_slice() {
+        match self.delimiter.as_ref() {
             [byte] => memchr::memchr(*byte, haystack),
             delimiter => memchr::memmem::find(haystack, delimiter),
         }
@@ -149,9 +171,9 @@ mod tests {
         let mut events = Vec::new();
         for read in reads {
             buffer.extend_from_slice(read);
-            framer.split(&mut buffer, &mut events);
+            events.extend(framer.split(&mut buffer).into_events());
         }
-        framer.finish(&mut buffer, &mut events);
+        events.extend(framer.finish(&mut buffer).into_events());
         events
             .iter()
             .map(|e| String::from_utf8_lossy(e.data()).into_owned())
@@ -198,25 +220,27 @@ mod tests {
     fn the_buffer_never_outgrows_the_limit_plus_one_read() {
         let mut framer = LineFramer::new(b"\n", 1000, Overlong::Drop);
         let mut buffer = BytesMut::new();
-        let mut events = Vec::new();
         for _ in 0..1000 {
             buffer.extend_from_slice(&[b'x'; 4096]);
-            framer.split(&mut buffer, &mut events);
+            assert!(framer.split(&mut buffer).is_empty());
             assert!(buffer.len() <= 1000 + 4096);
         }
         buffer.extend_from_slice(b"\nafter\n");
-        framer.split(&mut buffer, &mut events);
+        let events = framer.split(&mut buffer).into_events();
         assert_eq!(events, vec![Event::new("after")]);
         assert_eq!(framer.dropped, 1);
     }
 
     #[test]
-    fn events_share_the_read_buffer() {
+    fn complete_lines_stay_in_the_read_buffer_as_they_are() {
         let mut framer = LineFramer::new(b"\n", 100, Overlong::Truncate);
-        let mut buffer = BytesMut::from(&b"a\nb\n"[..]);
-        let mut events = Vec::new();
-        framer.split(&mut buffer, &mut events);
-        let first = events[0].data().as_ptr() as usize;
-        assert_eq!(events[1].data().as_ptr() as usize - first, 2);
+        let mut buffer = BytesMut::from(&b"a\nbb\nc"[..]);
+        let read_at = buffer.as_ptr() as usize;
+        let Parcel::Lines(lines) = framer.split(&mut buffer) else {
+            panic!("lines that fit stay lines");
+        };
+        assert_eq!(&lines.data()[..], b"a\nbb\n");
+        assert_eq!(lines.data().as_ptr() as usize, read_at);
+        assert_eq!(&buffer[..], b"c");
     }
 }

@@ -40,4 +40,4 @@ pub use table::{QueueEntry, QueueTable};
 
 pub use metrics_exporter_graphite::{self, GraphiteHandle};
 pub use wishbone_bootstrap::{ArgumentError, Arguments};
-pub use wishbone_event::{Batch, Event, QueueSpec, ack, queue};
+pub use wishbone_event::{Batch, Event, Lines, LinesBuilder, Parcel, QueueSpec, ack, queue};

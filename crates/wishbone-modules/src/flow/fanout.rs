@@ -61,9 +61,9 @@ impl Module for Fanout {
         let mut inbox = context.take_incoming("inbox");
         let destinations = context.destinations();
         Box::pin(async move {
-            while let Some(batch) = inbox.recv().await {
+            while let Some(parcel) = inbox.recv_parcel().await {
                 for (name, sender) in &destinations {
-                    if sender.send(batch.clone()).await.is_err() {
+                    if sender.send(parcel.clone()).await.is_err() {
                         return Err(ModuleError(format!("destination `{name}` is gone")));
                     }
                 }

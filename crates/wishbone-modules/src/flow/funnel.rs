@@ -61,7 +61,7 @@ impl Module for Funnel {
             .take_all_incoming()
             .into_iter()
             .map(|(_, mut receiver)| {
-                futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)).boxed_local()
+                futures::stream::poll_fn(move |cx| receiver.poll_recv_parcel(cx)).boxed_local()
             });
         let mut merged = futures::stream::select_all(inbound);
         Box::pin(async move {

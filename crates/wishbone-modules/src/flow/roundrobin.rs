@@ -9,7 +9,8 @@ use futures::future::{LocalBoxFuture, select_all};
 use serde::Deserialize;
 use wishbone_runtime::queue::{LockWatch, Sender};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    ArgumentError, Arguments, Batch, LinesBuilder, Module, ModuleContext, ModuleError, ModuleKind,
+    Parcel, QueueSpec,
 };
 
 /// What `wishbone show --docs` prints.
@@ -80,26 +81,73 @@ impl Rotation {
         Self { next: start }
     }
 
-    /// Deals a batch over the destinations marked up: one batch per
-    /// destination (empty for those down), each in input order. Returns the
-    /// batch whole when none is up.
-    pub fn deal(&mut self, batch: Batch, up: &[bool]) -> Result<Vec<Batch>, Batch> {
-        let count = up.len();
-        if !up.contains(&true) {
-            return Err(batch);
+    /// Deals events over the destinations marked up: one parcel per
+    /// destination (empty for those down), each in input order. Lines stay
+    /// lines: each destination's are copied into one buffer of its own, or
+    /// passed on whole when only one destination is up. Returns the parcel
+    /// whole when none is up.
+    pub fn deal(&mut self, parcel: Parcel, up: &[bool]) -> Result<Vec<Parcel>, Parcel> {
+        let live = up.iter().filter(|up| **up).count();
+        if live == 0 {
+            return Err(parcel);
         }
-        let mut shares: Vec<Batch> = (0..count)
-            .map(|_| Batch::with_capacity(batch.len() / count + 1))
-            .collect();
-        for event in batch {
-            self.next %= count;
-            while !up[self.next] {
-                self.next = (self.next + 1) % count;
+        let mut shares = vec![Parcel::default(); up.len()];
+        match parcel {
+            Parcel::Lines(lines) if live == 1 => {
+                let only = self.following(up);
+                shares[only] = Parcel::Lines(lines);
             }
-            shares[self.next].push(event);
-            self.next += 1;
+            Parcel::Lines(lines) => {
+                let room = |index: usize| match up[index] {
+                    true => (lines.data().len() / live + 1024, lines.len() / live + 1),
+                    false => (0, 0),
+                };
+                let mut builders: Vec<LinesBuilder> = (0..up.len())
+                    .map(|index| {
+                        let (bytes, count) = room(index);
+                        LinesBuilder::new(lines.delimiter().clone(), bytes, count)
+                    })
+                    .collect();
+                for index in 0..lines.len() {
+                    builders[self.following(up)].push_from(&lines, index);
+                }
+                for (share, builder) in shares.iter_mut().zip(builders) {
+                    *share = Parcel::Lines(builder.finish());
+                }
+            }
+            Parcel::Events(batch) => {
+                let mut batches: Vec<Batch> = (0..up.len())
+                    .map(|index| match up[index] {
+                        true => Batch::with_capacity(batch.len() / live + 1),
+                        false => Batch::new(),
+                    })
+                    .collect();
+                for event in batch {
+                    batches[self.following(up)].push(event);
+                }
+                for (share, batch) in shares.iter_mut().zip(batches) {
+                    *share = Parcel::Events(batch);
+                }
+            }
         }
         Ok(shares)
+    }
+
+    /// The destination of the next event; at least one must be up.
+    fn following(&mut self, up: &[bool]) -> usize {
+        let count = up.len();
+        if self.next >= count {
+            self.next = 0;
+        }
+        while !up[self.next] {
+            self.next += 1;
+            if self.next == count {
+                self.next = 0;
+            }
+        }
+        let chosen = self.next;
+        self.next += 1;
+        chosen
     }
 }
 
@@ -155,12 +203,12 @@ async fn deal_all(
         .map(|(_, sender)| sender.lock_watch())
         .collect();
     let mut gone = vec![false; destinations.len()];
-    while let Some(batch) = inbox.recv().await {
+    while let Some(parcel) = inbox.recv_parcel().await {
         if destinations.is_empty() {
-            inbox.stats().record_dropped(batch.len());
+            inbox.stats().record_dropped(parcel.len());
             continue;
         }
-        let mut todo = batch;
+        let mut todo = parcel;
         while !todo.is_empty() {
             let up: Vec<bool> = destinations
                 .iter()
@@ -182,7 +230,7 @@ async fn deal_all(
                     continue;
                 }
             };
-            todo = Batch::new();
+            todo = Parcel::default();
             for (index, share) in shares
                 .into_iter()
                 .enumerate()
@@ -193,13 +241,13 @@ async fn deal_all(
                 let reserved = tokio::select! {
                     reserved = sender.reserve(share.len()) => reserved,
                     () = locked(watch) => {
-                        todo.extend(share);
+                        todo.extend(share.into_events());
                         continue;
                     }
                 };
                 let refused = match reserved {
                     Ok(permit) => permit.send(share).err().map(|closed| closed.0),
-                    Err(()) => Some(share),
+                    Err(()) => Some(share.into_events()),
                 };
                 if let Some(share) = refused {
                     tracing::warn!(module = %name, destination = %destinations[index].0, "destination gone");
@@ -222,24 +270,36 @@ async fn locked(watch: &mut LockWatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wishbone_runtime::Event;
+    use bytes::Bytes;
+    use wishbone_runtime::{Event, Lines};
 
-    fn numbered(count: usize) -> Batch {
-        (0..count).map(|i| Event::new(i.to_string())).collect()
+    fn numbered(count: usize) -> Parcel {
+        Parcel::Events((0..count).map(|i| Event::new(i.to_string())).collect())
     }
 
-    fn texts(batch: &Batch) -> Vec<String> {
-        batch
+    fn numbered_lines(count: usize) -> Parcel {
+        let events = numbered(count).into_events();
+        Parcel::Lines(Lines::encode(&events, &Bytes::from_static(b"\n")))
+    }
+
+    fn texts(parcel: &Parcel) -> Vec<String> {
+        parcel
+            .clone()
+            .into_events()
             .iter()
             .map(|e| String::from_utf8_lossy(e.data()).into_owned())
             .collect()
+    }
+
+    fn sizes(shares: &[Parcel]) -> Vec<usize> {
+        shares.iter().map(Parcel::len).collect()
     }
 
     #[test]
     fn strict_rotation_continues_across_batches() {
         let mut rotation = Rotation::default();
         let first = rotation.deal(numbered(3), &[true, true]).unwrap();
-        let second = rotation.deal(numbered(3), &[true, true]).unwrap();
+        let second = rotation.deal(numbered_lines(3), &[true, true]).unwrap();
         assert_eq!(texts(&first[0]), ["0", "2"]);
         assert_eq!(texts(&first[1]), ["1"]);
         assert_eq!(texts(&second[0]), ["1"]);
@@ -248,19 +308,51 @@ mod tests {
 
     #[test]
     fn a_destination_that_is_down_is_skipped_and_restored() {
-        let mut rotation = Rotation::default();
-        let skipped = rotation.deal(numbered(4), &[true, false, true]).unwrap();
-        assert_eq!(skipped.iter().map(Vec::len).collect::<Vec<_>>(), [2, 0, 2]);
-        let restored = rotation.deal(numbered(3), &[true, true, true]).unwrap();
-        assert_eq!(restored.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+        for parcel in [numbered, numbered_lines] {
+            let mut rotation = Rotation::default();
+            let skipped = rotation.deal(parcel(4), &[true, false, true]).unwrap();
+            assert_eq!(sizes(&skipped), [2, 0, 2]);
+            let restored = rotation.deal(parcel(3), &[true, true, true]).unwrap();
+            assert_eq!(sizes(&restored), [1, 1, 1]);
+        }
     }
 
     #[test]
     fn an_even_split_is_exact_and_in_order() {
-        let mut rotation = Rotation::starting_at(1);
-        let shares = rotation.deal(numbered(10_000), &[true, true]).unwrap();
-        assert_eq!((shares[0].len(), shares[1].len()), (5000, 5000));
-        assert_eq!(texts(&shares[1])[..3], ["0", "2", "4"]);
+        for parcel in [numbered, numbered_lines] {
+            let mut rotation = Rotation::starting_at(1);
+            let shares = rotation.deal(parcel(10_000), &[true, true]).unwrap();
+            assert_eq!(sizes(&shares), [5000, 5000]);
+            assert_eq!(texts(&shares[1])[..3], ["0", "2", "4"]);
+            assert_eq!(texts(&shares[0])[4999], "9999");
+        }
+    }
+
+    #[test]
+    fn dealt_lines_are_encoded_lines_of_their_own() {
+        let mut rotation = Rotation::default();
+        let shares = rotation.deal(numbered_lines(5), &[true, true]).unwrap();
+        let Parcel::Lines(first) = &shares[0] else {
+            panic!("lines stay lines");
+        };
+        assert_eq!(&first.data()[..], b"0\n2\n4\n");
+    }
+
+    #[test]
+    fn lines_for_the_only_destination_up_pass_whole_and_the_turn_moves_on() {
+        let mut rotation = Rotation::default();
+        let parcel = numbered_lines(4);
+        let Parcel::Lines(sent) = &parcel else {
+            unreachable!()
+        };
+        let buffer = sent.data().as_ptr();
+        let shares = rotation.deal(parcel, &[false, true]).unwrap();
+        let Parcel::Lines(passed) = &shares[1] else {
+            panic!("lines stay lines");
+        };
+        assert_eq!((passed.len(), passed.data().as_ptr()), (4, buffer));
+        let next = rotation.deal(numbered(1), &[true, true]).unwrap();
+        assert_eq!(sizes(&next), [1, 0]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! The text `wishbone show --docs wishbone.input.tcp` prints is [`DOCS`].
 //! Each connection is served by its own task with its own framer: it reads
-//! up to 64 KiB at a time and sends the lines of one read as one batch. When
+//! up to 64 KiB at a time and sends the complete lines of one read as one
+//! parcel of [`Lines`](wishbone_runtime::Lines), still in the read's buffer. When
 //! `outbox` is full the task waits before reading again, so a slow pipeline
 //! slows the senders through TCP's own flow control instead of buffering
 //! without bound.
@@ -22,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
 };
 
 use crate::config::{default_delimiter, delimiter_bytes};
@@ -250,7 +251,6 @@ impl Client {
     async fn serve(mut self, mut stream: TcpStream) {
         tracing::debug!(module = %self.module, peer = %self.peer, "client connected");
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
-        let mut events = Batch::new();
         let mut warned = false;
         loop {
             if buffer.capacity() - buffer.len() < READ_SIZE / 4 {
@@ -274,16 +274,16 @@ impl Client {
                     true
                 }
             };
-            if ended {
-                self.framer.finish(&mut buffer, &mut events);
+            let parcel = if ended {
+                self.framer.finish(&mut buffer)
             } else {
-                self.framer.split(&mut buffer, &mut events);
-            }
+                self.framer.split(&mut buffer)
+            };
             if !warned && self.framer.truncated + self.framer.dropped > 0 {
                 warned = true;
                 tracing::warn!(module = %self.module, peer = %self.peer, "a line was longer than max_line_length");
             }
-            if !self.forward(&mut events).await || ended {
+            if !self.forward(parcel).await || ended {
                 break;
             }
         }
@@ -296,17 +296,13 @@ impl Client {
         tracing::debug!(module = %self.module, peer = %self.peer, "client disconnected");
     }
 
-    /// Sends the events in batches no larger than the queue; false when the
+    /// Sends the events in parcels no larger than the queue; false when the
     /// server is aborting or the pipeline is gone, which loses them (logged).
-    async fn forward(&self, events: &mut Batch) -> bool {
+    async fn forward(&self, mut events: Parcel) -> bool {
         let capacity = self.outbox.capacity();
         while !events.is_empty() {
-            let rest = if events.len() > capacity {
-                events.split_off(capacity)
-            } else {
-                Batch::new()
-            };
-            let batch = std::mem::replace(events, rest);
+            let rest = events.split_off(capacity);
+            let batch = std::mem::replace(&mut events, rest);
             let count = batch.len();
             let outcome = tokio::select! {
                 biased;

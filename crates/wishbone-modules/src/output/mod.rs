@@ -5,12 +5,14 @@
 
 mod inflight;
 pub mod null;
+mod segments;
 pub mod stdout;
 pub mod tcp;
 mod unacknowledged;
 pub mod websocket;
 
 pub use inflight::InFlight;
+pub use segments::Segments;
 pub use unacknowledged::unacknowledged_bytes;
 
 use std::os::fd::AsRawFd;

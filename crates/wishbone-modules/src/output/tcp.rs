@@ -2,14 +2,19 @@
 //! one long-lived TCP connection, and loses none when the peer goes away.
 //!
 //! The text `wishbone show --docs wishbone.output.tcp` prints is [`DOCS`].
-//! [`InFlight`] keeps every event written to the connection until the
-//! kernel says the peer's TCP stack acknowledged its last byte
-//! ([`unacknowledged_bytes`]); when the connection dies, what is left is sent
-//! again on the next connection, or handed to `failed`.
+//! Lines arriving in their wire form with this output's delimiter are written
+//! as they are, many blocks per vectored write; other events are encoded
+//! into one block per batch. [`Segments`] keeps every block written to the
+//! connection until the kernel says the peer's TCP stack acknowledged its
+//! events' last bytes ([`unacknowledged_bytes`]); when the connection dies,
+//! what is left is sent again on the next connection, or handed to `failed`.
 
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::net::TcpStream;
@@ -17,10 +22,11 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::{Receiver, Sender};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    ArgumentError, Arguments, Batch, Lines, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
+    QueueSpec,
 };
 
-use super::{InFlight, release_buffered, settle, unacknowledged_bytes};
+use super::{Segments, release_buffered, settle, unacknowledged_bytes};
 use crate::backoff::Backoff;
 use crate::config::{
     default_delimiter, default_reconnect_initial, default_reconnect_max, default_timeout,
@@ -80,6 +86,8 @@ pub const KIND: ModuleKind = ModuleKind {
 
 /// Encoded bytes waiting for the socket before the inbox is read again.
 const HIGH_WATER: usize = 256 * 1024;
+/// Blocks handed to one vectored write.
+const MAX_SLICES: usize = 64;
 /// How often to ask the kernel what the peer acknowledged while anything is in flight.
 const ACK_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -123,7 +131,7 @@ fn default_port() -> u16 {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     Ok(Box::new(TcpOutput {
-        delimiter: delimiter_bytes(&config.delimiter)?,
+        delimiter: Bytes::from(delimiter_bytes(&config.delimiter)?),
         timeout: seconds("timeout", config.timeout)?,
         backoff: Backoff::new(
             seconds("reconnect_initial", config.reconnect_initial)?,
@@ -136,7 +144,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 /// The module.
 pub struct TcpOutput {
     config: Config,
-    delimiter: Vec<u8>,
+    delimiter: Bytes,
     timeout: Duration,
     backoff: Backoff,
 }
@@ -393,7 +401,7 @@ impl Link {
         if !self.held.is_empty() {
             let held = std::mem::take(&mut self.held);
             self.counters.resent(held.len());
-            connection.encode(held, &self.output.delimiter);
+            connection.encode(Parcel::Events(held), &self.output.delimiter);
         }
         let mut tick = tokio::time::interval(ACK_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -415,7 +423,7 @@ impl Link {
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut connection.stream).await;
                 break Ended::Drained;
             }
-            let room = connection.pending.len() < HIGH_WATER;
+            let room = connection.pending_bytes < HIGH_WATER;
             let divert = stalled && self.output.config.failed;
             tokio::select! {
                 biased;
@@ -433,18 +441,18 @@ impl Link {
                         break Ended::Lost(error.to_string());
                     }
                 }
-                batch = self.inbox.recv(), if self.inbox_open && (room || divert) => match batch {
+                parcel = self.inbox.recv_parcel(), if self.inbox_open && (room || divert) => match parcel {
                     None => self.inbox_open = false,
-                    Some(batch) if divert => {
-                        if !self.fail(batch, abort).await {
+                    Some(parcel) if divert => {
+                        if !self.fail(parcel.into_events(), abort).await {
                             break Ended::Aborted;
                         }
                     }
-                    Some(batch) => {
-                        connection.encode(batch, &self.output.delimiter);
-                        while connection.pending.len() < HIGH_WATER {
-                            let Some(batch) = self.inbox.try_recv() else { break };
-                            connection.encode(batch, &self.output.delimiter);
+                    Some(parcel) => {
+                        connection.encode(parcel, &self.output.delimiter);
+                        while connection.pending_bytes < HIGH_WATER {
+                            let Some(parcel) = self.inbox.try_recv_parcel() else { break };
+                            connection.encode(parcel, &self.output.delimiter);
                         }
                     }
                 },
@@ -475,12 +483,14 @@ impl Link {
             connection.written - unacknowledged_bytes(&connection.stream)?.min(connection.written);
         let mut delivered = Batch::new();
         let keep = self.output.config.success;
-        let count = connection.inflight.acknowledge(acknowledged, |event| {
-            event.acknowledge();
-            if keep {
-                delivered.push(event)
-            }
-        });
+        let count = connection
+            .inflight
+            .acknowledge(acknowledged, keep, |event| {
+                event.acknowledge();
+                if keep {
+                    delivered.push(event)
+                }
+            });
         self.counters
             .delivered(count, acknowledged - connection.acknowledged);
         connection.acknowledged = acknowledged;
@@ -503,13 +513,15 @@ impl Link {
 /// One live connection and what was encoded for it.
 struct Connection {
     stream: TcpStream,
-    /// Encoded bytes not yet written.
-    pending: BytesMut,
+    /// Encoded blocks not yet written, the first perhaps in part.
+    pending: VecDeque<Bytes>,
+    /// Their bytes.
+    pending_bytes: usize,
     /// Bytes written on this connection.
     written: u64,
     /// Bytes the peer acknowledged.
     acknowledged: u64,
-    inflight: InFlight,
+    inflight: Segments,
     /// When the socket last took bytes, to notice a peer that stopped reading.
     last_progress: Instant,
 }
@@ -518,30 +530,43 @@ impl Connection {
     fn new(stream: TcpStream) -> Self {
         Self {
             stream,
-            pending: BytesMut::with_capacity(HIGH_WATER),
+            pending: VecDeque::new(),
+            pending_bytes: 0,
             written: 0,
             acknowledged: 0,
-            inflight: InFlight::default(),
+            inflight: Segments::default(),
             last_progress: Instant::now(),
         }
     }
 
-    fn encode(&mut self, batch: Batch, delimiter: &[u8]) {
-        for event in batch {
-            self.pending.extend_from_slice(event.data());
-            self.pending.extend_from_slice(delimiter);
-            let bytes = event.len() + delimiter.len();
-            self.inflight.push(event, bytes);
+    /// Queues events for writing. Lines with this output's delimiter go out
+    /// as they are; other events are encoded into one block.
+    fn encode(&mut self, parcel: Parcel, delimiter: &Bytes) {
+        let (lines, events) = match parcel {
+            Parcel::Lines(lines) if lines.delimiter() == delimiter => (lines, None),
+            Parcel::Lines(lines) => (lines.with_delimiter(delimiter), None),
+            Parcel::Events(batch) => (Lines::encode(&batch, delimiter), Some(batch)),
+        };
+        if lines.is_empty() {
+            return;
         }
+        self.pending_bytes += lines.data().len();
+        self.pending.push_back(lines.data().clone());
+        self.inflight.push(lines, events);
     }
 
     /// Writes what the socket takes without waiting.
     fn write(&mut self) -> std::io::Result<()> {
         while !self.pending.is_empty() {
-            match self.stream.try_write(&self.pending) {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let count = self.pending.len().min(MAX_SLICES);
+            for (slice, block) in slices.iter_mut().zip(&self.pending) {
+                *slice = IoSlice::new(block);
+            }
+            match self.stream.try_write_vectored(&slices[..count]) {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(written) => {
-                    self.pending.advance(written);
+                    self.consume(written);
                     self.written += written as u64;
                     self.last_progress = Instant::now();
                 }
@@ -550,6 +575,19 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Drops `written` bytes from the front of the pending blocks.
+    fn consume(&mut self, mut written: usize) {
+        self.pending_bytes -= written;
+        while let Some(front) = self.pending.front_mut() {
+            if written < front.len() {
+                front.advance(written);
+                break;
+            }
+            written -= front.len();
+            self.pending.pop_front();
+        }
     }
 
     fn is_idle(&self) -> bool {

@@ -1,0 +1,116 @@
+use crate::{Batch, Event, Lines};
+
+/// What one queue operation moves: a batch of separate events, or events
+/// still in their wire form. Modules that handle events one by one take
+/// batches ([`crate::queue::Receiver::recv`] converts); modules that only
+/// move events along (round robin, funnel, TCP output) take parcels and
+/// leave lines as they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parcel {
+    /// Separate events.
+    Events(Batch),
+    /// Delimited events in one buffer.
+    Lines(Lines),
+}
+
+impl Default for Parcel {
+    fn default() -> Self {
+        Parcel::Events(Batch::new())
+    }
+}
+
+impl Parcel {
+    /// How many events.
+    pub fn len(&self) -> usize {
+        match self {
+            Parcel::Events(batch) => batch.len(),
+            Parcel::Lines(lines) => lines.len(),
+        }
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The events one by one.
+    pub fn into_events(self) -> Batch {
+        match self {
+            Parcel::Events(batch) => batch,
+            Parcel::Lines(lines) => lines.into_events(),
+        }
+    }
+
+    /// Appends one event; lines become separate events first.
+    pub fn push(&mut self, event: Event) {
+        self.events_mut().push(event);
+    }
+
+    /// Appends events; lines become separate events first.
+    pub fn extend(&mut self, events: impl IntoIterator<Item = Event>) {
+        self.events_mut().extend(events);
+    }
+
+    fn events_mut(&mut self) -> &mut Batch {
+        if let Parcel::Lines(_) = self {
+            let lines = std::mem::take(self);
+            *self = Parcel::Events(lines.into_events());
+        }
+        match self {
+            Parcel::Events(batch) => batch,
+            Parcel::Lines(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// Keeps the first `at` events and returns the rest.
+    pub fn split_off(&mut self, at: usize) -> Parcel {
+        match self {
+            Parcel::Events(batch) if at < batch.len() => Parcel::Events(batch.split_off(at)),
+            Parcel::Events(_) => Parcel::default(),
+            Parcel::Lines(lines) => Parcel::Lines(lines.split_off(at)),
+        }
+    }
+}
+
+impl From<Batch> for Parcel {
+    fn from(batch: Batch) -> Self {
+        Parcel::Events(batch)
+    }
+}
+
+impl From<Lines> for Parcel {
+    fn from(lines: Lines) -> Self {
+        Parcel::Lines(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn lines() -> Parcel {
+        let events = [Event::new("a"), Event::new("b"), Event::new("c")];
+        Parcel::Lines(Lines::encode(&events, &Bytes::from_static(b"\n")))
+    }
+
+    #[test]
+    fn pushing_onto_lines_keeps_every_event_in_order() {
+        let mut parcel = lines();
+        parcel.push(Event::new("d"));
+        assert_eq!(
+            parcel,
+            Parcel::Events(vec!["a".into(), "b".into(), "c".into(), "d".into()])
+        );
+    }
+
+    #[test]
+    fn split_off_works_on_both_forms() {
+        let mut parcel = lines();
+        let rest = parcel.split_off(2);
+        assert_eq!((parcel.len(), rest.len()), (2, 1));
+        let mut batch = Parcel::Events(vec!["x".into()]);
+        assert!(batch.split_off(1).is_empty());
+        assert_eq!(batch.into_events(), vec![Event::new("x")]);
+    }
+}
