@@ -37,6 +37,28 @@ fn a_million_lines_arrive_unchanged() {
 }
 
 #[test]
+fn lines_change_delimiter_between_input_and_output() {
+    let dir = scratch_dir("delimiters");
+    let sink = Sink::start(&dir, "backend");
+    let bootstrap = proxy_bootstrap(sink.port)
+        .replace("port: 0}", "port: 0, delimiter: \"\\r\\n\"}")
+        .replace(
+            "reconnect_max: 0.2}",
+            "reconnect_max: 0.2, delimiter: \"|\\n\"}",
+        );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let lines = numbered_lines(50_000);
+    let crlf = String::from_utf8(lines.clone())
+        .unwrap()
+        .replace('\n', "\r\n");
+    send(wishbone.input_port("input"), crlf.as_bytes());
+    sink.wait_for_lines(50_000, MINUTE);
+    assert!(wishbone.stop().success());
+    let expected = String::from_utf8(lines).unwrap().replace('\n', "|\n");
+    assert_eq!(sink.received(), expected.as_bytes());
+}
+
+#[test]
 fn a_backend_that_starts_late_still_gets_every_line_once() {
     let dir = scratch_dir("late-backend");
     let port = free_port();

@@ -91,7 +91,7 @@ impl Carbon {
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|row| row.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .last()
+            .next_back()
     }
 
     /// Waits until carbon holds `value` as the latest value of `path`.

@@ -13,6 +13,7 @@ pub mod lines;
 pub mod metrics;
 pub mod output;
 pub mod process;
+mod scan;
 
 use wishbone_runtime::{ModuleKind, ModuleSet};
 

@@ -61,14 +61,13 @@ impl LineFramer {
             return parcel;
         }
         let from = self.searched;
-        let ends: Vec<usize> = match self.delimiter.as_ref() {
-            [byte] => memchr::memchr_iter(*byte, &buffer[from..])
-                .map(|found| from + found)
-                .collect(),
-            delimiter => memchr::memmem::find_iter(&buffer[from..], delimiter)
-                .map(|found| from + found)
-                .collect(),
-        };
+        let mut ends = Vec::with_capacity((buffer.len() - from) / 64);
+        match self.delimiter.as_ref() {
+            [byte] => crate::scan::positions(&buffer[from..], *byte, from, &mut ends),
+            delimiter => ends.extend(
+                memchr::memmem::find_iter(&buffer[from..], delimiter).map(|found| from + found),
+            ),
+        }
         if let Some(&last) = ends.last() {
             let chunk = buffer.split_to(last + width).freeze();
             parcel = self.cut(chunk, ends);
