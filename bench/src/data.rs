@@ -38,10 +38,10 @@ impl Fingerprint {
     /// a final partial line, left for the next chunk.
     pub fn add_lines(&mut self, chunk: &[u8]) -> usize {
         let mut start = 0;
-        while let Some(end) = chunk[start..].iter().position(|byte| *byte == b'\n') {
-            self.sum = self.sum.wrapping_add(xxh3_64(&chunk[start..start + end]));
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            self.sum = self.sum.wrapping_add(xxh3_64(&chunk[start..end]));
             self.lines += 1;
-            start += end + 1;
+            start = end + 1;
         }
         chunk.len() - start
     }

@@ -31,7 +31,7 @@
 //! - [`QueueSpec`]: which queues a kind of module has, so a bootstrap file
 //!   that names a queue a module lacks is refused before anything starts.
 //!
-//! How an event travels: a TCP input reads 64 KiB from a socket, finds the
+//! How an event travels: a TCP input reads 256 KiB from a socket, finds the
 //! delimiters, and sends the complete lines as one [`Lines`] parcel on its
 //! `outbox` [`queue::Sender`]. The route's [`queue::Receiver`] hands the
 //! parcel to the next module (a round robin deals it among its destinations,

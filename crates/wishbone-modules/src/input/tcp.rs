@@ -3,7 +3,7 @@
 //!
 //! The text `wishbone show --docs wishbone.input.tcp` prints is [`DOCS`].
 //! Each connection is served by its own task with its own framer: it reads
-//! up to 64 KiB at a time and sends the complete lines of one read as one
+//! up to 256 KiB at a time and sends the complete lines of one read as one
 //! parcel of [`Lines`](wishbone_runtime::Lines), still in the read's buffer. When
 //! `outbox` is full the task waits before reading again, so a slow pipeline
 //! slows the senders through TCP's own flow control instead of buffering
@@ -70,7 +70,7 @@ pub const KIND: ModuleKind = ModuleKind {
 };
 
 /// Bytes asked of the socket per read; one read becomes one batch.
-const READ_SIZE: usize = 64 * 1024;
+const READ_SIZE: usize = 256 * 1024;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,7 @@
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
 };
 
 /// What `wishbone show --docs` prints.
@@ -50,8 +50,11 @@ impl Module for Null {
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         Box::pin(async move {
-            while let Some(batch) = inbox.recv().await {
-                batch.iter().for_each(wishbone_runtime::Event::acknowledge);
+            while let Some(parcel) = inbox.recv_parcel().await {
+                // Lines carry no tokens; only separate events may.
+                if let Parcel::Events(batch) = parcel {
+                    batch.iter().for_each(wishbone_runtime::Event::acknowledge);
+                }
             }
             Ok(())
         })
