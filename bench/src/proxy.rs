@@ -86,11 +86,20 @@ impl Proxy {
         self.child.id()
     }
 
-    /// SIGTERM, then wait.
+    /// SIGTERM, then wait; SIGKILL after 10 s (socat has been seen to sit
+    /// in poll after SIGTERM once its peer had closed).
     pub fn stop(mut self) {
         // SAFETY: kill(2) on our child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("pid {} ignored SIGTERM; killing it", self.child.id());
+        self.kill();
     }
 }
 
