@@ -59,6 +59,34 @@ fn lines_change_delimiter_between_input_and_output() {
 }
 
 #[test]
+fn acknowledged_lines_go_on_to_the_success_queue_in_order() {
+    let dir = scratch_dir("success");
+    let backend = Sink::start(&dir, "backend");
+    let confirmed = Sink::start(&dir, "confirmed");
+    let bootstrap = proxy_bootstrap(backend.port)
+        .replace("reconnect_max: 0.2}", "reconnect_max: 0.2, success: true}")
+        .replace(
+            "routingtable:\n",
+            &format!(
+                "  confirmed:\n    module: wishbone.output.tcp\n    arguments: {{host: 127.0.0.1, port: {}}}\n\
+                 routingtable:\n  - output.success -> confirmed.inbox\n",
+                confirmed.port
+            ),
+        );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let data = numbered_lines(100_000);
+    send(wishbone.input_port("input"), &data);
+    confirmed.wait_for_lines(100_000, MINUTE);
+    assert!(wishbone.stop().success());
+    assert_eq!(backend.received(), data);
+    assert_eq!(
+        confirmed.received(),
+        data,
+        "each line once, after the backend had it"
+    );
+}
+
+#[test]
 fn a_backend_that_starts_late_still_gets_every_line_once() {
     let dir = scratch_dir("late-backend");
     let port = free_port();

@@ -2,7 +2,7 @@
 //! against a socat hop on the same data in the same invocation.
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
-//!       [--only TEXT] [--wishbone PATH]
+//!       [--only TEXT] [--skip-throughput] [--wishbone PATH]
 //!
 //! `--only` runs just the configuration named TEXT (and the 128 KiB socat
 //! hop, the baseline), without latency and memory, for profiling it.
@@ -34,6 +34,7 @@ struct Options {
     lines: usize,
     reps: usize,
     latency: bool,
+    throughput: bool,
     only: Option<String>,
     data: PathBuf,
     wishbone: PathBuf,
@@ -48,6 +49,7 @@ fn options() -> anyhow::Result<Options> {
         lines: 10_000_000,
         reps: 3,
         latency: true,
+        throughput: true,
         only: None,
         data: target.join("bench-lines.txt"),
         wishbone: target.join("wishbone"),
@@ -58,6 +60,7 @@ fn options() -> anyhow::Result<Options> {
             "--lines" => options.lines = args.next().unwrap_or_default().parse()?,
             "--reps" => options.reps = args.next().unwrap_or_default().parse::<usize>()?.max(1),
             "--skip-latency" => options.latency = false,
+            "--skip-throughput" => options.throughput = false,
             "--only" => options.only = args.next(),
             "--wishbone" => options.wishbone = args.next().unwrap_or_default().into(),
             other => anyhow::bail!("unknown argument {other}; see the top of bench/src/main.rs"),
@@ -84,7 +87,8 @@ fn main() -> anyhow::Result<()> {
     let expected = Fingerprint::of_file(&options.data)?;
     let wishbone = options.wishbone.as_path();
     let mut runs: Vec<throughput::Figures> = Vec::new();
-    for rep in 0..options.reps {
+    let reps = if options.throughput { options.reps } else { 0 };
+    for rep in 0..reps {
         eprintln!("repetition {} of {}", rep + 1, options.reps);
         let data = options.data.as_path();
         let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, &scratch, &bootstrap, &[]);
@@ -131,7 +135,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut latencies = Vec::new();
     if options.latency && options.only.is_none() {
-        for rate in [1_000, 100_000] {
+        for rate in (0..options.reps).flat_map(|_| [1_000, 100_000]) {
             eprintln!("latency at {rate} events/s");
             latencies.push(latency::measure(
                 "socat hop, 8 KiB blocks",
@@ -144,7 +148,7 @@ fn main() -> anyhow::Result<()> {
             })?);
         }
     }
-    let pushed_back = if options.only.is_none() {
+    let pushed_back = if options.only.is_none() && options.throughput {
         eprintln!("memory with every backend down");
         memory_with_backends_down(wishbone, &scratch, &options.data)?
     } else {

@@ -10,7 +10,10 @@ pub struct Summary {
     pub unix_time: u64,
     /// Medians per configuration, in the order they ran.
     pub throughput: Vec<Median>,
+    /// Medians of the repetitions per configuration and rate.
     pub latency: Vec<Latency>,
+    /// Every latency run.
+    pub latency_runs: Vec<Latency>,
     pub peak_rss_mib_with_backends_down: f64,
     /// Every run, for comparison with later results.
     pub runs: Vec<Figures>,
@@ -32,6 +35,32 @@ pub struct Median {
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Per configuration and rate, in the order they ran, the median of each
+/// figure over the repetitions.
+fn latency_medians(runs: &[Latency]) -> Vec<Latency> {
+    let mut medians: Vec<Latency> = Vec::new();
+    for run in runs {
+        if medians
+            .iter()
+            .any(|m| m.name == run.name && m.rate_per_second == run.rate_per_second)
+        {
+            continue;
+        }
+        let same: Vec<&Latency> = runs
+            .iter()
+            .filter(|other| other.name == run.name && other.rate_per_second == run.rate_per_second)
+            .collect();
+        let of = |field: fn(&Latency) -> f64| median(same.iter().map(|run| field(run)).collect());
+        medians.push(Latency {
+            p50_microseconds: of(|run| run.p50_microseconds),
+            p99_microseconds: of(|run| run.p99_microseconds),
+            max_microseconds: of(|run| run.max_microseconds),
+            ..run.clone()
+        });
+    }
+    medians
 }
 
 impl Summary {
@@ -80,7 +109,8 @@ impl Summary {
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
             throughput,
-            latency,
+            latency: latency_medians(&latency),
+            latency_runs: latency,
             peak_rss_mib_with_backends_down: pushed_back,
             runs: runs.to_vec(),
         }
@@ -92,10 +122,12 @@ pub fn print(summary: &Summary) {
         "\n{} lines of 100 bytes, {}; medians of the repetitions\n",
         summary.lines, summary.machine
     );
-    println!(
-        "| configuration | lines/s | MB/s | wall s | CPU s | peak RSS MiB | vs socat 128K | failed |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    if !summary.throughput.is_empty() {
+        println!(
+            "| configuration | lines/s | MB/s | wall s | CPU s | peak RSS MiB | vs socat 128K | failed |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    }
     for row in &summary.throughput {
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.1} | {:.2} | {} |",
@@ -124,8 +156,10 @@ pub fn print(summary: &Summary) {
             );
         }
     }
-    println!(
-        "\npeak RSS of scenario II with both backends down, input pushed back: {:.1} MiB",
-        summary.peak_rss_mib_with_backends_down
-    );
+    if summary.peak_rss_mib_with_backends_down > 0.0 {
+        println!(
+            "\npeak RSS of scenario II with both backends down, input pushed back: {:.1} MiB",
+            summary.peak_rss_mib_with_backends_down
+        );
+    }
 }
