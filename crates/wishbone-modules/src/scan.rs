@@ -63,7 +63,7 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                if state % 7 == 0 {
+                if state.is_multiple_of(7) {
                     b'\n'
                 } else {
                     b'a' + (state % 26) as u8
