@@ -230,6 +230,63 @@ mod tests {
         assert_eq!(framer.dropped, 1);
     }
 
+    /// What the framer must produce: split at every delimiter, a final
+    /// unterminated piece kept, long lines cut or dropped.
+    fn reference(data: &[u8], delimiter: &[u8], max: usize, overlong: Overlong) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let (line, next) = match memchr::memmem::find(rest, delimiter) {
+                Some(at) => (&rest[..at], &rest[at + delimiter.len()..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            match (line.len() <= max, overlong) {
+                (true, _) => lines.push(line.to_vec()),
+                (false, Overlong::Truncate) => lines.push(line[..max].to_vec()),
+                (false, Overlong::Drop) => {}
+            }
+            rest = next;
+        }
+        lines
+    }
+
+    #[test]
+    fn random_reads_give_what_a_plain_split_gives() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = move |below: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % below as u64) as usize
+        };
+        for round in 0..300 {
+            let delimiter: &[u8] = [&b"\n"[..], b"\r\n", b"||"][round % 3];
+            let overlong = [Overlong::Truncate, Overlong::Drop][round / 3 % 2];
+            let max = 1 + random(40);
+            let data: Vec<u8> = (0..random(2000))
+                .map(|_| match random(12) {
+                    0 => b'\n',
+                    1 => b'\r',
+                    2 => b'|',
+                    _ => b'a' + random(26) as u8,
+                })
+                .collect();
+            let mut framer = LineFramer::new(delimiter, max, overlong);
+            let mut buffer = BytesMut::new();
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut fed = 0;
+            while fed < data.len() {
+                let read = (1 + random(300)).min(data.len() - fed);
+                buffer.extend_from_slice(&data[fed..fed + read]);
+                fed += read;
+                let parcel = framer.split(&mut buffer);
+                got.extend(parcel.into_events().iter().map(|e| e.data().to_vec()));
+            }
+            got.extend(framer.finish(&mut buffer).into_events().iter().map(|e| e.data().to_vec()));
+            assert_eq!(got, reference(&data, delimiter, max, overlong), "round {round}");
+        }
+    }
+
     #[test]
     fn complete_lines_stay_in_the_read_buffer_as_they_are() {
         let mut framer = LineFramer::new(b"\n", 100, Overlong::Truncate);
