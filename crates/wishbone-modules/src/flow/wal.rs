@@ -27,7 +27,8 @@ Queues
 Arguments (default)
   read_count    events sent and not yet acknowledged, at most (20)
   max_elements  events kept, sent or waiting (1000)
-  max_bytes     payload bytes kept (10485760)
+  max_bytes     payload bytes kept (10485760); each kept event has its own
+                copy, so this bounds their memory
   when_full     drop_oldest | drop_newest | block (drop_oldest): what a new
                 event does when a limit is reached; `block` makes the inbox
                 wait, pushing back upstream. Every drop is counted in the
@@ -171,7 +172,11 @@ impl Retention {
         let id = self.next_id;
         self.next_id += 1;
         self.bytes += size;
-        self.kept.insert(id, event);
+        // A copy of its own: an event cut from a socket read shares that
+        // read's buffer, which would otherwise stay allocated as long as
+        // the event is kept, and `max_bytes` would not bound memory.
+        let owned = event.with_data(bytes::Bytes::copy_from_slice(event.data()));
+        self.kept.insert(id, owned);
         self.waiting.insert(id);
         Ok(())
     }
@@ -322,6 +327,17 @@ mod tests {
             let _ = retention.push(Event::new(format!("e{index}")));
         }
         retention
+    }
+
+    #[test]
+    fn kept_events_do_not_hold_on_to_the_buffer_they_were_cut_from() {
+        let read = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
+        let mut retention = Retention::new(config(WhenFull::Block));
+        retention.push(Event::new(read.slice(0..10))).unwrap();
+        let (_, kept) = &retention.take(1)[0];
+        assert_eq!(kept.data(), &read.slice(0..10));
+        let inside = read.as_ptr_range().contains(&kept.data().as_ptr());
+        assert!(!inside, "the kept event must own its payload");
     }
 
     #[test]
