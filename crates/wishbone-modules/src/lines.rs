@@ -282,8 +282,18 @@ mod tests {
                 let parcel = framer.split(&mut buffer);
                 got.extend(parcel.into_events().iter().map(|e| e.data().to_vec()));
             }
-            got.extend(framer.finish(&mut buffer).into_events().iter().map(|e| e.data().to_vec()));
-            assert_eq!(got, reference(&data, delimiter, max, overlong), "round {round}");
+            got.extend(
+                framer
+                    .finish(&mut buffer)
+                    .into_events()
+                    .iter()
+                    .map(|e| e.data().to_vec()),
+            );
+            assert_eq!(
+                got,
+                reference(&data, delimiter, max, overlong),
+                "round {round}"
+            );
         }
     }
 
