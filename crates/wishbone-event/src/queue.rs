@@ -6,9 +6,9 @@
 //! reserves room for a batch's events, waiting while the queue is full, then
 //! hands the batch over. What travels is a [`Parcel`]: a batch, or lines in
 //! their wire form; [`Receiver::recv`] gives separate events either way, and
-//! [`Receiver::recv_parcel`] leaves lines as they are. Reserving and sending are separate steps so a module
-//! can wait for room on several queues at once and abandon a wait without
-//! losing the batch it holds.
+//! [`Receiver::recv_parcel`] leaves lines as they are. Reserving and sending
+//! are separate steps so a module can wait for room on several queues at
+//! once and abandon a wait without losing the batch it holds.
 //!
 //! A queue that no route connects is still a [`Sender`] ([`unconnected`]): what
 //! is put on it is dropped and counted in `dropped_total`, as in the original

@@ -9,10 +9,9 @@
 //! events' last bytes ([`unacknowledged_bytes`]); when the connection dies,
 //! what is left is sent again on the next connection, or handed to `failed`.
 
-use std::time::Duration;
-
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures::future::LocalBoxFuture;
