@@ -280,6 +280,15 @@ mod tests {
                 buffer.extend_from_slice(&data[fed..fed + read]);
                 fed += read;
                 let parcel = framer.split(&mut buffer);
+                if let Parcel::Lines(lines) = &parcel {
+                    let wire: Vec<u8> = lines
+                        .iter()
+                        .flat_map(|line| [line, delimiter])
+                        .flatten()
+                        .copied()
+                        .collect();
+                    assert_eq!(&lines.data()[..], wire, "lines are exactly their wire form");
+                }
                 got.extend(parcel.into_events().iter().map(|e| e.data().to_vec()));
             }
             got.extend(
