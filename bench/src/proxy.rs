@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 pub struct Proxy {
     pub child: Child,
     pub input_port: u16,
+    /// What runs, for messages.
+    program: &'static str,
 }
 
 impl Proxy {
@@ -49,6 +51,7 @@ impl Proxy {
         Ok(Proxy {
             child,
             input_port: port,
+            program: "wishbone",
         })
     }
 
@@ -73,6 +76,7 @@ impl Proxy {
         Ok(Proxy {
             child,
             input_port: port,
+            program: "socat",
         })
     }
 
@@ -98,7 +102,11 @@ impl Proxy {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        eprintln!("pid {} ignored SIGTERM; killing it", self.child.id());
+        eprintln!(
+            "{} (pid {}) ignored SIGTERM for 10 s; killing it",
+            self.program,
+            self.child.id()
+        );
         self.kill();
     }
 }
