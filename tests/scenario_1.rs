@@ -59,6 +59,29 @@ fn lines_change_delimiter_between_input_and_output() {
 }
 
 #[test]
+fn stdout_prints_what_a_tcp_input_read_with_its_own_delimiter() {
+    let dir = scratch_dir("stdout");
+    let bootstrap = "modules:\n  input: {module: wishbone.input.tcp, arguments: {address: 127.0.0.1, port: 0}}\n  \
+                     stdout: {module: wishbone.output.stdout, arguments: {delimiter: \" <end>\\n\"}}\n\
+                     routingtable:\n  - input.outbox -> stdout.inbox\n";
+    let mut wishbone = Wishbone::start(&dir, bootstrap, &[]);
+    send(
+        wishbone.input_port("input"),
+        b"first line\nsecond line\nlast",
+    );
+    wishbone.output.wait_for("last <end>", MINUTE);
+    assert!(wishbone.stop().success());
+    let printed = wishbone.output.text();
+    let first = printed
+        .find("first line <end>")
+        .expect("first line printed");
+    let second = printed
+        .find("second line <end>")
+        .expect("second line printed");
+    assert!(first < second, "in order: {printed}");
+}
+
+#[test]
 fn acknowledged_lines_go_on_to_the_success_queue_in_order() {
     let dir = scratch_dir("success");
     let backend = Sink::start(&dir, "backend");

@@ -1,3 +1,5 @@
+use bytes::Bytes;
+
 use crate::{Batch, Event, Lines};
 
 /// What one queue operation moves: a batch of separate events, or events
@@ -62,6 +64,18 @@ impl Parcel {
         }
     }
 
+    /// The events as they go on the wire, each followed by `delimiter`:
+    /// lines that already use it as they are, anything else encoded into
+    /// one buffer. Separate events come back too, for an output that must
+    /// resolve their tokens.
+    pub fn into_wire(self, delimiter: &Bytes) -> (Lines, Option<Batch>) {
+        match self {
+            Parcel::Lines(lines) if lines.delimiter() == delimiter => (lines, None),
+            Parcel::Lines(lines) => (lines.with_delimiter(delimiter), None),
+            Parcel::Events(batch) => (Lines::encode(&batch, delimiter), Some(batch)),
+        }
+    }
+
     /// Keeps the first `at` events and returns the rest.
     pub fn split_off(&mut self, at: usize) -> Parcel {
         match self {
@@ -87,7 +101,6 @@ impl From<Lines> for Parcel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn lines() -> Parcel {
         let events = [Event::new("a"), Event::new("b"), Event::new("c")];
@@ -102,6 +115,22 @@ mod tests {
             parcel,
             Parcel::Events(vec!["a".into(), "b".into(), "c".into(), "d".into()])
         );
+    }
+
+    #[test]
+    fn into_wire_keeps_matching_lines_and_encodes_the_rest() {
+        let newline = Bytes::from_static(b"\n");
+        let Parcel::Lines(sent) = lines() else {
+            unreachable!()
+        };
+        let buffer = sent.data().as_ptr();
+        let (same, events) = Parcel::Lines(sent.clone()).into_wire(&newline);
+        assert_eq!((same.data().as_ptr(), events), (buffer, None));
+        let (crlf, _) = Parcel::Lines(sent).into_wire(&Bytes::from_static(b"\r\n"));
+        assert_eq!(&crlf.data()[..], b"a\r\nb\r\nc\r\n");
+        let batch = vec![Event::new("x"), Event::new("y")];
+        let (encoded, events) = Parcel::Events(batch.clone()).into_wire(&newline);
+        assert_eq!((&encoded.data()[..], events), (&b"x\ny\n"[..], Some(batch)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `wishbone.output.stdout`: writes each event, followed by the delimiter, to
 //! standard output. The text `wishbone show --docs` prints is [`DOCS`].
 
+use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -46,13 +47,13 @@ pub struct Config {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     Ok(Box::new(Stdout {
-        delimiter: delimiter_bytes(&config.delimiter)?,
+        delimiter: Bytes::from(delimiter_bytes(&config.delimiter)?),
     }))
 }
 
 /// The module.
 pub struct Stdout {
-    delimiter: Vec<u8>,
+    delimiter: Bytes,
 }
 
 impl Module for Stdout {
@@ -63,16 +64,14 @@ impl Module for Stdout {
         let mut inbox = context.take_incoming("inbox");
         Box::pin(async move {
             let mut stdout = tokio::io::stdout();
-            let mut text = Vec::new();
-            while let Some(batch) = inbox.recv().await {
-                text.clear();
-                for event in &batch {
-                    text.extend_from_slice(event.data());
-                    text.extend_from_slice(&self.delimiter);
-                }
-                stdout.write_all(&text).await?;
+            while let Some(parcel) = inbox.recv_parcel().await {
+                let (lines, events) = parcel.into_wire(&self.delimiter);
+                stdout.write_all(lines.data()).await?;
                 stdout.flush().await?;
-                batch.iter().for_each(wishbone_runtime::Event::acknowledge);
+                events
+                    .iter()
+                    .flatten()
+                    .for_each(wishbone_runtime::Event::acknowledge);
             }
             Ok(())
         })

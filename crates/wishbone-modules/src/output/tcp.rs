@@ -21,7 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::{Receiver, Sender};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Lines, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
+    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
     QueueSpec,
 };
 
@@ -556,11 +556,7 @@ impl Connection {
     /// Queues events for writing. Lines with this output's delimiter go out
     /// as they are; other events are encoded into one block.
     fn encode(&mut self, parcel: Parcel, delimiter: &Bytes) {
-        let (lines, events) = match parcel {
-            Parcel::Lines(lines) if lines.delimiter() == delimiter => (lines, None),
-            Parcel::Lines(lines) => (lines.with_delimiter(delimiter), None),
-            Parcel::Events(batch) => (Lines::encode(&batch, delimiter), Some(batch)),
-        };
+        let (lines, events) = parcel.into_wire(delimiter);
         if lines.is_empty() {
             return;
         }
