@@ -32,9 +32,15 @@ pub struct Median {
     pub ratio_to_socat_128k: f64,
 }
 
+/// The middle value; with an even count, the mean of the two middle ones.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+    let half = values.len() / 2;
+    match values.len() {
+        0 => 0.0,
+        count if count % 2 == 1 => values[half],
+        _ => (values[half - 1] + values[half]) / 2.0,
+    }
 }
 
 /// Per configuration and rate, in the order they ran, the median of each
@@ -161,5 +167,17 @@ pub fn print(summary: &Summary) {
             "\npeak RSS of scenario II with both backends down, input pushed back: {:.1} MiB",
             summary.peak_rss_mib_with_backends_down
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_takes_the_middle_or_the_mean_of_the_two_middle_values() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
     }
 }

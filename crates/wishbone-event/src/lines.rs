@@ -178,16 +178,6 @@ impl LinesBuilder {
         self.data.extend_from_slice(&lines.data[span.start..end]);
     }
 
-    /// How many events so far.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// True before the first push.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     /// The events built.
     pub fn finish(self) -> Lines {
         Lines {

@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use wishbone_runtime::ArgumentError;
 
 /// A delimiter as the bytes it stands for; refuses an empty one, which would
 /// make every byte an event boundary.
-pub fn delimiter_bytes(delimiter: &str) -> Result<Vec<u8>, ArgumentError> {
+pub fn delimiter_bytes(delimiter: &str) -> Result<Bytes, ArgumentError> {
     if delimiter.is_empty() {
         return Err(ArgumentError::new("`delimiter` must not be empty"));
     }
-    Ok(delimiter.as_bytes().to_vec())
+    Ok(Bytes::copy_from_slice(delimiter.as_bytes()))
 }
 
 /// Seconds as a duration; refuses negative, infinite and NaN values.

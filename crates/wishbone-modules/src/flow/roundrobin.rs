@@ -91,33 +91,33 @@ impl Rotation {
         if live == 0 {
             return Err(parcel);
         }
-        let mut shares = vec![Parcel::default(); up.len()];
-        match parcel {
+        let shares = match parcel {
             Parcel::Lines(lines) if live == 1 => {
-                let only = self.following(up);
-                shares[only] = Parcel::Lines(lines);
+                let mut shares = vec![Parcel::default(); up.len()];
+                shares[self.following(up)] = Parcel::Lines(lines);
+                shares
             }
             Parcel::Lines(lines) => {
-                let room = |index: usize| match up[index] {
-                    true => (lines.data().len() / live + 1024, lines.len() / live + 1),
-                    false => (0, 0),
-                };
-                let mut builders: Vec<LinesBuilder> = (0..up.len())
-                    .map(|index| {
-                        let (bytes, count) = room(index);
-                        LinesBuilder::new(lines.delimiter().clone(), bytes, count)
+                let (bytes, count) = (lines.data().len() / live + 1024, lines.len() / live + 1);
+                let mut builders: Vec<LinesBuilder> = up
+                    .iter()
+                    .map(|&up| match up {
+                        true => LinesBuilder::new(lines.delimiter().clone(), bytes, count),
+                        false => LinesBuilder::new(lines.delimiter().clone(), 0, 0),
                     })
                     .collect();
                 for index in 0..lines.len() {
                     builders[self.following(up)].push_from(&lines, index);
                 }
-                for (share, builder) in shares.iter_mut().zip(builders) {
-                    *share = Parcel::Lines(builder.finish());
-                }
+                builders
+                    .into_iter()
+                    .map(|builder| Parcel::Lines(builder.finish()))
+                    .collect()
             }
             Parcel::Events(batch) => {
-                let mut batches: Vec<Batch> = (0..up.len())
-                    .map(|index| match up[index] {
+                let mut batches: Vec<Batch> = up
+                    .iter()
+                    .map(|&up| match up {
                         true => Batch::with_capacity(batch.len() / live + 1),
                         false => Batch::new(),
                     })
@@ -125,11 +125,9 @@ impl Rotation {
                 for event in batch {
                     batches[self.following(up)].push(event);
                 }
-                for (share, batch) in shares.iter_mut().zip(batches) {
-                    *share = Parcel::Events(batch);
-                }
+                batches.into_iter().map(Parcel::Events).collect()
             }
-        }
+        };
         Ok(shares)
     }
 

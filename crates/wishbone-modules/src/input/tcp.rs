@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
@@ -69,7 +69,7 @@ pub const KIND: ModuleKind = ModuleKind {
     build,
 };
 
-/// Bytes asked of the socket per read; one read becomes one batch.
+/// Bytes asked of the socket per read; one read becomes one parcel.
 const READ_SIZE: usize = 256 * 1024;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -122,7 +122,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 /// The module: a listener and one task per client.
 pub struct TcpInput {
     config: Config,
-    delimiter: Vec<u8>,
+    delimiter: Bytes,
 }
 
 /// What the clients of one input did, reported when it stops.
@@ -302,11 +302,11 @@ impl Client {
         let capacity = self.outbox.capacity();
         while !events.is_empty() {
             let rest = events.split_off(capacity);
-            let batch = std::mem::replace(&mut events, rest);
-            let count = batch.len();
+            let parcel = std::mem::replace(&mut events, rest);
+            let count = parcel.len();
             let outcome = tokio::select! {
                 biased;
-                outcome = self.outbox.send(batch) => outcome,
+                outcome = self.outbox.send(parcel) => outcome,
                 _ = self.abort.cancelled() => {
                     tracing::error!(module = %self.module, events = count + events.len(), "aborted with events not yet queued");
                     return false;

@@ -18,8 +18,6 @@ pub struct Segments {
     blocks: VecDeque<Block>,
     /// Bytes recorded on this connection so far: where the next block starts.
     encoded: u64,
-    /// Events recorded and not yet released.
-    events: usize,
 }
 
 #[derive(Debug)]
@@ -46,7 +44,6 @@ impl Segments {
         debug_assert!(tokens.as_ref().is_none_or(|t| t.len() == lines.len()));
         let start = self.encoded;
         self.encoded += lines.data().len() as u64;
-        self.events += lines.len();
         self.blocks.push_back(Block {
             start,
             lines,
@@ -87,7 +84,6 @@ impl Segments {
             }
             self.blocks.pop_front();
         }
-        self.events -= count;
         count
     }
 
@@ -95,7 +91,6 @@ impl Segments {
     /// fresh start for the next connection's offsets.
     pub fn take_all(&mut self) -> Batch {
         self.encoded = 0;
-        self.events = 0;
         let mut events = Batch::new();
         for block in self.blocks.drain(..) {
             match block.tokens {
@@ -108,7 +103,10 @@ impl Segments {
 
     /// Events recorded and not yet released.
     pub fn len(&self) -> usize {
-        self.events
+        self.blocks
+            .iter()
+            .map(|block| block.lines.len() - block.released)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {

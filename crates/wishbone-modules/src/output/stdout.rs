@@ -47,7 +47,7 @@ pub struct Config {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     Ok(Box::new(Stdout {
-        delimiter: Bytes::from(delimiter_bytes(&config.delimiter)?),
+        delimiter: delimiter_bytes(&config.delimiter)?,
     }))
 }
 

@@ -130,7 +130,7 @@ fn default_port() -> u16 {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     Ok(Box::new(TcpOutput {
-        delimiter: Bytes::from(delimiter_bytes(&config.delimiter)?),
+        delimiter: delimiter_bytes(&config.delimiter)?,
         timeout: seconds("timeout", config.timeout)?,
         backoff: Backoff::new(
             seconds("reconnect_initial", config.reconnect_initial)?,
