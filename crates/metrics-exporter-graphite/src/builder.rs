@@ -12,6 +12,7 @@ pub struct GraphiteBuilder {
     labels: LabelStyle,
     summaries: Vec<Summary>,
     buffer_lines: usize,
+    timeout: Duration,
 }
 
 /// The global recorder was already set.
@@ -45,6 +46,7 @@ impl GraphiteBuilder {
                 Summary::Percentile(99.0),
             ],
             buffer_lines: 100_000,
+            timeout: Duration::from_secs(2),
         }
     }
 
@@ -84,6 +86,23 @@ impl GraphiteBuilder {
         self
     }
 
+    /// How long a connect or a write to carbon may take before carbon
+    /// counts as down and the connection is reset (2 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// What the pushing thread needs, if an address was given.
+    fn push_settings(&self) -> Option<crate::pusher::Settings> {
+        Some(crate::pusher::Settings {
+            address: self.address.clone()?,
+            interval: self.interval,
+            buffer_lines: self.buffer_lines,
+            timeout: self.timeout,
+        })
+    }
+
     /// A recorder and its handle, nothing installed and no thread started.
     pub fn build(self) -> (GraphiteRecorder, GraphiteHandle) {
         pair(self.prefix, self.labels, self.summaries)
@@ -92,12 +111,11 @@ impl GraphiteBuilder {
     /// Builds, starts the pushing thread if an address was given, and
     /// installs the recorder as the global one.
     pub fn install(self) -> Result<GraphiteHandle, InstallError> {
-        let (address, interval, buffer_lines) =
-            (self.address.clone(), self.interval, self.buffer_lines);
+        let settings = self.push_settings();
         let (recorder, handle) = self.build();
         metrics::set_global_recorder(recorder).map_err(|_| InstallError)?;
-        if let Some(address) = address {
-            crate::pusher::spawn(handle.clone(), address, interval, buffer_lines);
+        if let Some(settings) = settings {
+            crate::pusher::spawn(handle.clone(), settings);
         }
         Ok(handle)
     }
@@ -105,11 +123,10 @@ impl GraphiteBuilder {
     /// Builds and starts the pushing thread without installing the recorder
     /// globally (to record through `metrics::with_local_recorder`, or tests).
     pub fn build_and_push(self) -> (GraphiteRecorder, GraphiteHandle) {
-        let (address, interval, buffer_lines) =
-            (self.address.clone(), self.interval, self.buffer_lines);
+        let settings = self.push_settings();
         let (recorder, handle) = self.build();
-        if let Some(address) = address {
-            crate::pusher::spawn(handle.clone(), address, interval, buffer_lines);
+        if let Some(settings) = settings {
+            crate::pusher::spawn(handle.clone(), settings);
         }
         (recorder, handle)
     }

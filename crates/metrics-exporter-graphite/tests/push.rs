@@ -91,3 +91,78 @@ fn a_snapshot_renders_without_any_socket() {
         "a histogram is summarised once"
     );
 }
+
+/// Client-side sockets on this machine connected to `port`, in any state:
+/// an abandoned connection still holding data would show here.
+fn sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port_of =
+        |address: &str| u16::from_str_radix(address.rsplit(':').next().unwrap(), 16).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            port_of(fields[2]) == port && port_of(fields[1]) != port
+        })
+        .count()
+}
+
+#[test]
+fn a_carbon_that_stops_reading_is_reset_each_time_not_left_holding_data() {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(16).unwrap();
+    let listener: TcpListener = socket.into();
+    let port = listener.local_addr().unwrap().port();
+    // A carbon that accepts and never reads.
+    let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let held = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            held.lock().unwrap().push(stream);
+        }
+    });
+    let (recorder, handle) = GraphiteBuilder::new()
+        .with_address(format!("127.0.0.1:{port}"))
+        .with_interval(Duration::from_millis(10))
+        .with_timeout(Duration::from_millis(100))
+        .with_buffer_lines(20_000)
+        .build_and_push();
+    for index in 0..2000 {
+        recorder
+            .register_gauge(
+                &Key::from_name(format!("a.rather.long.gauge.name.{index}")),
+                &metadata(),
+            )
+            .set(1.0);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accepted.lock().unwrap().len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the exporter should reconnect to a stuck carbon"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        sockets_to(port) <= 1,
+        "only the current connection may remain, found {}",
+        sockets_to(port)
+    );
+    while handle.dropped_lines() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "lines that cannot be written are dropped and counted"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -37,6 +37,14 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than any bootstrap should be.
+    #[error("bootstrap file {path} is larger than {} MiB; a bootstrap file may be at most that", limit / (1024 * 1024))]
+    TooLarge {
+        /// The file named on the command line.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// The file was read; these are all the problems found in it.
     #[error("{}", render(path, problems))]
     Invalid {
@@ -64,7 +72,7 @@ impl LoadError {
     /// Every problem found; empty when the file could not be read.
     pub fn problems(&self) -> &[Problem] {
         match self {
-            LoadError::Read { .. } => &[],
+            LoadError::Read { .. } | LoadError::TooLarge { .. } => &[],
             LoadError::Invalid { problems, .. } => problems,
         }
     }

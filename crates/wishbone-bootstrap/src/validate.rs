@@ -1,7 +1,8 @@
 //! From a parsed document to a [`Bootstrap`] whose every module and route is
 //! known to be valid.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
@@ -70,12 +71,26 @@ impl Bootstrap {
 const TOP_LEVEL_KEYS: [&str; 3] = ["metrics", "modules", "routingtable"];
 const MODULE_KEYS: [&str; 3] = ["module", "arguments", "description"];
 
-/// Reads and validates a bootstrap file.
+/// The largest bootstrap file read: far beyond any real one, and small
+/// enough that `--config /dev/zero` cannot exhaust memory.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads and validates a bootstrap file of at most [`MAX_FILE_BYTES`].
 pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let read_error = |source| LoadError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(LoadError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_FILE_BYTES,
+        });
+    }
     validate(path, &text, catalog)
 }
 
@@ -107,7 +122,7 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
     let mut modules = Vec::new();
     // Modules whose kind is unknown: already reported, and not reported
     // again as undefined by the routes that name them.
-    let mut unresolved = Vec::new();
+    let mut unresolved = HashSet::new();
     let mut routing_lines = None;
     let mut saw_modules = false;
     for (key, value) in entries(top, "top level", &mut problems) {
@@ -169,9 +184,14 @@ fn read_modules(
     section: Section,
     catalog: &dyn Catalog,
     modules: &mut Vec<ModuleDecl>,
-    unresolved: &mut Vec<String>,
+    unresolved: &mut HashSet<String>,
     problems: &mut Vec<Problem>,
 ) {
+    let mut defined: HashSet<String> = modules
+        .iter()
+        .map(|module| module.name.clone())
+        .chain(unresolved.iter().cloned())
+        .collect();
     let section_name = if section == Section::Modules {
         "modules"
     } else {
@@ -200,9 +220,7 @@ fn read_modules(
             ));
             continue;
         }
-        if modules.iter().any(|module| module.name == name)
-            || unresolved.iter().any(|other| other == name)
-        {
+        if !defined.insert(name.to_string()) {
             problems.push(Problem::new(
                 &place,
                 "defined twice (module names are shared by `modules:` and `metrics:`)",
@@ -211,7 +229,9 @@ fn read_modules(
         }
         match read_module(name, body, section, catalog, &place, problems) {
             Some(module) => modules.push(module),
-            None => unresolved.push(name.to_string()),
+            None => {
+                unresolved.insert(name.to_string());
+            }
         }
     }
 }
@@ -316,10 +336,17 @@ fn read_module(
 fn read_routes(
     value: &Value,
     modules: &[ModuleDecl],
-    unresolved: &[String],
+    unresolved: &HashSet<String>,
     catalog: &dyn Catalog,
     problems: &mut Vec<Problem>,
 ) -> Vec<Route> {
+    let modules = Modules {
+        in_order: modules,
+        by_name: modules
+            .iter()
+            .map(|module| (module.name.as_str(), module))
+            .collect(),
+    };
     let lines = match value {
         Value::Sequence(lines) => lines,
         Value::Null => return Vec::new(),
@@ -356,7 +383,7 @@ fn read_routes(
         // An end whose module has an unknown kind was reported with the module.
         let check = |end: &QueueRef, direction, problems: &mut Vec<Problem>| {
             !unresolved.contains(&end.module)
-                && check_end(end, direction, modules, catalog, &place, problems)
+                && check_end(end, direction, &modules, catalog, &place, problems)
         };
         let from_ok = check(&route.from, Direction::From, problems);
         let to_ok = check(&route.to, Direction::To, problems);
@@ -387,6 +414,16 @@ fn read_routes(
     routes
 }
 
+/// The modules a route may name: in file order for messages, by name to
+/// look each up in constant time (a file may hold tens of thousands).
+struct Modules<'a> {
+    in_order: &'a [ModuleDecl],
+    by_name: HashMap<&'a str, &'a ModuleDecl>,
+}
+
+/// How many defined modules a message about an undefined one lists.
+const LISTED_NAMES: usize = 20;
+
 #[derive(PartialEq)]
 enum Direction {
     From,
@@ -396,23 +433,30 @@ enum Direction {
 fn check_end(
     end: &QueueRef,
     direction: Direction,
-    modules: &[ModuleDecl],
+    modules: &Modules,
     catalog: &dyn Catalog,
     place: &str,
     problems: &mut Vec<Problem>,
 ) -> bool {
-    let Some(module) = modules.iter().find(|module| module.name == end.module) else {
-        let names: Vec<&str> = modules.iter().map(|module| module.name.as_str()).collect();
+    let Some(module) = modules.by_name.get(end.module.as_str()) else {
+        let names = modules.in_order.iter().map(|module| module.name.as_str());
+        let listed: Vec<&str> = names.clone().take(LISTED_NAMES).collect();
+        let more = modules.in_order.len().saturating_sub(LISTED_NAMES);
         problems.push(Problem::new(
             place,
             format!(
-                "module `{}` is not defined{}; defined modules: {}",
+                "module `{}` is not defined{}; defined modules: {}{}",
                 end.module,
-                did_you_mean(&end.module, names.iter().copied()),
-                if names.is_empty() {
+                did_you_mean(&end.module, names),
+                if listed.is_empty() {
                     "none".to_string()
                 } else {
-                    names.join(", ")
+                    listed.join(", ")
+                },
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
                 }
             ),
         ));

@@ -44,3 +44,79 @@ pub fn default_reconnect_initial() -> f64 {
 pub fn default_reconnect_max() -> f64 {
     1.0
 }
+
+/// Refuses a host that is neither an IP address nor a well-formed host name
+/// (labels of letters, digits and `-`, at most 63 bytes each, 253 in all),
+/// so `wishbone check` catches what would only fail when the server starts.
+pub fn host_name(field: &str, host: &str) -> Result<(), ArgumentError> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(ArgumentError::new(format!(
+            "`{field}` must be an IP address (such as 127.0.0.1 or ::1) or a host name (such as localhost), not `{host}`"
+        )))
+    }
+}
+
+/// Refuses port 0 where a peer must be reached: nothing listens there.
+pub fn peer_port(field: &str, port: u16) -> Result<u16, ArgumentError> {
+    if port == 0 {
+        return Err(ArgumentError::new(format!(
+            "`{field}` must be a port from 1 to 65535; 0 cannot be connected to"
+        )));
+    }
+    Ok(port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_addresses_or_host_names() {
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "0.0.0.0",
+            "localhost",
+            "carbon-1.example.org",
+            "a.",
+        ] {
+            assert!(host_name("host", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "not an address",
+            "host:80",
+            "-a",
+            "a..b",
+            "under_score",
+            &"a".repeat(64),
+        ] {
+            let error = host_name("host", bad).unwrap_err().to_string();
+            assert!(
+                error.contains("`host` must be an IP address"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn port_zero_cannot_be_reached() {
+        assert!(peer_port("port", 0).is_err());
+        assert_eq!(peer_port("port", 2003).unwrap(), 2003);
+    }
+}

@@ -10,6 +10,7 @@ mod config;
 pub mod flow;
 pub mod input;
 pub mod lines;
+mod metric;
 pub mod metrics;
 pub mod output;
 pub mod process;

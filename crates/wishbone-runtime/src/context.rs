@@ -154,6 +154,20 @@ impl ModuleContext {
         &self.options
     }
 
+    /// The listening socket for `address`: the one the launcher of
+    /// `--instances` bound for this module, or a new one.
+    pub fn listener(
+        &self,
+        address: &crate::ListenAddress,
+    ) -> std::io::Result<tokio::net::TcpListener> {
+        let listener = match self.options.listeners.take(&self.name) {
+            Some(inherited) => inherited,
+            None => crate::bind(address)?,
+        };
+        listener.set_nonblocking(true)?;
+        tokio::net::TcpListener::from_std(listener)
+    }
+
     /// Every queue of the server, for metrics modules.
     pub fn queue_table(&self) -> QueueTable {
         self.table.clone()

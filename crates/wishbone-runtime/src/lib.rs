@@ -22,6 +22,7 @@
 
 mod actor;
 mod context;
+mod listen;
 mod module;
 mod options;
 mod order;
@@ -32,6 +33,7 @@ mod table;
 
 pub use actor::ModuleActor;
 pub use context::ModuleContext;
+pub use listen::{InheritedListeners, LISTENERS_VARIABLE, ListenAddress, bind};
 pub use module::{Module, ModuleError, ModuleKind};
 pub use options::RuntimeOptions;
 pub use server::{Server, ServerError};

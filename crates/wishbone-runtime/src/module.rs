@@ -17,6 +17,14 @@ pub trait Module: Send + 'static {
         self: Box<Self>,
         context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>>;
+
+    /// Where the module listens for connections, if it does: the launcher
+    /// of `wishbone start --instances N` binds it once for every instance.
+    /// A module that listens gets that socket from
+    /// [`ModuleContext::listener`].
+    fn listens(&self) -> Option<crate::ListenAddress> {
+        None
+    }
 }
 
 /// A module gave up: it could not start (a port in use), or it was aborted

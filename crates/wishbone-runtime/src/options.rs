@@ -10,9 +10,9 @@ pub struct RuntimeOptions {
     /// How long a stop waits for queues to drain into outputs before it
     /// aborts and reports what was left undelivered.
     pub drain_timeout: Duration,
-    /// Forces `SO_REUSEPORT` on listening inputs, so several instances share
-    /// a port (`--instances`).
-    pub reuse_port: bool,
+    /// Listening sockets bound by the launcher of `--instances`, which the
+    /// inputs use instead of binding their own.
+    pub listeners: crate::InheritedListeners,
     /// The host name metrics and enrichment modules report.
     pub hostname: String,
     /// Where queue statistics and module counters are recorded, for the
@@ -26,7 +26,7 @@ impl Default for RuntimeOptions {
             queue_size: 1000,
             frequency: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(30),
-            reuse_port: false,
+            listeners: crate::InheritedListeners::default(),
             hostname: "localhost".to_string(),
             metrics: None,
         }

@@ -266,18 +266,28 @@ fn report(table: &QueueTable) {
     }
 }
 
-/// SIGINT and SIGTERM, as a stream of stop requests.
+/// SIGINT, SIGTERM and SIGHUP, as a stream of stop requests. SIGHUP stops
+/// the way SIGTERM does: a closed terminal must not lose what is in memory,
+/// and there is no reload for it to mean.
 fn stop_signals() -> impl Stream<Item = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let kinds = [SignalKind::interrupt(), SignalKind::terminate()];
-    let streams = kinds.into_iter().filter_map(|kind| match signal(kind) {
-        Ok(mut signal) => {
-            Some(futures::stream::poll_fn(move |cx| signal.poll_recv(cx)).boxed_local())
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for a stop signal");
-            None
-        }
-    });
+    let kinds = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+    ];
+    let streams = kinds
+        .into_iter()
+        .filter_map(|(kind, name)| match signal(kind) {
+            Ok(mut signal) => Some(
+                futures::stream::poll_fn(move |cx| signal.poll_recv(cx))
+                    .map(move |()| tracing::info!(signal = name, "signal received"))
+                    .boxed_local(),
+            ),
+            Err(error) => {
+                tracing::warn!(%error, signal = name, "cannot listen for a stop signal");
+                None
+            }
+        });
     futures::stream::select_all(streams)
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::logging::Format;
+
 /// Event pipeline servers built from small modules wired by a bootstrap file.
 ///
 /// A bootstrap file names modules (a TCP input, a round robin, TCP outputs,
@@ -18,11 +20,24 @@ use clap::{Args, Parser, Subcommand};
 /// Try `wishbone check --config FILE`, then `wishbone debug --config FILE`.
 /// `wishbone list` shows every module kind, `wishbone show --docs KIND` one.
 #[derive(Debug, Parser)]
-#[command(name = "wishbone", version, verbatim_doc_comment)]
+#[command(name = "wishbone", version, verbatim_doc_comment, after_help = EXIT_STATUSES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// What `--help` says of exit statuses and signals (docs/operations.md has more).
+const EXIT_STATUSES: &str = "\
+Exit statuses:
+  0  done: a server stopped after draining, a valid file, a stop that stopped all
+  1  runtime failure: a port in use, a drain aborted with events left, a module
+     failed, instances that kept dying, a stale pid file
+  2  usage or configuration error: a bad option, an invalid bootstrap file
+
+Signals: SIGINT, SIGTERM and SIGHUP stop a server the graceful way (inputs close,
+queues drain, exit 0); a second one aborts the drain (exit 1).
+Logs go to standard error; standard output carries only events
+(wishbone.output.stdout) and command results.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -33,7 +48,11 @@ pub enum Command {
     Debug(RunOptions),
     /// Run a server as a service: plain logs, a pid file, several instances.
     Start(StartOptions),
-    /// Stop the server(s) whose pids are in a pid file, and remove the file.
+    /// Stop the server whose pids are in a pid file (SIGTERM), wait, remove the file.
+    ///
+    /// Only processes that are a `wishbone start` of this program, started
+    /// before the file was written, are signalled: a stale file (after a
+    /// crash or a reboot) never makes it signal an unrelated process.
     Stop(StopOptions),
     /// List every module kind this binary has.
     List,
@@ -59,7 +78,7 @@ pub struct RunOptions {
     pub drain_timeout: f64,
     /// Also send every metric straight to carbon's plaintext port, HOST:PORT,
     /// with no route in the bootstrap (the `metrics:` section routes them instead).
-    #[arg(long, value_name = "HOST:PORT")]
+    #[arg(long, value_name = "HOST:PORT", value_parser = host_and_port)]
     pub graphite: Option<String>,
     /// First segment of metric paths sent with --graphite; the host name follows.
     #[arg(long, default_value = "wishbone")]
@@ -67,9 +86,6 @@ pub struct RunOptions {
     /// Log filter: error, warn, info, debug, trace (or a RUST_LOG-style filter).
     #[arg(long, default_value = "info")]
     pub log_level: String,
-    /// Set by `start --instances` on the instances it runs: share input ports.
-    #[arg(long, hide = true)]
-    pub reuse_port: bool,
 }
 
 #[derive(Debug, Args)]
@@ -79,9 +95,60 @@ pub struct StartOptions {
     /// Write the pid of every instance to this file (`wishbone stop --pid FILE`).
     #[arg(long, value_name = "FILE")]
     pub pid: Option<PathBuf>,
-    /// Run this many instances sharing the input ports (SO_REUSEPORT).
+    /// Run this many instances sharing the input ports: a launcher binds
+    /// them once, starts the instances, and replaces one that dies.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub instances: u16,
+    /// How log lines are written: text, or one JSON object a line.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: Format,
+}
+
+/// `HOST:PORT` (`[::1]:2003` for an IPv6 address) with a port from 1 to
+/// 65535; the host is resolved when connecting, not here.
+fn host_and_port(text: &str) -> Result<String, String> {
+    let malformed = || format!("`{text}` is not HOST:PORT (such as 127.0.0.1:2003)");
+    let (host, port) = text.rsplit_once(':').ok_or_else(malformed)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(host);
+    let host_ok = !host.is_empty()
+        && (host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 && host_ok => Ok(text.to_string()),
+        _ => Err(malformed()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_and_port;
+
+    #[test]
+    fn graphite_addresses_are_host_and_port() {
+        for good in [
+            "127.0.0.1:2003",
+            "carbon.example.org:2013",
+            "[::1]:2003",
+            "localhost:1",
+        ] {
+            assert_eq!(host_and_port(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "notahostport",
+            "carbon:",
+            ":2003",
+            "carbon:0",
+            "carbon:70000",
+            "a b:2003",
+        ] {
+            assert!(host_and_port(bad).is_err(), "{bad}");
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,9 @@
 
 mod catalog;
 mod cli;
+mod instances;
 mod logging;
+mod pidfile;
 mod run;
 mod stop;
 

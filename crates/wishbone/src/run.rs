@@ -5,14 +5,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use wishbone_runtime::metrics_exporter_graphite::{GraphiteBuilder, sanitize};
-use wishbone_runtime::{GraphiteHandle, ModuleSet, RuntimeOptions, Server};
+use wishbone_runtime::{GraphiteHandle, InheritedListeners, ModuleSet, RuntimeOptions, Server};
 
 use crate::cli::{RunOptions, StartOptions};
-use crate::logging::{self, Style};
-use crate::{EXIT_FAILED, EXIT_INVALID, catalog};
+use crate::logging::{self, Format};
+use crate::{EXIT_FAILED, EXIT_INVALID, catalog, instances, pidfile};
 
 pub fn debug(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
-    if let Err(error) = logging::init(&options.log_level, Style::Human) {
+    if let Err(error) = logging::init(&options.log_level, Format::Text, true) {
         eprintln!("error: {error}");
         return ExitCode::from(EXIT_INVALID);
     }
@@ -20,19 +20,19 @@ pub fn debug(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
 }
 
 pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
-    if let Err(error) = logging::init(&options.run.log_level, Style::Service) {
+    if let Err(error) = logging::init(&options.run.log_level, options.log_format, false) {
         eprintln!("error: {error}");
         return ExitCode::from(EXIT_INVALID);
     }
     if options.instances > 1 {
-        if let Err(code) = catalog::load(&options.run.config, modules) {
-            return code;
-        }
-        return instances(options);
+        return match catalog::load(&options.run.config, modules) {
+            Ok(bootstrap) => instances::launch(options, modules, &bootstrap),
+            Err(code) => code,
+        };
     }
     let pid_file = options.pid.as_deref();
     if let Some(path) = pid_file
-        && let Err(error) = std::fs::write(path, format!("{}\n", std::process::id()))
+        && let Err(error) = pidfile::write(path, &[std::process::id()])
     {
         eprintln!("error: cannot write pid file {}: {error}", path.display());
         return ExitCode::from(EXIT_FAILED);
@@ -53,6 +53,13 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         eprintln!("error: --frequency and --drain-timeout take a number of seconds above 0");
         return ExitCode::from(EXIT_INVALID);
     };
+    let listeners = match InheritedListeners::from_environment() {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            tracing::error!(%error, "cannot use the listening sockets of the launcher");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
     let hostname = hostname::get()
         .ok()
         .and_then(|name| name.into_string().ok())
@@ -61,7 +68,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         queue_size: options.queue_size as usize,
         frequency,
         drain_timeout,
-        reuse_port: options.reuse_port,
+        listeners,
         metrics: install_metrics(options, &hostname, frequency),
         hostname,
     };
@@ -112,104 +119,7 @@ fn seconds(value: f64) -> Option<Duration> {
         .flatten()
 }
 
-/// Runs `instances` copies of this command sharing input ports, writes their
-/// pids, passes SIGINT and SIGTERM on to them, and waits for all.
-fn instances(options: &StartOptions) -> ExitCode {
-    let executable = match std::env::current_exe() {
-        Ok(path) => path,
-        Err(error) => {
-            eprintln!("error: cannot find this program's path: {error}");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
-    let run = &options.run;
-    let mut children = Vec::new();
-    for _ in 0..options.instances {
-        let spawned = std::process::Command::new(&executable)
-            .arg("start")
-            .arg("--config")
-            .arg(&run.config)
-            .args(["--queue-size", &run.queue_size.to_string()])
-            .args(["--frequency", &run.frequency.to_string()])
-            .args(["--drain-timeout", &run.drain_timeout.to_string()])
-            .args(["--log-level", &run.log_level, "--reuse-port"])
-            .args(["--graphite-prefix", &run.graphite_prefix])
-            .args(
-                run.graphite
-                    .iter()
-                    .flat_map(|address| ["--graphite", address.as_str()]),
-            )
-            .spawn();
-        match spawned {
-            Ok(child) => children.push(child),
-            Err(error) => {
-                eprintln!("error: cannot start an instance: {error}");
-                signal_all(&children, libc::SIGTERM);
-                return ExitCode::from(EXIT_FAILED);
-            }
-        }
-    }
-    let pids: Vec<String> = children
-        .iter()
-        .map(|child| child.id().to_string())
-        .collect();
-    tracing::info!(instances = children.len(), pids = %pids.join(","), "instances started");
-    if let Some(path) = &options.pid
-        && let Err(error) = std::fs::write(path, pids.join("\n") + "\n")
-    {
-        tracing::error!(%error, file = %path.display(), "cannot write pid file");
-    }
-    forward_stop_signals(&children);
-    let mut failed = false;
-    for child in &mut children {
-        failed |= !child.wait().map(|status| status.success()).unwrap_or(false);
-    }
-    remove_pid_file(options.pid.as_deref());
-    if failed {
-        ExitCode::from(EXIT_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    }
-}
-
-fn signal_all(children: &[std::process::Child], signal: libc::c_int) {
-    for child in children {
-        // SAFETY: kill(2) with a pid of a child we spawned and have not reaped.
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    }
-}
-
-/// A thread that waits for SIGINT or SIGTERM and sends it on to the instances.
-fn forward_stop_signals(children: &[std::process::Child]) {
-    let pids: Vec<libc::pid_t> = children
-        .iter()
-        .map(|child| child.id() as libc::pid_t)
-        .collect();
-    // SAFETY: building a signal set and blocking it in this thread (inherited
-    // by the thread spawned below) so sigwait can receive it.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-    }
-    std::thread::spawn(move || {
-        loop {
-            let mut signal: libc::c_int = 0;
-            // SAFETY: `set` is a valid signal set blocked in this thread.
-            if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
-                return;
-            }
-            for pid in &pids {
-                // SAFETY: kill(2) on our instances' pids.
-                unsafe { libc::kill(*pid, signal) };
-            }
-        }
-    });
-}
-
-fn remove_pid_file(path: Option<&Path>) {
+pub(crate) fn remove_pid_file(path: Option<&Path>) {
     if let Some(path) = path {
         let _ = std::fs::remove_file(path);
     }

@@ -1,45 +1,65 @@
-//! `stop`: SIGINT to every pid of a pid file, wait, remove the file.
+//! `stop`: SIGTERM to the server of a pid file, wait, remove the file.
+//!
+//! Every pid is checked first ([`pidfile::inspect`]): a pid that is gone,
+//! or that is now another process, is named and never signalled, and the
+//! exit status is 1. The first process of each family is signalled (a
+//! launcher passes the signal on to its instances); all are waited for.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::cli::StopOptions;
+use crate::pidfile::{self, Found};
 use crate::{EXIT_FAILED, EXIT_INVALID};
 
 pub fn stop(options: &StopOptions) -> ExitCode {
-    let text = match std::fs::read_to_string(&options.pid) {
-        Ok(text) => text,
+    let path = options.pid.display();
+    let (text, written) = match std::fs::read_to_string(&options.pid)
+        .and_then(|text| Ok((text, std::fs::metadata(&options.pid)?.modified()?)))
+    {
+        Ok(read) => read,
         Err(error) => {
-            eprintln!(
-                "error: cannot read pid file {}: {error}",
-                options.pid.display()
-            );
+            eprintln!("error: cannot read pid file {path}: {error}");
             return ExitCode::from(EXIT_INVALID);
         }
     };
-    let mut pids = Vec::new();
-    for word in text.split_whitespace() {
-        match word.parse::<libc::pid_t>() {
-            Ok(pid) if pid > 0 => pids.push(pid),
-            _ => {
+    let pids = match pidfile::parse(&text) {
+        Ok(pids) => pids,
+        Err(error) => {
+            eprintln!("error: pid file {path} {error}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let mut ours = Vec::new();
+    let mut stale = false;
+    for pid in &pids {
+        match pidfile::inspect(*pid, written) {
+            Found::Ours { parent } => ours.push((*pid, parent)),
+            Found::Gone => {
+                stale = true;
+                eprintln!("error: pid {pid} of {path} is not running");
+            }
+            Found::Stranger(what) => {
+                stale = true;
                 eprintln!(
-                    "error: pid file {} holds `{word}`, which is not a process id",
-                    options.pid.display()
+                    "error: pid {pid} of {path} is not a wishbone server of this pid file: it is {what}; not signalled"
                 );
-                return ExitCode::from(EXIT_INVALID);
             }
         }
     }
-    for pid in &pids {
-        // SAFETY: kill(2) with a pid read from the file; a stale pid fails with ESRCH.
-        unsafe { libc::kill(*pid, libc::SIGINT) };
+    let family: Vec<libc::pid_t> = ours.iter().map(|(pid, _)| *pid).collect();
+    for (pid, parent) in &ours {
+        if !family.contains(parent) {
+            // SAFETY: kill(2) on a pid just checked to be a server of this file.
+            unsafe { libc::kill(*pid, libc::SIGTERM) };
+        }
     }
     let deadline = Instant::now() + Duration::from_secs_f64(options.timeout.max(0.0));
-    let alive = |pid: &libc::pid_t| unsafe { libc::kill(*pid, 0) } == 0;
-    while pids.iter().any(alive) && Instant::now() < deadline {
+    let alive = |pid: &libc::pid_t| matches!(pidfile::inspect(*pid, written), Found::Ours { .. });
+    while family.iter().any(alive) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let left: Vec<String> = pids
+    let left: Vec<String> = family
         .iter()
         .filter(|pid| alive(pid))
         .map(ToString::to_string)
@@ -53,6 +73,15 @@ pub fn stop(options: &StopOptions) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     }
     let _ = std::fs::remove_file(&options.pid);
-    println!("stopped {} process(es)", pids.len());
+    let stopped: Vec<String> = family.iter().map(ToString::to_string).collect();
+    println!(
+        "stopped {} process(es): {}",
+        family.len(),
+        stopped.join(", ")
+    );
+    if stale {
+        eprintln!("error: pid file {path} was stale; removed");
+        return ExitCode::from(EXIT_FAILED);
+    }
     ExitCode::SUCCESS
 }

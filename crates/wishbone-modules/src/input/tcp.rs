@@ -12,22 +12,26 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
+    ArgumentError, Arguments, ListenAddress, Module, ModuleContext, ModuleError, ModuleKind,
+    Parcel, QueueSpec,
 };
 
-use crate::config::{default_delimiter, delimiter_bytes};
+use crate::backoff::Backoff;
+use crate::config::{default_delimiter, delimiter_bytes, host_name};
 use crate::lines::{LineFramer, Overlong};
+use crate::metric::module_counter;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.tcp: events from TCP clients, one per delimited line.
@@ -36,11 +40,12 @@ Queues
   outbox     every line read, without its delimiter
 
 Arguments (default)
-  address          interface to listen on ("0.0.0.0")
+  address          interface to listen on, an IP address or host name ("0.0.0.0")
   port             port to listen on (19283); 0 picks a free port, logged at start
   delimiter        what ends an event ("\n")
-  max_connections  clients served at once, 0 for no limit (0); further
-                   clients wait in the listen backlog until one leaves
+  max_connections  clients served at once (0: half the process's open-file
+                   limit, `ulimit -n`, logged at start); further clients
+                   wait in the listen backlog until one leaves
   reuse_port       share the port with other processes, SO_REUSEPORT (false)
   max_line_length  longest event in bytes (1048576); memory per client never
                    grows past it
@@ -50,6 +55,18 @@ Arguments (default)
 A client that ends without a final delimiter still delivers its last line.
 When the server stops, a line a client had not finished is counted as
 incomplete and not delivered.
+
+When the process runs out of file descriptors (or memory) to accept with,
+the input pauses accepting (50 ms, doubling up to 1 s) and logs it once per
+outage; connections already open are served meanwhile.
+
+Metrics (module.<name>.<counter>)
+  connections      clients accepted
+  events           lines put on outbox
+  truncated        lines cut to max_line_length
+  dropped          lines dropped for being longer than max_line_length
+  incomplete       unfinished lines of clients still connected at a stop
+  accept_failures  accepts that failed for want of descriptors or memory
 
 Example
   modules:
@@ -84,7 +101,7 @@ pub struct Config {
     /// What ends an event.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
-    /// Clients served at once; 0 for no limit.
+    /// Clients served at once; 0 for half the open-file limit.
     #[serde(default)]
     pub max_connections: usize,
     /// Share the port with other processes.
@@ -113,10 +130,70 @@ fn default_max_line_length() -> usize {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     let delimiter = delimiter_bytes(&config.delimiter)?;
+    host_name("address", &config.address)?;
     if config.max_line_length == 0 {
         return Err(ArgumentError::new("`max_line_length` must be at least 1"));
     }
     Ok(Box::new(TcpInput { config, delimiter }))
+}
+
+/// Clients served at once when `max_connections` is 0: half the soft limit
+/// of open files, leaving the other half to the rest of the server.
+fn default_connection_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given a valid pointer to.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !known || limit.rlim_cur == libc::RLIM_INFINITY {
+        return 65536;
+    }
+    usize::try_from(limit.rlim_cur / 2).unwrap_or(65536).max(1)
+}
+
+/// The accept loop's answer to failed accepts: running out of descriptors
+/// or memory is waited out with growing pauses instead of retried at once
+/// (which would spin a core and flood the log), and said once per outage.
+#[derive(Debug)]
+struct AcceptPauses {
+    backoff: Backoff,
+    /// Failed accepts in the current outage; 0 when accepting works.
+    failures: u64,
+}
+
+impl AcceptPauses {
+    fn new() -> Self {
+        Self {
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
+            failures: 0,
+        }
+    }
+
+    /// An accept failed: how long to pause (none for an error that concerns
+    /// one connection only), and whether this failure starts an outage.
+    fn failed(&mut self, error: &std::io::Error) -> (Option<Duration>, bool) {
+        use std::io::ErrorKind::*;
+        if matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+        ) {
+            return (None, false);
+        }
+        self.failures += 1;
+        (Some(self.backoff.next_wait()), self.failures == 1)
+    }
+
+    /// A connection was accepted: the failed accepts of the outage that
+    /// ended, if one did.
+    fn accepted(&mut self) -> Option<u64> {
+        if self.failures == 0 {
+            return None;
+        }
+        let failures = self.failures;
+        *self = Self::new();
+        Some(failures)
+    }
 }
 
 /// The module: a listener and one task per client.
@@ -125,14 +202,56 @@ pub struct TcpInput {
     delimiter: Bytes,
 }
 
-/// What the clients of one input did, reported when it stops.
-#[derive(Debug, Default)]
+/// What the clients of one input did: metrics as they happen, and the
+/// totals logged when it stops.
+#[derive(Debug)]
 struct Counters {
-    connections: AtomicU64,
-    events: AtomicU64,
-    truncated: AtomicU64,
-    dropped: AtomicU64,
-    incomplete: AtomicU64,
+    connections: Counted,
+    events: Counted,
+    truncated: Counted,
+    dropped: Counted,
+    incomplete: Counted,
+    accept_failures: Counted,
+}
+
+/// A metrics counter with its total kept for the log at stop.
+#[derive(Debug)]
+struct Counted {
+    metric: metrics::Counter,
+    total: AtomicU64,
+}
+
+impl Counted {
+    fn new(module: &str, name: &str) -> Self {
+        Self {
+            metric: metrics::counter!(module_counter(module, name)),
+            total: AtomicU64::new(0),
+        }
+    }
+
+    fn add(&self, count: u64) {
+        if count > 0 {
+            self.metric.increment(count);
+            self.total.fetch_add(count, Relaxed);
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.total.load(Relaxed)
+    }
+}
+
+impl Counters {
+    fn new(module: &str) -> Self {
+        Self {
+            connections: Counted::new(module, "connections"),
+            events: Counted::new(module, "events"),
+            truncated: Counted::new(module, "truncated"),
+            dropped: Counted::new(module, "dropped"),
+            incomplete: Counted::new(module, "incomplete"),
+            accept_failures: Counted::new(module, "accept_failures"),
+        }
+    }
 }
 
 impl Module for TcpInput {
@@ -142,28 +261,37 @@ impl Module for TcpInput {
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         Box::pin(self.serve(context))
     }
+
+    fn listens(&self) -> Option<ListenAddress> {
+        Some(self.listen_address())
+    }
 }
 
 impl TcpInput {
+    fn listen_address(&self) -> ListenAddress {
+        ListenAddress {
+            host: self.config.address.clone(),
+            port: self.config.port,
+            reuse_port: self.config.reuse_port,
+        }
+    }
+
     async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
-        let reuse_port = self.config.reuse_port || context.options().reuse_port;
-        let listener =
-            listen(&self.config.address, self.config.port, reuse_port).map_err(|error| {
-                ModuleError(format!(
-                    "cannot listen on {}:{}: {error}",
-                    self.config.address, self.config.port
-                ))
-            })?;
+        let wanted = self.listen_address();
+        let listener = context
+            .listener(&wanted)
+            .map_err(|error| ModuleError(format!("cannot listen on {wanted}: {error}")))?;
         let address = listener.local_addr()?;
-        tracing::info!(module = %context.name(), %address, "listening");
-        let outbox = context.outgoing("outbox");
-        let stop = context.stopping();
-        let counters = Arc::new(Counters::default());
         let limit = match self.config.max_connections {
-            0 => Semaphore::MAX_PERMITS,
+            0 => default_connection_limit(),
             max => max,
         };
-        let slots = Arc::new(Semaphore::new(limit));
+        tracing::info!(module = %context.name(), %address, max_connections = limit, "listening");
+        let outbox = context.outgoing("outbox");
+        let stop = context.stopping();
+        let counters = Arc::new(Counters::new(context.name()));
+        let slots = Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS)));
+        let mut pauses = AcceptPauses::new();
         let mut clients = JoinSet::new();
         loop {
             let slot = tokio::select! {
@@ -177,7 +305,10 @@ impl TcpInput {
             while clients.try_join_next().is_some() {}
             match accepted {
                 Ok((stream, peer)) => {
-                    counters.connections.fetch_add(1, Relaxed);
+                    if let Some(failures) = pauses.accepted() {
+                        tracing::info!(module = %context.name(), failed_accepts = failures, "accepting connections again");
+                    }
+                    counters.connections.add(1);
                     let client = Client {
                         module: context.name().to_string(),
                         peer,
@@ -196,44 +327,37 @@ impl TcpInput {
                         drop(slot);
                     });
                 }
-                Err(error) => tracing::warn!(module = %context.name(), %error, "accept failed"),
+                Err(error) => {
+                    let (pause, first) = pauses.failed(&error);
+                    let Some(pause) = pause else {
+                        tracing::debug!(module = %context.name(), %error, "a connection ended before it was accepted");
+                        continue;
+                    };
+                    counters.accept_failures.add(1);
+                    if first {
+                        tracing::warn!(module = %context.name(), %error, clients = clients.len(), "cannot accept connections; pausing accepts until they work again");
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
             }
         }
         drop(listener);
         while clients.join_next().await.is_some() {}
         tracing::info!(
             module = %context.name(),
-            connections = counters.connections.load(Relaxed),
-            events = counters.events.load(Relaxed),
-            truncated = counters.truncated.load(Relaxed),
-            dropped = counters.dropped.load(Relaxed),
-            incomplete = counters.incomplete.load(Relaxed),
+            connections = counters.connections.total(),
+            events = counters.events.total(),
+            truncated = counters.truncated.total(),
+            dropped = counters.dropped.total(),
+            incomplete = counters.incomplete.total(),
+            accept_failures = counters.accept_failures.total(),
             "input totals"
         );
         Ok(())
     }
-}
-
-/// Binds with `SO_REUSEADDR` (a restarted server gets its port back at once)
-/// and optionally `SO_REUSEPORT`.
-fn listen(address: &str, port: u16, reuse_port: bool) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    use std::net::ToSocketAddrs;
-    let address: SocketAddr = (address, port).to_socket_addrs()?.next().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::AddrNotAvailable,
-            "address resolves to nothing",
-        )
-    })?;
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
 }
 
 /// One connected client.
@@ -251,7 +375,8 @@ impl Client {
     async fn serve(mut self, mut stream: TcpStream) {
         tracing::debug!(module = %self.module, peer = %self.peer, "client connected");
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
-        let mut warned = false;
+        // Overlong lines already counted: (truncated, dropped).
+        let mut reported = (0, 0);
         loop {
             if buffer.capacity() - buffer.len() < READ_SIZE / 4 {
                 buffer.reserve(READ_SIZE);
@@ -260,7 +385,7 @@ impl Client {
                 biased;
                 _ = self.stop.cancelled() => {
                     if !buffer.is_empty() {
-                        self.counters.incomplete.fetch_add(1, Relaxed);
+                        self.counters.incomplete.add(1);
                     }
                     break;
                 }
@@ -279,20 +404,19 @@ impl Client {
             } else {
                 self.framer.split(&mut buffer)
             };
-            if !warned && self.framer.truncated + self.framer.dropped > 0 {
-                warned = true;
-                tracing::warn!(module = %self.module, peer = %self.peer, "a line was longer than max_line_length");
+            let (truncated, dropped) = (self.framer.truncated, self.framer.dropped);
+            if (truncated, dropped) != reported {
+                self.counters.truncated.add(truncated - reported.0);
+                self.counters.dropped.add(dropped - reported.1);
+                if reported == (0, 0) {
+                    tracing::warn!(module = %self.module, peer = %self.peer, "a line was longer than max_line_length");
+                }
+                reported = (truncated, dropped);
             }
             if !self.forward(parcel).await || ended {
                 break;
             }
         }
-        self.counters
-            .truncated
-            .fetch_add(self.framer.truncated, Relaxed);
-        self.counters
-            .dropped
-            .fetch_add(self.framer.dropped, Relaxed);
         tracing::debug!(module = %self.module, peer = %self.peer, "client disconnected");
     }
 
@@ -316,8 +440,66 @@ impl Client {
                 tracing::error!(module = %self.module, events = closed.0.len() + events.len(), "outbox closed; events not queued");
                 return false;
             }
-            self.counters.events.fetch_add(count as u64, Relaxed);
+            self.counters.events.add(count as u64);
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::from(kind)
+    }
+
+    #[test]
+    fn running_out_of_descriptors_pauses_longer_each_time_and_says_so_once() {
+        let mut pauses = AcceptPauses::new();
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let waits: Vec<(Option<Duration>, bool)> = (0..6).map(|_| pauses.failed(&emfile)).collect();
+        assert_eq!(waits[0], (Some(Duration::from_millis(50)), true));
+        assert_eq!(waits[1], (Some(Duration::from_millis(100)), false));
+        assert_eq!(waits[5], (Some(Duration::from_secs(1)), false));
+        assert_eq!(pauses.accepted(), Some(6), "the outage's failures, once");
+        assert_eq!(pauses.accepted(), None);
+        assert_eq!(
+            pauses.failed(&emfile),
+            (Some(Duration::from_millis(50)), true)
+        );
+    }
+
+    #[test]
+    fn a_connection_that_ended_early_is_no_reason_to_pause() {
+        let mut pauses = AcceptPauses::new();
+        assert_eq!(
+            pauses.failed(&error(std::io::ErrorKind::ConnectionAborted)),
+            (None, false)
+        );
+        assert_eq!(pauses.accepted(), None);
+    }
+
+    #[test]
+    fn the_default_limit_leaves_room_under_the_open_file_limit() {
+        let limit = default_connection_limit();
+        let mut rlimit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) };
+        assert!(limit >= 1);
+        assert!((limit as u64) < rlimit.rlim_cur.max(2));
+    }
+
+    #[test]
+    fn an_address_that_is_no_address_or_host_name_is_refused() {
+        let built = |yaml: &str| build(&Arguments::from_yaml(yaml).unwrap()).map(drop);
+        assert!(built("{address: 127.0.0.1, port: 0}").is_ok());
+        assert!(built("{address: localhost}").is_ok());
+        let error = built("{address: 'not an address'}")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`address` must be an IP address"), "{error}");
     }
 }

@@ -29,7 +29,7 @@ use super::{Segments, release_buffered, settle, unacknowledged_bytes};
 use crate::backoff::Backoff;
 use crate::config::{
     default_delimiter, default_reconnect_initial, default_reconnect_max, default_timeout,
-    delimiter_bytes, seconds,
+    delimiter_bytes, host_name, peer_port, seconds,
 };
 
 /// What `wishbone show --docs` prints.
@@ -41,8 +41,8 @@ Queues
   success    with `success: true`, events the peer acknowledged
 
 Arguments (default)
-  host               peer to connect to ("localhost")
-  port               peer's port (19283)
+  host               peer to connect to, an IP address or host name ("localhost")
+  port               peer's port, 1 to 65535 (19283)
   timeout            seconds to wait for a connection, and for a peer that
                      stopped reading, before it counts as down (10)
   delimiter          written after each event ("\n")
@@ -129,6 +129,8 @@ fn default_port() -> u16 {
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
+    host_name("host", &config.host)?;
+    peer_port("port", config.port)?;
     Ok(Box::new(TcpOutput {
         delimiter: delimiter_bytes(&config.delimiter)?,
         timeout: seconds("timeout", config.timeout)?,
@@ -194,12 +196,7 @@ struct Totals {
 
 impl Counters {
     fn new(module: &str) -> Self {
-        let name = |counter: &str| {
-            format!(
-                "module.{}.{counter}",
-                wishbone_runtime::metrics_exporter_graphite::sanitize(module)
-            )
-        };
+        let name = |counter: &str| crate::metric::module_counter(module, counter);
         Self {
             connected: metrics::gauge!(name("connected")),
             connects: metrics::counter!(name("connects")),
@@ -273,12 +270,28 @@ impl Link {
                 Down::Aborted => break Err(self.undelivered()),
             };
             self.inbox.unlock();
+            let began = tokio::time::Instant::now();
             match self.pump(stream, &abort).await {
                 Ended::Drained => break Ok(()),
                 Ended::Aborted => break Err(self.undelivered()),
                 Ended::Lost(reason) => {
                     self.counters.connected(false);
-                    tracing::warn!(module = %self.module, %reason, unacknowledged = self.held.len(), "disconnected");
+                    self.output.backoff.connection_ended(began.elapsed());
+                    let wait = self.output.backoff.next_wait();
+                    if self.output.backoff.announce() {
+                        tracing::warn!(module = %self.module, %reason, unacknowledged = self.held.len(), "disconnected; reconnecting with backoff");
+                    } else {
+                        tracing::debug!(module = %self.module, %reason, unacknowledged = self.held.len(), ?wait, "disconnected again");
+                    }
+                    // A peer that accepts and drops connections at once is
+                    // not hammered: every failure waits its turn.
+                    if self
+                        .while_down(tokio::time::sleep(wait), &abort)
+                        .await
+                        .is_none()
+                    {
+                        break Err(self.undelivered());
+                    }
                 }
             }
         };
@@ -297,7 +310,6 @@ impl Link {
     /// Waits until connected. Meanwhile events taken from the inbox go to
     /// `failed` (with `failed: true`) or are held for the connection.
     async fn connect(&mut self, abort: &CancellationToken) -> Down {
-        let mut announced = false;
         loop {
             if self.output.config.failed && !self.held.is_empty() {
                 let held = std::mem::take(&mut self.held);
@@ -315,7 +327,6 @@ impl Link {
                 None => return Down::Aborted,
                 Some(Ok(Ok(stream))) => {
                     let _ = stream.set_nodelay(true);
-                    self.output.backoff.reset();
                     self.counters.connected(true);
                     let peer = stream
                         .peer_addr()
@@ -329,11 +340,10 @@ impl Link {
             };
             let wait = self.output.backoff.next_wait();
             let target = format!("{}:{}", self.output.config.host, self.output.config.port);
-            if announced {
-                tracing::debug!(module = %self.module, %target, %error, ?wait, "cannot connect");
-            } else {
+            if self.output.backoff.announce() {
                 tracing::warn!(module = %self.module, %target, %error, "cannot connect; retrying with backoff");
-                announced = true;
+            } else {
+                tracing::debug!(module = %self.module, %target, %error, ?wait, "cannot connect");
             }
             if self
                 .while_down(tokio::time::sleep(wait), abort)

@@ -30,7 +30,9 @@ use wishbone_runtime::{
 
 use super::{InFlight, release_buffered, settle, unacknowledged_bytes};
 use crate::backoff::Backoff;
-use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, seconds};
+use crate::config::{
+    default_reconnect_initial, default_reconnect_max, default_timeout, peer_port, seconds,
+};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.output.websocket: events to a websocket server, one frame each.
@@ -107,7 +109,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .ok_or_else(|| ArgumentError::new("`url` names no host"))?
         .to_string();
     Ok(Box::new(WebsocketOutput {
-        port: uri.port_u16().unwrap_or(80),
+        port: peer_port("url", uri.port_u16().unwrap_or(80))?,
         host,
         timeout: seconds("timeout", config.timeout)?,
         backoff: Backoff::new(
@@ -175,7 +177,6 @@ struct Session {
 
 impl Session {
     async fn run(mut self, abort: CancellationToken) -> Result<(), ModuleError> {
-        let mut announced = false;
         loop {
             self.inbox.lock();
             if !self.inbox_open && self.held.is_empty() {
@@ -187,30 +188,33 @@ impl Session {
                 self.output.config.url.clone(),
             );
             let attempt = tokio::time::timeout(self.output.timeout, connect(host, port, url));
-            let error = match self.while_down(attempt, &abort).await {
+            let failure = match self.while_down(attempt, &abort).await {
                 None => return Err(self.undelivered()),
                 Some(Ok(Ok(stream))) => {
-                    self.output.backoff.reset();
-                    announced = false;
                     tracing::info!(module = %self.module, url = %self.output.config.url, "connected");
                     self.inbox.unlock();
+                    let began = tokio::time::Instant::now();
                     match self.pump(stream, &abort).await {
                         Ok(true) => return Ok(()),
                         Ok(false) => return Err(self.undelivered()),
                         Err(reason) => {
-                            tracing::warn!(module = %self.module, %reason, held = self.held.len(), "disconnected");
-                            continue;
+                            self.output.backoff.connection_ended(began.elapsed());
+                            format!("disconnected: {reason}")
                         }
                     }
                 }
-                Some(Ok(Err(error))) => error,
-                Some(Err(_)) => format!("no answer within {:?}", self.output.timeout),
+                Some(Ok(Err(error))) => format!("cannot connect: {error}"),
+                Some(Err(_)) => {
+                    format!("cannot connect: no answer within {:?}", self.output.timeout)
+                }
             };
-            if !announced {
-                tracing::warn!(module = %self.module, url = %self.output.config.url, %error, "cannot connect; retrying with backoff");
-                announced = true;
-            }
+            // Every failure, before or after the handshake, waits its turn.
             let wait = self.output.backoff.next_wait();
+            if self.output.backoff.announce() {
+                tracing::warn!(module = %self.module, url = %self.output.config.url, %failure, held = self.held.len(), "server unavailable; retrying with backoff");
+            } else {
+                tracing::debug!(module = %self.module, %failure, ?wait, "still unavailable");
+            }
             if self
                 .while_down(tokio::time::sleep(wait), &abort)
                 .await
