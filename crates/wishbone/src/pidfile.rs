@@ -160,6 +160,14 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        let cmdline = format!("/proc/{}/cmdline", sleeper.id());
+        // Between fork and exec the child is still a copy of this test.
+        while !std::fs::read(&cmdline)
+            .unwrap_or_default()
+            .starts_with(b"sleep")
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let found = inspect(sleeper.id() as libc::pid_t, SystemTime::now());
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
