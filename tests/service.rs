@@ -1,54 +1,106 @@
-//! `wishbone start` as a service: several instances sharing the input port,
-//! a pid file, and `wishbone stop` draining them.
+//! `wishbone start` as a service: instances sharing the input port, a
+//! launcher that replaces an instance that dies, a pid file kept true, a
+//! second server refused on a port already served, and `wishbone stop`
+//! draining them.
 
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use wishbone_e2e::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+fn service_bootstrap(dir: &Path, port: u16, sink_port: u16) -> PathBuf {
+    let config = dir.join("service.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: {port}}}}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {sink_port}}}}}\n\
+             routingtable:\n  - input.outbox -> output.inbox\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// `wishbone start --config CONFIG --pid PID_FILE --instances N`, its log collected.
+fn start(config: &Path, pid_file: &Path, instances: u16) -> (Child, Output) {
+    let mut child = Command::new(binary("wishbone"))
+        .arg("start")
+        .arg("--config")
+        .arg(config)
+        .arg("--pid")
+        .arg(pid_file)
+        .args(["--instances", &instances.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = Output::default();
+    log.collect_from(child.stderr.take().unwrap());
+    (child, log)
+}
+
+fn pids(pid_file: &Path) -> Vec<u32> {
+    std::fs::read_to_string(pid_file)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|word| word.parse().ok())
+        .collect()
+}
+
+fn listeners(port: u16) -> usize {
+    tcp_sockets()
+        .iter()
+        .filter(|socket| socket.local_port == port && socket.state == LISTENING)
+        .count()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn stop(pid_file: &Path) -> std::process::Output {
+    Command::new(binary("wishbone"))
+        .arg("stop")
+        .arg("--pid")
+        .arg(pid_file)
+        .output()
+        .unwrap()
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until(MINUTE, "the launcher to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}
+
 #[test]
 fn two_instances_share_the_port_and_stop_drains_both() {
     let dir = scratch_dir("instances");
     let sink = Sink::start(&dir, "backend");
     let port = free_port();
-    let config = dir.join("service.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: {port}, reuse_port: true}}}}\n  \
-             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
-             routingtable:\n  - input.outbox -> output.inbox\n",
-            sink.port
-        ),
-    )
-    .unwrap();
+    let config = service_bootstrap(&dir, port, sink.port);
     let pid_file = dir.join("wishbone.pid");
-    let mut parent = Command::new(binary("wishbone"))
-        .arg("start")
-        .arg("--config")
-        .arg(&config)
-        .arg("--pid")
-        .arg(&pid_file)
-        .args(["--instances", "2"])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pids = || {
-        std::fs::read_to_string(&pid_file)
-            .unwrap_or_default()
-            .split_whitespace()
-            .count()
-    };
-    wait_until(MINUTE, "two pids in the pid file", || pids() == 2);
-    wait_until(MINUTE, "both instances to listen", || {
-        tcp_sockets()
-            .iter()
-            .filter(|socket| socket.local_port == port && socket.state == LISTENING)
-            .count()
-            == 2
-    });
+    let (mut launcher, _log) = start(&config, &pid_file, 2);
+    wait_until(
+        MINUTE,
+        "the launcher and two instances in the pid file",
+        || pids(&pid_file).len() == 3,
+    );
+    assert_eq!(
+        pids(&pid_file)[0],
+        launcher.id(),
+        "the launcher comes first"
+    );
+    assert_eq!(listeners(port), 1, "one socket, bound once, shared");
     let clients: Vec<_> = (0..20)
         .map(|client| {
             std::thread::spawn(move || {
@@ -65,28 +117,122 @@ fn two_instances_share_the_port_and_stop_drains_both() {
         .flat_map(|client| client.join().unwrap())
         .collect();
     sink.wait_for_lines(20_000, MINUTE);
-    let stop = Command::new(binary("wishbone"))
-        .arg("stop")
-        .arg("--pid")
-        .arg(&pid_file)
-        .output()
-        .unwrap();
+    let stopped = stop(&pid_file);
     assert!(
-        stop.status.success(),
+        stopped.status.success(),
         "{}",
-        String::from_utf8_lossy(&stop.stderr)
+        String::from_utf8_lossy(&stopped.stderr)
     );
-    assert!(String::from_utf8_lossy(&stop.stdout).contains("stopped 2 process(es)"));
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped 3 process(es)"));
     assert!(!pid_file.exists(), "stop removes the pid file");
-    let mut status = None;
-    wait_until(MINUTE, "the parent to exit", || {
-        status = parent.try_wait().unwrap();
-        status.is_some()
-    });
-    assert!(status.unwrap().success());
+    assert!(wait_exit(&mut launcher).success());
     assert_eq!(
         sorted_lines(&sink.received()),
         sorted_lines(&sent),
         "every line once"
     );
+}
+
+#[test]
+fn a_killed_instance_is_logged_and_replaced_and_stop_stops_the_live_ones() {
+    let dir = scratch_dir("replace");
+    let sink = Sink::start(&dir, "backend");
+    let port = free_port();
+    let config = service_bootstrap(&dir, port, sink.port);
+    let pid_file = dir.join("wishbone.pid");
+    let (mut launcher, log) = start(&config, &pid_file, 2);
+    wait_until(MINUTE, "two instances", || pids(&pid_file).len() == 3);
+    let before = pids(&pid_file);
+    let victim = before[1];
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    wait_until(
+        Duration::from_secs(5),
+        "a replacement in the pid file",
+        || {
+            let now = pids(&pid_file);
+            now.len() == 3 && !now.contains(&victim)
+        },
+    );
+    let replacement = *pids(&pid_file)
+        .iter()
+        .find(|pid| !before.contains(pid))
+        .unwrap();
+    log.wait_for("killed by SIGKILL", MINUTE);
+    log.wait_for(&format!("instance started pid={replacement}"), MINUTE);
+    assert!(
+        !alive(victim),
+        "the dead instance was reaped, not left a zombie"
+    );
+    send(port, b"served by the instances\n");
+    sink.wait_for_lines(1, MINUTE);
+
+    let stopped = stop(&pid_file);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let report = String::from_utf8_lossy(&stopped.stdout).to_string();
+    assert!(report.contains("stopped 3 process(es)"), "{report}");
+    assert!(report.contains(&replacement.to_string()), "{report}");
+    assert!(!report.contains(&victim.to_string()), "{report}");
+    assert!(wait_exit(&mut launcher).success());
+}
+
+#[test]
+fn a_second_server_on_a_served_port_fails_with_address_in_use() {
+    let dir = scratch_dir("second");
+    let sink = Sink::start(&dir, "backend");
+    let port = free_port();
+    let config = service_bootstrap(&dir, port, sink.port);
+    let pid_file = dir.join("first.pid");
+    let (mut first, _log) = start(&config, &pid_file, 2);
+    wait_until(MINUTE, "the first server's instances", || {
+        pids(&pid_file).len() == 3
+    });
+    for instances in ["2", "1"] {
+        let second = Command::new(binary("wishbone"))
+            .arg("start")
+            .arg("--config")
+            .arg(&config)
+            .args(["--instances", instances])
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.status.code(), Some(1), "{log}");
+        assert!(log.contains("Address already in use"), "{log}");
+    }
+    assert_eq!(listeners(port), 1);
+    assert!(stop(&pid_file).status.success());
+    assert!(wait_exit(&mut first).success());
+}
+
+#[test]
+fn instances_that_keep_dying_make_the_launcher_give_up() {
+    let dir = scratch_dir("give-up");
+    let sink = Sink::start(&dir, "backend");
+    let config = service_bootstrap(&dir, free_port(), sink.port);
+    let pid_file = dir.join("wishbone.pid");
+    let (mut launcher, log) = start(&config, &pid_file, 2);
+    let mut killed = Vec::new();
+    while launcher.try_wait().unwrap().is_none() && killed.len() < 8 {
+        let victim = pids(&pid_file)
+            .into_iter()
+            .skip(1)
+            .find(|pid| !killed.contains(pid) && alive(*pid));
+        if let Some(victim) = victim {
+            unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+            killed.push(victim);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = wait_exit(&mut launcher);
+    assert_eq!(status.code(), Some(1), "{}", log.text());
+    log.wait_for("giving up", MINUTE);
+    assert_eq!(
+        killed.len(),
+        6,
+        "five replacements, then the sixth death ends it"
+    );
+    assert!(!pid_file.exists());
 }

@@ -104,6 +104,11 @@ pub fn free_port() -> u16 {
 pub struct Output(Arc<Mutex<Vec<String>>>);
 
 impl Output {
+    /// Collects the lines of `stream` (a child's standard error, say).
+    pub fn collect_from(&self, stream: impl std::io::Read + Send + 'static) {
+        self.collect(stream)
+    }
+
     fn collect(&self, stream: impl std::io::Read + Send + 'static) {
         let lines = self.0.clone();
         std::thread::spawn(move || {
@@ -115,6 +120,16 @@ impl Output {
 
     pub fn text(&self) -> String {
         self.0.lock().unwrap().join("\n")
+    }
+
+    /// How many lines so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .count()
     }
 
     /// The first line containing `needle`, waiting for it up to `limit`.
@@ -138,6 +153,24 @@ impl Output {
     }
 }
 
+/// CPU seconds (user and system) process `pid` has used, from /proc.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(end) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
+    let ticks = |index: usize| -> f64 {
+        fields
+            .get(index)
+            .and_then(|field| field.parse().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / per_second
+}
+
 /// The value after `key=` in a log line.
 pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let start = line.find(&format!("{key}="))? + key.len() + 1;
@@ -156,17 +189,45 @@ pub struct Wishbone {
 impl Wishbone {
     /// Writes the bootstrap into `dir` and starts `wishbone debug` on it.
     pub fn start(dir: &Path, bootstrap: &str, extra: &[&str]) -> Wishbone {
+        Self::start_limited(dir, bootstrap, extra, None)
+    }
+
+    /// As [`Wishbone::start`], with at most `open_files` descriptors (what
+    /// `ulimit -n` sets) when given.
+    pub fn start_limited(
+        dir: &Path,
+        bootstrap: &str,
+        extra: &[&str],
+        open_files: Option<u64>,
+    ) -> Wishbone {
+        use std::os::unix::process::CommandExt;
         let config = dir.join("bootstrap.yaml");
         std::fs::write(&config, bootstrap).unwrap();
-        let mut child = Command::new(binary("wishbone"))
+        let mut command = Command::new(binary("wishbone"));
+        command
             .arg("debug")
             .arg("--config")
             .arg(&config)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start wishbone");
+            .stderr(Stdio::piped());
+        if let Some(limit) = open_files {
+            // SAFETY: setrlimit is async-signal-safe; it runs in the child.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start wishbone");
         let output = Output::default();
         output.collect(child.stdout.take().unwrap());
         output.collect(child.stderr.take().unwrap());
@@ -189,6 +250,11 @@ impl Wishbone {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// CPU seconds (user and system) the process has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.child.id())
     }
 
     /// Waits for the process to end.

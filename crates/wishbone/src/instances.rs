@@ -277,9 +277,15 @@ impl Launcher<'_> {
             )
             .env(LISTENERS_VARIABLE, variable);
         // SAFETY: the closure runs in the child between fork and exec and
-        // calls only async-signal-safe functions (fcntl, prctl, getppid).
+        // calls only async-signal-safe functions (sigemptyset,
+        // pthread_sigmask, fcntl, prctl, getppid).
         unsafe {
             command.pre_exec(move || {
+                // The launcher's blocked signals would stay blocked across
+                // exec: the instance must receive its stop signals.
+                let mut nothing: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut nothing);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &nothing, std::ptr::null_mut());
                 for descriptor in &descriptors {
                     if libc::fcntl(*descriptor, libc::F_SETFD, 0) == -1 {
                         return Err(std::io::Error::last_os_error());
@@ -358,8 +364,8 @@ fn signal_name(signal: libc::c_int) -> String {
 }
 
 /// Blocks the signals the launcher waits for, so they queue for
-/// [`wait_for_signal`] instead of running handlers. Instances start with
-/// an empty mask (the standard library resets it before exec).
+/// [`wait_for_signal`] instead of running handlers. Instances unblock them
+/// before exec.
 fn block_signals() -> libc::sigset_t {
     // SAFETY: a zeroed sigset_t is filled by sigemptyset before use, and
     // the mask is changed for this thread, the launcher's only one.
