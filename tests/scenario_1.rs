@@ -145,7 +145,21 @@ fn a_backend_killed_and_restarted_between_two_sends_gets_the_second_send() {
 
 #[test]
 fn sigterm_while_streaming_loses_nothing_that_was_read() {
-    let dir = scratch_dir("sigterm");
+    stop_while_streaming(libc::SIGTERM, "sigterm");
+}
+
+/// A closed terminal sends SIGHUP: it stops the server the same graceful way.
+#[test]
+fn sighup_while_streaming_stops_gracefully_too() {
+    let wishbone = stop_while_streaming(libc::SIGHUP, "sighup");
+    wishbone
+        .output
+        .wait_for("signal received signal=\"SIGHUP\"", MINUTE);
+    wishbone.output.wait_for("stopping", MINUTE);
+}
+
+fn stop_while_streaming(signal: i32, name: &str) -> Wishbone {
+    let dir = scratch_dir(name);
     let sink = Sink::start(&dir, "backend");
     let mut wishbone = Wishbone::start(&dir, &proxy_bootstrap(sink.port), &[]);
     let input = wishbone.input_port("input");
@@ -158,7 +172,8 @@ fn sigterm_while_streaming_loses_nothing_that_was_read() {
         })
     };
     sink.wait_for_lines(100_000, MINUTE);
-    let status = wishbone.stop();
+    wishbone.signal(signal);
+    let status = wishbone.wait(MINUTE);
     let _ = sender.join();
     assert!(status.success(), "exit status {status:?}");
     let read = wishbone.queue_total("input.outbox", "in_total") as usize;
@@ -171,4 +186,5 @@ fn sigterm_while_streaming_loses_nothing_that_was_read() {
         &data[..received.len()],
         "in order, unchanged"
     );
+    wishbone
 }

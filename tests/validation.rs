@@ -186,3 +186,63 @@ fn debug_on_a_bad_file_exits_2_without_starting() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown module kind `nope`"));
 }
+
+#[test]
+fn an_output_to_port_zero_is_refused() {
+    refused(
+        "output-port-zero",
+        "modules:\n  input: {module: wishbone.input.tcp}\n  output: {module: wishbone.output.tcp, arguments: {port: 0}}\nroutingtable:\n  - input.outbox -> output.inbox\n",
+        &["module `output`", "`port` must be a port from 1 to 65535"],
+    );
+    refused(
+        "websocket-port-zero",
+        "modules:\n  input: {module: wishbone.input.tcp}\n  ws: {module: wishbone.output.websocket, arguments: {url: \"ws://localhost:0/\"}}\nroutingtable:\n  - input.outbox -> ws.inbox\n",
+        &["module `ws`", "`url` must be a port from 1 to 65535"],
+    );
+}
+
+#[test]
+fn a_listen_address_that_is_no_address_is_refused() {
+    refused(
+        "listen-address",
+        "modules:\n  input: {module: wishbone.input.tcp, arguments: {address: 'not an address', port: 0}}\n  output: {module: wishbone.output.null}\nroutingtable:\n  - input.outbox -> output.inbox\n",
+        &[
+            "module `input`",
+            "`address` must be an IP address",
+            "or a host name",
+        ],
+    );
+    refused(
+        "output-host",
+        "modules:\n  input: {module: wishbone.input.tcp}\n  output: {module: wishbone.output.tcp, arguments: {host: 'carbon:2003'}}\nroutingtable:\n  - input.outbox -> output.inbox\n",
+        &["module `output`", "`host` must be an IP address"],
+    );
+}
+
+#[test]
+fn an_endless_file_is_refused_at_16_mib() {
+    let output = Command::new(binary("wishbone"))
+        .args(["check", "--config", "/dev/zero"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("/dev/zero is larger than 16 MiB"), "{text}");
+}
+
+#[test]
+fn forty_thousand_modules_are_checked() {
+    let mut text = String::from("modules:\n");
+    for index in 0..40_000 {
+        text.push_str(&format!(
+            "  in{index}: {{module: wishbone.input.generator}}\n  out{index}: {{module: wishbone.output.null}}\n"
+        ));
+    }
+    text.push_str("routingtable:\n");
+    for index in 0..40_000 {
+        text.push_str(&format!("  - in{index}.outbox -> out{index}.inbox\n"));
+    }
+    let (code, output) = check("forty-thousand", &text);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("80000 modules, 40000 routes"), "{output}");
+}

@@ -644,4 +644,41 @@ mod tests {
                 .unwrap_err();
         assert!(problems[0].contains("defined twice"), "{problems:?}");
     }
+
+    /// A file of `count` modules and as many routes.
+    fn many(count: usize) -> String {
+        let mut text = String::from("modules:\n");
+        for index in 0..count {
+            text.push_str(&format!(
+                "  in{index}: {{module: test.input}}\n  out{index}: {{module: test.output}}\n"
+            ));
+        }
+        text.push_str("routingtable:\n");
+        for index in 0..count {
+            text.push_str(&format!("  - in{index}.outbox -> out{index}.inbox\n"));
+        }
+        text
+    }
+
+    /// Validation grows with the size of the file, not its square: eight
+    /// times the modules takes about eight times as long (a quadratic
+    /// check took sixty-four times; the bound leaves room for noise).
+    #[test]
+    fn validation_time_is_linear_in_modules_and_routes() {
+        let time = |count: usize| {
+            let text = many(count);
+            let started = std::time::Instant::now();
+            let bootstrap = check(&text).unwrap();
+            assert_eq!(bootstrap.routes.len(), count);
+            started.elapsed().as_secs_f64()
+        };
+        time(1000);
+        let small = (0..3).map(|_| time(2500)).fold(f64::MAX, f64::min);
+        let large = (0..3).map(|_| time(20_000)).fold(f64::MAX, f64::min);
+        assert!(
+            large / small < 24.0,
+            "8x the modules took {:.1}x the time ({small:.3} s, {large:.3} s)",
+            large / small
+        );
+    }
 }

@@ -275,6 +275,7 @@ impl Link {
                 Ended::Drained => break Ok(()),
                 Ended::Aborted => break Err(self.undelivered()),
                 Ended::Lost(reason) => {
+                    self.inbox.lock();
                     self.counters.connected(false);
                     self.output.backoff.connection_ended(began.elapsed());
                     let wait = self.output.backoff.next_wait();

@@ -208,7 +208,9 @@ impl Session {
                     format!("cannot connect: no answer within {:?}", self.output.timeout)
                 }
             };
-            // Every failure, before or after the handshake, waits its turn.
+            // Every failure, before or after the handshake, waits its turn,
+            // with the inbox locked so a round robin routes around it.
+            self.inbox.lock();
             let wait = self.output.backoff.next_wait();
             if self.output.backoff.announce() {
                 tracing::warn!(module = %self.module, url = %self.output.config.url, %failure, held = self.held.len(), "server unavailable; retrying with backoff");
