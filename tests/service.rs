@@ -236,3 +236,53 @@ fn instances_that_keep_dying_make_the_launcher_give_up() {
     );
     assert!(!pid_file.exists());
 }
+
+#[test]
+fn a_second_start_with_a_running_servers_pid_file_leaves_it_alone() {
+    let dir = scratch_dir("same-pid-file");
+    let sink = Sink::start(&dir, "backend");
+    let config = service_bootstrap(&dir, free_port(), sink.port);
+    let pid_file = dir.join("wishbone.pid");
+    let (mut first, _log) = start(&config, &pid_file, 2);
+    wait_until(MINUTE, "the first server's instances", || {
+        pids(&pid_file).len() == 3
+    });
+    let before = pids(&pid_file);
+    let second = Command::new(binary("wishbone"))
+        .arg("start")
+        .arg("--config")
+        .arg(&config)
+        .arg("--pid")
+        .arg(&pid_file)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("a server of this pid file is running"),
+        "{log}"
+    );
+    assert_eq!(
+        pids(&pid_file),
+        before,
+        "the pid file still names the first server"
+    );
+    assert!(stop(&pid_file).status.success());
+    assert!(wait_exit(&mut first).success());
+}
+
+#[test]
+fn instances_stop_gracefully_when_their_launcher_is_killed() {
+    let dir = scratch_dir("orphans");
+    let sink = Sink::start(&dir, "backend");
+    let config = service_bootstrap(&dir, free_port(), sink.port);
+    let pid_file = dir.join("wishbone.pid");
+    let (mut launcher, _log) = start(&config, &pid_file, 2);
+    wait_until(MINUTE, "two instances", || pids(&pid_file).len() == 3);
+    let instances: Vec<u32> = pids(&pid_file).into_iter().skip(1).collect();
+    launcher.kill().unwrap();
+    launcher.wait().unwrap();
+    wait_until(MINUTE, "the instances to end", || {
+        instances.iter().all(|pid| !alive(*pid))
+    });
+}

@@ -28,10 +28,11 @@ impl Proxy {
             .arg("--config")
             .arg(&config)
             .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()?;
-        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        // Logs are on standard error; the input's port is in one of them.
+        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
         let port = loop {
             let line = lines
                 .next()

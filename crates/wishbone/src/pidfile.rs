@@ -44,6 +44,18 @@ pub fn parse(text: &str) -> Result<Vec<libc::pid_t>, ParseError> {
     Ok(pids)
 }
 
+/// The first pid of the file at `path` if it names a server that is
+/// still running: a second `start` with the same pid file must not take it
+/// over (and remove it when it fails).
+pub fn running(path: &Path) -> Option<libc::pid_t> {
+    let written = std::fs::metadata(path).ok()?.modified().ok()?;
+    let text = std::fs::read_to_string(path).ok()?;
+    parse(&text)
+        .ok()?
+        .into_iter()
+        .find(|pid| matches!(inspect(*pid, written), Found::Ours { .. }))
+}
+
 /// What a pid of the file is now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Found {

@@ -24,6 +24,12 @@ pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(EXIT_INVALID);
     }
+    if let Some(path) = &options.pid
+        && let Some(pid) = pidfile::running(path)
+    {
+        tracing::error!(file = %path.display(), pid, "a server of this pid file is running; stop it first");
+        return ExitCode::from(EXIT_FAILED);
+    }
     if options.instances > 1 {
         return match catalog::load(&options.run.config, modules) {
             Ok(bootstrap) => instances::launch(options, modules, &bootstrap),

@@ -30,11 +30,11 @@ fn lines_come_out_upper_cased() {
         .arg("debug")
         .arg("--config")
         .arg(&config)
-        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let mut logs = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut logs = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let input_port: u16 = loop {
         let line = logs.next().expect("a listening line").unwrap();
         if let Some(address) = line.split("address=").nth(1) {
