@@ -40,4 +40,4 @@ pub use arguments::{ArgumentError, Arguments};
 pub use error::{LoadError, Problem};
 pub use route::{QueueRef, Route};
 pub use suggest::nearest;
-pub use validate::{Bootstrap, Catalog, ModuleDecl, Section, load, validate};
+pub use validate::{Bootstrap, Catalog, MAX_FILE_BYTES, ModuleDecl, Section, load, validate};

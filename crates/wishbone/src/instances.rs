@@ -228,7 +228,7 @@ impl Launcher<'_> {
         let now = Instant::now();
         let mut changed = false;
         for index in 0..self.slots.len() {
-            if !self.slots[index].replace_at.is_some_and(|at| at <= now) {
+            if self.slots[index].replace_at.is_none_or(|at| at > now) {
                 continue;
             }
             self.slots[index].replace_at = None;
