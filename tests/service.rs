@@ -43,6 +43,55 @@ fn start(config: &Path, pid_file: &Path, instances: u16) -> (Child, Output) {
     (child, log)
 }
 
+/// A launcher of two instances on a free port, proxying to a sink, with
+/// its pid file written and both instances running.
+struct Service {
+    dir: PathBuf,
+    sink: Sink,
+    port: u16,
+    config: PathBuf,
+    pid_file: PathBuf,
+    launcher: Child,
+    log: Output,
+}
+
+fn service(name: &str) -> Service {
+    let dir = scratch_dir(name);
+    let sink = Sink::start(&dir, "backend");
+    let port = free_port();
+    let config = service_bootstrap(&dir, port, sink.port);
+    let pid_file = dir.join("wishbone.pid");
+    let (launcher, log) = start(&config, &pid_file, 2);
+    wait_until(
+        MINUTE,
+        "the launcher and two instances in the pid file",
+        || pids(&pid_file).len() == 3,
+    );
+    Service {
+        dir,
+        sink,
+        port,
+        config,
+        pid_file,
+        launcher,
+        log,
+    }
+}
+
+impl Service {
+    /// `wishbone stop` succeeds and the launcher exits 0.
+    fn stop(mut self) -> String {
+        let stopped = stop(&self.pid_file);
+        assert!(
+            stopped.status.success(),
+            "{}",
+            String::from_utf8_lossy(&stopped.stderr)
+        );
+        assert!(wait_exit(&mut self.launcher).success());
+        String::from_utf8_lossy(&stopped.stdout).into_owned()
+    }
+}
+
 fn pids(pid_file: &Path) -> Vec<u32> {
     std::fs::read_to_string(pid_file)
         .unwrap_or_default()
@@ -84,20 +133,11 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn two_instances_share_the_port_and_stop_drains_both() {
-    let dir = scratch_dir("instances");
-    let sink = Sink::start(&dir, "backend");
-    let port = free_port();
-    let config = service_bootstrap(&dir, port, sink.port);
-    let pid_file = dir.join("wishbone.pid");
-    let (mut launcher, _log) = start(&config, &pid_file, 2);
-    wait_until(
-        MINUTE,
-        "the launcher and two instances in the pid file",
-        || pids(&pid_file).len() == 3,
-    );
+    let service = service("instances");
+    let port = service.port;
     assert_eq!(
-        pids(&pid_file)[0],
-        launcher.id(),
+        pids(&service.pid_file)[0],
+        service.launcher.id(),
         "the launcher comes first"
     );
     assert_eq!(listeners(port), 1, "one socket, bound once, shared");
@@ -116,18 +156,13 @@ fn two_instances_share_the_port_and_stop_drains_both() {
         .into_iter()
         .flat_map(|client| client.join().unwrap())
         .collect();
-    sink.wait_for_lines(20_000, MINUTE);
-    let stopped = stop(&pid_file);
-    assert!(
-        stopped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&stopped.stderr)
-    );
-    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped 3 process(es)"));
+    service.sink.wait_for_lines(20_000, MINUTE);
+    let (pid_file, sink) = (service.pid_file.clone(), service.dir.join("backend.out"));
+    assert!(service.stop().contains("stopped 3 process(es)"));
+    let sink_lines = std::fs::read(sink).unwrap();
     assert!(!pid_file.exists(), "stop removes the pid file");
-    assert!(wait_exit(&mut launcher).success());
     assert_eq!(
-        sorted_lines(&sink.received()),
+        sorted_lines(&sink_lines),
         sorted_lines(&sent),
         "every line once"
     );
@@ -135,66 +170,47 @@ fn two_instances_share_the_port_and_stop_drains_both() {
 
 #[test]
 fn a_killed_instance_is_logged_and_replaced_and_stop_stops_the_live_ones() {
-    let dir = scratch_dir("replace");
-    let sink = Sink::start(&dir, "backend");
-    let port = free_port();
-    let config = service_bootstrap(&dir, port, sink.port);
-    let pid_file = dir.join("wishbone.pid");
-    let (mut launcher, log) = start(&config, &pid_file, 2);
-    wait_until(MINUTE, "two instances", || pids(&pid_file).len() == 3);
-    let before = pids(&pid_file);
+    let service = service("replace");
+    let pid_file = &service.pid_file;
+    let before = pids(pid_file);
     let victim = before[1];
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     wait_until(
         Duration::from_secs(5),
         "a replacement in the pid file",
         || {
-            let now = pids(&pid_file);
+            let now = pids(pid_file);
             now.len() == 3 && !now.contains(&victim)
         },
     );
-    let replacement = *pids(&pid_file)
+    let replacement = *pids(pid_file)
         .iter()
         .find(|pid| !before.contains(pid))
         .unwrap();
-    log.wait_for("killed by SIGKILL", MINUTE);
-    log.wait_for(&format!("instance started pid={replacement}"), MINUTE);
+    service.log.wait_for("killed by SIGKILL", MINUTE);
+    service
+        .log
+        .wait_for(&format!("instance started pid={replacement}"), MINUTE);
     assert!(
         !alive(victim),
         "the dead instance was reaped, not left a zombie"
     );
-    send(port, b"served by the instances\n");
-    sink.wait_for_lines(1, MINUTE);
-
-    let stopped = stop(&pid_file);
-    assert!(
-        stopped.status.success(),
-        "{}",
-        String::from_utf8_lossy(&stopped.stderr)
-    );
-    let report = String::from_utf8_lossy(&stopped.stdout).to_string();
+    send(service.port, b"served by the instances\n");
+    service.sink.wait_for_lines(1, MINUTE);
+    let report = service.stop();
     assert!(report.contains("stopped 3 process(es)"), "{report}");
     assert!(report.contains(&replacement.to_string()), "{report}");
     assert!(!report.contains(&victim.to_string()), "{report}");
-    assert!(wait_exit(&mut launcher).success());
 }
 
 #[test]
 fn a_second_server_on_a_served_port_fails_with_address_in_use() {
-    let dir = scratch_dir("second");
-    let sink = Sink::start(&dir, "backend");
-    let port = free_port();
-    let config = service_bootstrap(&dir, port, sink.port);
-    let pid_file = dir.join("first.pid");
-    let (mut first, _log) = start(&config, &pid_file, 2);
-    wait_until(MINUTE, "the first server's instances", || {
-        pids(&pid_file).len() == 3
-    });
+    let service = service("second");
     for instances in ["2", "1"] {
         let second = Command::new(binary("wishbone"))
             .arg("start")
             .arg("--config")
-            .arg(&config)
+            .arg(&service.config)
             .args(["--instances", instances])
             .output()
             .unwrap();
@@ -202,21 +218,16 @@ fn a_second_server_on_a_served_port_fails_with_address_in_use() {
         assert_eq!(second.status.code(), Some(1), "{log}");
         assert!(log.contains("Address already in use"), "{log}");
     }
-    assert_eq!(listeners(port), 1);
-    assert!(stop(&pid_file).status.success());
-    assert!(wait_exit(&mut first).success());
+    assert_eq!(listeners(service.port), 1);
+    service.stop();
 }
 
 #[test]
 fn instances_that_keep_dying_make_the_launcher_give_up() {
-    let dir = scratch_dir("give-up");
-    let sink = Sink::start(&dir, "backend");
-    let config = service_bootstrap(&dir, free_port(), sink.port);
-    let pid_file = dir.join("wishbone.pid");
-    let (mut launcher, log) = start(&config, &pid_file, 2);
+    let mut service = service("give-up");
     let mut killed = Vec::new();
-    while launcher.try_wait().unwrap().is_none() && killed.len() < 8 {
-        let victim = pids(&pid_file)
+    while service.launcher.try_wait().unwrap().is_none() && killed.len() < 8 {
+        let victim = pids(&service.pid_file)
             .into_iter()
             .skip(1)
             .find(|pid| !killed.contains(pid) && alive(*pid));
@@ -226,34 +237,27 @@ fn instances_that_keep_dying_make_the_launcher_give_up() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = wait_exit(&mut launcher);
-    assert_eq!(status.code(), Some(1), "{}", log.text());
-    log.wait_for("giving up", MINUTE);
+    let status = wait_exit(&mut service.launcher);
+    assert_eq!(status.code(), Some(1), "{}", service.log.text());
+    service.log.wait_for("giving up", MINUTE);
     assert_eq!(
         killed.len(),
         6,
         "five replacements, then the sixth death ends it"
     );
-    assert!(!pid_file.exists());
+    assert!(!service.pid_file.exists());
 }
 
 #[test]
 fn a_second_start_with_a_running_servers_pid_file_leaves_it_alone() {
-    let dir = scratch_dir("same-pid-file");
-    let sink = Sink::start(&dir, "backend");
-    let config = service_bootstrap(&dir, free_port(), sink.port);
-    let pid_file = dir.join("wishbone.pid");
-    let (mut first, _log) = start(&config, &pid_file, 2);
-    wait_until(MINUTE, "the first server's instances", || {
-        pids(&pid_file).len() == 3
-    });
-    let before = pids(&pid_file);
+    let service = service("same-pid-file");
+    let before = pids(&service.pid_file);
     let second = Command::new(binary("wishbone"))
         .arg("start")
         .arg("--config")
-        .arg(&config)
+        .arg(&service.config)
         .arg("--pid")
-        .arg(&pid_file)
+        .arg(&service.pid_file)
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&second.stderr);
@@ -263,25 +267,19 @@ fn a_second_start_with_a_running_servers_pid_file_leaves_it_alone() {
         "{log}"
     );
     assert_eq!(
-        pids(&pid_file),
+        pids(&service.pid_file),
         before,
         "the pid file still names the first server"
     );
-    assert!(stop(&pid_file).status.success());
-    assert!(wait_exit(&mut first).success());
+    service.stop();
 }
 
 #[test]
 fn instances_stop_gracefully_when_their_launcher_is_killed() {
-    let dir = scratch_dir("orphans");
-    let sink = Sink::start(&dir, "backend");
-    let config = service_bootstrap(&dir, free_port(), sink.port);
-    let pid_file = dir.join("wishbone.pid");
-    let (mut launcher, _log) = start(&config, &pid_file, 2);
-    wait_until(MINUTE, "two instances", || pids(&pid_file).len() == 3);
-    let instances: Vec<u32> = pids(&pid_file).into_iter().skip(1).collect();
-    launcher.kill().unwrap();
-    launcher.wait().unwrap();
+    let mut service = service("orphans");
+    let instances: Vec<u32> = pids(&service.pid_file).into_iter().skip(1).collect();
+    service.launcher.kill().unwrap();
+    service.launcher.wait().unwrap();
     wait_until(MINUTE, "the instances to end", || {
         instances.iter().all(|pid| !alive(*pid))
     });
