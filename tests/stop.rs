@@ -23,6 +23,12 @@ fn stop(pid_file: &Path) -> (Option<i32>, String) {
     (output.status.code(), text)
 }
 
+/// Sets the file's modification time, as if it had been written then.
+fn backdate(path: &Path, written: std::time::SystemTime) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(written).unwrap();
+}
+
 #[test]
 fn a_stale_pid_of_another_program_is_named_and_not_signalled() {
     let dir = scratch_dir("stale-pid");
@@ -87,12 +93,7 @@ fn a_server_started_after_the_file_was_written_is_not_the_one_it_names() {
     let pid_file = dir.join("old.pid");
     std::fs::write(&pid_file, "placeholder\n").unwrap();
     let written = std::time::SystemTime::now() - Duration::from_secs(30);
-    let file = std::fs::File::options()
-        .write(true)
-        .open(&pid_file)
-        .unwrap();
-    file.set_modified(written).unwrap();
-    drop(file);
+    backdate(&pid_file, written);
     let mut wishbone = Command::new(binary("wishbone"))
         .arg("start")
         .arg("--config")
@@ -111,12 +112,7 @@ fn a_server_started_after_the_file_was_written_is_not_the_one_it_names() {
     });
     // The old file names the new server's pid, as after a reboot.
     std::fs::write(&pid_file, format!("{}\n", wishbone.id())).unwrap();
-    let file = std::fs::File::options()
-        .write(true)
-        .open(&pid_file)
-        .unwrap();
-    file.set_modified(written).unwrap();
-    drop(file);
+    backdate(&pid_file, written);
     let (code, text) = stop(&pid_file);
     assert_eq!(code, Some(1), "{text}");
     assert!(
