@@ -44,8 +44,6 @@ pub struct ModuleDecl {
     pub kind: &'static str,
     /// The `arguments:` block, for the kind's `Config`.
     pub arguments: Arguments,
-    /// The optional `description:`.
-    pub description: Option<String>,
     /// Which section declared it.
     pub section: Section,
 }
@@ -59,13 +57,6 @@ pub struct Bootstrap {
     pub modules: Vec<ModuleDecl>,
     /// In file order; a flow module's destinations follow this order.
     pub routes: Vec<Route>,
-}
-
-impl Bootstrap {
-    /// The module of that name.
-    pub fn module(&self, name: &str) -> Option<&ModuleDecl> {
-        self.modules.iter().find(|module| module.name == name)
-    }
 }
 
 const TOP_LEVEL_KEYS: [&str; 3] = ["metrics", "modules", "routingtable"];
@@ -263,7 +254,6 @@ fn read_module(
     };
     let mut kind_name = None;
     let mut arguments = Arguments::default();
-    let mut description = None;
     for (key, value) in entries(body, place, problems) {
         match key {
             "module" => match value.as_str() {
@@ -283,7 +273,8 @@ fn read_module(
                     format!("`arguments:` must be a mapping, found {}", describe(other)),
                 )),
             },
-            "description" => description = value.as_str().map(str::to_string),
+            // A note for readers of the file, as in the original Wishbone.
+            "description" => {}
             unknown => problems.push(Problem::new(
                 place,
                 format!(
@@ -328,7 +319,6 @@ fn read_module(
         name: name.to_string(),
         kind,
         arguments,
-        description,
         section,
     })
 }

@@ -79,12 +79,6 @@ impl Event {
         &self.data
     }
 
-    /// Gives the payload back. A token it carried is dropped, which counts
-    /// as failed: use [`Event::with_data`] to transform an event.
-    pub fn into_data(self) -> Bytes {
-        self.data
-    }
-
     /// The payload's length in bytes, what byte-based limits count.
     pub fn len(&self) -> usize {
         self.data.len()

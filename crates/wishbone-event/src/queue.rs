@@ -278,12 +278,6 @@ impl Receiver {
         self.try_recv_parcel().map(Parcel::into_events)
     }
 
-    /// Poll form of [`Receiver::recv`], for modules that merge many queues.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Batch>> {
-        self.poll_recv_parcel(cx)
-            .map(|parcel| parcel.map(Parcel::into_events))
-    }
-
     /// [`Receiver::recv`] for modules that can take lines as they are.
     pub async fn recv_parcel(&mut self) -> Option<Parcel> {
         std::future::poll_fn(|cx| self.poll_recv_parcel(cx)).await

@@ -1,7 +1,8 @@
 /// Queues every module has besides its own, as in the original Wishbone.
 /// Unless a route connects them, what a module puts on them is dropped and
-/// counted.
-pub const RESERVED_QUEUES: [&str; 4] = ["failed", "success", "logs", "metrics"];
+/// counted. The original's `logs` and `metrics` queues are not offered:
+/// log records go to standard error and metrics to the `metrics` recorder.
+pub const RESERVED_QUEUES: [&str; 2] = ["failed", "success"];
 
 /// The queues one kind of module has, used to check a routing table before
 /// anything starts.

@@ -47,7 +47,7 @@ impl Actor for ModuleActor {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         tracing::debug!(module = %self.name, "module stopped");
         if let Some(done) = self.done.take() {
-            let _ = done.send(Err(ModuleError(
+            let _ = done.send(Err(ModuleError::Other(
                 "the module's actor stopped before the module finished".into(),
             )));
         }

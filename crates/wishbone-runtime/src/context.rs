@@ -11,7 +11,6 @@ use crate::{QueueTable, RuntimeOptions};
 #[derive(Debug)]
 pub struct ModuleContext {
     name: String,
-    kind: &'static str,
     /// Connected incoming queues, in routing-table order.
     incoming: Vec<(String, Receiver)>,
     /// Outgoing queues: every connected one in routing-table order, then the
@@ -26,7 +25,6 @@ pub struct ModuleContext {
 impl ModuleContext {
     pub(crate) fn new(
         name: String,
-        kind: &'static str,
         stop: CancellationToken,
         abort: CancellationToken,
         options: Arc<RuntimeOptions>,
@@ -34,7 +32,6 @@ impl ModuleContext {
     ) -> Self {
         Self {
             name,
-            kind,
             incoming: Vec::new(),
             outgoing: Vec::new(),
             stop,
@@ -50,7 +47,6 @@ impl ModuleContext {
     pub fn detached(name: &str, options: RuntimeOptions) -> Self {
         Self::new(
             name.to_string(),
-            "detached",
             CancellationToken::new(),
             CancellationToken::new(),
             Arc::new(options),
@@ -86,11 +82,6 @@ impl ModuleContext {
         &self.name
     }
 
-    /// The module's kind, for logs.
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
     /// Takes the receiver of an incoming queue; one no route feeds is
     /// already closed.
     pub fn take_incoming(&mut self, name: &str) -> Receiver {
@@ -117,15 +108,8 @@ impl ModuleContext {
         sender
     }
 
-    /// Whether a route connects this outgoing queue.
-    pub fn is_connected(&self, name: &str) -> bool {
-        self.outgoing
-            .iter()
-            .any(|(queue, sender)| queue == name && sender.is_connected())
-    }
-
     /// Every connected outgoing queue other than the reserved ones (`failed`,
-    /// `success`, `logs`, `metrics`), in routing-table order: a round robin's
+    /// `success`), in routing-table order: a round robin's
     /// destinations.
     pub fn destinations(&self) -> Vec<(String, Sender)> {
         self.outgoing
@@ -166,10 +150,5 @@ impl ModuleContext {
         };
         listener.set_nonblocking(true)?;
         tokio::net::TcpListener::from_std(listener)
-    }
-
-    /// Every queue of the server, for metrics modules.
-    pub fn queue_table(&self) -> QueueTable {
-        self.table.clone()
     }
 }

@@ -35,11 +35,10 @@ pub use actor::ModuleActor;
 pub use context::ModuleContext;
 pub use listen::{InheritedListeners, LISTENERS_VARIABLE, ListenAddress, bind};
 pub use module::{Module, ModuleError, ModuleKind};
-pub use options::RuntimeOptions;
+pub use options::{RecordedMetrics, RuntimeOptions};
 pub use server::{Server, ServerError};
 pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 
-pub use metrics_exporter_graphite::{self, GraphiteHandle};
 pub use wishbone_bootstrap::{ArgumentError, Arguments};
 pub use wishbone_event::{Batch, Event, Lines, LinesBuilder, Parcel, QueueSpec, ack, queue};

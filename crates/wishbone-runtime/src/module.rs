@@ -27,15 +27,55 @@ pub trait Module: Send + 'static {
     }
 }
 
-/// A module gave up: it could not start (a port in use), or it was aborted
-/// while still holding events it had accepted.
+/// Why a module ended before its work was done. The supervisor totals
+/// [`ModuleError::undelivered`] over every module of a stop.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ModuleError(pub String);
+pub enum ModuleError {
+    /// Stopped by an abort (a second stop signal, or `--drain-timeout`)
+    /// while still holding events it had accepted.
+    #[error("aborted with {undelivered} events undelivered")]
+    Aborted {
+        /// Events the module held and did not pass on.
+        undelivered: usize,
+    },
+    /// A queue it sends to closed: the module behind it is gone.
+    #[error("queue `{queue}` downstream is gone; {undelivered} events undelivered")]
+    DownstreamGone {
+        /// The module's own queue whose other end is gone.
+        queue: String,
+        /// Events the module held and could not pass on.
+        undelivered: usize,
+    },
+    /// A failure of the system, such as a port already in use.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the module was doing.
+        context: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
 
-impl From<std::io::Error> for ModuleError {
-    fn from(error: std::io::Error) -> Self {
-        ModuleError(error.to_string())
+impl ModuleError {
+    /// Events the module held when it ended, and did not pass on.
+    pub fn undelivered(&self) -> usize {
+        match self {
+            ModuleError::Aborted { undelivered }
+            | ModuleError::DownstreamGone { undelivered, .. } => *undelivered,
+            ModuleError::Io { .. } | ModuleError::Other(_) => 0,
+        }
+    }
+
+    /// An I/O failure with what the module was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ModuleError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -57,4 +97,29 @@ pub struct ModuleKind {
     /// Builds a module from its arguments without starting it; `wishbone
     /// check` calls it to validate arguments.
     pub build: fn(&Arguments) -> Result<Box<dyn Module>, ArgumentError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModuleError;
+
+    #[test]
+    fn only_errors_that_held_events_count_them() {
+        assert_eq!(ModuleError::Aborted { undelivered: 7 }.undelivered(), 7);
+        let gone = ModuleError::DownstreamGone {
+            queue: "outbox".into(),
+            undelivered: 3,
+        };
+        assert_eq!(gone.undelivered(), 3);
+        assert_eq!(
+            gone.to_string(),
+            "queue `outbox` downstream is gone; 3 events undelivered"
+        );
+        let io = ModuleError::io(
+            "cannot listen on 0.0.0.0:1",
+            std::io::ErrorKind::AddrInUse.into(),
+        );
+        assert_eq!(io.undelivered(), 0);
+        assert!(io.to_string().starts_with("cannot listen on 0.0.0.0:1: "));
+    }
 }

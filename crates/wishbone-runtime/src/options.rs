@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings of a whole server, from the command line.
@@ -15,9 +16,9 @@ pub struct RuntimeOptions {
     pub listeners: crate::InheritedListeners,
     /// The host name metrics and enrichment modules report.
     pub hostname: String,
-    /// Where queue statistics and module counters are recorded, for the
-    /// metrics modules to render; `None` when no recorder was installed.
-    pub metrics: Option<metrics_exporter_graphite::GraphiteHandle>,
+    /// What the installed `metrics` recorder holds, for the metrics modules
+    /// to report as events; `None` when no recorder was installed.
+    pub metrics: Option<Arc<dyn RecordedMetrics>>,
 }
 
 impl Default for RuntimeOptions {
@@ -31,4 +32,14 @@ impl Default for RuntimeOptions {
             metrics: None,
         }
     }
+}
+
+/// The values the `metrics` recorder installed by the command holds. The
+/// runtime only records through the `metrics` facade; this is how a module
+/// such as `wishbone.metrics.graphite` reads them back without the runtime
+/// knowing which recorder it is.
+pub trait RecordedMetrics: std::fmt::Debug + Send + Sync {
+    /// Every value recorded so far, one `<prefix>.<path> <value> <now>`
+    /// line each: the plaintext form metrics stores read.
+    fn lines(&self, prefix: &str, now: u64) -> Vec<String>;
 }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use metrics::Gauge;
-use metrics_exporter_graphite::sanitize;
 
 use crate::QueueTable;
 
@@ -43,11 +42,9 @@ impl Publisher {
                 .queues
                 .entry((entry.module.clone(), entry.queue.clone()))
                 .or_insert_with(|| {
-                    let base = format!(
-                        "queue.{}.{}",
-                        sanitize(&entry.module),
-                        sanitize(&entry.queue)
-                    );
+                    // Module and queue names are letters, digits, `_` and
+                    // `-` (the bootstrap checks): each is one path segment.
+                    let base = format!("queue.{}.{}", entry.module, entry.queue);
                     Published {
                         gauges: STATS.map(|stat| metrics::gauge!(format!("{base}.{stat}"))),
                         before: counts,

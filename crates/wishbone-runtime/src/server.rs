@@ -26,7 +26,8 @@ pub enum ServerError {
         /// What the kind said of its arguments.
         message: String,
     },
-    /// Modules failed while running, or were aborted still holding events.
+    /// Modules failed while running, or were aborted still holding events
+    /// (each error says how many).
     #[error("{}", .0.iter().map(|(module, error)| format!("module `{module}`: {error}")).collect::<Vec<_>>().join("; "))]
     Modules(Vec<(String, ModuleError)>),
 }
@@ -91,7 +92,7 @@ impl Server {
             running.push(async move {
                 let outcome = outcome
                     .await
-                    .unwrap_or_else(|_| Err(ModuleError("the module vanished".into())));
+                    .unwrap_or_else(|_| Err(ModuleError::Other("the module vanished".into())));
                 (name, outcome)
             });
         }
@@ -104,10 +105,13 @@ impl Server {
         Publisher::default().publish(&table, self.options.frequency);
         report(&table);
         if failures.is_empty() {
-            Ok(table)
-        } else {
-            Err(ServerError::Modules(failures))
+            return Ok(table);
         }
+        let undelivered: usize = failures.iter().map(|(_, error)| error.undelivered()).sum();
+        if undelivered > 0 {
+            tracing::error!(undelivered, "events were left undelivered");
+        }
+        Err(ServerError::Modules(failures))
     }
 
     fn build(&self, decl: &ModuleDecl) -> Result<Box<dyn Module>, ServerError> {
@@ -137,7 +141,6 @@ impl Server {
             .map(|decl| {
                 let context = ModuleContext::new(
                     decl.name.clone(),
-                    decl.kind,
                     stop.clone(),
                     abort.clone(),
                     options.clone(),
@@ -209,7 +212,7 @@ async fn supervise(
         tokio::select! {
             () = &mut abort_grace, if abort.is_cancelled() => {
                 tracing::error!(modules = running.len(), grace = ?ABORT_GRACE, "modules did not finish after the abort; giving up on them");
-                failures.push(("server".to_string(), ModuleError(format!("{} modules did not finish after the abort", running.len()))));
+                failures.push(("server".to_string(), ModuleError::Other(format!("{} modules did not finish after the abort", running.len()))));
                 break;
             }
             Some((name, outcome)) = running.next() => match outcome {

@@ -59,6 +59,9 @@ pub fn show(options: &ShowOptions, modules: &ModuleSet) -> ExitCode {
     match modules.find(&options.docs) {
         Some(kind) => {
             print!("{}", kind.docs);
+            println!(
+                "\nEvery module also has the queues `failed` and `success`; what a module\nputs on one no route connects is dropped and counted. Log records go to\nstandard error, metrics to the metrics recorder (there are no `logs` or\n`metrics` queues)."
+            );
             if !kind.aliases.is_empty() {
                 println!("\nAlso accepted as: {}", kind.aliases.join(", "));
             }

@@ -4,8 +4,11 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use wishbone_runtime::metrics_exporter_graphite::{GraphiteBuilder, sanitize};
-use wishbone_runtime::{GraphiteHandle, InheritedListeners, ModuleSet, RuntimeOptions, Server};
+use std::sync::Arc;
+
+use metrics_exporter_graphite::{GraphiteBuilder, sanitize};
+use wishbone_modules::metrics::graphite::RecordedByGraphite;
+use wishbone_runtime::{InheritedListeners, ModuleSet, RecordedMetrics, RuntimeOptions, Server};
 
 use crate::cli::{RunOptions, StartOptions};
 use crate::logging::{self, Format};
@@ -97,7 +100,7 @@ fn install_metrics(
     options: &RunOptions,
     hostname: &str,
     frequency: Duration,
-) -> Option<GraphiteHandle> {
+) -> Option<Arc<dyn RecordedMetrics>> {
     let prefix = format!(
         "{}.{}",
         sanitize(&options.graphite_prefix),
@@ -111,7 +114,7 @@ fn install_metrics(
         builder = builder.with_address(address.clone());
     }
     match builder.install() {
-        Ok(handle) => Some(handle),
+        Ok(handle) => Some(Arc::new(RecordedByGraphite(handle))),
         Err(error) => {
             tracing::warn!(%error, "metrics are not recorded");
             None

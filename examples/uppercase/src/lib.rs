@@ -92,8 +92,11 @@ impl Module for Uppercase {
                     .iter()
                     .map(|event| event.with_data(shout(event.data(), self.config.only_first)))
                     .collect();
-                if outbox.send(shouted).await.is_err() {
-                    return Err(ModuleError("the next module is gone".into()));
+                if let Err(closed) = outbox.send(shouted).await {
+                    return Err(ModuleError::DownstreamGone {
+                        queue: "outbox".into(),
+                        undelivered: closed.0.len(),
+                    });
                 }
             }
             Ok(())

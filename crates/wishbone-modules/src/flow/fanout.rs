@@ -64,7 +64,10 @@ impl Module for Fanout {
             while let Some(parcel) = inbox.recv_parcel().await {
                 for (name, sender) in &destinations {
                     if sender.send(parcel.clone()).await.is_err() {
-                        return Err(ModuleError(format!("destination `{name}` is gone")));
+                        return Err(ModuleError::DownstreamGone {
+                            queue: name.clone(),
+                            undelivered: parcel.len(),
+                        });
                     }
                 }
             }

@@ -67,10 +67,10 @@ impl Module for Funnel {
         Box::pin(async move {
             while let Some(batch) = merged.next().await {
                 if let Err(closed) = outbox.send(batch).await {
-                    return Err(ModuleError(format!(
-                        "outbox closed; {} events undelivered",
-                        closed.0.len()
-                    )));
+                    return Err(ModuleError::DownstreamGone {
+                        queue: "outbox".into(),
+                        undelivered: closed.0.len(),
+                    });
                 }
             }
             Ok(())

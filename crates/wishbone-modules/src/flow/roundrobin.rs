@@ -5,6 +5,9 @@
 //! [`Rotation`], a plain struct; the module around it waits for room on each
 //! destination and re-deals a destination's share when it locks meanwhile.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use futures::future::{LocalBoxFuture, select_all};
 use serde::Deserialize;
 use wishbone_runtime::queue::{LockWatch, Sender};
@@ -169,10 +172,18 @@ impl Module for RoundRobin {
         };
         let abort = context.aborting();
         Box::pin(async move {
-            let dealing = deal_all(name, inbox, destinations, Rotation::starting_at(start));
+            // Events in the dealer's hands, for the report of an abort.
+            let holding = Rc::new(Cell::new(0));
+            let dealing = deal_all(
+                name,
+                inbox,
+                destinations,
+                Rotation::starting_at(start),
+                holding.clone(),
+            );
             tokio::select! {
                 outcome = dealing => outcome,
-                _ = abort.cancelled() => Err(ModuleError("aborted while events waited for a destination".into())),
+                _ = abort.cancelled() => Err(ModuleError::Aborted { undelivered: holding.get() }),
             }
         })
     }
@@ -192,6 +203,7 @@ async fn deal_all(
     mut inbox: wishbone_runtime::queue::Receiver,
     destinations: Vec<(String, Sender)>,
     mut rotation: Rotation,
+    holding: Rc<Cell<usize>>,
 ) -> Result<(), ModuleError> {
     if destinations.is_empty() {
         tracing::warn!(module = %name, "no destinations connected: events are dropped and counted");
@@ -208,6 +220,7 @@ async fn deal_all(
         }
         let mut todo = parcel;
         while !todo.is_empty() {
+            holding.set(todo.len());
             let up: Vec<bool> = destinations
                 .iter()
                 .zip(&gone)
@@ -217,10 +230,10 @@ async fn deal_all(
                 Ok(shares) => shares,
                 Err(batch) => {
                     if gone.iter().all(|gone| *gone) {
-                        return Err(ModuleError(format!(
-                            "every destination is gone; {} events undelivered",
-                            batch.len()
-                        )));
+                        return Err(ModuleError::DownstreamGone {
+                            queue: "every destination".into(),
+                            undelivered: batch.len(),
+                        });
                     }
                     todo = batch;
                     let waits = watches.iter_mut().map(|watch| Box::pin(watch.changed()));
@@ -236,6 +249,7 @@ async fn deal_all(
             {
                 let sender = &destinations[index].1;
                 let watch = &mut watches[index];
+                let count = share.len();
                 let reserved = tokio::select! {
                     reserved = sender.reserve(share.len()) => reserved,
                     () = locked(watch) => {
@@ -247,13 +261,17 @@ async fn deal_all(
                     Ok(permit) => permit.send(share).err().map(|closed| closed.0),
                     Err(()) => Some(share.into_events()),
                 };
-                if let Some(share) = refused {
-                    tracing::warn!(module = %name, destination = %destinations[index].0, "destination gone");
-                    gone[index] = true;
-                    todo.extend(share);
+                match refused {
+                    Some(share) => {
+                        tracing::warn!(module = %name, destination = %destinations[index].0, "destination gone");
+                        gone[index] = true;
+                        todo.extend(share);
+                    }
+                    None => holding.set(holding.get().saturating_sub(count)),
                 }
             }
         }
+        holding.set(0);
     }
     Ok(())
 }

@@ -282,12 +282,12 @@ impl Module for Wal {
                 tokio::select! {
                     biased;
                     _ = abort.cancelled() => {
-                        return Err(ModuleError(format!("aborted with {} events undelivered", retention.len() + blocked.len())));
+                        return Err(ModuleError::Aborted { undelivered: retention.len() + blocked.len() });
                     }
                     Some((id, outcome)) = replies.recv() => retention.resolve(id, outcome),
                     permit = outbox.reserve(sendable), if sendable > 0 => {
                         let Ok(permit) = permit else {
-                            return Err(ModuleError(format!("outbox closed; {} events undelivered", retention.len())));
+                            return Err(ModuleError::DownstreamGone { queue: "outbox".into(), undelivered: retention.len() });
                         };
                         let batch: Batch = retention.take(sendable).into_iter().map(|(id, event)| event.with_ack(issuer.issue(id))).collect();
                         if permit.send(batch).is_err() {

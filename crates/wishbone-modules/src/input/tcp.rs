@@ -280,8 +280,10 @@ impl TcpInput {
         let wanted = self.listen_address();
         let listener = context
             .listener(&wanted)
-            .map_err(|error| ModuleError(format!("cannot listen on {wanted}: {error}")))?;
-        let address = listener.local_addr()?;
+            .map_err(|error| ModuleError::io(format!("cannot listen on {wanted}"), error))?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| ModuleError::io("cannot read the listening address", error))?;
         let limit = match self.config.max_connections {
             0 => default_connection_limit(),
             max => max,
@@ -296,7 +298,7 @@ impl TcpInput {
         loop {
             let slot = tokio::select! {
                 _ = stop.cancelled() => break,
-                slot = slots.clone().acquire_owned() => slot.map_err(|_| ModuleError("connection limit closed".into()))?,
+                slot = slots.clone().acquire_owned() => slot.map_err(|_| ModuleError::Other("connection limit closed".into()))?,
             };
             let accepted = tokio::select! {
                 _ = stop.cancelled() => break,

@@ -6,13 +6,13 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::LocalBoxFuture;
+use metrics_exporter_graphite::{GraphiteHandle, sanitize};
 use serde::Deserialize;
 use tokio::time::MissedTickBehavior;
-use wishbone_runtime::metrics_exporter_graphite::sanitize;
 use wishbone_runtime::queue::TrySendError;
 use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
-    QueueSpec,
+    QueueSpec, RecordedMetrics,
 };
 
 /// What `wishbone show --docs` prints.
@@ -82,6 +82,16 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     }))
 }
 
+/// What the Graphite recorder holds, as the runtime asks for it.
+#[derive(Debug)]
+pub struct RecordedByGraphite(pub GraphiteHandle);
+
+impl RecordedMetrics for RecordedByGraphite {
+    fn lines(&self, prefix: &str, now: u64) -> Vec<String> {
+        self.0.snapshot().lines(prefix, now)
+    }
+}
+
 /// The module.
 pub struct Graphite {
     config: Config,
@@ -118,7 +128,6 @@ impl Module for Graphite {
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 let lines: Batch = handle
-                    .snapshot()
                     .lines(&prefix, now)
                     .into_iter()
                     .map(Event::new)

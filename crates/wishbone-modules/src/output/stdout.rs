@@ -66,8 +66,13 @@ impl Module for Stdout {
             let mut stdout = tokio::io::stdout();
             while let Some(parcel) = inbox.recv_parcel().await {
                 let (lines, events) = parcel.into_wire(&self.delimiter);
-                stdout.write_all(lines.data()).await?;
-                stdout.flush().await?;
+                let written = async {
+                    stdout.write_all(lines.data()).await?;
+                    stdout.flush().await
+                };
+                written
+                    .await
+                    .map_err(|error| ModuleError::io("cannot write to standard output", error))?;
                 events
                     .iter()
                     .flatten()

@@ -531,7 +531,7 @@ impl Link {
         while let Some(batch) = self.inbox.try_recv() {
             count += batch.len();
         }
-        ModuleError(format!("aborted with {count} events undelivered"))
+        ModuleError::Aborted { undelivered: count }
     }
 }
 

@@ -314,7 +314,7 @@ impl Session {
         while let Some(batch) = self.inbox.try_recv() {
             count += batch.len();
         }
-        ModuleError(format!("aborted with {count} events undelivered"))
+        ModuleError::Aborted { undelivered: count }
     }
 }
 

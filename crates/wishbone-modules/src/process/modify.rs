@@ -149,8 +149,17 @@ impl Module for Modify {
                         }
                     }
                 }
-                if outbox.send(merged).await.is_err() || failed.send(refused).await.is_err() {
-                    return Err(ModuleError("a downstream module is gone".into()));
+                if let Err(closed) = outbox.send(merged).await {
+                    return Err(ModuleError::DownstreamGone {
+                        queue: "outbox".into(),
+                        undelivered: closed.0.len() + refused.len(),
+                    });
+                }
+                if let Err(closed) = failed.send(refused).await {
+                    return Err(ModuleError::DownstreamGone {
+                        queue: "failed".into(),
+                        undelivered: closed.0.len(),
+                    });
                 }
             }
             Ok(())
