@@ -1,25 +1,23 @@
 //! Modules that take events out of a server, and what the outputs that
-//! talk to peers over TCP share: the record of events in flight, the
-//! kernel's count of unacknowledged bytes, and the rule for events a
-//! write-ahead buffer sent.
+//! talk to peers share: the delivery core (what was written, what the peer
+//! acknowledged, what to send again or fail over), the reconnecting shell,
+//! and the kernel's count of unacknowledged bytes.
 
-mod inflight;
+mod delivery;
 pub mod null;
-mod segments;
+mod shell;
 pub mod stdout;
 pub mod tcp;
 mod unacknowledged;
 pub mod websocket;
 
-pub use inflight::InFlight;
-pub use segments::Segments;
+pub use delivery::{Delivery, Lost, Released, Stall};
 pub use unacknowledged::unacknowledged_bytes;
 
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use wishbone_runtime::Batch;
 
 /// How long the unacknowledged count must hold still before a dead
 /// connection's events are settled.
@@ -48,10 +46,4 @@ pub(crate) async fn settle(socket: &impl AsRawFd) {
             Err(_) => return,
         }
     }
-}
-
-/// Events that carry a write-ahead buffer's token are failed back to it (it
-/// sends them again, perhaps through another output); the rest stay.
-pub(crate) fn release_buffered(batch: Batch) -> Batch {
-    batch.into_iter().filter(|event| !event.fail()).collect()
 }

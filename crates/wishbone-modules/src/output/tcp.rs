@@ -4,10 +4,11 @@
 //! The text `wishbone show --docs wishbone.output.tcp` prints is [`DOCS`].
 //! Lines arriving in their wire form with this output's delimiter are written
 //! as they are, many blocks per vectored write; other events are encoded
-//! into one block per batch. [`Segments`] keeps every block written to the
-//! connection until the kernel says the peer's TCP stack acknowledged its
-//! events' last bytes ([`unacknowledged_bytes`]); when the connection dies,
-//! what is left is sent again on the next connection, or handed to `failed`.
+//! into one block per batch. Every block is recorded in the output's
+//! [`Delivery`](super::Delivery) at its byte offset; the kernel says how far
+//! the peer's TCP stack acknowledged ([`unacknowledged_bytes`]). Connecting,
+//! backoff and what happens to events while the peer is down are the
+//! [shell](super::shell)'s.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -17,19 +18,17 @@ use bytes::{Buf, Bytes};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::net::TcpStream;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use wishbone_runtime::queue::{Receiver, Sender};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
-    QueueSpec,
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
 };
 
-use super::{Segments, release_buffered, settle, unacknowledged_bytes};
-use crate::backoff::Backoff;
+use super::shell::{Ended, Link, Settings, Transport};
+use super::{settle, unacknowledged_bytes};
 use crate::config::{
     default_delimiter, default_reconnect_initial, default_reconnect_max, default_timeout,
-    delimiter_bytes, host_name, peer_port, seconds,
+    delimiter_bytes, host_name, peer_port,
 };
 
 /// What `wishbone show --docs` prints.
@@ -132,22 +131,25 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     host_name("host", &config.host)?;
     peer_port("port", config.port)?;
     Ok(Box::new(TcpOutput {
-        delimiter: delimiter_bytes(&config.delimiter)?,
-        timeout: seconds("timeout", config.timeout)?,
-        backoff: Backoff::new(
-            seconds("reconnect_initial", config.reconnect_initial)?,
-            seconds("reconnect_max", config.reconnect_max)?,
-        ),
-        config,
+        settings: Settings::new(
+            config.timeout,
+            config.reconnect_initial,
+            config.reconnect_max,
+            config.failed,
+            config.success,
+        )?,
+        peer: Peer {
+            delimiter: delimiter_bytes(&config.delimiter)?,
+            host: config.host,
+            port: config.port,
+        },
     }))
 }
 
 /// The module.
 pub struct TcpOutput {
-    config: Config,
-    delimiter: Bytes,
-    timeout: Duration,
-    backoff: Backoff,
+    settings: Settings,
+    peer: Peer,
 }
 
 impl Module for TcpOutput {
@@ -155,286 +157,59 @@ impl Module for TcpOutput {
         self: Box<Self>,
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let failed = context.outgoing("failed");
-        if self.config.failed && !failed.is_connected() {
-            tracing::warn!(module = %context.name(), "failed: true but no route takes the failed queue: undeliverable events will be dropped and counted");
-        }
-        let link = Link {
-            module: context.name().to_string(),
-            inbox: context.take_incoming("inbox"),
-            failed,
-            success: context.outgoing("success"),
-            held: Batch::new(),
-            inbox_open: true,
-            counters: Counters::new(context.name()),
-            output: *self,
-        };
-        Box::pin(link.run(context.aborting()))
+        let link = Link::new(&mut context, self.settings);
+        Box::pin(link.run(self.peer, context.aborting()))
     }
 }
 
-/// What an output did: recorded as metrics `module.<name>.<counter>`, and
-/// logged when it stops.
-struct Counters {
-    connected: metrics::Gauge,
-    connects: metrics::Counter,
-    delivered: metrics::Counter,
-    bytes: metrics::Counter,
-    failed_over: metrics::Counter,
-    resent: metrics::Counter,
-    totals: Totals,
+/// Where the output connects, and how it writes.
+struct Peer {
+    host: String,
+    port: u16,
+    delimiter: Bytes,
 }
 
-#[derive(Debug, Default)]
-struct Totals {
-    connects: u64,
-    delivered: u64,
-    bytes: u64,
-    failed_over: u64,
-    resent: u64,
-}
+impl Transport for Peer {
+    type Connection = TcpStream;
 
-impl Counters {
-    fn new(module: &str) -> Self {
-        let name = |counter: &str| crate::metric::module_counter(module, counter);
-        Self {
-            connected: metrics::gauge!(name("connected")),
-            connects: metrics::counter!(name("connects")),
-            delivered: metrics::counter!(name("delivered")),
-            bytes: metrics::counter!(name("bytes")),
-            failed_over: metrics::counter!(name("failed_over")),
-            resent: metrics::counter!(name("resent")),
-            totals: Totals::default(),
-        }
+    fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
     }
 
-    fn connected(&mut self, up: bool) {
-        self.connected.set(if up { 1.0 } else { 0.0 });
-        if up {
-            self.connects.increment(1);
-            self.totals.connects += 1;
-        }
+    async fn connect(&mut self) -> Result<TcpStream, String> {
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|error| error.to_string())?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 
-    fn delivered(&mut self, events: usize, bytes: u64) {
-        self.delivered.increment(events as u64);
-        self.bytes.increment(bytes);
-        self.totals.delivered += events as u64;
-        self.totals.bytes += bytes;
-    }
-
-    fn failed_over(&mut self, events: usize) {
-        self.failed_over.increment(events as u64);
-        self.totals.failed_over += events as u64;
-    }
-
-    fn resent(&mut self, events: usize) {
-        self.resent.increment(events as u64);
-        self.totals.resent += events as u64;
-    }
-}
-
-/// The state of one output across its connections.
-struct Link {
-    module: String,
-    output: TcpOutput,
-    inbox: Receiver,
-    failed: Sender,
-    success: Sender,
-    /// Events taken from the inbox or a dead connection, waiting for the
-    /// next connection (or for `failed`).
-    held: Batch,
-    inbox_open: bool,
-    counters: Counters,
-}
-
-enum Down {
-    Up(TcpStream),
-    Done,
-    Aborted,
-}
-
-enum Ended {
-    Drained,
-    Lost(String),
-    Aborted,
-}
-
-impl Link {
-    async fn run(mut self, abort: CancellationToken) -> Result<(), ModuleError> {
-        let outcome = loop {
-            self.inbox.lock();
-            let stream = match self.connect(&abort).await {
-                Down::Up(stream) => stream,
-                Down::Done => break Ok(()),
-                Down::Aborted => break Err(self.undelivered()),
-            };
-            self.inbox.unlock();
-            let began = tokio::time::Instant::now();
-            match self.pump(stream, &abort).await {
-                Ended::Drained => break Ok(()),
-                Ended::Aborted => break Err(self.undelivered()),
-                Ended::Lost(reason) => {
-                    self.inbox.lock();
-                    self.counters.connected(false);
-                    self.output.backoff.connection_ended(began.elapsed());
-                    let wait = self.output.backoff.next_wait();
-                    if self.output.backoff.announce() {
-                        tracing::warn!(module = %self.module, %reason, unacknowledged = self.held.len(), "disconnected; reconnecting with backoff");
-                    } else {
-                        tracing::debug!(module = %self.module, %reason, unacknowledged = self.held.len(), ?wait, "disconnected again");
-                    }
-                    // A peer that accepts and drops connections at once is
-                    // not hammered: every failure waits its turn.
-                    if self
-                        .while_down(tokio::time::sleep(wait), &abort)
-                        .await
-                        .is_none()
-                    {
-                        break Err(self.undelivered());
-                    }
-                }
-            }
-        };
-        self.counters.connected(false);
-        let Totals {
-            connects,
-            delivered,
-            bytes,
-            failed_over,
-            resent,
-        } = self.counters.totals;
-        tracing::info!(module = %self.module, connects, delivered, bytes, failed_over, resent, "output totals");
-        outcome
-    }
-
-    /// Waits until connected. Meanwhile events taken from the inbox go to
-    /// `failed` (with `failed: true`) or are held for the connection.
-    async fn connect(&mut self, abort: &CancellationToken) -> Down {
-        loop {
-            if self.output.config.failed && !self.held.is_empty() {
-                let held = std::mem::take(&mut self.held);
-                if !self.fail(held, abort).await {
-                    return Down::Aborted;
-                }
-            }
-            if !self.inbox_open && self.held.is_empty() {
-                return Down::Done;
-            }
-            let (host, port) = (self.output.config.host.clone(), self.output.config.port);
-            let attempt =
-                tokio::time::timeout(self.output.timeout, TcpStream::connect((host, port)));
-            let error = match self.while_down(attempt, abort).await {
-                None => return Down::Aborted,
-                Some(Ok(Ok(stream))) => {
-                    let _ = stream.set_nodelay(true);
-                    self.counters.connected(true);
-                    let peer = stream
-                        .peer_addr()
-                        .map(|peer| peer.to_string())
-                        .unwrap_or_default();
-                    tracing::info!(module = %self.module, %peer, "connected");
-                    return Down::Up(stream);
-                }
-                Some(Ok(Err(error))) => error.to_string(),
-                Some(Err(_)) => format!("no answer within {:?}", self.output.timeout),
-            };
-            let wait = self.output.backoff.next_wait();
-            let target = format!("{}:{}", self.output.config.host, self.output.config.port);
-            if self.output.backoff.announce() {
-                tracing::warn!(module = %self.module, %target, %error, "cannot connect; retrying with backoff");
-            } else {
-                tracing::debug!(module = %self.module, %target, %error, ?wait, "cannot connect");
-            }
-            if self
-                .while_down(tokio::time::sleep(wait), abort)
-                .await
-                .is_none()
-            {
-                return Down::Aborted;
-            }
-        }
-    }
-
-    /// Runs `work` while taking what the inbox holds: to `failed`, or held
-    /// (up to a queue's worth) for the next connection. `None` on abort.
-    async fn while_down<T>(
+    async fn pump(
         &mut self,
-        work: impl Future<Output = T>,
+        stream: TcpStream,
+        link: &mut Link,
         abort: &CancellationToken,
-    ) -> Option<T> {
-        let mut work = std::pin::pin!(work);
-        loop {
-            let room = self.output.config.failed || self.held.len() < self.inbox.capacity();
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => return None,
-                done = &mut work => return Some(done),
-                batch = self.inbox.recv(), if self.inbox_open && room => match batch.map(release_buffered) {
-                    None => self.inbox_open = false,
-                    Some(batch) if self.output.config.failed => {
-                        if !self.fail(batch, abort).await {
-                            return None;
-                        }
-                    }
-                    Some(batch) => self.held.extend(batch),
-                },
-            }
-        }
-    }
-
-    /// Hands events to `failed`; false on abort (they are then held and
-    /// counted as undelivered).
-    async fn fail(&mut self, batch: Batch, abort: &CancellationToken) -> bool {
-        let count = batch.len();
-        tokio::select! {
-            biased;
-            sent = self.failed.send(batch) => match sent {
-                Ok(()) => {
-                    self.counters.failed_over(count);
-                    true
-                }
-                Err(closed) => {
-                    tracing::error!(module = %self.module, events = count, "failed queue closed; holding its events");
-                    self.held.extend(closed.0);
-                    true
-                }
-            },
-            _ = abort.cancelled() => false,
-        }
-    }
-
-    /// Moves events from the inbox to the peer until the inbox closes and
-    /// everything is acknowledged, or the connection dies.
-    async fn pump(&mut self, stream: TcpStream, abort: &CancellationToken) -> Ended {
+    ) -> Ended {
         let mut connection = Connection::new(stream);
-        if !self.held.is_empty() {
-            let held = std::mem::take(&mut self.held);
-            self.counters.resent(held.len());
-            connection.encode(Parcel::Events(held), &self.output.delimiter);
-        }
+        let (first, resent) = link.delivery.begin(std::time::Instant::now());
+        link.resending(resent);
+        connection.encode(Parcel::Events(first), &self.delimiter, link);
         let mut tick = tokio::time::interval(ACK_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut stalled = false;
         let mut scratch = [0u8; 4096];
         let ended = loop {
             if let Err(error) = connection.write() {
                 break Ended::Lost(error.to_string());
             }
-            if stalled && connection.last_progress.elapsed() < self.output.timeout {
-                stalled = false;
-                self.inbox.unlock();
-                tracing::info!(module = %self.module, "peer reads again");
-            }
-            if let Err(error) = self.acknowledge(&mut connection).await {
+            if let Err(error) = connection.acknowledge(link).await {
                 break Ended::Lost(error.to_string());
             }
-            if !self.inbox_open && connection.is_idle() {
+            if !link.inbox_open && connection.pending.is_empty() && link.delivery.is_settled() {
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut connection.stream).await;
                 break Ended::Drained;
             }
             let room = connection.pending_bytes < HIGH_WATER;
-            let divert = stalled && self.output.config.failed;
+            let divert = link.delivery.is_stalled() && link.delivery.has_room(0);
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => break Ended::Aborted,
@@ -451,45 +226,40 @@ impl Link {
                         break Ended::Lost(error.to_string());
                     }
                 }
-                parcel = self.inbox.recv_parcel(), if self.inbox_open && (room || divert) => match parcel {
-                    None => self.inbox_open = false,
+                parcel = link.inbox.recv_parcel(), if link.inbox_open && (room || divert) => match parcel {
+                    None => link.inbox_open = false,
                     Some(parcel) if divert => {
-                        if !self.fail(parcel.into_events(), abort).await {
+                        if !link.fail(parcel.into_events(), abort).await {
                             break Ended::Aborted;
                         }
                     }
                     Some(parcel) => {
-                        connection.encode(parcel, &self.output.delimiter);
-                        self.gather(&mut connection).await;
+                        connection.encode(parcel, &self.delimiter, link);
+                        self.gather(&mut connection, link).await;
                     }
                 },
-                _ = tick.tick(), if !connection.inflight.is_empty() => {
-                    if !stalled && !connection.pending.is_empty() && connection.last_progress.elapsed() >= self.output.timeout {
-                        stalled = true;
-                        self.inbox.lock();
-                        tracing::warn!(module = %self.module, timeout = ?self.output.timeout, "peer stopped reading; routing around it");
-                    }
-                }
+                _ = tick.tick(), if !link.delivery.is_settled() => link.check_stall(),
             }
         };
         // What the peer acknowledged before the end still counts as delivered.
         if matches!(ended, Ended::Lost(_)) {
             settle(&connection.stream).await;
         }
-        let _ = self.acknowledge(&mut connection).await;
-        self.held = release_buffered(connection.inflight.take_all());
+        let _ = connection.acknowledge(link).await;
         ended
     }
+}
 
+impl Peer {
     /// Takes what else waits in the inbox, up to the high-water mark. Once,
     /// lets the modules upstream run first: what they send meanwhile goes
     /// out in the same write, and every write wakes the peer, which costs
     /// more than the bytes. With nothing upstream to run, no time is lost.
-    async fn gather(&mut self, connection: &mut Connection) {
+    async fn gather(&self, connection: &mut Connection, link: &mut Link) {
         let mut yielded = false;
         while connection.pending_bytes < HIGH_WATER {
-            match self.inbox.try_recv_parcel() {
-                Some(parcel) => connection.encode(parcel, &self.output.delimiter),
+            match link.inbox.try_recv_parcel() {
+                Some(parcel) => connection.encode(parcel, &self.delimiter, link),
                 None if yielded => break,
                 None => {
                     yielded = true;
@@ -497,41 +267,6 @@ impl Link {
                 }
             }
         }
-    }
-
-    /// Releases what the peer acknowledged, to `success` if asked.
-    async fn acknowledge(&mut self, connection: &mut Connection) -> std::io::Result<()> {
-        if connection.inflight.is_empty() {
-            return Ok(());
-        }
-        let acknowledged =
-            connection.written - unacknowledged_bytes(&connection.stream)?.min(connection.written);
-        let mut delivered = Batch::new();
-        let keep = self.output.config.success;
-        let count = connection
-            .inflight
-            .acknowledge(acknowledged, keep, |event| {
-                event.acknowledge();
-                if keep {
-                    delivered.push(event)
-                }
-            });
-        self.counters
-            .delivered(count, acknowledged - connection.acknowledged);
-        connection.acknowledged = acknowledged;
-        if !delivered.is_empty() && self.success.send(delivered).await.is_err() {
-            tracing::debug!(module = %self.module, "success queue closed");
-        }
-        Ok(())
-    }
-
-    /// An abort: what this output still holds, for the error report.
-    fn undelivered(&mut self) -> ModuleError {
-        let mut count = self.held.len();
-        while let Some(batch) = self.inbox.try_recv() {
-            count += batch.len();
-        }
-        ModuleError::Aborted { undelivered: count }
     }
 }
 
@@ -544,11 +279,6 @@ struct Connection {
     pending_bytes: usize,
     /// Bytes written on this connection.
     written: u64,
-    /// Bytes the peer acknowledged.
-    acknowledged: u64,
-    inflight: Segments,
-    /// When the socket last took bytes, to notice a peer that stopped reading.
-    last_progress: Instant,
 }
 
 impl Connection {
@@ -558,22 +288,21 @@ impl Connection {
             pending: VecDeque::new(),
             pending_bytes: 0,
             written: 0,
-            acknowledged: 0,
-            inflight: Segments::default(),
-            last_progress: Instant::now(),
         }
     }
 
-    /// Queues events for writing. Lines with this output's delimiter go out
-    /// as they are; other events are encoded into one block.
-    fn encode(&mut self, parcel: Parcel, delimiter: &Bytes) {
+    /// Queues events for writing and records them. Lines with this
+    /// output's delimiter go out as they are; other events are encoded into
+    /// one block.
+    fn encode(&mut self, parcel: Parcel, delimiter: &Bytes, link: &mut Link) {
         let (lines, events) = parcel.into_wire(delimiter);
         if lines.is_empty() {
             return;
         }
         self.pending_bytes += lines.data().len();
         self.pending.push_back(lines.data().clone());
-        self.inflight.push(lines, events);
+        link.delivery
+            .record_lines(lines, events, std::time::Instant::now());
     }
 
     /// Writes what the socket takes without waiting.
@@ -589,7 +318,6 @@ impl Connection {
                 Ok(written) => {
                     self.consume(written);
                     self.written += written as u64;
-                    self.last_progress = Instant::now();
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(error) => return Err(error),
@@ -611,7 +339,13 @@ impl Connection {
         }
     }
 
-    fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.inflight.is_empty()
+    /// Tells the link how far the peer's TCP stack acknowledged.
+    async fn acknowledge(&self, link: &mut Link) -> std::io::Result<()> {
+        if link.delivery.is_settled() {
+            return Ok(());
+        }
+        let unacknowledged = unacknowledged_bytes(&self.stream)?.min(self.written);
+        link.acknowledge(self.written - unacknowledged).await;
+        Ok(())
     }
 }

@@ -4,15 +4,17 @@
 //! The text `wishbone show --docs` prints is [`DOCS`]. A frame counts as
 //! delivered once the server's TCP stack acknowledged its last byte: every
 //! byte written to the socket is counted ([`Counted`]) and the size of every
-//! client frame is known ([`frame_length`]), so the same byte-offset
-//! bookkeeping as the TCP output applies.
+//! client frame is known ([`frame_length`]), so each frame is recorded in the
+//! output's [`Delivery`](super::Delivery) at the byte offset where it ends.
+//! Connecting, backoff, `failed` and `success` are the
+//! [shell](super::shell)'s, as for the tcp output.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::LocalBoxFuture;
 use futures::{SinkExt, StreamExt};
@@ -22,17 +24,14 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
-use wishbone_runtime::queue::Receiver;
 use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
     QueueSpec,
 };
 
-use super::{InFlight, release_buffered, settle, unacknowledged_bytes};
-use crate::backoff::Backoff;
-use crate::config::{
-    default_reconnect_initial, default_reconnect_max, default_timeout, peer_port, seconds,
-};
+use super::shell::{Ended, Link, Settings, Transport};
+use super::{settle, unacknowledged_bytes};
+use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, peer_port};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.output.websocket: events to a websocket server, one frame each.
@@ -40,25 +39,36 @@ pub const DOCS: &str = r#"wishbone.output.websocket: events to a websocket serve
 Queues
   inbox      events to send: text frames (binary frames for events that are
              not UTF-8)
+  failed     with `failed: true`, events it could not deliver
+  success    with `success: true`, events the server acknowledged
 
 Arguments (default)
   url                the server, ws://host:port/path (required)
-  timeout            seconds to wait for a connection (10)
+  timeout            seconds to wait for a connection, and for a server that
+                     stopped reading, before it counts as down (10)
+  failed             send undeliverable events to `failed` instead of keeping
+                     them for the next connection (false)
+  success            send acknowledged events to `success` (false)
   reconnect_initial  first wait in seconds before reconnecting (0.1)
-  reconnect_max      longest wait between attempts (1)
+  reconnect_max      longest wait between attempts; waits double up to it (1)
 
 Delivery
   As wishbone.output.tcp: a frame counts as delivered once the server's TCP
-  stack acknowledged its last byte; while the server is down, `inbox` is
-  locked so a round robin routes around this output. Events from a
-  write-ahead buffer are acknowledged to it, or failed back to it when the
-  connection dies; other events wait for the next connection.
+  stack acknowledged its last byte (every byte under the websocket is
+  counted, control frames included); while the server is down or stopped
+  reading, `inbox` is locked so a round robin routes around this output.
+  When the connection dies, unacknowledged events are sent again on the
+  next connection (counted as `resent`) or, with `failed: true`, go to
+  `failed`. Events from a write-ahead buffer are acknowledged to it, or
+  failed back to it. Every failure, before or after the handshake, waits
+  its turn in the backoff. Metrics as for the tcp output:
+  module.<name>.connected, connects, delivered, bytes, failed_over, resent.
 
 Example
   modules:
     ws0:
       module: wishbone.output.websocket
-      arguments: {url: "ws://localhost:8080/"}
+      arguments: {url: "ws://localhost:8080/", failed: true}
 "#;
 
 /// The kind, for the list of builtin modules.
@@ -81,9 +91,15 @@ const ACK_INTERVAL: Duration = Duration::from_millis(1);
 pub struct Config {
     /// The server, `ws://host:port/path`.
     pub url: String,
-    /// Seconds to wait for a connection.
+    /// Seconds to wait for a connection, and for a server that stopped reading.
     #[serde(default = "default_timeout")]
     pub timeout: f64,
+    /// Undeliverable events go to `failed` instead of waiting.
+    #[serde(default)]
+    pub failed: bool,
+    /// Acknowledged events go to `success`.
+    #[serde(default)]
+    pub success: bool,
     /// First wait before reconnecting, seconds.
     #[serde(default = "default_reconnect_initial")]
     pub reconnect_initial: f64,
@@ -109,14 +125,18 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .ok_or_else(|| ArgumentError::new("`url` names no host"))?
         .to_string();
     Ok(Box::new(WebsocketOutput {
-        port: peer_port("url", uri.port_u16().unwrap_or(80))?,
-        host,
-        timeout: seconds("timeout", config.timeout)?,
-        backoff: Backoff::new(
-            seconds("reconnect_initial", config.reconnect_initial)?,
-            seconds("reconnect_max", config.reconnect_max)?,
-        ),
-        config,
+        settings: Settings::new(
+            config.timeout,
+            config.reconnect_initial,
+            config.reconnect_max,
+            config.failed,
+            config.success,
+        )?,
+        server: Server {
+            port: peer_port("url", uri.port_u16().unwrap_or(80))?,
+            host,
+            url: config.url,
+        },
     }))
 }
 
@@ -132,11 +152,25 @@ pub fn frame_length(payload: usize) -> usize {
 
 /// The module.
 pub struct WebsocketOutput {
-    config: Config,
+    settings: Settings,
+    server: Server,
+}
+
+impl Module for WebsocketOutput {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let link = Link::new(&mut context, self.settings);
+        Box::pin(link.run(self.server, context.aborting()))
+    }
+}
+
+/// The server the output connects to.
+struct Server {
     host: String,
     port: u16,
-    timeout: Duration,
-    backoff: Backoff,
+    url: String,
 }
 
 /// The socket's descriptor, for the kernel's count of unacknowledged bytes
@@ -149,188 +183,90 @@ impl AsRawFd for Descriptor {
     }
 }
 
-impl Module for WebsocketOutput {
-    fn run(
-        self: Box<Self>,
-        mut context: ModuleContext,
-    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let session = Session {
-            module: context.name().to_string(),
-            inbox: context.take_incoming("inbox"),
-            inbox_open: true,
-            held: Batch::new(),
-            output: *self,
+impl Transport for Server {
+    type Connection = WebSocket;
+
+    fn target(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn connect(&mut self) -> Result<WebSocket, String> {
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|error| error.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let counted = Counted {
+            inner: stream,
+            written: Arc::new(AtomicU64::new(0)),
         };
-        Box::pin(session.run(context.aborting()))
-    }
-}
-
-/// The state of one output across its connections.
-struct Session {
-    module: String,
-    output: WebsocketOutput,
-    inbox: Receiver,
-    inbox_open: bool,
-    /// Events without a buffer's token, waiting for the next connection.
-    held: Batch,
-}
-
-impl Session {
-    async fn run(mut self, abort: CancellationToken) -> Result<(), ModuleError> {
-        loop {
-            self.inbox.lock();
-            if !self.inbox_open && self.held.is_empty() {
-                return Ok(());
-            }
-            let (host, port, url) = (
-                self.output.host.clone(),
-                self.output.port,
-                self.output.config.url.clone(),
-            );
-            let attempt = tokio::time::timeout(self.output.timeout, connect(host, port, url));
-            let failure = match self.while_down(attempt, &abort).await {
-                None => return Err(self.undelivered()),
-                Some(Ok(Ok(stream))) => {
-                    tracing::info!(module = %self.module, url = %self.output.config.url, "connected");
-                    self.inbox.unlock();
-                    let began = tokio::time::Instant::now();
-                    match self.pump(stream, &abort).await {
-                        Ok(true) => return Ok(()),
-                        Ok(false) => return Err(self.undelivered()),
-                        Err(reason) => {
-                            self.output.backoff.connection_ended(began.elapsed());
-                            format!("disconnected: {reason}")
-                        }
-                    }
-                }
-                Some(Ok(Err(error))) => format!("cannot connect: {error}"),
-                Some(Err(_)) => {
-                    format!("cannot connect: no answer within {:?}", self.output.timeout)
-                }
-            };
-            // Every failure, before or after the handshake, waits its turn,
-            // with the inbox locked so a round robin routes around it.
-            self.inbox.lock();
-            let wait = self.output.backoff.next_wait();
-            if self.output.backoff.announce() {
-                tracing::warn!(module = %self.module, url = %self.output.config.url, %failure, held = self.held.len(), "server unavailable; retrying with backoff");
-            } else {
-                tracing::debug!(module = %self.module, %failure, ?wait, "still unavailable");
-            }
-            if self
-                .while_down(tokio::time::sleep(wait), &abort)
-                .await
-                .is_none()
-            {
-                return Err(self.undelivered());
-            }
-        }
+        let (socket, _) = tokio_tungstenite::client_async(self.url.as_str(), counted)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(socket)
     }
 
-    /// Runs `work` while the server is down: events from a write-ahead
-    /// buffer go back to it, others are held (up to a queue's worth).
-    async fn while_down<T>(
+    async fn pump(
         &mut self,
-        work: impl Future<Output = T>,
+        socket: WebSocket,
+        link: &mut Link,
         abort: &CancellationToken,
-    ) -> Option<T> {
-        let mut work = std::pin::pin!(work);
-        loop {
-            let room = self.held.len() < self.inbox.capacity();
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => return None,
-                done = &mut work => return Some(done),
-                batch = self.inbox.recv(), if self.inbox_open && room => match batch {
-                    None => self.inbox_open = false,
-                    Some(batch) => self.held.extend(release_buffered(batch)),
-                },
-            }
-        }
-    }
-
-    /// Sends until the inbox closes and everything is acknowledged (true),
-    /// an abort (false), or the connection dies (the reason).
-    async fn pump(&mut self, socket: WebSocket, abort: &CancellationToken) -> Result<bool, String> {
+    ) -> Ended {
         let descriptor = Descriptor(socket.get_ref().inner.as_raw_fd());
         let written = socket.get_ref().written.clone();
         let (mut sink, mut stream) = socket.split();
-        let mut inflight = InFlight::default();
         let mut tick = tokio::time::interval(ACK_INTERVAL);
-        let mut pending = std::mem::take(&mut self.held);
-        let outcome = loop {
+        let (mut pending, resent) = link.delivery.begin(Instant::now());
+        link.resending(resent);
+        let ended = loop {
             if !pending.is_empty()
-                && let Err(error) = send_frames(
-                    &mut sink,
-                    std::mem::take(&mut pending),
-                    &mut inflight,
-                    &written,
-                )
-                .await
+                && let Err(error) =
+                    send_frames(&mut sink, std::mem::take(&mut pending), link, &written).await
             {
-                break Err(error);
+                break Ended::Lost(error);
             }
-            acknowledge(&descriptor, written.load(Ordering::Relaxed), &mut inflight);
-            if !self.inbox_open && inflight.is_empty() {
+            acknowledge(&descriptor, written.load(Ordering::Relaxed), link).await;
+            if !link.inbox_open && link.delivery.is_settled() {
                 let _ = sink.close().await;
-                break Ok(true);
+                break Ended::Drained;
             }
+            let room = link.delivery.in_flight() < MAX_IN_FLIGHT;
+            let divert = link.delivery.is_stalled() && link.delivery.has_room(0);
             tokio::select! {
                 biased;
-                _ = abort.cancelled() => break Ok(false),
+                _ = abort.cancelled() => break Ended::Aborted,
                 message = stream.next() => match message {
-                    None => break Err("the server closed the connection".into()),
-                    Some(Err(error)) => break Err(error.to_string()),
+                    None => break Ended::Lost("the server closed the connection".into()),
+                    Some(Err(error)) => break Ended::Lost(error.to_string()),
                     Some(Ok(Message::Close(_))) => {
                         // The server may still read what is in flight until our close
                         // answers its own: settle nothing before the connection ends.
-                        let _ = tokio::time::timeout(self.output.timeout, async {
+                        let _ = tokio::time::timeout(link.timeout, async {
                             let _ = sink.close().await;
                             while let Some(Ok(_)) = stream.next().await {}
                         })
                         .await;
-                        break Err("the server closed the connection".into());
+                        break Ended::Lost("the server closed the connection".into());
                     }
                     Some(Ok(_)) => {}
                 },
-                batch = self.inbox.recv(), if self.inbox_open && inflight.len() < MAX_IN_FLIGHT => match batch {
-                    None => self.inbox_open = false,
+                batch = link.inbox.recv(), if link.inbox_open && (room || divert) => match batch {
+                    None => link.inbox_open = false,
+                    Some(batch) if divert => {
+                        if !link.fail(batch, abort).await {
+                            break Ended::Aborted;
+                        }
+                    }
                     Some(batch) => pending = batch,
                 },
-                _ = tick.tick(), if !inflight.is_empty() => {}
+                _ = tick.tick(), if !link.delivery.is_settled() => link.check_stall(),
             }
         };
-        if outcome.is_err() {
+        if matches!(ended, Ended::Lost(_)) {
             settle(&descriptor).await;
         }
-        acknowledge(&descriptor, written.load(Ordering::Relaxed), &mut inflight);
-        self.held.extend(release_buffered(inflight.take_all()));
-        self.held.extend(release_buffered(pending));
-        outcome
+        acknowledge(&descriptor, written.load(Ordering::Relaxed), link).await;
+        ended
     }
-
-    fn undelivered(&mut self) -> ModuleError {
-        let mut count = self.held.len();
-        while let Some(batch) = self.inbox.try_recv() {
-            count += batch.len();
-        }
-        ModuleError::Aborted { undelivered: count }
-    }
-}
-
-async fn connect(host: String, port: u16, url: String) -> Result<WebSocket, String> {
-    let stream = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|error| error.to_string())?;
-    let _ = stream.set_nodelay(true);
-    let counted = Counted {
-        inner: stream,
-        written: Arc::new(AtomicU64::new(0)),
-    };
-    let (socket, _) = tokio_tungstenite::client_async(url.as_str(), counted)
-        .await
-        .map_err(|error| error.to_string())?;
-    Ok(socket)
 }
 
 type WebSocket = tokio_tungstenite::WebSocketStream<Counted>;
@@ -384,7 +320,7 @@ impl AsyncWrite for Counted {
 async fn send_frames(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     events: Batch,
-    inflight: &mut InFlight,
+    link: &mut Link,
     written: &AtomicU64,
 ) -> Result<(), String> {
     let mut sent = Vec::with_capacity(events.len());
@@ -402,9 +338,10 @@ async fn send_frames(
     {
         failure = Some(error.to_string());
     }
+    let now = Instant::now();
     if let Some(error) = failure {
         for event in sent {
-            inflight.push_ending_at(event, u64::MAX);
+            link.delivery.record_event(event, u64::MAX, now);
         }
         return Err(error);
     }
@@ -415,20 +352,19 @@ async fn send_frames(
         end = end.saturating_sub(frame_length(event.len()) as u64);
     }
     for (event, end) in sent.into_iter().zip(ends.into_iter().rev()) {
-        inflight.push_ending_at(event, end);
+        link.delivery.record_event(event, end, now);
     }
     Ok(())
 }
 
-/// Releases the frames the server's TCP stack acknowledged.
-fn acknowledge(descriptor: &Descriptor, written: u64, inflight: &mut InFlight) {
-    if inflight.is_empty() {
+/// Tells the link how far the server's TCP stack acknowledged.
+async fn acknowledge(descriptor: &Descriptor, written: u64, link: &mut Link) {
+    if link.delivery.is_settled() {
         return;
     }
     if let Ok(unacknowledged) = unacknowledged_bytes(descriptor) {
-        inflight.acknowledge(written - unacknowledged.min(written), |event| {
-            event.acknowledge()
-        });
+        link.acknowledge(written - unacknowledged.min(written))
+            .await;
     }
 }
 

@@ -1,0 +1,345 @@
+//! The reconnecting shell every output that talks to a peer shares: connect
+//! with backoff, say so once per outage, lock the inbox while down (so a
+//! round robin routes around the output), set aside what arrives meanwhile,
+//! hand a connection to the output's pump, and drain or abort on stop.
+//!
+//! What to do with each event is decided by the output's [`Delivery`]; how
+//! to connect and move bytes is the output's [`Transport`]. The shell holds
+//! the queues, the counters and the backoff.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use wishbone_runtime::queue::{Receiver, Sender};
+use wishbone_runtime::{ArgumentError, Batch, ModuleContext, ModuleError};
+
+use super::{Delivery, Released, Stall};
+use crate::backoff::Backoff;
+use crate::config::seconds;
+use crate::metric::module_counter;
+
+/// How one kind of output reaches its peer.
+pub(crate) trait Transport {
+    /// A live connection.
+    type Connection;
+
+    /// Where it connects, for logs.
+    fn target(&self) -> String;
+
+    /// One attempt to connect; the shell bounds it with the timeout.
+    fn connect(&mut self) -> impl Future<Output = Result<Self::Connection, String>>;
+
+    /// Moves events from the inbox to the peer until the inbox closes and
+    /// everything is acknowledged, the shell aborts, or the connection
+    /// dies. Before returning it reports, through `link`, every
+    /// acknowledgement it could still learn of.
+    fn pump(
+        &mut self,
+        connection: Self::Connection,
+        link: &mut Link,
+        abort: &CancellationToken,
+    ) -> impl Future<Output = Ended>;
+}
+
+/// How a connection's pump ended.
+pub(crate) enum Ended {
+    /// Everything was delivered and the inbox is closed.
+    Drained,
+    /// The connection died or was given up on.
+    Lost(String),
+    /// The server aborted the drain.
+    Aborted,
+}
+
+/// The arguments every such output shares.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    /// How long a connection attempt, or a peer that stopped acknowledging,
+    /// may take before the peer counts as down.
+    pub timeout: Duration,
+    pub backoff: Backoff,
+    /// Undeliverable events go to `failed`.
+    pub failover: bool,
+    /// Acknowledged events go to `success`.
+    pub success: bool,
+}
+
+impl Settings {
+    /// From the arguments, refusing negative or infinite seconds.
+    pub fn new(
+        timeout: f64,
+        reconnect_initial: f64,
+        reconnect_max: f64,
+        failover: bool,
+        success: bool,
+    ) -> Result<Self, ArgumentError> {
+        Ok(Self {
+            timeout: seconds("timeout", timeout)?,
+            backoff: Backoff::new(
+                seconds("reconnect_initial", reconnect_initial)?,
+                seconds("reconnect_max", reconnect_max)?,
+            ),
+            failover,
+            success,
+        })
+    }
+}
+
+/// An output's side of everything: its queues, its delivery decisions,
+/// its counters.
+pub(crate) struct Link {
+    pub module: String,
+    pub inbox: Receiver,
+    /// False once the inbox closed: every sender is gone.
+    pub inbox_open: bool,
+    pub delivery: Delivery,
+    pub timeout: Duration,
+    failed: Sender,
+    success: Sender,
+    backoff: Backoff,
+    counters: Counters,
+}
+
+impl Link {
+    /// Takes the output's queues from its context.
+    pub fn new(context: &mut ModuleContext, settings: Settings) -> Self {
+        let failed = context.outgoing("failed");
+        if settings.failover && !failed.is_connected() {
+            tracing::warn!(module = %context.name(), "failed: true but no route takes the failed queue: undeliverable events will be dropped and counted");
+        }
+        Self {
+            module: context.name().to_string(),
+            inbox: context.take_incoming("inbox"),
+            inbox_open: true,
+            delivery: Delivery::new(settings.failover, settings.success),
+            timeout: settings.timeout,
+            failed,
+            success: context.outgoing("success"),
+            backoff: settings.backoff,
+            counters: Counters::new(context.name()),
+        }
+    }
+
+    /// Runs the output until its inbox closed and everything was
+    /// delivered (or failed over), or an abort.
+    pub async fn run(
+        mut self,
+        mut transport: impl Transport,
+        abort: CancellationToken,
+    ) -> Result<(), ModuleError> {
+        let target = transport.target();
+        let outcome = loop {
+            self.inbox.lock();
+            if !self.inbox_open && self.delivery.undelivered() == 0 {
+                break Ok(());
+            }
+            let attempt = tokio::time::timeout(self.timeout, transport.connect());
+            let failure = match self.while_down(attempt, &abort).await {
+                None => break Err(self.undelivered()),
+                Some(Ok(Ok(connection))) => {
+                    self.counters.connected(true);
+                    tracing::info!(module = %self.module, %target, "connected");
+                    self.inbox.unlock();
+                    let began = Instant::now();
+                    let ended = transport.pump(connection, &mut self, &abort).await;
+                    self.counters.connected(false);
+                    let lost = self.delivery.end();
+                    if !lost.failed.is_empty() && !self.fail(lost.failed, &abort).await {
+                        break Err(self.undelivered());
+                    }
+                    match ended {
+                        Ended::Drained => break Ok(()),
+                        Ended::Aborted => break Err(self.undelivered()),
+                        Ended::Lost(reason) => {
+                            self.backoff.connection_ended(began.elapsed());
+                            format!("disconnected: {reason}")
+                        }
+                    }
+                }
+                Some(Ok(Err(error))) => format!("cannot connect: {error}"),
+                Some(Err(_)) => format!("cannot connect: no answer within {:?}", self.timeout),
+            };
+            // Every failure, before or after a handshake, waits its turn,
+            // with the inbox locked so a round robin routes around it.
+            self.inbox.lock();
+            let wait = self.backoff.next_wait();
+            if self.backoff.announce() {
+                tracing::warn!(module = %self.module, %target, %failure, held = self.delivery.held(), "peer unavailable; retrying with backoff");
+            } else {
+                tracing::debug!(module = %self.module, %target, %failure, ?wait, "still unavailable");
+            }
+            if self
+                .while_down(tokio::time::sleep(wait), &abort)
+                .await
+                .is_none()
+            {
+                break Err(self.undelivered());
+            }
+        };
+        let Totals {
+            connects,
+            delivered,
+            bytes,
+            failed_over,
+            resent,
+        } = self.counters.totals;
+        tracing::info!(module = %self.module, connects, delivered, bytes, failed_over, resent, "output totals");
+        outcome
+    }
+
+    /// Runs `work` while taking what the inbox holds: to `failed`, or held
+    /// (up to a queue's worth) for the next connection. `None` on abort.
+    async fn while_down<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        abort: &CancellationToken,
+    ) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let room = self.delivery.has_room(self.inbox.capacity());
+            tokio::select! {
+                biased;
+                _ = abort.cancelled() => return None,
+                done = &mut work => return Some(done),
+                batch = self.inbox.recv(), if self.inbox_open && room => match batch {
+                    None => self.inbox_open = false,
+                    Some(batch) => {
+                        let failed = self.delivery.set_aside(batch);
+                        if !failed.is_empty() && !self.fail(failed, abort).await {
+                            return None;
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Hands events to `failed`; false on abort (they are then counted as
+    /// undelivered).
+    pub async fn fail(&mut self, batch: Batch, abort: &CancellationToken) -> bool {
+        let count = batch.len();
+        tokio::select! {
+            biased;
+            sent = self.failed.send(batch) => {
+                match sent {
+                    Ok(()) => self.counters.failed_over(count),
+                    Err(closed) => {
+                        tracing::error!(module = %self.module, events = count, "failed queue closed; its events are lost");
+                        self.failed.stats().record_dropped(closed.0.len());
+                    }
+                }
+                true
+            }
+            _ = abort.cancelled() => false,
+        }
+    }
+
+    /// Counts a new connection's resends.
+    pub fn resending(&mut self, events: usize) {
+        self.counters.resent(events);
+    }
+
+    /// The peer acknowledged up to `position`: counts what was released
+    /// and hands it to `success` if asked.
+    pub async fn acknowledge(&mut self, position: u64) {
+        let Released {
+            events,
+            bytes,
+            success,
+        } = self
+            .delivery
+            .acknowledge(position, std::time::Instant::now());
+        self.counters.delivered(events, bytes);
+        if !success.is_empty() && self.success.send(success).await.is_err() {
+            tracing::debug!(module = %self.module, "success queue closed");
+        }
+    }
+
+    /// Notices a peer that stopped acknowledging (locks the inbox, so a
+    /// round robin routes around it) and one that started again.
+    pub fn check_stall(&mut self) {
+        match self.delivery.stall(std::time::Instant::now(), self.timeout) {
+            Some(Stall::Stalled) => {
+                self.inbox.lock();
+                tracing::warn!(module = %self.module, timeout = ?self.timeout, "peer stopped reading; routing around it");
+            }
+            Some(Stall::Resumed) => {
+                self.inbox.unlock();
+                tracing::info!(module = %self.module, "peer reads again");
+            }
+            None => {}
+        }
+    }
+
+    /// An abort: what this output still holds, for the error report.
+    fn undelivered(&mut self) -> ModuleError {
+        let mut count = self.delivery.undelivered();
+        while let Some(batch) = self.inbox.try_recv() {
+            count += batch.len();
+        }
+        ModuleError::Aborted { undelivered: count }
+    }
+}
+
+/// What an output did: recorded as metrics `module.<name>.<counter>`, and
+/// logged when it stops.
+struct Counters {
+    connected: metrics::Gauge,
+    connects: metrics::Counter,
+    delivered: metrics::Counter,
+    bytes: metrics::Counter,
+    failed_over: metrics::Counter,
+    resent: metrics::Counter,
+    totals: Totals,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    connects: u64,
+    delivered: u64,
+    bytes: u64,
+    failed_over: u64,
+    resent: u64,
+}
+
+impl Counters {
+    fn new(module: &str) -> Self {
+        let name = |counter: &str| module_counter(module, counter);
+        Self {
+            connected: metrics::gauge!(name("connected")),
+            connects: metrics::counter!(name("connects")),
+            delivered: metrics::counter!(name("delivered")),
+            bytes: metrics::counter!(name("bytes")),
+            failed_over: metrics::counter!(name("failed_over")),
+            resent: metrics::counter!(name("resent")),
+            totals: Totals::default(),
+        }
+    }
+
+    fn connected(&mut self, up: bool) {
+        self.connected.set(if up { 1.0 } else { 0.0 });
+        if up {
+            self.connects.increment(1);
+            self.totals.connects += 1;
+        }
+    }
+
+    fn delivered(&mut self, events: usize, bytes: u64) {
+        self.delivered.increment(events as u64);
+        self.bytes.increment(bytes);
+        self.totals.delivered += events as u64;
+        self.totals.bytes += bytes;
+    }
+
+    fn failed_over(&mut self, events: usize) {
+        self.failed_over.increment(events as u64);
+        self.totals.failed_over += events as u64;
+    }
+
+    fn resent(&mut self, events: usize) {
+        self.resent.increment(events as u64);
+        self.totals.resent += events as u64;
+    }
+}
