@@ -10,10 +10,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::future::LocalBoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::{Receiver, Sender};
-use wishbone_runtime::{ArgumentError, Batch, ModuleContext, ModuleError};
+use wishbone_runtime::{ArgumentError, Batch, Module, ModuleContext, ModuleError};
 
 use super::{Delivery, Released, Stall};
 use crate::backoff::Backoff;
@@ -41,6 +42,23 @@ pub(crate) trait Transport {
         link: &mut Link,
         abort: &CancellationToken,
     ) -> impl Future<Output = Ended>;
+}
+
+/// An output module: the shell around one kind of transport. Every output
+/// that reaches a peer is this module with its own [`Transport`].
+pub(crate) struct Output<T> {
+    pub settings: Settings,
+    pub transport: T,
+}
+
+impl<T: Transport + Send + 'static> Module for Output<T> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let link = Link::new(&mut context, self.settings);
+        Box::pin(link.run(self.transport, context.aborting()))
+    }
 }
 
 /// How a connection's pump ended.
@@ -124,7 +142,7 @@ impl Link {
 
     /// Runs the output until its inbox closed and everything was
     /// delivered (or failed over), or an abort.
-    pub async fn run(
+    async fn run(
         mut self,
         mut transport: impl Transport,
         abort: CancellationToken,

@@ -15,16 +15,13 @@ use std::io::IoSlice;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
-};
+use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
-use super::shell::{Ended, Link, Settings, Transport};
+use super::shell::{Ended, Link, Output, Settings, Transport};
 use super::{settle, unacknowledged_bytes};
 use crate::config::{
     default_delimiter, default_reconnect_initial, default_reconnect_max, default_timeout,
@@ -130,7 +127,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     host_name("host", &config.host)?;
     peer_port("port", config.port)?;
-    Ok(Box::new(TcpOutput {
+    Ok(Box::new(Output {
         settings: Settings::new(
             config.timeout,
             config.reconnect_initial,
@@ -138,28 +135,12 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             config.failed,
             config.success,
         )?,
-        peer: Peer {
+        transport: Peer {
             delimiter: delimiter_bytes(&config.delimiter)?,
             host: config.host,
             port: config.port,
         },
     }))
-}
-
-/// The module.
-pub struct TcpOutput {
-    settings: Settings,
-    peer: Peer,
-}
-
-impl Module for TcpOutput {
-    fn run(
-        self: Box<Self>,
-        mut context: ModuleContext,
-    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let link = Link::new(&mut context, self.settings);
-        Box::pin(link.run(self.peer, context.aborting()))
-    }
 }
 
 /// Where the output connects, and how it writes.

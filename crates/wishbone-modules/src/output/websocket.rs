@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::future::LocalBoxFuture;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -24,12 +23,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
-use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
-    QueueSpec,
-};
+use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
 
-use super::shell::{Ended, Link, Settings, Transport};
+use super::shell::{Ended, Link, Output, Settings, Transport};
 use super::{settle, unacknowledged_bytes};
 use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, peer_port};
 
@@ -124,7 +120,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .host()
         .ok_or_else(|| ArgumentError::new("`url` names no host"))?
         .to_string();
-    Ok(Box::new(WebsocketOutput {
+    Ok(Box::new(Output {
         settings: Settings::new(
             config.timeout,
             config.reconnect_initial,
@@ -132,7 +128,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             config.failed,
             config.success,
         )?,
-        server: Server {
+        transport: Server {
             port: peer_port("url", uri.port_u16().unwrap_or(80))?,
             host,
             url: config.url,
@@ -148,22 +144,6 @@ pub fn frame_length(payload: usize) -> usize {
         _ => 8,
     };
     2 + extended + 4 + payload
-}
-
-/// The module.
-pub struct WebsocketOutput {
-    settings: Settings,
-    server: Server,
-}
-
-impl Module for WebsocketOutput {
-    fn run(
-        self: Box<Self>,
-        mut context: ModuleContext,
-    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let link = Link::new(&mut context, self.settings);
-        Box::pin(link.run(self.server, context.aborting()))
-    }
 }
 
 /// The server the output connects to.
