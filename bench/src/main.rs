@@ -2,7 +2,10 @@
 //! against a socat hop on the same data in the same invocation.
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
-//!       [--only TEXT] [--skip-throughput] [--wishbone PATH]
+//!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
+//!
+//! `--buffered-lines` (300,000; 0 skips them) is the data of the
+//! configurations with a write-ahead buffer, the seed's round-robin demo.
 //!
 //! `--only` runs just the configuration named TEXT (and the 128 KiB socat
 //! hop, the baseline), without latency and memory, for profiling it.
@@ -26,6 +29,7 @@ use std::time::Duration;
 
 use data::Fingerprint;
 use proxy::Proxy;
+use throughput::Receivers;
 
 /// The configuration every ratio is taken against.
 const BASELINE: &str = "socat hop, 128 KiB blocks";
@@ -37,6 +41,9 @@ struct Options {
     throughput: bool,
     only: Option<String>,
     data: PathBuf,
+    /// Lines for the configurations with a write-ahead buffer; 0 skips them.
+    buffered_lines: usize,
+    buffered_data: PathBuf,
     wishbone: PathBuf,
 }
 
@@ -52,6 +59,8 @@ fn options() -> anyhow::Result<Options> {
         throughput: true,
         only: None,
         data: target.join("bench-lines.txt"),
+        buffered_lines: 300_000,
+        buffered_data: target.join("bench-buffered-lines.txt"),
         wishbone: target.join("wishbone"),
     };
     let mut args = std::env::args().skip(1);
@@ -59,6 +68,9 @@ fn options() -> anyhow::Result<Options> {
         match flag.as_str() {
             "--lines" => options.lines = args.next().unwrap_or_default().parse()?,
             "--reps" => options.reps = args.next().unwrap_or_default().parse::<usize>()?.max(1),
+            "--buffered-lines" => {
+                options.buffered_lines = args.next().unwrap_or_default().parse()?
+            }
             "--skip-latency" => options.latency = false,
             "--skip-throughput" => options.throughput = false,
             "--only" => options.only = args.next(),
@@ -105,6 +117,8 @@ fn main() -> anyhow::Result<()> {
     );
     data::generate(&options.data, options.lines)?;
     let expected = Fingerprint::of_file(&options.data)?;
+    data::generate(&options.buffered_data, options.buffered_lines)?;
+    let buffered_expected = Fingerprint::of_file(&options.buffered_data)?;
     let wishbone = options.wishbone.as_path();
     let mut runs: Vec<throughput::Figures> = Vec::new();
     let reps = if options.throughput { options.reps } else { 0 };
@@ -154,8 +168,50 @@ fn main() -> anyhow::Result<()> {
             let wanted =
                 name == BASELINE || options.only.as_deref().is_none_or(|only| name == only);
             if wanted {
-                runs.push(throughput::run(name, receivers, data, expected, start)?);
+                runs.push(throughput::run(
+                    name,
+                    Receivers::Tcp(receivers),
+                    data,
+                    expected,
+                    start,
+                )?);
             }
+        }
+        // The seed's demo with a write-ahead buffer, on fewer lines: with
+        // 20 events in flight, each must be acknowledged before more go.
+        let buffered: [(&str, Receivers, Option<usize>); 5] = [
+            (
+                "wal read_count 20, 3 websocket outputs",
+                Receivers::Websocket(3),
+                Some(20),
+            ),
+            (
+                "wal read_count 20, 2 tcp outputs",
+                Receivers::Tcp(2),
+                Some(20),
+            ),
+            (
+                "wal read_count 1000, 2 tcp outputs",
+                Receivers::Tcp(2),
+                Some(1000),
+            ),
+            ("no wal, 2 tcp outputs", Receivers::Tcp(2), None),
+            ("no wal, 3 websocket outputs", Receivers::Websocket(3), None),
+        ];
+        for (name, receivers, read_count) in buffered {
+            if options.buffered_lines == 0
+                || options.only.as_deref().is_some_and(|only| name != only)
+            {
+                continue;
+            }
+            let websocket = matches!(receivers, Receivers::Websocket(_));
+            runs.push(throughput::run(
+                name,
+                receivers,
+                &options.buffered_data,
+                buffered_expected,
+                |ports| wishbone_on(scenarios::buffered(ports, read_count, websocket)),
+            )?);
         }
     }
     let mut latencies = Vec::new();

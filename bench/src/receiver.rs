@@ -35,6 +35,21 @@ impl Receiver {
         Ok(Receiver { port, state })
     }
 
+    /// A websocket server on a free loopback port: each frame is a line.
+    pub fn start_websocket() -> anyhow::Result<Receiver> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(Mutex::new(Received::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || receive_frames(stream, shared));
+            }
+        });
+        Ok(Receiver { port, state })
+    }
+
     pub fn received(&self) -> Received {
         *self
             .state
@@ -66,5 +81,27 @@ fn receive(mut stream: std::net::TcpStream, state: Arc<Mutex<Received>>) {
         if fingerprint.lines > 0 {
             shared.last = Some(Instant::now());
         }
+    }
+}
+
+fn receive_frames(stream: std::net::TcpStream, state: Arc<Mutex<Received>>) {
+    let Ok(mut socket) = tungstenite::accept(stream) else {
+        return;
+    };
+    let mut line = Vec::with_capacity(256);
+    while let Ok(message) = socket.read() {
+        if !(message.is_text() || message.is_binary()) {
+            continue;
+        }
+        line.clear();
+        line.extend_from_slice(&message.into_data());
+        line.push(b'\n');
+        let mut fingerprint = Fingerprint::default();
+        fingerprint.add_lines(&line);
+        let mut shared = state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.fingerprint = shared.fingerprint.combine(fingerprint);
+        shared.last = Some(Instant::now());
     }
 }

@@ -46,3 +46,39 @@ pub fn round_robin(ports: &[u16], metrics: bool) -> String {
     }
     text
 }
+
+/// The seed's round-robin demo behind a tcp input: a write-ahead buffer
+/// letting `read_count` events be in flight (none: no buffer), a round
+/// robin, and one tcp or websocket output per port.
+pub fn buffered(ports: &[u16], read_count: Option<usize>, websocket: bool) -> String {
+    let mut text = String::from("modules:\n");
+    text += input();
+    let first = match read_count {
+        Some(read_count) => {
+            text += &format!(
+                "  wal: {{module: wishbone.flow.wal, arguments: {{read_count: {read_count}, max_elements: 1000000, max_bytes: 1073741824}}}}\n"
+            );
+            "wal"
+        }
+        None => "input",
+    };
+    text += "  roundrobin: {module: wishbone.flow.roundrobin}\n";
+    for (index, port) in ports.iter().enumerate() {
+        text += &if websocket {
+            format!(
+                "  output_{index}: {{module: wishbone.output.websocket, arguments: {{url: \"ws://127.0.0.1:{port}/\"}}}}\n"
+            )
+        } else {
+            output(&format!("output_{index}"), *port)
+        };
+    }
+    text += "routingtable:\n";
+    if read_count.is_some() {
+        text += "  - input.outbox -> wal.inbox\n";
+    }
+    text += &format!("  - {first}.outbox -> roundrobin.inbox\n");
+    for index in 0..ports.len() {
+        text += &format!("  - roundrobin.out{index} -> output_{index}.inbox\n");
+    }
+    text
+}

@@ -24,16 +24,27 @@ pub struct Figures {
     pub peak_rss_mib: f64,
 }
 
+/// The receivers of a run: plain TCP ones, or websocket servers.
+#[derive(Clone, Copy, Debug)]
+pub enum Receivers {
+    Tcp(usize),
+    Websocket(usize),
+}
+
 /// Runs `start` (given the receivers' ports) on the data and measures it.
 pub fn run(
     name: &str,
-    receivers: usize,
+    receivers: Receivers,
     data: &Path,
     expected: Fingerprint,
     start: impl FnOnce(&[u16]) -> anyhow::Result<Proxy>,
 ) -> anyhow::Result<Figures> {
-    let receivers: Vec<Receiver> = (0..receivers)
-        .map(|_| Receiver::start())
+    let (count, start_one): (usize, fn() -> anyhow::Result<Receiver>) = match receivers {
+        Receivers::Tcp(count) => (count, Receiver::start),
+        Receivers::Websocket(count) => (count, Receiver::start_websocket),
+    };
+    let receivers: Vec<Receiver> = (0..count)
+        .map(|_| start_one())
         .collect::<anyhow::Result<_>>()?;
     let ports: Vec<u16> = receivers.iter().map(|receiver| receiver.port).collect();
     let proxy = start(&ports)?;

@@ -3,6 +3,7 @@
 //! acknowledged, what to send again or fail over), the reconnecting shell,
 //! and the kernel's count of unacknowledged bytes.
 
+mod ack_reports;
 mod delivery;
 pub mod null;
 mod shell;

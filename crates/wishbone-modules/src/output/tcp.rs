@@ -5,24 +5,28 @@
 //! Lines arriving in their wire form with this output's delimiter are written
 //! as they are, many blocks per vectored write; other events are encoded
 //! into one block per batch. Every block is recorded in the output's
-//! [`Delivery`](super::Delivery) at its byte offset; the kernel says how far
-//! the peer's TCP stack acknowledged ([`unacknowledged_bytes`]). Connecting,
+//! [`Delivery`](super::Delivery) at its byte offset; the kernel reports each
+//! acknowledgement of the peer's TCP stack as it happens
+//! ([`ack_reports`](super::ack_reports)), or where it cannot, says how far
+//! it got when asked ([`unacknowledged_bytes`]). Connecting,
 //! backoff and what happens to events while the peer is down are the
 //! [shell](super::shell)'s.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use serde::Deserialize;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 use super::shell::{Ended, Link, Output, Settings, Transport};
-use super::{settle, unacknowledged_bytes};
+use super::{ack_reports, settle, unacknowledged_bytes};
 use crate::config::{
     default_delimiter, default_reconnect_initial, default_reconnect_max, default_timeout,
     delimiter_bytes, host_name, peer_port,
@@ -171,6 +175,8 @@ impl Transport for Peer {
         link: &mut Link,
         abort: &CancellationToken,
     ) -> Ended {
+        // Before the first write: report positions count from here.
+        let reports = ack_reports::enable(&stream);
         let mut connection = Connection::new(stream);
         let (first, resent) = link.delivery.begin(std::time::Instant::now());
         link.resending(resent);
@@ -182,7 +188,7 @@ impl Transport for Peer {
             if let Err(error) = connection.write() {
                 break Ended::Lost(error.to_string());
             }
-            if let Err(error) = connection.acknowledge(link).await {
+            if !reports && let Err(error) = connection.acknowledge(link).await {
                 break Ended::Lost(error.to_string());
             }
             if !link.inbox_open && connection.pending.is_empty() && link.delivery.is_settled() {
@@ -202,7 +208,19 @@ impl Transport for Peer {
                         _ => {}
                     }
                 }
-                ready = connection.stream.writable(), if !connection.pending.is_empty() => {
+                // With reports, each acknowledgement frees room in the send
+                // buffer and wakes this loop to write more; waiting for
+                // writability besides would see the reports' error
+                // readiness as a closed socket, over and over.
+                ready = connection.stream.ready(Interest::ERROR), if reports => {
+                    if let Err(error) = ready {
+                        break Ended::Lost(error.to_string());
+                    }
+                    if let Some(position) = connection.reported() {
+                        link.acknowledge(position).await;
+                    }
+                }
+                ready = connection.stream.writable(), if !reports && !connection.pending.is_empty() => {
                     if let Err(error) = ready {
                         break Ended::Lost(error.to_string());
                     }
@@ -318,6 +336,17 @@ impl Connection {
             written -= front.len();
             self.pending.pop_front();
         }
+    }
+
+    /// The furthest position the kernel's reports say the peer
+    /// acknowledged, reading them all.
+    fn reported(&self) -> Option<u64> {
+        let mut furthest = None;
+        let socket = self.stream.as_raw_fd();
+        let _ = self.stream.try_io(Interest::ERROR, || {
+            ack_reports::drain(socket, self.written, &mut furthest)
+        });
+        furthest
     }
 
     /// Tells the link how far the peer's TCP stack acknowledged.
