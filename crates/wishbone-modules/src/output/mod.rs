@@ -4,6 +4,7 @@
 //! and the kernel's count of unacknowledged bytes.
 
 mod ack_reports;
+mod counted;
 mod delivery;
 pub mod null;
 mod shell;

@@ -3,28 +3,24 @@
 //!
 //! The text `wishbone show --docs` prints is [`DOCS`]. A frame counts as
 //! delivered once the server's TCP stack acknowledged its last byte: every
-//! byte written to the socket is counted ([`Counted`]) and the size of every
+//! byte written to the socket is counted ([`Counted`](super::counted::Counted),
+//! which also learns acknowledgements as they happen) and the size of every
 //! client frame is known ([`frame_length`]), so each frame is recorded in the
 //! output's [`Delivery`](super::Delivery) at the byte offset where it ends.
 //! Connecting, backoff, `failed` and `success` are the
 //! [shell](super::shell)'s, as for the tcp output.
 
-use std::os::fd::{AsRawFd, RawFd};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
 
+use super::counted::{Counted, Progress};
 use super::shell::{Ended, Link, Output, Settings, Transport};
 use super::{settle, unacknowledged_bytes};
 use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, peer_port};
@@ -153,16 +149,6 @@ struct Server {
     url: String,
 }
 
-/// The socket's descriptor, for the kernel's count of unacknowledged bytes
-/// while the websocket owns the socket.
-struct Descriptor(RawFd);
-
-impl AsRawFd for Descriptor {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
 impl Transport for Server {
     type Connection = WebSocket;
 
@@ -175,10 +161,7 @@ impl Transport for Server {
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
-        let counted = Counted {
-            inner: stream,
-            written: Arc::new(AtomicU64::new(0)),
-        };
+        let counted = Counted::new(stream).map_err(|error| error.to_string())?;
         let (socket, _) = tokio_tungstenite::client_async(self.url.as_str(), counted)
             .await
             .map_err(|error| error.to_string())?;
@@ -191,8 +174,7 @@ impl Transport for Server {
         link: &mut Link,
         abort: &CancellationToken,
     ) -> Ended {
-        let descriptor = Descriptor(socket.get_ref().inner.as_raw_fd());
-        let written = socket.get_ref().written.clone();
+        let progress = socket.get_ref().progress();
         let (mut sink, mut stream) = socket.split();
         let mut tick = tokio::time::interval(ACK_INTERVAL);
         let (mut pending, resent) = link.delivery.begin(Instant::now());
@@ -200,11 +182,11 @@ impl Transport for Server {
         let ended = loop {
             if !pending.is_empty()
                 && let Err(error) =
-                    send_frames(&mut sink, std::mem::take(&mut pending), link, &written).await
+                    send_frames(&mut sink, std::mem::take(&mut pending), link, &progress).await
             {
                 break Ended::Lost(error);
             }
-            acknowledge(&descriptor, written.load(Ordering::Relaxed), link).await;
+            acknowledge(&progress, link).await;
             if !link.inbox_open && link.delivery.is_settled() {
                 let _ = sink.close().await;
                 break Ended::Drained;
@@ -238,58 +220,28 @@ impl Transport for Server {
                     }
                     Some(batch) => pending = batch,
                 },
+                reported = progress.reported(), if progress.reports => {
+                    if let Err(error) = reported {
+                        break Ended::Lost(error.to_string());
+                    }
+                }
                 _ = tick.tick(), if !link.delivery.is_settled() => link.check_stall(),
             }
         };
         if matches!(ended, Ended::Lost(_)) {
-            settle(&descriptor).await;
+            settle(&progress).await;
         }
-        acknowledge(&descriptor, written.load(Ordering::Relaxed), link).await;
+        // The kernel's count is the authority once the connection is over.
+        if let Ok(unacknowledged) = unacknowledged_bytes(&progress) {
+            let written = progress.written();
+            link.acknowledge(written - unacknowledged.min(written))
+                .await;
+        }
         ended
     }
 }
 
 type WebSocket = tokio_tungstenite::WebSocketStream<Counted>;
-
-/// The TCP stream under the websocket, counting every byte written to it
-/// (frames, and the control frames the websocket writes by itself), so that
-/// the kernel's count of unacknowledged bytes can be compared with it.
-pub struct Counted {
-    inner: TcpStream,
-    written: Arc<AtomicU64>,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(written)) = &polled {
-            self.written.fetch_add(*written as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
 
 /// Writes one frame per event and flushes. Once flushed, every byte is in
 /// the kernel and the count of bytes written is exact: the last frame ends
@@ -301,7 +253,7 @@ async fn send_frames(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     events: Batch,
     link: &mut Link,
-    written: &AtomicU64,
+    progress: &Progress,
 ) -> Result<(), String> {
     let mut sent = Vec::with_capacity(events.len());
     let mut failure = None;
@@ -325,7 +277,7 @@ async fn send_frames(
         }
         return Err(error);
     }
-    let mut end = written.load(Ordering::Relaxed);
+    let mut end = progress.written();
     let mut ends = Vec::with_capacity(sent.len());
     for event in sent.iter().rev() {
         ends.push(end);
@@ -337,12 +289,16 @@ async fn send_frames(
     Ok(())
 }
 
-/// Tells the link how far the server's TCP stack acknowledged.
-async fn acknowledge(descriptor: &Descriptor, written: u64, link: &mut Link) {
+/// Tells the link how far the server's TCP stack acknowledged: from the
+/// reports read so far, or by asking the kernel.
+async fn acknowledge(progress: &Progress, link: &mut Link) {
     if link.delivery.is_settled() {
         return;
     }
-    if let Ok(unacknowledged) = unacknowledged_bytes(descriptor) {
+    if progress.reports {
+        link.acknowledge(progress.acknowledged()).await;
+    } else if let Ok(unacknowledged) = unacknowledged_bytes(progress) {
+        let written = progress.written();
         link.acknowledge(written - unacknowledged.min(written))
             .await;
     }
