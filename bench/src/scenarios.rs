@@ -56,7 +56,7 @@ pub fn buffered(ports: &[u16], read_count: Option<usize>, websocket: bool) -> St
     let first = match read_count {
         Some(read_count) => {
             text += &format!(
-                "  wal: {{module: wishbone.flow.wal, arguments: {{read_count: {read_count}, max_elements: 1000000, max_bytes: 1073741824}}}}\n"
+                "  wal: {{module: wishbone.flow.wal, arguments: {{read_count: {read_count}, max_elements: 10000, when_full: block}}}}\n"
             );
             "wal"
         }

@@ -32,6 +32,22 @@ impl Arguments {
             .map_err(|error| ArgumentError(error.to_string()))
     }
 
+    /// Splits off the entries named in `keys` (arguments several kinds of
+    /// module share, deserialized on their own): those, and the rest.
+    pub fn split(&self, keys: &[&str]) -> (Arguments, Arguments) {
+        let serde_yaml::Value::Mapping(mapping) = &self.value else {
+            return (Arguments::default(), self.clone());
+        };
+        let (shared, own): (serde_yaml::Mapping, serde_yaml::Mapping) = mapping
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .partition(|(key, _)| key.as_str().is_some_and(|key| keys.contains(&key)));
+        (
+            Self::from_value(serde_yaml::Value::Mapping(shared)),
+            Self::from_value(serde_yaml::Value::Mapping(own)),
+        )
+    }
+
     /// Deserializes into a module's `Config`. No arguments at all count as an
     /// empty mapping, so a `Config` whose fields all have defaults needs none.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ArgumentError> {
@@ -65,6 +81,19 @@ mod tests {
 
     fn default_port() -> u16 {
         19283
+    }
+
+    #[test]
+    fn shared_arguments_split_off() {
+        let arguments = Arguments::from_yaml("{port: 1, timeout: 2, failed: true}").unwrap();
+        let (shared, own) = arguments.split(&["timeout", "failed"]);
+        assert_eq!(
+            shared,
+            Arguments::from_yaml("{timeout: 2, failed: true}").unwrap()
+        );
+        assert_eq!(own.deserialize::<Config>().unwrap().port, 1);
+        let (shared, own) = Arguments::default().split(&["timeout"]);
+        assert_eq!((shared, own), (Arguments::default(), Arguments::default()));
     }
 
     #[test]

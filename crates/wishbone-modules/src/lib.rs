@@ -8,8 +8,8 @@
 mod backoff;
 mod config;
 pub mod flow;
+pub mod framer;
 pub mod input;
-pub mod lines;
 mod metric;
 pub mod metrics;
 pub mod output;

@@ -30,7 +30,7 @@ use wishbone_runtime::{
 
 use crate::backoff::Backoff;
 use crate::config::{default_delimiter, delimiter_bytes, host_name};
-use crate::lines::{LineFramer, Overlong};
+use crate::framer::{LineFramer, Overlong};
 use crate::metric::module_counter;
 
 /// What `wishbone show --docs` prints.

@@ -11,14 +11,15 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
+use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::{Receiver, Sender};
-use wishbone_runtime::{ArgumentError, Batch, Module, ModuleContext, ModuleError};
+use wishbone_runtime::{ArgumentError, Arguments, Batch, Module, ModuleContext, ModuleError};
 
 use super::{Delivery, Released, Stall};
 use crate::backoff::Backoff;
-use crate::config::seconds;
+use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, seconds};
 use crate::metric::module_counter;
 
 /// How one kind of output reaches its peer.
@@ -34,12 +35,12 @@ pub(crate) trait Transport {
 
     /// Moves events from the inbox to the peer until the inbox closes and
     /// everything is acknowledged, the shell aborts, or the connection
-    /// dies. Before returning it reports, through `link`, every
+    /// dies. Before returning it reports, through `state`, every
     /// acknowledgement it could still learn of.
     fn pump(
         &mut self,
         connection: Self::Connection,
-        link: &mut Link,
+        state: &mut OutputState,
         abort: &CancellationToken,
     ) -> impl Future<Output = Ended>;
 }
@@ -56,8 +57,8 @@ impl<T: Transport + Send + 'static> Module for Output<T> {
         self: Box<Self>,
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let link = Link::new(&mut context, self.settings);
-        Box::pin(link.run(self.transport, context.aborting()))
+        let state = OutputState::new(&mut context, self.settings);
+        Box::pin(state.run(self.transport, context.aborting()))
     }
 }
 
@@ -71,7 +72,54 @@ pub(crate) enum Ended {
     Aborted,
 }
 
-/// The arguments every such output shares.
+/// The arguments every output that reaches a peer takes besides its own,
+/// described once here and in [`ARGUMENTS_DOCS`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryArguments {
+    /// Seconds to wait for a connection, and for a peer that stopped
+    /// acknowledging, before it counts as down.
+    #[serde(default = "default_timeout")]
+    timeout: f64,
+    /// Undeliverable events go to `failed` instead of waiting.
+    #[serde(default)]
+    failed: bool,
+    /// Acknowledged events go to `success`.
+    #[serde(default)]
+    success: bool,
+    /// First wait before reconnecting, seconds.
+    #[serde(default = "default_reconnect_initial")]
+    reconnect_initial: f64,
+    /// Longest wait between attempts, seconds.
+    #[serde(default = "default_reconnect_max")]
+    reconnect_max: f64,
+}
+
+/// Their names, to split them off a module's arguments.
+const SHARED: [&str; 5] = [
+    "timeout",
+    "failed",
+    "success",
+    "reconnect_initial",
+    "reconnect_max",
+];
+
+/// What `show --docs` of each such output says of them, for `concat!`.
+macro_rules! shared_arguments_docs {
+    () => {
+        "  timeout            seconds to wait for a connection, and for a peer that
+                     stopped acknowledging, before it counts as down (10)
+  failed             send undeliverable events to `failed` instead of keeping
+                     them for the next connection (false)
+  success            send acknowledged events to `success` (false)
+  reconnect_initial  first wait in seconds before reconnecting (0.1)
+  reconnect_max      longest wait between attempts; waits double up to it (1)
+"
+    };
+}
+pub(crate) use shared_arguments_docs;
+
+/// The shared settings, from the arguments every such output takes.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
     /// How long a connection attempt, or a peer that stopped acknowledging,
@@ -85,29 +133,45 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// From the arguments, refusing negative or infinite seconds.
-    pub fn new(
-        timeout: f64,
-        reconnect_initial: f64,
-        reconnect_max: f64,
-        failover: bool,
-        success: bool,
-    ) -> Result<Self, ArgumentError> {
-        Ok(Self {
-            timeout: seconds("timeout", timeout)?,
+    /// The shared settings and the module's own arguments, whose `Config`
+    /// is deserialized by the module (an unknown field there names these
+    /// shared ones too).
+    pub fn split(arguments: &Arguments) -> Result<(Self, OwnArguments), ArgumentError> {
+        let (shared, own) = arguments.split(&SHARED);
+        let shared: DeliveryArguments = shared.deserialize()?;
+        let settings = Self {
+            timeout: seconds("timeout", shared.timeout)?,
             backoff: Backoff::new(
-                seconds("reconnect_initial", reconnect_initial)?,
-                seconds("reconnect_max", reconnect_max)?,
+                seconds("reconnect_initial", shared.reconnect_initial)?,
+                seconds("reconnect_max", shared.reconnect_max)?,
             ),
-            failover,
-            success,
+            failover: shared.failed,
+            success: shared.success,
+        };
+        Ok((settings, OwnArguments(own)))
+    }
+}
+
+/// A module's own arguments, without the shared ones.
+pub(crate) struct OwnArguments(Arguments);
+
+impl OwnArguments {
+    /// Deserializes the module's `Config`.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ArgumentError> {
+        self.0.deserialize().map_err(|error| {
+            let message = error.to_string();
+            if message.contains("unknown field") {
+                ArgumentError::new(format!("{message}, or one of {}", SHARED.join(", ")))
+            } else {
+                error
+            }
         })
     }
 }
 
 /// An output's side of everything: its queues, its delivery decisions,
 /// its counters.
-pub(crate) struct Link {
+pub(crate) struct OutputState {
     pub module: String,
     pub inbox: Receiver,
     /// False once the inbox closed: every sender is gone.
@@ -120,7 +184,7 @@ pub(crate) struct Link {
     counters: Counters,
 }
 
-impl Link {
+impl OutputState {
     /// Takes the output's queues from its context.
     pub fn new(context: &mut ModuleContext, settings: Settings) -> Self {
         let failed = context.outgoing("failed");

@@ -25,15 +25,13 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
-use super::shell::{Ended, Link, Output, Settings, Transport};
+use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
 use super::{ack_reports, settle, unacknowledged_bytes};
-use crate::config::{
-    default_delimiter, default_reconnect_initial, default_reconnect_max, default_timeout,
-    delimiter_bytes, host_name, peer_port,
-};
+use crate::config::{default_delimiter, delimiter_bytes, host_name, peer_port};
 
 /// What `wishbone show --docs` prints.
-pub const DOCS: &str = r#"wishbone.output.tcp: events to one TCP peer, each followed by the delimiter.
+pub const DOCS: &str = concat!(
+    r#"wishbone.output.tcp: events to one TCP peer, each followed by the delimiter.
 
 Queues
   inbox      events to deliver
@@ -43,18 +41,15 @@ Queues
 Arguments (default)
   host               peer to connect to, an IP address or host name ("localhost")
   port               peer's port, 1 to 65535 (19283)
-  timeout            seconds to wait for a connection, and for a peer that
-                     stopped reading, before it counts as down (10)
   delimiter          written after each event ("\n")
-  failed             send undeliverable events to `failed` instead of keeping
-                     them for the next connection (false)
-  success            send acknowledged events to `success` (false)
-  reconnect_initial  first wait in seconds before reconnecting (0.1)
-  reconnect_max      longest wait between attempts; waits double up to it (1)
-
+"#,
+    shared_arguments_docs!(),
+    r#"
 Delivery
   An event counts as delivered once the peer's TCP stack has acknowledged
-  its last byte (Linux SIOCOUTQ; elsewhere, once written). While the peer is
+  its last byte: Linux reports each acknowledgement as it happens
+  (SO_TIMESTAMPING TX_ACK), or, where it cannot, says how many bytes are
+  unacknowledged (SIOCOUTQ); elsewhere, once written. While the peer is
   down or has stopped reading, `inbox` is locked so a round robin routes
   around this output. When the connection dies, every unacknowledged event
   is sent again on the next connection (a peer may then see a line twice:
@@ -71,7 +66,8 @@ Example
       arguments:
         host: 127.0.0.1
         port: 20000
-"#;
+"#
+);
 
 /// The kind, for the list of builtin modules.
 pub const KIND: ModuleKind = ModuleKind {
@@ -99,24 +95,9 @@ pub struct Config {
     /// Peer's port.
     #[serde(default = "default_port")]
     pub port: u16,
-    /// Seconds before a connect attempt, or a peer that stopped reading, counts as failed.
-    #[serde(default = "default_timeout")]
-    pub timeout: f64,
     /// Written after each event.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
-    /// Undeliverable events go to `failed` instead of waiting.
-    #[serde(default)]
-    pub failed: bool,
-    /// Acknowledged events go to `success`.
-    #[serde(default)]
-    pub success: bool,
-    /// First wait before reconnecting, seconds.
-    #[serde(default = "default_reconnect_initial")]
-    pub reconnect_initial: f64,
-    /// Longest wait between attempts, seconds.
-    #[serde(default = "default_reconnect_max")]
-    pub reconnect_max: f64,
 }
 
 fn default_host() -> String {
@@ -128,17 +109,12 @@ fn default_port() -> u16 {
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
-    let config: Config = arguments.deserialize()?;
+    let (settings, own) = Settings::split(arguments)?;
+    let config: Config = own.deserialize()?;
     host_name("host", &config.host)?;
     peer_port("port", config.port)?;
     Ok(Box::new(Output {
-        settings: Settings::new(
-            config.timeout,
-            config.reconnect_initial,
-            config.reconnect_max,
-            config.failed,
-            config.success,
-        )?,
+        settings,
         transport: Peer {
             delimiter: delimiter_bytes(&config.delimiter)?,
             host: config.host,
@@ -172,15 +148,15 @@ impl Transport for Peer {
     async fn pump(
         &mut self,
         stream: TcpStream,
-        link: &mut Link,
+        state: &mut OutputState,
         abort: &CancellationToken,
     ) -> Ended {
         // Before the first write: report positions count from here.
         let reports = ack_reports::enable(&stream);
         let mut connection = Connection::new(stream);
-        let (first, resent) = link.delivery.begin(std::time::Instant::now());
-        link.resending(resent);
-        connection.encode(Parcel::Events(first), &self.delimiter, link);
+        let (first, resent) = state.delivery.begin(std::time::Instant::now());
+        state.resending(resent);
+        connection.encode(Parcel::Events(first), &self.delimiter, state);
         let mut tick = tokio::time::interval(ACK_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut scratch = [0u8; 4096];
@@ -188,15 +164,15 @@ impl Transport for Peer {
             if let Err(error) = connection.write() {
                 break Ended::Lost(error.to_string());
             }
-            if !reports && let Err(error) = connection.acknowledge(link).await {
+            if !reports && let Err(error) = connection.acknowledge(state).await {
                 break Ended::Lost(error.to_string());
             }
-            if !link.inbox_open && connection.pending.is_empty() && link.delivery.is_settled() {
+            if !state.inbox_open && connection.pending.is_empty() && state.delivery.is_settled() {
                 let _ = tokio::io::AsyncWriteExt::shutdown(&mut connection.stream).await;
                 break Ended::Drained;
             }
             let room = connection.pending_bytes < HIGH_WATER;
-            let divert = link.delivery.is_stalled() && link.delivery.has_room(0);
+            let divert = state.delivery.is_stalled() && state.delivery.has_room(0);
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => break Ended::Aborted,
@@ -217,7 +193,7 @@ impl Transport for Peer {
                         break Ended::Lost(error.to_string());
                     }
                     if let Some(position) = connection.reported() {
-                        link.acknowledge(position).await;
+                        state.acknowledge(position).await;
                     }
                 }
                 ready = connection.stream.writable(), if !reports && !connection.pending.is_empty() => {
@@ -225,26 +201,26 @@ impl Transport for Peer {
                         break Ended::Lost(error.to_string());
                     }
                 }
-                parcel = link.inbox.recv_parcel(), if link.inbox_open && (room || divert) => match parcel {
-                    None => link.inbox_open = false,
+                parcel = state.inbox.recv_parcel(), if state.inbox_open && (room || divert) => match parcel {
+                    None => state.inbox_open = false,
                     Some(parcel) if divert => {
-                        if !link.fail(parcel.into_events(), abort).await {
+                        if !state.fail(parcel.into_events(), abort).await {
                             break Ended::Aborted;
                         }
                     }
                     Some(parcel) => {
-                        connection.encode(parcel, &self.delimiter, link);
-                        self.gather(&mut connection, link).await;
+                        connection.encode(parcel, &self.delimiter, state);
+                        self.gather(&mut connection, state).await;
                     }
                 },
-                _ = tick.tick(), if !link.delivery.is_settled() => link.check_stall(),
+                _ = tick.tick(), if !state.delivery.is_settled() => state.check_stall(),
             }
         };
         // What the peer acknowledged before the end still counts as delivered.
         if matches!(ended, Ended::Lost(_)) {
             settle(&connection.stream).await;
         }
-        let _ = connection.acknowledge(link).await;
+        let _ = connection.acknowledge(state).await;
         ended
     }
 }
@@ -254,11 +230,11 @@ impl Peer {
     /// lets the modules upstream run first: what they send meanwhile goes
     /// out in the same write, and every write wakes the peer, which costs
     /// more than the bytes. With nothing upstream to run, no time is lost.
-    async fn gather(&self, connection: &mut Connection, link: &mut Link) {
+    async fn gather(&self, connection: &mut Connection, state: &mut OutputState) {
         let mut yielded = false;
         while connection.pending_bytes < HIGH_WATER {
-            match link.inbox.try_recv_parcel() {
-                Some(parcel) => connection.encode(parcel, &self.delimiter, link),
+            match state.inbox.try_recv_parcel() {
+                Some(parcel) => connection.encode(parcel, &self.delimiter, state),
                 None if yielded => break,
                 None => {
                     yielded = true;
@@ -293,14 +269,15 @@ impl Connection {
     /// Queues events for writing and records them. Lines with this
     /// output's delimiter go out as they are; other events are encoded into
     /// one block.
-    fn encode(&mut self, parcel: Parcel, delimiter: &Bytes, link: &mut Link) {
+    fn encode(&mut self, parcel: Parcel, delimiter: &Bytes, state: &mut OutputState) {
         let (lines, events) = parcel.into_wire(delimiter);
         if lines.is_empty() {
             return;
         }
         self.pending_bytes += lines.data().len();
         self.pending.push_back(lines.data().clone());
-        link.delivery
+        state
+            .delivery
             .record_lines(lines, events, std::time::Instant::now());
     }
 
@@ -349,13 +326,13 @@ impl Connection {
         furthest
     }
 
-    /// Tells the link how far the peer's TCP stack acknowledged.
-    async fn acknowledge(&self, link: &mut Link) -> std::io::Result<()> {
-        if link.delivery.is_settled() {
+    /// Tells the state how far the peer's TCP stack acknowledged.
+    async fn acknowledge(&self, state: &mut OutputState) -> std::io::Result<()> {
+        if state.delivery.is_settled() {
             return Ok(());
         }
         let unacknowledged = unacknowledged_bytes(&self.stream)?.min(self.written);
-        link.acknowledge(self.written - unacknowledged).await;
+        state.acknowledge(self.written - unacknowledged).await;
         Ok(())
     }
 }

@@ -21,12 +21,13 @@ use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
 
 use super::counted::{Counted, Progress};
-use super::shell::{Ended, Link, Output, Settings, Transport};
+use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
 use super::{settle, unacknowledged_bytes};
-use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, peer_port};
+use crate::config::peer_port;
 
 /// What `wishbone show --docs` prints.
-pub const DOCS: &str = r#"wishbone.output.websocket: events to a websocket server, one frame each.
+pub const DOCS: &str = concat!(
+    r#"wishbone.output.websocket: events to a websocket server, one frame each.
 
 Queues
   inbox      events to send: text frames (binary frames for events that are
@@ -36,14 +37,9 @@ Queues
 
 Arguments (default)
   url                the server, ws://host:port/path (required)
-  timeout            seconds to wait for a connection, and for a server that
-                     stopped reading, before it counts as down (10)
-  failed             send undeliverable events to `failed` instead of keeping
-                     them for the next connection (false)
-  success            send acknowledged events to `success` (false)
-  reconnect_initial  first wait in seconds before reconnecting (0.1)
-  reconnect_max      longest wait between attempts; waits double up to it (1)
-
+"#,
+    shared_arguments_docs!(),
+    r#"
 Delivery
   As wishbone.output.tcp: a frame counts as delivered once the server's TCP
   stack acknowledged its last byte (every byte under the websocket is
@@ -61,7 +57,8 @@ Example
     ws0:
       module: wishbone.output.websocket
       arguments: {url: "ws://localhost:8080/", failed: true}
-"#;
+"#
+);
 
 /// The kind, for the list of builtin modules.
 pub const KIND: ModuleKind = ModuleKind {
@@ -83,25 +80,11 @@ const ACK_INTERVAL: Duration = Duration::from_millis(1);
 pub struct Config {
     /// The server, `ws://host:port/path`.
     pub url: String,
-    /// Seconds to wait for a connection, and for a server that stopped reading.
-    #[serde(default = "default_timeout")]
-    pub timeout: f64,
-    /// Undeliverable events go to `failed` instead of waiting.
-    #[serde(default)]
-    pub failed: bool,
-    /// Acknowledged events go to `success`.
-    #[serde(default)]
-    pub success: bool,
-    /// First wait before reconnecting, seconds.
-    #[serde(default = "default_reconnect_initial")]
-    pub reconnect_initial: f64,
-    /// Longest wait between attempts, seconds.
-    #[serde(default = "default_reconnect_max")]
-    pub reconnect_max: f64,
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
-    let config: Config = arguments.deserialize()?;
+    let (settings, own) = Settings::split(arguments)?;
+    let config: Config = own.deserialize()?;
     let uri: Uri = config
         .url
         .parse()
@@ -117,13 +100,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .ok_or_else(|| ArgumentError::new("`url` names no host"))?
         .to_string();
     Ok(Box::new(Output {
-        settings: Settings::new(
-            config.timeout,
-            config.reconnect_initial,
-            config.reconnect_max,
-            config.failed,
-            config.success,
-        )?,
+        settings,
         transport: Server {
             port: peer_port("url", uri.port_u16().unwrap_or(80))?,
             host,
@@ -171,28 +148,28 @@ impl Transport for Server {
     async fn pump(
         &mut self,
         socket: WebSocket,
-        link: &mut Link,
+        state: &mut OutputState,
         abort: &CancellationToken,
     ) -> Ended {
         let progress = socket.get_ref().progress();
         let (mut sink, mut stream) = socket.split();
         let mut tick = tokio::time::interval(ACK_INTERVAL);
-        let (mut pending, resent) = link.delivery.begin(Instant::now());
-        link.resending(resent);
+        let (mut pending, resent) = state.delivery.begin(Instant::now());
+        state.resending(resent);
         let ended = loop {
             if !pending.is_empty()
                 && let Err(error) =
-                    send_frames(&mut sink, std::mem::take(&mut pending), link, &progress).await
+                    send_frames(&mut sink, std::mem::take(&mut pending), state, &progress).await
             {
                 break Ended::Lost(error);
             }
-            acknowledge(&progress, link).await;
-            if !link.inbox_open && link.delivery.is_settled() {
+            acknowledge(&progress, state).await;
+            if !state.inbox_open && state.delivery.is_settled() {
                 let _ = sink.close().await;
                 break Ended::Drained;
             }
-            let room = link.delivery.in_flight() < MAX_IN_FLIGHT;
-            let divert = link.delivery.is_stalled() && link.delivery.has_room(0);
+            let room = state.delivery.in_flight() < MAX_IN_FLIGHT;
+            let divert = state.delivery.is_stalled() && state.delivery.has_room(0);
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => break Ended::Aborted,
@@ -202,7 +179,7 @@ impl Transport for Server {
                     Some(Ok(Message::Close(_))) => {
                         // The server may still read what is in flight until our close
                         // answers its own: settle nothing before the connection ends.
-                        let _ = tokio::time::timeout(link.timeout, async {
+                        let _ = tokio::time::timeout(state.timeout, async {
                             let _ = sink.close().await;
                             while let Some(Ok(_)) = stream.next().await {}
                         })
@@ -211,10 +188,10 @@ impl Transport for Server {
                     }
                     Some(Ok(_)) => {}
                 },
-                batch = link.inbox.recv(), if link.inbox_open && (room || divert) => match batch {
-                    None => link.inbox_open = false,
+                batch = state.inbox.recv(), if state.inbox_open && (room || divert) => match batch {
+                    None => state.inbox_open = false,
                     Some(batch) if divert => {
-                        if !link.fail(batch, abort).await {
+                        if !state.fail(batch, abort).await {
                             break Ended::Aborted;
                         }
                     }
@@ -225,7 +202,7 @@ impl Transport for Server {
                         break Ended::Lost(error.to_string());
                     }
                 }
-                _ = tick.tick(), if !link.delivery.is_settled() => link.check_stall(),
+                _ = tick.tick(), if !state.delivery.is_settled() => state.check_stall(),
             }
         };
         if matches!(ended, Ended::Lost(_)) {
@@ -234,7 +211,8 @@ impl Transport for Server {
         // The kernel's count is the authority once the connection is over.
         if let Ok(unacknowledged) = unacknowledged_bytes(&progress) {
             let written = progress.written();
-            link.acknowledge(written - unacknowledged.min(written))
+            state
+                .acknowledge(written - unacknowledged.min(written))
                 .await;
         }
         ended
@@ -252,7 +230,7 @@ type WebSocket = tokio_tungstenite::WebSocketStream<Counted>;
 async fn send_frames(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     events: Batch,
-    link: &mut Link,
+    state: &mut OutputState,
     progress: &Progress,
 ) -> Result<(), String> {
     let mut sent = Vec::with_capacity(events.len());
@@ -273,7 +251,7 @@ async fn send_frames(
     let now = Instant::now();
     if let Some(error) = failure {
         for event in sent {
-            link.delivery.record_event(event, u64::MAX, now);
+            state.delivery.record_event(event, u64::MAX, now);
         }
         return Err(error);
     }
@@ -284,22 +262,23 @@ async fn send_frames(
         end = end.saturating_sub(frame_length(event.len()) as u64);
     }
     for (event, end) in sent.into_iter().zip(ends.into_iter().rev()) {
-        link.delivery.record_event(event, end, now);
+        state.delivery.record_event(event, end, now);
     }
     Ok(())
 }
 
-/// Tells the link how far the server's TCP stack acknowledged: from the
+/// Tells the state how far the server's TCP stack acknowledged: from the
 /// reports read so far, or by asking the kernel.
-async fn acknowledge(progress: &Progress, link: &mut Link) {
-    if link.delivery.is_settled() {
+async fn acknowledge(progress: &Progress, state: &mut OutputState) {
+    if state.delivery.is_settled() {
         return;
     }
     if progress.reports {
-        link.acknowledge(progress.acknowledged()).await;
+        state.acknowledge(progress.acknowledged()).await;
     } else if let Ok(unacknowledged) = unacknowledged_bytes(progress) {
         let written = progress.written();
-        link.acknowledge(written - unacknowledged.min(written))
+        state
+            .acknowledge(written - unacknowledged.min(written))
             .await;
     }
 }
