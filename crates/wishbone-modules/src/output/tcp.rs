@@ -213,7 +213,14 @@ impl Transport for Peer {
                         self.gather(&mut connection, state).await;
                     }
                 },
-                _ = tick.tick(), if !state.delivery.is_settled() => state.check_stall(),
+                _ = tick.tick(), if !state.delivery.is_settled() => {
+                    // The kernel's count on every tick too: a safety net
+                    // should reports stop coming, at one ioctl a millisecond.
+                    if let Err(error) = connection.acknowledge(state).await {
+                        break Ended::Lost(error.to_string());
+                    }
+                    state.check_stall();
+                }
             }
         };
         // What the peer acknowledged before the end still counts as delivered.

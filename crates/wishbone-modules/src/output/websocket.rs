@@ -202,7 +202,15 @@ impl Transport for Server {
                         break Ended::Lost(error.to_string());
                     }
                 }
-                _ = tick.tick(), if !state.delivery.is_settled() => state.check_stall(),
+                _ = tick.tick(), if !state.delivery.is_settled() => {
+                    // The kernel's count on every tick too: a safety net
+                    // should reports stop coming, at one ioctl a millisecond.
+                    if let Ok(unacknowledged) = unacknowledged_bytes(&progress) {
+                        let written = progress.written();
+                        state.acknowledge(written - unacknowledged.min(written)).await;
+                    }
+                    state.check_stall();
+                }
             }
         };
         if matches!(ended, Ended::Lost(_)) {
