@@ -288,7 +288,7 @@ impl Receiver {
         self.rx.try_recv().ok().map(|entry| self.take(entry))
     }
 
-    /// [`Receiver::poll_recv`] for modules that can take lines as they are.
+    /// Poll form of [`Receiver::recv_parcel`], for modules that merge many queues.
     pub fn poll_recv_parcel(&mut self, cx: &mut Context<'_>) -> Poll<Option<Parcel>> {
         self.rx
             .poll_recv(cx)

@@ -7,10 +7,10 @@
 //! into one block per batch. Every block is recorded in the output's
 //! [`Delivery`](super::Delivery) at its byte offset; the kernel reports each
 //! acknowledgement of the peer's TCP stack as it happens
-//! ([`ack_reports`](super::ack_reports)), or where it cannot, says how far
+//! (`output/ack_reports.rs`), or where it cannot, says how far
 //! it got when asked ([`unacknowledged_bytes`]). Connecting,
 //! backoff and what happens to events while the peer is down are the
-//! [shell](super::shell)'s.
+//! shell's (`output/shell.rs`).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;

@@ -3,12 +3,12 @@
 //!
 //! The text `wishbone show --docs` prints is [`DOCS`]. A frame counts as
 //! delivered once the server's TCP stack acknowledged its last byte: every
-//! byte written to the socket is counted ([`Counted`](super::counted::Counted),
+//! byte written to the socket is counted (`output/counted.rs`,
 //! which also learns acknowledgements as they happen) and the size of every
 //! client frame is known ([`frame_length`]), so each frame is recorded in the
 //! output's [`Delivery`](super::Delivery) at the byte offset where it ends.
 //! Connecting, backoff, `failed` and `success` are the
-//! [shell](super::shell)'s, as for the tcp output.
+//! shell's (`output/shell.rs`), as for the tcp output.
 
 use std::time::{Duration, Instant};
 
