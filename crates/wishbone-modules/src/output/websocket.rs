@@ -16,6 +16,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
@@ -72,6 +73,8 @@ pub const KIND: ModuleKind = ModuleKind {
 
 /// Frames in flight before the inbox is read again.
 const MAX_IN_FLIGHT: usize = 4096;
+/// Bytes the websocket library reads from the server at a time.
+const READ_BUFFER: usize = 4096;
 /// How often to ask the kernel what the server acknowledged while frames are in flight.
 const ACK_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -139,9 +142,14 @@ impl Transport for Server {
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
         let counted = Counted::new(stream).map_err(|error| error.to_string())?;
-        let (socket, _) = tokio_tungstenite::client_async(self.url.as_str(), counted)
-            .await
-            .map_err(|error| error.to_string())?;
+        // A server sends a client little (pongs, a close); the library
+        // zeroes its whole read buffer before every read attempt, so a
+        // small one saves that on every turn of the pump.
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+        let (socket, _) =
+            tokio_tungstenite::client_async_with_config(self.url.as_str(), counted, Some(config))
+                .await
+                .map_err(|error| error.to_string())?;
         Ok(socket)
     }
 
