@@ -9,7 +9,7 @@
 //! never forgotten.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::mpsc;
 
@@ -31,9 +31,27 @@ pub struct Ack {
 
 #[derive(Debug)]
 struct Token {
-    id: u64,
     resolved: AtomicBool,
-    reply: mpsc::UnboundedSender<(u64, Outcome)>,
+    target: Target,
+}
+
+/// Where a token's resolution goes.
+#[derive(Debug)]
+enum Target {
+    /// To the buffer that issued it, as the event it knows as `id`.
+    Buffer {
+        id: u64,
+        reply: mpsc::UnboundedSender<(u64, Outcome)>,
+    },
+    /// To a token split into shares ([`Ack::split`]).
+    Share(Arc<Shares>),
+}
+
+/// The shares of one split token that are still unresolved.
+#[derive(Debug)]
+struct Shares {
+    whole: Ack,
+    remaining: AtomicUsize,
 }
 
 /// Where a buffer hears back about the events it issued.
@@ -54,17 +72,42 @@ pub fn issuer() -> (AckIssuer, Replies) {
 impl AckIssuer {
     /// A token for the event the buffer knows as `id`.
     pub fn issue(&self, id: u64) -> Ack {
-        Ack {
-            inner: Arc::new(Token {
-                id,
-                resolved: AtomicBool::new(false),
-                reply: self.reply.clone(),
-            }),
-        }
+        Ack::to(Target::Buffer {
+            id,
+            reply: self.reply.clone(),
+        })
     }
 }
 
 impl Ack {
+    fn to(target: Target) -> Ack {
+        Ack {
+            inner: Arc::new(Token {
+                resolved: AtomicBool::new(false),
+                target,
+            }),
+        }
+    }
+
+    /// Splits the token of a block of events into `parts` shares, one per
+    /// part of the block that travels on its own (a round robin's shares,
+    /// the events of a block taken one by one): the whole is acknowledged
+    /// once every share is, and failed as soon as one fails (or is dropped
+    /// unresolved). No parts at all acknowledge the whole at once.
+    pub fn split(&self, parts: usize) -> Vec<Ack> {
+        if parts == 0 {
+            self.acknowledge();
+            return Vec::new();
+        }
+        let shares = Arc::new(Shares {
+            whole: self.clone(),
+            remaining: AtomicUsize::new(parts),
+        });
+        (0..parts)
+            .map(|_| Ack::to(Target::Share(shares.clone())))
+            .collect()
+    }
+
     /// The peer has the event.
     pub fn acknowledge(&self) {
         self.inner.resolve(Outcome::Acknowledged);
@@ -78,8 +121,19 @@ impl Ack {
 
 impl Token {
     fn resolve(&self, outcome: Outcome) {
-        if !self.resolved.swap(true, Ordering::AcqRel) {
-            let _ = self.reply.send((self.id, outcome));
+        if self.resolved.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match (&self.target, outcome) {
+            (Target::Buffer { id, reply }, _) => {
+                let _ = reply.send((*id, outcome));
+            }
+            (Target::Share(shares), Outcome::Failed) => shares.whole.fail(),
+            (Target::Share(shares), Outcome::Acknowledged) => {
+                if shares.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    shares.whole.acknowledge();
+                }
+            }
         }
     }
 }
@@ -106,5 +160,33 @@ mod tests {
         assert_eq!(replies.try_recv().unwrap(), (1, Outcome::Acknowledged));
         assert_eq!(replies.try_recv().unwrap(), (2, Outcome::Failed));
         assert!(replies.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_split_token_is_acknowledged_when_every_share_is() {
+        let (issuer, mut replies) = issuer();
+        let shares = issuer.issue(7).split(3);
+        shares[0].acknowledge();
+        shares[2].acknowledge();
+        assert!(replies.try_recv().is_err(), "one share is still out");
+        shares[1].acknowledge();
+        assert_eq!(replies.try_recv().unwrap(), (7, Outcome::Acknowledged));
+    }
+
+    #[test]
+    fn one_failed_or_dropped_share_fails_the_whole() {
+        let (issuer, mut replies) = issuer();
+        let mut shares = issuer.issue(8).split(2);
+        shares[0].acknowledge();
+        drop(shares.pop());
+        assert_eq!(replies.try_recv().unwrap(), (8, Outcome::Failed));
+        let shares = issuer.issue(9).split(2);
+        shares[1].fail();
+        shares[0].acknowledge();
+        drop(shares);
+        assert_eq!(replies.try_recv().unwrap(), (9, Outcome::Failed));
+        assert!(replies.try_recv().is_err(), "resolved once");
+        issuer.issue(10).split(0);
+        assert_eq!(replies.try_recv().unwrap(), (10, Outcome::Acknowledged));
     }
 }

@@ -2,7 +2,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::{Batch, Event};
+use crate::{Ack, Batch, Event};
 
 /// Events kept as they travel on the wire: one buffer holding every event
 /// followed by the delimiter, and where each event ends.
@@ -11,13 +11,25 @@ use crate::{Batch, Event};
 /// per line; a TCP output whose delimiter matches writes [`Lines::data`] as
 /// it is. Modules that work on single events get them from
 /// [`Lines::into_events`], which copies no payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Lines {
     data: Bytes,
     /// Where each event's payload ends in `data`; its delimiter follows.
     ends: Vec<usize>,
     delimiter: Bytes,
+    /// A write-ahead buffer's token for the whole block: resolved once
+    /// every line is delivered (or failed when one is not).
+    ack: Option<Ack>,
 }
+
+/// Lines are equal when they hold the same events; tokens do not count.
+impl PartialEq for Lines {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data && self.ends == other.ends && self.delimiter == other.delimiter
+    }
+}
+
+impl Eq for Lines {}
 
 impl Lines {
     /// No events, with the delimiter a builder would use.
@@ -26,6 +38,7 @@ impl Lines {
             data: Bytes::new(),
             ends: Vec::new(),
             delimiter,
+            ack: None,
         }
     }
 
@@ -44,6 +57,7 @@ impl Lines {
             data,
             ends,
             delimiter,
+            ack: None,
         }
     }
 
@@ -108,9 +122,44 @@ impl Lines {
         range.map(|index| Event::new(self.data.slice(self.span(index))))
     }
 
-    /// Every event as a separate event sharing this buffer.
+    /// Every event as a separate event sharing this buffer; a block's
+    /// token is split into one share per event.
     pub fn into_events(self) -> Batch {
-        self.events(0..self.len()).collect()
+        let events = self.events(0..self.len());
+        match &self.ack {
+            None => events.collect(),
+            Some(ack) => events
+                .zip(ack.split(self.len()))
+                .map(|(event, share)| event.with_ack(share))
+                .collect(),
+        }
+    }
+
+    /// The block's token travels with it.
+    pub fn with_ack(mut self, ack: Ack) -> Self {
+        self.ack = Some(ack);
+        self
+    }
+
+    /// The block's token, if a write-ahead buffer gave it one.
+    pub fn ack(&self) -> Option<&Ack> {
+        self.ack.as_ref()
+    }
+
+    /// Takes the block's token away, for a module that resolves it.
+    pub fn take_ack(&mut self) -> Option<Ack> {
+        self.ack.take()
+    }
+
+    /// The same events in a buffer of their own: kept lines no longer pin
+    /// the (larger) buffer they were read into.
+    pub fn owned(&self) -> Lines {
+        Lines {
+            data: Bytes::copy_from_slice(&self.data),
+            ends: self.ends.clone(),
+            delimiter: self.delimiter.clone(),
+            ack: self.ack.clone(),
+        }
     }
 
     /// Keeps the first `at` events and returns the rest.
@@ -126,20 +175,31 @@ impl Lines {
             .into_iter()
             .map(|end| end - cut)
             .collect();
+        // Each half travels on its own: a block's token is shared by both.
+        let ack = self.ack.take().map(|ack| ack.split(2));
+        let (front, back) = match ack {
+            Some(mut shares) => (shares.pop(), shares.pop()),
+            None => (None, None),
+        };
+        self.ack = front;
         Lines {
             data,
             ends,
             delimiter: self.delimiter.clone(),
+            ack: back,
         }
     }
 
-    /// The same events followed by another delimiter.
+    /// The same events followed by another delimiter (and the same token).
     pub fn with_delimiter(&self, delimiter: &Bytes) -> Lines {
         let mut builder = LinesBuilder::new(delimiter.clone(), self.data.len(), self.len());
         for line in self.iter() {
             builder.push(line);
         }
-        builder.finish()
+        Lines {
+            ack: self.ack.clone(),
+            ..builder.finish()
+        }
     }
 }
 
@@ -184,6 +244,7 @@ impl LinesBuilder {
             data: self.data.freeze(),
             ends: self.ends,
             delimiter: self.delimiter,
+            ack: None,
         }
     }
 }

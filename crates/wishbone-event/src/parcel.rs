@@ -76,6 +76,19 @@ impl Parcel {
         }
     }
 
+    /// Resolves every token the parcel carries as delivered, for a module
+    /// that is done with it at once.
+    pub fn acknowledge(&self) {
+        match self {
+            Parcel::Events(batch) => batch.iter().for_each(Event::acknowledge),
+            Parcel::Lines(lines) => {
+                if let Some(ack) = lines.ack() {
+                    ack.acknowledge();
+                }
+            }
+        }
+    }
+
     /// Keeps the first `at` events and returns the rest.
     pub fn split_off(&mut self, at: usize) -> Parcel {
         match self {

@@ -8,12 +8,13 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+use bytes::Bytes;
 use futures::future::{LocalBoxFuture, select_all};
 use serde::Deserialize;
 use wishbone_runtime::queue::{LockWatch, Sender};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, LinesBuilder, Module, ModuleContext, ModuleError, ModuleKind,
-    Parcel, QueueSpec,
+    ArgumentError, Arguments, Batch, Lines, LinesBuilder, Module, ModuleContext, ModuleError,
+    ModuleKind, Parcel, QueueSpec,
 };
 
 /// What `wishbone show --docs` prints.
@@ -100,7 +101,7 @@ impl Rotation {
                 shares[self.following(up)] = Parcel::Lines(lines);
                 shares
             }
-            Parcel::Lines(lines) => {
+            Parcel::Lines(mut lines) => {
                 let (bytes, count) = (lines.data().len() / live + 1024, lines.len() / live + 1);
                 let mut builders: Vec<LinesBuilder> = up
                     .iter()
@@ -112,10 +113,20 @@ impl Rotation {
                 for index in 0..lines.len() {
                     builders[self.following(up)].push_from(&lines, index);
                 }
-                builders
-                    .into_iter()
-                    .map(|builder| Parcel::Lines(builder.finish()))
-                    .collect()
+                let mut shares: Vec<Lines> =
+                    builders.into_iter().map(LinesBuilder::finish).collect();
+                // A buffer's block is delivered once every share of it is.
+                if let Some(ack) = lines.take_ack() {
+                    let dealt = shares.iter().filter(|share| !share.is_empty()).count();
+                    let mut parts = ack.split(dealt).into_iter();
+                    for share in shares.iter_mut().filter(|share| !share.is_empty()) {
+                        if let Some(part) = parts.next() {
+                            let dealt = std::mem::replace(share, Lines::empty(Bytes::new()));
+                            *share = dealt.with_ack(part);
+                        }
+                    }
+                }
+                shares.into_iter().map(Parcel::Lines).collect()
             }
             Parcel::Events(batch) => {
                 let mut batches: Vec<Batch> = up

@@ -13,7 +13,7 @@ use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::ack::{self, Outcome};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
+    ArgumentError, Arguments, Event, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
     QueueSpec,
 };
 
@@ -115,16 +115,33 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 }
 
 /// The buffer's bookkeeping: what is kept, what is in flight, what waits.
+///
+/// What it keeps are blocks: the events of one parcel, at most
+/// `read_count` (and `max_elements`) of them, each with one id and one
+/// token. Lines read from a socket stay lines in their wire form, so a
+/// block costs one copy and one token, never one per event. Counts
+/// (`max_elements`, `read_count`, drops) are still in events.
 #[derive(Debug)]
 pub struct Retention {
     config: Config,
-    /// Every kept event by id; ids grow with arrival.
-    kept: BTreeMap<u64, Event>,
-    /// Kept events waiting to be sent (new, or failed and due again).
+    /// Every kept block by id; ids grow with arrival.
+    kept: BTreeMap<u64, Parcel>,
+    /// Kept blocks waiting to be sent (new, or failed and due again).
     waiting: BTreeSet<u64>,
+    /// Events in the kept blocks, and in the waiting ones.
+    kept_events: usize,
+    waiting_events: usize,
     bytes: usize,
     next_id: u64,
     dropped: u64,
+}
+
+/// Payload bytes of a parcel, what `max_bytes` counts.
+fn payload_bytes(parcel: &Parcel) -> usize {
+    match parcel {
+        Parcel::Events(batch) => batch.iter().map(Event::len).sum(),
+        Parcel::Lines(lines) => lines.data().len() - lines.len() * lines.delimiter().len(),
+    }
 }
 
 impl Retention {
@@ -133,37 +150,63 @@ impl Retention {
             config,
             kept: BTreeMap::new(),
             waiting: BTreeSet::new(),
+            kept_events: 0,
+            waiting_events: 0,
             bytes: 0,
             next_id: 0,
             dropped: 0,
         }
     }
 
-    /// Keeps an event, applying `when_full`. Under `block` a full buffer
-    /// gives the event back to wait with.
-    pub fn push(&mut self, event: Event) -> Result<(), Event> {
-        let size = event.len();
-        if size > self.config.max_bytes {
-            self.dropped += 1;
+    /// Cuts a parcel into blocks that each fit in flight and in the
+    /// buffer: at most `read_count` and `max_elements` events, at most
+    /// `max_bytes` (a single larger event stays alone, and is dropped when
+    /// kept).
+    pub fn cut(&self, mut parcel: Parcel) -> Vec<Parcel> {
+        let most = self.config.read_count.min(self.config.max_elements).max(1);
+        let mut blocks = Vec::new();
+        while !parcel.is_empty() {
+            let rest = parcel.split_off(most);
+            let mut block = std::mem::replace(&mut parcel, rest);
+            while block.len() > 1 && payload_bytes(&block) > self.config.max_bytes {
+                let back = block.split_off(block.len() / 2);
+                parcel = join(back, parcel);
+            }
+            blocks.push(block);
+        }
+        blocks
+    }
+
+    /// Keeps one event (a block of its own), applying `when_full`.
+    pub fn push(&mut self, event: Event) -> Result<(), Parcel> {
+        self.push_block(Parcel::Events(vec![event]))
+    }
+
+    /// Keeps a block cut by [`Retention::cut`], applying `when_full`. Under
+    /// `block` a full buffer gives the block back to wait with.
+    pub fn push_block(&mut self, block: Parcel) -> Result<(), Parcel> {
+        let (events, size) = (block.len(), payload_bytes(&block));
+        if size > self.config.max_bytes || events > self.config.max_elements {
+            self.dropped += events as u64;
             return Ok(());
         }
-        while !self.has_room(size) {
+        while !self.has_room(events, size) {
             match self.config.when_full {
-                WhenFull::Block => return Err(event),
+                WhenFull::Block => return Err(block),
                 WhenFull::DropNewest => {
-                    self.dropped += 1;
+                    self.dropped += events as u64;
                     return Ok(());
                 }
                 WhenFull::DropOldest => match self.waiting.pop_first() {
                     Some(oldest) => {
                         if let Some(dropped) = self.kept.remove(&oldest) {
-                            self.bytes -= dropped.len();
+                            self.forget(&dropped, true);
+                            self.dropped += dropped.len() as u64;
                         }
-                        self.dropped += 1;
                     }
                     None => {
                         // Everything kept is in flight: the newest is what can go.
-                        self.dropped += 1;
+                        self.dropped += events as u64;
                         return Ok(());
                     }
                 },
@@ -171,38 +214,73 @@ impl Retention {
         }
         let id = self.next_id;
         self.next_id += 1;
+        self.kept_events += events;
+        self.waiting_events += events;
         self.bytes += size;
-        // A copy of its own: an event cut from a socket read shares that
-        // read's buffer, which would otherwise stay allocated as long as
-        // the event is kept, and `max_bytes` would not bound memory.
-        let owned = event.with_data(bytes::Bytes::copy_from_slice(event.data()));
+        // A copy of its own: lines cut from a socket read share that read's
+        // buffer, which would otherwise stay allocated as long as they are
+        // kept, and `max_bytes` would not bound memory.
+        let owned = match block {
+            Parcel::Lines(lines) => Parcel::Lines(lines.owned()),
+            Parcel::Events(batch) => Parcel::Events(
+                batch
+                    .iter()
+                    .map(|event| event.with_data(bytes::Bytes::copy_from_slice(event.data())))
+                    .collect(),
+            ),
+        };
         self.kept.insert(id, owned);
         self.waiting.insert(id);
         Ok(())
     }
 
-    /// Whether an event of `size` bytes fits now.
-    pub fn has_room(&self, size: usize) -> bool {
-        self.kept.len() < self.config.max_elements && self.bytes + size <= self.config.max_bytes
+    /// Takes a block's counts off the books.
+    fn forget(&mut self, block: &Parcel, waiting: bool) {
+        self.kept_events -= block.len();
+        self.bytes -= payload_bytes(block);
+        if waiting {
+            self.waiting_events -= block.len();
+        }
     }
 
-    /// How many events may be sent now.
+    /// Whether a block of `events` events and `size` bytes fits now.
+    pub fn has_room(&self, events: usize, size: usize) -> bool {
+        self.kept_events + events <= self.config.max_elements
+            && self.bytes + size <= self.config.max_bytes
+    }
+
+    /// Events in the oldest waiting block when it may be sent now (it fits
+    /// within `read_count` with what is in flight), else 0.
     pub fn sendable(&self) -> usize {
+        let room = self.config.read_count.saturating_sub(self.in_flight());
         self.waiting
-            .len()
-            .min(self.config.read_count.saturating_sub(self.in_flight()))
+            .first()
+            .and_then(|id| self.kept.get(id))
+            .map_or(0, |block| if block.len() <= room { block.len() } else { 0 })
     }
 
-    /// Takes up to `count` of the oldest waiting events, now in flight.
-    pub fn take(&mut self, count: usize) -> Vec<(u64, Event)> {
-        let count = count.min(self.sendable());
-        (0..count)
-            .filter_map(|_| self.waiting.pop_first())
-            .filter_map(|id| self.kept.get(&id).map(|event| (id, event.clone())))
-            .collect()
+    /// Takes the oldest waiting blocks, now in flight, while they fit in
+    /// `count` events and `read_count`.
+    pub fn take(&mut self, count: usize) -> Vec<(u64, Parcel)> {
+        let mut taken = Vec::new();
+        let mut budget = count;
+        loop {
+            let next = self.sendable();
+            if next == 0 || next > budget {
+                return taken;
+            }
+            let Some(id) = self.waiting.pop_first() else {
+                return taken;
+            };
+            budget -= next;
+            self.waiting_events -= next;
+            if let Some(block) = self.kept.get(&id) {
+                taken.push((id, block.clone()));
+            }
+        }
     }
 
-    /// An output settled event `id`: delivered events are forgotten, failed
+    /// An output settled block `id`: delivered blocks are forgotten, failed
     /// ones wait to be sent again, before anything newer.
     pub fn resolve(&mut self, id: u64, outcome: Outcome) {
         if self.waiting.contains(&id) {
@@ -210,12 +288,13 @@ impl Retention {
         }
         match outcome {
             Outcome::Acknowledged => {
-                if let Some(event) = self.kept.remove(&id) {
-                    self.bytes -= event.len();
+                if let Some(block) = self.kept.remove(&id) {
+                    self.forget(&block, false);
                 }
             }
             Outcome::Failed => {
-                if self.kept.contains_key(&id) {
+                if let Some(block) = self.kept.get(&id) {
+                    self.waiting_events += block.len();
                     self.waiting.insert(id);
                 }
             }
@@ -224,12 +303,12 @@ impl Retention {
 
     /// Events sent and not yet settled.
     pub fn in_flight(&self) -> usize {
-        self.kept.len() - self.waiting.len()
+        self.kept_events - self.waiting_events
     }
 
     /// Events kept in all.
     pub fn len(&self) -> usize {
-        self.kept.len()
+        self.kept_events
     }
 
     pub fn is_empty(&self) -> bool {
@@ -239,6 +318,35 @@ impl Retention {
     /// Events dropped so far by the retention limits.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+}
+
+/// `front` followed by `back`, as one parcel (lines stay lines when both
+/// are lines with the same delimiter and neither carries a token).
+fn join(front: Parcel, back: Parcel) -> Parcel {
+    if back.is_empty() {
+        return front;
+    }
+    let mut events = front.into_events();
+    events.extend(back.into_events());
+    Parcel::Events(events)
+}
+
+/// A block on its way: its token, split over its events when they travel
+/// one by one.
+fn with_token(block: Parcel, token: ack::Ack) -> Parcel {
+    match block {
+        Parcel::Lines(lines) => Parcel::Lines(lines.with_ack(token)),
+        Parcel::Events(batch) => {
+            let shares = token.split(batch.len());
+            Parcel::Events(
+                batch
+                    .into_iter()
+                    .zip(shares)
+                    .map(|(event, share)| event.with_ack(share))
+                    .collect(),
+            )
+        }
     }
 }
 
@@ -259,13 +367,13 @@ impl Module for Wal {
         let mut retention = Retention::new(self.config);
         Box::pin(async move {
             let (issuer, mut replies) = ack::issuer();
-            let mut blocked: VecDeque<Event> = VecDeque::new();
+            let mut blocked: VecDeque<Parcel> = VecDeque::new();
             let mut inbox_open = true;
             let mut reported = 0;
             loop {
-                while let Some(event) = blocked.pop_front() {
-                    if let Err(event) = retention.push(event) {
-                        blocked.push_front(event);
+                while let Some(block) = blocked.pop_front() {
+                    if let Err(block) = retention.push_block(block) {
+                        blocked.push_front(block);
                         break;
                     }
                 }
@@ -279,24 +387,27 @@ impl Module for Wal {
                     return Ok(());
                 }
                 let sendable = retention.sendable();
+                let undelivered = retention.len() + blocked.iter().map(Parcel::len).sum::<usize>();
                 tokio::select! {
                     biased;
                     _ = abort.cancelled() => {
-                        return Err(ModuleError::Aborted { undelivered: retention.len() + blocked.len() });
+                        return Err(ModuleError::Aborted { undelivered });
                     }
                     Some((id, outcome)) = replies.recv() => retention.resolve(id, outcome),
                     permit = outbox.reserve(sendable), if sendable > 0 => {
                         let Ok(permit) = permit else {
-                            return Err(ModuleError::DownstreamGone { queue: "outbox".into(), undelivered: retention.len() });
+                            return Err(ModuleError::DownstreamGone { queue: "outbox".into(), undelivered });
                         };
-                        let batch: Batch = retention.take(sendable).into_iter().map(|(id, event)| event.with_ack(issuer.issue(id))).collect();
-                        if permit.send(batch).is_err() {
+                        // `sendable` is the oldest waiting block's size: one block.
+                        if let Some((id, block)) = retention.take(sendable).pop()
+                            && permit.send(with_token(block, issuer.issue(id))).is_err()
+                        {
                             tracing::error!(module = %name, "outbox closed");
                         }
                     }
-                    batch = inbox.recv(), if inbox_open && blocked.is_empty() => match batch {
+                    parcel = inbox.recv_parcel(), if inbox_open && blocked.is_empty() => match parcel {
                         None => inbox_open = false,
-                        Some(batch) => blocked.extend(batch),
+                        Some(parcel) => blocked.extend(retention.cut(parcel)),
                     },
                 }
             }
@@ -307,6 +418,7 @@ impl Module for Wal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wishbone_runtime::Lines;
 
     fn config(when_full: WhenFull) -> Config {
         Config {
@@ -317,7 +429,7 @@ mod tests {
         }
     }
 
-    fn ids(taken: &[(u64, Event)]) -> Vec<u64> {
+    fn ids(taken: &[(u64, Parcel)]) -> Vec<u64> {
         taken.iter().map(|(id, _)| *id).collect()
     }
 
@@ -334,10 +446,68 @@ mod tests {
         let read = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
         let mut retention = Retention::new(config(WhenFull::Block));
         retention.push(Event::new(read.slice(0..10))).unwrap();
-        let (_, kept) = &retention.take(1)[0];
+        let (_, kept) = retention.take(1).pop().unwrap();
+        let kept = kept.into_events().pop().unwrap();
         assert_eq!(kept.data(), &read.slice(0..10));
         let inside = read.as_ptr_range().contains(&kept.data().as_ptr());
         assert!(!inside, "the kept event must own its payload");
+        let lines = Lines::new(read.slice(0..4), vec![3], bytes::Bytes::from_static(b"\n"));
+        retention.push_block(Parcel::Lines(lines)).unwrap();
+        let (_, Parcel::Lines(kept)) = retention.take(1).pop().unwrap() else {
+            panic!("lines stay lines");
+        };
+        assert!(
+            !read.as_ptr_range().contains(&kept.data().as_ptr()),
+            "kept lines own theirs too"
+        );
+    }
+
+    #[test]
+    fn lines_are_kept_in_blocks_of_at_most_read_count() {
+        let retention = Retention::new(config(WhenFull::Block));
+        let events: Vec<Event> = (0..5).map(|i| Event::new(format!("e{i}"))).collect();
+        let lines = Lines::encode(&events, &bytes::Bytes::from_static(b"\n"));
+        let blocks = retention.cut(Parcel::Lines(lines));
+        let sizes: Vec<usize> = blocks.iter().map(Parcel::len).collect();
+        assert_eq!(sizes, [2, 2, 1], "read_count 2");
+        assert!(blocks.iter().all(|block| matches!(block, Parcel::Lines(_))));
+        let tight = Retention::new(Config {
+            max_bytes: 3,
+            ..config(WhenFull::Block)
+        });
+        let sizes: Vec<usize> = tight
+            .cut(Parcel::Events(events))
+            .iter()
+            .map(Parcel::len)
+            .collect();
+        assert_eq!(
+            sizes,
+            [1, 1, 1, 1, 1],
+            "two events of 2 bytes exceed max_bytes 3"
+        );
+    }
+
+    #[test]
+    fn a_block_is_sent_with_one_token_and_settled_whole() {
+        let (issuer, mut replies) = ack::issuer();
+        let mut retention = Retention::new(Config {
+            read_count: 10,
+            ..config(WhenFull::Block)
+        });
+        let events: Vec<Event> = (0..3).map(|i| Event::new(format!("e{i}"))).collect();
+        let lines = Lines::encode(&events, &bytes::Bytes::from_static(b"\n"));
+        for block in retention.cut(Parcel::Lines(lines)) {
+            retention.push_block(block).unwrap();
+        }
+        let (id, block) = retention.take(10).pop().unwrap();
+        assert_eq!(retention.in_flight(), 3);
+        let sent = with_token(block, issuer.issue(id));
+        let Parcel::Lines(sent) = sent else {
+            panic!("lines stay lines")
+        };
+        sent.ack().unwrap().acknowledge();
+        retention.resolve(id, replies.try_recv().unwrap().1);
+        assert!(retention.is_empty());
     }
 
     #[test]
@@ -402,7 +572,7 @@ mod tests {
         assert_eq!(retention.dropped(), 0);
         retention.take(1);
         retention.resolve(0, Outcome::Acknowledged);
-        retention.push(back).unwrap();
+        retention.push_block(back).unwrap();
         assert_eq!(retention.len(), 4);
     }
 

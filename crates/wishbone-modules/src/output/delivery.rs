@@ -21,7 +21,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use wishbone_runtime::{Batch, Event, Lines};
+use wishbone_runtime::{Batch, Event, Lines, Parcel};
 
 /// The decisions and records of one output.
 #[derive(Debug)]
@@ -108,6 +108,20 @@ impl Delivery {
             acknowledged: 0,
             last_progress: Instant::now(),
             stalled: false,
+        }
+    }
+
+    /// Takes a parcel while no connection can take it: a buffer's block
+    /// of lines is failed back to it whole, anything else is set aside.
+    pub fn set_aside_parcel(&mut self, parcel: Parcel) -> Batch {
+        match parcel {
+            Parcel::Lines(mut lines) if lines.ack().is_some() => {
+                if let Some(ack) = lines.take_ack() {
+                    ack.fail();
+                }
+                Batch::new()
+            }
+            other => self.set_aside(other.into_events()),
         }
     }
 
@@ -229,6 +243,9 @@ impl Delivery {
                     if whole < lines.len() {
                         break;
                     }
+                    if let Some(ack) = lines.take_ack() {
+                        ack.acknowledge();
+                    }
                     self.records.pop_front();
                 }
             }
@@ -265,9 +282,21 @@ impl Delivery {
     /// it.
     pub fn end(&mut self) -> Lost {
         let mut unacknowledged = Batch::new();
+        let mut blocks_returned = 0;
         for record in self.records.drain(..) {
             match record {
                 Record::Event { event, .. } => unacknowledged.push(event),
+                // A buffer's block goes back to it whole: it sends it again.
+                Record::Lines {
+                    mut lines,
+                    released,
+                    ..
+                } if lines.ack().is_some() => {
+                    blocks_returned += lines.len() - released;
+                    if let Some(ack) = lines.take_ack() {
+                        ack.fail();
+                    }
+                }
                 Record::Lines {
                     lines,
                     tokens: Some(tokens),
@@ -286,7 +315,7 @@ impl Delivery {
         self.stalled = false;
         let (returned, mine) = return_to_buffers(unacknowledged);
         let mut lost = Lost {
-            returned,
+            returned: returned + blocks_returned,
             ..Lost::default()
         };
         if self.failover {
@@ -445,6 +474,30 @@ mod tests {
         let buffered = vec![Event::new("x").with_ack(waiting.issue(9))];
         assert!(delivery.set_aside(buffered).is_empty());
         assert_eq!(delivery.held(), 0, "a buffer's event is never held");
+    }
+
+    #[test]
+    fn a_buffers_block_is_resolved_whole_and_failed_back_whole() {
+        let now = Instant::now();
+        let (issuer, mut replies) = ack::issuer();
+        let mut delivery = Delivery::new(false, false);
+        delivery.record_lines(lines(&["a", "b"]).with_ack(issuer.issue(1)), None, now);
+        delivery.record_lines(lines(&["c", "d"]).with_ack(issuer.issue(2)), None, now);
+        assert_eq!(delivery.acknowledge(2, now).events, 1);
+        assert!(replies.try_recv().is_err(), "half a block is not the block");
+        assert_eq!(delivery.acknowledge(6, now).events, 2);
+        assert_eq!(replies.try_recv().unwrap(), (1, ack::Outcome::Acknowledged));
+        let lost = delivery.end();
+        assert_eq!(
+            (lost.returned, lost.held),
+            (1, 0),
+            "d was never acknowledged"
+        );
+        assert_eq!(replies.try_recv().unwrap(), (2, ack::Outcome::Failed));
+        let waiting = lines(&["e"]).with_ack(issuer.issue(3));
+        assert!(delivery.set_aside_parcel(Parcel::Lines(waiting)).is_empty());
+        assert_eq!(replies.try_recv().unwrap(), (3, ack::Outcome::Failed));
+        assert_eq!(delivery.held(), 0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
 
 /// What `wishbone show --docs` prints.
@@ -51,10 +51,7 @@ impl Module for Null {
         let mut inbox = context.take_incoming("inbox");
         Box::pin(async move {
             while let Some(parcel) = inbox.recv_parcel().await {
-                // Lines carry no tokens; only separate events may.
-                if let Parcel::Events(batch) = parcel {
-                    batch.iter().for_each(wishbone_runtime::Event::acknowledge);
-                }
+                parcel.acknowledge();
             }
             Ok(())
         })

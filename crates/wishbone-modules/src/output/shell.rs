@@ -285,10 +285,10 @@ impl OutputState {
                 biased;
                 _ = abort.cancelled() => return None,
                 done = &mut work => return Some(done),
-                batch = self.inbox.recv(), if self.inbox_open && room => match batch {
+                parcel = self.inbox.recv_parcel(), if self.inbox_open && room => match parcel {
                     None => self.inbox_open = false,
-                    Some(batch) => {
-                        let failed = self.delivery.set_aside(batch);
+                    Some(parcel) => {
+                        let failed = self.delivery.set_aside_parcel(parcel);
                         if !failed.is_empty() && !self.fail(failed, abort).await {
                             return None;
                         }

@@ -6,7 +6,7 @@ use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
 };
 
 use crate::config::{default_delimiter, delimiter_bytes};
@@ -73,10 +73,10 @@ impl Module for Stdout {
                 written
                     .await
                     .map_err(|error| ModuleError::io("cannot write to standard output", error))?;
-                events
-                    .iter()
-                    .flatten()
-                    .for_each(wishbone_runtime::Event::acknowledge);
+                match events {
+                    Some(events) => Parcel::Events(events).acknowledge(),
+                    None => Parcel::Lines(lines).acknowledge(),
+                }
             }
             Ok(())
         })
