@@ -4,7 +4,7 @@
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
 //!
-//! `--buffered-lines` (300,000; 0 skips them) is the data of the
+//! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer, the seed's round-robin demo.
 //!
 //! `--only` runs just the configuration named TEXT (and the 128 KiB socat
@@ -59,7 +59,7 @@ fn options() -> anyhow::Result<Options> {
         throughput: true,
         only: None,
         data: target.join("bench-lines.txt"),
-        buffered_lines: 300_000,
+        buffered_lines: 3_000_000,
         buffered_data: target.join("bench-buffered-lines.txt"),
         wishbone: target.join("wishbone"),
     };

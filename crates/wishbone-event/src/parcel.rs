@@ -89,6 +89,38 @@ impl Parcel {
         }
     }
 
+    /// `count` copies for destinations that each deliver their own (a
+    /// fanout's): every token is split, so the original is acknowledged
+    /// only once every copy is, and failed when one copy fails.
+    pub fn copies(self, count: usize) -> Vec<Parcel> {
+        match self {
+            Parcel::Lines(mut lines) => match lines.take_ack() {
+                None => vec![Parcel::Lines(lines); count],
+                Some(ack) => ack
+                    .split(count)
+                    .into_iter()
+                    .map(|share| Parcel::Lines(lines.clone().with_ack(share)))
+                    .collect(),
+            },
+            Parcel::Events(batch) => {
+                let mut copies: Vec<Batch> = vec![Batch::with_capacity(batch.len()); count];
+                for event in batch {
+                    match event.ack() {
+                        None => copies.iter_mut().for_each(|copy| copy.push(event.clone())),
+                        Some(ack) => {
+                            let shares = ack.split(count);
+                            let plain = event.with_data(event.data().clone());
+                            for (copy, share) in copies.iter_mut().zip(shares) {
+                                copy.push(plain.clone().with_ack(share));
+                            }
+                        }
+                    }
+                }
+                copies.into_iter().map(Parcel::Events).collect()
+            }
+        }
+    }
+
     /// Keeps the first `at` events and returns the rest.
     pub fn split_off(&mut self, at: usize) -> Parcel {
         match self {
@@ -154,5 +186,29 @@ mod tests {
         let mut batch = Parcel::Events(vec!["x".into()]);
         assert!(batch.split_off(1).is_empty());
         assert_eq!(batch.into_events(), vec![Event::new("x")]);
+    }
+
+    #[test]
+    fn copies_are_settled_together() {
+        use crate::ack::{self, Outcome};
+        let (issuer, mut replies) = ack::issuer();
+        let lines =
+            Lines::encode(&[Event::new("a")], &Bytes::from_static(b"\n")).with_ack(issuer.issue(1));
+        let copies = Parcel::Lines(lines).copies(2);
+        copies[0].acknowledge();
+        assert!(replies.try_recv().is_err(), "one copy is not both");
+        copies[1].acknowledge();
+        assert_eq!(replies.try_recv().unwrap(), (1, Outcome::Acknowledged));
+
+        let event = Event::new("b").with_ack(issuer.issue(2));
+        let copies = Parcel::Events(vec![event, Event::new("c")]).copies(3);
+        assert!(copies.iter().all(|copy| copy.len() == 2));
+        copies[0].acknowledge();
+        drop(copies);
+        assert_eq!(
+            replies.try_recv().unwrap(),
+            (2, Outcome::Failed),
+            "a copy dropped unresolved fails it"
+        );
     }
 }

@@ -17,7 +17,8 @@ Queues
 Arguments: none
 
 Copies share the payload; no bytes are copied. The slowest destination sets
-the pace for all.
+the pace for all. An event from a write-ahead buffer is delivered once every
+copy of it is, and sent again when one copy cannot be.
 
 Example
   routingtable:
@@ -62,11 +63,14 @@ impl Module for Fanout {
         let destinations = context.destinations();
         Box::pin(async move {
             while let Some(parcel) = inbox.recv_parcel().await {
-                for (name, sender) in &destinations {
-                    if sender.send(parcel.clone()).await.is_err() {
+                // Each destination's copy carries a share of every token:
+                // the original is delivered once every copy is.
+                let copies = parcel.copies(destinations.len());
+                for ((name, sender), parcel) in destinations.iter().zip(copies) {
+                    if let Err(closed) = sender.send(parcel).await {
                         return Err(ModuleError::DownstreamGone {
                             queue: name.clone(),
-                            undelivered: parcel.len(),
+                            undelivered: closed.0.len(),
                         });
                     }
                 }

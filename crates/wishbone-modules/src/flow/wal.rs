@@ -3,9 +3,11 @@
 //! at a time, and sends again whatever an output fails.
 //!
 //! The text `wishbone show --docs` prints is [`DOCS`]. [`Retention`] is the
-//! bookkeeping as a plain struct; the module around it issues a token with
-//! each event it sends ([`wishbone_runtime::Event::with_ack`]) and hears each
-//! event's fate from the output that handled it.
+//! bookkeeping as a plain struct, in blocks of events; the module around it
+//! issues one token with each block it sends (on lines,
+//! [`wishbone_runtime::Lines::with_ack`]; split over separate events,
+//! [`wishbone_runtime::Event::with_ack`]) and hears each block's fate from
+//! the outputs that handled it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -34,13 +36,18 @@ Arguments (default)
                 wait, pushing back upstream. Every drop is counted in the
                 inbox's dropped_total.
 
-Each event sent carries a token that the output which handles it resolves:
-acknowledged once the peer has it (tcp: its TCP stack acknowledged the bytes;
-websocket: likewise for the frame), failed when the output's connection
-dies or it is down. A failed event is sent again, oldest first, to whichever
-output is up. Only the event itself is settled by its token: an event in
-flight on one output is never acknowledged by another's progress. The buffer
-is transient: a restart starts empty.
+Events are kept in blocks: what arrived together, at most read_count events
+(and max_elements, and max_bytes) a block; lines read from a socket stay in
+their wire form, one copy and one token per block. Each block sent carries a
+token that the outputs which handle it resolve: acknowledged once every one
+of its events is with its peer (tcp: the peer's TCP stack acknowledged the
+bytes; websocket: likewise for the frames), failed as soon as one of them
+cannot be delivered (a connection died, an output is down). A round robin
+splits a block's token over its destinations' shares. A failed block is sent
+again whole, oldest first, to whichever output is up: events of it that had
+arrived may arrive twice. Only the block itself is settled by its token: a
+block in flight on one output is never acknowledged by another's progress.
+The buffer is transient: a restart starts empty.
 
 Example (the round-robin demo)
   modules:
