@@ -105,8 +105,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     Ok(Box::new(Output {
         settings,
         transport: Server {
-            port: peer_port("url", uri.port_u16().unwrap_or(80))?,
-            host,
+            address: (host, peer_port("url", uri.port_u16().unwrap_or(80))?),
             url: config.url,
         },
     }))
@@ -124,9 +123,9 @@ pub fn frame_length(payload: usize) -> usize {
 
 /// The server the output connects to.
 struct Server {
-    host: String,
-    port: u16,
     url: String,
+    /// The host and port of `url`, to open the TCP connection under it.
+    address: (String, u16),
 }
 
 impl Transport for Server {
@@ -137,7 +136,8 @@ impl Transport for Server {
     }
 
     async fn connect(&mut self) -> Result<WebSocket, String> {
-        let stream = TcpStream::connect((self.host.as_str(), self.port))
+        let (host, port) = &self.address;
+        let stream = TcpStream::connect((host.as_str(), *port))
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
