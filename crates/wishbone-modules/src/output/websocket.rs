@@ -49,8 +49,9 @@ Delivery
   When the connection dies, unacknowledged events are sent again on the
   next connection (counted as `resent`) or, with `failed: true`, go to
   `failed`. Events from a write-ahead buffer are acknowledged to it, or
-  failed back to it. Every failure, before or after the handshake, waits
-  its turn in the backoff. Metrics as for the tcp output:
+  failed back to it. A server whose socket takes no more bytes for
+  `timeout` is disconnected (its events kept, as for a dead one). Every
+  failure, before or after the handshake, waits its turn in the backoff. Metrics as for the tcp output:
   module.<name>.connected, connects, delivered, bytes, failed_over, resent.
 
 Example
@@ -165,11 +166,20 @@ impl Transport for Server {
         let (mut pending, resent) = state.delivery.begin(Instant::now());
         state.resending(resent);
         let ended = loop {
-            if !pending.is_empty()
-                && let Err(error) =
-                    send_frames(&mut sink, std::mem::take(&mut pending), state, &progress).await
-            {
-                break Ended::Lost(error);
+            if !pending.is_empty() {
+                // A server that stops reading stops the writes: after
+                // `timeout` it counts as gone (its events are kept).
+                let frames = std::mem::take(&mut pending);
+                let sent = tokio::time::timeout(state.timeout, send_frames(&mut sink, &frames));
+                let failure = match sent.await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error),
+                    Err(_) => Some("the server stopped reading".to_string()),
+                };
+                record_frames(frames, failure.is_none(), state, &progress);
+                if let Some(error) = failure {
+                    break Ended::Lost(error);
+                }
             }
             acknowledge(&progress, state).await;
             if !state.inbox_open && state.delivery.is_settled() {
@@ -237,50 +247,42 @@ impl Transport for Server {
 
 type WebSocket = tokio_tungstenite::WebSocketStream<Counted>;
 
-/// Writes one frame per event and flushes. Once flushed, every byte is in
-/// the kernel and the count of bytes written is exact: the last frame ends
-/// at or before it, each earlier one a frame's length before the next (a
-/// control frame written in between only makes these ends later, so no
-/// frame is ever taken as acknowledged too early). Frames of a batch that
-/// failed are recorded as never acknowledged.
+/// Writes one frame per event and flushes.
 async fn send_frames(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
-    events: Batch,
-    state: &mut OutputState,
-    progress: &Progress,
+    events: &Batch,
 ) -> Result<(), String> {
-    let mut sent = Vec::with_capacity(events.len());
-    let mut failure = None;
     for event in events {
-        if failure.is_none()
-            && let Err(error) = sink.feed(message(&event)).await
-        {
-            failure = Some(error.to_string());
-        }
-        sent.push(event);
+        sink.feed(message(event))
+            .await
+            .map_err(|error| error.to_string())?;
     }
-    if failure.is_none()
-        && let Err(error) = sink.flush().await
-    {
-        failure = Some(error.to_string());
-    }
+    sink.flush().await.map_err(|error| error.to_string())
+}
+
+/// Records the frames written. Once flushed, every byte is in the kernel
+/// and the count of bytes written is exact: the last frame ends at or
+/// before it, each earlier one a frame's length before the next (a control
+/// frame written in between only makes these ends later, so no frame is
+/// ever taken as acknowledged too early). Frames of a write that failed
+/// are recorded as never acknowledged: the connection's end returns them.
+fn record_frames(events: Batch, flushed: bool, state: &mut OutputState, progress: &Progress) {
     let now = Instant::now();
-    if let Some(error) = failure {
-        for event in sent {
+    if !flushed {
+        for event in events {
             state.delivery.record_event(event, u64::MAX, now);
         }
-        return Err(error);
+        return;
     }
     let mut end = progress.written();
-    let mut ends = Vec::with_capacity(sent.len());
-    for event in sent.iter().rev() {
+    let mut ends = Vec::with_capacity(events.len());
+    for event in events.iter().rev() {
         ends.push(end);
         end = end.saturating_sub(frame_length(event.len()) as u64);
     }
-    for (event, end) in sent.into_iter().zip(ends.into_iter().rev()) {
+    for (event, end) in events.into_iter().zip(ends.into_iter().rev()) {
         state.delivery.record_event(event, end, now);
     }
-    Ok(())
 }
 
 /// Tells the state how far the server's TCP stack acknowledged: from the
