@@ -22,21 +22,15 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on a free loopback port and takes every connection.
     pub fn start() -> anyhow::Result<Receiver> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let port = listener.local_addr()?.port();
-        let state = Arc::new(Mutex::new(Received::default()));
-        let shared = state.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let shared = shared.clone();
-                std::thread::spawn(move || receive(stream, shared));
-            }
-        });
-        Ok(Receiver { port, state })
+        Self::serving(receive)
     }
 
     /// A websocket server on a free loopback port: each frame is a line.
     pub fn start_websocket() -> anyhow::Result<Receiver> {
+        Self::serving(receive_frames)
+    }
+
+    fn serving(serve: fn(std::net::TcpStream, Arc<Mutex<Received>>)) -> anyhow::Result<Receiver> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let state = Arc::new(Mutex::new(Received::default()));
@@ -44,7 +38,7 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let shared = shared.clone();
-                std::thread::spawn(move || receive_frames(stream, shared));
+                std::thread::spawn(move || serve(stream, shared));
             }
         });
         Ok(Receiver { port, state })
