@@ -22,17 +22,23 @@ fn starts_with_timestamp(line: &str) -> bool {
         && line[..4].chars().all(|c| c.is_ascii_digit())
 }
 
-#[test]
-fn logs_go_to_standard_error_and_events_alone_to_standard_output() {
+/// `wishbone ARGS` with standard output piped, its standard error collected.
+fn run(args: &[&str]) -> (std::process::Child, Output) {
     let mut child = Command::new(binary("wishbone"))
-        .args(["debug", "--config"])
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap/default.yaml"))
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = Output::default();
     stderr.collect_from(child.stderr.take().unwrap());
+    (child, stderr)
+}
+
+#[test]
+fn logs_go_to_standard_error_and_events_alone_to_standard_output() {
+    let default = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap/default.yaml");
+    let (mut child, stderr) = run(&["debug", "--config", default.to_str().unwrap()]);
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -62,17 +68,8 @@ fn start_writes_json_logs_on_request() {
         "modules:\n  generator: {module: wishbone.input.generator, arguments: {interval: 0.1}}\n  output: {module: wishbone.output.null}\nroutingtable:\n  - generator.outbox -> output.inbox\n",
     )
     .unwrap();
-    let mut child = Command::new(binary("wishbone"))
-        .arg("start")
-        .arg("--config")
-        .arg(&config)
-        .args(["--log-format", "json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Output::default();
-    stderr.collect_from(child.stderr.take().unwrap());
+    let config = config.to_str().unwrap();
+    let (mut child, stderr) = run(&["start", "--config", config, "--log-format", "json"]);
     stderr.wait_for("queue connected", MINUTE);
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());

@@ -259,6 +259,9 @@ impl Launcher<'_> {
         let run = &self.options.run;
         let (variable, descriptors) = InheritedListeners::describe(&self.listeners);
         let launcher = std::process::id() as libc::pid_t;
+        let log_format = clap::ValueEnum::to_possible_value(&self.options.log_format)
+            .map(|value| value.get_name().to_string())
+            .unwrap_or_default();
         let mut command = Command::new(&self.executable);
         command
             .arg("start")
@@ -269,7 +272,7 @@ impl Launcher<'_> {
             .args(["--drain-timeout", &run.drain_timeout.to_string()])
             .args(["--log-level", &run.log_level])
             .args(["--graphite-prefix", &run.graphite_prefix])
-            .args(["--log-format", self.options.log_format.name()])
+            .args(["--log-format", &log_format])
             .args(
                 run.graphite
                     .iter()

@@ -18,16 +18,6 @@ pub enum Format {
     Json,
 }
 
-impl Format {
-    /// The word `--log-format` takes.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Text => "text",
-            Format::Json => "json",
-        }
-    }
-}
-
 /// UTC wall-clock time, RFC 3339 with milliseconds.
 struct Utc;
 

@@ -185,6 +185,7 @@ impl Retention {
     }
 
     /// Keeps one event (a block of its own), applying `when_full`.
+    #[cfg(test)]
     pub fn push(&mut self, event: Event) -> Result<(), Parcel> {
         self.push_block(Parcel::Events(vec![event]))
     }
@@ -328,8 +329,8 @@ impl Retention {
     }
 }
 
-/// `front` followed by `back`, as one parcel (lines stay lines when both
-/// are lines with the same delimiter and neither carries a token).
+/// `front` followed by `back`, as one parcel of separate events: only a
+/// block too large for `max_bytes` is cut this way, which is rare.
 fn join(front: Parcel, back: Parcel) -> Parcel {
     if back.is_empty() {
         return front;

@@ -138,6 +138,11 @@ impl Delivery {
         }
     }
 
+    /// Whether undeliverable events go to `failed` (`failed: true`).
+    pub fn fails_over(&self) -> bool {
+        self.failover
+    }
+
     /// Whether more may be taken from the inbox while down: always when
     /// failing over, else up to `capacity` held events.
     pub fn has_room(&self, capacity: usize) -> bool {

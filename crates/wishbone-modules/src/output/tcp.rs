@@ -172,7 +172,7 @@ impl Transport for Peer {
                 break Ended::Drained;
             }
             let room = connection.pending_bytes < HIGH_WATER;
-            let divert = state.delivery.is_stalled() && state.delivery.has_room(0);
+            let divert = state.delivery.is_stalled() && state.delivery.fails_over();
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => break Ended::Aborted,

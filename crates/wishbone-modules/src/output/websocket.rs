@@ -187,7 +187,7 @@ impl Transport for Server {
                 break Ended::Drained;
             }
             let room = state.delivery.in_flight() < MAX_IN_FLIGHT;
-            let divert = state.delivery.is_stalled() && state.delivery.has_room(0);
+            let divert = state.delivery.is_stalled() && state.delivery.fails_over();
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => break Ended::Aborted,
