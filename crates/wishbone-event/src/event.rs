@@ -46,6 +46,11 @@ impl Event {
         self.ack.as_ref()
     }
 
+    /// Takes the token away, for a buffer that settles it itself.
+    pub fn take_ack(&mut self) -> Option<Ack> {
+        self.ack.take()
+    }
+
     /// Tells the event's buffer, if any, that the peer has it.
     pub fn acknowledge(&self) {
         if let Some(ack) = &self.ack {

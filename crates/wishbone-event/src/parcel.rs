@@ -89,6 +89,15 @@ impl Parcel {
         }
     }
 
+    /// Takes every token the parcel carries, for a buffer that settles
+    /// them itself (a write-ahead buffer, once the events are kept).
+    pub fn take_acks(&mut self) -> Vec<crate::Ack> {
+        match self {
+            Parcel::Events(batch) => batch.iter_mut().filter_map(Event::take_ack).collect(),
+            Parcel::Lines(lines) => lines.take_ack().into_iter().collect(),
+        }
+    }
+
     /// `count` copies for destinations that each deliver their own (a
     /// fanout's): every token is split, so the original is acknowledged
     /// only once every copy is, and failed when one copy fails.

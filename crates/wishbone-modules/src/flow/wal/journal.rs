@@ -1,0 +1,413 @@
+//! The log on disk: a directory of segment files holding records
+//! ([`super::record`]), appended to in order and deleted oldest first once
+//! every block in them is settled.
+//!
+//! Segments are named by a sequence number, twenty digits and `.wal`
+//! (`00000000000000000001.wal`), so sorting names sorts them. A file named
+//! `lock` is held locked (`flock`) by the process using the directory. This
+//! struct does the file work and nothing else: when to sync is the
+//! writer's decision ([`super::writer`]).
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use wishbone_runtime::Parcel;
+
+use super::record::{self, Record};
+
+/// Why a log could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("the wal directory {} is in use by another process (it holds {})", .0.display(), .0.join("lock").display())]
+    Locked(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// What a log held when it was opened.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Blocks kept and not settled, oldest first.
+    pub blocks: Vec<(u64, Parcel)>,
+    /// The id the next block gets: past every id the log has seen.
+    pub next_id: u64,
+    /// Bytes cut off where records were torn or damaged.
+    pub cut_bytes: u64,
+    /// Segment files found.
+    pub segments: usize,
+}
+
+/// One segment file.
+#[derive(Debug)]
+struct Segment {
+    sequence: u64,
+    len: u64,
+    /// The highest block id written in it.
+    last_block: Option<u64>,
+}
+
+/// The open log.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    /// Held for as long as the log is open: the directory's lock.
+    _lock: File,
+    /// Oldest first; the last one is appended to.
+    segments: VecDeque<Segment>,
+    file: File,
+    /// Segments finished since the last sync, which it must cover too.
+    unsynced: Vec<File>,
+    /// A segment was created since the last sync: the directory's entry
+    /// must reach the disk too.
+    directory_changed: bool,
+    segment_bytes: u64,
+    /// Blocks kept and not settled.
+    live: BTreeSet<u64>,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn segment_name(sequence: u64) -> String {
+    format!("{sequence:020}.wal")
+}
+
+fn segment_sequence(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".wal")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+impl Journal {
+    /// Opens (or creates) the log in `dir`, locks it, and reads back what it
+    /// holds: a torn or damaged record ends its file, which is cut there.
+    /// A new segment starts once one reaches `segment_bytes`.
+    pub fn open(dir: &Path, segment_bytes: u64) -> Result<(Journal, Recovered), JournalError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked(dir.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(io_error(&lock_path)(error)),
+        }
+        let mut sequences = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+            let entry = entry.map_err(io_error(dir))?;
+            if let Some(sequence) = entry.file_name().to_str().and_then(segment_sequence) {
+                sequences.push(sequence);
+            }
+        }
+        sequences.sort_unstable();
+        let mut recovered = Recovered {
+            segments: sequences.len(),
+            ..Recovered::default()
+        };
+        let mut segments = VecDeque::new();
+        let mut blocks = std::collections::BTreeMap::new();
+        let mut settled = Vec::new();
+        for sequence in sequences {
+            let path = dir.join(segment_name(sequence));
+            let data = Bytes::from(std::fs::read(&path).map_err(io_error(&path))?);
+            let mut at = 0;
+            let mut last_block = None;
+            while let Some((record, length)) = record::decode(&data.slice(at..)) {
+                at += length;
+                match record {
+                    Record::Block { id, parcel } => {
+                        last_block = Some(id);
+                        recovered.next_id = recovered.next_id.max(id + 1);
+                        blocks.insert(id, parcel);
+                    }
+                    Record::Settled(ids) => {
+                        if let Some(highest) = ids.iter().max() {
+                            recovered.next_id = recovered.next_id.max(highest + 1);
+                        }
+                        settled.extend(ids);
+                    }
+                }
+            }
+            if at < data.len() {
+                recovered.cut_bytes += (data.len() - at) as u64;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_error(&path))?;
+                file.set_len(at as u64).map_err(io_error(&path))?;
+                file.sync_all().map_err(io_error(&path))?;
+            }
+            segments.push_back(Segment {
+                sequence,
+                len: at as u64,
+                last_block,
+            });
+        }
+        for id in settled {
+            blocks.remove(&id);
+        }
+        let live = blocks.keys().copied().collect();
+        recovered.blocks = blocks.into_iter().collect();
+        let mut directory_changed = false;
+        if segments.is_empty() {
+            File::create(dir.join(segment_name(1))).map_err(io_error(dir))?;
+            segments.push_back(Segment {
+                sequence: 1,
+                len: 0,
+                last_block: None,
+            });
+            directory_changed = true;
+        }
+        let newest = segments.back().map_or(1, |segment| segment.sequence);
+        let path = dir.join(segment_name(newest));
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        let journal = Journal {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+            segments,
+            file,
+            unsynced: Vec::new(),
+            directory_changed,
+            segment_bytes: segment_bytes.max(1),
+            live,
+        };
+        Ok((journal, recovered))
+    }
+
+    /// Writes the records of `blocks` (which must carry no tokens) and
+    /// returns them as kept: the same events, now pointing into the record
+    /// buffer, so a kept block costs one copy of its payload. Not synced.
+    /// On an error nothing counts as written, and the call may be repeated.
+    pub fn append(&mut self, blocks: Vec<(u64, Parcel)>) -> io::Result<Vec<(u64, Parcel)>> {
+        let mut out = BytesMut::new();
+        let mut layouts = Vec::with_capacity(blocks.len());
+        for (id, parcel) in &blocks {
+            layouts.push((*id, record::encode_block(&mut out, *id, parcel)));
+        }
+        let buffer = out.freeze();
+        self.write(&buffer)?;
+        let segment = self.segments.back_mut().expect("a log has a newest segment");
+        if let Some((last, _)) = blocks.last() {
+            segment.last_block = Some(*last);
+        }
+        self.live.extend(blocks.iter().map(|(id, _)| *id));
+        self.roll_when_full();
+        Ok(layouts
+            .into_iter()
+            .map(|(id, layout)| (id, layout.parcel(&buffer)))
+            .collect())
+    }
+
+    /// Records that `ids` need not be sent again. Not synced.
+    pub fn settle(&mut self, ids: &[u64]) -> io::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut out = BytesMut::new();
+        record::encode_settled(&mut out, ids);
+        self.write(&out)?;
+        for id in ids {
+            self.live.remove(id);
+        }
+        self.roll_when_full();
+        Ok(())
+    }
+
+    /// Appends `data` to the newest segment at its end; on an error cuts
+    /// whatever part was written, so the segment ends with a whole record.
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let segment = self.segments.back_mut().expect("a log has a newest segment");
+        match self.file.write_all_at(data, segment.len) {
+            Ok(()) => {
+                segment.len += data.len() as u64;
+                Ok(())
+            }
+            Err(error) => {
+                // Past `len` is garbage either way: the next write starts
+                // at `len`, and recovery stops at the first broken record.
+                let _ = self.file.set_len(segment.len);
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts a new segment once the newest reaches its size. When the
+    /// file cannot be created the newest grows on, and the next write
+    /// tries again: what was written stays written either way.
+    fn roll_when_full(&mut self) {
+        let newest = self.segments.back().expect("a log has a newest segment");
+        if newest.len < self.segment_bytes {
+            return;
+        }
+        let sequence = newest.sequence + 1;
+        let Ok(file) = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(self.dir.join(segment_name(sequence)))
+        else {
+            return;
+        };
+        self.unsynced.push(std::mem::replace(&mut self.file, file));
+        self.segments.push_back(Segment {
+            sequence,
+            len: 0,
+            last_block: None,
+        });
+        self.directory_changed = true;
+    }
+
+    /// Makes everything written so far durable: the segments' data, and
+    /// the directory entries of new segments.
+    pub fn sync(&mut self) -> io::Result<()> {
+        for file in &self.unsynced {
+            file.sync_data()?;
+        }
+        self.unsynced.clear();
+        self.file.sync_data()?;
+        if self.directory_changed {
+            File::open(&self.dir)?.sync_all()?;
+            self.directory_changed = false;
+        }
+        Ok(())
+    }
+
+    /// Deletes the oldest segments whose blocks are all settled, once that
+    /// is on disk; returns how many.
+    pub fn reclaim(&mut self) -> io::Result<usize> {
+        let oldest_live = self.live.first().copied();
+        let settled = |segment: &Segment| match (segment.last_block, oldest_live) {
+            (None, _) | (_, None) => true,
+            (Some(last), Some(oldest)) => last < oldest,
+        };
+        let count = self
+            .segments
+            .iter()
+            .take(self.segments.len() - 1)
+            .take_while(|segment| settled(segment))
+            .count();
+        if count == 0 {
+            return Ok(0);
+        }
+        self.sync()?;
+        for _ in 0..count {
+            let segment = self.segments.pop_front().expect("counted above");
+            std::fs::remove_file(self.dir.join(segment_name(segment.sequence)))?;
+        }
+        Ok(count)
+    }
+
+    /// Bytes the segment files hold.
+    pub fn disk_bytes(&self) -> u64 {
+        self.segments.iter().map(|segment| segment.len).sum()
+    }
+
+    /// Blocks kept and not settled.
+    pub fn live_blocks(&self) -> usize {
+        self.live.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wishbone_runtime::{Event, Lines};
+
+    fn block(texts: &[&str]) -> Parcel {
+        let events: Vec<Event> = texts.iter().map(|text| Event::new(text.to_string())).collect();
+        Parcel::Lines(Lines::encode(&events, &Bytes::from_static(b"\n")))
+    }
+
+    fn ids(recovered: &Recovered) -> Vec<u64> {
+        recovered.blocks.iter().map(|(id, _)| *id).collect()
+    }
+
+    #[test]
+    fn what_is_kept_and_not_settled_comes_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut journal, recovered) = Journal::open(dir.path(), 100).unwrap();
+            assert!(recovered.blocks.is_empty());
+            let kept = journal
+                .append((0..6).map(|id| (id, block(&["a", "bb"]))).collect())
+                .unwrap();
+            assert_eq!(kept[3].1, block(&["a", "bb"]));
+            journal.settle(&[0, 2]).unwrap();
+            journal.append(vec![(6, block(&["c"]))]).unwrap();
+            journal.sync().unwrap();
+        }
+        let (_journal, recovered) = Journal::open(dir.path(), 100).unwrap();
+        assert_eq!(ids(&recovered), [1, 3, 4, 5, 6]);
+        assert_eq!(recovered.blocks[4].1, block(&["c"]));
+        assert_eq!((recovered.next_id, recovered.cut_bytes), (7, 0));
+    }
+
+    #[test]
+    fn a_second_opener_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_first, _) = Journal::open(dir.path(), 100).unwrap();
+        let error = Journal::open(dir.path(), 100).unwrap_err();
+        assert!(matches!(error, JournalError::Locked(_)), "{error}");
+        assert!(error.to_string().contains("in use by another process"));
+    }
+
+    #[test]
+    fn settled_segments_are_deleted_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), 64).unwrap();
+        for id in 0..10 {
+            journal.append(vec![(id, block(&["0123456789"]))]).unwrap();
+        }
+        let files = || std::fs::read_dir(dir.path()).unwrap().count() - 1;
+        let before = files();
+        assert!(before >= 5, "one block of 40-odd bytes, then a new segment");
+        journal.settle(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        assert_eq!(journal.reclaim().unwrap(), 0, "block 0 holds them all");
+        journal.settle(&[0]).unwrap();
+        assert!(journal.reclaim().unwrap() > 0);
+        assert!(files() < before);
+        drop(journal);
+        let (_journal, recovered) = Journal::open(dir.path(), 64).unwrap();
+        assert_eq!(ids(&recovered), [9]);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_at_the_last_whole_record() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+            journal.append(vec![(0, block(&["kept"]))]).unwrap();
+            journal.append(vec![(1, block(&["torn"]))]).unwrap();
+        }
+        let path = dir.path().join(segment_name(1));
+        let length = std::fs::metadata(&path).unwrap().len();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(length - 3).unwrap();
+        let (mut journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(ids(&recovered), [0]);
+        assert!(recovered.cut_bytes > 0);
+        journal.append(vec![(1, block(&["again"]))]).unwrap();
+        drop(journal);
+        let (_journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(ids(&recovered), [0, 1]);
+        assert_eq!(recovered.cut_bytes, 0, "appending resumed at the cut");
+    }
+}

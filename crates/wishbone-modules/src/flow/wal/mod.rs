@@ -1,0 +1,431 @@
+//! `wishbone.flow.wal`: a bounded write-ahead buffer. It keeps every event
+//! until an output acknowledges it, sends at most `read_count` at a time,
+//! and sends again whatever an output fails. With `path` it keeps them in
+//! a log on disk that survives a crash.
+//!
+//! The text `wishbone show --docs` prints is [`DOCS`]; the on-disk format
+//! is described in `docs/wal.md` and in [`record`]. The parts:
+//! [`Retention`] is the bookkeeping as a plain struct, in blocks of events;
+//! [`journal::Journal`] is the log's files; [`writer::Writer`] is the
+//! thread that writes and syncs them. The module around them issues one
+//! token with each block it sends (on lines,
+//! [`wishbone_runtime::Lines::with_ack`]; split over separate events,
+//! [`wishbone_runtime::Event::with_ack`]) and hears each block's fate from
+//! the outputs that handled it.
+
+mod journal;
+pub mod record;
+mod retention;
+mod writer;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use wishbone_runtime::ack::{self, Outcome};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
+};
+
+pub use journal::{Journal, JournalError, Recovered};
+pub use retention::{Pushed, Retention};
+pub use writer::{Command, Report, Writer};
+
+use crate::metric::module_counter;
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.flow.wal: a bounded write-ahead buffer, in memory or on disk.
+
+Queues
+  inbox      events to keep until delivered
+  outbox     events on their way to outputs (a round robin, an output)
+
+Arguments (default)
+  read_count    events sent and not yet acknowledged, at most (20)
+  max_elements  events kept, sent or waiting (1000)
+  max_bytes     payload bytes kept (10485760); each kept event has its own
+                copy in memory, so this bounds their memory (with `path`
+                too: the log is read back only at start)
+  when_full     drop_oldest | drop_newest | block (drop_oldest): what a new
+                event does when a limit is reached; `block` makes the inbox
+                wait, pushing back upstream. Every drop is counted in the
+                inbox's dropped_total.
+  path          a directory for the log on disk (none: kept in memory only,
+                and lost when the process ends)
+  sync          with `path`, what "kept" means (batch):
+                  batch     records are fsynced before any event in them is
+                            sent on or acknowledged upstream; one fsync
+                            covers everything that arrived meanwhile. A
+                            crash or power cut loses nothing kept.
+                  interval  fsync every sync_interval_ms; events count as
+                            kept once written. A process crash loses
+                            nothing; a power cut can lose that interval.
+                  none      never fsync; the operating system writes when
+                            it will. A process crash loses nothing; a power
+                            cut can lose whatever it had not written.
+  sync_interval_ms  with `sync: interval` (1000)
+
+Events are kept in blocks: what arrived together, at most read_count events
+(and max_elements, and max_bytes) a block; lines read from a socket stay in
+their wire form, one copy and one token per block. Each block sent carries a
+token that the outputs which handle it resolve: acknowledged once every one
+of its events is with its peer (tcp: the peer's TCP stack acknowledged the
+bytes; websocket: likewise for the frames), failed as soon as one of them
+cannot be delivered (a connection died, an output is down). A round robin
+splits a block's token over its destinations' shares. A failed block is sent
+again whole, oldest first, to whichever output is up: events of it that had
+arrived may arrive twice. Only the block itself is settled by its token: a
+block in flight on one output is never acknowledged by another's progress.
+
+Upstream, an event that arrived with a token (from an acknowledging input,
+or another buffer) is acknowledged once it is kept: with `path`, written as
+`sync` says; in memory, once an output delivered it. A dropped event's
+token fails.
+
+With `path`, the log is a directory of segment files (max_bytes/8 each,
+64 KiB to 128 MiB) of checksummed records, locked by the process using it:
+a second process on the same path is refused. On start every event kept and
+not delivered is sent again, oldest first, before anything new (counted in
+module.<name>.replayed); a torn or damaged tail is cut off and logged. A
+delivered block is recorded as settled before its room in read_count is
+used again, so after a crash at most read_count events that had been
+delivered are sent again. A segment is deleted once every block in it is
+settled, which is fsynced first. The files hold at most max_bytes of
+payload plus record headers, plus what was settled in segments still
+holding an older unsettled block: the inbox waits while they exceed
+1.25 × max_bytes plus two segments. When the disk is full or failing the
+module logs once, the inbox waits (nothing kept is lost, nothing new is
+acknowledged), and writing resumes by itself. Metrics:
+module.<name>.kept (events kept on disk), .replayed, .disk_bytes.
+
+Example (the round-robin demo)
+  modules:
+    wal:
+      module: wishbone.flow.wal
+      arguments: {read_count: 20, max_elements: 1000, max_bytes: 10485760}
+  routingtable:
+    - metronome.outbox -> wal.inbox
+    - wal.outbox -> roundrobin.inbox
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.flow.wal",
+    aliases: &["wishbone.flow.qos.wal"],
+    description: "keeps events until an output acknowledges them; replays failures",
+    docs: DOCS,
+    queues: QueueSpec::PROCESS,
+    build,
+};
+
+/// What a new event does when the buffer is full.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// The oldest events not yet sent make room.
+    #[default]
+    DropOldest,
+    /// The new event is dropped.
+    DropNewest,
+    /// The inbox waits until deliveries make room.
+    Block,
+}
+
+/// What "kept" means for a log on disk.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Fsynced before anything is passed on or acknowledged.
+    #[default]
+    Batch,
+    /// Written at once, fsynced on a timer.
+    Interval,
+    /// Written at once, never fsynced.
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Events sent and not yet acknowledged, at most.
+    #[serde(default = "default_read_count")]
+    pub read_count: usize,
+    /// Events kept in all.
+    #[serde(default = "default_max_elements")]
+    pub max_elements: usize,
+    /// Payload bytes kept in all.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// What a new event does when a limit is reached.
+    #[serde(default)]
+    pub when_full: WhenFull,
+    /// Where the log lives; none keeps events in memory only.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// What "kept" means with `path`.
+    #[serde(default)]
+    pub sync: SyncMode,
+    /// Between fsyncs with `sync: interval`.
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: u64,
+}
+
+fn default_read_count() -> usize {
+    20
+}
+
+fn default_max_elements() -> usize {
+    1000
+}
+
+fn default_max_bytes() -> usize {
+    10 * 1024 * 1024
+}
+
+fn default_sync_interval_ms() -> u64 {
+    1000
+}
+
+impl Config {
+    /// A new segment file starts once one holds this many bytes.
+    pub fn segment_bytes(&self) -> u64 {
+        (self.max_bytes as u64 / 8).clamp(64 * 1024, 128 * 1024 * 1024)
+    }
+
+    /// The inbox waits while the log's files hold more than this.
+    fn disk_bytes_limit(&self) -> u64 {
+        let payload = self.max_bytes as u64;
+        payload + payload / 4 + 2 * self.segment_bytes()
+    }
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let config: Config = arguments.deserialize()?;
+    if config.read_count == 0 || config.max_elements == 0 || config.max_bytes == 0 {
+        return Err(ArgumentError::new(
+            "`read_count`, `max_elements` and `max_bytes` must be at least 1",
+        ));
+    }
+    if config.path.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
+        return Err(ArgumentError::new("`path` must name a directory"));
+    }
+    if config.sync_interval_ms == 0 {
+        return Err(ArgumentError::new("`sync_interval_ms` must be at least 1"));
+    }
+    Ok(Box::new(Wal { config }))
+}
+
+/// A block on its way: its token, split over its events when they travel
+/// one by one.
+fn with_token(block: Parcel, token: ack::Ack) -> Parcel {
+    match block {
+        Parcel::Lines(lines) => Parcel::Lines(lines.with_ack(token)),
+        Parcel::Events(batch) => {
+            let shares = token.split(batch.len());
+            Parcel::Events(
+                batch
+                    .into_iter()
+                    .zip(shares)
+                    .map(|(event, share)| event.with_ack(share))
+                    .collect(),
+            )
+        }
+    }
+}
+
+/// Events handed to the log and not yet kept, at most: past this the inbox
+/// waits, which is how a failing disk pushes back.
+const MOST_WRITING: usize = 1 << 18;
+
+/// The module.
+pub struct Wal {
+    config: Config,
+}
+
+/// The log's end, with what the module last heard from it.
+struct Log {
+    writer: Writer,
+    disk_bytes: u64,
+    disk_bytes_limit: u64,
+}
+
+/// Opens the log at `path` and starts its writer; what it held is the
+/// retention's to send first.
+fn open_log(config: &Config, path: &std::path::Path, name: &str) -> Result<(Log, Retention), ModuleError> {
+    let (journal, recovered) = Journal::open(path, config.segment_bytes())
+        .map_err(|error| ModuleError::Other(format!("cannot open the wal: {error}")))?;
+    let events: usize = recovered.blocks.iter().map(|(_, parcel)| parcel.len()).sum();
+    if recovered.cut_bytes > 0 {
+        tracing::warn!(module = %name, path = %path.display(), bytes = recovered.cut_bytes, "cut a torn or damaged tail off the wal");
+    }
+    tracing::info!(
+        module = %name,
+        path = %path.display(),
+        events,
+        blocks = recovered.blocks.len(),
+        segments = recovered.segments,
+        "opened the wal; what it holds is sent first"
+    );
+    metrics::counter!(module_counter(name, "replayed")).increment(events as u64);
+    let disk_bytes = journal.disk_bytes();
+    let retention = Retention::on_disk(config.clone(), recovered.blocks, recovered.next_id);
+    let writer = Writer::start(
+        journal,
+        config.sync,
+        Duration::from_millis(config.sync_interval_ms),
+        name.to_string(),
+    )
+    .map_err(|source| ModuleError::Io {
+        context: "cannot start the wal's writer thread".into(),
+        source,
+    })?;
+    Ok((
+        Log {
+            writer,
+            disk_bytes,
+            disk_bytes_limit: config.disk_bytes_limit(),
+        },
+        retention,
+    ))
+}
+
+impl Log {
+    /// Whether the inbox may be read: the writer keeps up, the files have room.
+    fn has_room(&self, retention: &Retention) -> bool {
+        retention.writing() < MOST_WRITING && self.disk_bytes <= self.disk_bytes_limit
+    }
+
+    /// Applies one report of the writer.
+    fn apply(&mut self, report: Report, retention: &mut Retention, name: &str) {
+        match report {
+            Report::Kept(blocks) => {
+                let events: usize = blocks.iter().map(|(_, parcel)| parcel.len()).sum();
+                for (id, parcel) in blocks {
+                    retention.kept(id, parcel);
+                }
+                metrics::counter!(module_counter(name, "kept")).increment(events as u64);
+            }
+            Report::Settled(ids) => retention.settled(&ids),
+            Report::DiskBytes(bytes) => {
+                self.disk_bytes = bytes;
+                metrics::gauge!(module_counter(name, "disk_bytes")).set(bytes as f64);
+            }
+        }
+    }
+}
+
+impl Module for Wal {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let mut inbox = context.take_incoming("inbox");
+        let outbox = context.outgoing("outbox");
+        let abort = context.aborting();
+        let name = context.name().to_string();
+        let config = self.config;
+        Box::pin(async move {
+            let (mut log, mut retention) = match &config.path {
+                Some(path) => {
+                    let (log, retention) = open_log(&config, path, &name)?;
+                    (Some(log), retention)
+                }
+                None => (None, Retention::new(config.clone())),
+            };
+            let (issuer, mut replies) = ack::issuer();
+            let mut blocked: VecDeque<Parcel> = VecDeque::new();
+            let mut inbox_open = true;
+            let mut reported = 0;
+            loop {
+                let mut to_write = Vec::new();
+                while let Some(block) = blocked.pop_front() {
+                    match retention.push_block(block) {
+                        Err(block) => {
+                            blocked.push_front(block);
+                            break;
+                        }
+                        Ok(Pushed::Write(id, parcel)) => to_write.push((id, parcel)),
+                        Ok(Pushed::Done) => {}
+                    }
+                }
+                if let Some(log) = &log {
+                    if !to_write.is_empty() {
+                        log.writer.send(Command::Keep(to_write));
+                    }
+                    let settlements = retention.take_settlements();
+                    if !settlements.is_empty() {
+                        log.writer.send(Command::Settle(settlements));
+                    }
+                }
+                if retention.dropped() > reported {
+                    inbox
+                        .stats()
+                        .record_dropped((retention.dropped() - reported) as usize);
+                    reported = retention.dropped();
+                }
+                if !inbox_open && blocked.is_empty() && retention.is_empty() {
+                    if let Some(log) = &mut log {
+                        log.writer.finish();
+                    }
+                    return Ok(());
+                }
+                let sendable = retention.sendable();
+                let readable = inbox_open
+                    && blocked.is_empty()
+                    && log.as_ref().is_none_or(|log| log.has_room(&retention));
+                let undelivered = retention.len() + blocked.iter().map(Parcel::len).sum::<usize>();
+                let report = async {
+                    match &mut log {
+                        Some(log) => log.writer.reports.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    _ = abort.cancelled() => {
+                        return match &mut log {
+                            Some(log) => {
+                                // What the log was handed is written before
+                                // the thread ends: only `blocked` is lost.
+                                log.writer.finish();
+                                while let Ok(report) = log.writer.reports.try_recv() {
+                                    log.apply(report, &mut retention, &name);
+                                }
+                                tracing::info!(module = %name, events = retention.len(), "stopping; events not yet delivered stay in the wal for the next start");
+                                let lost = blocked.iter().map(Parcel::len).sum::<usize>();
+                                if lost > 0 { Err(ModuleError::Aborted { undelivered: lost }) } else { Ok(()) }
+                            }
+                            None => Err(ModuleError::Aborted { undelivered }),
+                        };
+                    }
+                    Some(report) = report => {
+                        if let Some(log) = &mut log {
+                            log.apply(report, &mut retention, &name);
+                        }
+                    }
+                    Some((id, outcome)) = replies.recv() => retention.resolve(id, outcome),
+                    permit = outbox.reserve(sendable), if sendable > 0 => {
+                        let Ok(permit) = permit else {
+                            return Err(ModuleError::DownstreamGone { queue: "outbox".into(), undelivered });
+                        };
+                        // `sendable` is the oldest waiting block's size: one block.
+                        if let Some((id, block)) = retention.take(sendable).pop()
+                            && permit.send(with_token(block, issuer.issue(id))).is_err()
+                        {
+                            tracing::error!(module = %name, "outbox closed");
+                        }
+                    }
+                    parcel = inbox.recv_parcel(), if readable => match parcel {
+                        None => inbox_open = false,
+                        Some(parcel) => blocked.extend(retention.cut(parcel)),
+                    },
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! The buffer's bookkeeping as a plain struct: what is kept, what is in
+//! flight, what waits, and whose acknowledgement is owed upstream.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use wishbone_runtime::ack::{Ack, Outcome};
+use wishbone_runtime::{Event, Parcel};
+
+use super::{Config, WhenFull};
+
+/// Where a kept block stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Handed to the log, not yet kept by it (with `path` only): neither
+    /// sent nor dropped until it is.
+    Writing,
+    /// Kept, waiting to be sent (new, or failed and due again).
+    Waiting,
+    /// Sent, not yet settled by its outputs.
+    InFlight,
+    /// Delivered; the log has not yet recorded it (with `path` only). It
+    /// still counts as in flight, which bounds what a crash sends again.
+    Settling,
+}
+
+#[derive(Debug)]
+struct Block {
+    /// The events; absent while the log writes them.
+    parcel: Option<Parcel>,
+    events: usize,
+    bytes: usize,
+    state: State,
+    /// The tokens the events arrived with: resolved once the block is
+    /// kept (with `path`) or delivered (in memory), failed when dropped.
+    upstream: Vec<Ack>,
+}
+
+/// The bookkeeping.
+///
+/// What it keeps are blocks: the events of one parcel, at most
+/// `read_count` (and `max_elements`) of them, each with one id and one
+/// token. Lines read from a socket stay lines in their wire form, so a
+/// block costs one copy and one token, never one per event. Counts
+/// (`max_elements`, `read_count`, drops) are still in events.
+///
+/// With a log ([`Retention::on_disk`]) a block is first written, then
+/// kept; a delivered block is settled once the log has recorded it, and
+/// [`Retention::take_settlements`] lists what the log must record.
+#[derive(Debug)]
+pub struct Retention {
+    config: Config,
+    on_disk: bool,
+    blocks: BTreeMap<u64, Block>,
+    waiting: BTreeSet<u64>,
+    /// Events kept in all (every state), waiting, and being written.
+    kept_events: usize,
+    waiting_events: usize,
+    writing_events: usize,
+    bytes: usize,
+    next_id: u64,
+    dropped: u64,
+    /// Blocks the log must record as settled.
+    settlements: Vec<u64>,
+}
+
+/// Payload bytes of a parcel, what `max_bytes` counts.
+pub fn payload_bytes(parcel: &Parcel) -> usize {
+    match parcel {
+        Parcel::Events(batch) => batch.iter().map(Event::len).sum(),
+        Parcel::Lines(lines) => lines.data().len() - lines.len() * lines.delimiter().len(),
+    }
+}
+
+/// What became of a block offered to [`Retention::push_block`].
+#[derive(Debug)]
+pub enum Pushed {
+    /// Kept in memory, or dropped and counted.
+    Done,
+    /// The log must write it (its tokens taken off) as block `id`.
+    Write(u64, Parcel),
+}
+
+impl Retention {
+    /// A buffer kept in memory only.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            on_disk: false,
+            blocks: BTreeMap::new(),
+            waiting: BTreeSet::new(),
+            kept_events: 0,
+            waiting_events: 0,
+            writing_events: 0,
+            bytes: 0,
+            next_id: 0,
+            dropped: 0,
+            settlements: Vec::new(),
+        }
+    }
+
+    /// A buffer whose blocks a log keeps, resuming with what the log held
+    /// (`blocks`, oldest first, sent before anything new) and numbering new
+    /// blocks from `next_id`.
+    pub fn on_disk(config: Config, blocks: Vec<(u64, Parcel)>, next_id: u64) -> Self {
+        let mut retention = Self {
+            on_disk: true,
+            next_id,
+            ..Self::new(config)
+        };
+        for (id, parcel) in blocks {
+            let (events, bytes) = (parcel.len(), payload_bytes(&parcel));
+            retention.kept_events += events;
+            retention.waiting_events += events;
+            retention.bytes += bytes;
+            retention.waiting.insert(id);
+            retention.blocks.insert(
+                id,
+                Block {
+                    parcel: Some(parcel),
+                    events,
+                    bytes,
+                    state: State::Waiting,
+                    upstream: Vec::new(),
+                },
+            );
+        }
+        retention
+    }
+
+    /// Cuts a parcel into blocks that each fit in flight and in the
+    /// buffer: at most `read_count` and `max_elements` events, at most
+    /// `max_bytes` (a single larger event stays alone, and is dropped when
+    /// kept).
+    pub fn cut(&self, mut parcel: Parcel) -> Vec<Parcel> {
+        let most = self.config.read_count.min(self.config.max_elements).max(1);
+        let mut blocks = Vec::new();
+        while !parcel.is_empty() {
+            let rest = parcel.split_off(most);
+            let mut block = std::mem::replace(&mut parcel, rest);
+            while block.len() > 1 && payload_bytes(&block) > self.config.max_bytes {
+                let back = block.split_off(block.len() / 2);
+                parcel = join(back, parcel);
+            }
+            blocks.push(block);
+        }
+        blocks
+    }
+
+    /// Keeps a block cut by [`Retention::cut`], applying `when_full`. Under
+    /// `block` a full buffer gives the block back to wait with.
+    pub fn push_block(&mut self, mut block: Parcel) -> Result<Pushed, Parcel> {
+        let (events, size) = (block.len(), payload_bytes(&block));
+        if size > self.config.max_bytes || events > self.config.max_elements {
+            self.dropped += events as u64;
+            return Ok(Pushed::Done); // its tokens fail as they are dropped
+        }
+        while !self.has_room(events, size) {
+            match self.config.when_full {
+                WhenFull::Block => return Err(block),
+                WhenFull::DropNewest => {
+                    self.dropped += events as u64;
+                    return Ok(Pushed::Done);
+                }
+                WhenFull::DropOldest => {
+                    if !self.drop_oldest_waiting() {
+                        // Everything kept is in flight: the newest is what can go.
+                        self.dropped += events as u64;
+                        return Ok(Pushed::Done);
+                    }
+                }
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.kept_events += events;
+        self.bytes += size;
+        let upstream = block.take_acks();
+        let (parcel, state) = if self.on_disk {
+            self.writing_events += events;
+            (None, State::Writing)
+        } else {
+            self.waiting_events += events;
+            self.waiting.insert(id);
+            // A copy of its own: lines cut from a socket read share that
+            // read's buffer, which would otherwise stay allocated as long
+            // as they are kept, and `max_bytes` would not bound memory.
+            (Some(owned(&block)), State::Waiting)
+        };
+        self.blocks.insert(
+            id,
+            Block {
+                parcel,
+                events,
+                bytes: size,
+                state,
+                upstream,
+            },
+        );
+        Ok(if self.on_disk {
+            Pushed::Write(id, block)
+        } else {
+            Pushed::Done
+        })
+    }
+
+    /// Drops the oldest waiting block, counted; false when none waits.
+    fn drop_oldest_waiting(&mut self) -> bool {
+        let Some(oldest) = self.waiting.pop_first() else {
+            return false;
+        };
+        if let Some(dropped) = self.blocks.remove(&oldest) {
+            self.waiting_events -= dropped.events;
+            self.forget(&dropped);
+            self.dropped += dropped.events as u64;
+            if self.on_disk {
+                self.settlements.push(oldest);
+            }
+            // In memory, its upstream tokens fail as they are dropped.
+        }
+        true
+    }
+
+    /// The log has kept block `id`: it may be sent, and its events are
+    /// acknowledged upstream. `parcel` is the block as the log holds it.
+    pub fn kept(&mut self, id: u64, parcel: Parcel) {
+        let Some(block) = self.blocks.get_mut(&id) else {
+            return;
+        };
+        if block.state != State::Writing {
+            return;
+        }
+        block.state = State::Waiting;
+        block.parcel = Some(parcel);
+        block.upstream.drain(..).for_each(|ack| ack.acknowledge());
+        self.writing_events -= block.events;
+        self.waiting_events += block.events;
+        self.waiting.insert(id);
+    }
+
+    /// Takes a block's counts off the books.
+    fn forget(&mut self, block: &Block) {
+        self.kept_events -= block.events;
+        self.bytes -= block.bytes;
+    }
+
+    /// Whether a block of `events` events and `size` bytes fits now.
+    pub fn has_room(&self, events: usize, size: usize) -> bool {
+        self.kept_events + events <= self.config.max_elements
+            && self.bytes + size <= self.config.max_bytes
+    }
+
+    /// Events in the oldest waiting block when it may be sent now (it fits
+    /// within `read_count` with what is in flight), else 0.
+    pub fn sendable(&self) -> usize {
+        let room = self.config.read_count.saturating_sub(self.in_flight());
+        self.waiting
+            .first()
+            .and_then(|id| self.blocks.get(id))
+            .map_or(0, |block| {
+                if block.events <= room {
+                    block.events
+                } else {
+                    0
+                }
+            })
+    }
+
+    /// Takes the oldest waiting blocks, now in flight, while they fit in
+    /// `count` events and `read_count`.
+    pub fn take(&mut self, count: usize) -> Vec<(u64, Parcel)> {
+        let mut taken = Vec::new();
+        let mut budget = count;
+        loop {
+            let next = self.sendable();
+            if next == 0 || next > budget {
+                return taken;
+            }
+            let Some(id) = self.waiting.pop_first() else {
+                return taken;
+            };
+            budget -= next;
+            self.waiting_events -= next;
+            if let Some(block) = self.blocks.get_mut(&id) {
+                block.state = State::InFlight;
+                if let Some(parcel) = &block.parcel {
+                    taken.push((id, parcel.clone()));
+                }
+            }
+        }
+    }
+
+    /// An output settled block `id`: delivered blocks are forgotten (with
+    /// a log, once it has recorded them), failed ones wait to be sent
+    /// again, before anything newer.
+    pub fn resolve(&mut self, id: u64, outcome: Outcome) {
+        let Some(block) = self.blocks.get_mut(&id) else {
+            return;
+        };
+        if block.state != State::InFlight {
+            return; // settled twice, or a stale token: nothing in flight to settle
+        }
+        match outcome {
+            Outcome::Acknowledged if self.on_disk => {
+                block.state = State::Settling;
+                self.settlements.push(id);
+            }
+            Outcome::Acknowledged => {
+                if let Some(block) = self.blocks.remove(&id) {
+                    block.upstream.iter().for_each(Ack::acknowledge);
+                    self.forget(&block);
+                }
+            }
+            Outcome::Failed => {
+                block.state = State::Waiting;
+                self.waiting_events += block.events;
+                self.waiting.insert(id);
+            }
+        }
+    }
+
+    /// What the log must record as settled since the last call.
+    pub fn take_settlements(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.settlements)
+    }
+
+    /// The log has recorded these blocks as settled: they are forgotten.
+    pub fn settled(&mut self, ids: &[u64]) {
+        for id in ids {
+            if self
+                .blocks
+                .get(id)
+                .is_some_and(|block| block.state == State::Settling)
+                && let Some(block) = self.blocks.remove(id)
+            {
+                self.forget(&block);
+            }
+        }
+    }
+
+    /// Events sent and not yet settled (with a log, and not yet recorded).
+    pub fn in_flight(&self) -> usize {
+        self.kept_events - self.waiting_events - self.writing_events
+    }
+
+    /// Events kept in all, counting those being written.
+    pub fn len(&self) -> usize {
+        self.kept_events
+    }
+
+    /// Events handed to the log and not yet kept by it.
+    pub fn writing(&self) -> usize {
+        self.writing_events
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Events dropped so far by the retention limits.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// The block with payloads of its own.
+fn owned(block: &Parcel) -> Parcel {
+    match block {
+        Parcel::Lines(lines) => Parcel::Lines(lines.owned()),
+        Parcel::Events(batch) => Parcel::Events(
+            batch
+                .iter()
+                .map(|event| Event::new(bytes::Bytes::copy_from_slice(event.data())))
+                .collect(),
+        ),
+    }
+}
+
+/// `front` followed by `back`, as one parcel of separate events: only a
+/// block too large for `max_bytes` is cut this way, which is rare.
+fn join(front: Parcel, back: Parcel) -> Parcel {
+    if back.is_empty() {
+        return front;
+    }
+    let mut events = front.into_events();
+    events.extend(back.into_events());
+    Parcel::Events(events)
+}

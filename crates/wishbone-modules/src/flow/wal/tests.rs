@@ -1,0 +1,188 @@
+//! The retention's decisions, without sockets or an actix system.
+
+use super::*;
+use wishbone_runtime::{Event, Lines};
+
+fn config(when_full: WhenFull) -> Config {
+    Config {
+        read_count: 2,
+        max_elements: 4,
+        max_bytes: 1000,
+        when_full,
+        path: None,
+        sync: SyncMode::Batch,
+        sync_interval_ms: 1000,
+    }
+}
+
+/// Keeps one event (a block of its own), applying `when_full`.
+fn push(retention: &mut Retention, event: Event) -> Result<Pushed, Parcel> {
+    retention.push_block(Parcel::Events(vec![event]))
+}
+
+fn ids(taken: &[(u64, Parcel)]) -> Vec<u64> {
+    taken.iter().map(|(id, _)| *id).collect()
+}
+
+fn filled(when_full: WhenFull, events: usize) -> Retention {
+    let mut retention = Retention::new(config(when_full));
+    for index in 0..events {
+        let _ = push(&mut retention, Event::new(format!("e{index}")));
+    }
+    retention
+}
+
+#[test]
+fn kept_events_do_not_hold_on_to_the_buffer_they_were_cut_from() {
+    let read = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
+    let mut retention = Retention::new(config(WhenFull::Block));
+    push(&mut retention, Event::new(read.slice(0..10))).unwrap();
+    let (_, kept) = retention.take(1).pop().unwrap();
+    let kept = kept.into_events().pop().unwrap();
+    assert_eq!(kept.data(), &read.slice(0..10));
+    let inside = read.as_ptr_range().contains(&kept.data().as_ptr());
+    assert!(!inside, "the kept event must own its payload");
+    let lines = Lines::new(read.slice(0..4), vec![3], bytes::Bytes::from_static(b"x"));
+    retention.push_block(Parcel::Lines(lines)).unwrap();
+    let (_, Parcel::Lines(kept)) = retention.take(1).pop().unwrap() else {
+        panic!("lines stay lines");
+    };
+    assert!(
+        !read.as_ptr_range().contains(&kept.data().as_ptr()),
+        "kept lines own theirs too"
+    );
+}
+
+#[test]
+fn lines_are_kept_in_blocks_of_at_most_read_count() {
+    let retention = Retention::new(config(WhenFull::Block));
+    let events: Vec<Event> = (0..5).map(|i| Event::new(format!("e{i}"))).collect();
+    let lines = Lines::encode(&events, &bytes::Bytes::from_static(b"\n"));
+    let blocks = retention.cut(Parcel::Lines(lines));
+    let sizes: Vec<usize> = blocks.iter().map(Parcel::len).collect();
+    assert_eq!(sizes, [2, 2, 1], "read_count 2");
+    assert!(blocks.iter().all(|block| matches!(block, Parcel::Lines(_))));
+    let tight = Retention::new(Config {
+        max_bytes: 3,
+        ..config(WhenFull::Block)
+    });
+    let sizes: Vec<usize> = tight
+        .cut(Parcel::Events(events))
+        .iter()
+        .map(Parcel::len)
+        .collect();
+    assert_eq!(
+        sizes,
+        [1, 1, 1, 1, 1],
+        "two events of 2 bytes exceed max_bytes 3"
+    );
+}
+
+#[test]
+fn a_block_is_sent_with_one_token_and_settled_whole() {
+    let (issuer, mut replies) = ack::issuer();
+    let mut retention = Retention::new(Config {
+        read_count: 10,
+        ..config(WhenFull::Block)
+    });
+    let events: Vec<Event> = (0..3).map(|i| Event::new(format!("e{i}"))).collect();
+    let lines = Lines::encode(&events, &bytes::Bytes::from_static(b"\n"));
+    for block in retention.cut(Parcel::Lines(lines)) {
+        retention.push_block(block).unwrap();
+    }
+    let (id, block) = retention.take(10).pop().unwrap();
+    assert_eq!(retention.in_flight(), 3);
+    let sent = with_token(block, issuer.issue(id));
+    let Parcel::Lines(sent) = sent else {
+        panic!("lines stay lines")
+    };
+    sent.ack().unwrap().acknowledge();
+    retention.resolve(id, replies.try_recv().unwrap().1);
+    assert!(retention.is_empty());
+}
+
+#[test]
+fn read_count_bounds_what_is_in_flight() {
+    let mut retention = filled(WhenFull::DropOldest, 4);
+    assert_eq!(ids(&retention.take(10)), [0, 1]);
+    assert_eq!(retention.sendable(), 0);
+    retention.resolve(0, Outcome::Acknowledged);
+    assert_eq!(ids(&retention.take(10)), [2]);
+    assert_eq!(retention.len(), 3);
+}
+
+#[test]
+fn a_failed_event_is_sent_again_before_anything_newer() {
+    let mut retention = filled(WhenFull::DropOldest, 4);
+    retention.take(2);
+    retention.resolve(1, Outcome::Acknowledged);
+    retention.resolve(0, Outcome::Failed);
+    assert_eq!(ids(&retention.take(10)), [0, 2]);
+}
+
+#[test]
+fn an_acknowledgement_settles_only_its_own_event() {
+    let mut retention = filled(WhenFull::DropOldest, 3);
+    retention.take(2);
+    retention.resolve(1, Outcome::Acknowledged);
+    assert_eq!(
+        retention.in_flight(),
+        1,
+        "event 0 is still in flight on another output"
+    );
+    retention.resolve(1, Outcome::Failed);
+    assert_eq!(
+        retention.len(),
+        2,
+        "a late failure of a settled event changes nothing"
+    );
+}
+
+#[test]
+fn drop_oldest_drops_the_oldest_waiting_and_counts() {
+    let mut retention = filled(WhenFull::DropOldest, 4);
+    retention.take(1); // event 0 is in flight and may not be dropped
+    push(&mut retention, Event::new("e4")).unwrap();
+    push(&mut retention, Event::new("e5")).unwrap();
+    assert_eq!(retention.dropped(), 2);
+    retention.resolve(0, Outcome::Acknowledged);
+    assert_eq!(ids(&retention.take(10)), [3, 4]);
+}
+
+#[test]
+fn drop_newest_keeps_what_it_has() {
+    let mut retention = filled(WhenFull::DropNewest, 6);
+    assert_eq!(retention.dropped(), 2);
+    assert_eq!(ids(&retention.take(10)), [0, 1]);
+}
+
+#[test]
+fn block_gives_the_event_back_until_there_is_room() {
+    let mut retention = filled(WhenFull::Block, 4);
+    let back = push(&mut retention, Event::new("e4")).unwrap_err();
+    assert_eq!(retention.dropped(), 0);
+    retention.take(1);
+    retention.resolve(0, Outcome::Acknowledged);
+    retention.push_block(back).unwrap();
+    assert_eq!(retention.len(), 4);
+}
+
+#[test]
+fn the_byte_limit_counts_too() {
+    let mut retention = Retention::new(Config {
+        read_count: 5,
+        max_elements: 100,
+        max_bytes: 10,
+        ..config(WhenFull::DropOldest)
+    });
+    for text in ["aaaa", "bbbb", "cccc"] {
+        push(&mut retention, Event::new(text)).unwrap();
+    }
+    assert_eq!((retention.len(), retention.dropped()), (2, 1));
+    push(&mut retention, Event::new("x".repeat(11))).unwrap();
+    assert_eq!(
+        retention.dropped(),
+        2,
+        "an event larger than the whole buffer is dropped"
+    );
+}

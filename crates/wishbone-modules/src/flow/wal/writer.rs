@@ -1,0 +1,222 @@
+//! The thread that writes the log: file writes and fsyncs block, so they
+//! stay off the thread that runs the modules.
+//!
+//! It takes everything queued since its last turn, writes it as one write,
+//! syncs as `sync` says, and reports back. With `sync: batch` one fsync
+//! covers everything that arrived while the previous one ran (group
+//! commit). When writing fails (a full disk, a file size limit, an I/O
+//! error) it logs once, keeps what it was given, and tries again with a
+//! growing pause until writing works; meanwhile nothing more is reported
+//! kept, and the module stops reading its inbox.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc as tokio_mpsc;
+use wishbone_runtime::Parcel;
+
+use super::journal::Journal;
+use super::SyncMode;
+
+/// What the module asks of the log.
+#[derive(Debug)]
+pub enum Command {
+    /// Write these blocks (carrying no tokens).
+    Keep(Vec<(u64, Parcel)>),
+    /// Record that these blocks need not be sent again.
+    Settle(Vec<u64>),
+}
+
+/// What the log tells the module.
+#[derive(Debug)]
+pub enum Report {
+    /// These blocks are kept, as `sync` means it; the events now point
+    /// into the log's record buffer.
+    Kept(Vec<(u64, Parcel)>),
+    /// These settlements are written.
+    Settled(Vec<u64>),
+    /// The segment files now hold this many bytes.
+    DiskBytes(u64),
+}
+
+/// The module's end of the writer thread.
+pub struct Writer {
+    commands: Option<mpsc::Sender<Command>>,
+    pub reports: tokio_mpsc::UnboundedReceiver<Report>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the thread that owns `journal`.
+    pub fn start(
+        journal: Journal,
+        sync: SyncMode,
+        interval: Duration,
+        module: String,
+    ) -> std::io::Result<Writer> {
+        let (commands, incoming) = mpsc::channel();
+        let (outgoing, reports) = tokio_mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("wal-{module}"))
+            .spawn(move || {
+                Turns {
+                    journal,
+                    sync,
+                    interval,
+                    module,
+                    outgoing,
+                    last_sync: Instant::now(),
+                    dirty: false,
+                    failing: None,
+                }
+                .run(incoming)
+            })?;
+        Ok(Writer {
+            commands: Some(commands),
+            reports,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands the log a command; false when the thread has ended.
+    pub fn send(&self, command: Command) -> bool {
+        self.commands
+            .as_ref()
+            .is_some_and(|commands| commands.send(command).is_ok())
+    }
+
+    /// Lets the thread write what it was given, sync, and end.
+    pub fn finish(&mut self) {
+        self.commands = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// The thread's state.
+struct Turns {
+    journal: Journal,
+    sync: SyncMode,
+    /// Between fsyncs, with `sync: interval`.
+    interval: Duration,
+    module: String,
+    outgoing: tokio_mpsc::UnboundedSender<Report>,
+    last_sync: Instant,
+    /// Written since the last sync.
+    dirty: bool,
+    /// When writing started failing, while it does.
+    failing: Option<Instant>,
+}
+
+/// The longest pause between attempts while writing fails.
+const MOST_PAUSE: Duration = Duration::from_secs(1);
+
+impl Turns {
+    fn run(mut self, incoming: mpsc::Receiver<Command>) {
+        loop {
+            let first = match self.sync {
+                SyncMode::Interval if self.dirty => {
+                    let due = self.interval.saturating_sub(self.last_sync.elapsed());
+                    match incoming.recv_timeout(due) {
+                        Ok(command) => Some(command),
+                        Err(mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                _ => match incoming.recv() {
+                    Ok(command) => Some(command),
+                    Err(_) => break,
+                },
+            };
+            let mut keep = Vec::new();
+            let mut settle = Vec::new();
+            for command in first.into_iter().chain(incoming.try_iter()) {
+                match command {
+                    Command::Keep(blocks) => keep.extend(blocks),
+                    Command::Settle(ids) => settle.extend(ids),
+                }
+            }
+            self.turn(keep, settle);
+        }
+        // The module is gone: what it handed over is written; make it last.
+        if self.dirty && self.sync != SyncMode::None {
+            self.until_done("sync", |journal| journal.sync());
+        }
+    }
+
+    /// Writes one turn's commands and reports them.
+    fn turn(&mut self, keep: Vec<(u64, Parcel)>, settle: Vec<u64>) {
+        if !settle.is_empty() {
+            self.until_done("write", |journal| journal.settle(&settle));
+            self.dirty = true;
+            let _ = self.outgoing.send(Report::Settled(settle));
+        }
+        let kept = if keep.is_empty() {
+            Vec::new()
+        } else {
+            self.dirty = true;
+            self.until_done("write", |journal| journal.append(keep.clone()))
+        };
+        let due = match self.sync {
+            SyncMode::Batch => self.dirty,
+            SyncMode::Interval => self.dirty && self.last_sync.elapsed() >= self.interval,
+            SyncMode::None => false,
+        };
+        if due {
+            self.until_done("sync", |journal| journal.sync());
+            self.dirty = false;
+            self.last_sync = Instant::now();
+        }
+        if !kept.is_empty() {
+            let _ = self.outgoing.send(Report::Kept(kept));
+        }
+        self.until_done("delete settled segments of", |journal| journal.reclaim());
+        let _ = self
+            .outgoing
+            .send(Report::DiskBytes(self.journal.disk_bytes()));
+    }
+
+    /// Runs `work` until it succeeds, pausing longer after each failure;
+    /// logs when the trouble starts and when it ends.
+    fn until_done<T>(
+        &mut self,
+        what: &str,
+        mut work: impl FnMut(&mut Journal) -> std::io::Result<T>,
+    ) -> T {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match work(&mut self.journal) {
+                Ok(done) => {
+                    if let Some(since) = self.failing.take() {
+                        tracing::info!(
+                            module = %self.module,
+                            after_ms = since.elapsed().as_millis() as u64,
+                            "writing the wal again"
+                        );
+                    }
+                    return done;
+                }
+                Err(error) => {
+                    if self.failing.is_none() {
+                        self.failing = Some(Instant::now());
+                        tracing::warn!(
+                            module = %self.module,
+                            %error,
+                            "cannot {what} the wal; the inbox waits and it tries again"
+                        );
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(MOST_PAUSE);
+                }
+            }
+        }
+    }
+}
