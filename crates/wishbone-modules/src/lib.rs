@@ -11,6 +11,8 @@ pub mod flow;
 pub mod framer;
 pub mod input;
 mod metric;
+#[cfg(test)]
+mod random;
 pub mod metrics;
 pub mod output;
 pub mod process;

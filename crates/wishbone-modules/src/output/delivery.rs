@@ -526,17 +526,6 @@ mod tests {
     }
 
     /// A small deterministic generator, so a failure can be replayed.
-    struct Random(u64);
-
-    impl Random {
-        fn below(&mut self, bound: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % bound.max(1)
-        }
-    }
-
     /// Drives a delivery with random writes, partial acknowledgements and
     /// disconnects, against a model of what the peer really received: no
     /// event is lost, none is acknowledged twice or sent again once
@@ -548,7 +537,7 @@ mod tests {
         let id_of =
             |event: &Event| -> u64 { String::from_utf8_lossy(event.data()).parse().unwrap() };
         for seed in 1..300u64 {
-            let mut random = Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut random = crate::random::Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let failover = random.below(2) == 0;
             let now = Instant::now();
             let mut delivery = Delivery::new(failover, true);

@@ -76,7 +76,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
     }
 }
 
-fn segment_name(sequence: u64) -> String {
+pub(crate) fn segment_name(sequence: u64) -> String {
     format!("{sequence:020}.wal")
 }
 
@@ -121,7 +121,6 @@ impl Journal {
         };
         let mut segments = VecDeque::new();
         let mut blocks = std::collections::BTreeMap::new();
-        let mut settled = Vec::new();
         for sequence in sequences {
             let path = dir.join(segment_name(sequence));
             let data = Bytes::from(std::fs::read(&path).map_err(io_error(&path))?);
@@ -139,27 +138,31 @@ impl Journal {
                         if let Some(highest) = ids.iter().max() {
                             recovered.next_id = recovered.next_id.max(highest + 1);
                         }
-                        settled.extend(ids);
+                        // In log order: a settlement only ever follows its
+                        // block, and an id used again after the segments
+                        // that held it were deleted is a new block.
+                        for id in ids {
+                            blocks.remove(&id);
+                        }
                     }
                 }
             }
+            // What is sent again must not vanish in a later crash: the
+            // file as read, cut where it stops being whole, is fsynced.
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_error(&path))?;
             if at < data.len() {
                 recovered.cut_bytes += (data.len() - at) as u64;
-                let file = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io_error(&path))?;
                 file.set_len(at as u64).map_err(io_error(&path))?;
-                file.sync_all().map_err(io_error(&path))?;
             }
+            file.sync_all().map_err(io_error(&path))?;
             segments.push_back(Segment {
                 sequence,
                 len: at as u64,
                 last_block,
             });
-        }
-        for id in settled {
-            blocks.remove(&id);
         }
         let live = blocks.keys().copied().collect();
         recovered.blocks = blocks.into_iter().collect();
@@ -325,6 +328,9 @@ impl Journal {
         self.live.len()
     }
 }
+
+#[cfg(test)]
+mod crash;
 
 #[cfg(test)]
 mod tests {
