@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 
 mod carbon;
 pub use carbon::{Carbon, hostname_segment};
+mod metrics;
+pub use metrics::PlaintextMetrics;
 
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {

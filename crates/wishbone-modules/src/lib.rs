@@ -11,11 +11,11 @@ pub mod flow;
 pub mod framer;
 pub mod input;
 mod metric;
-#[cfg(test)]
-mod random;
 pub mod metrics;
 pub mod output;
 pub mod process;
+#[cfg(test)]
+mod random;
 mod scan;
 
 use wishbone_runtime::{ModuleKind, ModuleSet};

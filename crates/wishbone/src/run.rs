@@ -81,6 +81,10 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         metrics: install_metrics(options, &hostname, frequency),
         hostname,
     };
+    // A write past a file size limit (`ulimit -f`) then fails with EFBIG,
+    // which the wal handles as a full disk, instead of killing the process.
+    // SAFETY: setting a signal's disposition to "ignore" touches no Rust state.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     tracing::info!(config = %options.config.display(), modules = bootstrap.modules.len(), pid = std::process::id(), "starting");
     match Server::new(bootstrap, modules.clone(), runtime_options).run() {
         Ok(_) => {

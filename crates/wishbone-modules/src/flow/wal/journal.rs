@@ -207,7 +207,10 @@ impl Journal {
         }
         let buffer = out.freeze();
         self.write(&buffer)?;
-        let segment = self.segments.back_mut().expect("a log has a newest segment");
+        let segment = self
+            .segments
+            .back_mut()
+            .expect("a log has a newest segment");
         if let Some((last, _)) = blocks.last() {
             segment.last_block = Some(*last);
         }
@@ -237,7 +240,10 @@ impl Journal {
     /// Appends `data` to the newest segment at its end; on an error cuts
     /// whatever part was written, so the segment ends with a whole record.
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        let segment = self.segments.back_mut().expect("a log has a newest segment");
+        let segment = self
+            .segments
+            .back_mut()
+            .expect("a log has a newest segment");
         match self.file.write_all_at(data, segment.len) {
             Ok(()) => {
                 segment.len += data.len() as u64;
@@ -338,7 +344,10 @@ mod tests {
     use wishbone_runtime::{Event, Lines};
 
     fn block(texts: &[&str]) -> Parcel {
-        let events: Vec<Event> = texts.iter().map(|text| Event::new(text.to_string())).collect();
+        let events: Vec<Event> = texts
+            .iter()
+            .map(|text| Event::new(text.to_string()))
+            .collect();
         Parcel::Lines(Lines::encode(&events, &Bytes::from_static(b"\n")))
     }
 

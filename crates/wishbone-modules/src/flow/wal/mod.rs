@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use wishbone_runtime::ack::{self, Outcome};
+use wishbone_runtime::ack;
 use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
 };
@@ -208,7 +208,11 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             "`read_count`, `max_elements` and `max_bytes` must be at least 1",
         ));
     }
-    if config.path.as_ref().is_some_and(|path| path.as_os_str().is_empty()) {
+    if config
+        .path
+        .as_ref()
+        .is_some_and(|path| path.as_os_str().is_empty())
+    {
         return Err(ArgumentError::new("`path` must name a directory"));
     }
     if config.sync_interval_ms == 0 {
@@ -249,14 +253,24 @@ struct Log {
     writer: Writer,
     disk_bytes: u64,
     disk_bytes_limit: u64,
+    /// Writing fails: the inbox waits until it works again.
+    failing: bool,
 }
 
 /// Opens the log at `path` and starts its writer; what it held is the
 /// retention's to send first.
-fn open_log(config: &Config, path: &std::path::Path, name: &str) -> Result<(Log, Retention), ModuleError> {
+fn open_log(
+    config: &Config,
+    path: &std::path::Path,
+    name: &str,
+) -> Result<(Log, Retention), ModuleError> {
     let (journal, recovered) = Journal::open(path, config.segment_bytes())
         .map_err(|error| ModuleError::Other(format!("cannot open the wal: {error}")))?;
-    let events: usize = recovered.blocks.iter().map(|(_, parcel)| parcel.len()).sum();
+    let events: usize = recovered
+        .blocks
+        .iter()
+        .map(|(_, parcel)| parcel.len())
+        .sum();
     if recovered.cut_bytes > 0 {
         tracing::warn!(module = %name, path = %path.display(), bytes = recovered.cut_bytes, "cut a torn or damaged tail off the wal");
     }
@@ -286,6 +300,7 @@ fn open_log(config: &Config, path: &std::path::Path, name: &str) -> Result<(Log,
             writer,
             disk_bytes,
             disk_bytes_limit: config.disk_bytes_limit(),
+            failing: false,
         },
         retention,
     ))
@@ -294,7 +309,9 @@ fn open_log(config: &Config, path: &std::path::Path, name: &str) -> Result<(Log,
 impl Log {
     /// Whether the inbox may be read: the writer keeps up, the files have room.
     fn has_room(&self, retention: &Retention) -> bool {
-        retention.writing() < MOST_WRITING && self.disk_bytes <= self.disk_bytes_limit
+        !self.failing
+            && retention.writing() < MOST_WRITING
+            && self.disk_bytes <= self.disk_bytes_limit
     }
 
     /// Applies one report of the writer.
@@ -308,6 +325,7 @@ impl Log {
                 metrics::counter!(module_counter(name, "kept")).increment(events as u64);
             }
             Report::Settled(ids) => retention.settled(&ids),
+            Report::Failing(failing) => self.failing = failing,
             Report::DiskBytes(bytes) => {
                 self.disk_bytes = bytes;
                 metrics::gauge!(module_counter(name, "disk_bytes")).set(bytes as f64);

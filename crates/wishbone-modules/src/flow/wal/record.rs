@@ -175,7 +175,9 @@ fn body_of(mut body: Bytes) -> Option<Record> {
             if body.remaining() != count.checked_mul(8)? {
                 return None;
             }
-            Some(Record::Settled((0..count).map(|_| body.get_u64_le()).collect()))
+            Some(Record::Settled(
+                (0..count).map(|_| body.get_u64_le()).collect(),
+            ))
         }
         _ => None,
     }
@@ -239,7 +241,10 @@ mod tests {
     use super::*;
 
     fn lines(texts: &[&str], delimiter: &'static [u8]) -> Parcel {
-        let events: Vec<Event> = texts.iter().map(|text| Event::new(text.to_string())).collect();
+        let events: Vec<Event> = texts
+            .iter()
+            .map(|text| Event::new(text.to_string()))
+            .collect();
         Parcel::Lines(Lines::encode(&events, &Bytes::from_static(delimiter)))
     }
 

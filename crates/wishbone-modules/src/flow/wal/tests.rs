@@ -1,6 +1,7 @@
 //! The retention's decisions, without sockets or an actix system.
 
 use super::*;
+use wishbone_runtime::ack::Outcome;
 use wishbone_runtime::{Event, Lines};
 
 fn config(when_full: WhenFull) -> Config {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc as tokio_mpsc;
 use wishbone_runtime::Parcel;
 
-use super::journal::Journal;
 use super::SyncMode;
+use super::journal::Journal;
 
 /// What the module asks of the log.
 #[derive(Debug)]
@@ -38,6 +38,8 @@ pub enum Report {
     Settled(Vec<u64>),
     /// The segment files now hold this many bytes.
     DiskBytes(u64),
+    /// Writing fails (true) or works again (false).
+    Failing(bool),
 }
 
 /// The module's end of the writer thread.
@@ -196,6 +198,7 @@ impl Turns {
             match work(&mut self.journal) {
                 Ok(done) => {
                     if let Some(since) = self.failing.take() {
+                        let _ = self.outgoing.send(Report::Failing(false));
                         tracing::info!(
                             module = %self.module,
                             after_ms = since.elapsed().as_millis() as u64,
@@ -207,6 +210,7 @@ impl Turns {
                 Err(error) => {
                     if self.failing.is_none() {
                         self.failing = Some(Instant::now());
+                        let _ = self.outgoing.send(Report::Failing(true));
                         tracing::warn!(
                             module = %self.module,
                             %error,

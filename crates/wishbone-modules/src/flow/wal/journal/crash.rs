@@ -158,21 +158,39 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
             journal = reopened;
             let found: Vec<u64> = recovered.blocks.iter().map(|(id, _)| *id).collect();
             let context = format!("seed {seed}, round {round}");
-            assert!(found.windows(2).all(|pair| pair[0] < pair[1]), "{context}: oldest first");
+            assert!(
+                found.windows(2).all(|pair| pair[0] < pair[1]),
+                "{context}: oldest first"
+            );
             for (id, parcel) in &recovered.blocks {
-                assert_eq!(Some(parcel), written.get(id), "{context}: block {id} as written");
-                assert!(!settled_for_good.contains(id), "{context}: block {id} was settled");
+                assert_eq!(
+                    Some(parcel),
+                    written.get(id),
+                    "{context}: block {id} as written"
+                );
+                assert!(
+                    !settled_for_good.contains(id),
+                    "{context}: block {id} was settled"
+                );
             }
             let missing: Vec<u64> = must_survive
                 .iter()
                 .filter(|id| !found.contains(id))
                 .copied()
                 .collect();
-            assert!(missing.is_empty(), "{context}: fsynced blocks lost: {missing:?}");
+            assert!(
+                missing.is_empty(),
+                "{context}: fsynced blocks lost: {missing:?}"
+            );
             assert!(recovered.next_id > found.last().copied().unwrap_or(0) || found.is_empty());
             // The buffer sends them first, in that order.
-            let mut retention = Retention::on_disk(config.clone(), recovered.blocks, recovered.next_id);
-            let sent: Vec<u64> = retention.take(usize::MAX).iter().map(|(id, _)| *id).collect();
+            let mut retention =
+                Retention::on_disk(config.clone(), recovered.blocks, recovered.next_id);
+            let sent: Vec<u64> = retention
+                .take(usize::MAX)
+                .iter()
+                .map(|(id, _)| *id)
+                .collect();
             assert_eq!(sent, found, "{context}: sent again oldest first");
             // What came back is fsynced now; the rest is gone for good.
             next_id = recovered.next_id;
