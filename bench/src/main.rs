@@ -3,9 +3,12 @@
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
+//!       [--disk-read-count N]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
-//! configurations with a write-ahead buffer, the seed's round-robin demo.
+//! configurations with a write-ahead buffer: the seed's round-robin demo,
+//! and every event through a disk (the wal with `path`, whose `read_count`
+//! is `--disk-read-count`, 10,000; rsyslog's disk queues).
 //!
 //! `--only` runs just the configuration named TEXT (and the 128 KiB socat
 //! hop, the baseline), without latency and memory, for profiling it.
@@ -44,6 +47,8 @@ struct Options {
     /// Lines for the configurations with a write-ahead buffer; 0 skips them.
     buffered_lines: usize,
     buffered_data: PathBuf,
+    /// `read_count` of the wal on disk.
+    disk_read_count: usize,
     wishbone: PathBuf,
 }
 
@@ -61,6 +66,7 @@ fn options() -> anyhow::Result<Options> {
         data: target.join("bench-lines.txt"),
         buffered_lines: 3_000_000,
         buffered_data: target.join("bench-buffered-lines.txt"),
+        disk_read_count: 10_000,
         wishbone: target.join("wishbone"),
     };
     let mut args = std::env::args().skip(1);
@@ -70,6 +76,9 @@ fn options() -> anyhow::Result<Options> {
             "--reps" => options.reps = args.next().unwrap_or_default().parse::<usize>()?.max(1),
             "--buffered-lines" => {
                 options.buffered_lines = args.next().unwrap_or_default().parse()?
+            }
+            "--disk-read-count" => {
+                options.disk_read_count = args.next().unwrap_or_default().parse()?
             }
             "--skip-latency" => options.latency = false,
             "--skip-throughput" => options.throughput = false,
@@ -211,6 +220,49 @@ fn main() -> anyhow::Result<()> {
                 &options.buffered_data,
                 buffered_expected,
                 |ports| wishbone_on(scenarios::buffered(ports, read_count, websocket)),
+            )?);
+        }
+        // Every event through a disk, on the same lines: the wal with
+        // `path`, and rsyslog's disk queues.
+        let disk: [(&str, &str); 5] = [
+            ("wal on disk, sync batch", "batch"),
+            ("wal on disk, sync none", "none"),
+            (
+                "rsyslog, disk queue",
+                "queue.type=\"Disk\" queue.filename=\"bench\" queue.maxDiskSpace=\"2g\"",
+            ),
+            (
+                "rsyslog, disk queue fsynced",
+                "queue.type=\"Disk\" queue.filename=\"bench\" queue.maxDiskSpace=\"2g\" queue.syncQueueFiles=\"on\"",
+            ),
+            (
+                "rsyslog, disk-assisted memory queue",
+                "queue.type=\"LinkedList\" queue.size=\"100000\" queue.filename=\"bench\"",
+            ),
+        ];
+        for (name, setting) in disk {
+            // rsyslog fsyncing its disk queue takes about 7,000 lines a
+            // second: 3,000,000 lines would take minutes. Measured when named.
+            let named = options.only.as_deref() == Some(name);
+            if options.buffered_lines == 0
+                || options.only.as_deref().is_some_and(|only| name != only)
+                || (name.ends_with("fsynced") && !named)
+            {
+                continue;
+            }
+            let dir = scratch.join(name.replace([' ', ','], "-"));
+            runs.push(throughput::run(
+                name,
+                Receivers::Tcp(1),
+                &options.buffered_data,
+                buffered_expected,
+                |ports| {
+                    if name.starts_with("rsyslog") {
+                        return Proxy::rsyslog(&dir, ports[0], setting);
+                    }
+                    let _ = std::fs::remove_dir_all(&dir);
+                    wishbone_on(scenarios::on_disk(ports[0], &dir, options.disk_read_count, setting))
+                },
             )?);
         }
     }

@@ -81,6 +81,38 @@ impl Proxy {
         })
     }
 
+    /// `rsyslogd -n` on a configuration from [`crate::scenarios::rsyslog`]
+    /// with `queue`, in a directory of its own.
+    pub fn rsyslog(dir: &Path, target_port: u16, queue: &str) -> anyhow::Result<Proxy> {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let config = dir.join("rsyslog.conf");
+        std::fs::write(&config, crate::scenarios::rsyslog(dir, port, target_port, queue))?;
+        let child = Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&config)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| {
+                anyhow::anyhow!("cannot run rsyslogd (apt-get install rsyslog): {error}")
+            })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !listening(port) {
+            anyhow::ensure!(Instant::now() < deadline, "rsyslogd did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(Proxy {
+            child,
+            input_port: port,
+            program: "rsyslogd",
+        })
+    }
+
     /// SIGKILL, for a proxy whose drain could never finish (its backends are down).
     pub fn kill(mut self) {
         let _ = self.child.kill();

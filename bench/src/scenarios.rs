@@ -82,3 +82,29 @@ pub fn buffered(ports: &[u16], read_count: Option<usize>, websocket: bool) -> St
     }
     text
 }
+
+/// tcp input → wal on disk at `path` (`sync` as given) → one tcp output.
+pub fn on_disk(port: u16, path: &std::path::Path, read_count: usize, sync: &str) -> String {
+    format!(
+        "modules:\n{}  wal: {{module: wishbone.flow.wal, arguments: {{path: \"{}\", sync: {sync}, read_count: {read_count}, max_elements: 1000000, max_bytes: 400000000, when_full: block}}}}\n{}\
+         routingtable:\n  - input.outbox -> wal.inbox\n  - wal.outbox -> output.inbox\n",
+        input(),
+        path.display(),
+        output("output", port)
+    )
+}
+
+/// rsyslog forwarding lines unchanged (imtcp → omfwd) through a queue
+/// with the given parameters, such as a disk queue. Octet-counted framing
+/// is off: the lines start with digits, which imtcp would take for a count.
+pub fn rsyslog(dir: &std::path::Path, input_port: u16, port: u16, queue: &str) -> String {
+    format!(
+        "global(workDirectory=\"{dir}\")\n\
+         module(load=\"imtcp\")\n\
+         template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+         input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{input_port}\" ruleset=\"fwd\" supportOctetCountedFraming=\"off\")\n\
+         ruleset(name=\"fwd\" {queue}) {{\n  \
+         action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" template=\"raw\")\n}}\n",
+        dir = dir.display()
+    )
+}

@@ -161,6 +161,7 @@ impl Turns {
             self.dirty = true;
             let _ = self.outgoing.send(Report::Settled(settle));
         }
+        let keeping = !keep.is_empty();
         let kept = if keep.is_empty() {
             Vec::new()
         } else {
@@ -168,7 +169,9 @@ impl Turns {
             self.until_done("write", |journal| journal.append(keep.clone()))
         };
         let due = match self.sync {
-            SyncMode::Batch => self.dirty,
+            // Settlements alone wait for the next fsync: losing one sends
+            // an event twice, never loses it.
+            SyncMode::Batch => keeping,
             SyncMode::Interval => self.dirty && self.last_sync.elapsed() >= self.interval,
             SyncMode::None => false,
         };
