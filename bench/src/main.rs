@@ -261,7 +261,12 @@ fn main() -> anyhow::Result<()> {
                         return Proxy::rsyslog(&dir, ports[0], setting);
                     }
                     let _ = std::fs::remove_dir_all(&dir);
-                    wishbone_on(scenarios::on_disk(ports[0], &dir, options.disk_read_count, setting))
+                    wishbone_on(scenarios::on_disk(
+                        ports[0],
+                        &dir,
+                        options.disk_read_count,
+                        setting,
+                    ))
                 },
             )?);
         }

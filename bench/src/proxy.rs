@@ -88,7 +88,10 @@ impl Proxy {
         std::fs::create_dir_all(dir)?;
         let port = free_port()?;
         let config = dir.join("rsyslog.conf");
-        std::fs::write(&config, crate::scenarios::rsyslog(dir, port, target_port, queue))?;
+        std::fs::write(
+            &config,
+            crate::scenarios::rsyslog(dir, port, target_port, queue),
+        )?;
         let child = Command::new("rsyslogd")
             .arg("-n")
             .arg("-f")

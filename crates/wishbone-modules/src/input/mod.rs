@@ -1,5 +1,6 @@
 //! Modules that bring events into a server.
 
 pub mod generator;
+mod listener;
 pub mod metronome;
 pub mod tcp;

@@ -11,16 +11,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
@@ -28,10 +24,10 @@ use wishbone_runtime::{
     Parcel, QueueSpec,
 };
 
-use crate::backoff::Backoff;
+use super::listener::{self, Accepts};
 use crate::config::{default_delimiter, delimiter_bytes, host_name};
 use crate::framer::{LineFramer, Overlong};
-use crate::metric::module_counter;
+use crate::metric::Counted;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.tcp: events from TCP clients, one per delimited line.
@@ -137,65 +133,6 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     Ok(Box::new(TcpInput { config, delimiter }))
 }
 
-/// Clients served at once when `max_connections` is 0: half the soft limit
-/// of open files, leaving the other half to the rest of the server.
-fn default_connection_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct it is given a valid pointer to.
-    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    if !known || limit.rlim_cur == libc::RLIM_INFINITY {
-        return 65536;
-    }
-    usize::try_from(limit.rlim_cur / 2).unwrap_or(65536).max(1)
-}
-
-/// The accept loop's answer to failed accepts: running out of descriptors
-/// or memory is waited out with growing pauses instead of retried at once
-/// (which would spin a core and flood the log), and said once per outage.
-#[derive(Debug)]
-struct AcceptPauses {
-    backoff: Backoff,
-    /// Failed accepts in the current outage; 0 when accepting works.
-    failures: u64,
-}
-
-impl AcceptPauses {
-    fn new() -> Self {
-        Self {
-            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
-            failures: 0,
-        }
-    }
-
-    /// An accept failed: how long to pause (none for an error that concerns
-    /// one connection only), and whether this failure starts an outage.
-    fn failed(&mut self, error: &std::io::Error) -> (Option<Duration>, bool) {
-        use std::io::ErrorKind::*;
-        if matches!(
-            error.kind(),
-            ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
-        ) {
-            return (None, false);
-        }
-        self.failures += 1;
-        (Some(self.backoff.next_wait()), self.failures == 1)
-    }
-
-    /// A connection was accepted: the failed accepts of the outage that
-    /// ended, if one did.
-    fn accepted(&mut self) -> Option<u64> {
-        if self.failures == 0 {
-            return None;
-        }
-        let failures = self.failures;
-        *self = Self::new();
-        Some(failures)
-    }
-}
-
 /// The module: a listener and one task per client.
 pub struct TcpInput {
     config: Config,
@@ -212,33 +149,6 @@ struct Counters {
     dropped: Counted,
     incomplete: Counted,
     accept_failures: Counted,
-}
-
-/// A metrics counter with its total kept for the log at stop.
-#[derive(Debug)]
-struct Counted {
-    metric: metrics::Counter,
-    total: AtomicU64,
-}
-
-impl Counted {
-    fn new(module: &str, name: &str) -> Self {
-        Self {
-            metric: metrics::counter!(module_counter(module, name)),
-            total: AtomicU64::new(0),
-        }
-    }
-
-    fn add(&self, count: u64) {
-        if count > 0 {
-            self.metric.increment(count);
-            self.total.fetch_add(count, Relaxed);
-        }
-    }
-
-    fn total(&self) -> u64 {
-        self.total.load(Relaxed)
-    }
 }
 
 impl Counters {
@@ -278,76 +188,36 @@ impl TcpInput {
 
     async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
         let wanted = self.listen_address();
-        let listener = context
-            .listener(&wanted)
-            .map_err(|error| ModuleError::io(format!("cannot listen on {wanted}"), error))?;
-        let address = listener
-            .local_addr()
-            .map_err(|error| ModuleError::io("cannot read the listening address", error))?;
-        let limit = match self.config.max_connections {
-            0 => default_connection_limit(),
-            max => max,
-        };
-        tracing::info!(module = %context.name(), %address, max_connections = limit, "listening");
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let counters = Arc::new(Counters::new(context.name()));
-        let slots = Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS)));
-        let mut pauses = AcceptPauses::new();
-        let mut clients = JoinSet::new();
-        loop {
-            let slot = tokio::select! {
-                _ = stop.cancelled() => break,
-                slot = slots.clone().acquire_owned() => slot.map_err(|_| ModuleError::Other("connection limit closed".into()))?,
-            };
-            let accepted = tokio::select! {
-                _ = stop.cancelled() => break,
-                accepted = listener.accept() => accepted,
-            };
-            while clients.try_join_next().is_some() {}
-            match accepted {
-                Ok((stream, peer)) => {
-                    if let Some(failures) = pauses.accepted() {
-                        tracing::info!(module = %context.name(), failed_accepts = failures, "accepting connections again");
-                    }
-                    counters.connections.add(1);
-                    let client = Client {
-                        module: context.name().to_string(),
-                        peer,
-                        framer: LineFramer::new(
-                            &self.delimiter,
-                            self.config.max_line_length,
-                            self.config.overlong_lines,
-                        ),
-                        outbox: outbox.clone(),
-                        stop: stop.clone(),
-                        abort: context.aborting(),
-                        counters: counters.clone(),
-                    };
-                    clients.spawn_local(async move {
-                        client.serve(stream).await;
-                        drop(slot);
-                    });
-                }
-                Err(error) => {
-                    let (pause, first) = pauses.failed(&error);
-                    let Some(pause) = pause else {
-                        tracing::debug!(module = %context.name(), %error, "a connection ended before it was accepted");
-                        continue;
-                    };
-                    counters.accept_failures.add(1);
-                    if first {
-                        tracing::warn!(module = %context.name(), %error, clients = clients.len(), "cannot accept connections; pausing accepts until they work again");
-                    }
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        () = tokio::time::sleep(pause) => {}
-                    }
-                }
-            }
-        }
-        drop(listener);
-        while clients.join_next().await.is_some() {}
+        let accepts = Accepts {
+            connections: &counters.connections,
+            failures: &counters.accept_failures,
+        };
+        listener::serve_clients(
+            &mut context,
+            &wanted,
+            self.config.max_connections,
+            accepts,
+            |stream, peer, context| {
+                let client = Client {
+                    module: context.name().to_string(),
+                    peer,
+                    framer: LineFramer::new(
+                        &self.delimiter,
+                        self.config.max_line_length,
+                        self.config.overlong_lines,
+                    ),
+                    outbox: outbox.clone(),
+                    stop: stop.clone(),
+                    abort: context.aborting(),
+                    counters: counters.clone(),
+                };
+                client.serve(stream)
+            },
+        )
+        .await?;
         tracing::info!(
             module = %context.name(),
             connections = counters.connections.total(),
@@ -451,48 +321,6 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn error(kind: std::io::ErrorKind) -> std::io::Error {
-        std::io::Error::from(kind)
-    }
-
-    #[test]
-    fn running_out_of_descriptors_pauses_longer_each_time_and_says_so_once() {
-        let mut pauses = AcceptPauses::new();
-        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
-        let waits: Vec<(Option<Duration>, bool)> = (0..6).map(|_| pauses.failed(&emfile)).collect();
-        assert_eq!(waits[0], (Some(Duration::from_millis(50)), true));
-        assert_eq!(waits[1], (Some(Duration::from_millis(100)), false));
-        assert_eq!(waits[5], (Some(Duration::from_secs(1)), false));
-        assert_eq!(pauses.accepted(), Some(6), "the outage's failures, once");
-        assert_eq!(pauses.accepted(), None);
-        assert_eq!(
-            pauses.failed(&emfile),
-            (Some(Duration::from_millis(50)), true)
-        );
-    }
-
-    #[test]
-    fn a_connection_that_ended_early_is_no_reason_to_pause() {
-        let mut pauses = AcceptPauses::new();
-        assert_eq!(
-            pauses.failed(&error(std::io::ErrorKind::ConnectionAborted)),
-            (None, false)
-        );
-        assert_eq!(pauses.accepted(), None);
-    }
-
-    #[test]
-    fn the_default_limit_leaves_room_under_the_open_file_limit() {
-        let limit = default_connection_limit();
-        let mut rlimit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) };
-        assert!(limit >= 1);
-        assert!((limit as u64) < rlimit.rlim_cur.max(2));
-    }
 
     #[test]
     fn an_address_that_is_no_address_or_host_name_is_refused() {

@@ -263,18 +263,20 @@ impl Journal {
     /// tries again: what was written stays written either way.
     fn roll_when_full(&mut self) {
         let newest = self.segments.back().expect("a log has a newest segment");
-        if newest.len < self.segment_bytes {
-            return;
+        if newest.len >= self.segment_bytes {
+            let _ = self.start_segment();
         }
+    }
+
+    /// Starts a new segment now; what follows is appended to it.
+    pub fn start_segment(&mut self) -> io::Result<()> {
+        let newest = self.segments.back().expect("a log has a newest segment");
         let sequence = newest.sequence + 1;
-        let Ok(file) = OpenOptions::new()
+        let file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
-            .open(self.dir.join(segment_name(sequence)))
-        else {
-            return;
-        };
+            .open(self.dir.join(segment_name(sequence)))?;
         self.unsynced.push(std::mem::replace(&mut self.file, file));
         self.segments.push_back(Segment {
             sequence,
@@ -282,6 +284,7 @@ impl Journal {
             last_block: None,
         });
         self.directory_changed = true;
+        Ok(())
     }
 
     /// Makes everything written so far durable: the segments' data, and

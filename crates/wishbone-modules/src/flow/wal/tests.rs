@@ -202,7 +202,10 @@ fn on_disk(read_count: usize) -> Retention {
 
 /// A block of lines carrying an upstream token.
 fn acknowledging(texts: &[&str], token: ack::Ack) -> Parcel {
-    let events: Vec<Event> = texts.iter().map(|text| Event::new(text.to_string())).collect();
+    let events: Vec<Event> = texts
+        .iter()
+        .map(|text| Event::new(text.to_string()))
+        .collect();
     Parcel::Lines(Lines::encode(&events, &bytes::Bytes::from_static(b"\n")).with_ack(token))
 }
 
@@ -220,7 +223,10 @@ fn on_disk_upstream_hears_once_the_log_kept_the_events() {
     };
     assert!(lines.ack().is_none(), "the log gets no tokens");
     assert_eq!(retention.sendable(), 0, "not sent before it is kept");
-    assert!(heard.try_recv().is_err(), "not acknowledged before it is kept");
+    assert!(
+        heard.try_recv().is_err(),
+        "not acknowledged before it is kept"
+    );
     retention.kept(id, written);
     assert_eq!(heard.try_recv().unwrap(), (5, Outcome::Acknowledged));
     assert_eq!(retention.sendable(), 2);
@@ -237,7 +243,10 @@ fn in_memory_upstream_hears_once_an_output_delivered_and_a_drop_fails_it() {
     let (id, _) = retention.take(10).pop().unwrap();
     assert!(heard.try_recv().is_err(), "kept in memory is not kept");
     retention.resolve(id, Outcome::Failed);
-    assert!(heard.try_recv().is_err(), "a failure is the buffer's to retry");
+    assert!(
+        heard.try_recv().is_err(),
+        "a failure is the buffer's to retry"
+    );
     let (id, _) = retention.take(10).pop().unwrap();
     retention.resolve(id, Outcome::Acknowledged);
     assert_eq!(heard.try_recv().unwrap(), (1, Outcome::Acknowledged));
@@ -255,7 +264,8 @@ fn in_memory_upstream_hears_once_an_output_delivered_and_a_drop_fails_it() {
 fn on_disk_a_delivered_block_holds_its_room_until_the_log_recorded_it() {
     let mut retention = on_disk(2);
     for text in ["a", "b", "c"] {
-        let Ok(Pushed::Write(id, written)) = retention.push_block(Parcel::Events(vec![text.into()]))
+        let Ok(Pushed::Write(id, written)) =
+            retention.push_block(Parcel::Events(vec![text.into()]))
         else {
             panic!("written first");
         };
@@ -264,7 +274,11 @@ fn on_disk_a_delivered_block_holds_its_room_until_the_log_recorded_it() {
     assert_eq!(ids(&retention.take(10)), [0, 1]);
     retention.resolve(0, Outcome::Acknowledged);
     assert_eq!(retention.take_settlements(), [0]);
-    assert_eq!(retention.sendable(), 0, "block 0 is not recorded settled yet");
+    assert_eq!(
+        retention.sendable(),
+        0,
+        "block 0 is not recorded settled yet"
+    );
     retention.settled(&[0]);
     assert_eq!(ids(&retention.take(10)), [2]);
     assert_eq!(retention.len(), 2);
@@ -284,8 +298,16 @@ fn on_disk_a_dropped_block_is_recorded_settled_and_one_being_written_is_never_dr
         panic!("numbered after what the log held");
     };
     let _ = retention.push_block(Parcel::Events(vec!["newer".into()]));
-    assert_eq!(retention.take_settlements(), [7], "the oldest waiting made room");
+    assert_eq!(
+        retention.take_settlements(),
+        [7],
+        "the oldest waiting made room"
+    );
     let _ = retention.push_block(Parcel::Events(vec!["newest".into()]));
-    assert_eq!(retention.dropped(), 2, "8 and 9 are being written: the newest goes");
+    assert_eq!(
+        retention.dropped(),
+        2,
+        "8 and 9 are being written: the newest goes"
+    );
     assert!(retention.take_settlements().is_empty());
 }

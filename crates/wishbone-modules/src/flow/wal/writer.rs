@@ -162,12 +162,22 @@ impl Turns {
             let _ = self.outgoing.send(Report::Settled(settle));
         }
         let keeping = !keep.is_empty();
+        let keep_again = if self.sync == SyncMode::Batch {
+            keep.clone()
+        } else {
+            Vec::new()
+        };
         let kept = if keep.is_empty() {
             Vec::new()
         } else {
             self.dirty = true;
             self.until_done("write", |journal| journal.append(keep.clone()))
         };
+        // After a failed fsync the kernel may have dropped the pages it
+        // could not write, and a second fsync would succeed without them:
+        // the turn's blocks are written again, to a new segment, before
+        // syncing again. (With `batch`, a turn's blocks are all that is
+        // not yet synced; the copy left behind holds the same events.)
         let due = match self.sync {
             // Settlements alone wait for the next fsync: losing one sends
             // an event twice, never loses it.
@@ -176,7 +186,14 @@ impl Turns {
             SyncMode::None => false,
         };
         if due {
-            self.until_done("sync", |journal| journal.sync());
+            let mut failed = false;
+            self.until_done("sync", |journal| {
+                if std::mem::take(&mut failed) {
+                    journal.start_segment()?;
+                    journal.append(keep_again.clone())?;
+                }
+                journal.sync().inspect_err(|_| failed = true)
+            });
             self.dirty = false;
             self.last_sync = Instant::now();
         }

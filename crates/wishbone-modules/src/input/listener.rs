@@ -1,0 +1,202 @@
+//! The listening side every input that serves TCP clients shares: bind
+//! (or take the launcher's socket), accept up to `max_connections` clients
+//! at once, pause accepting when descriptors or memory run out, serve each
+//! client in a task of its own, and on a stop wait for them to finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use wishbone_runtime::{ListenAddress, ModuleContext, ModuleError};
+
+use crate::backoff::Backoff;
+use crate::metric::Counted;
+
+/// The counters the accept loop adds to.
+pub(crate) struct Accepts<'a> {
+    pub connections: &'a Counted,
+    pub failures: &'a Counted,
+}
+
+/// Listens on `wanted` and serves every client with what `serve` returns
+/// for it, at most `max_connections` at once (0: half the open-file
+/// limit), until the server stops; then waits for the clients' tasks.
+pub(crate) async fn serve_clients<F, Served>(
+    context: &mut ModuleContext,
+    wanted: &ListenAddress,
+    max_connections: usize,
+    accepts: Accepts<'_>,
+    mut serve: F,
+) -> Result<(), ModuleError>
+where
+    F: FnMut(TcpStream, SocketAddr, &ModuleContext) -> Served,
+    Served: Future<Output = ()> + 'static,
+{
+    let listener = context
+        .listener(wanted)
+        .map_err(|error| ModuleError::io(format!("cannot listen on {wanted}"), error))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| ModuleError::io("cannot read the listening address", error))?;
+    let limit = match max_connections {
+        0 => default_connection_limit(),
+        max => max,
+    };
+    tracing::info!(module = %context.name(), %address, max_connections = limit, "listening");
+    let stop = context.stopping();
+    let slots = Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS)));
+    let mut pauses = AcceptPauses::new();
+    let mut clients = JoinSet::new();
+    loop {
+        let slot = tokio::select! {
+            _ = stop.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot.map_err(|_| ModuleError::Other("connection limit closed".into()))?,
+        };
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        while clients.try_join_next().is_some() {}
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Some(failures) = pauses.accepted() {
+                    tracing::info!(module = %context.name(), failed_accepts = failures, "accepting connections again");
+                }
+                accepts.connections.add(1);
+                let served = serve(stream, peer, context);
+                clients.spawn_local(async move {
+                    served.await;
+                    drop(slot);
+                });
+            }
+            Err(error) => {
+                let (pause, first) = pauses.failed(&error);
+                let Some(pause) = pause else {
+                    tracing::debug!(module = %context.name(), %error, "a connection ended before it was accepted");
+                    continue;
+                };
+                accepts.failures.add(1);
+                if first {
+                    tracing::warn!(module = %context.name(), %error, clients = clients.len(), "cannot accept connections; pausing accepts until they work again");
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+    }
+    drop(listener);
+    while clients.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Clients served at once when `max_connections` is 0: half the soft limit
+/// of open files, leaving the other half to the rest of the server.
+pub(crate) fn default_connection_limit() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct it is given a valid pointer to.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    if !known || limit.rlim_cur == libc::RLIM_INFINITY {
+        return 65536;
+    }
+    usize::try_from(limit.rlim_cur / 2).unwrap_or(65536).max(1)
+}
+
+/// The accept loop's answer to failed accepts: running out of descriptors
+/// or memory is waited out with growing pauses instead of retried at once
+/// (which would spin a core and flood the log), and said once per outage.
+#[derive(Debug)]
+struct AcceptPauses {
+    backoff: Backoff,
+    /// Failed accepts in the current outage; 0 when accepting works.
+    failures: u64,
+}
+
+impl AcceptPauses {
+    fn new() -> Self {
+        Self {
+            backoff: Backoff::new(Duration::from_millis(50), Duration::from_secs(1)),
+            failures: 0,
+        }
+    }
+
+    /// An accept failed: how long to pause (none for an error that concerns
+    /// one connection only), and whether this failure starts an outage.
+    fn failed(&mut self, error: &std::io::Error) -> (Option<Duration>, bool) {
+        use std::io::ErrorKind::*;
+        if matches!(
+            error.kind(),
+            ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+        ) {
+            return (None, false);
+        }
+        self.failures += 1;
+        (Some(self.backoff.next_wait()), self.failures == 1)
+    }
+
+    /// A connection was accepted: the failed accepts of the outage that
+    /// ended, if one did.
+    fn accepted(&mut self) -> Option<u64> {
+        if self.failures == 0 {
+            return None;
+        }
+        let failures = self.failures;
+        *self = Self::new();
+        Some(failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(kind: std::io::ErrorKind) -> std::io::Error {
+        std::io::Error::from(kind)
+    }
+
+    #[test]
+    fn running_out_of_descriptors_pauses_longer_each_time_and_says_so_once() {
+        let mut pauses = AcceptPauses::new();
+        let emfile = std::io::Error::from_raw_os_error(libc::EMFILE);
+        let waits: Vec<(Option<Duration>, bool)> = (0..6).map(|_| pauses.failed(&emfile)).collect();
+        assert_eq!(waits[0], (Some(Duration::from_millis(50)), true));
+        assert_eq!(waits[1], (Some(Duration::from_millis(100)), false));
+        assert_eq!(waits[5], (Some(Duration::from_secs(1)), false));
+        assert_eq!(pauses.accepted(), Some(6), "the outage's failures, once");
+        assert_eq!(pauses.accepted(), None);
+        assert_eq!(
+            pauses.failed(&emfile),
+            (Some(Duration::from_millis(50)), true)
+        );
+    }
+
+    #[test]
+    fn a_connection_that_ended_early_is_no_reason_to_pause() {
+        let mut pauses = AcceptPauses::new();
+        assert_eq!(
+            pauses.failed(&error(std::io::ErrorKind::ConnectionAborted)),
+            (None, false)
+        );
+        assert_eq!(pauses.accepted(), None);
+    }
+
+    #[test]
+    fn the_default_limit_leaves_room_under_the_open_file_limit() {
+        let limit = default_connection_limit();
+        let mut rlimit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) };
+        assert!(limit >= 1);
+        assert!((limit as u64) < rlimit.rlim_cur.max(2));
+    }
+}
