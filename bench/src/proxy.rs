@@ -59,25 +59,38 @@ impl Proxy {
     /// `socat -u -b BLOCK TCP-LISTEN:… TCP:…`: one hop, the baseline.
     pub fn socat(block: usize, target_port: u16) -> anyhow::Result<Proxy> {
         let port = free_port()?;
-        let child = Command::new("socat")
+        let mut command = Command::new("socat");
+        command
             .args(["-u", "-b", &block.to_string()])
             .arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
-            .arg(format!("TCP:127.0.0.1:{target_port}"))
+            .arg(format!("TCP:127.0.0.1:{target_port}"));
+        Self::listening_on(command, port, "socat", "socat")
+    }
+
+    /// Runs `command` and waits until it listens on `port`; `package` is
+    /// what to install when it is missing.
+    fn listening_on(
+        mut command: Command,
+        port: u16,
+        program: &'static str,
+        package: &str,
+    ) -> anyhow::Result<Proxy> {
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|error| {
-                anyhow::anyhow!("cannot run socat (apt-get install socat): {error}")
+                anyhow::anyhow!("cannot run {program} (apt-get install {package}): {error}")
             })?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while !listening(port) {
-            anyhow::ensure!(Instant::now() < deadline, "socat did not listen");
+            anyhow::ensure!(Instant::now() < deadline, "{program} did not listen");
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(Proxy {
             child,
             input_port: port,
-            program: "socat",
+            program,
         })
     }
 
@@ -92,28 +105,14 @@ impl Proxy {
             &config,
             crate::scenarios::rsyslog(dir, port, target_port, queue),
         )?;
-        let child = Command::new("rsyslogd")
+        let mut command = Command::new("rsyslogd");
+        command
             .arg("-n")
             .arg("-f")
             .arg(&config)
             .arg("-i")
-            .arg(dir.join("rsyslog.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|error| {
-                anyhow::anyhow!("cannot run rsyslogd (apt-get install rsyslog): {error}")
-            })?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !listening(port) {
-            anyhow::ensure!(Instant::now() < deadline, "rsyslogd did not listen");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Ok(Proxy {
-            child,
-            input_port: port,
-            program: "rsyslogd",
-        })
+            .arg(dir.join("rsyslog.pid"));
+        Self::listening_on(command, port, "rsyslogd", "rsyslog")
     }
 
     /// SIGKILL, for a proxy whose drain could never finish (its backends are down).
