@@ -16,6 +16,7 @@ pub mod output;
 pub mod process;
 #[cfg(test)]
 mod random;
+pub mod relp;
 mod scan;
 
 use wishbone_runtime::{ModuleKind, ModuleSet};
@@ -24,6 +25,7 @@ use wishbone_runtime::{ModuleKind, ModuleSet};
 pub fn builtin() -> Vec<ModuleKind> {
     vec![
         input::tcp::KIND,
+        input::relp::KIND,
         input::generator::KIND,
         input::metronome::KIND,
         process::modify::KIND,
@@ -35,6 +37,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         output::stdout::KIND,
         output::null::KIND,
         output::websocket::KIND,
+        output::relp::KIND,
         metrics::graphite::KIND,
     ]
 }

@@ -3,4 +3,5 @@
 pub mod generator;
 mod listener;
 pub mod metronome;
+pub mod relp;
 pub mod tcp;

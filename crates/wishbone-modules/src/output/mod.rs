@@ -7,6 +7,7 @@ mod ack_reports;
 mod counted;
 mod delivery;
 pub mod null;
+pub mod relp;
 mod shell;
 pub mod stdout;
 pub mod tcp;

@@ -1,0 +1,463 @@
+//! `wishbone.input.relp`: a RELP server. Each `syslog` frame becomes one
+//! event, and the client hears `200 OK` for it only once the event is
+//! safe downstream.
+//!
+//! The text `wishbone show --docs wishbone.input.relp` prints is [`DOCS`].
+//! The frames are [`crate::relp`]'s; the order of answers is
+//! [`answers::Answers`]. Each session reads what the client sent, sends the
+//! `syslog` frames of one read downstream as one parcel carrying one
+//! acknowledgement token, and answers them once that token is resolved.
+//! Accepting clients is the shared listener's (`input/listener.rs`).
+
+mod answers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use wishbone_runtime::ack::{self, AckIssuer};
+use wishbone_runtime::queue::Sender;
+use wishbone_runtime::{
+    ArgumentError, Arguments, Event, LinesBuilder, ListenAddress, Module, ModuleContext,
+    ModuleError, ModuleKind, Parcel, QueueSpec,
+};
+
+use self::answers::Answers;
+use super::listener::{self, Accepts};
+use crate::config::host_name;
+use crate::metric::Counted;
+use crate::relp::{self, Frame};
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.input.relp: events from RELP clients (such as rsyslog's omrelp), one per syslog frame.
+
+Queues
+  outbox     the data of every syslog frame, unchanged
+
+Arguments (default)
+  address          interface to listen on, an IP address or host name ("0.0.0.0")
+  port             port to listen on (2514); 0 picks a free port, logged at start
+  max_connections  sessions served at once (0: half the process's open-file limit)
+  reuse_port       share the port with other processes, SO_REUSEPORT (false)
+  window           syslog frames of one session taken and not yet answered
+                   (128): once this many wait for their answer the session
+                   is not read, which holds the client back
+  max_frame        largest frame data in bytes (131072); a larger frame closes
+                   the session
+
+What an answer means
+  `200 OK` to a syslog frame: its event was delivered by an output that
+  knows its peer has it (wishbone.output.tcp: the peer's TCP stack
+  acknowledged it; wishbone.output.relp: the next RELP server answered),
+  or kept by a wishbone.flow.wal with `path` as its `sync` says. `500` to
+  a frame whose event was dropped or could not be delivered: the client
+  sends it again. Answers go out in the order of the frames.
+  Not guaranteed: a client that loses its session before an answer sends
+  the frame again, so an event can arrive twice (at least once). An
+  output that cannot tell (stdout, null) answers once it wrote the event.
+
+Sessions
+  A session opens with `open` (answered with this server's offers:
+  relp_version=0, commands=syslog) and ends with `close` (answered once
+  every earlier frame is). A malformed frame, a frame over max_frame, or
+  anything before `open` closes the session, logged with the reason and
+  counted; other sessions go on. At a stop the server stops reading, answers
+  what it took as its events settle, sends `serverclose` and closes.
+
+Metrics (module.<name>.<counter>)
+  connections      sessions accepted
+  events           syslog frames put on outbox
+  accepted         frames answered 200
+  refused          frames answered 500
+  malformed        sessions closed for a protocol error
+  accept_failures  accepts that failed for want of descriptors or memory
+
+Example
+  modules:
+    input:
+      module: wishbone.input.relp
+      arguments:
+        port: 2514
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.input.relp",
+    aliases: &[],
+    description: "events from RELP clients, answered once safe downstream",
+    docs: DOCS,
+    queues: QueueSpec::SOURCE,
+    build,
+};
+
+/// Bytes asked of the socket per read.
+const READ_SIZE: usize = 64 * 1024;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Interface to listen on.
+    #[serde(default = "default_address")]
+    pub address: String,
+    /// Port to listen on; 0 lets the system pick one.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Sessions served at once; 0 for half the open-file limit.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Share the port with other processes.
+    #[serde(default)]
+    pub reuse_port: bool,
+    /// Frames of one session taken and not yet answered.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Largest frame data in bytes.
+    #[serde(default = "default_max_frame")]
+    pub max_frame: usize,
+}
+
+fn default_address() -> String {
+    "0.0.0.0".to_string()
+}
+
+fn default_port() -> u16 {
+    2514
+}
+
+fn default_window() -> usize {
+    128
+}
+
+fn default_max_frame() -> usize {
+    128 * 1024
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let config: Config = arguments.deserialize()?;
+    host_name("address", &config.address)?;
+    if config.window == 0 || config.max_frame == 0 {
+        return Err(ArgumentError::new(
+            "`window` and `max_frame` must be at least 1",
+        ));
+    }
+    Ok(Box::new(RelpInput { config }))
+}
+
+/// The module: a listener and one task per session.
+pub struct RelpInput {
+    config: Config,
+}
+
+/// What the sessions of one input did.
+#[derive(Debug)]
+struct Counters {
+    connections: Counted,
+    events: Counted,
+    accepted: Counted,
+    refused: Counted,
+    malformed: Counted,
+    accept_failures: Counted,
+}
+
+impl Module for RelpInput {
+    fn run(
+        self: Box<Self>,
+        context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        Box::pin(self.serve(context))
+    }
+
+    fn listens(&self) -> Option<ListenAddress> {
+        Some(self.listen_address())
+    }
+}
+
+impl RelpInput {
+    fn listen_address(&self) -> ListenAddress {
+        ListenAddress {
+            host: self.config.address.clone(),
+            port: self.config.port,
+            reuse_port: self.config.reuse_port,
+        }
+    }
+
+    async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
+        let wanted = self.listen_address();
+        let outbox = context.outgoing("outbox");
+        let stop = context.stopping();
+        let name = context.name().to_string();
+        let counted = |counter: &str| Counted::new(&name, counter);
+        let counters = Arc::new(Counters {
+            connections: counted("connections"),
+            events: counted("events"),
+            accepted: counted("accepted"),
+            refused: counted("refused"),
+            malformed: counted("malformed"),
+            accept_failures: counted("accept_failures"),
+        });
+        let accepts = Accepts {
+            connections: &counters.connections,
+            failures: &counters.accept_failures,
+        };
+        let config = &self.config;
+        listener::serve_clients(
+            &mut context,
+            &wanted,
+            config.max_connections,
+            accepts,
+            |stream, peer, context| {
+                let session = Session {
+                    module: context.name().to_string(),
+                    peer,
+                    window: config.window,
+                    max_frame: config.max_frame,
+                    outbox: outbox.clone(),
+                    stop: stop.clone(),
+                    abort: context.aborting(),
+                    counters: counters.clone(),
+                };
+                session.serve(stream)
+            },
+        )
+        .await?;
+        tracing::info!(
+            module = %name,
+            connections = counters.connections.total(),
+            events = counters.events.total(),
+            accepted = counters.accepted.total(),
+            refused = counters.refused.total(),
+            malformed = counters.malformed.total(),
+            accept_failures = counters.accept_failures.total(),
+            "input totals"
+        );
+        Ok(())
+    }
+}
+
+/// One client's session.
+struct Session {
+    module: String,
+    peer: SocketAddr,
+    window: usize,
+    max_frame: usize,
+    outbox: Sender,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    counters: Arc<Counters>,
+}
+
+/// Why a session ends.
+enum Ending {
+    /// The client closed, or asked to.
+    Client,
+    /// The server stops: answer what was taken, then `serverclose`.
+    Stop,
+    /// A protocol error, a read or write that failed, an abort.
+    Broken(String),
+}
+
+/// What the frames of one read ask for, in their order.
+enum Item {
+    /// `syslog` frames in a row: their transaction numbers and data.
+    Events { txnrs: Vec<u32>, data: Vec<Bytes> },
+    /// A frame answered at once.
+    Answer { txnr: u32, data: Bytes },
+    /// The client sent `close` (answered after everything before it).
+    Close { txnr: u32 },
+}
+
+impl Session {
+    async fn serve(self, stream: TcpStream) {
+        tracing::debug!(module = %self.module, peer = %self.peer, "session connected");
+        let _ = stream.set_nodelay(true);
+        let (mut reader, mut writer) = stream.into_split();
+        let (issuer, mut replies) = ack::issuer();
+        let mut answers = Answers::default();
+        let mut buffer = BytesMut::with_capacity(READ_SIZE);
+        let mut out = BytesMut::new();
+        let mut opened = false;
+        let mut batches = 0u64;
+        let mut ending: Option<Ending> = None;
+        loop {
+            let answered = answers.take_ready(&mut out);
+            self.counters.accepted.add(answered.accepted as u64);
+            self.counters.refused.add(answered.refused as u64);
+            if !out.is_empty() {
+                let written = tokio::select! {
+                    biased;
+                    _ = self.abort.cancelled() => Err(std::io::Error::other("aborted")),
+                    written = writer.write_all(&out) => written,
+                };
+                if let Err(error) = written {
+                    ending = Some(Ending::Broken(format!("cannot answer: {error}")));
+                    break;
+                }
+                out.clear();
+            }
+            if ending.is_some() && answers.is_empty() {
+                break;
+            }
+            let readable = ending.is_none() && answers.unanswered() < self.window;
+            tokio::select! {
+                biased;
+                _ = self.abort.cancelled() => {
+                    ending = Some(Ending::Broken("aborted".into()));
+                    break;
+                }
+                Some((id, outcome)) = replies.recv() => answers.resolve(id, outcome),
+                _ = self.stop.cancelled(), if ending.is_none() => ending = Some(Ending::Stop),
+                read = reader.read_buf(&mut buffer), if readable => {
+                    match read {
+                        Ok(0) => {
+                            // The client is gone: nobody is left to answer.
+                            ending = Some(Ending::Client);
+                            break;
+                        }
+                        Err(error) => {
+                            ending = Some(Ending::Broken(format!("read failed: {error}")));
+                            break;
+                        }
+                        Ok(_) => {}
+                    }
+                    let items = match self.take_frames(&mut buffer, &mut opened) {
+                        Ok(items) => items,
+                        Err(reason) => {
+                            self.counters.malformed.add(1);
+                            tracing::warn!(module = %self.module, peer = %self.peer, %reason, "closing a RELP session");
+                            ending = Some(Ending::Broken(reason));
+                            break;
+                        }
+                    };
+                    for item in items {
+                        match item {
+                            Item::Events { txnrs, data } => {
+                                for (txnrs, data) in self.chunks(txnrs, data) {
+                                    batches += 1;
+                                    if !self.forward(batches, data, &issuer).await {
+                                        ending = Some(Ending::Broken("aborted".into()));
+                                        break;
+                                    }
+                                    answers.batch(batches, txnrs);
+                                }
+                            }
+                            Item::Answer { txnr, data } => answers.ready(txnr, data),
+                            Item::Close { txnr } => {
+                                answers.ready(txnr, Bytes::new());
+                                ending = Some(Ending::Client);
+                            }
+                        }
+                    }
+                    if matches!(ending, Some(Ending::Broken(_))) {
+                        break;
+                    }
+                }
+            }
+        }
+        if matches!(ending, Some(Ending::Stop)) {
+            let mut close = BytesMut::new();
+            relp::encode(&mut close, 0, "serverclose", b"");
+            let _ = writer.write_all(&close).await;
+        }
+        let _ = writer.shutdown().await;
+        if let Some(Ending::Broken(reason)) = ending {
+            tracing::debug!(module = %self.module, peer = %self.peer, %reason, "session ended");
+        }
+    }
+
+    /// Reads every whole frame in `buffer`, in order. An error is the
+    /// reason to close the session.
+    fn take_frames(&self, buffer: &mut BytesMut, opened: &mut bool) -> Result<Vec<Item>, String> {
+        let mut items = Vec::new();
+        loop {
+            let Frame {
+                txnr,
+                command,
+                data,
+            } = match relp::decode(buffer, self.max_frame) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(items),
+                Err(error) => return Err(error.to_string()),
+            };
+            match (&command[..], *opened) {
+                (b"open", false) => {
+                    *opened = true;
+                    let offers = format!("200 OK\n{}", relp::OFFERS);
+                    items.push(Item::Answer {
+                        txnr,
+                        data: offers.into(),
+                    });
+                }
+                (b"open", true) => return Err("a second open".into()),
+                (_, false) => return Err("a frame before open".into()),
+                (b"syslog", true) => match items.last_mut() {
+                    Some(Item::Events { txnrs, data: all }) => {
+                        txnrs.push(txnr);
+                        all.push(data);
+                    }
+                    _ => items.push(Item::Events {
+                        txnrs: vec![txnr],
+                        data: vec![data],
+                    }),
+                },
+                (b"close", true) => {
+                    // Nothing after a close counts.
+                    buffer.clear();
+                    items.push(Item::Close { txnr });
+                    return Ok(items);
+                }
+                (_, true) => items.push(Item::Answer {
+                    txnr,
+                    data: Bytes::from_static(b"500 command not supported"),
+                }),
+            }
+        }
+    }
+
+    /// The frames in parcels no larger than the outbox holds.
+    fn chunks(&self, txnrs: Vec<u32>, data: Vec<Bytes>) -> Vec<(Vec<u32>, Vec<Bytes>)> {
+        let size = self.outbox.capacity().max(1);
+        txnrs
+            .chunks(size)
+            .zip(data.chunks(size))
+            .map(|(txnrs, data)| (txnrs.to_vec(), data.to_vec()))
+            .collect()
+    }
+
+    /// Sends the events of one read downstream as one parcel with one
+    /// token (lines when no event holds a newline); false on an abort.
+    async fn forward(&self, id: u64, data: Vec<Bytes>, issuer: &AckIssuer) -> bool {
+        let token = issuer.issue(id);
+        let parcel = if data.iter().all(|data| !data.contains(&b'\n')) {
+            let bytes = data.iter().map(|data| data.len() + 1).sum();
+            let mut builder = LinesBuilder::new(Bytes::from_static(b"\n"), bytes, data.len());
+            for data in &data {
+                builder.push(data);
+            }
+            Parcel::Lines(builder.finish().with_ack(token))
+        } else {
+            let shares = token.split(data.len());
+            Parcel::Events(
+                data.into_iter()
+                    .zip(shares)
+                    .map(|(data, share)| Event::new(data).with_ack(share))
+                    .collect(),
+            )
+        };
+        let count = parcel.len() as u64;
+        let sent = tokio::select! {
+            biased;
+            sent = self.outbox.send(parcel) => sent,
+            _ = self.abort.cancelled() => return false,
+        };
+        if sent.is_ok() {
+            self.counters.events.add(count);
+        }
+        // A closed outbox drops the parcel, and its token fails: answered 500.
+        true
+    }
+}
