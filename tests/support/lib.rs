@@ -15,6 +15,8 @@ mod carbon;
 pub use carbon::{Carbon, hostname_segment};
 mod metrics;
 pub use metrics::PlaintextMetrics;
+mod rsyslog;
+pub use rsyslog::Rsyslog;
 
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {

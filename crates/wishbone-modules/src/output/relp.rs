@@ -259,7 +259,7 @@ impl Transport for Server {
         let mut in_flight = InFlight::default();
         let mut out = BytesMut::new();
         let mut check = tokio::time::interval(STALL_CHECK);
-        loop {
+        let ended = loop {
             if in_flight.len() < self.window
                 && let Some(mut parcel) = waiting.take()
             {
@@ -272,49 +272,56 @@ impl Transport for Server {
                 out.clear();
                 match written {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) => return Ended::Lost(error.to_string()),
-                    Err(_) => return Ended::Lost("the server stopped reading".into()),
+                    Ok(Err(error)) => break Ended::Lost(error.to_string()),
+                    Err(_) => break Ended::Lost("the server stopped reading".into()),
                 }
             }
             if waiting.is_none() && !state.inbox_open && state.delivery.is_settled() {
                 close(&mut session, state.timeout).await;
-                return Ended::Drained;
+                break Ended::Drained;
             }
             let room = waiting.is_none() && in_flight.len() < self.window;
             tokio::select! {
                 biased;
-                _ = abort.cancelled() => return Ended::Aborted,
+                _ = abort.cancelled() => break Ended::Aborted,
                 read = session.reader.read_buf(&mut session.received) => {
                     match read {
-                        Ok(0) => return Ended::Lost("the server closed the connection".into()),
-                        Err(error) => return Ended::Lost(error.to_string()),
+                        Ok(0) => break Ended::Lost("the server closed the connection".into()),
+                        Err(error) => break Ended::Lost(error.to_string()),
                         Ok(_) => {}
                     }
                     let mut acknowledged = None;
-                    loop {
+                    let mut broken = None;
+                    'frames: loop {
                         let frame = match relp::decode(&mut session.received, MAX_ANSWER) {
                             Ok(Some(frame)) => frame,
-                            Ok(None) => break,
-                            Err(error) => return Ended::Lost(error.to_string()),
+                            Ok(None) => break 'frames,
+                            Err(error) => {
+                                broken = Some(error.to_string());
+                                break 'frames;
+                            }
                         };
                         if &frame.command[..] == b"serverclose" {
-                            return Ended::Lost("the server closed the session".into());
+                            broken = Some("the server closed the session".into());
+                            break 'frames;
                         }
                         if &frame.command[..] != b"rsp" {
-                            return Ended::Lost("the server sent something other than an answer".into());
+                            broken = Some("the server sent something other than an answer".into());
+                            break 'frames;
                         }
                         match in_flight.answered(frame.txnr, relp::response_code(&frame.data)) {
                             Ok(end) => acknowledged = Some(end),
                             Err(reason) => {
-                                if let Some(end) = acknowledged {
-                                    state.acknowledge(end).await;
-                                }
-                                return Ended::Lost(reason);
+                                broken = Some(reason);
+                                break 'frames;
                             }
                         }
                     }
                     if let Some(end) = acknowledged {
                         state.acknowledge(end).await;
+                    }
+                    if let Some(reason) = broken {
+                        break Ended::Lost(reason);
                     }
                 }
                 parcel = state.inbox.recv_parcel(), if state.inbox_open && room => match parcel {
@@ -323,11 +330,25 @@ impl Transport for Server {
                 },
                 _ = check.tick(), if !in_flight.is_empty() => {
                     if state.delivery.stall(Instant::now(), state.timeout) == Some(Stall::Stalled) {
-                        return Ended::Lost(format!("no answer for {:?}", state.timeout));
+                        break Ended::Lost(format!("no answer for {:?}", state.timeout));
+                    }
+                }
+            }
+        };
+        // A parcel taken from the inbox and not yet written is recorded as
+        // never answered: the session's end holds it for the next one.
+        if let Some(parcel) = waiting {
+            let now = Instant::now();
+            match parcel {
+                Parcel::Lines(lines) => state.delivery.record_lines(lines, None, now),
+                parcel => {
+                    for event in parcel.into_events() {
+                        state.delivery.record_event(event, u64::MAX, now);
                     }
                 }
             }
         }
+        ended
     }
 }
 

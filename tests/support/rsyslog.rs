@@ -1,0 +1,113 @@
+//! Real rsyslogd processes (Debian's rsyslog and rsyslog-relp) on
+//! loopback, each with its configuration and files in a directory of its
+//! own, as in `../shared/reference/rsyslog-relp.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{free_port, wait_until};
+
+pub struct Rsyslog {
+    child: Child,
+    /// The port it listens on.
+    pub port: u16,
+    dir: PathBuf,
+    config: String,
+}
+
+/// Lines that start with digits would be read as octet-counted frames.
+const IMTCP: &str = "supportOctetCountedFraming=\"off\"";
+
+impl Rsyslog {
+    /// A plain TCP input forwarding every line unchanged with omrelp to
+    /// `relp_port`, retrying forever.
+    pub fn relp_sender(dir: &Path, relp_port: u16) -> Rsyslog {
+        let port = free_port();
+        let config = format!(
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\nmodule(load=\"omrelp\")\n\
+             template(name=\"raw\" type=\"string\" string=\"%rawmsg%\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"fwd\" {IMTCP})\n\
+             ruleset(name=\"fwd\" queue.type=\"LinkedList\" queue.size=\"100000\") {{\n  \
+             action(type=\"omrelp\" target=\"127.0.0.1\" port=\"{relp_port}\" template=\"raw\" windowSize=\"1024\" \
+             action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\")\n}}\n",
+            dir = dir.display()
+        );
+        Self::start(dir, port, config)
+    }
+
+    /// A RELP server writing every message as a line to `out.txt` in its
+    /// directory; its answer means written (`queue.type="Direct"`).
+    pub fn relp_sink(dir: &Path, port: u16) -> Rsyslog {
+        let port = if port == 0 { free_port() } else { port };
+        let config = format!(
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imrelp\")\n\
+             template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+             input(type=\"imrelp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"out\")\n\
+             ruleset(name=\"out\" queue.type=\"Direct\") {{\n  \
+             action(type=\"omfile\" file=\"{dir}/out.txt\" template=\"raw\" flushOnTXEnd=\"on\")\n}}\n",
+            dir = dir.display()
+        );
+        Self::start(dir, port, config)
+    }
+
+    fn start(dir: &Path, port: u16, config: String) -> Rsyslog {
+        std::fs::create_dir_all(dir).unwrap();
+        let installed = Command::new("sh")
+            .args(["-c", "command -v rsyslogd"])
+            .output();
+        assert!(
+            installed.is_ok_and(|output| output.status.success()),
+            "rsyslogd is missing: `apt-get install rsyslog rsyslog-relp`, which .ci/run does"
+        );
+        let path = dir.join("rsyslog.conf");
+        std::fs::write(&path, &config).unwrap();
+        let child = Command::new("rsyslogd")
+            .arg("-n")
+            .arg("-f")
+            .arg(&path)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rsyslogd");
+        let rsyslog = Rsyslog {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+            config,
+        };
+        wait_until(Duration::from_secs(30), "rsyslogd to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        rsyslog
+    }
+
+    /// SIGKILL, then the same configuration again on the same port.
+    pub fn restart_after_kill(&mut self) {
+        self.kill();
+        let fresh = Self::start(&self.dir, self.port, self.config.clone());
+        *self = fresh;
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// What a sink wrote so far.
+    pub fn written(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("out.txt")).unwrap_or_default()
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
