@@ -22,7 +22,10 @@ fn arrivals(data: &[u8]) -> BTreeMap<usize, usize> {
 
 /// Every number below `lines` arrived; returns how many arrived twice or more.
 fn all_arrived(counts: &BTreeMap<usize, usize>, lines: usize) -> usize {
-    let missing: Vec<usize> = (0..lines).filter(|n| !counts.contains_key(n)).take(10).collect();
+    let missing: Vec<usize> = (0..lines)
+        .filter(|n| !counts.contains_key(n))
+        .take(10)
+        .collect();
     assert!(missing.is_empty(), "lines missing (first 10): {missing:?}");
     assert_eq!(counts.len(), lines, "no line that was not sent");
     counts.values().map(|count| count - 1).sum()
@@ -47,8 +50,17 @@ fn rsyslog_omrelp_into_the_relp_input_delivers_every_line_once_in_order() {
     send(sender.port, &data);
     sink.wait_for_lines(LINES, TWO_MINUTES);
     assert!(wishbone.stop().success());
-    assert_eq!(sha256(&sink.received()), sha256(&data), "every line once, in order");
-    assert!(wishbone.output.text().contains(&format!("accepted={LINES} refused=0 malformed=0")));
+    assert_eq!(
+        sha256(&sink.received()),
+        sha256(&data),
+        "every line once, in order"
+    );
+    assert!(
+        wishbone
+            .output
+            .text()
+            .contains(&format!("accepted={LINES} refused=0 malformed=0"))
+    );
 }
 
 fn relp_output(port: u16, input: &str) -> String {
@@ -96,7 +108,9 @@ fn the_relp_output_loses_nothing_while_rsyslog_is_frozen_killed_and_restarted() 
     });
     assert!(wishbone.stop().success());
     let duplicates = all_arrived(&arrivals(&receiver.written()), LINES);
-    eprintln!("rsyslog frozen and killed 5 times: {LINES} lines, none missing, {duplicates} twice or more");
+    eprintln!(
+        "rsyslog frozen and killed 5 times: {LINES} lines, none missing, {duplicates} twice or more"
+    );
 }
 
 /// rsyslog (imtcp → omrelp) → wishbone (relp in → wal on disk → round
@@ -158,10 +172,14 @@ fn a_chain_of_relp_hops_and_a_wal_on_disk_loses_nothing_when_any_process_is_kill
         data.extend(receivers[1].written());
         arrivals(&data)
     };
-    wait_until(Duration::from_secs(180), "every line at the receivers", || {
-        all(&receivers).len() == LINES
-    });
+    wait_until(
+        Duration::from_secs(180),
+        "every line at the receivers",
+        || all(&receivers).len() == LINES,
+    );
     assert!(wishbone.stop().success());
     let duplicates = all_arrived(&all(&receivers), LINES);
-    eprintln!("wishbone killed 5 times, a receiver once: {LINES} lines, none missing, {duplicates} twice or more");
+    eprintln!(
+        "wishbone killed 5 times, a receiver once: {LINES} lines, none missing, {duplicates} twice or more"
+    );
 }
