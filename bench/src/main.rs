@@ -3,12 +3,14 @@
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
-//!       [--disk-read-count N]
+//!       [--disk-read-count N] [--relp-lines N]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer: the seed's round-robin demo,
 //! and every event through a disk (the wal with `path`, whose `read_count`
-//! is `--disk-read-count`, 10,000; rsyslog's disk queues).
+//! is `--disk-read-count`, 10,000; rsyslog's disk queues). `--relp-lines`
+//! (300,000; 0 skips them) go through a RELP hop: wishbone's RELP output
+//! to its RELP input, and rsyslog's omrelp to its imrelp.
 //!
 //! `--only` runs just the configuration named TEXT (and the 128 KiB socat
 //! hop, the baseline), without latency and memory, for profiling it.
@@ -49,6 +51,9 @@ struct Options {
     buffered_data: PathBuf,
     /// `read_count` of the wal on disk.
     disk_read_count: usize,
+    /// Lines for the RELP hops; 0 skips them.
+    relp_lines: usize,
+    relp_data: PathBuf,
     wishbone: PathBuf,
 }
 
@@ -67,6 +72,8 @@ fn options() -> anyhow::Result<Options> {
         buffered_lines: 3_000_000,
         buffered_data: target.join("bench-buffered-lines.txt"),
         disk_read_count: 10_000,
+        relp_lines: 300_000,
+        relp_data: target.join("bench-relp-lines.txt"),
         wishbone: target.join("wishbone"),
     };
     let mut args = std::env::args().skip(1);
@@ -77,6 +84,7 @@ fn options() -> anyhow::Result<Options> {
             "--buffered-lines" => {
                 options.buffered_lines = args.next().unwrap_or_default().parse()?
             }
+            "--relp-lines" => options.relp_lines = args.next().unwrap_or_default().parse()?,
             "--disk-read-count" => {
                 options.disk_read_count = args.next().unwrap_or_default().parse()?
             }
@@ -128,6 +136,8 @@ fn main() -> anyhow::Result<()> {
     let expected = Fingerprint::of_file(&options.data)?;
     data::generate(&options.buffered_data, options.buffered_lines)?;
     let buffered_expected = Fingerprint::of_file(&options.buffered_data)?;
+    data::generate(&options.relp_data, options.relp_lines)?;
+    let relp_expected = Fingerprint::of_file(&options.relp_data)?;
     let wishbone = options.wishbone.as_path();
     let mut runs: Vec<throughput::Figures> = Vec::new();
     let reps = if options.throughput { options.reps } else { 0 };
@@ -267,6 +277,43 @@ fn main() -> anyhow::Result<()> {
                         options.disk_read_count,
                         setting,
                     ))
+                },
+            )?);
+        }
+        // A RELP hop: a client taking lines over TCP and sending them as
+        // RELP frames to a server, which sends them on over TCP.
+        for name in ["RELP hop, wishbone", "RELP hop, rsyslog"] {
+            if options.relp_lines == 0 || options.only.as_deref().is_some_and(|only| name != only)
+            {
+                continue;
+            }
+            runs.push(throughput::run(
+                name,
+                Receivers::Tcp(1),
+                &options.relp_data,
+                relp_expected,
+                |ports| {
+                    let relp_port = proxy::free_port()?;
+                    if name.ends_with("rsyslog") {
+                        let (client, server) = (scratch.join("relp-client"), scratch.join("relp-server"));
+                        let server = Proxy::rsyslog_with(
+                            &server,
+                            relp_port,
+                            &scenarios::rsyslog_relp_server(&server, relp_port, ports[0]),
+                        )?;
+                        let input = proxy::free_port()?;
+                        let client = Proxy::rsyslog_with(
+                            &client,
+                            input,
+                            &scenarios::rsyslog_relp_client(&client, input, relp_port),
+                        )?;
+                        return Ok(Proxy::hop(client, server));
+                    }
+                    let server_dir = scratch.join("relp-server");
+                    std::fs::create_dir_all(&server_dir)?;
+                    let server = Proxy::wishbone(wishbone, &server_dir, &scenarios::relp_server(relp_port, ports[0]), &[])?;
+                    let client = wishbone_on(scenarios::relp_client(relp_port))?;
+                    Ok(Proxy::hop(client, server))
                 },
             )?);
         }

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 /// A running proxy: where to send, and the process to measure.
 pub struct Proxy {
     pub child: Child,
+    /// A second process the first one sends to (a hop between two), stopped after it.
+    pub next: Option<Box<Proxy>>,
     pub input_port: u16,
     /// What runs, for messages.
     program: &'static str,
@@ -51,6 +53,7 @@ impl Proxy {
         std::thread::spawn(move || lines.for_each(drop));
         Ok(Proxy {
             child,
+            next: None,
             input_port: port,
             program: "wishbone",
         })
@@ -89,6 +92,7 @@ impl Proxy {
         }
         Ok(Proxy {
             child,
+            next: None,
             input_port: port,
             program,
         })
@@ -97,28 +101,53 @@ impl Proxy {
     /// `rsyslogd -n` on a configuration from [`crate::scenarios::rsyslog`]
     /// with `queue`, in a directory of its own.
     pub fn rsyslog(dir: &Path, target_port: u16, queue: &str) -> anyhow::Result<Proxy> {
+        let port = free_port()?;
+        let config = crate::scenarios::rsyslog(dir, port, target_port, queue);
+        Self::rsyslog_with(dir, port, &config)
+    }
+
+    /// `rsyslogd -n` on `config`, which listens on `port`, in a directory
+    /// of its own.
+    pub fn rsyslog_with(dir: &Path, port: u16, config: &str) -> anyhow::Result<Proxy> {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir)?;
-        let port = free_port()?;
-        let config = dir.join("rsyslog.conf");
-        std::fs::write(
-            &config,
-            crate::scenarios::rsyslog(dir, port, target_port, queue),
-        )?;
+        let path = dir.join("rsyslog.conf");
+        std::fs::write(&path, config)?;
         let mut command = Command::new("rsyslogd");
         command
             .arg("-n")
             .arg("-f")
-            .arg(&config)
+            .arg(&path)
             .arg("-i")
             .arg(dir.join("rsyslog.pid"));
         Self::listening_on(command, port, "rsyslogd", "rsyslog")
+    }
+
+    /// Two proxies in a row: `first` sends to `then`; data goes to
+    /// `first`, and both are measured and stopped.
+    pub fn hop(first: Proxy, then: Proxy) -> Proxy {
+        Proxy {
+            next: Some(Box::new(then)),
+            ..first
+        }
+    }
+
+    /// Every process of the proxy.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut pids = vec![self.child.id()];
+        if let Some(next) = &self.next {
+            pids.extend(next.pids());
+        }
+        pids
     }
 
     /// SIGKILL, for a proxy whose drain could never finish (its backends are down).
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(next) = self.next.take() {
+            next.kill();
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -128,6 +157,14 @@ impl Proxy {
     /// SIGTERM, then wait; SIGKILL after 10 s (socat has been seen to sit
     /// in poll after SIGTERM once its peer had closed).
     pub fn stop(mut self) {
+        let next = self.next.take();
+        self.stop_own();
+        if let Some(next) = next {
+            next.stop();
+        }
+    }
+
+    fn stop_own(mut self) {
         // SAFETY: kill(2) on our child's pid.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -108,3 +108,45 @@ pub fn rsyslog(dir: &std::path::Path, input_port: u16, port: u16, queue: &str) -
         dir = dir.display()
     )
 }
+
+/// The client side of a RELP hop: tcp input → RELP output to `relp_port`.
+pub fn relp_client(relp_port: u16) -> String {
+    format!(
+        "modules:\n{}  output: {{module: wishbone.output.relp, arguments: {{host: 127.0.0.1, port: {relp_port}, window: 1024}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        input()
+    )
+}
+
+/// The server side of a RELP hop: RELP input on `relp_port` → tcp output.
+pub fn relp_server(relp_port: u16, port: u16) -> String {
+    format!(
+        "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {relp_port}, window: 1024}}}}\n{}\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        output("output", port)
+    )
+}
+
+/// rsyslog's RELP hop, client side: imtcp → omrelp to `relp_port`.
+pub fn rsyslog_relp_client(dir: &std::path::Path, input_port: u16, relp_port: u16) -> String {
+    format!(
+        "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\nmodule(load=\"omrelp\")\n\
+         template(name=\"raw\" type=\"string\" string=\"%rawmsg%\")\n\
+         input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{input_port}\" ruleset=\"fwd\" supportOctetCountedFraming=\"off\")\n\
+         ruleset(name=\"fwd\" queue.type=\"LinkedList\" queue.size=\"100000\") {{\n  \
+         action(type=\"omrelp\" target=\"127.0.0.1\" port=\"{relp_port}\" template=\"raw\" windowSize=\"1024\")\n}}\n",
+        dir = dir.display()
+    )
+}
+
+/// rsyslog's RELP hop, server side: imrelp on `relp_port` → omfwd to `port`.
+pub fn rsyslog_relp_server(dir: &std::path::Path, relp_port: u16, port: u16) -> String {
+    format!(
+        "global(workDirectory=\"{dir}\")\nmodule(load=\"imrelp\")\n\
+         template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+         input(type=\"imrelp\" address=\"127.0.0.1\" port=\"{relp_port}\" ruleset=\"fwd\")\n\
+         ruleset(name=\"fwd\" queue.type=\"LinkedList\" queue.size=\"100000\") {{\n  \
+         action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" template=\"raw\")\n}}\n",
+        dir = dir.display()
+    )
+}

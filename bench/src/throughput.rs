@@ -63,8 +63,8 @@ pub fn run(
     // Sampled while running: socat exits by itself at the end of its input.
     let (mut cpu, mut rss) = (0.0f64, 0.0f64);
     let problem = loop {
-        cpu = cpu.max(cpu_seconds(proxy.pid()));
-        rss = rss.max(peak_rss_mib(proxy.pid()));
+        cpu = cpu.max(proxy.pids().into_iter().map(cpu_seconds).sum());
+        rss = rss.max(proxy.pids().into_iter().map(peak_rss_mib).sum());
         let now = total();
         if now.lines >= expected.lines {
             break (now != expected)
@@ -86,8 +86,8 @@ pub fn run(
         .max()
         .unwrap_or_else(Instant::now);
     let wall = finished.duration_since(begun).as_secs_f64().max(1e-9);
-    cpu = cpu.max(cpu_seconds(proxy.pid()));
-    rss = rss.max(peak_rss_mib(proxy.pid()));
+    cpu = cpu.max(proxy.pids().into_iter().map(cpu_seconds).sum());
+    rss = rss.max(proxy.pids().into_iter().map(peak_rss_mib).sum());
     proxy.stop();
     let _ = sender.join();
     let lines = expected.lines as f64;
