@@ -283,8 +283,7 @@ fn main() -> anyhow::Result<()> {
         // A RELP hop: a client taking lines over TCP and sending them as
         // RELP frames to a server, which sends them on over TCP.
         for name in ["RELP hop, wishbone", "RELP hop, rsyslog"] {
-            if options.relp_lines == 0 || options.only.as_deref().is_some_and(|only| name != only)
-            {
+            if options.relp_lines == 0 || options.only.as_deref().is_some_and(|only| name != only) {
                 continue;
             }
             runs.push(throughput::run(
@@ -295,7 +294,8 @@ fn main() -> anyhow::Result<()> {
                 |ports| {
                     let relp_port = proxy::free_port()?;
                     if name.ends_with("rsyslog") {
-                        let (client, server) = (scratch.join("relp-client"), scratch.join("relp-server"));
+                        let (client, server) =
+                            (scratch.join("relp-client"), scratch.join("relp-server"));
                         let server = Proxy::rsyslog_with(
                             &server,
                             relp_port,
@@ -311,7 +311,12 @@ fn main() -> anyhow::Result<()> {
                     }
                     let server_dir = scratch.join("relp-server");
                     std::fs::create_dir_all(&server_dir)?;
-                    let server = Proxy::wishbone(wishbone, &server_dir, &scenarios::relp_server(relp_port, ports[0]), &[])?;
+                    let server = Proxy::wishbone(
+                        wishbone,
+                        &server_dir,
+                        &scenarios::relp_server(relp_port, ports[0]),
+                        &[],
+                    )?;
                     let client = wishbone_on(scenarios::relp_client(relp_port))?;
                     Ok(Proxy::hop(client, server))
                 },

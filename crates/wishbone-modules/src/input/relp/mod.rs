@@ -4,7 +4,7 @@
 //!
 //! The text `wishbone show --docs wishbone.input.relp` prints is [`DOCS`].
 //! The frames are [`crate::relp`]'s; the order of answers is
-//! [`answers::Answers`]. Each session reads what the client sent, sends the
+//! `input/relp/answers.rs`. Each session reads what the client sent, sends the
 //! `syslog` frames of one read downstream as one parcel carrying one
 //! acknowledgement token, and answers them once that token is resolved.
 //! Accepting clients is the shared listener's (`input/listener.rs`).
