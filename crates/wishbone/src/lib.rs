@@ -4,10 +4,11 @@
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
-//!     wishbone::main_with(wishbone_modules::builtin_set())
+//!     wishbone::main_with(wishbone::builtin_set())
 //! }
 //! ```
 
+mod builtin;
 mod catalog;
 mod cli;
 mod instances;
@@ -21,6 +22,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use wishbone_runtime::ModuleSet;
 
+pub use builtin::{builtin, builtin_set};
 pub use cli::Cli;
 
 /// Exit status for a bootstrap file or command line that cannot be used.

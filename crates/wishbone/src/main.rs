@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    wishbone::main_with(wishbone_modules::builtin_set())
+    wishbone::main_with(wishbone::builtin_set())
 }

@@ -5,6 +5,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let modules = wishbone_modules::builtin_set().with([wishbone_example_uppercase::KIND]);
+    let modules = wishbone::builtin_set().with([wishbone_example_uppercase::KIND]);
     wishbone::main_with(modules)
 }

@@ -8,7 +8,7 @@ mod counted;
 mod delivery;
 pub mod null;
 pub mod relp;
-mod shell;
+pub mod shell;
 pub mod stdout;
 pub mod tcp;
 mod unacknowledged;

@@ -23,7 +23,7 @@ use crate::config::{default_reconnect_initial, default_reconnect_max, default_ti
 use crate::metric::module_counter;
 
 /// How one kind of output reaches its peer.
-pub(crate) trait Transport {
+pub trait Transport {
     /// A live connection.
     type Connection;
 
@@ -47,7 +47,7 @@ pub(crate) trait Transport {
 
 /// An output module: the shell around one kind of transport. Every output
 /// that reaches a peer is this module with its own [`Transport`].
-pub(crate) struct Output<T> {
+pub struct Output<T> {
     pub settings: Settings,
     pub transport: T,
 }
@@ -63,7 +63,7 @@ impl<T: Transport + Send + 'static> Module for Output<T> {
 }
 
 /// How a connection's pump ended.
-pub(crate) enum Ended {
+pub enum Ended {
     /// Everything was delivered and the inbox is closed.
     Drained,
     /// The connection died or was given up on.
@@ -104,7 +104,9 @@ const SHARED: [&str; 5] = [
     "reconnect_max",
 ];
 
-/// What `show --docs` of each such output says of them, for `concat!`.
+/// What `show --docs` of each such output says of them, for `concat!`
+/// (`wishbone_modules::shared_arguments_docs!()` in other crates).
+#[macro_export]
 macro_rules! shared_arguments_docs {
     () => {
         "  timeout            seconds to wait for a connection, and for a peer that
@@ -117,11 +119,11 @@ macro_rules! shared_arguments_docs {
 "
     };
 }
-pub(crate) use shared_arguments_docs;
+pub use shared_arguments_docs;
 
 /// The shared settings, from the arguments every such output takes.
 #[derive(Clone, Debug)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// How long a connection attempt, or a peer that stopped acknowledging,
     /// may take before the peer counts as down.
     pub timeout: Duration,
@@ -153,7 +155,7 @@ impl Settings {
 }
 
 /// A module's own arguments, without the shared ones.
-pub(crate) struct OwnArguments(Arguments);
+pub struct OwnArguments(Arguments);
 
 impl OwnArguments {
     /// Deserializes the module's `Config`.
@@ -171,7 +173,7 @@ impl OwnArguments {
 
 /// An output's side of everything: its queues, its delivery decisions,
 /// its counters.
-pub(crate) struct OutputState {
+pub struct OutputState {
     pub module: String,
     pub inbox: Receiver,
     /// False once the inbox closed: every sender is gone.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use wishbone_modules::builtin_set;
+use wishbone::builtin_set;
 
 const SEEDS: [&str; 2] = [
     include_str!("../../../bootstrap/scenario_1.yaml"),

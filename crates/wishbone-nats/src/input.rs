@@ -1,0 +1,303 @@
+//! `wishbone.input.nats`: a durable pull consumer on a JetStream stream.
+//! Each message becomes an event carrying an acknowledgement token; the
+//! message is acked when the token is resolved downstream, nak'ed when it
+//! fails.
+//!
+//! The text `wishbone show --docs wishbone.input.nats` prints is [`DOCS`].
+//! A session connects, finds the stream, creates the consumer when missing,
+//! and pulls; the messages available at once go downstream as one parcel,
+//! each with its own token. A session that fails is started again with a
+//! growing pause; messages it had not acked are redelivered by the server
+//! after `ack_wait`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_nats::ServerAddr;
+use async_nats::jetstream::{self, AckKind, consumer::pull};
+use futures::future::LocalBoxFuture;
+use futures::{FutureExt, StreamExt};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use wishbone_modules::backoff::Backoff;
+use wishbone_runtime::ack::{self, Outcome};
+use wishbone_runtime::queue::Sender;
+use wishbone_runtime::{
+    ArgumentError, Arguments, Event, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
+
+use crate::{connect, parse_servers};
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.input.nats: events from a NATS JetStream stream, through a durable pull consumer.
+
+Queues
+  outbox     the payload of every message, unchanged
+
+Arguments (default)
+  servers          NATS servers to connect to (["nats://127.0.0.1:4222"])
+  stream           the stream to consume (required; it must exist)
+  consumer         durable consumer name, created when missing (required)
+  filter_subject   only messages on this subject (none: all of the stream's)
+  max_ack_pending  messages delivered and not yet acked, at most (1024): the
+                   server holds back the rest
+  ack_wait         seconds before the server delivers again a message not
+                   acked (30)
+  credentials      a NATS credentials file (none)
+
+Acknowledgement
+  A message is acked once its event is delivered by an output that knows
+  its peer has it, or kept by a wishbone.flow.wal with `path` as its `sync`
+  says; it is nak'ed (delivered again at once) when its event is dropped or
+  fails. A message neither acked nor nak'ed within ack_wait (a wishbone
+  killed, a pipeline stuck) is delivered again by the server: at least
+  once, so an event can arrive twice. Several wishbone processes, on
+  several hosts, with the same `consumer` share the stream as a work queue.
+
+Example
+  modules:
+    input:
+      module: wishbone.input.nats
+      arguments:
+        servers: ["nats://127.0.0.1:4222"]
+        stream: EVENTS
+        consumer: workers
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.input.nats",
+    aliases: &[],
+    description: "events from a NATS JetStream stream, acked when delivered",
+    docs: DOCS,
+    queues: QueueSpec::SOURCE,
+    build,
+};
+
+/// Messages taken from the consumer at once, at most, into one parcel.
+const MOST_AT_ONCE: usize = 1000;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Servers to connect to, any of them.
+    #[serde(default = "crate::default_servers")]
+    pub servers: Vec<String>,
+    /// The stream to consume.
+    pub stream: String,
+    /// Durable consumer name.
+    pub consumer: String,
+    /// Only messages on this subject.
+    #[serde(default)]
+    pub filter_subject: Option<String>,
+    /// Messages delivered and not yet acked.
+    #[serde(default = "default_max_ack_pending")]
+    pub max_ack_pending: usize,
+    /// Seconds before an unacked message is delivered again.
+    #[serde(default = "default_ack_wait")]
+    pub ack_wait: f64,
+    /// A NATS credentials file.
+    #[serde(default)]
+    pub credentials: Option<std::path::PathBuf>,
+}
+
+fn default_max_ack_pending() -> usize {
+    1024
+}
+
+fn default_ack_wait() -> f64 {
+    30.0
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let config: Config = arguments.deserialize()?;
+    if config.stream.is_empty() || config.consumer.is_empty() {
+        return Err(ArgumentError::new("`stream` and `consumer` must be named"));
+    }
+    if config.max_ack_pending == 0 {
+        return Err(ArgumentError::new("`max_ack_pending` must be at least 1"));
+    }
+    if !(config.ack_wait.is_finite() && config.ack_wait > 0.0) {
+        return Err(ArgumentError::new("`ack_wait` must be a number of seconds above 0"));
+    }
+    let servers = parse_servers(&config.servers)?;
+    Ok(Box::new(NatsInput { config, servers }))
+}
+
+/// The module.
+pub struct NatsInput {
+    config: Config,
+    servers: Vec<ServerAddr>,
+}
+
+/// How a session ended.
+enum Ended {
+    /// The server stops and everything taken was settled.
+    Stopped,
+    /// The server aborts.
+    Aborted,
+    /// The connection, the stream or the consumer failed.
+    Lost(String),
+}
+
+/// What the module did, for metrics and the log at a stop.
+struct Counters {
+    events: metrics::Counter,
+    acked: metrics::Counter,
+    naked: metrics::Counter,
+    totals: [u64; 3],
+}
+
+impl Module for NatsInput {
+    fn run(
+        self: Box<Self>,
+        context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        Box::pin(self.serve(context))
+    }
+}
+
+impl NatsInput {
+    async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
+        let name = context.name().to_string();
+        let outbox = context.outgoing("outbox");
+        let stop = context.stopping();
+        let abort = context.aborting();
+        let metric = |counter: &str| metrics::counter!(format!("module.{name}.{counter}"));
+        let mut counters = Counters {
+            events: metric("events"),
+            acked: metric("acked"),
+            naked: metric("naked"),
+            totals: [0; 3],
+        };
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let outcome = loop {
+            if stop.is_cancelled() {
+                break Ok(());
+            }
+            let began = std::time::Instant::now();
+            match self.session(&name, &outbox, &stop, &abort, &mut counters).await {
+                Ended::Stopped => break Ok(()),
+                Ended::Aborted => break Ok(()),
+                Ended::Lost(reason) => {
+                    backoff.connection_ended(began.elapsed());
+                    if backoff.announce() {
+                        tracing::warn!(module = %name, %reason, "stream unavailable; retrying with backoff");
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => break Ok(()),
+                        () = tokio::time::sleep(backoff.next_wait()) => {}
+                    }
+                }
+            }
+        };
+        let [events, acked, naked] = counters.totals;
+        tracing::info!(module = %name, events, acked, naked, "input totals");
+        outcome
+    }
+
+    /// One connection's life: pull, send on, ack as tokens resolve.
+    async fn session(
+        &self,
+        name: &str,
+        outbox: &Sender,
+        stop: &CancellationToken,
+        abort: &CancellationToken,
+        counters: &mut Counters,
+    ) -> Ended {
+        let config = &self.config;
+        let client = match connect(&self.servers, config.credentials.as_deref()).await {
+            Ok(client) => client,
+            Err(reason) => return Ended::Lost(format!("cannot connect: {reason}")),
+        };
+        let jetstream = jetstream::new(client);
+        let stream = match jetstream.get_stream(&config.stream).await {
+            Ok(stream) => stream,
+            Err(error) => return Ended::Lost(format!("stream {}: {error}", config.stream)),
+        };
+        let consumer_config = pull::Config {
+            durable_name: Some(config.consumer.clone()),
+            filter_subject: config.filter_subject.clone().unwrap_or_default(),
+            max_ack_pending: config.max_ack_pending as i64,
+            ack_wait: Duration::from_secs_f64(config.ack_wait),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        };
+        let consumer: jetstream::consumer::PullConsumer = match stream
+            .get_or_create_consumer(&config.consumer, consumer_config)
+            .await
+        {
+            Ok(consumer) => consumer,
+            Err(error) => return Ended::Lost(format!("consumer {}: {error}", config.consumer)),
+        };
+        let batch = config.max_ack_pending.clamp(1, MOST_AT_ONCE);
+        let mut messages = match consumer.stream().max_messages_per_batch(batch).messages().await {
+            Ok(messages) => messages,
+            Err(error) => return Ended::Lost(format!("cannot pull: {error}")),
+        };
+        tracing::info!(module = %name, stream = %config.stream, consumer = %config.consumer, "consuming");
+        let (issuer, mut replies) = ack::issuer();
+        let mut taken: HashMap<u64, jetstream::Message> = HashMap::new();
+        let mut next_id = 0u64;
+        let mut stopping = false;
+        loop {
+            if stopping && taken.is_empty() {
+                return Ended::Stopped;
+            }
+            tokio::select! {
+                biased;
+                _ = abort.cancelled() => return Ended::Aborted,
+                Some((id, outcome)) = replies.recv() => {
+                    let Some(message) = taken.remove(&id) else { continue };
+                    let settled = match outcome {
+                        Outcome::Acknowledged => message.ack().await,
+                        Outcome::Failed => message.ack_with(AckKind::Nak(None)).await,
+                    };
+                    if let Err(error) = settled {
+                        return Ended::Lost(format!("cannot settle a message: {error}"));
+                    }
+                    let (metric, total) = match outcome {
+                        Outcome::Acknowledged => (&counters.acked, 1),
+                        Outcome::Failed => (&counters.naked, 2),
+                    };
+                    metric.increment(1);
+                    counters.totals[total] += 1;
+                }
+                _ = stop.cancelled(), if !stopping => stopping = true,
+                message = messages.next(), if !stopping => {
+                    let mut received = vec![message];
+                    while received.len() < outbox.capacity().min(MOST_AT_ONCE) {
+                        match messages.next().now_or_never() {
+                            Some(message) => received.push(message),
+                            None => break,
+                        }
+                    }
+                    let mut events = Vec::with_capacity(received.len());
+                    for message in received {
+                        let message = match message {
+                            Some(Ok(message)) => message,
+                            Some(Err(error)) => return Ended::Lost(format!("pull failed: {error}")),
+                            None => return Ended::Lost("the consumer ended".into()),
+                        };
+                        let token = issuer.issue(next_id);
+                        events.push(Event::new(message.payload.clone()).with_ack(token));
+                        taken.insert(next_id, message);
+                        next_id += 1;
+                    }
+                    let count = events.len() as u64;
+                    tokio::select! {
+                        biased;
+                        _ = abort.cancelled() => return Ended::Aborted,
+                        sent = outbox.send(events) => {
+                            if sent.is_err() {
+                                return Ended::Lost("the outbox closed".into());
+                            }
+                        }
+                    }
+                    counters.events.increment(count);
+                    counters.totals[0] += count;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! wishbone modules for NATS JetStream, in a crate of their own because
+//! they bring the NATS client (`async-nats`) and what it depends on.
+//!
+//! - [`output`], `wishbone.output.nats`: publishes each event to a stream
+//!   and counts it delivered when the stream's PubAck arrives. It is the
+//!   shared output shell of `wishbone-modules` around a NATS transport.
+//! - [`input`], `wishbone.input.nats`: a durable pull consumer on a stream.
+//!   Each message becomes an event carrying an acknowledgement token, and
+//!   is acked once the token is resolved downstream (nak'ed when it fails).
+//!
+//! `docs/scaling.md` shows how they carry a pipeline across hosts.
+
+pub mod input;
+pub mod output;
+
+use std::path::Path;
+
+use async_nats::ServerAddr;
+use wishbone_runtime::{ArgumentError, ModuleKind};
+
+/// The kinds this crate adds, for the one list of builtin modules.
+pub const KINDS: [ModuleKind; 2] = [input::KIND, output::KIND];
+
+fn default_servers() -> Vec<String> {
+    vec!["nats://127.0.0.1:4222".to_string()]
+}
+
+/// The `servers` argument, each checked.
+fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
+    if servers.is_empty() {
+        return Err(ArgumentError::new("`servers` must name at least one server"));
+    }
+    servers
+        .iter()
+        .map(|server| {
+            server.parse::<ServerAddr>().map_err(|error| {
+                ArgumentError::new(format!("`servers`: `{server}` is not a NATS URL: {error}"))
+            })
+        })
+        .collect()
+}
+
+/// Connects to one of `servers`; fails (for the shell's backoff) when none
+/// answers, instead of retrying in the background.
+async fn connect(servers: &[ServerAddr], credentials: Option<&Path>) -> Result<async_nats::Client, String> {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(path) = credentials {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|error| format!("credentials {}: {error}", path.display()))?;
+    }
+    async_nats::connect_with_options(servers.to_vec(), options)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// The `Nats-Msg-Id` of an event: a 128-bit hash of its payload, the same
+/// whenever the same event is published again.
+fn message_id(payload: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_payload_gets_the_same_id_and_another_one_another() {
+        assert_eq!(message_id(b"line 1"), message_id(b"line 1"));
+        assert_ne!(message_id(b"line 1"), message_id(b"line 2"));
+        assert_eq!(message_id(b"").len(), 32);
+    }
+
+    #[test]
+    fn servers_must_be_nats_urls() {
+        assert!(parse_servers(&default_servers()).is_ok());
+        assert!(parse_servers(&[]).is_err());
+        let error = parse_servers(&["http://[bad".to_string()]).unwrap_err();
+        assert!(error.to_string().contains("is not a NATS URL"), "{error}");
+    }
+}
