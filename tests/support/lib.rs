@@ -17,6 +17,8 @@ mod metrics;
 pub use metrics::PlaintextMetrics;
 mod rsyslog;
 pub use rsyslog::Rsyslog;
+pub mod nats;
+pub use nats::Nats;
 
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {

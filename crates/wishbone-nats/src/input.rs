@@ -118,7 +118,9 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         return Err(ArgumentError::new("`max_ack_pending` must be at least 1"));
     }
     if !(config.ack_wait.is_finite() && config.ack_wait > 0.0) {
-        return Err(ArgumentError::new("`ack_wait` must be a number of seconds above 0"));
+        return Err(ArgumentError::new(
+            "`ack_wait` must be a number of seconds above 0",
+        ));
     }
     let servers = parse_servers(&config.servers)?;
     Ok(Box::new(NatsInput { config, servers }))
@@ -176,7 +178,10 @@ impl NatsInput {
                 break Ok(());
             }
             let began = std::time::Instant::now();
-            match self.session(&name, &outbox, &stop, &abort, &mut counters).await {
+            match self
+                .session(&name, &outbox, &stop, &abort, &mut counters)
+                .await
+            {
                 Ended::Stopped => break Ok(()),
                 Ended::Aborted => break Ok(()),
                 Ended::Lost(reason) => {
@@ -231,7 +236,12 @@ impl NatsInput {
             Err(error) => return Ended::Lost(format!("consumer {}: {error}", config.consumer)),
         };
         let batch = config.max_ack_pending.clamp(1, MOST_AT_ONCE);
-        let mut messages = match consumer.stream().max_messages_per_batch(batch).messages().await {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(batch)
+            .messages()
+            .await
+        {
             Ok(messages) => messages,
             Err(error) => return Ended::Lost(format!("cannot pull: {error}")),
         };

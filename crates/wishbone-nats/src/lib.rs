@@ -28,7 +28,9 @@ fn default_servers() -> Vec<String> {
 /// The `servers` argument, each checked.
 fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
     if servers.is_empty() {
-        return Err(ArgumentError::new("`servers` must name at least one server"));
+        return Err(ArgumentError::new(
+            "`servers` must name at least one server",
+        ));
     }
     servers
         .iter()
@@ -42,7 +44,10 @@ fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
 
 /// Connects to one of `servers`; fails (for the shell's backoff) when none
 /// answers, instead of retrying in the background.
-async fn connect(servers: &[ServerAddr], credentials: Option<&Path>) -> Result<async_nats::Client, String> {
+async fn connect(
+    servers: &[ServerAddr],
+    credentials: Option<&Path>,
+) -> Result<async_nats::Client, String> {
     let mut options = async_nats::ConnectOptions::new();
     if let Some(path) = credentials {
         options = options
