@@ -3,14 +3,17 @@
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
-//!       [--disk-read-count N] [--relp-lines N]
+//!       [--disk-read-count N] [--relp-lines N] [--nats-messages N]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer: the seed's round-robin demo,
 //! and every event through a disk (the wal with `path`, whose `read_count`
 //! is `--disk-read-count`, 10,000; rsyslog's disk queues). `--relp-lines`
 //! (300,000; 0 skips them) go through a RELP hop: wishbone's RELP output
-//! to its RELP input, and rsyslog's omrelp to its imrelp.
+//! to its RELP input, and rsyslog's omrelp to its imrelp. `--nats-messages`
+//! (200,000; 0 skips them) are published to, and consumed from, a
+//! one-node nats-server by wishbone and by a plain `async-nats` client
+//! (`--only nats` runs just these).
 //!
 //! `--only` runs just the configuration named TEXT (and the 128 KiB socat
 //! hop, the baseline), without latency and memory, for profiling it.
@@ -22,6 +25,7 @@
 
 mod data;
 mod latency;
+mod nats;
 mod process;
 mod proxy;
 mod receiver;
@@ -39,6 +43,9 @@ use throughput::Receivers;
 /// The configuration every ratio is taken against.
 const BASELINE: &str = "socat hop, 128 KiB blocks";
 
+/// One NATS measurement.
+type NatsRun<'a> = &'a dyn Fn() -> anyhow::Result<throughput::Figures>;
+
 struct Options {
     lines: usize,
     reps: usize,
@@ -51,6 +58,9 @@ struct Options {
     buffered_data: PathBuf,
     /// `read_count` of the wal on disk.
     disk_read_count: usize,
+    /// Messages for the NATS runs; 0 skips them.
+    nats_messages: usize,
+    nats_data: PathBuf,
     /// Lines for the RELP hops; 0 skips them.
     relp_lines: usize,
     relp_data: PathBuf,
@@ -73,6 +83,8 @@ fn options() -> anyhow::Result<Options> {
         buffered_data: target.join("bench-buffered-lines.txt"),
         disk_read_count: 10_000,
         relp_lines: 300_000,
+        nats_messages: 200_000,
+        nats_data: target.join("bench-nats-lines.txt"),
         relp_data: target.join("bench-relp-lines.txt"),
         wishbone: target.join("wishbone"),
     };
@@ -85,6 +97,7 @@ fn options() -> anyhow::Result<Options> {
                 options.buffered_lines = args.next().unwrap_or_default().parse()?
             }
             "--relp-lines" => options.relp_lines = args.next().unwrap_or_default().parse()?,
+            "--nats-messages" => options.nats_messages = args.next().unwrap_or_default().parse()?,
             "--disk-read-count" => {
                 options.disk_read_count = args.next().unwrap_or_default().parse()?
             }
@@ -137,6 +150,7 @@ fn main() -> anyhow::Result<()> {
     data::generate(&options.buffered_data, options.buffered_lines)?;
     let buffered_expected = Fingerprint::of_file(&options.buffered_data)?;
     data::generate(&options.relp_data, options.relp_lines)?;
+    data::generate(&options.nats_data, options.nats_messages)?;
     let relp_expected = Fingerprint::of_file(&options.relp_data)?;
     let wishbone = options.wishbone.as_path();
     let mut runs: Vec<throughput::Figures> = Vec::new();
@@ -321,6 +335,35 @@ fn main() -> anyhow::Result<()> {
                     Ok(Proxy::hop(client, server))
                 },
             )?);
+        }
+        // NATS JetStream, one node fsyncing every write: wishbone's output
+        // and input beside a plain client with the same bound in flight.
+        if options.nats_messages > 0 {
+            let payloads = nats::payloads(&options.nats_data)?;
+            let runs_of: [(&str, NatsRun); 4] = [
+                ("nats publish, wishbone", &|| {
+                    nats::publish_wishbone(wishbone, &scratch, &options.nats_data, payloads.len())
+                }),
+                ("nats publish, plain async-nats client", &|| {
+                    nats::publish_plain(&scratch, &payloads)
+                }),
+                ("nats consume, wishbone to null", &|| {
+                    nats::consume_wishbone(wishbone, &scratch, &payloads)
+                }),
+                ("nats consume, plain async-nats client", &|| {
+                    nats::consume_plain(&scratch, &payloads)
+                }),
+            ];
+            for (name, run) in runs_of {
+                if options
+                    .only
+                    .as_deref()
+                    .is_none_or(|only| only.starts_with("nats") && name.starts_with(only))
+                {
+                    eprintln!("{name}");
+                    runs.push(run()?);
+                }
+            }
         }
     }
     let mut latencies = Vec::new();

@@ -59,6 +59,40 @@ impl Proxy {
         })
     }
 
+    /// `wishbone start` on a bootstrap without a tcp input (one that
+    /// consumes from elsewhere); started once it logs that it is starting.
+    pub fn wishbone_without_input(
+        binary: &Path,
+        dir: &Path,
+        bootstrap: &str,
+    ) -> anyhow::Result<Proxy> {
+        let config = dir.join("bench.yaml");
+        std::fs::write(&config, bootstrap)?;
+        let mut child = Command::new(binary)
+            .arg("start")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+        loop {
+            let line = lines
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("wishbone ended before starting"))??;
+            if line.contains("starting") {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Proxy {
+            child,
+            next: None,
+            input_port: 0,
+            program: "wishbone",
+        })
+    }
+
     /// `socat -u -b BLOCK TCP-LISTEN:… TCP:…`: one hop, the baseline.
     pub fn socat(block: usize, target_port: u16) -> anyhow::Result<Proxy> {
         let port = free_port()?;
