@@ -40,7 +40,7 @@ fn a_cluster_keeps_every_line_once_while_a_node_is_killed_and_restarted() {
     );
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
     let input = wishbone.input_port("input");
-    const LINES: usize = 200_000;
+    const LINES: usize = 1_000_000;
     let sender = std::thread::spawn(move || send(input, &numbered_lines(LINES)));
     let url = nodes[0].url();
     wait_until(THREE_MINUTES, "a third of the lines in the stream", || {
