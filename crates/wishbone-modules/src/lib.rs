@@ -19,3 +19,4 @@ pub mod process;
 mod random;
 pub mod relp;
 mod scan;
+pub mod tls;

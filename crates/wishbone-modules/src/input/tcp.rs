@@ -15,8 +15,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
@@ -28,9 +28,14 @@ use super::listener::{self, Accepts};
 use crate::config::{default_delimiter, delimiter_bytes, host_name};
 use crate::framer::{LineFramer, Overlong};
 use crate::metric::Counted;
+use crate::tls::{self, TlsArguments};
+
+/// How long a client has to complete a TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What `wishbone show --docs` prints.
-pub const DOCS: &str = r#"wishbone.input.tcp: events from TCP clients, one per delimited line.
+pub const DOCS: &str = concat!(
+    r#"wishbone.input.tcp: events from TCP clients, one per delimited line.
 
 Queues
   outbox     every line read, without its delimiter
@@ -47,7 +52,9 @@ Arguments (default)
                    grows past it
   overlong_lines   what to do with a longer line: truncate | drop (truncate);
                    either way it is counted and logged once per connection
-
+"#,
+    crate::tls_arguments_docs!(),
+    r#"
 A client that ends without a final delimiter still delivers its last line.
 When the server stops, a line a client had not finished is counted as
 incomplete and not delivered.
@@ -63,6 +70,9 @@ Metrics (module.<name>.<counter>)
   dropped          lines dropped for being longer than max_line_length
   incomplete       unfinished lines of clients still connected at a stop
   accept_failures  accepts that failed for want of descriptors or memory
+  handshake_failures  with tls: clients refused because their handshake
+                   failed (logged with the reason, the first and every
+                   hundredth)
 
 Example
   modules:
@@ -70,7 +80,8 @@ Example
       module: wishbone.input.tcp
       arguments:
         port: 10000
-"#;
+"#
+);
 
 /// The kind, for the list of builtin modules.
 pub const KIND: ModuleKind = ModuleKind {
@@ -109,6 +120,9 @@ pub struct Config {
     /// What to do with a longer line.
     #[serde(default)]
     pub overlong_lines: Overlong,
+    /// TLS on every connection.
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
 }
 
 fn default_address() -> String {
@@ -130,13 +144,20 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     if config.max_line_length == 0 {
         return Err(ArgumentError::new("`max_line_length` must be at least 1"));
     }
-    Ok(Box::new(TcpInput { config, delimiter }))
+    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    Ok(Box::new(TcpInput {
+        config,
+        delimiter,
+        acceptor,
+    }))
 }
 
 /// The module: a listener and one task per client.
 pub struct TcpInput {
     config: Config,
     delimiter: Bytes,
+    /// With `tls`: every connection's handshake.
+    acceptor: Option<TlsAcceptor>,
 }
 
 /// What the clients of one input did: metrics as they happen, and the
@@ -149,6 +170,8 @@ struct Counters {
     dropped: Counted,
     incomplete: Counted,
     accept_failures: Counted,
+    /// With `tls`: clients whose handshake failed.
+    handshake_failures: Counted,
 }
 
 impl Counters {
@@ -160,6 +183,18 @@ impl Counters {
             dropped: Counted::new(module, "dropped"),
             incomplete: Counted::new(module, "incomplete"),
             accept_failures: Counted::new(module, "accept_failures"),
+            handshake_failures: Counted::new(module, "handshake_failures"),
+        }
+    }
+
+    /// A client's TLS handshake failed: counted, and logged with its
+    /// reason for the first failure and every hundredth after it, so that a
+    /// flood of bad clients cannot flood the log.
+    fn handshake_failed(&self, module: &str, peer: SocketAddr, reason: &str) {
+        self.handshake_failures.add(1);
+        let failures = self.handshake_failures.total();
+        if failures == 1 || failures.is_multiple_of(100) {
+            tracing::warn!(module = %module, %peer, %reason, failures, "refused a client: TLS handshake failed");
         }
     }
 }
@@ -214,7 +249,24 @@ impl TcpInput {
                     abort: context.aborting(),
                     counters: counters.clone(),
                 };
-                client.serve(stream)
+                let acceptor = self.acceptor.clone();
+                let handshakes = counters.clone();
+                async move {
+                    let Some(acceptor) = acceptor else {
+                        return client.serve(stream).await;
+                    };
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => client.serve(stream).await,
+                        Ok(Err(error)) => {
+                            handshakes.handshake_failed(&client.module, peer, &error.to_string())
+                        }
+                        Err(_) => handshakes.handshake_failed(
+                            &client.module,
+                            peer,
+                            "no handshake within 10 s",
+                        ),
+                    }
+                }
             },
         )
         .await?;
@@ -226,6 +278,7 @@ impl TcpInput {
             dropped = counters.dropped.total(),
             incomplete = counters.incomplete.total(),
             accept_failures = counters.accept_failures.total(),
+            handshake_failures = counters.handshake_failures.total(),
             "input totals"
         );
         Ok(())
@@ -244,7 +297,7 @@ struct Client {
 }
 
 impl Client {
-    async fn serve(mut self, mut stream: TcpStream) {
+    async fn serve(mut self, mut stream: impl AsyncRead + Unpin) {
         tracing::debug!(module = %self.module, peer = %self.peer, "client connected");
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
         // Overlong lines already counted: (truncated, dropped).

@@ -23,6 +23,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use super::ack_reports;
+use super::shell::OutputState;
+use super::unacknowledged_bytes;
 
 type RoomWait = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
 
@@ -214,5 +216,31 @@ impl Counted {
             self.written.fetch_add(*written as u64, Ordering::Relaxed);
         }
         result
+    }
+}
+
+/// Tells the state how far the peer's TCP stack acknowledged: from the
+/// reports read so far, or by asking the kernel.
+pub(crate) async fn acknowledge(progress: &Progress, state: &mut OutputState) {
+    if state.delivery.is_settled() {
+        return;
+    }
+    if progress.reports {
+        state.acknowledge(progress.acknowledged()).await;
+    } else if let Ok(unacknowledged) = unacknowledged_bytes(progress) {
+        let written = progress.written();
+        state
+            .acknowledge(written - unacknowledged.min(written))
+            .await;
+    }
+}
+
+/// Tells the state what the kernel says the peer acknowledged.
+pub(crate) async fn kernel_count(progress: &Progress, state: &mut OutputState) {
+    if let Ok(unacknowledged) = unacknowledged_bytes(progress) {
+        let written = progress.written();
+        state
+            .acknowledge(written - unacknowledged.min(written))
+            .await;
     }
 }

@@ -183,6 +183,14 @@ impl Delivery {
         });
     }
 
+    /// Moves the next record's start to `position` (never back): for a
+    /// writer whose positions count more than the events' bytes (TLS
+    /// records), so that lines recorded next end where their last byte
+    /// really ends, and none earlier.
+    pub fn skip_to(&mut self, position: u64) {
+        self.recorded = self.recorded.max(position);
+    }
+
     /// Records one event whose encoding ends at position `end`, for writers
     /// that learn positions as they write (a websocket's frames, a
     /// protocol's sequence numbers). Ends must not decrease.

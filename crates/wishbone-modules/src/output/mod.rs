@@ -11,6 +11,7 @@ pub mod relp;
 pub mod shell;
 pub mod stdout;
 pub mod tcp;
+mod tcp_tls;
 mod unacknowledged;
 pub mod websocket;
 

@@ -26,8 +26,10 @@ use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
+use super::tcp_tls::TlsPeer;
 use super::{ack_reports, settle, unacknowledged_bytes};
 use crate::config::{default_delimiter, delimiter_bytes, host_name, peer_port};
+use crate::tls::{self, TlsArguments};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -43,6 +45,7 @@ Arguments (default)
   port               peer's port, 1 to 65535 (19283)
   delimiter          written after each event ("\n")
 "#,
+    crate::tls_arguments_docs!(),
     shared_arguments_docs!(),
     r#"
 Delivery
@@ -57,7 +60,12 @@ Delivery
   with whatever waits in `inbox`. Events from a write-ahead buffer
   (wishbone.flow.wal) are acknowledged to it on delivery and failed back to
   it instead, so it can send them through another output. Not covered:
-  bytes the peer's kernel acknowledged but its program never read.
+  bytes the peer's kernel acknowledged but its program never read. With
+  `tls` the same holds of the TLS stream: positions count the ciphertext
+  bytes on the socket, and a line counts as delivered once every byte up to
+  the end of the TLS record holding it is acknowledged. A handshake that
+  fails (unknown CA, name mismatch, expired certificate) is logged with its
+  reason and retried like a refused connection.
 
 Example
   modules:
@@ -98,6 +106,9 @@ pub struct Config {
     /// Written after each event.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
+    /// TLS on the connection.
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
 }
 
 fn default_host() -> String {
@@ -113,10 +124,24 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = own.deserialize()?;
     host_name("host", &config.host)?;
     peer_port("port", config.port)?;
+    let delimiter = delimiter_bytes(&config.delimiter)?;
+    if let Some(tls) = &config.tls {
+        let (connector, server_name) = tls::connector(tls, &config.host)?;
+        return Ok(Box::new(Output {
+            settings,
+            transport: TlsPeer {
+                host: config.host,
+                port: config.port,
+                delimiter,
+                connector,
+                server_name,
+            },
+        }));
+    }
     Ok(Box::new(Output {
         settings,
         transport: Peer {
-            delimiter: delimiter_bytes(&config.delimiter)?,
+            delimiter,
             host: config.host,
             port: config.port,
         },

@@ -21,9 +21,9 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
 
-use super::counted::{Counted, Progress};
+use super::counted::{Counted, Progress, acknowledge, kernel_count};
+use super::settle;
 use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
-use super::{settle, unacknowledged_bytes};
 use crate::config::peer_port;
 
 /// What `wishbone show --docs` prints.
@@ -223,10 +223,7 @@ impl Transport for Server {
                 _ = tick.tick(), if !state.delivery.is_settled() => {
                     // The kernel's count on every tick too: a safety net
                     // should reports stop coming, at one ioctl a millisecond.
-                    if let Ok(unacknowledged) = unacknowledged_bytes(&progress) {
-                        let written = progress.written();
-                        state.acknowledge(written - unacknowledged.min(written)).await;
-                    }
+                    kernel_count(&progress, state).await;
                     state.check_stall();
                 }
             }
@@ -235,12 +232,7 @@ impl Transport for Server {
             settle(&progress).await;
         }
         // The kernel's count is the authority once the connection is over.
-        if let Ok(unacknowledged) = unacknowledged_bytes(&progress) {
-            let written = progress.written();
-            state
-                .acknowledge(written - unacknowledged.min(written))
-                .await;
-        }
+        kernel_count(&progress, state).await;
         ended
     }
 }
@@ -282,22 +274,6 @@ fn record_frames(events: Batch, flushed: bool, state: &mut OutputState, progress
     }
     for (event, end) in events.into_iter().zip(ends.into_iter().rev()) {
         state.delivery.record_event(event, end, now);
-    }
-}
-
-/// Tells the state how far the server's TCP stack acknowledged: from the
-/// reports read so far, or by asking the kernel.
-async fn acknowledge(progress: &Progress, state: &mut OutputState) {
-    if state.delivery.is_settled() {
-        return;
-    }
-    if progress.reports {
-        state.acknowledge(progress.acknowledged()).await;
-    } else if let Ok(unacknowledged) = unacknowledged_bytes(progress) {
-        let written = progress.written();
-        state
-            .acknowledge(written - unacknowledged.min(written))
-            .await;
     }
 }
 

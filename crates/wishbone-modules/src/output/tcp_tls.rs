@@ -1,0 +1,144 @@
+//! `wishbone.output.tcp` with `tls`: the same output over a TLS stream.
+//!
+//! The socket under TLS is counted ([`super::counted::Counted`]), so every
+//! ciphertext byte written is known, and the kernel's acknowledgement
+//! reports (or `SIOCOUTQ`) give positions in that ciphertext. After each
+//! block of lines is written and flushed, the ciphertext so far ends at the
+//! counted position `W`; the block is recorded as ending there, its lines
+//! at `W` less the block's plaintext length plus their own offsets. TLS
+//! only adds bytes, so no line is ever taken as acknowledged before every
+//! ciphertext byte up to its end is.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_util::sync::CancellationToken;
+use wishbone_runtime::Parcel;
+
+use super::counted::{Counted, acknowledge, kernel_count};
+use super::settle;
+use super::shell::{Ended, OutputState, Transport};
+
+/// Events in flight before the inbox is read again.
+const MAX_IN_FLIGHT: usize = 65536;
+/// How often to ask the kernel what the peer acknowledged while anything is in flight.
+const ACK_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Where the output connects, and how it writes, over TLS.
+pub(super) struct TlsPeer {
+    pub host: String,
+    pub port: u16,
+    pub delimiter: Bytes,
+    pub connector: TlsConnector,
+    pub server_name: ServerName<'static>,
+}
+
+impl Transport for TlsPeer {
+    type Connection = TlsStream<Counted>;
+
+    fn target(&self) -> String {
+        format!("{}:{} (tls)", self.host, self.port)
+    }
+
+    async fn connect(&mut self) -> Result<TlsStream<Counted>, String> {
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|error| error.to_string())?;
+        let _ = stream.set_nodelay(true);
+        let counted = Counted::new(stream).map_err(|error| error.to_string())?;
+        self.connector
+            .connect(self.server_name.clone(), counted)
+            .await
+            .map_err(|error| format!("TLS handshake failed: {error}"))
+    }
+
+    async fn pump(
+        &mut self,
+        stream: TlsStream<Counted>,
+        state: &mut OutputState,
+        abort: &CancellationToken,
+    ) -> Ended {
+        let progress = stream.get_ref().0.progress();
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (first, resent) = state.delivery.begin(Instant::now());
+        state.resending(resent);
+        let mut pending = (!first.is_empty()).then_some(Parcel::Events(first));
+        let mut tick = tokio::time::interval(ACK_INTERVAL);
+        let mut scratch = [0u8; 4096];
+        let ended = loop {
+            if let Some(parcel) = pending.take() {
+                let (lines, events) = parcel.into_wire(&self.delimiter);
+                let written = tokio::time::timeout(state.timeout, async {
+                    writer.write_all(lines.data()).await?;
+                    writer.flush().await
+                })
+                .await;
+                let failure = match written {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(_) => Some("the peer stopped reading".to_string()),
+                };
+                let now = Instant::now();
+                let end = match failure {
+                    None => progress.written(),
+                    // Never acknowledged: the connection's end returns them.
+                    Some(_) => u64::MAX,
+                };
+                state
+                    .delivery
+                    .skip_to(end.saturating_sub(lines.data().len() as u64));
+                state.delivery.record_lines(lines, events, now);
+                if let Some(error) = failure {
+                    break Ended::Lost(error);
+                }
+            }
+            acknowledge(&progress, state).await;
+            if !state.inbox_open && state.delivery.is_settled() {
+                let _ = writer.shutdown().await;
+                break Ended::Drained;
+            }
+            let room = state.delivery.in_flight() < MAX_IN_FLIGHT;
+            let divert = state.delivery.is_stalled() && state.delivery.fails_over();
+            tokio::select! {
+                biased;
+                _ = abort.cancelled() => break Ended::Aborted,
+                read = reader.read(&mut scratch) => match read {
+                    Ok(0) => break Ended::Lost("the peer closed the connection".into()),
+                    Err(error) => break Ended::Lost(error.to_string()),
+                    Ok(_) => {}
+                },
+                parcel = state.inbox.recv_parcel(), if state.inbox_open && (room || divert) => match parcel {
+                    None => state.inbox_open = false,
+                    Some(parcel) if divert => {
+                        if !state.fail(parcel.into_events(), abort).await {
+                            break Ended::Aborted;
+                        }
+                    }
+                    Some(parcel) => pending = Some(parcel),
+                },
+                reported = progress.reported(), if progress.reports => {
+                    if let Err(error) = reported {
+                        break Ended::Lost(error.to_string());
+                    }
+                }
+                _ = tick.tick(), if !state.delivery.is_settled() => {
+                    // The kernel's count on every tick too: a safety net
+                    // should reports stop coming.
+                    kernel_count(&progress, state).await;
+                    state.check_stall();
+                }
+            }
+        };
+        if matches!(ended, Ended::Lost(_)) {
+            settle(&progress).await;
+        }
+        // The kernel's count is the authority once the connection is over.
+        kernel_count(&progress, state).await;
+        ended
+    }
+}

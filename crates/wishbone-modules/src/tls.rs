@@ -1,0 +1,181 @@
+//! The one `tls` argument shape every network input and output takes, and
+//! the rustls configurations made from it.
+//!
+//! ```yaml
+//! tls:
+//!   cert: server.pem      # PEM certificate chain (required for inputs)
+//!   key: server.key       # PEM private key matching it
+//!   ca: ca.pem            # PEM roots to verify the peer (outputs: the system's by default)
+//!   verify_peer: true     # inputs: require a client certificate signed by `ca` (mutual TLS)
+//!   server_name: backend  # outputs: the name to verify (default: the host)
+//! ```
+//!
+//! Files are read and checked when the module is built, so `wishbone
+//! check` names a missing or unreadable file, or a key that does not match
+//! its certificate, and exits 2; certificates are read again on a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::sign::CertifiedKey;
+use serde::Deserialize;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+use wishbone_runtime::ArgumentError;
+
+/// What `show --docs` of each module with TLS says of it, for `concat!`.
+#[macro_export]
+macro_rules! tls_arguments_docs {
+    () => {
+        "  tls                TLS on the connection (none: plain TCP), with
+                     cert, key  PEM certificate chain and private key
+                     ca         PEM roots that verify the peer (outputs: the
+                                system's roots when absent)
+                     verify_peer  inputs: require client certificates
+                                signed by `ca` (mutual TLS)
+                     server_name  outputs: the name the peer's certificate
+                                must carry (default: host)
+"
+    };
+}
+pub use tls_arguments_docs;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsArguments {
+    /// PEM certificate chain, this side's.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// PEM private key matching `cert`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// PEM roots to verify the peer with.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Inputs: require and verify client certificates.
+    #[serde(default)]
+    pub verify_peer: bool,
+    /// Outputs: the name to verify.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn problem(what: &str, path: &Path, why: impl std::fmt::Display) -> ArgumentError {
+    ArgumentError::new(format!("`tls.{what}` {}: {why}", path.display()))
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ArgumentError> {
+    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|error| problem("cert", path, error))?
+        .collect::<Result<_, _>>()
+        .map_err(|error| problem("cert", path, error))?;
+    if certificates.is_empty() {
+        return Err(problem("cert", path, "holds no PEM certificate"));
+    }
+    Ok(certificates)
+}
+
+fn roots(path: Option<&Path>) -> Result<rustls::RootCertStore, ArgumentError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match path {
+        Some(path) => {
+            for certificate in certificates(path)
+                .map_err(|_| problem("ca", path, "holds no readable PEM certificate"))?
+            {
+                roots
+                    .add(certificate)
+                    .map_err(|error| problem("ca", path, error))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for certificate in found.certs {
+                let _ = roots.add(certificate);
+            }
+        }
+    }
+    Ok(roots)
+}
+
+/// This side's certificate and key, checked to belong together.
+fn identity(
+    arguments: &TlsArguments,
+) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ArgumentError> {
+    let (cert, key) = match (&arguments.cert, &arguments.key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        _ => return Err(ArgumentError::new("`tls.cert` and `tls.key` go together")),
+    };
+    let chain = certificates(cert)?;
+    let private = PrivateKeyDer::from_pem_file(key).map_err(|error| problem("key", key, error))?;
+    let signing = provider()
+        .key_provider
+        .load_private_key(private.clone_key())
+        .map_err(|error| problem("key", key, error))?;
+    CertifiedKey::new(chain.clone(), signing)
+        .keys_match()
+        .map_err(|_| {
+            problem(
+                "key",
+                key,
+                format!("does not match the certificate in {}", cert.display()),
+            )
+        })?;
+    Ok(Some((chain, private)))
+}
+
+/// The acceptor of an input.
+pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> {
+    let (chain, key) = identity(arguments)?
+        .ok_or_else(|| ArgumentError::new("`tls` on an input needs `cert` and `key`"))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?;
+    let builder = if arguments.verify_peer {
+        let ca = arguments
+            .ca
+            .as_deref()
+            .ok_or_else(|| ArgumentError::new("`tls.verify_peer` needs `tls.ca`"))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots(Some(ca))?),
+            provider(),
+        )
+        .build()
+        .map_err(|error| ArgumentError::new(format!("`tls.ca`: {error}")))?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
+        .with_single_cert(chain, key)
+        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The connector of an output reaching `host`, and the name it verifies.
+pub fn connector(
+    arguments: &TlsArguments,
+    host: &str,
+) -> Result<(TlsConnector, ServerName<'static>), ArgumentError> {
+    let name = arguments.server_name.as_deref().unwrap_or(host);
+    let server_name = ServerName::try_from(name.to_string()).map_err(|_| {
+        ArgumentError::new(format!("`tls.server_name`: `{name}` is not a host name"))
+    })?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?
+        .with_root_certificates(roots(arguments.ca.as_deref())?);
+    let config = match identity(arguments)? {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok((TlsConnector::from(Arc::new(config)), server_name))
+}

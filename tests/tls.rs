@@ -1,0 +1,323 @@
+//! TLS on the tcp input and output, against socat's OpenSSL peers on
+//! loopback, with certificates the tests make with `openssl`: lines arrive
+//! unchanged both ways, mutual TLS refuses clients without the right
+//! certificate, a wrong CA or name is logged and retried, and `check`
+//! names unusable files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use wishbone_e2e::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// A CA (`{name}-ca.pem`), and a certificate it signed for `subject`
+/// (`{name}-{subject}.pem`, `.key`) valid for localhost and 127.0.0.1.
+fn certificates(dir: &Path, name: &str, subjects: &[&str]) {
+    let ca_key = format!("{name}-ca.key");
+    let ca = format!("{name}-ca.pem");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+        ],
+    );
+    let extensions = dir.join("san.ext");
+    std::fs::write(&extensions, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    for subject in subjects {
+        let key = format!("{name}-{subject}.key");
+        let request = format!("{name}-{subject}.csr");
+        let cert = format!("{name}-{subject}.pem");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &request,
+                "-subj",
+                &format!("/CN={subject}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &request,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+    }
+}
+
+struct Socat(Child);
+
+impl Drop for Socat {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `socat` as a TLS server on a free port, writing what it receives to `out`.
+fn tls_sink(dir: &Path, out: &Path) -> (Socat, u16) {
+    let port = free_port();
+    let child = Command::new("socat")
+        .arg("-u")
+        .arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={},key={},verify=0",
+            dir.join("a-server.pem").display(),
+            dir.join("a-server.key").display()
+        ))
+        .arg(format!("OPEN:{},creat,trunc", out.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat");
+    wait_until(MINUTE, "socat to listen", || {
+        tcp_sockets()
+            .iter()
+            .any(|socket| socket.local_port == port && socket.state == LISTENING)
+    });
+    (Socat(child), port)
+}
+
+fn tls_output(dir: &Path, port: u16, tls: &str) -> String {
+    format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: localhost, port: {port}, reconnect_initial: 0.05, reconnect_max: 0.2, tls: {tls}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n"
+    )
+    .replace("DIR", &dir.display().to_string())
+}
+
+#[test]
+fn a_million_lines_through_the_tls_output_and_the_tls_input_arrive_unchanged() {
+    let dir = scratch_dir("tls-both");
+    certificates(&dir, "a", &["server", "client"]);
+    const LINES: usize = 1_000_000;
+    let data = numbered_lines(LINES);
+
+    // Output: wishbone → socat OPENSSL-LISTEN → file.
+    let out = dir.join("out.txt");
+    let (_socat, port) = tls_sink(&dir, &out);
+    let bootstrap = tls_output(&dir, port, "{ca: DIR/a-ca.pem}");
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    send(wishbone.input_port("input"), &data);
+    wait_until(MINUTE, "every line at the TLS server", || {
+        std::fs::metadata(&out).is_ok_and(|meta| meta.len() == data.len() as u64)
+    });
+    assert!(wishbone.stop().success());
+    assert_eq!(sha256(&std::fs::read(&out).unwrap()), sha256(&data));
+
+    // Input: socat OPENSSL client → wishbone's TLS input → a sink.
+    let sink = Sink::start(&dir, "sink");
+    let input_dir = dir.join("input");
+    std::fs::create_dir_all(&input_dir).unwrap();
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/a-server.pem, key: DIR/a-server.key}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        sink.port
+    )
+    .replace("DIR", &dir.display().to_string());
+    let mut wishbone = Wishbone::start(&input_dir, &bootstrap, &[]);
+    let port = wishbone.input_port("input");
+    let file = dir.join("data.txt");
+    std::fs::write(&file, &data).unwrap();
+    let status = Command::new("socat")
+        .arg("-u")
+        .arg(format!("OPEN:{}", file.display()))
+        .arg(format!(
+            "OPENSSL:localhost:{port},cafile={}",
+            dir.join("a-ca.pem").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    sink.wait_for_lines(LINES, MINUTE);
+    assert!(wishbone.stop().success());
+    assert_eq!(sha256(&sink.received()), sha256(&data));
+}
+
+/// socat as a TLS client sending one line, with or without a certificate.
+fn client_sends(port: u16, ca: &Path, identity: Option<(PathBuf, PathBuf)>, line: &str) {
+    let mut address = format!("OPENSSL:localhost:{port},cafile={}", ca.display());
+    if let Some((cert, key)) = identity {
+        address += &format!(",cert={},key={}", cert.display(), key.display());
+    }
+    let mut child = Command::new("socat")
+        .arg("-u")
+        .arg("STDIN")
+        .arg(address)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let _ = child.stdin.take().unwrap().write_all(line.as_bytes());
+    let _ = child.wait();
+}
+
+#[test]
+fn mutual_tls_lets_only_clients_with_the_right_certificate_in() {
+    let dir = scratch_dir("tls-mutual");
+    certificates(&dir, "a", &["server", "client"]);
+    certificates(&dir, "b", &["client"]);
+    let sink = Sink::start(&dir, "sink");
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/a-server.pem, key: DIR/a-server.key, ca: DIR/a-ca.pem, verify_peer: true}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        sink.port
+    )
+    .replace("DIR", &dir.display().to_string());
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let port = wishbone.input_port("input");
+    let ca = dir.join("a-ca.pem");
+    client_sends(port, &ca, None, "without a certificate\n");
+    wishbone
+        .output
+        .wait_for("refused a client: TLS handshake failed", MINUTE);
+    client_sends(
+        port,
+        &ca,
+        Some((dir.join("b-client.pem"), dir.join("b-client.key"))),
+        "another CA\n",
+    );
+    client_sends(
+        port,
+        &ca,
+        Some((dir.join("a-client.pem"), dir.join("a-client.key"))),
+        "the right one\n",
+    );
+    sink.wait_for_lines(1, MINUTE);
+    assert!(wishbone.stop().success());
+    assert_eq!(
+        String::from_utf8(sink.received()).unwrap(),
+        "the right one\n"
+    );
+    let totals = wishbone.output.wait_for("input totals", MINUTE);
+    assert_eq!(field(&totals, "handshake_failures"), Some("2"), "{totals}");
+}
+
+#[test]
+fn a_wrong_ca_or_name_is_logged_with_its_reason_and_retried() {
+    let dir = scratch_dir("tls-wrong");
+    certificates(&dir, "a", &["server"]);
+    certificates(&dir, "b", &[]);
+    for (case, tls, reason) in [
+        ("ca", "{ca: DIR/b-ca.pem}", "UnknownIssuer"),
+        (
+            "name",
+            "{ca: DIR/a-ca.pem, server_name: elsewhere.example}",
+            "not valid for name",
+        ),
+    ] {
+        let case_dir = dir.join(case);
+        std::fs::create_dir_all(&case_dir).unwrap();
+        // socat serves one connection: a server of its own for each case.
+        let (_socat, port) = tls_sink(&dir, &case_dir.join("out.txt"));
+        let mut wishbone = Wishbone::start(
+            &case_dir,
+            &tls_output(&dir, port, tls),
+            &["--drain-timeout", "1"],
+        );
+        let line = wishbone.output.wait_for("TLS handshake failed", MINUTE);
+        assert!(line.contains(reason), "{case}: {line}");
+        // Retried, not a crash: still running after several backoff rounds.
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(
+            wishbone.output.count("TLS handshake failed"),
+            1,
+            "{case}: logged once per outage"
+        );
+        let status = wishbone.stop();
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "{case}: nothing was sent, nothing is left"
+        );
+    }
+}
+
+fn check(dir: &Path, tls: &str) -> (Option<i32>, String) {
+    let file = dir.join("check.yaml");
+    std::fs::write(&file, tls_output(dir, 2000, tls)).unwrap();
+    let output = Command::new(binary("wishbone"))
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned()
+            + &String::from_utf8_lossy(&output.stdout),
+    )
+}
+
+#[test]
+fn check_names_missing_files_and_a_key_that_does_not_match() {
+    let dir = scratch_dir("tls-check");
+    certificates(&dir, "a", &["server", "client"]);
+    let (code, text) = check(&dir, "{ca: DIR/missing.pem}");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("missing.pem") && text.contains("output"),
+        "{text}"
+    );
+    let (code, text) = check(
+        &dir,
+        "{ca: DIR/a-ca.pem, cert: DIR/a-client.pem, key: DIR/a-server.key}",
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("does not match"), "{text}");
+    let (code, text) = check(
+        &dir,
+        "{ca: DIR/a-ca.pem, cert: DIR/a-client.pem, key: DIR/a-client.key}",
+    );
+    assert_eq!(code, Some(0), "{text}");
+}
