@@ -338,22 +338,41 @@ fn main() -> anyhow::Result<()> {
         }
         // Scenario I as a hop between two wishbones, in plain TCP and in
         // TLS (the first's output to the second's input).
-        for (name, tls) in [("wishbone hop, plain TCP", false), ("wishbone hop, TLS", true)] {
+        for (name, tls) in [
+            ("wishbone hop, plain TCP", false),
+            ("wishbone hop, TLS", true),
+        ] {
             if options.only.as_deref().is_some_and(|only| name != only) {
                 continue;
             }
-            let certificates = if tls { Some(tls_files(&scratch)?) } else { None };
-            runs.push(throughput::run(name, Receivers::Tcp(1), data, expected, |ports| {
-                let (server_side, client_side) = match &certificates {
-                    Some((server, client)) => (Some(server.as_str()), Some(client.as_str())),
-                    None => (None, None),
-                };
-                let second_dir = scratch.join("hop-second");
-                std::fs::create_dir_all(&second_dir)?;
-                let second = Proxy::wishbone(wishbone, &second_dir, &scenarios::hop_side(ports[0], server_side, None), &[])?;
-                let first = wishbone_on(scenarios::hop_side(second.input_port, None, client_side))?;
-                Ok(Proxy::hop(first, second))
-            })?);
+            let certificates = if tls {
+                Some(tls_files(&scratch)?)
+            } else {
+                None
+            };
+            runs.push(throughput::run(
+                name,
+                Receivers::Tcp(1),
+                data,
+                expected,
+                |ports| {
+                    let (server_side, client_side) = match &certificates {
+                        Some((server, client)) => (Some(server.as_str()), Some(client.as_str())),
+                        None => (None, None),
+                    };
+                    let second_dir = scratch.join("hop-second");
+                    std::fs::create_dir_all(&second_dir)?;
+                    let second = Proxy::wishbone(
+                        wishbone,
+                        &second_dir,
+                        &scenarios::hop_side(ports[0], server_side, None),
+                        &[],
+                    )?;
+                    let first =
+                        wishbone_on(scenarios::hop_side(second.input_port, None, client_side))?;
+                    Ok(Proxy::hop(first, second))
+                },
+            )?);
         }
         // NATS JetStream, one node fsyncing every write: wishbone's output
         // and input beside a plain client with the same bound in flight.
@@ -445,7 +464,10 @@ fn memory_with_backends_down(wishbone: &Path, scratch: &Path, data: &Path) -> an
 fn tls_files(scratch: &Path) -> anyhow::Result<(String, String)> {
     let dir = scratch.join("tls");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )?;
     let run = |args: &[&str]| -> anyhow::Result<()> {
         let status = std::process::Command::new("openssl")
             .args(args)
@@ -456,13 +478,65 @@ fn tls_files(scratch: &Path) -> anyhow::Result<(String, String)> {
         anyhow::ensure!(status.success(), "openssl {args:?} failed");
         Ok(())
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench CA"]].concat())?;
-    run(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat())?;
-    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext"])?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=bench CA",
+        ],
+    ]
+    .concat())?;
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat())?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ])?;
     let path = |name: &str| dir.join(name).display().to_string();
     Ok((
-        format!("{{cert: \"{}\", key: \"{}\"}}", path("server.pem"), path("server.key")),
+        format!(
+            "{{cert: \"{}\", key: \"{}\"}}",
+            path("server.pem"),
+            path("server.key")
+        ),
         format!("{{ca: \"{}\"}}", path("ca.pem")),
     ))
 }

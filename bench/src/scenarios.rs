@@ -155,8 +155,12 @@ pub fn rsyslog_relp_server(dir: &std::path::Path, relp_port: u16, port: u16) -> 
 /// output to `port` (TLS with `output_tls`), for a TLS hop against the
 /// same hop in plain TCP.
 pub fn hop_side(port: u16, input_tls: Option<&str>, output_tls: Option<&str>) -> String {
-    let input_tls = input_tls.map(|tls| format!(", tls: {tls}")).unwrap_or_default();
-    let output_tls = output_tls.map(|tls| format!(", tls: {tls}")).unwrap_or_default();
+    let input_tls = input_tls
+        .map(|tls| format!(", tls: {tls}"))
+        .unwrap_or_default();
+    let output_tls = output_tls
+        .map(|tls| format!(", tls: {tls}"))
+        .unwrap_or_default();
     format!(
         "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0{input_tls}}}}}\n  \
          output: {{module: wishbone.output.tcp, arguments: {{host: localhost, port: {port}{output_tls}}}}}\n\

@@ -19,6 +19,7 @@ mod rsyslog;
 pub use rsyslog::Rsyslog;
 pub mod nats;
 pub use nats::Nats;
+pub mod tls;
 
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {

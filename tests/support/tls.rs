@@ -1,0 +1,134 @@
+//! TLS peers for the tests: certificates made with `openssl`, and socat
+//! as a TLS server writing what it receives to a file.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::{LISTENING, free_port, tcp_sockets, wait_until};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// A CA (`{name}-ca.pem`), and a certificate it signed for `subject`
+/// (`{name}-{subject}.pem`, `.key`) valid for localhost and 127.0.0.1.
+pub fn certificates(dir: &Path, name: &str, subjects: &[&str]) {
+    let ca_key = format!("{name}-ca.key");
+    let ca = format!("{name}-ca.pem");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+        ],
+    );
+    let extensions = dir.join("san.ext");
+    std::fs::write(&extensions, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    for subject in subjects {
+        let key = format!("{name}-{subject}.key");
+        let request = format!("{name}-{subject}.csr");
+        let cert = format!("{name}-{subject}.pem");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &request,
+                "-subj",
+                &format!("/CN={subject}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &request,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+            ],
+        );
+    }
+}
+
+pub struct Socat(Child);
+
+impl Drop for Socat {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `socat` as a TLS server on a free port, writing what it receives to `out`.
+pub fn tls_sink(dir: &Path, out: &Path) -> (Socat, u16) {
+    let port = free_port();
+    let child = Command::new("socat")
+        .arg("-u")
+        .arg(format!(
+            "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={},key={},verify=0",
+            dir.join("a-server.pem").display(),
+            dir.join("a-server.key").display()
+        ))
+        .arg(format!("OPEN:{},creat,trunc", out.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("socat");
+    wait_until(MINUTE, "socat to listen", || {
+        tcp_sockets()
+            .iter()
+            .any(|socket| socket.local_port == port && socket.state == LISTENING)
+    });
+    (Socat(child), port)
+}
+
+impl Socat {
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.0.id() as i32, signal) };
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
