@@ -12,6 +12,16 @@ use wishbone_e2e::*;
 
 const THREE_MINUTES: Duration = Duration::from_secs(180);
 
+/// These tests run one at a time: each keeps a disk busy with fsyncs, and
+/// two at once on this machine's one disk slow both past their deadlines.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// How many times each line number arrived.
 fn arrivals<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<usize, usize> {
     let mut counts = BTreeMap::new();
@@ -25,6 +35,7 @@ fn arrivals<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<usize, us
 
 #[test]
 fn a_cluster_keeps_every_line_once_while_a_node_is_killed_and_restarted() {
+    let _serial = one_at_a_time();
     let dir = scratch_dir("nats-out");
     let mut nodes = Nats::cluster(&dir);
     create_stream(&nodes[0].url(), "EVENTS", "events.>", 3);
@@ -95,6 +106,7 @@ fn received(sinks: &[&Sink]) -> BTreeMap<usize, usize> {
 
 #[test]
 fn two_workers_share_a_durable_consumer_and_one_killed_loses_nothing() {
+    let _serial = one_at_a_time();
     let dir = scratch_dir("nats-in");
     let nats = Nats::single(&dir.join("nats"), false);
     create_stream(&nats.url(), "EVENTS", "events.>", 1);
@@ -133,6 +145,7 @@ fn two_workers_share_a_durable_consumer_and_one_killed_loses_nothing() {
 
 #[test]
 fn edge_to_workers_through_nats_loses_nothing_outside_the_tcp_window() {
+    let _serial = one_at_a_time();
     let dir = scratch_dir("nats-topology");
     let nats = Nats::single(&dir.join("nats"), true);
     create_stream(&nats.url(), "EVENTS", "events.>", 1);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use wishbone_e2e::tls::{certificates, tls_sink};
+use wishbone_e2e::tls::{certificates, tls_sink, tls_sink_with};
 use wishbone_e2e::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -133,22 +133,29 @@ fn mutual_tls_lets_only_clients_with_the_right_certificate_in() {
 }
 
 #[test]
-fn a_wrong_ca_or_name_is_logged_with_its_reason_and_retried() {
+fn a_wrong_ca_or_name_or_an_expired_certificate_is_logged_with_its_reason_and_retried() {
     let dir = scratch_dir("tls-wrong");
     certificates(&dir, "a", &["server"]);
     certificates(&dir, "b", &[]);
-    for (case, tls, reason) in [
-        ("ca", "{ca: DIR/b-ca.pem}", "UnknownIssuer"),
+    for (case, tls, reason, cert) in [
+        ("ca", "{ca: DIR/b-ca.pem}", "UnknownIssuer", "a-server.pem"),
+        (
+            "expired",
+            "{ca: DIR/a-ca.pem}",
+            "expired",
+            "a-server-expired.pem",
+        ),
         (
             "name",
             "{ca: DIR/a-ca.pem, server_name: elsewhere.example}",
             "not valid for name",
+            "a-server.pem",
         ),
     ] {
         let case_dir = dir.join(case);
         std::fs::create_dir_all(&case_dir).unwrap();
         // socat serves one connection: a server of its own for each case.
-        let (_socat, port) = tls_sink(&dir, &case_dir.join("out.txt"));
+        let (_socat, port) = tls_sink_with(&dir, &case_dir.join("out.txt"), cert);
         let mut wishbone = Wishbone::start(
             &case_dir,
             &tls_output(&dir, port, tls),
@@ -188,7 +195,7 @@ fn check(dir: &Path, tls: &str) -> (Option<i32>, String) {
 }
 
 #[test]
-fn check_names_missing_files_and_a_key_that_does_not_match() {
+fn check_names_missing_files_a_key_that_does_not_match_and_an_expired_certificate() {
     let dir = scratch_dir("tls-check");
     certificates(&dir, "a", &["server", "client"]);
     let (code, text) = check(&dir, "{ca: DIR/missing.pem}");
@@ -203,6 +210,15 @@ fn check_names_missing_files_and_a_key_that_does_not_match() {
     );
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("does not match"), "{text}");
+    let (code, text) = check(
+        &dir,
+        "{ca: DIR/a-ca.pem, cert: DIR/a-client-expired.pem, key: DIR/a-client.key}",
+    );
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("a-client-expired.pem") && text.contains("expired on"),
+        "{text}"
+    );
     let (code, text) = check(
         &dir,
         "{ca: DIR/a-ca.pem, cert: DIR/a-client.pem, key: DIR/a-client.key}",

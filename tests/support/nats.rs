@@ -193,30 +193,59 @@ pub fn publish(url: &str, subject: &str, payloads: Vec<Bytes>, window: usize) {
     })
 }
 
-/// Every message the stream holds, in order.
+/// Every message the stream holds, in order. A cluster that just lost
+/// and regained a node may answer a new consumer with errors for a while:
+/// reading starts again from the next sequence until it is done.
 pub fn stream_contents(url: &str, name: &str) -> Vec<Bytes> {
     block_on(async {
         let client = async_nats::connect(url).await.expect("connect to nats");
         let context = jetstream::new(client);
         let mut stream = context.get_stream(name).await.expect("the stream");
         let count = stream.info().await.expect("stream info").state.messages as usize;
-        let consumer: jetstream::consumer::PullConsumer = stream
-            .create_consumer(jetstream::consumer::pull::Config {
-                ack_policy: jetstream::consumer::AckPolicy::None,
-                ..Default::default()
-            })
-            .await
-            .expect("a reading consumer");
-        let mut messages = consumer
-            .stream()
-            .max_messages_per_batch(10_000)
-            .messages()
-            .await
-            .expect("messages");
         let mut contents = Vec::with_capacity(count);
+        let mut next = 1u64;
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while contents.len() < count {
-            let message = messages.next().await.unwrap().expect("a message");
-            contents.push(message.payload.clone());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cannot read the stream back"
+            );
+            let config = jetstream::consumer::pull::Config {
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: next,
+                },
+                ..Default::default()
+            };
+            let consumer: jetstream::consumer::PullConsumer =
+                match stream.create_consumer(config).await {
+                    Ok(consumer) => consumer,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+            let Ok(mut messages) = consumer
+                .stream()
+                .max_messages_per_batch(10_000)
+                .messages()
+                .await
+            else {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            };
+            while contents.len() < count {
+                match messages.next().await {
+                    Some(Ok(message)) => {
+                        next = message.info().map_or(next, |info| info.stream_sequence) + 1;
+                        contents.push(message.payload.clone());
+                    }
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
+                }
+            }
         }
         contents
     })

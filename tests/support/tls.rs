@@ -21,7 +21,8 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A CA (`{name}-ca.pem`), and a certificate it signed for `subject`
-/// (`{name}-{subject}.pem`, `.key`) valid for localhost and 127.0.0.1.
+/// (`{name}-{subject}.pem`, `.key`) valid for localhost and 127.0.0.1, and
+/// one that expired yesterday (`{name}-{subject}-expired.pem`).
 pub fn certificates(dir: &Path, name: &str, subjects: &[&str]) {
     let ca_key = format!("{name}-ca.key");
     let ca = format!("{name}-ca.pem");
@@ -88,6 +89,28 @@ pub fn certificates(dir: &Path, name: &str, subjects: &[&str]) {
                 "san.ext",
             ],
         );
+        // The same subject's certificate, expired yesterday.
+        let expired = format!("{name}-{subject}-expired.pem");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &request,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &expired,
+                "-days",
+                "-1",
+                "-extfile",
+                "san.ext",
+            ],
+        );
     }
 }
 
@@ -102,12 +125,17 @@ impl Drop for Socat {
 
 /// `socat` as a TLS server on a free port, writing what it receives to `out`.
 pub fn tls_sink(dir: &Path, out: &Path) -> (Socat, u16) {
+    tls_sink_with(dir, out, "a-server.pem")
+}
+
+/// [`tls_sink`] presenting certificate `cert` (with `a-server.key`).
+pub fn tls_sink_with(dir: &Path, out: &Path, cert: &str) -> (Socat, u16) {
     let port = free_port();
     let child = Command::new("socat")
         .arg("-u")
         .arg(format!(
             "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,cert={},key={},verify=0",
-            dir.join("a-server.pem").display(),
+            dir.join(cert).display(),
             dir.join("a-server.key").display()
         ))
         .arg(format!("OPEN:{},creat,trunc", out.display()))

@@ -12,7 +12,8 @@
 //!
 //! Files are read and checked when the module is built, so `wishbone
 //! check` names a missing or unreadable file, or a key that does not match
-//! its certificate, and exits 2; certificates are read again on a restart.
+//! its certificate, or an expired certificate, and exits 2; certificates
+//! are read again on a restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,6 +82,40 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ArgumentErr
     Ok(certificates)
 }
 
+/// Refuses a certificate chain whose first certificate has expired (or is
+/// not valid yet): every handshake would fail.
+fn current(chain: &[CertificateDer<'_>], path: &Path) -> Result<(), ArgumentError> {
+    let Some(first) = chain.first() else {
+        return Ok(());
+    };
+    let (_, certificate) = x509_parser::parse_x509_certificate(first).map_err(|error| {
+        problem(
+            "cert",
+            path,
+            format!("is not an X.509 certificate: {error}"),
+        )
+    })?;
+    let validity = certificate.validity();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    if validity.not_after.timestamp() < now {
+        return Err(problem(
+            "cert",
+            path,
+            format!("expired on {}", validity.not_after),
+        ));
+    }
+    if validity.not_before.timestamp() > now {
+        return Err(problem(
+            "cert",
+            path,
+            format!("is not valid before {}", validity.not_before),
+        ));
+    }
+    Ok(())
+}
+
 fn roots(path: Option<&Path>) -> Result<rustls::RootCertStore, ArgumentError> {
     let mut roots = rustls::RootCertStore::empty();
     match path {
@@ -113,6 +148,7 @@ fn identity(
         _ => return Err(ArgumentError::new("`tls.cert` and `tls.key` go together")),
     };
     let chain = certificates(cert)?;
+    current(&chain, cert)?;
     let private = PrivateKeyDer::from_pem_file(key).map_err(|error| problem("key", key, error))?;
     let signing = provider()
         .key_provider
