@@ -142,7 +142,7 @@ fn a_wrong_ca_or_name_or_an_expired_certificate_is_logged_with_its_reason_and_re
         (
             "expired",
             "{ca: DIR/a-ca.pem}",
-            "expired",
+            "Expired",
             "a-server-expired.pem",
         ),
         (
