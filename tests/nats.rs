@@ -203,3 +203,58 @@ fn edge_to_workers_through_nats_loses_nothing_outside_the_tcp_window() {
         "lost more than the backend's kernel held"
     );
 }
+
+#[test]
+fn the_nats_modules_speak_tls_and_refuse_a_server_they_cannot_verify() {
+    let _serial = one_at_a_time();
+    let dir = scratch_dir("nats-tls");
+    wishbone_e2e::tls::certificates(&dir, "a", &["server"]);
+    wishbone_e2e::tls::certificates(&dir, "b", &[]);
+    let nats = Nats::single_tls(
+        &dir.join("nats"),
+        &dir.join("a-server.pem"),
+        &dir.join("a-server.key"),
+    );
+    create_stream(&nats.url(), "EVENTS", "events.>", 1);
+    let url = format!("nats://localhost:{}", nats.port);
+    let edge = |ca: &str| {
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+             output: {{module: wishbone.output.nats, arguments: {{servers: [\"{url}\"], subject: events.in, reconnect_initial: 0.05, reconnect_max: 0.2, tls: {{ca: \"{}\"}}}}}}\n\
+             routingtable:\n  - input.outbox -> output.inbox\n",
+            dir.join(ca).display()
+        )
+    };
+    let wrong_dir = dir.join("wrong");
+    std::fs::create_dir_all(&wrong_dir).unwrap();
+    let mut wrong = Wishbone::start(&wrong_dir, &edge("b-ca.pem"), &["--drain-timeout", "1"]);
+    let line = wrong.output.wait_for("peer unavailable", THREE_MINUTES);
+    eprintln!("a server it cannot verify: {line}");
+    assert!(line.contains("UnknownIssuer"), "{line}");
+    wrong.stop();
+    const LINES: usize = 10_000;
+    let mut publisher = Wishbone::start(&dir, &edge("a-ca.pem"), &[]);
+    send(publisher.input_port("input"), &numbered_lines(LINES));
+    wait_until(THREE_MINUTES, "every line in the stream", || {
+        stream_count(&nats.url(), "EVENTS") >= LINES as u64
+    });
+    assert!(publisher.stop().success());
+    let sink = Sink::start(&dir, "backend");
+    let consumer = format!(
+        "modules:\n  input: {{module: wishbone.input.nats, arguments: {{servers: [\"{url}\"], stream: EVENTS, consumer: workers, tls: {{ca: \"{}\"}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        dir.join("a-ca.pem").display(),
+        sink.port
+    );
+    let consumer_dir = dir.join("consumer");
+    std::fs::create_dir_all(&consumer_dir).unwrap();
+    let mut worker = Wishbone::start(&consumer_dir, &consumer, &[]);
+    sink.wait_for_lines(LINES, THREE_MINUTES);
+    assert!(worker.stop().success());
+    assert_eq!(
+        sha256(&sink.received()),
+        sha256(&numbered_lines(LINES)),
+        "in order, once each"
+    );
+}

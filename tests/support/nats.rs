@@ -82,6 +82,20 @@ impl Nats {
         [a, b, c]
     }
 
+    /// One node offering TLS with `cert` and `key` (plain clients still
+    /// allowed, for the tests' own tools).
+    pub fn single_tls(dir: &Path, cert: &Path, key: &Path) -> Nats {
+        let port = free_port();
+        let config = format!(
+            "listen: 127.0.0.1:{port}\ntls {{ cert_file: \"{}\", key_file: \"{}\" }}\nallow_non_tls: true\n\
+             jetstream {{ store_dir: \"{}\" }}\n",
+            cert.display(),
+            key.display(),
+            dir.join("js").display()
+        );
+        Self::start(dir, port, config)
+    }
+
     fn start(dir: &Path, port: u16, config: String) -> Nats {
         std::fs::create_dir_all(dir).unwrap();
         let path = dir.join("nats.conf");

@@ -194,6 +194,21 @@ pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> 
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The client side's configuration: roots to verify the server with, and
+/// this side's certificate when given (for a server that asks).
+pub fn client_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, ArgumentError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?
+        .with_root_certificates(roots(arguments.ca.as_deref())?);
+    match identity(arguments)? {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|error| ArgumentError::new(format!("`tls`: {error}"))),
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
 /// The connector of an output reaching `host`, and the name it verifies.
 pub fn connector(
     arguments: &TlsArguments,
@@ -203,15 +218,6 @@ pub fn connector(
     let server_name = ServerName::try_from(name.to_string()).map_err(|_| {
         ArgumentError::new(format!("`tls.server_name`: `{name}` is not a host name"))
     })?;
-    let builder = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?
-        .with_root_certificates(roots(arguments.ca.as_deref())?);
-    let config = match identity(arguments)? {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?,
-        None => builder.with_no_client_auth(),
-    };
+    let config = client_config(arguments)?;
     Ok((TlsConnector::from(Arc::new(config)), server_name))
 }

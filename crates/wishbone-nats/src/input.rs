@@ -20,6 +20,7 @@ use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use wishbone_modules::backoff::Backoff;
+use wishbone_modules::tls::{self, TlsArguments};
 use wishbone_runtime::ack::{self, Outcome};
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
@@ -44,6 +45,8 @@ Arguments (default)
   ack_wait         seconds before the server delivers again a message not
                    acked (30)
   credentials      a NATS credentials file (none)
+  tls              TLS to the servers: {ca, cert, key} as for
+                   wishbone.output.tcp (the system's roots when no ca)
 
 Acknowledgement
   A message is acked once its event is delivered by an output that knows
@@ -99,6 +102,9 @@ pub struct Config {
     /// A NATS credentials file.
     #[serde(default)]
     pub credentials: Option<std::path::PathBuf>,
+    /// TLS to the servers.
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
 }
 
 fn default_max_ack_pending() -> usize {
@@ -123,13 +129,19 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         ));
     }
     let servers = parse_servers(&config.servers)?;
-    Ok(Box::new(NatsInput { config, servers }))
+    let tls = config.tls.as_ref().map(tls::client_config).transpose()?;
+    Ok(Box::new(NatsInput {
+        config,
+        servers,
+        tls,
+    }))
 }
 
 /// The module.
 pub struct NatsInput {
     config: Config,
     servers: Vec<ServerAddr>,
+    tls: Option<rustls::ClientConfig>,
 }
 
 /// How a session ended.
@@ -211,7 +223,13 @@ impl NatsInput {
         counters: &mut Counters,
     ) -> Ended {
         let config = &self.config;
-        let client = match connect(&self.servers, config.credentials.as_deref()).await {
+        let client = match connect(
+            &self.servers,
+            config.credentials.as_deref(),
+            self.tls.as_ref(),
+        )
+        .await
+        {
             Ok(client) => client,
             Err(reason) => return Ended::Lost(format!("cannot connect: {reason}")),
         };

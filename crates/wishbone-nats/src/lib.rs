@@ -47,8 +47,12 @@ fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
 async fn connect(
     servers: &[ServerAddr],
     credentials: Option<&Path>,
+    tls: Option<&rustls::ClientConfig>,
 ) -> Result<async_nats::Client, String> {
     let mut options = async_nats::ConnectOptions::new();
+    if let Some(config) = tls {
+        options = options.require_tls(true).tls_client_config(config.clone());
+    }
     if let Some(path) = credentials {
         options = options
             .credentials_file(path)

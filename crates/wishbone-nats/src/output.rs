@@ -21,6 +21,7 @@ use futures::stream::FuturesOrdered;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use wishbone_modules::output::shell::{Ended, Output, OutputState, Settings, Transport};
+use wishbone_modules::tls::{self, TlsArguments};
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Module, ModuleKind, QueueSpec};
 
 use crate::{connect, message_id, parse_servers};
@@ -41,6 +42,7 @@ Arguments (default)
   max_pending        publishes awaiting their PubAck, at most (1024)
   credentials        a NATS credentials file (none)
 "#,
+    wishbone_modules::tls_arguments_docs!(),
     wishbone_modules::shared_arguments_docs!(),
     r#"
 Delivery
@@ -93,6 +95,9 @@ pub struct Config {
     /// A NATS credentials file.
     #[serde(default)]
     pub credentials: Option<std::path::PathBuf>,
+    /// TLS to the servers.
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
 }
 
 fn default_max_pending() -> usize {
@@ -109,6 +114,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         return Err(ArgumentError::new("`max_pending` must be at least 1"));
     }
     let servers = parse_servers(&config.servers)?;
+    let tls = config.tls.as_ref().map(tls::client_config).transpose()?;
     Ok(Box::new(Output {
         settings,
         transport: Publisher {
@@ -116,6 +122,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             subject: config.subject,
             max_pending: config.max_pending,
             credentials: config.credentials,
+            tls,
         },
     }))
 }
@@ -126,6 +133,7 @@ struct Publisher {
     subject: String,
     max_pending: usize,
     credentials: Option<std::path::PathBuf>,
+    tls: Option<rustls::ClientConfig>,
 }
 
 type Acknowledgement = Pin<Box<dyn Future<Output = (Result<(), String>, u64)>>>;
@@ -143,7 +151,12 @@ impl Transport for Publisher {
     }
 
     async fn connect(&mut self) -> Result<async_nats::Client, String> {
-        connect(&self.servers, self.credentials.as_deref()).await
+        connect(
+            &self.servers,
+            self.credentials.as_deref(),
+            self.tls.as_ref(),
+        )
+        .await
     }
 
     async fn pump(
