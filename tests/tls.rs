@@ -225,3 +225,37 @@ fn check_names_missing_files_a_key_that_does_not_match_and_an_expired_certificat
     );
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[test]
+fn the_websocket_output_speaks_wss() {
+    let dir = scratch_dir("tls-wss");
+    certificates(&dir, "a", &["server"]);
+    let server = Sink::start_secure_websocket(
+        &dir,
+        "wss",
+        &dir.join("a-server.pem"),
+        &dir.join("a-server.key"),
+    );
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.websocket, arguments: {{url: \"wss://localhost:{}/\", tls: {{ca: DIR/a-ca.pem}}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        server.port
+    )
+    .replace("DIR", &dir.display().to_string());
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    const LINES: usize = 100_000;
+    let data = numbered_lines(LINES);
+    send(wishbone.input_port("input"), &data);
+    server.wait_for_lines(LINES, MINUTE);
+    assert!(wishbone.stop().success());
+    assert_eq!(
+        sha256(&server.received()),
+        sha256(&data),
+        "one frame a line, in order"
+    );
+    let totals = wishbone
+        .output
+        .wait_for("output totals module=output", MINUTE);
+    assert_eq!(field(&totals, "delivered"), Some("100000"), "{totals}");
+}

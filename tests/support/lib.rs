@@ -324,6 +324,18 @@ impl Sink {
         Self::start_program("wishbone-ws-sink", dir, name, port, &[])
     }
 
+    /// The same server over TLS (`wss://`), with a PEM certificate and key.
+    pub fn start_secure_websocket(dir: &Path, name: &str, cert: &Path, key: &Path) -> Sink {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        Self::start_program(
+            "wishbone-ws-sink",
+            dir,
+            name,
+            0,
+            &["--cert", &cert, "--key", &key],
+        )
+    }
+
     fn start_program(program: &str, dir: &Path, name: &str, port: u16, extra: &[&str]) -> Sink {
         let file = dir.join(format!("{name}.out"));
         let mut child = Command::new(binary(program))

@@ -24,7 +24,11 @@ use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKin
 use super::counted::{Counted, Progress, acknowledge, kernel_count};
 use super::settle;
 use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
+use super::socket::Socket;
 use crate::config::peer_port;
+use crate::tls::{self, TlsArguments};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -37,8 +41,9 @@ Queues
   success    with `success: true`, events the server acknowledged
 
 Arguments (default)
-  url                the server, ws://host:port/path (required)
+  url                the server, ws://host:port/path or wss://… (required)
 "#,
+    crate::tls_arguments_docs!(),
     shared_arguments_docs!(),
     r#"
 Delivery
@@ -82,8 +87,11 @@ const ACK_INTERVAL: Duration = Duration::from_millis(1);
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The server, `ws://host:port/path`.
+    /// The server, `ws://host:port/path` or `wss://…`.
     pub url: String,
+    /// With `wss://`: how to verify the server (and this side's certificate).
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
@@ -93,21 +101,40 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .url
         .parse()
         .map_err(|error| ArgumentError::new(format!("`url`: {error}")))?;
-    if uri.scheme_str() != Some("ws") {
-        return Err(ArgumentError::new(format!(
-            "`url` must start with ws:// (wss is not supported), not `{}`",
-            config.url
-        )));
-    }
+    let secure = match uri.scheme_str() {
+        Some("ws") => false,
+        Some("wss") => true,
+        _ => {
+            return Err(ArgumentError::new(format!(
+                "`url` must start with ws:// or wss://, not `{}`",
+                config.url
+            )));
+        }
+    };
     let host = uri
         .host()
         .ok_or_else(|| ArgumentError::new("`url` names no host"))?
         .to_string();
+    let tls = match (secure, &config.tls) {
+        (true, arguments) => Some(tls::connector(
+            &arguments.clone().unwrap_or_default(),
+            &host,
+        )?),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(ArgumentError::new("`tls` goes with a wss:// url"));
+        }
+    };
+    let default_port = if secure { 443 } else { 80 };
     Ok(Box::new(Output {
         settings,
         transport: Server {
-            address: (host, peer_port("url", uri.port_u16().unwrap_or(80))?),
+            address: (
+                host,
+                peer_port("url", uri.port_u16().unwrap_or(default_port))?,
+            ),
             url: config.url,
+            tls,
         },
     }))
 }
@@ -127,6 +154,8 @@ struct Server {
     url: String,
     /// The host and port of `url`, to open the TCP connection under it.
     address: (String, u16),
+    /// With `wss://`: the TLS connector and the name it verifies.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 impl Transport for Server {
@@ -143,12 +172,21 @@ impl Transport for Server {
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
         let counted = Counted::new(stream).map_err(|error| error.to_string())?;
+        let socket = match &self.tls {
+            None => Socket::Plain(counted),
+            Some((connector, name)) => Socket::Tls(Box::new(
+                connector
+                    .connect(name.clone(), counted)
+                    .await
+                    .map_err(|error| format!("TLS handshake failed: {error}"))?,
+            )),
+        };
         // A server sends a client little (pongs, a close); the library
         // zeroes its whole read buffer before every read attempt, so a
         // small one saves that on every turn of the pump.
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
         let (socket, _) =
-            tokio_tungstenite::client_async_with_config(self.url.as_str(), counted, Some(config))
+            tokio_tungstenite::client_async_with_config(self.url.as_str(), socket, Some(config))
                 .await
                 .map_err(|error| error.to_string())?;
         Ok(socket)
@@ -237,7 +275,7 @@ impl Transport for Server {
     }
 }
 
-type WebSocket = tokio_tungstenite::WebSocketStream<Counted>;
+type WebSocket = tokio_tungstenite::WebSocketStream<Socket>;
 
 /// Writes one frame per event and flushes.
 async fn send_frames(

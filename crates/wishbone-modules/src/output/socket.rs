@@ -1,0 +1,68 @@
+//! A counted socket with or without TLS over it: what an output that
+//! speaks a protocol on top (websocket) writes through, `ws://` or `wss://`.
+//! Either way the bytes counted are those on the wire, so positions stay
+//! exact under TLS ([`super::counted`]).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::client::TlsStream;
+
+use super::counted::{Counted, Progress};
+
+/// The socket, plain or in TLS.
+pub enum Socket {
+    Plain(Counted),
+    Tls(Box<TlsStream<Counted>>),
+}
+
+impl Socket {
+    /// What was written on the wire, and what the peer acknowledged.
+    pub fn progress(&self) -> Progress {
+        match self {
+            Socket::Plain(counted) => counted.progress(),
+            Socket::Tls(stream) => stream.get_ref().0.progress(),
+        }
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(counted) => Pin::new(counted).poll_read(context, buffer),
+            Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_read(context, buffer),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Plain(counted) => Pin::new(counted).poll_write(context, data),
+            Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_write(context, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(counted) => Pin::new(counted).poll_flush(context),
+            Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(context),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(counted) => Pin::new(counted).poll_shutdown(context),
+            Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
+        }
+    }
+}
