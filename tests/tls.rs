@@ -259,3 +259,44 @@ fn the_websocket_output_speaks_wss() {
         .wait_for("output totals module=output", MINUTE);
     assert_eq!(field(&totals, "delivered"), Some("100000"), "{totals}");
 }
+
+#[test]
+fn relp_over_tls_from_wishbone_to_wishbone() {
+    let dir = scratch_dir("tls-relp");
+    certificates(&dir, "a", &["server"]);
+    let sink = Sink::start(&dir, "sink");
+    let relp_port = free_port();
+    let server = format!(
+        "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {relp_port}, tls: {{cert: DIR/a-server.pem, key: DIR/a-server.key}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        sink.port
+    )
+    .replace("DIR", &dir.display().to_string());
+    let client = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.relp, arguments: {{host: localhost, port: {relp_port}, reconnect_initial: 0.05, reconnect_max: 0.2, tls: {{ca: DIR/a-ca.pem}}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n"
+    )
+    .replace("DIR", &dir.display().to_string());
+    let server_dir = dir.join("server");
+    let client_dir = dir.join("client");
+    std::fs::create_dir_all(&server_dir).unwrap();
+    std::fs::create_dir_all(&client_dir).unwrap();
+    let mut server = Wishbone::start(&server_dir, &server, &[]);
+    server.output.wait_for("listening module=input", MINUTE);
+    let mut client = Wishbone::start(&client_dir, &client, &[]);
+    const LINES: usize = 100_000;
+    let data = numbered_lines(LINES);
+    send(client.input_port("input"), &data);
+    sink.wait_for_lines(LINES, MINUTE);
+    assert!(client.stop().success());
+    assert!(server.stop().success());
+    assert_eq!(
+        sha256(&sink.received()),
+        sha256(&data),
+        "every line once, in order"
+    );
+    let totals = server.output.wait_for("input totals module=input", MINUTE);
+    assert_eq!(field(&totals, "accepted"), Some("100000"), "{totals}");
+}

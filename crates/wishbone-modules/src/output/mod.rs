@@ -9,7 +9,7 @@ mod delivery;
 pub mod null;
 pub mod relp;
 pub mod shell;
-mod socket;
+pub(crate) mod socket;
 pub mod stdout;
 pub mod tcp;
 mod tcp_tls;

@@ -16,15 +16,19 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 use super::Stall;
 use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
+use super::socket::Socket;
 use crate::config::{host_name, peer_port};
 use crate::relp::{self, Frame};
+use crate::tls::{self, TlsArguments};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -40,6 +44,7 @@ Arguments (default)
   port               server's port, 1 to 65535 (2514)
   window             frames sent and not yet answered, at most (128)
 "#,
+    crate::tls_arguments_docs!(),
     shared_arguments_docs!(),
     r#"
 Delivery
@@ -92,6 +97,9 @@ pub struct Config {
     /// Frames sent and not yet answered.
     #[serde(default = "default_window")]
     pub window: usize,
+    /// TLS to the server.
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
 }
 
 fn default_host() -> String {
@@ -114,12 +122,17 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     if config.window == 0 {
         return Err(ArgumentError::new("`window` must be at least 1"));
     }
+    let tls = match &config.tls {
+        Some(arguments) => Some(tls::connector(arguments, &config.host)?),
+        None => None,
+    };
     Ok(Box::new(Output {
         settings,
         transport: Server {
             host: config.host,
             port: config.port,
             window: config.window,
+            tls,
         },
     }))
 }
@@ -129,12 +142,14 @@ struct Server {
     host: String,
     port: u16,
     window: usize,
+    /// With `tls`: the connector and the name it verifies.
+    tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
 /// An open session.
 struct Session {
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    reader: ReadHalf<Socket<TcpStream>>,
+    writer: WriteHalf<Socket<TcpStream>>,
     /// What the server sent and was not read as a frame yet.
     received: BytesMut,
     next_txnr: u32,
@@ -214,7 +229,16 @@ impl Transport for Server {
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
-        let (reader, writer) = stream.into_split();
+        let socket = match &self.tls {
+            None => Socket::Plain(stream),
+            Some((connector, name)) => Socket::Tls(Box::new(
+                connector
+                    .connect(name.clone(), stream)
+                    .await
+                    .map_err(|error| format!("TLS handshake failed: {error}"))?,
+            )),
+        };
+        let (reader, writer) = tokio::io::split(socket);
         let mut session = Session {
             reader,
             writer,

@@ -1,7 +1,8 @@
-//! A counted socket with or without TLS over it: what an output that
-//! speaks a protocol on top (websocket) writes through, `ws://` or `wss://`.
-//! Either way the bytes counted are those on the wire, so positions stay
-//! exact under TLS ([`super::counted`]).
+//! A socket with or without TLS over it: what an output that speaks a
+//! protocol on top writes through (websocket `ws://` or `wss://`, RELP).
+//! Under the websocket the socket is counted, so the bytes counted are
+//! those on the wire and positions stay exact under TLS
+//! ([`super::counted`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -12,12 +13,12 @@ use tokio_rustls::client::TlsStream;
 use super::counted::{Counted, Progress};
 
 /// The socket, plain or in TLS.
-pub enum Socket {
-    Plain(Counted),
-    Tls(Box<TlsStream<Counted>>),
+pub enum Socket<S = Counted> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
 }
 
-impl Socket {
+impl Socket<Counted> {
     /// What was written on the wire, and what the peer acknowledged.
     pub fn progress(&self) -> Progress {
         match self {
@@ -27,7 +28,7 @@ impl Socket {
     }
 }
 
-impl AsyncRead for Socket {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Socket<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         context: &mut Context<'_>,
@@ -40,7 +41,7 @@ impl AsyncRead for Socket {
     }
 }
 
-impl AsyncWrite for Socket {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Socket<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         context: &mut Context<'_>,

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::ack::{self, AckIssuer};
 use wishbone_runtime::queue::Sender;
@@ -32,6 +32,10 @@ use super::listener::{self, Accepts};
 use crate::config::host_name;
 use crate::metric::Counted;
 use crate::relp::{self, Frame};
+use crate::tls::{self, TlsArguments};
+
+/// How long a client has to complete a TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.relp: events from RELP clients (such as rsyslog's omrelp), one per syslog frame.
@@ -49,6 +53,8 @@ Arguments (default)
                    is not read, which holds the client back
   max_frame        largest frame data in bytes (131072); a larger frame closes
                    the session
+  tls              TLS on every session: {cert, key} (required), {ca,
+                   verify_peer} for mutual TLS, as for wishbone.input.tcp
 
 What an answer means
   `200 OK` to a syslog frame: its event was delivered by an output that
@@ -119,6 +125,9 @@ pub struct Config {
     /// Largest frame data in bytes.
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
+    /// TLS on every session.
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
 }
 
 fn default_address() -> String {
@@ -145,12 +154,15 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             "`window` and `max_frame` must be at least 1",
         ));
     }
-    Ok(Box::new(RelpInput { config }))
+    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    Ok(Box::new(RelpInput { config, acceptor }))
 }
 
 /// The module: a listener and one task per session.
 pub struct RelpInput {
     config: Config,
+    /// With `tls`: every session's handshake.
+    acceptor: Option<TlsAcceptor>,
 }
 
 /// What the sessions of one input did.
@@ -162,6 +174,19 @@ struct Counters {
     refused: Counted,
     malformed: Counted,
     accept_failures: Counted,
+    handshake_failures: Counted,
+}
+
+impl Counters {
+    /// A client's TLS handshake failed: counted, and logged with its
+    /// reason for the first failure and every hundredth after it.
+    fn handshake_failed(&self, module: &str, peer: SocketAddr, reason: &str) {
+        self.handshake_failures.add(1);
+        let failures = self.handshake_failures.total();
+        if failures == 1 || failures.is_multiple_of(100) {
+            tracing::warn!(module = %module, %peer, %reason, failures, "refused a client: TLS handshake failed");
+        }
+    }
 }
 
 impl Module for RelpInput {
@@ -199,6 +224,7 @@ impl RelpInput {
             refused: counted("refused"),
             malformed: counted("malformed"),
             accept_failures: counted("accept_failures"),
+            handshake_failures: counted("handshake_failures"),
         });
         let accepts = Accepts {
             connections: &counters.connections,
@@ -221,7 +247,25 @@ impl RelpInput {
                     abort: context.aborting(),
                     counters: counters.clone(),
                 };
-                session.serve(stream)
+                let acceptor = self.acceptor.clone();
+                let counters = counters.clone();
+                async move {
+                    let _ = stream.set_nodelay(true);
+                    let Some(acceptor) = acceptor else {
+                        return session.serve(stream).await;
+                    };
+                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => session.serve(stream).await,
+                        Ok(Err(error)) => {
+                            counters.handshake_failed(&session.module, peer, &error.to_string())
+                        }
+                        Err(_) => counters.handshake_failed(
+                            &session.module,
+                            peer,
+                            "no handshake within 10 s",
+                        ),
+                    }
+                }
             },
         )
         .await?;
@@ -233,6 +277,7 @@ impl RelpInput {
             refused = counters.refused.total(),
             malformed = counters.malformed.total(),
             accept_failures = counters.accept_failures.total(),
+            handshake_failures = counters.handshake_failures.total(),
             "input totals"
         );
         Ok(())
@@ -272,10 +317,9 @@ enum Item {
 }
 
 impl Session {
-    async fn serve(self, stream: TcpStream) {
+    async fn serve(self, stream: impl AsyncRead + AsyncWrite + Unpin) {
         tracing::debug!(module = %self.module, peer = %self.peer, "session connected");
-        let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
+        let (mut reader, mut writer) = tokio::io::split(stream);
         let (issuer, mut replies) = ack::issuer();
         let mut answers = Answers::default();
         let mut buffer = BytesMut::with_capacity(READ_SIZE);
