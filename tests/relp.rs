@@ -183,3 +183,32 @@ fn a_chain_of_relp_hops_and_a_wal_on_disk_loses_nothing_when_any_process_is_kill
         "wishbone killed 5 times, a receiver once: {LINES} lines, none missing, {duplicates} twice or more"
     );
 }
+
+#[test]
+fn rsyslog_sends_relp_over_tls_to_the_relp_input() {
+    let dir = scratch_dir("relp-tls");
+    wishbone_e2e::tls::certificates(&dir, "a", &["server"]);
+    let sink = Sink::start(&dir, "sink");
+    let relp_port = free_port();
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {relp_port}, tls: {{cert: \"{}\", key: \"{}\"}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        dir.join("a-server.pem").display(),
+        dir.join("a-server.key").display(),
+        sink.port
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    wishbone.output.wait_for("listening module=input", MINUTE);
+    let sender = Rsyslog::relp_tls_sender(&dir.join("sender"), relp_port, &dir.join("a-ca.pem"));
+    const LINES: usize = 100_000;
+    let data = numbered_lines(LINES);
+    send(sender.port, &data);
+    sink.wait_for_lines(LINES, TWO_MINUTES);
+    assert!(wishbone.stop().success());
+    assert_eq!(
+        sha256(&sink.received()),
+        sha256(&data),
+        "every line once, in order"
+    );
+}

@@ -36,6 +36,24 @@ impl Rsyslog {
         Self::start(dir, port, config)
     }
 
+    /// As [`Rsyslog::relp_sender`], over TLS (librelp with OpenSSL),
+    /// verifying the server's certificate with `ca` and the name localhost.
+    pub fn relp_tls_sender(dir: &Path, relp_port: u16, ca: &Path) -> Rsyslog {
+        let port = free_port();
+        let config = format!(
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\nmodule(load=\"omrelp\" tls.tlslib=\"openssl\")\n\
+             template(name=\"raw\" type=\"string\" string=\"%rawmsg%\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"fwd\" {IMTCP})\n\
+             ruleset(name=\"fwd\" queue.type=\"LinkedList\" queue.size=\"100000\") {{\n  \
+             action(type=\"omrelp\" target=\"localhost\" port=\"{relp_port}\" template=\"raw\" windowSize=\"1024\" \
+             tls=\"on\" tls.caCert=\"{ca}\" tls.authMode=\"name\" tls.permittedPeer=[\"localhost\"] \
+             action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\")\n}}\n",
+            dir = dir.display(),
+            ca = ca.display()
+        );
+        Self::start(dir, port, config)
+    }
+
     /// A RELP server writing every message as a line to `out.txt` in its
     /// directory; its answer means written (`queue.type="Direct"`).
     pub fn relp_sink(dir: &Path, port: u16) -> Rsyslog {

@@ -15,6 +15,38 @@ use wishbone_runtime::{ListenAddress, ModuleContext, ModuleError};
 
 use crate::backoff::Backoff;
 use crate::metric::Counted;
+use crate::output::socket::Socket;
+
+/// How long a client has to complete a TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// A client's connection, in TLS when the input has an acceptor. A failed
+/// handshake gives `None`: counted in `failures`, and logged with its reason
+/// for the first failure and every hundredth after it, so that a flood of
+/// bad clients cannot flood the log.
+pub(crate) async fn handshake(
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stream: TcpStream,
+    module: &str,
+    peer: SocketAddr,
+    failures: &Counted,
+) -> Option<Socket<TcpStream>> {
+    let _ = stream.set_nodelay(true);
+    let Some(acceptor) = acceptor else {
+        return Some(Socket::Plain(stream));
+    };
+    let reason = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => return Some(Socket::Tls(Box::new(stream.into()))),
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => format!("no handshake within {HANDSHAKE:?}"),
+    };
+    failures.add(1);
+    let count = failures.total();
+    if count == 1 || count.is_multiple_of(100) {
+        tracing::warn!(module = %module, %peer, %reason, failures = count, "refused a client: TLS handshake failed");
+    }
+    None
+}
 
 /// The counters the accept loop adds to.
 pub(crate) struct Accepts<'a> {

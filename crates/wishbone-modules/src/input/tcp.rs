@@ -30,9 +30,6 @@ use crate::framer::{LineFramer, Overlong};
 use crate::metric::Counted;
 use crate::tls::{self, TlsArguments};
 
-/// How long a client has to complete a TLS handshake.
-const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
     r#"wishbone.input.tcp: events from TCP clients, one per delimited line.
@@ -186,17 +183,6 @@ impl Counters {
             handshake_failures: Counted::new(module, "handshake_failures"),
         }
     }
-
-    /// A client's TLS handshake failed: counted, and logged with its
-    /// reason for the first failure and every hundredth after it, so that a
-    /// flood of bad clients cannot flood the log.
-    fn handshake_failed(&self, module: &str, peer: SocketAddr, reason: &str) {
-        self.handshake_failures.add(1);
-        let failures = self.handshake_failures.total();
-        if failures == 1 || failures.is_multiple_of(100) {
-            tracing::warn!(module = %module, %peer, %reason, failures, "refused a client: TLS handshake failed");
-        }
-    }
 }
 
 impl Module for TcpInput {
@@ -250,21 +236,13 @@ impl TcpInput {
                     counters: counters.clone(),
                 };
                 let acceptor = self.acceptor.clone();
-                let handshakes = counters.clone();
+                let counters = counters.clone();
                 async move {
-                    let Some(acceptor) = acceptor else {
-                        return client.serve(stream).await;
-                    };
-                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => client.serve(stream).await,
-                        Ok(Err(error)) => {
-                            handshakes.handshake_failed(&client.module, peer, &error.to_string())
-                        }
-                        Err(_) => handshakes.handshake_failed(
-                            &client.module,
-                            peer,
-                            "no handshake within 10 s",
-                        ),
+                    let failures = &counters.handshake_failures;
+                    if let Some(socket) =
+                        listener::handshake(acceptor, stream, &client.module, peer, failures).await
+                    {
+                        client.serve(socket).await;
                     }
                 }
             },

@@ -235,7 +235,8 @@ impl Transport for Server {
                 connector
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(|error| format!("TLS handshake failed: {error}"))?,
+                    .map_err(|error| format!("TLS handshake failed: {error}"))?
+                    .into(),
             )),
         };
         let (reader, writer) = tokio::io::split(socket);

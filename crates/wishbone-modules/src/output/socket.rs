@@ -1,5 +1,6 @@
 //! A socket with or without TLS over it: what an output that speaks a
-//! protocol on top writes through (websocket `ws://` or `wss://`, RELP).
+//! protocol on top writes through (websocket `ws://` or `wss://`, RELP),
+//! and what an input with `tls` serves its clients on.
 //! Under the websocket the socket is counted, so the bytes counted are
 //! those on the wire and positions stay exact under TLS
 //! ([`super::counted`]).
@@ -8,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsStream;
 
 use super::counted::{Counted, Progress};
 

@@ -178,7 +178,8 @@ impl Transport for Server {
                 connector
                     .connect(name.clone(), counted)
                     .await
-                    .map_err(|error| format!("TLS handshake failed: {error}"))?,
+                    .map_err(|error| format!("TLS handshake failed: {error}"))?
+                    .into(),
             )),
         };
         // A server sends a client little (pongs, a close); the library

@@ -34,9 +34,6 @@ use crate::metric::Counted;
 use crate::relp::{self, Frame};
 use crate::tls::{self, TlsArguments};
 
-/// How long a client has to complete a TLS handshake.
-const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.relp: events from RELP clients (such as rsyslog's omrelp), one per syslog frame.
 
@@ -177,18 +174,6 @@ struct Counters {
     handshake_failures: Counted,
 }
 
-impl Counters {
-    /// A client's TLS handshake failed: counted, and logged with its
-    /// reason for the first failure and every hundredth after it.
-    fn handshake_failed(&self, module: &str, peer: SocketAddr, reason: &str) {
-        self.handshake_failures.add(1);
-        let failures = self.handshake_failures.total();
-        if failures == 1 || failures.is_multiple_of(100) {
-            tracing::warn!(module = %module, %peer, %reason, failures, "refused a client: TLS handshake failed");
-        }
-    }
-}
-
 impl Module for RelpInput {
     fn run(
         self: Box<Self>,
@@ -250,20 +235,11 @@ impl RelpInput {
                 let acceptor = self.acceptor.clone();
                 let counters = counters.clone();
                 async move {
-                    let _ = stream.set_nodelay(true);
-                    let Some(acceptor) = acceptor else {
-                        return session.serve(stream).await;
-                    };
-                    match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
-                        Ok(Ok(stream)) => session.serve(stream).await,
-                        Ok(Err(error)) => {
-                            counters.handshake_failed(&session.module, peer, &error.to_string())
-                        }
-                        Err(_) => counters.handshake_failed(
-                            &session.module,
-                            peer,
-                            "no handshake within 10 s",
-                        ),
+                    let failures = &counters.handshake_failures;
+                    if let Some(socket) =
+                        listener::handshake(acceptor, stream, &session.module, peer, failures).await
+                    {
+                        session.serve(socket).await;
                     }
                 }
             },
