@@ -212,3 +212,35 @@ fn rsyslog_sends_relp_over_tls_to_the_relp_input() {
         "every line once, in order"
     );
 }
+
+#[test]
+fn the_relp_output_sends_over_tls_to_rsyslog() {
+    let dir = scratch_dir("relp-tls-out");
+    wishbone_e2e::tls::certificates(&dir, "a", &["server"]);
+    let receiver = Rsyslog::relp_tls_sink(
+        &dir.join("receiver"),
+        &dir.join("a-server.pem"),
+        &dir.join("a-server.key"),
+        &dir.join("a-ca.pem"),
+    );
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.relp, arguments: {{host: localhost, port: {}, reconnect_initial: 0.05, reconnect_max: 0.2, tls: {{ca: \"{}\"}}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        receiver.port,
+        dir.join("a-ca.pem").display()
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    const LINES: usize = 100_000;
+    let data = numbered_lines(LINES);
+    send(wishbone.input_port("input"), &data);
+    wait_until(TWO_MINUTES, "every line at rsyslog", || {
+        receiver.written().len() == data.len()
+    });
+    assert!(wishbone.stop().success());
+    assert_eq!(
+        sha256(&receiver.written()),
+        sha256(&data),
+        "every line once, in order"
+    );
+}

@@ -69,6 +69,25 @@ impl Rsyslog {
         Self::start(dir, port, config)
     }
 
+    /// As [`Rsyslog::relp_sink`], over TLS (librelp with OpenSSL) with
+    /// the certificate `cert` and key `key`, not asking for a client's.
+    pub fn relp_tls_sink(dir: &Path, cert: &Path, key: &Path, ca: &Path) -> Rsyslog {
+        let port = free_port();
+        let config = format!(
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imrelp\" tls.tlslib=\"openssl\")\n\
+             template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+             input(type=\"imrelp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"out\" tls=\"on\" \
+             tls.caCert=\"{ca}\" tls.myCert=\"{cert}\" tls.myPrivKey=\"{key}\")\n\
+             ruleset(name=\"out\" queue.type=\"Direct\") {{\n  \
+             action(type=\"omfile\" file=\"{dir}/out.txt\" template=\"raw\" flushOnTXEnd=\"on\")\n}}\n",
+            dir = dir.display(),
+            ca = ca.display(),
+            cert = cert.display(),
+            key = key.display()
+        );
+        Self::start(dir, port, config)
+    }
+
     fn start(dir: &Path, port: u16, config: String) -> Rsyslog {
         std::fs::create_dir_all(dir).unwrap();
         let installed = Command::new("sh")
