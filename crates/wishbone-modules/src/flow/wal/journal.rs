@@ -196,17 +196,19 @@ impl Journal {
     }
 
     /// Writes the records of `blocks` (which must carry no tokens) and
-    /// returns them as kept: the same events, now pointing into the record
-    /// buffer, so a kept block costs one copy of its payload. Not synced.
-    /// On an error nothing counts as written, and the call may be repeated.
+    /// returns them as kept: the same events, now pointing into their
+    /// record, so a kept block costs one copy of its payload, and holds on
+    /// to no other block's bytes. Not synced. On an error nothing counts
+    /// as written, and the call may be repeated.
     pub fn append(&mut self, blocks: Vec<(u64, Parcel)>) -> io::Result<Vec<(u64, Parcel)>> {
-        let mut out = BytesMut::new();
+        let mut records = Vec::with_capacity(blocks.len());
         let mut layouts = Vec::with_capacity(blocks.len());
         for (id, parcel) in &blocks {
+            let mut out = BytesMut::new();
             layouts.push((*id, record::encode_block(&mut out, *id, parcel)));
+            records.push(out.freeze());
         }
-        let buffer = out.freeze();
-        self.write(&buffer)?;
+        self.write_all(&records)?;
         let segment = self
             .segments
             .back_mut()
@@ -218,7 +220,8 @@ impl Journal {
         self.roll_when_full();
         Ok(layouts
             .into_iter()
-            .map(|(id, layout)| (id, layout.parcel(&buffer)))
+            .zip(&records)
+            .map(|((id, layout), record)| (id, layout.parcel(record)))
             .collect())
     }
 
@@ -229,7 +232,7 @@ impl Journal {
         }
         let mut out = BytesMut::new();
         record::encode_settled(&mut out, ids);
-        self.write(&out)?;
+        self.write(&out.freeze())?;
         for id in ids {
             self.live.remove(id);
         }
@@ -237,25 +240,31 @@ impl Journal {
         Ok(())
     }
 
-    /// Appends `data` to the newest segment at its end; on an error cuts
-    /// whatever part was written, so the segment ends with a whole record.
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Appends `data` to the newest segment at its end.
+    fn write(&mut self, data: &Bytes) -> io::Result<()> {
+        self.write_all(std::slice::from_ref(data))
+    }
+
+    /// Appends `records` to the newest segment at its end, in order; on an
+    /// error cuts whatever part was written, so the segment ends with a
+    /// whole record.
+    fn write_all(&mut self, records: &[Bytes]) -> io::Result<()> {
         let segment = self
             .segments
             .back_mut()
             .expect("a log has a newest segment");
-        match self.file.write_all_at(data, segment.len) {
-            Ok(()) => {
-                segment.len += data.len() as u64;
-                Ok(())
-            }
-            Err(error) => {
+        let mut at = segment.len;
+        for record in records {
+            if let Err(error) = self.file.write_all_at(record, at) {
                 // Past `len` is garbage either way: the next write starts
                 // at `len`, and recovery stops at the first broken record.
                 let _ = self.file.set_len(segment.len);
-                Err(error)
+                return Err(error);
             }
+            at += record.len() as u64;
         }
+        segment.len = at;
+        Ok(())
     }
 
     /// Starts a new segment once the newest reaches its size. When the
