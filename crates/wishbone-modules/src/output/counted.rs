@@ -244,3 +244,14 @@ pub(crate) async fn kernel_count(progress: &Progress, state: &mut OutputState) {
             .await;
     }
 }
+
+/// The end of a connection's pump over a counted socket: what the peer
+/// acknowledged before the end still counts as delivered (after waiting for
+/// the kernel's count to settle when the connection died), and the
+/// kernel's count is the authority once the connection is over.
+pub(crate) async fn finish(progress: &Progress, state: &mut OutputState, lost: bool) {
+    if lost {
+        super::settle(progress).await;
+    }
+    kernel_count(progress, state).await;
+}

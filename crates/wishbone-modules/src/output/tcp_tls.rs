@@ -20,8 +20,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::Parcel;
 
-use super::counted::{Counted, acknowledge, kernel_count};
-use super::settle;
+use super::counted::{Counted, acknowledge, finish, kernel_count};
 use super::shell::{Ended, OutputState, Transport};
 
 /// Events in flight before the inbox is read again.
@@ -134,11 +133,7 @@ impl Transport for TlsPeer {
                 }
             }
         };
-        if matches!(ended, Ended::Lost(_)) {
-            settle(&progress).await;
-        }
-        // The kernel's count is the authority once the connection is over.
-        kernel_count(&progress, state).await;
+        finish(&progress, state, matches!(ended, Ended::Lost(_))).await;
         ended
     }
 }

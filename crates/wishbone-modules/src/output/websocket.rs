@@ -21,8 +21,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
 
-use super::counted::{Counted, Progress, acknowledge, kernel_count};
-use super::settle;
+use super::counted::{Counted, Progress, acknowledge, finish, kernel_count};
 use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
 use super::socket::Socket;
 use crate::config::peer_port;
@@ -267,11 +266,7 @@ impl Transport for Server {
                 }
             }
         };
-        if matches!(ended, Ended::Lost(_)) {
-            settle(&progress).await;
-        }
-        // The kernel's count is the authority once the connection is over.
-        kernel_count(&progress, state).await;
+        finish(&progress, state, matches!(ended, Ended::Lost(_))).await;
         ended
     }
 }
