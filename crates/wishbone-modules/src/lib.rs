@@ -11,7 +11,7 @@ mod config;
 pub mod flow;
 pub mod framer;
 pub mod input;
-mod metric;
+pub mod metric;
 pub mod metrics;
 pub mod output;
 pub mod process;

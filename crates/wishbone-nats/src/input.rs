@@ -20,6 +20,7 @@ use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use wishbone_modules::backoff::Backoff;
+use wishbone_modules::metric::Counted;
 use wishbone_modules::tls::{self, TlsArguments};
 use wishbone_runtime::ack::{self, Outcome};
 use wishbone_runtime::queue::Sender;
@@ -156,10 +157,9 @@ enum Ended {
 
 /// What the module did, for metrics and the log at a stop.
 struct Counters {
-    events: metrics::Counter,
-    acked: metrics::Counter,
-    naked: metrics::Counter,
-    totals: [u64; 3],
+    events: Counted,
+    acked: Counted,
+    naked: Counted,
 }
 
 impl Module for NatsInput {
@@ -177,12 +177,10 @@ impl NatsInput {
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let abort = context.aborting();
-        let metric = |counter: &str| metrics::counter!(format!("module.{name}.{counter}"));
-        let mut counters = Counters {
-            events: metric("events"),
-            acked: metric("acked"),
-            naked: metric("naked"),
-            totals: [0; 3],
+        let counters = Counters {
+            events: Counted::new(&name, "events"),
+            acked: Counted::new(&name, "acked"),
+            naked: Counted::new(&name, "naked"),
         };
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let outcome = loop {
@@ -191,7 +189,7 @@ impl NatsInput {
             }
             let began = std::time::Instant::now();
             match self
-                .session(&name, &outbox, &stop, &abort, &mut counters)
+                .session(&name, &outbox, &stop, &abort, &counters)
                 .await
             {
                 Ended::Stopped => break Ok(()),
@@ -208,8 +206,13 @@ impl NatsInput {
                 }
             }
         };
-        let [events, acked, naked] = counters.totals;
-        tracing::info!(module = %name, events, acked, naked, "input totals");
+        tracing::info!(
+            module = %name,
+            events = counters.events.total(),
+            acked = counters.acked.total(),
+            naked = counters.naked.total(),
+            "input totals"
+        );
         outcome
     }
 
@@ -220,7 +223,7 @@ impl NatsInput {
         outbox: &Sender,
         stop: &CancellationToken,
         abort: &CancellationToken,
-        counters: &mut Counters,
+        counters: &Counters,
     ) -> Ended {
         let config = &self.config;
         let client = match connect(
@@ -284,12 +287,10 @@ impl NatsInput {
                     if let Err(error) = settled {
                         return Ended::Lost(format!("cannot settle a message: {error}"));
                     }
-                    let (metric, total) = match outcome {
-                        Outcome::Acknowledged => (&counters.acked, 1),
-                        Outcome::Failed => (&counters.naked, 2),
-                    };
-                    metric.increment(1);
-                    counters.totals[total] += 1;
+                    match outcome {
+                        Outcome::Acknowledged => counters.acked.add(1),
+                        Outcome::Failed => counters.naked.add(1),
+                    }
                 }
                 _ = stop.cancelled(), if !stopping => stopping = true,
                 message = messages.next(), if !stopping => {
@@ -322,8 +323,7 @@ impl NatsInput {
                             }
                         }
                     }
-                    counters.events.increment(count);
-                    counters.totals[0] += count;
+                    counters.events.add(count);
                 }
             }
         }

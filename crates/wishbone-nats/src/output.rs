@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use async_nats::ServerAddr;
+use async_nats::{ServerAddr, Subject};
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
@@ -119,7 +119,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         settings,
         transport: Publisher {
             servers,
-            subject: config.subject,
+            subject: Subject::from(config.subject),
             max_pending: config.max_pending,
             credentials: config.credentials,
             tls,
@@ -130,7 +130,8 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 /// Where the output publishes.
 struct Publisher {
     servers: Vec<ServerAddr>,
-    subject: String,
+    /// Cloned per publish without copying (it is reference counted).
+    subject: Subject,
     max_pending: usize,
     credentials: Option<std::path::PathBuf>,
     tls: Option<rustls::ClientConfig>,

@@ -200,10 +200,10 @@ impl Journal {
     /// record, so a kept block costs one copy of its payload, and holds on
     /// to no other block's bytes. Not synced. On an error nothing counts
     /// as written, and the call may be repeated.
-    pub fn append(&mut self, blocks: Vec<(u64, Parcel)>) -> io::Result<Vec<(u64, Parcel)>> {
+    pub fn append(&mut self, blocks: &[(u64, Parcel)]) -> io::Result<Vec<(u64, Parcel)>> {
         let mut records = Vec::with_capacity(blocks.len());
         let mut layouts = Vec::with_capacity(blocks.len());
-        for (id, parcel) in &blocks {
+        for (id, parcel) in blocks {
             let mut out = BytesMut::new();
             layouts.push((*id, record::encode_block(&mut out, *id, parcel)));
             records.push(out.freeze());
@@ -374,11 +374,11 @@ mod tests {
             let (mut journal, recovered) = Journal::open(dir.path(), 100).unwrap();
             assert!(recovered.blocks.is_empty());
             let kept = journal
-                .append((0..6).map(|id| (id, block(&["a", "bb"]))).collect())
+                .append(&(0..6).map(|id| (id, block(&["a", "bb"]))).collect::<Vec<_>>())
                 .unwrap();
             assert_eq!(kept[3].1, block(&["a", "bb"]));
             journal.settle(&[0, 2]).unwrap();
-            journal.append(vec![(6, block(&["c"]))]).unwrap();
+            journal.append(&[(6, block(&["c"]))]).unwrap();
             journal.sync().unwrap();
         }
         let (_journal, recovered) = Journal::open(dir.path(), 100).unwrap();
@@ -401,7 +401,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), 64).unwrap();
         for id in 0..10 {
-            journal.append(vec![(id, block(&["0123456789"]))]).unwrap();
+            journal.append(&[(id, block(&["0123456789"]))]).unwrap();
         }
         let files = || std::fs::read_dir(dir.path()).unwrap().count() - 1;
         let before = files();
@@ -421,8 +421,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
-            journal.append(vec![(0, block(&["kept"]))]).unwrap();
-            journal.append(vec![(1, block(&["torn"]))]).unwrap();
+            journal.append(&[(0, block(&["kept"]))]).unwrap();
+            journal.append(&[(1, block(&["torn"]))]).unwrap();
         }
         let path = dir.path().join(segment_name(1));
         let length = std::fs::metadata(&path).unwrap().len();
@@ -431,7 +431,7 @@ mod tests {
         let (mut journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(ids(&recovered), [0]);
         assert!(recovered.cut_bytes > 0);
-        journal.append(vec![(1, block(&["again"]))]).unwrap();
+        journal.append(&[(1, block(&["again"]))]).unwrap();
         drop(journal);
         let (_journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(ids(&recovered), [0, 1]);

@@ -162,16 +162,11 @@ impl Turns {
             let _ = self.outgoing.send(Report::Settled(settle));
         }
         let keeping = !keep.is_empty();
-        let keep_again = if self.sync == SyncMode::Batch {
-            keep.clone()
-        } else {
-            Vec::new()
-        };
         let kept = if keep.is_empty() {
             Vec::new()
         } else {
             self.dirty = true;
-            self.until_done("write", |journal| journal.append(keep.clone()))
+            self.until_done("write", |journal| journal.append(&keep))
         };
         // After a failed fsync the kernel may have dropped the pages it
         // could not write, and a second fsync would succeed without them:
@@ -190,7 +185,7 @@ impl Turns {
             self.until_done("sync", |journal| {
                 if std::mem::take(&mut failed) {
                     journal.start_segment()?;
-                    journal.append(keep_again.clone())?;
+                    journal.append(&keep)?;
                 }
                 journal.sync().inspect_err(|_| failed = true)
             });

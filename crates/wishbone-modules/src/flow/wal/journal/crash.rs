@@ -113,7 +113,7 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
                                 (next_id - 1, random_block(&mut random))
                             })
                             .collect();
-                        let kept = journal.append(blocks.clone()).unwrap();
+                        let kept = journal.append(&blocks).unwrap();
                         assert_eq!(kept, blocks, "kept as given");
                         for (id, parcel) in blocks {
                             // An id may come again once the log forgot it.
