@@ -34,27 +34,8 @@ fn all_arrived(counts: &BTreeMap<usize, usize>, lines: usize) -> usize {
 #[test]
 fn rsyslog_omrelp_into_the_relp_input_delivers_every_line_once_in_order() {
     let dir = scratch_dir("relp-in");
-    let sink = Sink::start(&dir, "sink");
-    let relp_port = free_port();
-    let bootstrap = format!(
-        "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {relp_port}}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
-         routingtable:\n  - input.outbox -> output.inbox\n",
-        sink.port
-    );
-    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
-    wishbone.output.wait_for("listening module=input", MINUTE);
-    let sender = Rsyslog::relp_sender(&dir.join("sender"), relp_port);
     const LINES: usize = 1_000_000;
-    let data = numbered_lines(LINES);
-    send(sender.port, &data);
-    sink.wait_for_lines(LINES, TWO_MINUTES);
-    assert!(wishbone.stop().success());
-    assert_eq!(
-        sha256(&sink.received()),
-        sha256(&data),
-        "every line once, in order"
-    );
+    let wishbone = rsyslog_into_relp_input(&dir, LINES, false);
     assert!(
         wishbone
             .output
@@ -188,29 +169,7 @@ fn a_chain_of_relp_hops_and_a_wal_on_disk_loses_nothing_when_any_process_is_kill
 fn rsyslog_sends_relp_over_tls_to_the_relp_input() {
     let dir = scratch_dir("relp-tls");
     wishbone_e2e::tls::certificates(&dir, "a", &["server"]);
-    let sink = Sink::start(&dir, "sink");
-    let relp_port = free_port();
-    let bootstrap = format!(
-        "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {relp_port}, tls: {{cert: \"{}\", key: \"{}\"}}}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
-         routingtable:\n  - input.outbox -> output.inbox\n",
-        dir.join("a-server.pem").display(),
-        dir.join("a-server.key").display(),
-        sink.port
-    );
-    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
-    wishbone.output.wait_for("listening module=input", MINUTE);
-    let sender = Rsyslog::relp_tls_sender(&dir.join("sender"), relp_port, &dir.join("a-ca.pem"));
-    const LINES: usize = 100_000;
-    let data = numbered_lines(LINES);
-    send(sender.port, &data);
-    sink.wait_for_lines(LINES, TWO_MINUTES);
-    assert!(wishbone.stop().success());
-    assert_eq!(
-        sha256(&sink.received()),
-        sha256(&data),
-        "every line once, in order"
-    );
+    rsyslog_into_relp_input(&dir, 100_000, true);
 }
 
 #[test]
@@ -243,4 +202,44 @@ fn the_relp_output_sends_over_tls_to_rsyslog() {
         sha256(&data),
         "every line once, in order"
     );
+}
+
+/// rsyslog (imtcp → omrelp, over TLS when `tls`) → `wishbone.input.relp` →
+/// tcp output → a sink: `lines` numbered lines arrive once each, in order.
+/// Returns the stopped `wishbone`, for its log.
+fn rsyslog_into_relp_input(dir: &std::path::Path, lines: usize, tls: bool) -> Wishbone {
+    let sink = Sink::start(dir, "sink");
+    let relp_port = free_port();
+    let input_tls = if tls {
+        format!(
+            ", tls: {{cert: \"{}\", key: \"{}\"}}",
+            dir.join("a-server.pem").display(),
+            dir.join("a-server.key").display()
+        )
+    } else {
+        String::new()
+    };
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {relp_port}{input_tls}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        sink.port
+    );
+    let mut wishbone = Wishbone::start(dir, &bootstrap, &[]);
+    wishbone.output.wait_for("listening module=input", MINUTE);
+    let sender = if tls {
+        Rsyslog::relp_tls_sender(&dir.join("sender"), relp_port, &dir.join("a-ca.pem"))
+    } else {
+        Rsyslog::relp_sender(&dir.join("sender"), relp_port)
+    };
+    let data = numbered_lines(lines);
+    send(sender.port, &data);
+    sink.wait_for_lines(lines, TWO_MINUTES);
+    assert!(wishbone.stop().success());
+    assert_eq!(
+        sha256(&sink.received()),
+        sha256(&data),
+        "every line once, in order"
+    );
+    wishbone
 }

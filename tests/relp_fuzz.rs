@@ -11,23 +11,6 @@ use wishbone_e2e::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// A small deterministic generator: the seed is printed, so a failure can
-/// be replayed.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound.max(1)
-    }
-
-    fn bytes(&mut self, count: usize) -> Vec<u8> {
-        (0..count).map(|_| self.below(256) as u8).collect()
-    }
-}
-
 fn frame(txnr: u64, command: &str, data: &[u8]) -> Vec<u8> {
     let mut out = format!("{txnr} {command} {}", data.len()).into_bytes();
     if !data.is_empty() {
@@ -114,13 +97,7 @@ fn random_and_broken_frames_close_their_session_and_nothing_else() {
     wait_until(MINUTE, "the input to listen", || {
         TcpStream::connect(("127.0.0.1", relp_port)).is_ok()
     });
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("seed {seed}");
-    let mut random = Random(seed);
+    let mut random = Random::from_clock();
 
     // A good session, open throughout.
     let mut good = TcpStream::connect(("127.0.0.1", relp_port)).unwrap();

@@ -149,19 +149,7 @@ fn received_events(dir: &std::path::Path) -> Vec<(u64, u64)> {
 fn ten_sigkills_at_random_moments_lose_nothing_the_wal_had_kept() {
     let dir = scratch_dir("wal-disk-kills");
     let metrics = PlaintextMetrics::start();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    eprintln!("seed {seed}");
-    let mut state = seed;
-    let mut random = move |bound: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % bound
-    };
+    let mut random = Random::from_clock();
     let first = [
         Sink::start(&dir, "backend0-start"),
         Sink::start(&dir, "backend1-start"),
@@ -177,14 +165,14 @@ fn ten_sigkills_at_random_moments_lose_nothing_the_wal_had_kept() {
         let outage = run % 3 == 2;
         for (index, backend) in backends.iter_mut().enumerate() {
             match backend.take() {
-                Some(sink) if outage || random(2) == 0 => {
+                Some(sink) if outage || random.below(2) == 0 => {
                     wait_until(MINUTE, "the backend to read what it was sent", || {
                         unread_bytes(ports[index]) == 0
                     });
                     drop(sink);
                 }
                 Some(sink) => *backend = Some(sink),
-                None if !outage && random(2) == 0 => {
+                None if !outage && random.below(2) == 0 => {
                     *backend = Some(Sink::start_on(
                         &dir,
                         &format!("backend{index}-run{run}"),
@@ -204,13 +192,13 @@ fn ten_sigkills_at_random_moments_lose_nothing_the_wal_had_kept() {
         wait_until(MINUTE, "the wal to keep events", || {
             metrics.latest(KEPT).is_some_and(|kept| kept > 0.0)
         });
-        let lifetime = Duration::from_millis(100 + random(900));
-        let bring_up = Duration::from_millis(random(1000));
+        let lifetime = Duration::from_millis(100 + random.below(900));
+        let bring_up = Duration::from_millis(random.below(1000));
         let started = Instant::now();
         while started.elapsed() < lifetime {
             if !outage && started.elapsed() >= bring_up {
                 for (index, backend) in backends.iter_mut().enumerate() {
-                    if backend.is_none() && random(2) == 0 {
+                    if backend.is_none() && random.below(2) == 0 {
                         *backend = Some(Sink::start_on(
                             &dir,
                             &format!("backend{index}-during{run}"),

@@ -23,39 +23,15 @@ impl Proxy {
         bootstrap: &str,
         extra: &[&str],
     ) -> anyhow::Result<Proxy> {
-        let config = dir.join("bench.yaml");
-        std::fs::write(&config, bootstrap)?;
-        let mut child = Command::new(binary)
-            .arg("start")
-            .arg("--config")
-            .arg(&config)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        // Logs are on standard error; the input's port is in one of them.
-        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let port = loop {
-            let line = lines
-                .next()
-                .ok_or_else(|| anyhow::anyhow!("wishbone ended before listening"))??;
-            if let Some(address) = line.split("address=").nth(1) {
-                break address
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .rsplit(':')
-                    .next()
-                    .unwrap_or("")
-                    .parse()?;
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Proxy {
-            child,
-            next: None,
-            input_port: port,
-            program: "wishbone",
+        Self::start_wishbone(binary, dir, bootstrap, extra, |line| {
+            let address = line.split("address=").nth(1)?;
+            address
+                .split_whitespace()
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
         })
     }
 
@@ -66,29 +42,44 @@ impl Proxy {
         dir: &Path,
         bootstrap: &str,
     ) -> anyhow::Result<Proxy> {
+        Self::start_wishbone(binary, dir, bootstrap, &[], |line| {
+            line.contains("starting").then_some(0)
+        })
+    }
+
+    /// Starts `wishbone start` and reads its log (on standard error) until
+    /// `ready` finds the input's port in a line.
+    fn start_wishbone(
+        binary: &Path,
+        dir: &Path,
+        bootstrap: &str,
+        extra: &[&str],
+        ready: impl Fn(&str) -> Option<u16>,
+    ) -> anyhow::Result<Proxy> {
         let config = dir.join("bench.yaml");
         std::fs::write(&config, bootstrap)?;
         let mut child = Command::new(binary)
             .arg("start")
             .arg("--config")
             .arg(&config)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
         let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        loop {
+        let port = loop {
             let line = lines
                 .next()
-                .ok_or_else(|| anyhow::anyhow!("wishbone ended before starting"))??;
-            if line.contains("starting") {
-                break;
+                .ok_or_else(|| anyhow::anyhow!("wishbone ended before it was ready"))??;
+            if let Some(port) = ready(&line) {
+                break port;
             }
-        }
+        };
         std::thread::spawn(move || lines.for_each(drop));
         Ok(Proxy {
             child,
             next: None,
-            input_port: 0,
+            input_port: port,
             program: "wishbone",
         })
     }

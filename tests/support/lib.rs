@@ -520,3 +520,31 @@ pub fn scenario_3_bootstrap(port_1: u16, port_2: u16) -> String {
          - output_2.failed -> funnel.two\n  - funnel.outbox -> output_1.inbox\n"
     )
 }
+
+/// A small generator for randomized tests, seeded from the clock; the seed
+/// is printed so that a failure can be replayed.
+pub struct Random(pub u64);
+
+impl Random {
+    pub fn from_clock() -> Random {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("seed {seed}");
+        Random(seed)
+    }
+
+    /// A number below `bound` (0 when `bound` is 0).
+    pub fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound.max(1)
+    }
+
+    pub fn bytes(&mut self, count: usize) -> Vec<u8> {
+        (0..count).map(|_| self.below(256) as u8).collect()
+    }
+}

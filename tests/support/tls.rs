@@ -24,93 +24,54 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// (`{name}-{subject}.pem`, `.key`) valid for localhost and 127.0.0.1, and
 /// one that expired yesterday (`{name}-{subject}-expired.pem`).
 pub fn certificates(dir: &Path, name: &str, subjects: &[&str]) {
+    const P256: [&str; 5] = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let ca_key = format!("{name}-ca.key");
     let ca = format!("{name}-ca.pem");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &ca_key,
-            "-out",
-            &ca,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name} test CA"),
-        ],
-    );
+    let subject = format!("/CN={name} test CA");
+    let ca_args = [
+        "-keyout", &ca_key, "-out", &ca, "-days", "2", "-subj", &subject,
+    ];
+    openssl(dir, &[&["req", "-x509"][..], &P256, &ca_args].concat());
     let extensions = dir.join("san.ext");
     std::fs::write(&extensions, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
     for subject in subjects {
         let key = format!("{name}-{subject}.key");
         let request = format!("{name}-{subject}.csr");
-        let cert = format!("{name}-{subject}.pem");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &request,
-                "-subj",
-                &format!("/CN={subject}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &request,
-                "-CA",
-                &ca,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-out",
-                &cert,
-                "-days",
-                "2",
-                "-extfile",
-                "san.ext",
-            ],
-        );
-        // The same subject's certificate, expired yesterday.
-        let expired = format!("{name}-{subject}-expired.pem");
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &request,
-                "-CA",
-                &ca,
-                "-CAkey",
-                &ca_key,
-                "-CAcreateserial",
-                "-out",
-                &expired,
-                "-days",
-                "-1",
-                "-extfile",
-                "san.ext",
-            ],
-        );
+        let common_name = format!("/CN={subject}");
+        let request_args = ["-keyout", &key, "-out", &request, "-subj", &common_name];
+        openssl(dir, &[&["req"][..], &P256, &request_args].concat());
+        // Valid for two days, and the same subject's expired yesterday.
+        for (cert, days) in [
+            (format!("{name}-{subject}.pem"), "2"),
+            (format!("{name}-{subject}-expired.pem"), "-1"),
+        ] {
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &request,
+                    "-CA",
+                    &ca,
+                    "-CAkey",
+                    &ca_key,
+                    "-CAcreateserial",
+                    "-out",
+                    &cert,
+                    "-days",
+                    days,
+                    "-extfile",
+                    "san.ext",
+                ],
+            );
+        }
     }
 }
 

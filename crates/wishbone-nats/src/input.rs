@@ -188,10 +188,7 @@ impl NatsInput {
                 break Ok(());
             }
             let began = std::time::Instant::now();
-            match self
-                .session(&name, &outbox, &stop, &abort, &counters)
-                .await
-            {
+            match self.session(&name, &outbox, &stop, &abort, &counters).await {
                 Ended::Stopped => break Ok(()),
                 Ended::Aborted => break Ok(()),
                 Ended::Lost(reason) => {

@@ -14,8 +14,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use async_nats::{ServerAddr, Subject};
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use async_nats::{ServerAddr, Subject};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use serde::Deserialize;

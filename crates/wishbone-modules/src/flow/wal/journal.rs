@@ -374,7 +374,11 @@ mod tests {
             let (mut journal, recovered) = Journal::open(dir.path(), 100).unwrap();
             assert!(recovered.blocks.is_empty());
             let kept = journal
-                .append(&(0..6).map(|id| (id, block(&["a", "bb"]))).collect::<Vec<_>>())
+                .append(
+                    &(0..6)
+                        .map(|id| (id, block(&["a", "bb"])))
+                        .collect::<Vec<_>>(),
+                )
                 .unwrap();
             assert_eq!(kept[3].1, block(&["a", "bb"]));
             journal.settle(&[0, 2]).unwrap();
