@@ -439,13 +439,16 @@ impl Session {
     }
 
     /// The frames in parcels no larger than the outbox holds.
-    fn chunks(&self, txnrs: Vec<u32>, data: Vec<Bytes>) -> Vec<(Vec<u32>, Vec<Bytes>)> {
+    fn chunks(&self, mut txnrs: Vec<u32>, mut data: Vec<Bytes>) -> Vec<(Vec<u32>, Vec<Bytes>)> {
         let size = self.outbox.capacity().max(1);
-        txnrs
-            .chunks(size)
-            .zip(data.chunks(size))
-            .map(|(txnrs, data)| (txnrs.to_vec(), data.to_vec()))
-            .collect()
+        let mut chunks = Vec::new();
+        while txnrs.len() > size {
+            let (rest_txnrs, rest_data) = (txnrs.split_off(size), data.split_off(size));
+            chunks.push((txnrs, data));
+            (txnrs, data) = (rest_txnrs, rest_data);
+        }
+        chunks.push((txnrs, data));
+        chunks
     }
 
     /// Sends the events of one read downstream as one parcel with one
