@@ -62,16 +62,7 @@ fn kill_mid_stream(run: usize, kill_after: usize, empty_window: bool) -> Run {
         unread
     } else {
         two.signal(libc::SIGSTOP);
-        let mut last = u64::MAX;
-        wait_until(
-            MINUTE,
-            "the frozen backend's receive queue to settle",
-            || {
-                let now = unread_bytes(two.port);
-                std::thread::sleep(Duration::from_millis(30));
-                std::mem::replace(&mut last, now) == now
-            },
-        );
+        let last = settled_unread_bytes(two.port);
         two.kill();
         last
     };

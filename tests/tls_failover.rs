@@ -39,16 +39,7 @@ fn a_tls_backend_killed_mid_stream_loses_nothing_outside_the_kernel_window() {
         written(&two_out) >= (LINES as u64 / 10) * NUMBERED_LINE_LENGTH as u64
     });
     two.signal(libc::SIGSTOP);
-    let mut last = u64::MAX;
-    wait_until(
-        MINUTE,
-        "the frozen backend's receive queue to settle",
-        || {
-            let now = unread_bytes(two_port);
-            std::thread::sleep(Duration::from_millis(30));
-            std::mem::replace(&mut last, now) == now
-        },
-    );
+    let last = settled_unread_bytes(two_port);
     two.kill();
     sender.join().unwrap();
     let received = || {

@@ -474,6 +474,22 @@ pub fn unread_bytes(port: u16) -> u64 {
         .sum()
 }
 
+/// [`unread_bytes`] of a frozen (SIGSTOPped) program once its receive
+/// queue stops growing: what a SIGKILL of it would destroy.
+pub fn settled_unread_bytes(port: u16) -> u64 {
+    let mut last = u64::MAX;
+    wait_until(
+        Duration::from_secs(60),
+        "the frozen program's receive queue to settle",
+        || {
+            let now = unread_bytes(port);
+            std::thread::sleep(Duration::from_millis(30));
+            std::mem::replace(&mut last, now) == now
+        },
+    );
+    last
+}
+
 /// Bytes on their way to local `port` still held by the kernel: in the
 /// senders' send queues and the receiving program's receive queue.
 pub fn in_transit(port: u16) -> u64 {
