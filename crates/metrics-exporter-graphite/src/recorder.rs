@@ -107,6 +107,22 @@ impl GraphiteHandle {
         snapshot
     }
 
+    /// Every counter's and gauge's value now, by name, sorted; labels are
+    /// left out and histograms left alone (a reader that is not a report
+    /// must not drain them).
+    pub fn values(&self) -> Vec<(String, f64)> {
+        let registry = &self.shared.registry;
+        let mut values = Vec::new();
+        registry.visit_counters(|key, counter| {
+            values.push((key.name().to_string(), counter.load(Relaxed) as f64))
+        });
+        registry.visit_gauges(|key, gauge| {
+            values.push((key.name().to_string(), f64::from_bits(gauge.load(Relaxed))))
+        });
+        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values
+    }
+
     /// The lines for a snapshot taken now, under the builder's prefix.
     pub fn render(&self, timestamp: u64) -> Vec<String> {
         self.snapshot().lines(&self.shared.prefix, timestamp)

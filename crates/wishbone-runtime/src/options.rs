@@ -42,4 +42,8 @@ pub trait RecordedMetrics: std::fmt::Debug + Send + Sync {
     /// Every value recorded so far, one `<prefix>.<path> <value> <now>`
     /// line each: the plaintext form metrics stores read.
     fn lines(&self, prefix: &str, now: u64) -> Vec<String>;
+
+    /// The value of every counter and gauge now, by path (`module.<name>.<counter>`),
+    /// without the prefix; histograms are left for the reports to summarise.
+    fn values(&self) -> Vec<(String, f64)>;
 }

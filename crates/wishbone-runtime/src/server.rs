@@ -37,6 +37,7 @@ pub struct Server {
     bootstrap: Bootstrap,
     modules: ModuleSet,
     options: RuntimeOptions,
+    table: QueueTable,
 }
 
 impl Server {
@@ -46,7 +47,14 @@ impl Server {
             bootstrap,
             modules,
             options,
+            table: QueueTable::default(),
         }
+    }
+
+    /// The table every queue of this server is listed in once it runs: what
+    /// an observer such as the `--graph` page reads, from any thread.
+    pub fn queues(&self) -> QueueTable {
+        self.table.clone()
     }
 
     /// Runs in a new actix system until SIGINT or SIGTERM (a second signal
@@ -61,7 +69,7 @@ impl Server {
         self,
         stop_requests: impl Stream<Item = ()>,
     ) -> Result<QueueTable, ServerError> {
-        let table = QueueTable::default();
+        let table = self.table.clone();
         let stop = CancellationToken::new();
         let abort = CancellationToken::new();
         let mut contexts = self.wire(&table, &stop, &abort);

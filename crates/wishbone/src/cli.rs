@@ -1,5 +1,6 @@
 //! The command line, with help that teaches.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -83,6 +84,11 @@ pub struct RunOptions {
     /// First segment of metric paths sent with --graphite; the host name follows.
     #[arg(long, default_value = "wishbone")]
     pub graphite_prefix: String,
+    /// Serve a live page of the running pipeline at IP:PORT (127.0.0.1:8088
+    /// when no address is given): modules, routes, queue sizes and rates,
+    /// output counters; `/api/pipeline` has the same as JSON.
+    #[arg(long, value_name = "IP:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8088", value_parser = graph_address)]
+    pub graph: Option<SocketAddr>,
     /// Log filter: error, warn, info, debug, trace (or a RUST_LOG-style filter).
     #[arg(long, default_value = "info")]
     pub log_level: String,
@@ -124,9 +130,25 @@ fn host_and_port(text: &str) -> Result<String, String> {
     }
 }
 
+/// `IP:PORT` to serve the graph page on; a host name would have to be
+/// resolved to one address, and the page should bind exactly what was given.
+fn graph_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not IP:PORT (such as 127.0.0.1:8088 or [::1]:8088)"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::host_and_port;
+    use super::{graph_address, host_and_port};
+
+    #[test]
+    fn graph_addresses_are_an_ip_and_a_port() {
+        assert_eq!(graph_address("127.0.0.1:0").unwrap().port(), 0);
+        assert!(graph_address("[::1]:8088").is_ok());
+        for bad in ["localhost:8088", "8088", "127.0.0.1", "127.0.0.1:99999", ""] {
+            assert!(graph_address(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn graphite_addresses_are_host_and_port() {

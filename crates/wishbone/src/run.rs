@@ -1,5 +1,6 @@
 //! `debug` and `start`: run a server.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use metrics_exporter_graphite::{GraphiteBuilder, sanitize};
+use wishbone_bootstrap::{Bootstrap, QueueRef};
 use wishbone_modules::metrics::graphite::RecordedByGraphite;
 use wishbone_runtime::{InheritedListeners, ModuleSet, RecordedMetrics, RuntimeOptions, Server};
 
@@ -32,6 +34,13 @@ pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
     {
         tracing::error!(file = %path.display(), pid, "a server of this pid file is running; stop it first");
         return ExitCode::from(EXIT_FAILED);
+    }
+    if options.instances > 1 && options.run.graph.is_some() {
+        eprintln!(
+            "error: --graph draws one server, and each of --instances is its own: \
+             leave out --graph or run one instance"
+        );
+        return ExitCode::from(EXIT_INVALID);
     }
     if options.instances > 1 {
         return match catalog::load(&options.run.config, modules) {
@@ -86,7 +95,23 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
     // SAFETY: setting a signal's disposition to "ignore" touches no Rust state.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     tracing::info!(config = %options.config.display(), modules = bootstrap.modules.len(), pid = std::process::id(), "starting");
-    match Server::new(bootstrap, modules.clone(), runtime_options).run() {
+    let metrics = runtime_options.metrics.clone();
+    let host = runtime_options.hostname.clone();
+    let topology = topology(&bootstrap);
+    let server = Server::new(bootstrap, modules.clone(), runtime_options);
+    if let Some(address) = options.graph {
+        let source = wishbone_graph::Source {
+            topology,
+            host,
+            queues: server.queues(),
+            metrics,
+        };
+        if let Err(error) = serve_graph(address, source) {
+            tracing::error!(%address, %error, "cannot serve the graph page");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    match server.run() {
         Ok(_) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -96,6 +121,32 @@ fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// The modules and routes the graph page draws.
+fn topology(bootstrap: &Bootstrap) -> wishbone_graph::Topology {
+    let end = |queue: &QueueRef| (queue.module.clone(), queue.queue.clone());
+    wishbone_graph::Topology {
+        modules: bootstrap
+            .modules
+            .iter()
+            .map(|decl| (decl.name.clone(), decl.kind.to_string()))
+            .collect(),
+        routes: bootstrap
+            .routes
+            .iter()
+            .map(|route| (end(&route.from), end(&route.to)))
+            .collect(),
+    }
+}
+
+/// Binds the graph page's address now, so that one in use stops the start.
+fn serve_graph(address: SocketAddr, source: wishbone_graph::Source) -> std::io::Result<()> {
+    let listener = std::net::TcpListener::bind(address)?;
+    let bound = listener.local_addr()?;
+    wishbone_graph::spawn(listener, source)?;
+    tracing::info!(address = %bound, url = %format_args!("http://{bound}/"), "graph page");
+    Ok(())
 }
 
 /// Installs the recorder every module's counters go to; with --graphite it

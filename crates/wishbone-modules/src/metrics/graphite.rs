@@ -90,6 +90,10 @@ impl RecordedMetrics for RecordedByGraphite {
     fn lines(&self, prefix: &str, now: u64) -> Vec<String> {
         self.0.snapshot().lines(prefix, now)
     }
+
+    fn values(&self) -> Vec<(String, f64)> {
+        self.0.values()
+    }
 }
 
 /// The module.

@@ -1,0 +1,135 @@
+// Draws the pipeline of /api/pipeline as plain SVG and redraws it on each
+// server-sent event of /api/stream. No library: boxes, lines and text.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const COLUMN = 360, WIDTH = 290, HEAD = 40, LINE = 18, GAP = 28, PAD = 24;
+
+function element(tag, attributes, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function count(value) {
+  const abs = Math.abs(value);
+  if (abs >= 1e9) return (value / 1e9).toFixed(1) + "G";
+  if (abs >= 1e6) return (value / 1e6).toFixed(1) + "M";
+  if (abs >= 1e4) return (value / 1e3).toFixed(1) + "k";
+  return Math.round(value).toLocaleString("en");
+}
+
+// The queues worth a line: routed ones, and unrouted ones that saw events.
+function shownQueues(module) {
+  const order = { in: 0, out: 1, unrouted: 2 };
+  return module.queues
+    .filter((q) => q.direction !== "unrouted" || q.in_total > 0 || q.dropped_total > 0)
+    .sort((a, b) => order[a.direction] - order[b.direction]);
+}
+
+// The module's own counters as lines of text; an output's connection first.
+function counterLines(module) {
+  const c = module.counters, lines = [];
+  if ("connected" in c) {
+    lines.push({ up: c.connected > 0, text: c.connected > 0 ? "connected" : "not connected" });
+    const parts = [["delivered", "delivered"], ["resent", "resent"], ["failed_over", "failed over"]]
+      .filter(([key]) => key in c).map(([key, label]) => `${label} ${count(c[key])}`);
+    if (parts.length) lines.push({ text: parts.join(" · ") });
+  } else {
+    const parts = Object.entries(c).map(([key, value]) => `${key.replace(/_/g, " ")} ${count(value)}`);
+    for (let i = 0; i < parts.length; i += 3) lines.push({ text: parts.slice(i, i + 3).join(" · ") });
+  }
+  return lines;
+}
+
+function role(module) {
+  if (module.kind.includes(".input.")) return "input";
+  if (module.kind.includes(".output.")) return "output";
+  return "flow";
+}
+
+function draw(pipeline) {
+  const svg = document.getElementById("graph");
+  const boxes = new Map(), anchors = new Map(), heights = [];
+  const byColumn = [...pipeline.modules].sort((a, b) => a.column - b.column || a.row - b.row);
+  for (const module of byColumn) {
+    const queues = shownQueues(module), counters = counterLines(module);
+    const height = HEAD + LINE * (queues.length + counters.length) + 10;
+    const x = PAD + module.column * COLUMN, y = heights[module.column] || PAD;
+    heights[module.column] = y + height + GAP;
+    boxes.set(module.name, { module, queues, counters, x, y, height });
+    queues.forEach((queue, i) => {
+      const at = y + HEAD + LINE * i + LINE / 2;
+      anchors.set(`${module.name}.${queue.name}`, { x: queue.direction === "in" ? x : x + WIDTH, y: at, queue });
+    });
+  }
+  const routes = element("g", { class: "routes" }), modules = element("g", { class: "modules" });
+  for (const route of pipeline.routes) {
+    const from = anchors.get(route.from), to = anchors.get(route.to);
+    if (!from || !to) continue;
+    const bend = Math.max(50, Math.abs(to.x - from.x) / 2);
+    const waiting = to.queue.size > 0 ? " waiting" : "";
+    routes.append(element("path", {
+      class: "route" + waiting, "data-route": `${route.from} -> ${route.to}`,
+      d: `M${from.x},${from.y} C${from.x + bend},${from.y} ${to.x - bend},${to.y} ${to.x},${to.y}`,
+    }));
+    routes.append(element("text", {
+      class: "route-rate", "data-route": `${route.from} -> ${route.to}`,
+      x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4,
+    }, `${count(from.queue.in_rate)}/s`));
+  }
+  for (const { module, queues, counters, x, y, height } of boxes.values()) {
+    const group = element("g", { class: `module ${role(module)}`, "data-module": module.name });
+    group.append(element("rect", { class: "box", x, y, width: WIDTH, height }));
+    group.append(element("text", { class: "name", x: x + 10, y: y + 17 }, module.name));
+    group.append(element("text", { class: "kind", x: x + 10, y: y + 32 }, module.kind));
+    queues.forEach((queue, i) => {
+      const top = y + HEAD + LINE * i, id = `${module.name}.${queue.name}`;
+      const row = element("g", { class: "queue" + (queue.dropped_total > 0 ? " dropped" : ""), "data-queue": id });
+      if (queue.dropped_total > 0) row.append(element("rect", { class: "dropped-mark", x: x + 1, y: top, width: WIDTH - 2, height: LINE }));
+      const arrow = queue.direction === "in" ? "▸ " : queue.direction === "out" ? "◂ " : "× ";
+      row.append(element("text", { x: x + 10, y: top + 13 }, arrow + queue.name));
+      const figures = element("text", { class: "figures", x: x + WIDTH - 10, y: top + 13 });
+      figures.append(element("tspan", { "data-stat": "size" }, `${count(queue.size)} waiting · `));
+      figures.append(element("tspan", { "data-stat": "in_rate" }, `in ${count(queue.in_rate)}/s`));
+      figures.append(element("tspan", {}, " · "));
+      figures.append(element("tspan", { "data-stat": "out_rate" }, `out ${count(queue.out_rate)}/s`));
+      if (queue.dropped_total > 0) figures.append(element("tspan", { "data-stat": "dropped_total" }, ` · dropped ${count(queue.dropped_total)}`));
+      row.append(figures);
+      group.append(row);
+    });
+    counters.forEach((line, i) => {
+      const top = y + HEAD + LINE * (queues.length + i);
+      let left = x + 10;
+      if (line.up !== undefined) {
+        group.append(element("circle", { class: line.up ? "up" : "down", cx: left + 4, cy: top + 9, r: 4 }));
+        left += 14;
+      }
+      group.append(element("text", { class: "counters", x: left, y: top + 13 }, line.text));
+    });
+    modules.append(group);
+  }
+  const columns = Math.max(1, heights.length);
+  const width = PAD + columns * COLUMN, height = Math.max(...heights.filter(Boolean), 200);
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  svg.replaceChildren(routes, modules);
+  document.getElementById("host").textContent = pipeline.host;
+  document.getElementById("updated").textContent =
+    "updated " + new Date(pipeline.timestamp_ms).toLocaleTimeString("en-GB");
+  document.body.dataset.timestamp = pipeline.timestamp_ms;
+}
+
+function status(text, live) {
+  const node = document.getElementById("status");
+  node.textContent = text;
+  node.className = live ? "live" : "waiting";
+}
+
+fetch("api/pipeline").then((response) => response.json()).then(draw).catch(() => {});
+const updates = new EventSource("api/stream");
+updates.onopen = () => status("live", true);
+updates.onerror = () => status("reconnecting", false);
+updates.onmessage = (message) => draw(JSON.parse(message.data));

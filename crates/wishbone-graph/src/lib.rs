@@ -1,0 +1,98 @@
+//! The live page of a running server, `wishbone debug|start --graph [ADDR]`.
+//!
+//! Once a second a [`Sampler`] reads every queue's counters from the
+//! server's [`QueueTable`] and every module's counters from the metrics
+//! recorder, and turns them into a [`Pipeline`]: the modules with their
+//! places on the page, their queues with sizes and rates, and the routes.
+//! The page (`page/`: HTML, one stylesheet and a script drawing plain SVG,
+//! all compiled into the binary) follows it over server-sent events;
+//! `/api/pipeline` returns the latest one as JSON.
+//!
+//! The page runs on a thread of its own with its own small runtime, so a
+//! slow browser never touches the event flow: all it shares with the
+//! modules are the counters they already keep.
+
+mod http;
+mod layout;
+mod pipeline;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{Semaphore, watch};
+use wishbone_runtime::{QueueTable, RecordedMetrics};
+
+pub use http::MAX_VIEWERS;
+pub use layout::{Position, layout};
+pub use pipeline::{
+    Direction, ModuleFigures, Pipeline, QueueFigures, RouteFigures, Sampler, Topology,
+};
+
+/// How often the figures are read and sent to the pages.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the page shows, and where it reads the figures.
+pub struct Source {
+    pub topology: Topology,
+    pub host: String,
+    pub queues: QueueTable,
+    pub metrics: Option<Arc<dyn RecordedMetrics>>,
+}
+
+/// Serves the page on `listener` from a thread of its own, for the life of
+/// the process. The listener is bound by the caller, so that an address in
+/// use is reported before the server starts.
+pub fn spawn(listener: std::net::TcpListener, source: Source) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("graph".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                if let Err(error) = serve(listener, source).await {
+                    tracing::error!(%error, "the graph page stopped");
+                }
+            })
+        })?;
+    Ok(())
+}
+
+async fn serve(listener: std::net::TcpListener, source: Source) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let Source {
+        topology,
+        host,
+        queues,
+        metrics,
+    } = source;
+    let mut sampler = Sampler::new(topology, host);
+    let sample = move |sampler: &mut Sampler| -> Arc<str> {
+        let values = metrics.as_ref().map(|m| m.values()).unwrap_or_default();
+        let pipeline = sampler.sample(
+            &queues.entries(),
+            &values,
+            Instant::now(),
+            SystemTime::now(),
+        );
+        serde_json::to_string(&pipeline)
+            .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
+            .into()
+    };
+    let (publish, latest) = watch::channel(sample(&mut sampler));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            publish.send_replace(sample(&mut sampler));
+        }
+    });
+    let shared = http::Shared {
+        latest,
+        viewers: Arc::new(Semaphore::new(MAX_VIEWERS)),
+    };
+    axum::serve(listener, http::router(shared)).await
+}
