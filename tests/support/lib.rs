@@ -19,7 +19,10 @@ mod rsyslog;
 pub use rsyslog::Rsyslog;
 pub mod nats;
 pub use nats::Nats;
+pub mod chromium;
 pub mod tls;
+pub use chromium::Chromium;
+pub mod http;
 
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {

@@ -38,7 +38,7 @@ function counterLines(module) {
     if (parts.length) lines.push({ text: parts.join(" · ") });
   } else {
     const parts = Object.entries(c).map(([key, value]) => `${key.replace(/_/g, " ")} ${count(value)}`);
-    for (let i = 0; i < parts.length; i += 3) lines.push({ text: parts.slice(i, i + 3).join(" · ") });
+    for (let i = 0; i < parts.length; i += 2) lines.push({ text: parts.slice(i, i + 2).join(" · ") });
   }
   return lines;
 }
@@ -88,7 +88,7 @@ function draw(pipeline) {
       const top = y + HEAD + LINE * i, id = `${module.name}.${queue.name}`;
       const row = element("g", { class: "queue" + (queue.dropped_total > 0 ? " dropped" : ""), "data-queue": id });
       if (queue.dropped_total > 0) row.append(element("rect", { class: "dropped-mark", x: x + 1, y: top, width: WIDTH - 2, height: LINE }));
-      const arrow = queue.direction === "in" ? "▸ " : queue.direction === "out" ? "◂ " : "× ";
+      const arrow = queue.direction === "unrouted" ? "× " : "→ ";
       row.append(element("text", { x: x + 10, y: top + 13 }, arrow + queue.name));
       const figures = element("text", { class: "figures", x: x + WIDTH - 10, y: top + 13 });
       figures.append(element("tspan", { "data-stat": "size" }, `${count(queue.size)} waiting · `));

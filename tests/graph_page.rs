@@ -1,0 +1,256 @@
+//! `--graph`: the live page in real headless Chromium during scenario II
+//! with traffic, the seed's round-robin demo, and `/api/pipeline`.
+//!
+//! With `WISHBONE_SCREENSHOTS=DIR` the tests also save what the page
+//! showed, as docs/pictures holds it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use wishbone_e2e::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// The port of the graph page from the log line of a `wishbone` started with `--graph 127.0.0.1:0`.
+fn graph_port(wishbone: &Wishbone) -> u16 {
+    let line = wishbone.output.wait_for("graph page", MINUTE);
+    let address = field(&line, "address").expect("address in the graph page line");
+    address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+fn screenshot(chromium: &mut Chromium, name: &str) {
+    if let Ok(dir) = std::env::var("WISHBONE_SCREENSHOTS") {
+        chromium.screenshot(&std::path::Path::new(&dir).join(name));
+    }
+}
+
+/// Waits until the page has drawn `modules` modules and `routes` routes
+/// (the queues are listed once the server has wired them).
+fn wait_for_drawing(chromium: &mut Chromium, modules: usize, routes: usize) {
+    wait_until(MINUTE, "the page to draw the pipeline", || {
+        chromium.evaluate("document.querySelectorAll('g.module').length") == modules
+            && chromium.evaluate("document.querySelectorAll('path.route').length") == routes
+    });
+}
+
+fn drawn(chromium: &mut Chromium, selector: &str) -> bool {
+    chromium.evaluate(&format!("document.querySelector({selector:?}) !== null")) == true
+}
+
+/// Sends numbered lines at about 100,000 a second until told to stop.
+fn steady_traffic(port: u16, running: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let chunk = numbered_lines(5_000);
+        let mut sent = 0;
+        while running.load(Relaxed) {
+            stream.write_all(&chunk).unwrap();
+            sent += 5_000;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sent
+    })
+}
+
+#[test]
+fn the_page_draws_scenario_two_and_follows_its_traffic() {
+    let dir = scratch_dir("graph-scenario-2");
+    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &scenario_2_bootstrap(one.port, two.port, ""),
+        &["--graph", "127.0.0.1:0"],
+    );
+    let port = graph_port(&wishbone);
+    let input = wishbone.input_port("input");
+    wishbone
+        .output
+        .wait_for("connected module=output_2", MINUTE);
+    wishbone
+        .output
+        .wait_for("connected module=output_1", MINUTE);
+
+    let mut chromium = Chromium::open(&dir, &format!("http://127.0.0.1:{port}/"));
+    wait_for_drawing(&mut chromium, 4, 3);
+    for module in ["input", "roundrobin", "output_1", "output_2"] {
+        assert!(
+            drawn(&mut chromium, &format!("g.module[data-module='{module}']")),
+            "{module} drawn"
+        );
+    }
+    for route in [
+        "input.outbox -> roundrobin.inbox",
+        "roundrobin.one -> output_1.inbox",
+        "roundrobin.two -> output_2.inbox",
+    ] {
+        assert!(
+            drawn(&mut chromium, &format!("path.route[data-route='{route}']")),
+            "{route} drawn"
+        );
+    }
+    wait_until(MINUTE, "both outputs shown connected", || {
+        chromium.evaluate("document.querySelectorAll('g.module.output circle.up').length") == 2
+    });
+    let rate =
+        "document.querySelector(\"[data-queue='input.outbox'] [data-stat='in_rate']\").textContent";
+    let idle = chromium.evaluate(rate);
+    assert_eq!(idle, "in 0/s", "no traffic yet");
+    chromium.evaluate("window.loadedOnce = true");
+    let first_look = chromium.evaluate("document.body.dataset.timestamp");
+
+    let running = Arc::new(AtomicBool::new(true));
+    let traffic = steady_traffic(input, running.clone());
+    let mut busy = idle.clone();
+    wait_until(MINUTE, "the page to show the input's rate change", || {
+        busy = chromium.evaluate(rate);
+        busy != idle
+    });
+    let busy_rate: f64 = busy
+        .as_str()
+        .unwrap()
+        .trim_start_matches("in ")
+        .trim_end_matches("/s")
+        .trim_end_matches('k')
+        .parse()
+        .unwrap();
+    assert!(busy_rate > 0.0, "a rate above 0: {busy}");
+    assert_eq!(
+        chromium.evaluate("window.loadedOnce"),
+        true,
+        "the page was not reloaded"
+    );
+    assert_ne!(
+        chromium.evaluate("document.body.dataset.timestamp"),
+        first_look
+    );
+    wait_until(MINUTE, "the delivered counts on the page", || {
+        chromium.evaluate("document.querySelector(\"g.module[data-module='output_1'] text.counters:last-of-type\").textContent.startsWith('delivered 0')") == false
+    });
+    screenshot(&mut chromium, "graph-scenario-2.png");
+    let resources = chromium.evaluate("performance.getEntriesByType('resource').map(e => e.name)");
+    for resource in resources.as_array().unwrap() {
+        assert!(
+            resource
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("http://127.0.0.1:{port}/")),
+            "the page loads only from wishbone: {resource}"
+        );
+    }
+
+    running.store(false, Relaxed);
+    let sent = traffic.join().unwrap();
+    wait_until(MINUTE, "every line at the backends", || {
+        one.line_count() + two.line_count() == sent
+    });
+    drop(chromium);
+    assert!(wishbone.stop().success());
+}
+
+#[test]
+fn the_page_draws_the_round_robin_demo() {
+    let dir = scratch_dir("graph-demo");
+    let sinks: Vec<Sink> = (0..3)
+        .map(|i| Sink::start_websocket(&dir, &format!("ws{i}"), free_port()))
+        .collect();
+    let mut bootstrap = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bootstrap/roundrobin_wal.yaml"),
+    )
+    .unwrap();
+    for (i, sink) in sinks.iter().enumerate() {
+        bootstrap = bootstrap.replace(
+            &format!("localhost:808{i}"),
+            &format!("127.0.0.1:{}", sink.port),
+        );
+    }
+    bootstrap = bootstrap.replace("interval: 1000", "interval: 50");
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &["--graph", "127.0.0.1:0"]);
+    let port = graph_port(&wishbone);
+    for sink in &sinks {
+        sink.wait_for_lines(3, MINUTE);
+    }
+    let mut chromium = Chromium::open(&dir, &format!("http://127.0.0.1:{port}/"));
+    wait_for_drawing(&mut chromium, 7, 6);
+    wait_until(MINUTE, "the three outputs shown connected", || {
+        chromium.evaluate("document.querySelectorAll('g.module.output circle.up').length") == 3
+    });
+    screenshot(&mut chromium, "graph-roundrobin-demo.png");
+    drop(chromium);
+    assert!(wishbone.stop().success());
+}
+
+#[test]
+fn the_api_describes_the_pipeline_and_is_read_only() {
+    let dir = scratch_dir("graph-api");
+    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &scenario_2_bootstrap(one.port, two.port, ""),
+        &["--graph", "127.0.0.1:0"],
+    );
+    let port = graph_port(&wishbone);
+    send(wishbone.input_port("input"), &numbered_lines(1_000));
+    one.wait_for_lines(500, MINUTE);
+    let mut pipeline = serde_json::Value::Null;
+    wait_until(MINUTE, "the api to count the 1,000 lines", || {
+        pipeline = http::get(port, "/api/pipeline").json();
+        pipeline["modules"][0]["queues"]
+            .as_array()
+            .is_some_and(|queues| {
+                queues
+                    .iter()
+                    .any(|q| q["name"] == "outbox" && q["in_total"] == 1000)
+            })
+    });
+    let names: Vec<_> = pipeline["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["input", "roundrobin", "output_1", "output_2"]);
+    assert_eq!(pipeline["modules"][2]["kind"], "wishbone.output.tcp");
+    assert_eq!(pipeline["modules"][2]["column"], 2);
+    assert_eq!(pipeline["routes"][1]["from"], "roundrobin.one");
+    assert!(pipeline["timestamp_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    wait_until(MINUTE, "output_1's delivered count", || {
+        http::get(port, "/api/pipeline").json()["modules"][2]["counters"]["delivered"] == 500.0
+    });
+
+    let page = http::get(port, "/");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .starts_with("default-src 'self'")
+    );
+    let post = http::request(port, "POST", "/api/pipeline", Some("x=1")).unwrap();
+    assert_eq!(post.status, 405, "read-only");
+    assert_eq!(http::get(port, "/nothing").status, 404);
+    assert!(wishbone.stop().success());
+}
+
+#[test]
+fn a_bad_graph_address_is_a_usage_error_and_one_in_use_a_runtime_failure() {
+    let dir = scratch_dir("graph-address");
+    let bootstrap = proxy_bootstrap(free_port());
+    let mut bad = Wishbone::start(&dir, &bootstrap, &["--graph", "localhost"]);
+    assert_eq!(bad.wait(MINUTE).code(), Some(2));
+    assert!(
+        bad.output.text().contains("is not IP:PORT"),
+        "{}",
+        bad.output.text()
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let mut in_use = Wishbone::start(&dir, &bootstrap, &["--graph", &address]);
+    assert_eq!(in_use.wait(MINUTE).code(), Some(1));
+    assert!(
+        in_use.output.text().contains("cannot serve the graph page"),
+        "{}",
+        in_use.output.text()
+    );
+}
