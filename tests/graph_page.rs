@@ -38,22 +38,6 @@ fn drawn(chromium: &mut Chromium, selector: &str) -> bool {
     chromium.evaluate(&format!("document.querySelector({selector:?}) !== null")) == true
 }
 
-/// Sends numbered lines at about 100,000 a second until told to stop.
-fn steady_traffic(port: u16, running: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        let chunk = numbered_lines(5_000);
-        let mut sent = 0;
-        while running.load(Relaxed) {
-            stream.write_all(&chunk).unwrap();
-            sent += 5_000;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sent
-    })
-}
-
 #[test]
 fn the_page_draws_scenario_two_and_follows_its_traffic() {
     let dir = scratch_dir("graph-scenario-2");

@@ -70,6 +70,11 @@ impl Carbon {
         }
     }
 
+    /// The directory of carbon's whisper files, which graphite-web reads.
+    pub fn whisper_dir(&self) -> PathBuf {
+        self.storage.join("whisper")
+    }
+
     /// The latest value carbon stored for a dotted metric path, if any.
     pub fn latest(&self, path: &str) -> Option<f64> {
         let file = self

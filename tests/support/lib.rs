@@ -22,7 +22,9 @@ pub use nats::Nats;
 pub mod chromium;
 pub mod tls;
 pub use chromium::Chromium;
+mod graphite_web;
 pub mod http;
+pub use graphite_web::GraphiteWeb;
 
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {
@@ -566,4 +568,23 @@ impl Random {
     pub fn bytes(&mut self, count: usize) -> Vec<u8> {
         (0..count).map(|_| self.below(256) as u8).collect()
     }
+}
+
+/// Sends numbered lines at about 100,000 a second until told to stop.
+pub fn steady_traffic(
+    port: u16,
+    running: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let chunk = numbered_lines(5_000);
+        let mut sent = 0;
+        while running.load(std::sync::atomic::Ordering::Relaxed) {
+            stream.write_all(&chunk).unwrap();
+            sent += 5_000;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sent
+    })
 }
