@@ -238,3 +238,39 @@ fn a_bad_graph_address_is_a_usage_error_and_one_in_use_a_runtime_failure() {
         in_use.output.text()
     );
 }
+
+#[test]
+fn thirty_modules_are_drawn_without_overlapping() {
+    let dir = scratch_dir("graph-thirty");
+    let mut bootstrap = String::from(
+        "modules:\n  input: {module: wishbone.input.tcp, arguments: {address: 127.0.0.1, port: 0}}\n  \
+         roundrobin: {module: wishbone.flow.roundrobin}\n",
+    );
+    let mut routes = String::from("routingtable:\n  - input.outbox -> roundrobin.inbox\n");
+    for output in 1..=28 {
+        bootstrap += &format!(
+            "  output_{output}: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n",
+            free_port()
+        );
+        routes += &format!("  - roundrobin.o{output} -> output_{output}.inbox\n");
+    }
+    let mut wishbone = Wishbone::start(&dir, &(bootstrap + &routes), &["--graph", "127.0.0.1:0"]);
+    let port = graph_port(&wishbone);
+    let mut chromium = Chromium::open(&dir, &format!("http://127.0.0.1:{port}/"));
+    wait_for_drawing(&mut chromium, 30, 29);
+    let overlaps = chromium.evaluate(
+        "(() => { const boxes = [...document.querySelectorAll('g.module rect.box')].map(r => r.getBBox());
+           let overlaps = 0;
+           boxes.forEach((a, i) => boxes.slice(i + 1).forEach(b => {
+             if (a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height) overlaps++;
+           }));
+           return overlaps; })()",
+    );
+    assert_eq!(overlaps, 0, "no module box overlaps another");
+    let names = chromium.evaluate(
+        "[...document.querySelectorAll('g.module text.name')].filter(t => t.getComputedTextLength() > 0).length",
+    );
+    assert_eq!(names, 30, "every name is written");
+    drop(chromium);
+    assert!(wishbone.stop().success());
+}
