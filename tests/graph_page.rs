@@ -34,6 +34,18 @@ fn wait_for_drawing(chromium: &mut Chromium, modules: usize, routes: usize) {
     });
 }
 
+/// Scenario II with `--graph` on a free port, and that port.
+fn scenario_two_with_graph(dir: &std::path::Path) -> (Sink, Sink, Wishbone, u16) {
+    let (one, two) = (Sink::start(dir, "one"), Sink::start(dir, "two"));
+    let wishbone = Wishbone::start(
+        dir,
+        &scenario_2_bootstrap(one.port, two.port, ""),
+        &["--graph", "127.0.0.1:0"],
+    );
+    let port = graph_port(&wishbone);
+    (one, two, wishbone, port)
+}
+
 fn drawn(chromium: &mut Chromium, selector: &str) -> bool {
     chromium.evaluate(&format!("document.querySelector({selector:?}) !== null")) == true
 }
@@ -41,13 +53,7 @@ fn drawn(chromium: &mut Chromium, selector: &str) -> bool {
 #[test]
 fn the_page_draws_scenario_two_and_follows_its_traffic() {
     let dir = scratch_dir("graph-scenario-2");
-    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
-    let mut wishbone = Wishbone::start(
-        &dir,
-        &scenario_2_bootstrap(one.port, two.port, ""),
-        &["--graph", "127.0.0.1:0"],
-    );
-    let port = graph_port(&wishbone);
+    let (one, two, mut wishbone, port) = scenario_two_with_graph(&dir);
     let input = wishbone.input_port("input");
     wishbone
         .output
@@ -168,15 +174,10 @@ fn the_page_draws_the_round_robin_demo() {
 #[test]
 fn the_api_describes_the_pipeline_and_is_read_only() {
     let dir = scratch_dir("graph-api");
-    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
-    let mut wishbone = Wishbone::start(
-        &dir,
-        &scenario_2_bootstrap(one.port, two.port, ""),
-        &["--graph", "127.0.0.1:0"],
-    );
-    let port = graph_port(&wishbone);
+    let (one, two, mut wishbone, port) = scenario_two_with_graph(&dir);
     send(wishbone.input_port("input"), &numbered_lines(1_000));
     one.wait_for_lines(500, MINUTE);
+    two.wait_for_lines(500, MINUTE);
     let mut pipeline = serde_json::Value::Null;
     wait_until(MINUTE, "the api to count the 1,000 lines", || {
         pipeline = http::get(port, "/api/pipeline").json();

@@ -16,13 +16,10 @@ pub struct Carbon {
 impl Carbon {
     /// Starts carbon-cache in the foreground; fails loudly when it is not installed.
     pub fn start(dir: &Path) -> Carbon {
-        let installed = Command::new("sh")
-            .args(["-c", "command -v carbon-cache && command -v whisper-fetch"])
-            .output();
-        assert!(
-            installed.is_ok_and(|output| output.status.success()),
+        crate::require_installed(
+            "command -v carbon-cache && command -v whisper-fetch",
             "carbon-cache and whisper-fetch are missing: this test needs a real Graphite carbon \
-             (`apt-get install graphite-carbon python3-whisper`, which .ci/run does)"
+             (`apt-get install graphite-carbon python3-whisper`, which .ci/run does)",
         );
         let conf = dir.join("conf");
         let storage = dir.join("storage");

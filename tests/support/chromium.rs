@@ -26,12 +26,9 @@ impl Chromium {
     /// Starts Chromium on `url` with a profile in `dir`; fails loudly when
     /// it is not installed.
     pub fn open(dir: &Path, url: &str) -> Chromium {
-        let installed = Command::new("sh")
-            .args(["-c", "command -v chromium"])
-            .output();
-        assert!(
-            installed.is_ok_and(|output| output.status.success()),
-            "chromium is missing: this test needs a real browser (`apt-get install chromium`, which .ci/run does)"
+        crate::require_installed(
+            "command -v chromium",
+            "chromium is missing: this test needs a real browser (`apt-get install chromium`, which .ci/run does)",
         );
         let mut child = Command::new("chromium")
             .args([

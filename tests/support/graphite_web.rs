@@ -17,12 +17,9 @@ impl GraphiteWeb {
     /// Starts graphite-web on the whisper files in `whisper`; fails loudly
     /// when it is not installed.
     pub fn start(dir: &Path, whisper: &Path) -> GraphiteWeb {
-        let installed = Command::new("/usr/bin/python3")
-            .args(["-c", "import graphite.settings"])
-            .output();
-        assert!(
-            installed.is_ok_and(|output| output.status.success()),
-            "graphite-web is missing: this test needs it (`apt-get install graphite-web`, which .ci/run does)"
+        crate::require_installed(
+            "/usr/bin/python3 -c 'import graphite.settings'",
+            "graphite-web is missing: this test needs it (`apt-get install graphite-web`, which .ci/run does)",
         );
         std::fs::create_dir_all(dir.join("log")).unwrap();
         let settings = format!(

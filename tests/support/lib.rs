@@ -50,6 +50,16 @@ pub fn scratch_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// Fails the test with `missing` unless the shell command `check` succeeds
+/// (`command -v carbon-cache`): a test needing a real peer says what to install.
+pub fn require_installed(check: &str, missing: &str) {
+    let installed = Command::new("sh").args(["-c", check]).output();
+    assert!(
+        installed.is_ok_and(|output| output.status.success()),
+        "{missing}"
+    );
+}
+
 /// Polls `condition` until it holds or `limit` passes.
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;

@@ -90,12 +90,9 @@ impl Rsyslog {
 
     fn start(dir: &Path, port: u16, config: String) -> Rsyslog {
         std::fs::create_dir_all(dir).unwrap();
-        let installed = Command::new("sh")
-            .args(["-c", "command -v rsyslogd"])
-            .output();
-        assert!(
-            installed.is_ok_and(|output| output.status.success()),
-            "rsyslogd is missing: `apt-get install rsyslog rsyslog-relp`, which .ci/run does"
+        crate::require_installed(
+            "command -v rsyslogd",
+            "rsyslogd is missing: `apt-get install rsyslog rsyslog-relp`, which .ci/run does",
         );
         let path = dir.join("rsyslog.conf");
         std::fs::write(&path, &config).unwrap();
