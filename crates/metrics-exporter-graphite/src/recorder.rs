@@ -142,3 +142,30 @@ impl GraphiteHandle {
         self.shared.dropped.load(Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::GraphiteBuilder;
+
+    #[test]
+    fn values_read_counters_and_gauges_and_leave_histograms_to_the_reports() {
+        let (recorder, handle) = GraphiteBuilder::new().build();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::counter!("module.output.delivered").increment(5);
+            metrics::gauge!("queue.output.inbox.size").set(2.0);
+            metrics::histogram!("latency").record(1.0);
+        });
+        assert_eq!(
+            handle.values(),
+            [
+                ("module.output.delivered".to_string(), 5.0),
+                ("queue.output.inbox.size".to_string(), 2.0),
+            ]
+        );
+        let lines = handle.render(1);
+        assert!(
+            lines.contains(&"latency.count 1 1".to_string()),
+            "{lines:?}"
+        );
+    }
+}

@@ -101,3 +101,76 @@ fn updates(
         Some((Ok(Event::default().data(json.as_ref())), (latest, permit)))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Method, Request};
+    use tower::ServiceExt;
+
+    fn shared(viewers: usize) -> (watch::Sender<Arc<str>>, Shared) {
+        let (publish, latest) = watch::channel(Arc::from("{\"modules\":[]}"));
+        let shared = Shared {
+            latest,
+            viewers: Arc::new(Semaphore::new(viewers)),
+        };
+        (publish, shared)
+    }
+
+    async fn ask(shared: &Shared, method: Method, path: &str) -> Response {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        router(shared.clone()).oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_api_gives_the_latest_pipeline() {
+        let (publish, shared) = shared(1);
+        publish.send_replace(Arc::from("{\"modules\":[1]}"));
+        let answer = ask(&shared, Method::GET, "/api/pipeline").await;
+        assert_eq!(answer.status(), StatusCode::OK);
+        let body = to_bytes(answer.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(&body[..], b"{\"modules\":[1]}");
+    }
+
+    #[tokio::test]
+    async fn the_page_is_read_only_and_loads_nothing_from_elsewhere() {
+        let (_publish, shared) = shared(1);
+        let page = ask(&shared, Method::GET, "/").await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let policy = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(policy.starts_with("default-src 'self'"));
+        for path in ["/", "/api/pipeline", "/api/stream"] {
+            let answer = ask(&shared, Method::POST, path).await;
+            assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        }
+        for file in [INDEX, SCRIPT, STYLE] {
+            assert!(
+                !file.contains("https://") && !file.contains("//cdn"),
+                "nothing from elsewhere"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_beyond_the_limit_are_refused_until_one_closes() {
+        let (_publish, shared) = shared(1);
+        let first = ask(&shared, Method::GET, "/api/stream").await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let second = ask(&shared, Method::GET, "/api/stream").await;
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        drop(first);
+        let third = ask(&shared, Method::GET, "/api/stream").await;
+        assert_eq!(
+            third.status(),
+            StatusCode::OK,
+            "a closed page gives its place back"
+        );
+    }
+}
