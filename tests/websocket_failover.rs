@@ -25,7 +25,8 @@ fn bootstrap(port_1: u16, port_2: u16) -> String {
 
 #[test]
 fn a_websocket_server_killed_mid_stream_fails_over_and_loses_nothing() {
-    for run in 0..2 {
+    let mut runs_with_failover = 0;
+    for run in 0..3 {
         let dir = scratch_dir(&format!("ws-failover-{run}"));
         let one = Sink::start_websocket(&dir, "one", 0);
         let mut two = Sink::start_websocket(&dir, "two", 0);
@@ -36,7 +37,7 @@ fn a_websocket_server_killed_mid_stream_fails_over_and_loses_nothing() {
             let data = data.clone();
             std::thread::spawn(move || send(input, &data))
         };
-        let kill_after = 20_000 + run * 30_000;
+        let kill_after = 20_000 + run * 15_000;
         wait_until(MINUTE, "the second server to get its first lines", || {
             two.line_count() >= kill_after
         });
@@ -61,19 +62,29 @@ fn a_websocket_server_killed_mid_stream_fails_over_and_loses_nothing() {
         let totals = wishbone
             .output
             .wait_for("output totals module=output_2", MINUTE);
-        let failed_over: u64 = field(&totals, "failed_over").unwrap().parse().unwrap();
+        let count = |name: &str| -> u64 { field(&totals, name).unwrap().parse().unwrap() };
+        let (delivered, failed_over) = (count("delivered"), count("failed_over"));
+        let dealt = wishbone.queue_total("output_2.inbox", "in_total");
         let second = line_numbers(&two.received()).count();
         assert!(
             second < LINES / 2,
             "run {run}: the kill came after the stream"
         );
-        assert!(
-            failed_over > 0,
-            "run {run}: output_2's share went through failed"
+        assert_eq!(
+            delivered + failed_over,
+            dealt,
+            "run {run}: each event dealt to output_2 was delivered or went through failed"
         );
+        // Whether output_2 still held events at the kill depends on timing:
+        // a round robin that learns first that it is down deals it nothing more.
+        runs_with_failover += usize::from(failed_over > 0);
         let duplicates: u32 = seen.iter().map(|count| count - 1).sum();
         eprintln!(
             "run {run}: killed after {second} lines, {failed_over} failed over, {duplicates} duplicates, 0 missing"
         );
     }
+    assert!(
+        runs_with_failover > 0,
+        "output_2's share went through failed in some run"
+    );
 }
