@@ -275,3 +275,31 @@ fn thirty_modules_are_drawn_without_overlapping() {
     drop(chromium);
     assert!(wishbone.stop().success());
 }
+
+#[test]
+fn dropped_events_are_shown_in_red() {
+    let dir = scratch_dir("graph-dropped");
+    // A backend that is down and a `failed` queue no route takes: the
+    // output hands its events to `failed`, where they are dropped and counted.
+    let bootstrap = proxy_bootstrap(free_port())
+        .replace("reconnect_max: 0.2", "reconnect_max: 0.2, failed: true");
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &["--graph", "127.0.0.1:0"]);
+    let port = graph_port(&wishbone);
+    send(wishbone.input_port("input"), &numbered_lines(100));
+    let mut chromium = Chromium::open(&dir, &format!("http://127.0.0.1:{port}/"));
+    let dropped = "document.querySelector(\"g.queue.dropped[data-queue='output.failed'] [data-stat='dropped_total']\")?.textContent";
+    wait_until(MINUTE, "output.failed shown as dropping", || {
+        chromium.evaluate(dropped) == " · dropped 100"
+    });
+    let colour = chromium.evaluate(
+        "getComputedStyle(document.querySelector(\"g.queue.dropped[data-queue='output.failed'] text\")).fill",
+    );
+    assert_eq!(colour, "rgb(197, 48, 48)", "drawn in red");
+    assert_eq!(
+        chromium.evaluate("document.querySelectorAll('g.queue.dropped').length"),
+        1,
+        "only the queue that dropped"
+    );
+    drop(chromium);
+    assert!(wishbone.stop().success());
+}
