@@ -14,6 +14,7 @@
 
 mod http;
 mod layout;
+mod listener;
 mod pipeline;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use wishbone_runtime::{QueueTable, RecordedMetrics};
 
 pub use http::MAX_VIEWERS;
 pub use layout::{Position, layout};
+pub use listener::MAX_CONNECTIONS;
 pub use pipeline::{
     Direction, ModuleFigures, Pipeline, QueueFigures, RouteFigures, Sampler, Topology,
 };
@@ -94,5 +96,6 @@ async fn serve(listener: std::net::TcpListener, source: Source) -> std::io::Resu
         latest,
         viewers: Arc::new(Semaphore::new(MAX_VIEWERS)),
     };
+    let listener = listener::Bounded::new(listener, MAX_CONNECTIONS);
     axum::serve(listener, http::router(shared)).await
 }

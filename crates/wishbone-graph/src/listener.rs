@@ -1,0 +1,121 @@
+//! A listener that holds at most [`MAX_CONNECTIONS`] connections: the next
+//! client waits in the kernel's backlog until one closes.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Connections served at once.
+pub const MAX_CONNECTIONS: usize = 64;
+
+pub(crate) struct Bounded {
+    listener: TcpListener,
+    room: Arc<Semaphore>,
+}
+
+impl Bounded {
+    pub(crate) fn new(listener: TcpListener, connections: usize) -> Self {
+        Self {
+            listener,
+            room: Arc::new(Semaphore::new(connections)),
+        }
+    }
+}
+
+/// A connection and its place among the [`MAX_CONNECTIONS`].
+pub(crate) struct Held {
+    stream: TcpStream,
+    _place: OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Bounded {
+    type Io = Held;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Held, std::net::SocketAddr) {
+        let place = self
+            .room
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, address)) => {
+                    let held = Held {
+                        stream,
+                        _place: place,
+                    };
+                    return (held, address);
+                }
+                // Out of descriptors or memory: wait rather than spin.
+                Err(error) => {
+                    tracing::warn!(%error, "graph page: cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl AsyncRead for Held {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Held {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_connection_beyond_the_bound_waits_for_one_to_close() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut bounded = Bounded::new(listener, 1);
+        let _client_1 = TcpStream::connect(address).await.unwrap();
+        let _client_2 = TcpStream::connect(address).await.unwrap();
+        let (first, _) = bounded.accept().await;
+        let waiting = tokio::time::timeout(Duration::from_millis(200), bounded.accept()).await;
+        assert!(
+            waiting.is_err(),
+            "the second is not taken while the first is held"
+        );
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), bounded.accept()).await;
+        assert!(second.is_ok(), "taken once the first closed");
+    }
+}
