@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -30,7 +31,10 @@ impl Chromium {
             "command -v chromium",
             "chromium is missing: this test needs a real browser (`apt-get install chromium`, which .ci/run does)",
         );
+        // Its own process group: `chromium` is a script starting the browser,
+        // which starts more processes; all of them end with the test.
         let mut child = Command::new("chromium")
+            .process_group(0)
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -134,7 +138,8 @@ impl Chromium {
 
 impl Drop for Chromium {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: signals the process group this test started; no Rust state.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
