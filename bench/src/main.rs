@@ -160,7 +160,7 @@ fn main() -> anyhow::Result<()> {
         let data = options.data.as_path();
         let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, &scratch, &bootstrap, &[]);
         type Start<'a> = Box<dyn Fn(&[u16]) -> anyhow::Result<Proxy> + 'a>;
-        let configurations: [(&str, usize, Start); 6] = [
+        let configurations: [(&str, usize, Start); 7] = [
             (
                 "socat hop, 8 KiB blocks",
                 1,
@@ -180,6 +180,14 @@ fn main() -> anyhow::Result<()> {
                 "wishbone scenario II",
                 2,
                 Box::new(|ports| wishbone_on(scenarios::round_robin(ports, false))),
+            ),
+            (
+                "wishbone scenario II, --graph",
+                2,
+                Box::new(|ports| {
+                    let bootstrap = scenarios::round_robin(ports, false);
+                    Proxy::wishbone(wishbone, &scratch, &bootstrap, &["--graph", "127.0.0.1:0"])
+                }),
             ),
             (
                 "wishbone scenario II, 3 backends",

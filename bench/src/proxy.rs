@@ -24,7 +24,12 @@ impl Proxy {
         extra: &[&str],
     ) -> anyhow::Result<Proxy> {
         Self::start_wishbone(binary, dir, bootstrap, extra, |line| {
-            let address = line.split("address=").nth(1)?;
+            // `listening module=input address=…`, not the graph page's address.
+            let address = line
+                .split("listening module=")
+                .nth(1)?
+                .split("address=")
+                .nth(1)?;
             address
                 .split_whitespace()
                 .next()?
