@@ -142,6 +142,29 @@ mod tests {
     use super::{graph_address, host_and_port};
 
     #[test]
+    fn graph_alone_is_the_originals_port_on_loopback() {
+        use clap::Parser;
+        let graph = |args: &[&str]| {
+            let cli = super::Cli::try_parse_from(
+                ["wishbone", "debug", "--config", "f.yaml"]
+                    .iter()
+                    .chain(args),
+            )
+            .unwrap();
+            match cli.command {
+                super::Command::Debug(options) => options.graph,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(graph(&[]), None);
+        assert_eq!(graph(&["--graph"]), Some("127.0.0.1:8088".parse().unwrap()));
+        assert_eq!(
+            graph(&["--graph", "0.0.0.0:9000"]),
+            Some("0.0.0.0:9000".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn graph_addresses_are_an_ip_and_a_port() {
         assert_eq!(graph_address("127.0.0.1:0").unwrap().port(), 0);
         assert!(graph_address("[::1]:8088").is_ok());
