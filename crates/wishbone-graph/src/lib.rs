@@ -70,26 +70,28 @@ async fn serve(listener: std::net::TcpListener, source: Source) -> std::io::Resu
         metrics,
     } = source;
     let mut sampler = Sampler::new(topology, host);
-    let sample = move |sampler: &mut Sampler| -> Arc<str> {
+    // The JSON of the pipeline now, and whether the server has wired its
+    // queues yet (the page starts before the modules do).
+    let sample = move |sampler: &mut Sampler| -> (Arc<str>, bool) {
+        let entries = queues.entries();
         let values = metrics.as_ref().map(|m| m.values()).unwrap_or_default();
-        let pipeline = sampler.sample(
-            &queues.entries(),
-            &values,
-            Instant::now(),
-            SystemTime::now(),
-        );
-        serde_json::to_string(&pipeline)
-            .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
-            .into()
+        let pipeline = sampler.sample(&entries, &values, Instant::now(), SystemTime::now());
+        let json = serde_json::to_string(&pipeline)
+            .unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"));
+        (json.into(), !entries.is_empty())
     };
-    let (publish, latest) = watch::channel(sample(&mut sampler));
+    let (first, mut wired) = sample(&mut sampler);
+    let (publish, latest) = watch::channel(first);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
+        let mut next = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
-            publish.send_replace(sample(&mut sampler));
+            // Until the queues are wired, look again soon; then every
+            // INTERVAL, without drifting.
+            next += if wired { INTERVAL } else { INTERVAL / 20 };
+            tokio::time::sleep_until(next).await;
+            let (json, now_wired) = sample(&mut sampler);
+            wired = now_wired;
+            publish.send_replace(json);
         }
     });
     let shared = http::Shared {
