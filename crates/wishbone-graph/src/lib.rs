@@ -87,7 +87,8 @@ async fn serve(listener: std::net::TcpListener, source: Source) -> std::io::Resu
         loop {
             // Until the queues are wired, look again soon; then every
             // INTERVAL, without drifting.
-            next += if wired { INTERVAL } else { INTERVAL / 20 };
+            next = (next + if wired { INTERVAL } else { INTERVAL / 20 })
+                .max(tokio::time::Instant::now()); // no burst after a stall
             tokio::time::sleep_until(next).await;
             let (json, now_wired) = sample(&mut sampler);
             wired = now_wired;
