@@ -220,7 +220,7 @@ fn main() -> anyhow::Result<()> {
         }
         // The seed's demo with a write-ahead buffer, on fewer lines: with
         // 20 events in flight, each must be acknowledged before more go.
-        let buffered: [(&str, Receivers, Option<usize>); 5] = [
+        let buffered: [(&str, Receivers, Option<usize>); 6] = [
             (
                 "wal read_count 20, 3 websocket outputs",
                 Receivers::Websocket(3),
@@ -235,6 +235,11 @@ fn main() -> anyhow::Result<()> {
                 "wal read_count 1000, 2 tcp outputs",
                 Receivers::Tcp(2),
                 Some(1000),
+            ),
+            (
+                "wal read_count 10000, 2 tcp outputs",
+                Receivers::Tcp(2),
+                Some(10000),
             ),
             ("no wal, 2 tcp outputs", Receivers::Tcp(2), None),
             ("no wal, 3 websocket outputs", Receivers::Websocket(3), None),
