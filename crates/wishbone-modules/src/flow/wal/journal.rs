@@ -67,6 +67,10 @@ pub struct Journal {
     segment_bytes: u64,
     /// Blocks kept and not settled.
     live: BTreeSet<u64>,
+    /// Fsyncs to fail before one works again: how the writer's recovery
+    /// from a failed fsync is tested, which no disk does on demand.
+    #[cfg(test)]
+    pub(crate) failing_syncs: usize,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
@@ -191,6 +195,8 @@ impl Journal {
             directory_changed,
             segment_bytes: segment_bytes.max(1),
             live,
+            #[cfg(test)]
+            failing_syncs: 0,
         };
         Ok((journal, recovered))
     }
@@ -299,6 +305,11 @@ impl Journal {
     /// Makes everything written so far durable: the segments' data, and
     /// the directory entries of new segments.
     pub fn sync(&mut self) -> io::Result<()> {
+        #[cfg(test)]
+        if self.failing_syncs > 0 {
+            self.failing_syncs -= 1;
+            return Err(io::Error::other("fsync failed (injected)"));
+        }
         for file in &self.unsynced {
             file.sync_data()?;
         }

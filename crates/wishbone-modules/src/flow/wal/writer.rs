@@ -239,3 +239,54 @@ impl Turns {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use wishbone_runtime::{Event, Lines};
+
+    fn block(text: &str) -> Parcel {
+        Parcel::Lines(Lines::encode(
+            &[Event::new(text.to_string())],
+            &Bytes::from_static(b"\n"),
+        ))
+    }
+
+    #[test]
+    fn after_a_failed_fsync_the_turn_is_written_again_to_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        journal.failing_syncs = 1;
+        let mut writer = Writer::start(
+            journal,
+            SyncMode::Batch,
+            Duration::from_secs(1),
+            "wal".into(),
+        )
+        .unwrap();
+        let blocks: Vec<(u64, Parcel)> = ["a", "b", "c"]
+            .iter()
+            .enumerate()
+            .map(|(id, text)| (id as u64, block(text)))
+            .collect();
+        assert!(writer.send(Command::Keep(blocks.clone())));
+        let mut seen = Vec::new();
+        let kept = loop {
+            match writer.reports.blocking_recv().expect("a report") {
+                Report::Kept(kept) => break kept,
+                Report::Failing(failing) => seen.push(failing),
+                _ => {}
+            }
+        };
+        assert_eq!(seen, [true, false], "the failure is reported, then its end");
+        assert_eq!(kept, blocks, "kept only once an fsync worked");
+        writer.finish();
+
+        // The first segment's copy went through the failed fsync: the
+        // second must hold the whole turn by itself.
+        std::fs::remove_file(dir.path().join(super::super::journal::segment_name(1))).unwrap();
+        let (_journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(recovered.blocks, blocks);
+    }
+}
