@@ -46,6 +46,21 @@ fn scenario_two_with_graph(dir: &std::path::Path) -> (Sink, Sink, Wishbone, u16)
     (one, two, wishbone, port)
 }
 
+/// How many routes pass through the box of a module that is not one of
+/// their ends (sampled every 2 pixels along each route).
+const CROSSINGS: &str = "(() => {
+  const boxes = [...document.querySelectorAll('g.module')].map(g => ({
+    name: g.dataset.module, box: g.querySelector('rect.box').getBBox() }));
+  let crossings = 0;
+  for (const path of document.querySelectorAll('path.route')) {
+    const ends = path.dataset.route.split(' -> ').map(end => end.split('.')[0]);
+    const length = path.getTotalLength(), points = [];
+    for (let at = 0; at <= length; at += 2) points.push(path.getPointAtLength(at));
+    crossings += boxes.filter(({ name, box }) => !ends.includes(name) && points.some(p =>
+      p.x > box.x + 2 && p.x < box.x + box.width - 2 && p.y > box.y + 2 && p.y < box.y + box.height - 2)).length;
+  }
+  return crossings; })()";
+
 fn drawn(chromium: &mut Chromium, selector: &str) -> bool {
     chromium.evaluate(&format!("document.querySelector({selector:?}) !== null")) == true
 }
@@ -268,6 +283,7 @@ fn thirty_modules_are_drawn_without_overlapping() {
            return overlaps; })()",
     );
     assert_eq!(overlaps, 0, "no module box overlaps another");
+    assert_eq!(chromium.evaluate(CROSSINGS), 0, "no route crosses a box");
     let names = chromium.evaluate(
         "[...document.querySelectorAll('g.module text.name')].filter(t => t.getComputedTextLength() > 0).length",
     );
@@ -300,6 +316,21 @@ fn dropped_events_are_shown_in_red() {
         1,
         "only the queue that dropped"
     );
+    drop(chromium);
+    assert!(wishbone.stop().success());
+}
+
+#[test]
+fn scenario_three_routes_go_around_the_boxes_they_pass() {
+    let dir = scratch_dir("graph-scenario-3");
+    let bootstrap = scenario_3_bootstrap(free_port(), free_port());
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &["--graph", "127.0.0.1:0"]);
+    let port = graph_port(&wishbone);
+    let mut chromium = Chromium::open(&dir, &format!("http://127.0.0.1:{port}/"));
+    wait_for_drawing(&mut chromium, 5, 5);
+    // roundrobin.one -> funnel.one passes output_2's column.
+    assert_eq!(chromium.evaluate(CROSSINGS), 0, "no route crosses a box");
+    screenshot(&mut chromium, "graph-scenario-3.png");
     drop(chromium);
     assert!(wishbone.stop().success());
 }

@@ -61,22 +61,36 @@ function draw(pipeline) {
     boxes.set(module.name, { module, queues, counters, x, y, height });
     queues.forEach((queue, i) => {
       const at = y + HEAD + LINE * i + LINE / 2;
-      anchors.set(`${module.name}.${queue.name}`, { x: queue.direction === "in" ? x : x + WIDTH, y: at, queue });
+      anchors.set(`${module.name}.${queue.name}`, { x: queue.direction === "in" ? x : x + WIDTH, y: at, queue, column: module.column });
     });
   }
   const routes = element("g", { class: "routes" }), modules = element("g", { class: "modules" });
+  let detours = 0, lowest = 0;
   for (const route of pipeline.routes) {
     const from = anchors.get(route.from), to = anchors.get(route.to);
     if (!from || !to) continue;
-    const bend = Math.max(50, Math.abs(to.x - from.x) / 2);
     const waiting = to.queue.size > 0 ? " waiting" : "";
-    routes.append(element("path", {
-      class: "route" + waiting, "data-route": `${route.from} -> ${route.to}`,
-      d: `M${from.x},${from.y} C${from.x + bend},${from.y} ${to.x - bend},${to.y} ${to.x},${to.y}`,
-    }));
+    let d, label;
+    if (to.column === from.column + 1) {
+      // Next column: a curve between the two queues.
+      const bend = Math.max(50, (to.x - from.x) / 2);
+      d = `M${from.x},${from.y} C${from.x + bend},${from.y} ${to.x - bend},${to.y} ${to.x},${to.y}`;
+      label = { x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4 };
+    } else {
+      // Past other columns, or back: below every box in between, each
+      // such route on a lane of its own.
+      const first = Math.min(from.column + 1, to.column), last = Math.max(from.column, to.column - 1);
+      let bottom = 0;
+      for (let column = first; column <= last; column++) bottom = Math.max(bottom, (heights[column] || 0) - GAP);
+      const lane = bottom + 14 + 10 * detours, shift = 4 * (detours++ % 10);
+      const out = from.x + 16 + shift, into = to.x - 16 - shift;
+      lowest = Math.max(lowest, lane);
+      d = `M${from.x},${from.y} H${out} V${lane} H${into} V${to.y} H${to.x}`;
+      label = { x: (out + into) / 2, y: lane - 4 };
+    }
+    routes.append(element("path", { class: "route" + waiting, "data-route": `${route.from} -> ${route.to}`, d }));
     routes.append(element("text", {
-      class: "route-rate", "data-route": `${route.from} -> ${route.to}`,
-      x: (from.x + to.x) / 2, y: (from.y + to.y) / 2 - 4,
+      class: "route-rate", "data-route": `${route.from} -> ${route.to}`, x: label.x, y: label.y,
     }, `${count(from.queue.in_rate)}/s`));
   }
   for (const { module, queues, counters, x, y, height } of boxes.values()) {
@@ -111,7 +125,7 @@ function draw(pipeline) {
     modules.append(group);
   }
   const columns = Math.max(1, heights.length);
-  const width = PAD + columns * COLUMN, height = Math.max(...heights.filter(Boolean), 200);
+  const width = PAD + columns * COLUMN, height = Math.max(...heights.filter(Boolean), lowest + PAD, 200);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
