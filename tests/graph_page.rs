@@ -244,6 +244,23 @@ fn a_bad_graph_address_is_a_usage_error_and_one_in_use_a_runtime_failure() {
         bad.output.text()
     );
 
+    let config = dir.join("instances.yaml");
+    std::fs::write(&config, &bootstrap).unwrap();
+    let instances = std::process::Command::new(binary("wishbone"))
+        .args([
+            "start",
+            "--instances",
+            "2",
+            "--graph",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(instances.status.code(), Some(2), "--graph draws one server");
+    assert!(String::from_utf8_lossy(&instances.stderr).contains("--graph draws one server"));
+
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let mut in_use = Wishbone::start(&dir, &bootstrap, &["--graph", &address]);
