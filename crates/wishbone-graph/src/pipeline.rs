@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use wishbone_runtime::QueueEntry;
+use wishbone_runtime::{QueueEntry, QueueRates};
 
 use crate::layout::{Position, layout};
 
@@ -82,31 +82,41 @@ pub struct Sampler {
     topology: Topology,
     host: String,
     places: Vec<Position>,
-    previous: HashMap<(String, String), [u64; 3]>,
+    /// Each module's index in `topology.modules`, by name.
+    index: HashMap<String, usize>,
+    /// How each routed queue is wired; any other queue is unrouted.
+    directions: HashMap<(String, String), Direction>,
+    rates: QueueRates,
     last: Option<Instant>,
 }
 
 impl Sampler {
     pub fn new(topology: Topology, host: String) -> Self {
-        let index: HashMap<&str, usize> = topology
+        let index: HashMap<String, usize> = topology
             .modules
             .iter()
             .enumerate()
-            .map(|(index, (name, _))| (name.as_str(), index))
+            .map(|(index, (name, _))| (name.clone(), index))
             .collect();
         let links: Vec<(usize, usize)> = topology
             .routes
             .iter()
-            .filter_map(|((from, _), (to, _))| {
-                Some((*index.get(from.as_str())?, *index.get(to.as_str())?))
-            })
+            .filter_map(|((from, _), (to, _))| Some((*index.get(from)?, *index.get(to)?)))
             .collect();
         let places = layout(topology.modules.len(), &links);
+        // A queue that ends a route is `in` even if another starts there.
+        let mut directions = HashMap::new();
+        for (from, to) in &topology.routes {
+            directions.entry(from.clone()).or_insert(Direction::Out);
+            directions.insert(to.clone(), Direction::In);
+        }
         Self {
             topology,
             host,
             places,
-            previous: HashMap::new(),
+            index,
+            directions,
+            rates: QueueRates::default(),
             last: None,
         }
     }
@@ -137,13 +147,8 @@ impl Sampler {
                 counters: BTreeMap::new(),
             })
             .collect();
-        let index: HashMap<String, usize> = modules
-            .iter()
-            .enumerate()
-            .map(|(index, module)| (module.name.clone(), index))
-            .collect();
         for entry in queues {
-            let Some(&module) = index.get(&entry.module) else {
+            let Some(&module) = self.index.get(&entry.module) else {
                 continue;
             };
             let figures = self.queue_figures(entry, seconds);
@@ -156,7 +161,7 @@ impl Sampler {
             else {
                 continue;
             };
-            if let Some(&module) = index.get(module) {
+            if let Some(&module) = self.index.get(module) {
                 modules[module].counters.insert(counter.to_string(), *value);
             }
         }
@@ -180,40 +185,22 @@ impl Sampler {
     }
 
     fn queue_figures(&mut self, entry: &QueueEntry, seconds: f64) -> QueueFigures {
-        let now = entry.stats.snapshot();
-        let totals = [now.in_total, now.out_total, now.dropped_total];
-        let before = self
-            .previous
-            .insert((entry.module.clone(), entry.queue.clone()), totals)
-            .unwrap_or(totals);
-        let rate = |index: usize| {
-            if seconds > 0.0 {
-                totals[index].saturating_sub(before[index]) as f64 / seconds
-            } else {
-                0.0
-            }
-        };
+        let reading = self.rates.read(entry, seconds);
+        let direction = self
+            .directions
+            .get(&(entry.module.clone(), entry.queue.clone()))
+            .copied()
+            .unwrap_or(Direction::Unrouted);
         QueueFigures {
             name: entry.queue.clone(),
-            direction: self.direction(&entry.module, &entry.queue),
-            size: now.size,
-            in_total: now.in_total,
-            out_total: now.out_total,
-            dropped_total: now.dropped_total,
-            in_rate: rate(0),
-            out_rate: rate(1),
-            dropped_rate: rate(2),
-        }
-    }
-
-    fn direction(&self, module: &str, queue: &str) -> Direction {
-        let is = |end: &(String, String)| end.0 == module && end.1 == queue;
-        if self.topology.routes.iter().any(|(_, to)| is(to)) {
-            Direction::In
-        } else if self.topology.routes.iter().any(|(from, _)| is(from)) {
-            Direction::Out
-        } else {
-            Direction::Unrouted
+            direction,
+            size: reading.totals.size,
+            in_total: reading.totals.in_total,
+            out_total: reading.totals.out_total,
+            dropped_total: reading.totals.dropped_total,
+            in_rate: reading.in_rate,
+            out_rate: reading.out_rate,
+            dropped_rate: reading.dropped_rate,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use metrics::Gauge;
 
-use crate::QueueTable;
+use crate::{QueueRates, QueueTable};
 
 /// The statistics of one queue, as the original Wishbone reported them.
 const STATS: [&str; 7] = [
@@ -19,53 +19,41 @@ const STATS: [&str; 7] = [
     "dropped_rate",
 ];
 
-/// One queue's gauges and its totals at the last report, for the rates.
-struct Published {
-    gauges: [Gauge; 7],
-    before: [u64; 3],
-}
-
 /// Publishes the table's counters; cheap enough to never matter to the
 /// event flow (a few atomic stores per queue per report).
 #[derive(Default)]
 pub(crate) struct Publisher {
-    queues: HashMap<(String, String), Published>,
+    gauges: HashMap<(String, String), [Gauge; 7]>,
+    rates: QueueRates,
 }
 
 impl Publisher {
     pub(crate) fn publish(&mut self, table: &QueueTable, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64().max(0.001);
         for entry in table.entries() {
-            let totals = entry.stats.snapshot();
-            let counts = [totals.in_total, totals.out_total, totals.dropped_total];
-            let published = self
-                .queues
+            let reading = self.rates.read(&entry, seconds);
+            let gauges = self
+                .gauges
                 .entry((entry.module.clone(), entry.queue.clone()))
                 .or_insert_with(|| {
                     // Module and queue names are letters, digits, `_` and
                     // `-` (the bootstrap checks): each is one path segment.
                     let base = format!("queue.{}.{}", entry.module, entry.queue);
-                    Published {
-                        gauges: STATS.map(|stat| metrics::gauge!(format!("{base}.{stat}"))),
-                        before: counts,
-                    }
+                    STATS.map(|stat| metrics::gauge!(format!("{base}.{stat}")))
                 });
-            let rate = |index: usize| {
-                counts[index].saturating_sub(published.before[index]) as f64 / seconds
-            };
+            let totals = reading.totals;
             let values = [
                 totals.size as f64,
-                counts[0] as f64,
-                counts[1] as f64,
-                counts[2] as f64,
-                rate(0),
-                rate(1),
-                rate(2),
+                totals.in_total as f64,
+                totals.out_total as f64,
+                totals.dropped_total as f64,
+                reading.in_rate,
+                reading.out_rate,
+                reading.dropped_rate,
             ];
-            for (gauge, value) in published.gauges.iter().zip(values) {
+            for (gauge, value) in gauges.iter().zip(values) {
                 gauge.set(value);
             }
-            published.before = counts;
         }
     }
 }
