@@ -67,6 +67,13 @@ struct Options {
     wishbone: PathBuf,
 }
 
+impl Options {
+    /// Whether `--only` names another configuration than `name`.
+    fn leaves_out(&self, name: &str) -> bool {
+        self.only.as_deref().is_some_and(|only| name != only)
+    }
+}
+
 fn options() -> anyhow::Result<Options> {
     let target = std::env::current_exe()?
         .parent()
@@ -206,8 +213,7 @@ fn main() -> anyhow::Result<()> {
             ),
         ];
         for (name, receivers, start) in configurations {
-            let wanted =
-                name == BASELINE || options.only.as_deref().is_none_or(|only| name == only);
+            let wanted = name == BASELINE || !options.leaves_out(name);
             if wanted {
                 runs.push(throughput::run(
                     name,
@@ -245,9 +251,7 @@ fn main() -> anyhow::Result<()> {
             ("no wal, 3 websocket outputs", Receivers::Websocket(3), None),
         ];
         for (name, receivers, read_count) in buffered {
-            if options.buffered_lines == 0
-                || options.only.as_deref().is_some_and(|only| name != only)
-            {
+            if options.buffered_lines == 0 || options.leaves_out(name) {
                 continue;
             }
             let websocket = matches!(receivers, Receivers::Websocket(_));
@@ -282,7 +286,7 @@ fn main() -> anyhow::Result<()> {
             // second: 3,000,000 lines would take minutes. Measured when named.
             let named = options.only.as_deref() == Some(name);
             if options.buffered_lines == 0
-                || options.only.as_deref().is_some_and(|only| name != only)
+                || options.leaves_out(name)
                 || (name.ends_with("fsynced") && !named)
             {
                 continue;
@@ -310,7 +314,7 @@ fn main() -> anyhow::Result<()> {
         // A RELP hop: a client taking lines over TCP and sending them as
         // RELP frames to a server, which sends them on over TCP.
         for name in ["RELP hop, wishbone", "RELP hop, rsyslog"] {
-            if options.relp_lines == 0 || options.only.as_deref().is_some_and(|only| name != only) {
+            if options.relp_lines == 0 || options.leaves_out(name) {
                 continue;
             }
             runs.push(throughput::run(
@@ -355,7 +359,7 @@ fn main() -> anyhow::Result<()> {
             ("wishbone hop, plain TCP", false),
             ("wishbone hop, TLS", true),
         ] {
-            if options.only.as_deref().is_some_and(|only| name != only) {
+            if options.leaves_out(name) {
                 continue;
             }
             let certificates = if tls {
