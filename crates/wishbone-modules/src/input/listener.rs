@@ -24,7 +24,7 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// handshake gives `None`: counted in `failures`, and logged with its reason
 /// for the first failure and every hundredth after it, so that a flood of
 /// bad clients cannot flood the log.
-pub(crate) async fn handshake(
+async fn handshake(
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     stream: TcpStream,
     module: &str,
@@ -48,24 +48,30 @@ pub(crate) async fn handshake(
     None
 }
 
-/// The counters the accept loop adds to.
+/// How the accept loop takes clients, and the counters it adds to.
 pub(crate) struct Accepts<'a> {
     pub connections: &'a Counted,
     pub failures: &'a Counted,
+    /// With `tls`: every client's handshake, before it is served.
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+    pub handshake_failures: Arc<Counted>,
 }
 
-/// Listens on `wanted` and serves every client with what `serve` returns
-/// for it, at most `max_connections` at once (0: half the open-file
-/// limit), until the server stops; then waits for the clients' tasks.
-pub(crate) async fn serve_clients<F, Served>(
+/// Listens on `wanted` and serves every client, at most `max_connections`
+/// at once (0: half the open-file limit), until the server stops; then
+/// waits for the clients' tasks. For each client `prepare` is called when
+/// it is accepted, and what it returns gets the connection once the TLS
+/// handshake (if any) is done.
+pub(crate) async fn serve_clients<F, Start, Served>(
     context: &mut ModuleContext,
     wanted: &ListenAddress,
     max_connections: usize,
     accepts: Accepts<'_>,
-    mut serve: F,
+    mut prepare: F,
 ) -> Result<(), ModuleError>
 where
-    F: FnMut(TcpStream, SocketAddr, &ModuleContext) -> Served,
+    F: FnMut(SocketAddr, &ModuleContext) -> Start,
+    Start: FnOnce(Socket<TcpStream>) -> Served + 'static,
     Served: Future<Output = ()> + 'static,
 {
     let listener = context
@@ -99,9 +105,16 @@ where
                     tracing::info!(module = %context.name(), failed_accepts = failures, "accepting connections again");
                 }
                 accepts.connections.add(1);
-                let served = serve(stream, peer, context);
+                let start = prepare(peer, context);
+                let acceptor = accepts.acceptor.clone();
+                let failures = accepts.handshake_failures.clone();
+                let module = context.name().to_string();
                 clients.spawn_local(async move {
-                    served.await;
+                    if let Some(socket) =
+                        handshake(acceptor, stream, &module, peer, &failures).await
+                    {
+                        start(socket).await;
+                    }
                     drop(slot);
                 });
             }

@@ -168,7 +168,7 @@ struct Counters {
     incomplete: Counted,
     accept_failures: Counted,
     /// With `tls`: clients whose handshake failed.
-    handshake_failures: Counted,
+    handshake_failures: Arc<Counted>,
 }
 
 impl Counters {
@@ -180,7 +180,7 @@ impl Counters {
             dropped: Counted::new(module, "dropped"),
             incomplete: Counted::new(module, "incomplete"),
             accept_failures: Counted::new(module, "accept_failures"),
-            handshake_failures: Counted::new(module, "handshake_failures"),
+            handshake_failures: Arc::new(Counted::new(module, "handshake_failures")),
         }
     }
 }
@@ -215,13 +215,15 @@ impl TcpInput {
         let accepts = Accepts {
             connections: &counters.connections,
             failures: &counters.accept_failures,
+            acceptor: self.acceptor.clone(),
+            handshake_failures: counters.handshake_failures.clone(),
         };
         listener::serve_clients(
             &mut context,
             &wanted,
             self.config.max_connections,
             accepts,
-            |stream, peer, context| {
+            |peer, context| {
                 let client = Client {
                     module: context.name().to_string(),
                     peer,
@@ -235,16 +237,7 @@ impl TcpInput {
                     abort: context.aborting(),
                     counters: counters.clone(),
                 };
-                let acceptor = self.acceptor.clone();
-                let counters = counters.clone();
-                async move {
-                    let failures = &counters.handshake_failures;
-                    if let Some(socket) =
-                        listener::handshake(acceptor, stream, &client.module, peer, failures).await
-                    {
-                        client.serve(socket).await;
-                    }
-                }
+                move |socket| client.serve(socket)
             },
         )
         .await?;

@@ -171,7 +171,7 @@ struct Counters {
     refused: Counted,
     malformed: Counted,
     accept_failures: Counted,
-    handshake_failures: Counted,
+    handshake_failures: Arc<Counted>,
 }
 
 impl Module for RelpInput {
@@ -209,11 +209,13 @@ impl RelpInput {
             refused: counted("refused"),
             malformed: counted("malformed"),
             accept_failures: counted("accept_failures"),
-            handshake_failures: counted("handshake_failures"),
+            handshake_failures: Arc::new(counted("handshake_failures")),
         });
         let accepts = Accepts {
             connections: &counters.connections,
             failures: &counters.accept_failures,
+            acceptor: self.acceptor.clone(),
+            handshake_failures: counters.handshake_failures.clone(),
         };
         let config = &self.config;
         listener::serve_clients(
@@ -221,7 +223,7 @@ impl RelpInput {
             &wanted,
             config.max_connections,
             accepts,
-            |stream, peer, context| {
+            |peer, context| {
                 let session = Session {
                     module: context.name().to_string(),
                     peer,
@@ -232,16 +234,7 @@ impl RelpInput {
                     abort: context.aborting(),
                     counters: counters.clone(),
                 };
-                let acceptor = self.acceptor.clone();
-                let counters = counters.clone();
-                async move {
-                    let failures = &counters.handshake_failures;
-                    if let Some(socket) =
-                        listener::handshake(acceptor, stream, &session.module, peer, failures).await
-                    {
-                        session.serve(socket).await;
-                    }
-                }
+                move |socket| session.serve(socket)
             },
         )
         .await?;
