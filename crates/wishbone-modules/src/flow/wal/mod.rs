@@ -255,6 +255,9 @@ struct Log {
     disk_bytes_limit: u64,
     /// Writing fails: the inbox waits until it works again.
     failing: bool,
+    /// `module.<name>.kept` and `.disk_bytes`, looked up once.
+    kept: metrics::Counter,
+    disk_bytes_gauge: metrics::Gauge,
 }
 
 /// Opens the log at `path` and starts its writer; what it held is the
@@ -301,6 +304,8 @@ fn open_log(
             disk_bytes,
             disk_bytes_limit: config.disk_bytes_limit(),
             failing: false,
+            kept: metrics::counter!(module_counter(name, "kept")),
+            disk_bytes_gauge: metrics::gauge!(module_counter(name, "disk_bytes")),
         },
         retention,
     ))
@@ -315,20 +320,20 @@ impl Log {
     }
 
     /// Applies one report of the writer.
-    fn apply(&mut self, report: Report, retention: &mut Retention, name: &str) {
+    fn apply(&mut self, report: Report, retention: &mut Retention) {
         match report {
             Report::Kept(blocks) => {
                 let events: usize = blocks.iter().map(|(_, parcel)| parcel.len()).sum();
                 for (id, parcel) in blocks {
                     retention.kept(id, parcel);
                 }
-                metrics::counter!(module_counter(name, "kept")).increment(events as u64);
+                self.kept.increment(events as u64);
             }
             Report::Settled(ids) => retention.settled(&ids),
             Report::Failing(failing) => self.failing = failing,
             Report::DiskBytes(bytes) => {
                 self.disk_bytes = bytes;
-                metrics::gauge!(module_counter(name, "disk_bytes")).set(bytes as f64);
+                self.disk_bytes_gauge.set(bytes as f64);
             }
         }
     }
@@ -409,7 +414,7 @@ impl Module for Wal {
                                 // the thread ends: only `blocked` is lost.
                                 log.writer.finish();
                                 while let Ok(report) = log.writer.reports.try_recv() {
-                                    log.apply(report, &mut retention, &name);
+                                    log.apply(report, &mut retention);
                                 }
                                 tracing::info!(module = %name, events = retention.len(), "stopping; events not yet delivered stay in the wal for the next start");
                                 let lost = blocked.iter().map(Parcel::len).sum::<usize>();
@@ -420,7 +425,7 @@ impl Module for Wal {
                     }
                     Some(report) = report => {
                         if let Some(log) = &mut log {
-                            log.apply(report, &mut retention, &name);
+                            log.apply(report, &mut retention);
                         }
                     }
                     Some((id, outcome)) = replies.recv() => retention.resolve(id, outcome),
