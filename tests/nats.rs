@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use wishbone_e2e::nats::{create_stream, publish, stream_contents, stream_count};
+use wishbone_e2e::nats::{consumer_state, create_stream, publish, stream_contents, stream_count};
 use wishbone_e2e::*;
 
 const THREE_MINUTES: Duration = Duration::from_secs(180);
@@ -133,9 +133,18 @@ fn two_workers_share_a_durable_consumer_and_one_killed_loses_nothing() {
     );
     first.signal(libc::SIGKILL);
     first.wait(THREE_MINUTES);
-    wait_until(THREE_MINUTES, "every message at a backend", || {
-        received(&sinks).len() == LINES
-    });
+    let deadline = std::time::Instant::now() + THREE_MINUTES;
+    while received(&sinks).len() < LINES {
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "{} of {LINES} messages at the backends after {THREE_MINUTES:?}; the consumer: {}; the surviving worker said:\n{}",
+                received(&sinks).len(),
+                consumer_state(&nats.url(), "EVENTS", "workers"),
+                second.output.text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(second.stop().success());
     let counts = received(&sinks);
     assert_eq!(counts.len(), LINES, "every message at least once");

@@ -45,14 +45,15 @@ fn start(config: &Path, pid_file: &Path, instances: u16) -> (Child, Output) {
 
 /// A launcher of two instances on a free port, proxying to a sink, with
 /// its pid file written and both instances running.
+/// The directory is the last field: it is removed after the processes stop.
 struct Service {
-    dir: PathBuf,
     sink: Sink,
     port: u16,
     config: PathBuf,
     pid_file: PathBuf,
     launcher: Child,
     log: Output,
+    dir: Scratch,
 }
 
 fn service(name: &str) -> Service {
@@ -68,13 +69,13 @@ fn service(name: &str) -> Service {
         || pids(&pid_file).len() == 3,
     );
     Service {
-        dir,
         sink,
         port,
         config,
         pid_file,
         launcher,
         log,
+        dir,
     }
 }
 

@@ -42,12 +42,43 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh directory for one test's files.
-pub fn scratch_dir(test: &str) -> PathBuf {
+/// A fresh directory for one test's files, removed with everything in it
+/// when the test ends, passed or failed (the NATS and wal tests leave
+/// hundreds of megabytes each). `WISHBONE_KEEP_SCRATCH=1` keeps it for a
+/// look.
+pub fn scratch_dir(test: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("wishbone-e2e-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a scratch directory");
-    dir
+    Scratch(dir)
+}
+
+/// See [`scratch_dir`].
+#[derive(Debug)]
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::env::var_os("WISHBONE_KEEP_SCRATCH").is_some() {
+            eprintln!("kept {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// Fails the test with `missing` unless the shell command `check` succeeds

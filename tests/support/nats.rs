@@ -265,6 +265,33 @@ pub fn stream_contents(url: &str, name: &str) -> Vec<Bytes> {
     })
 }
 
+/// What the server says of durable consumer `consumer` on `stream`: messages
+/// not yet delivered, delivered and not acked, redelivered, pull requests
+/// waiting. For a failing test to say where messages are.
+pub fn consumer_state(url: &str, stream: &str, consumer: &str) -> String {
+    block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to nats");
+        let context = jetstream::new(client);
+        let mut consumer: jetstream::consumer::PullConsumer =
+            match context.get_consumer_from_stream(consumer, stream).await {
+                Ok(consumer) => consumer,
+                Err(error) => return format!("no consumer: {error}"),
+            };
+        match consumer.info().await {
+            Ok(info) => format!(
+                "pending {}, ack pending {}, redelivered {}, waiting pulls {}, delivered up to {}, acked up to {}",
+                info.num_pending,
+                info.num_ack_pending,
+                info.num_redelivered,
+                info.num_waiting,
+                info.delivered.stream_sequence,
+                info.ack_floor.stream_sequence
+            ),
+            Err(error) => format!("no consumer info: {error}"),
+        }
+    })
+}
+
 /// How many messages stream `name` holds.
 pub fn stream_count(url: &str, name: &str) -> u64 {
     block_on(async {
