@@ -81,7 +81,7 @@ fn service(name: &str) -> Service {
 
 impl Service {
     /// `wishbone stop` succeeds and the launcher exits 0.
-    fn stop(mut self) -> String {
+    fn stop(&mut self) -> String {
         let stopped = stop(&self.pid_file);
         assert!(
             stopped.status.success(),
@@ -134,7 +134,7 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 
 #[test]
 fn two_instances_share_the_port_and_stop_drains_both() {
-    let service = service("instances");
+    let mut service = service("instances");
     let port = service.port;
     assert_eq!(
         pids(&service.pid_file)[0],
@@ -171,7 +171,7 @@ fn two_instances_share_the_port_and_stop_drains_both() {
 
 #[test]
 fn a_killed_instance_is_logged_and_replaced_and_stop_stops_the_live_ones() {
-    let service = service("replace");
+    let mut service = service("replace");
     let pid_file = &service.pid_file;
     let before = pids(pid_file);
     let victim = before[1];
@@ -206,7 +206,7 @@ fn a_killed_instance_is_logged_and_replaced_and_stop_stops_the_live_ones() {
 
 #[test]
 fn a_second_server_on_a_served_port_fails_with_address_in_use() {
-    let service = service("second");
+    let mut service = service("second");
     for instances in ["2", "1"] {
         let second = Command::new(binary("wishbone"))
             .arg("start")
@@ -251,7 +251,7 @@ fn instances_that_keep_dying_make_the_launcher_give_up() {
 
 #[test]
 fn a_second_start_with_a_running_servers_pid_file_leaves_it_alone() {
-    let service = service("same-pid-file");
+    let mut service = service("same-pid-file");
     let before = pids(&service.pid_file);
     let second = Command::new(binary("wishbone"))
         .arg("start")

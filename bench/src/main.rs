@@ -179,7 +179,7 @@ fn main() -> anyhow::Result<()> {
     for rep in 0..reps {
         eprintln!("repetition {} of {}", rep + 1, options.reps);
         let data = options.data.as_path();
-        let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, &scratch, &bootstrap, &[]);
+        let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, scratch, &bootstrap, &[]);
         type Start<'a> = Box<dyn Fn(&[u16]) -> anyhow::Result<Proxy> + 'a>;
         let configurations: [(&str, usize, Start); 7] = [
             (
@@ -207,7 +207,7 @@ fn main() -> anyhow::Result<()> {
                 2,
                 Box::new(|ports| {
                     let bootstrap = scenarios::round_robin(ports, false);
-                    Proxy::wishbone(wishbone, &scratch, &bootstrap, &["--graph", "127.0.0.1:0"])
+                    Proxy::wishbone(wishbone, scratch, &bootstrap, &["--graph", "127.0.0.1:0"])
                 }),
             ),
             (
@@ -222,7 +222,7 @@ fn main() -> anyhow::Result<()> {
                 // the stop would wait the whole default drain timeout.
                 Box::new(|ports| {
                     let bootstrap = scenarios::round_robin(ports, true);
-                    Proxy::wishbone(wishbone, &scratch, &bootstrap, &["--drain-timeout", "1"])
+                    Proxy::wishbone(wishbone, scratch, &bootstrap, &["--drain-timeout", "1"])
                 }),
             ),
         ];
@@ -376,11 +376,7 @@ fn main() -> anyhow::Result<()> {
             if options.leaves_out(name) {
                 continue;
             }
-            let certificates = if tls {
-                Some(tls_files(&scratch)?)
-            } else {
-                None
-            };
+            let certificates = if tls { Some(tls_files(scratch)?) } else { None };
             runs.push(throughput::run(
                 name,
                 Receivers::Tcp(1),
@@ -411,16 +407,16 @@ fn main() -> anyhow::Result<()> {
             let payloads = nats::payloads(&options.nats_data)?;
             let runs_of: [(&str, NatsRun); 4] = [
                 ("nats publish, wishbone", &|| {
-                    nats::publish_wishbone(wishbone, &scratch, &options.nats_data, payloads.len())
+                    nats::publish_wishbone(wishbone, scratch, &options.nats_data, payloads.len())
                 }),
                 ("nats publish, plain async-nats client", &|| {
-                    nats::publish_plain(&scratch, &payloads)
+                    nats::publish_plain(scratch, &payloads)
                 }),
                 ("nats consume, wishbone to null", &|| {
-                    nats::consume_wishbone(wishbone, &scratch, &payloads)
+                    nats::consume_wishbone(wishbone, scratch, &payloads)
                 }),
                 ("nats consume, plain async-nats client", &|| {
-                    nats::consume_plain(&scratch, &payloads)
+                    nats::consume_plain(scratch, &payloads)
                 }),
             ];
             for (name, run) in runs_of {
@@ -442,13 +438,13 @@ fn main() -> anyhow::Result<()> {
                 |port| Proxy::socat(8192, port),
             )?);
             latencies.push(latency::measure("wishbone scenario I", rate, 3, |port| {
-                Proxy::wishbone(wishbone, &scratch, &scenarios::proxy(port), &[])
+                Proxy::wishbone(wishbone, scratch, &scenarios::proxy(port), &[])
             })?);
         }
     }
     let pushed_back = if options.only.is_none() && options.throughput {
         eprintln!("memory with every backend down");
-        memory_with_backends_down(wishbone, &scratch, &options.data)?
+        memory_with_backends_down(wishbone, scratch, &options.data)?
     } else {
         0.0
     };
