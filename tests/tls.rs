@@ -300,3 +300,110 @@ fn relp_over_tls_from_wishbone_to_wishbone() {
     let totals = server.output.wait_for("input totals module=input", MINUTE);
     assert_eq!(field(&totals, "accepted"), Some("100000"), "{totals}");
 }
+
+/// Puts `contents` at `path` the way renewals do: a new file renamed over it.
+fn replace(path: &Path, contents: &[u8]) {
+    let fresh = path.with_extension("new");
+    std::fs::write(&fresh, contents).unwrap();
+    std::fs::rename(&fresh, path).unwrap();
+}
+
+/// Makes `live.pem` and `live.key` in `dir` hold `{pair}.pem` and `.key`.
+fn renew(dir: &Path, pair: &str) {
+    for extension in ["pem", "key"] {
+        let contents = std::fs::read(dir.join(format!("{pair}.{extension}"))).unwrap();
+        replace(&dir.join(format!("live.{extension}")), &contents);
+    }
+}
+
+#[test]
+fn a_renewed_certificate_serves_new_clients_without_a_restart() {
+    let dir = scratch_dir("tls-renewed");
+    certificates(&dir, "a", &["server"]);
+    certificates(&dir, "b", &["server"]);
+    renew(&dir, "a-server");
+    let sink = Sink::start(&dir, "sink");
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/live.pem, key: DIR/live.key}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        sink.port
+    )
+    .replace("DIR", &dir.display().to_string());
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let port = wishbone.input_port("input");
+    let (a_ca, b_ca) = (dir.join("a-ca.pem"), dir.join("b-ca.pem"));
+    client_sends(port, &a_ca, None, "a\n");
+    sink.wait_for_lines(1, MINUTE);
+    // A renewal gone wrong: the old certificate stays in use.
+    replace(
+        &dir.join("live.pem"),
+        b"-----BEGIN CERTIFICATE-----\ngarbage\n",
+    );
+    wait_until(MINUTE, "the unusable files logged", || {
+        client_sends(port, &a_ca, None, "still a\n");
+        wishbone.output.count("cannot be used") > 0
+    });
+    client_sends(port, &a_ca, None, "still a\n");
+    // The renewal proper: a client trusting only b's CA gets in.
+    renew(&dir, "b-server");
+    let has = |line: &str| {
+        String::from_utf8(sink.received())
+            .unwrap()
+            .lines()
+            .any(|received| received == line)
+    };
+    wait_until(MINUTE, "a client of b's CA served", || {
+        client_sends(port, &b_ca, None, "b\n");
+        std::thread::sleep(Duration::from_millis(50));
+        has("b")
+    });
+    client_sends(port, &a_ca, None, "a after the renewal\n");
+    client_sends(port, &b_ca, None, "b again\n");
+    wait_until(MINUTE, "the last line", || has("b again"));
+    assert!(wishbone.stop().success());
+    assert!(
+        has("still a"),
+        "the old certificate served until the renewal"
+    );
+    assert!(
+        !has("a after the renewal"),
+        "a client of a's CA is refused the renewed certificate"
+    );
+    assert_eq!(wishbone.output.count("read the renewed TLS certificate"), 1);
+}
+
+#[test]
+fn an_output_presents_its_certificate_to_an_input_that_asks() {
+    let dir = scratch_dir("tls-output-identity");
+    certificates(&dir, "a", &["server", "client"]);
+    let sink = Sink::start(&dir, "sink");
+    let receiver = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/a-server.pem, key: DIR/a-server.key, ca: DIR/a-ca.pem, verify_peer: true}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        sink.port
+    )
+    .replace("DIR", &dir.display().to_string());
+    let receiver_dir = dir.join("receiver");
+    std::fs::create_dir_all(&receiver_dir).unwrap();
+    let mut receiver = Wishbone::start(&receiver_dir, &receiver, &[]);
+    let sender_dir = dir.join("sender");
+    std::fs::create_dir_all(&sender_dir).unwrap();
+    let mut sender = Wishbone::start(
+        &sender_dir,
+        &tls_output(
+            &dir,
+            receiver.input_port("input"),
+            "{ca: DIR/a-ca.pem, cert: DIR/a-client.pem, key: DIR/a-client.key}",
+        ),
+        &[],
+    );
+    let data = numbered_lines(10_000);
+    send(sender.input_port("input"), &data);
+    sink.wait_for_lines(10_000, MINUTE);
+    assert!(sender.stop().success());
+    assert!(receiver.stop().success());
+    assert_eq!(sha256(&sink.received()), sha256(&data));
+    assert_eq!(receiver.output.count("TLS handshake failed"), 0);
+}

@@ -12,16 +12,19 @@
 //!
 //! Files are read and checked when the module is built, so `wishbone
 //! check` names a missing or unreadable file, or a key that does not match
-//! its certificate, or an expired certificate, and exits 2; certificates
-//! are read again on a restart.
+//! its certificate, or an expired certificate, and exits 2. This side's
+//! `cert` and `key` are read again when they change ([`Identity`]); `ca`
+//! is read again on a restart.
+
+mod identity;
+pub use identity::{CHECK_EVERY, Identity};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::sign::CertifiedKey;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use wishbone_runtime::ArgumentError;
@@ -31,7 +34,9 @@ use wishbone_runtime::ArgumentError;
 macro_rules! tls_arguments_docs {
     () => {
         "  tls                TLS on the connection (none: plain TCP), with
-                     cert, key  PEM certificate chain and private key
+                     cert, key  PEM certificate chain and private key,
+                                read again when they change (new
+                                connections use the renewed pair)
                      ca         PEM roots that verify the peer (outputs: the
                                 system's roots when absent)
                      verify_peer  inputs: require client certificates
@@ -84,7 +89,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ArgumentErr
 
 /// Refuses a certificate chain whose first certificate has expired (or is
 /// not valid yet): every handshake would fail.
-fn current(chain: &[CertificateDer<'_>], path: &Path) -> Result<(), ArgumentError> {
+fn valid_now(chain: &[CertificateDer<'_>], path: &Path) -> Result<(), ArgumentError> {
     let Some(first) = chain.first() else {
         return Ok(());
     };
@@ -138,37 +143,18 @@ fn roots(path: Option<&Path>) -> Result<rustls::RootCertStore, ArgumentError> {
     Ok(roots)
 }
 
-/// This side's certificate and key, checked to belong together.
-fn identity(
-    arguments: &TlsArguments,
-) -> Result<Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>, ArgumentError> {
-    let (cert, key) = match (&arguments.cert, &arguments.key) {
-        (None, None) => return Ok(None),
-        (Some(cert), Some(key)) => (cert, key),
-        _ => return Err(ArgumentError::new("`tls.cert` and `tls.key` go together")),
-    };
-    let chain = certificates(cert)?;
-    current(&chain, cert)?;
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|error| problem("key", key, error))?;
-    let signing = provider()
-        .key_provider
-        .load_private_key(private.clone_key())
-        .map_err(|error| problem("key", key, error))?;
-    CertifiedKey::new(chain.clone(), signing)
-        .keys_match()
-        .map_err(|_| {
-            problem(
-                "key",
-                key,
-                format!("does not match the certificate in {}", cert.display()),
-            )
-        })?;
-    Ok(Some((chain, private)))
+/// This side's certificate and key, when given, read again as they change.
+fn identity(arguments: &TlsArguments) -> Result<Option<Identity>, ArgumentError> {
+    match (&arguments.cert, &arguments.key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => Identity::load(cert, key).map(Some),
+        _ => Err(ArgumentError::new("`tls.cert` and `tls.key` go together")),
+    }
 }
 
 /// The acceptor of an input.
 pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> {
-    let (chain, key) = identity(arguments)?
+    let identity = identity(arguments)?
         .ok_or_else(|| ArgumentError::new("`tls` on an input needs `cert` and `key`"))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -188,9 +174,7 @@ pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> 
     } else {
         builder.with_no_client_auth()
     };
-    let config = builder
-        .with_single_cert(chain, key)
-        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?;
+    let config = builder.with_cert_resolver(Arc::new(identity));
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -201,12 +185,10 @@ pub fn client_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, A
         .with_safe_default_protocol_versions()
         .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?
         .with_root_certificates(roots(arguments.ca.as_deref())?);
-    match identity(arguments)? {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|error| ArgumentError::new(format!("`tls`: {error}"))),
-        None => Ok(builder.with_no_client_auth()),
-    }
+    Ok(match identity(arguments)? {
+        Some(identity) => builder.with_client_cert_resolver(Arc::new(identity)),
+        None => builder.with_no_client_auth(),
+    })
 }
 
 /// The connector of an output reaching `host`, and the name it verifies.
