@@ -154,6 +154,11 @@ fn identity(arguments: &TlsArguments) -> Result<Option<Identity>, ArgumentError>
 
 /// The acceptor of an input.
 pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> {
+    if arguments.server_name.is_some() {
+        return Err(ArgumentError::new(
+            "`tls.server_name` names what an output verifies; an input presents its `cert`",
+        ));
+    }
     let identity = identity(arguments)?
         .ok_or_else(|| ArgumentError::new("`tls` on an input needs `cert` and `key`"))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
@@ -181,6 +186,11 @@ pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> 
 /// The client side's configuration: roots to verify the server with, and
 /// this side's certificate when given (for a server that asks).
 pub fn client_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, ArgumentError> {
+    if arguments.verify_peer {
+        return Err(ArgumentError::new(
+            "`tls.verify_peer` is for inputs: an output always verifies its server, with `ca` or the system's roots",
+        ));
+    }
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?
@@ -203,3 +213,6 @@ pub fn connector(
     let config = client_config(arguments)?;
     Ok((TlsConnector::from(Arc::new(config)), server_name))
 }
+
+#[cfg(test)]
+mod tests;

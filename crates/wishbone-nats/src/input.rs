@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use wishbone_modules::backoff::Backoff;
 use wishbone_modules::metric::Counted;
-use wishbone_modules::tls::{self, TlsArguments};
+use wishbone_modules::tls::TlsArguments;
 use wishbone_runtime::ack::{self, Outcome};
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
@@ -47,7 +47,9 @@ Arguments (default)
                    acked (30)
   credentials      a NATS credentials file (none)
   tls              TLS to the servers: {ca, cert, key} as for
-                   wishbone.output.tcp (the system's roots when no ca)
+                   wishbone.output.tcp (the system's roots when no ca);
+                   each server's certificate must carry the host of its
+                   URL, so `server_name` is refused
 
 Acknowledgement
   A message is acked once its event is delivered by an output that knows
@@ -130,7 +132,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         ));
     }
     let servers = parse_servers(&config.servers)?;
-    let tls = config.tls.as_ref().map(tls::client_config).transpose()?;
+    let tls = config.tls.as_ref().map(crate::tls_config).transpose()?;
     Ok(Box::new(NatsInput {
         config,
         servers,

@@ -16,6 +16,7 @@ pub mod output;
 use std::path::Path;
 
 use async_nats::ServerAddr;
+use wishbone_modules::tls::{self, TlsArguments};
 use wishbone_runtime::{ArgumentError, ModuleKind};
 
 /// The kinds this crate adds, for the one list of builtin modules.
@@ -40,6 +41,18 @@ fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
             })
         })
         .collect()
+}
+
+/// The client side of `tls` for NATS. The client verifies each server
+/// against the host of its URL and offers no other name, so `server_name`
+/// is refused rather than ignored.
+fn tls_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, ArgumentError> {
+    if arguments.server_name.is_some() {
+        return Err(ArgumentError::new(
+            "`tls.server_name` is not taken by the NATS modules: each server's certificate must carry the host of its URL in `servers`",
+        ));
+    }
+    tls::client_config(arguments)
 }
 
 /// Connects to one of `servers`; fails (for the shell's backoff) when none
@@ -79,6 +92,16 @@ mod tests {
         assert_eq!(message_id(b"line 1"), message_id(b"line 1"));
         assert_ne!(message_id(b"line 1"), message_id(b"line 2"));
         assert_eq!(message_id(b"").len(), 32);
+    }
+
+    #[test]
+    fn tls_server_name_is_refused_not_ignored() {
+        let arguments = TlsArguments {
+            server_name: Some("backend".into()),
+            ..TlsArguments::default()
+        };
+        let error = tls_config(&arguments).unwrap_err().to_string();
+        assert!(error.contains("not taken by the NATS modules"), "{error}");
     }
 
     #[test]

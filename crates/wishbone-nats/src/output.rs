@@ -21,7 +21,7 @@ use futures::stream::FuturesOrdered;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use wishbone_modules::output::shell::{Ended, Output, OutputState, Settings, Transport};
-use wishbone_modules::tls::{self, TlsArguments};
+use wishbone_modules::tls::TlsArguments;
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Module, ModuleKind, QueueSpec};
 
 use crate::{connect, message_id, parse_servers};
@@ -41,8 +41,11 @@ Arguments (default)
   subject            subject to publish to; a stream must take it (required)
   max_pending        publishes awaiting their PubAck, at most (1024)
   credentials        a NATS credentials file (none)
+  tls                TLS to the servers: {ca, cert, key} as for
+                     wishbone.output.tcp (the system's roots when no ca);
+                     each server's certificate must carry the host of its
+                     URL, so `server_name` is refused
 "#,
-    wishbone_modules::tls_arguments_docs!(),
     wishbone_modules::shared_arguments_docs!(),
     r#"
 Delivery
@@ -114,7 +117,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         return Err(ArgumentError::new("`max_pending` must be at least 1"));
     }
     let servers = parse_servers(&config.servers)?;
-    let tls = config.tls.as_ref().map(tls::client_config).transpose()?;
+    let tls = config.tls.as_ref().map(crate::tls_config).transpose()?;
     Ok(Box::new(Output {
         settings,
         transport: Publisher {
