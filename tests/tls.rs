@@ -22,6 +22,17 @@ fn tls_output(dir: &Path, port: u16, tls: &str) -> String {
     .replace("DIR", &dir.display().to_string())
 }
 
+/// A TLS tcp input (`tls` as given, DIR for the scratch directory) passing
+/// what it reads to a plain tcp output to `port`.
+fn tls_input(dir: &Path, tls: &str, port: u16) -> String {
+    format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {tls}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n"
+    )
+    .replace("DIR", &dir.display().to_string())
+}
+
 #[test]
 fn a_million_lines_through_the_tls_output_and_the_tls_input_arrive_unchanged() {
     let dir = scratch_dir("tls-both");
@@ -45,13 +56,11 @@ fn a_million_lines_through_the_tls_output_and_the_tls_input_arrive_unchanged() {
     let sink = Sink::start(&dir, "sink");
     let input_dir = dir.join("input");
     std::fs::create_dir_all(&input_dir).unwrap();
-    let bootstrap = format!(
-        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/a-server.pem, key: DIR/a-server.key}}}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
-         routingtable:\n  - input.outbox -> output.inbox\n",
-        sink.port
-    )
-    .replace("DIR", &dir.display().to_string());
+    let bootstrap = tls_input(
+        &dir,
+        "{cert: DIR/a-server.pem, key: DIR/a-server.key}",
+        sink.port,
+    );
     let mut wishbone = Wishbone::start(&input_dir, &bootstrap, &[]);
     let port = wishbone.input_port("input");
     let file = dir.join("data.txt");
@@ -96,13 +105,11 @@ fn mutual_tls_lets_only_clients_with_the_right_certificate_in() {
     certificates(&dir, "a", &["server", "client"]);
     certificates(&dir, "b", &["client"]);
     let sink = Sink::start(&dir, "sink");
-    let bootstrap = format!(
-        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/a-server.pem, key: DIR/a-server.key, ca: DIR/a-ca.pem, verify_peer: true}}}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
-         routingtable:\n  - input.outbox -> output.inbox\n",
-        sink.port
-    )
-    .replace("DIR", &dir.display().to_string());
+    let bootstrap = tls_input(
+        &dir,
+        "{cert: DIR/a-server.pem, key: DIR/a-server.key, ca: DIR/a-ca.pem, verify_peer: true}",
+        sink.port,
+    );
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
     let port = wishbone.input_port("input");
     let ca = dir.join("a-ca.pem");
@@ -323,13 +330,7 @@ fn a_renewed_certificate_serves_new_clients_without_a_restart() {
     certificates(&dir, "b", &["server"]);
     renew(&dir, "a-server");
     let sink = Sink::start(&dir, "sink");
-    let bootstrap = format!(
-        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/live.pem, key: DIR/live.key}}}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
-         routingtable:\n  - input.outbox -> output.inbox\n",
-        sink.port
-    )
-    .replace("DIR", &dir.display().to_string());
+    let bootstrap = tls_input(&dir, "{cert: DIR/live.pem, key: DIR/live.key}", sink.port);
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
     let port = wishbone.input_port("input");
     let (a_ca, b_ca) = (dir.join("a-ca.pem"), dir.join("b-ca.pem"));
@@ -378,13 +379,11 @@ fn an_output_presents_its_certificate_to_an_input_that_asks() {
     let dir = scratch_dir("tls-output-identity");
     certificates(&dir, "a", &["server", "client"]);
     let sink = Sink::start(&dir, "sink");
-    let receiver = format!(
-        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, tls: {{cert: DIR/a-server.pem, key: DIR/a-server.key, ca: DIR/a-ca.pem, verify_peer: true}}}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
-         routingtable:\n  - input.outbox -> output.inbox\n",
-        sink.port
-    )
-    .replace("DIR", &dir.display().to_string());
+    let receiver = tls_input(
+        &dir,
+        "{cert: DIR/a-server.pem, key: DIR/a-server.key, ca: DIR/a-ca.pem, verify_peer: true}",
+        sink.port,
+    );
     let receiver_dir = dir.join("receiver");
     std::fs::create_dir_all(&receiver_dir).unwrap();
     let mut receiver = Wishbone::start(&receiver_dir, &receiver, &[]);

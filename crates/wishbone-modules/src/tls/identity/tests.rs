@@ -1,16 +1,22 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{CHECK_EVERY, Identity};
 
-/// A self-signed certificate for localhost: its PEM, its key's PEM, its DER.
-fn generated() -> (String, String, Vec<u8>) {
+/// A self-signed certificate for localhost, its key, in PEM, and its DER.
+struct Pair {
+    cert: String,
+    key: String,
+    der: Vec<u8>,
+}
+
+fn generated() -> Pair {
     let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    (
-        made.cert.pem(),
-        made.signing_key.serialize_pem(),
-        made.cert.der().to_vec(),
-    )
+    Pair {
+        cert: made.cert.pem(),
+        key: made.signing_key.serialize_pem(),
+        der: made.cert.der().to_vec(),
+    }
 }
 
 /// Puts `contents` at `path` the way renewals do: a new file renamed over it.
@@ -20,78 +26,92 @@ fn replace(path: &Path, contents: &str) {
     std::fs::rename(&fresh, path).unwrap();
 }
 
-fn presented(identity: &Identity, at: Instant) -> Vec<u8> {
-    identity.current_at(at).cert[0].to_vec()
+/// An identity loaded from files of its own, and the pair it was loaded with.
+struct Served {
+    _dir: tempfile::TempDir,
+    cert: PathBuf,
+    key: PathBuf,
+    identity: Identity,
+    first: Pair,
+    start: Instant,
+}
+
+impl Served {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let first = generated();
+        replace(&cert, &first.cert);
+        replace(&key, &first.key);
+        let identity = Identity::load(&cert, &key).unwrap();
+        Self {
+            _dir: dir,
+            cert,
+            key,
+            identity,
+            first,
+            start: Instant::now(),
+        }
+    }
+
+    /// The certificate presented `checks` times CHECK_EVERY after loading.
+    fn presented(&self, checks: u32) -> Vec<u8> {
+        let at = self.start + CHECK_EVERY * checks;
+        self.identity.current_at(at).cert[0].to_vec()
+    }
 }
 
 #[test]
 fn a_renewed_pair_is_presented_from_the_next_check_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let (first, first_key, first_der) = generated();
-    replace(&cert, &first);
-    replace(&key, &first_key);
-    let identity = Identity::load(&cert, &key).unwrap();
-    let start = Instant::now();
-    assert_eq!(presented(&identity, start), first_der);
-    let (second, second_key, second_der) = generated();
-    replace(&cert, &second);
-    replace(&key, &second_key);
+    let served = Served::new();
+    assert_eq!(served.presented(0), served.first.der);
+    let second = generated();
+    replace(&served.cert, &second.cert);
+    replace(&served.key, &second.key);
     assert_eq!(
-        presented(&identity, start),
-        first_der,
+        served.presented(0),
+        served.first.der,
         "the files are not looked at again within CHECK_EVERY"
     );
-    assert_eq!(presented(&identity, start + CHECK_EVERY), second_der);
-    assert_eq!(presented(&identity, start + CHECK_EVERY * 3), second_der);
+    assert_eq!(served.presented(1), second.der);
+    assert_eq!(served.presented(3), second.der);
 }
 
 #[test]
 fn a_half_done_renewal_keeps_the_previous_pair_until_it_is_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let (first, first_key, first_der) = generated();
-    replace(&cert, &first);
-    replace(&key, &first_key);
-    let identity = Identity::load(&cert, &key).unwrap();
-    let start = Instant::now();
-    let (second, second_key, second_der) = generated();
-    replace(&cert, &second);
+    let served = Served::new();
+    let second = generated();
+    replace(&served.cert, &second.cert);
     assert_eq!(
-        presented(&identity, start + CHECK_EVERY),
-        first_der,
+        served.presented(1),
+        served.first.der,
         "a new certificate beside the old key is not used"
     );
-    replace(&key, &second_key);
-    assert_eq!(presented(&identity, start + CHECK_EVERY * 2), second_der);
+    replace(&served.key, &second.key);
+    assert_eq!(served.presented(2), second.der);
 }
 
 #[test]
 fn garbage_or_missing_files_keep_the_previous_pair() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let (first, first_key, first_der) = generated();
-    replace(&cert, &first);
-    replace(&key, &first_key);
-    let identity = Identity::load(&cert, &key).unwrap();
-    let start = Instant::now();
-    replace(&cert, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n");
-    assert_eq!(presented(&identity, start + CHECK_EVERY), first_der);
-    std::fs::remove_file(&key).unwrap();
-    assert_eq!(presented(&identity, start + CHECK_EVERY * 2), first_der);
-    replace(&cert, &first);
-    replace(&key, &first_key);
-    assert_eq!(presented(&identity, start + CHECK_EVERY * 3), first_der);
+    let served = Served::new();
+    replace(
+        &served.cert,
+        "-----BEGIN CERTIFICATE-----\nnot base64 at all\n",
+    );
+    assert_eq!(served.presented(1), served.first.der);
+    std::fs::remove_file(&served.key).unwrap();
+    assert_eq!(served.presented(2), served.first.der);
+    replace(&served.cert, &served.first.cert);
+    replace(&served.key, &served.first.key);
+    assert_eq!(served.presented(3), served.first.der);
 }
 
 #[test]
 fn files_that_are_unusable_at_the_start_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let (first, _, _) = generated();
-    let (_, other_key, _) = generated();
-    replace(&cert, &first);
-    replace(&key, &other_key);
+    replace(&cert, &generated().cert);
+    replace(&key, &generated().key);
     let error = Identity::load(&cert, &key).unwrap_err().to_string();
     assert!(error.contains("does not match the certificate"), "{error}");
 }
