@@ -23,6 +23,11 @@ pub fn seconds(name: &str, value: f64) -> Result<Duration, ArgumentError> {
     })
 }
 
+/// Where a listening input listens by default: every interface.
+pub fn default_listen_address() -> String {
+    "0.0.0.0".to_string()
+}
+
 /// The default delimiter: one event per line.
 pub fn default_delimiter() -> String {
     "\n".to_string()

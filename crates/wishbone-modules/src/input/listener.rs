@@ -11,11 +11,13 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use wishbone_runtime::{ListenAddress, ModuleContext, ModuleError};
+use wishbone_runtime::{ArgumentError, ListenAddress, ModuleContext, ModuleError};
 
 use crate::backoff::Backoff;
+use crate::config::host_name;
 use crate::metric::Counted;
 use crate::output::socket::Socket;
+use crate::tls::TlsArguments;
 
 /// How long a client has to complete a TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -48,21 +50,99 @@ async fn handshake(
     None
 }
 
-/// How the accept loop takes clients, and the counters it adds to.
-pub(crate) struct Accepts<'a> {
-    pub connections: &'a Counted,
-    pub failures: &'a Counted,
+/// Where and how an input listens, made from the arguments every listening
+/// input takes (`address`, `port`, `reuse_port`, `max_connections`, `tls`).
+pub(crate) struct Listening {
+    address: ListenAddress,
+    max_connections: usize,
     /// With `tls`: every client's handshake, before it is served.
-    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
-    pub handshake_failures: Arc<Counted>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// Listens on `wanted` and serves every client, at most `max_connections`
-/// at once (0: half the open-file limit), until the server stops; then
-/// waits for the clients' tasks. For each client `prepare` is called when
-/// it is accepted, and what it returns gets the connection once the TLS
-/// handshake (if any) is done.
-pub(crate) async fn serve_clients<F, Start, Served>(
+/// What the accept loop did, for the input's totals at a stop. Each is
+/// also the metric `module.<name>.<field>`.
+#[derive(Debug)]
+pub(crate) struct AcceptTotals {
+    pub connections: u64,
+    pub accept_failures: u64,
+    pub handshake_failures: u64,
+}
+
+impl Listening {
+    pub(crate) fn new(
+        address: &str,
+        port: u16,
+        reuse_port: bool,
+        max_connections: usize,
+        tls: Option<&TlsArguments>,
+    ) -> Result<Self, ArgumentError> {
+        host_name("address", address)?;
+        Ok(Self {
+            address: ListenAddress {
+                host: address.to_string(),
+                port,
+                reuse_port,
+            },
+            max_connections,
+            acceptor: tls.map(crate::tls::acceptor).transpose()?,
+        })
+    }
+
+    /// Where the input listens, for the launcher that binds it beforehand.
+    pub(crate) fn address(&self) -> ListenAddress {
+        self.address.clone()
+    }
+
+    /// Listens and serves every client, at most `max_connections` at once
+    /// (0: half the open-file limit), until the server stops; then waits
+    /// for the clients' tasks. For each client `prepare` is called when it
+    /// is accepted, and what it returns gets the connection once the TLS
+    /// handshake (if any) is done.
+    pub(crate) async fn serve<F, Start, Served>(
+        &self,
+        context: &mut ModuleContext,
+        prepare: F,
+    ) -> Result<AcceptTotals, ModuleError>
+    where
+        F: FnMut(SocketAddr, &ModuleContext) -> Start,
+        Start: FnOnce(Socket<TcpStream>) -> Served + 'static,
+        Served: Future<Output = ()> + 'static,
+    {
+        let name = context.name().to_string();
+        let connections = Counted::new(&name, "connections");
+        let accept_failures = Counted::new(&name, "accept_failures");
+        let handshake_failures = Arc::new(Counted::new(&name, "handshake_failures"));
+        let accepts = Accepts {
+            connections: &connections,
+            failures: &accept_failures,
+            acceptor: self.acceptor.clone(),
+            handshake_failures: handshake_failures.clone(),
+        };
+        serve_clients(
+            context,
+            &self.address,
+            self.max_connections,
+            accepts,
+            prepare,
+        )
+        .await?;
+        Ok(AcceptTotals {
+            connections: connections.total(),
+            accept_failures: accept_failures.total(),
+            handshake_failures: handshake_failures.total(),
+        })
+    }
+}
+
+/// How the accept loop takes clients, and the counters it adds to.
+struct Accepts<'a> {
+    connections: &'a Counted,
+    failures: &'a Counted,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    handshake_failures: Arc<Counted>,
+}
+
+async fn serve_clients<F, Start, Served>(
     context: &mut ModuleContext,
     wanted: &ListenAddress,
     max_connections: usize,

@@ -16,7 +16,6 @@ use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
@@ -24,11 +23,11 @@ use wishbone_runtime::{
     Parcel, QueueSpec,
 };
 
-use super::listener::{self, Accepts};
-use crate::config::{default_delimiter, delimiter_bytes, host_name};
+use super::listener::Listening;
+use crate::config::{default_delimiter, delimiter_bytes};
 use crate::framer::{LineFramer, Overlong};
 use crate::metric::Counted;
-use crate::tls::{self, TlsArguments};
+use crate::tls::TlsArguments;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -97,7 +96,7 @@ const READ_SIZE: usize = 256 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Interface to listen on.
-    #[serde(default = "default_address")]
+    #[serde(default = "crate::config::default_listen_address")]
     pub address: String,
     /// Port to listen on; 0 lets the system pick one.
     #[serde(default = "default_port")]
@@ -122,10 +121,6 @@ pub struct Config {
     pub tls: Option<TlsArguments>,
 }
 
-fn default_address() -> String {
-    "0.0.0.0".to_string()
-}
-
 fn default_port() -> u16 {
     19283
 }
@@ -137,15 +132,20 @@ fn default_max_line_length() -> usize {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     let delimiter = delimiter_bytes(&config.delimiter)?;
-    host_name("address", &config.address)?;
     if config.max_line_length == 0 {
         return Err(ArgumentError::new("`max_line_length` must be at least 1"));
     }
-    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let listening = Listening::new(
+        &config.address,
+        config.port,
+        config.reuse_port,
+        config.max_connections,
+        config.tls.as_ref(),
+    )?;
     Ok(Box::new(TcpInput {
         config,
         delimiter,
-        acceptor,
+        listening,
     }))
 }
 
@@ -153,34 +153,26 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 pub struct TcpInput {
     config: Config,
     delimiter: Bytes,
-    /// With `tls`: every connection's handshake.
-    acceptor: Option<TlsAcceptor>,
+    listening: Listening,
 }
 
 /// What the clients of one input did: metrics as they happen, and the
 /// totals logged when it stops.
 #[derive(Debug)]
 struct Counters {
-    connections: Counted,
     events: Counted,
     truncated: Counted,
     dropped: Counted,
     incomplete: Counted,
-    accept_failures: Counted,
-    /// With `tls`: clients whose handshake failed.
-    handshake_failures: Arc<Counted>,
 }
 
 impl Counters {
     fn new(module: &str) -> Self {
         Self {
-            connections: Counted::new(module, "connections"),
             events: Counted::new(module, "events"),
             truncated: Counted::new(module, "truncated"),
             dropped: Counted::new(module, "dropped"),
             incomplete: Counted::new(module, "incomplete"),
-            accept_failures: Counted::new(module, "accept_failures"),
-            handshake_failures: Arc::new(Counted::new(module, "handshake_failures")),
         }
     }
 }
@@ -194,36 +186,18 @@ impl Module for TcpInput {
     }
 
     fn listens(&self) -> Option<ListenAddress> {
-        Some(self.listen_address())
+        Some(self.listening.address())
     }
 }
 
 impl TcpInput {
-    fn listen_address(&self) -> ListenAddress {
-        ListenAddress {
-            host: self.config.address.clone(),
-            port: self.config.port,
-            reuse_port: self.config.reuse_port,
-        }
-    }
-
     async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
-        let wanted = self.listen_address();
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let counters = Arc::new(Counters::new(context.name()));
-        let accepts = Accepts {
-            connections: &counters.connections,
-            failures: &counters.accept_failures,
-            acceptor: self.acceptor.clone(),
-            handshake_failures: counters.handshake_failures.clone(),
-        };
-        listener::serve_clients(
-            &mut context,
-            &wanted,
-            self.config.max_connections,
-            accepts,
-            |peer, context| {
+        let accepted = self
+            .listening
+            .serve(&mut context, |peer, context| {
                 let client = Client {
                     module: context.name().to_string(),
                     peer,
@@ -238,18 +212,17 @@ impl TcpInput {
                     counters: counters.clone(),
                 };
                 move |socket| client.serve(socket)
-            },
-        )
-        .await?;
+            })
+            .await?;
         tracing::info!(
             module = %context.name(),
-            connections = counters.connections.total(),
+            connections = accepted.connections,
             events = counters.events.total(),
             truncated = counters.truncated.total(),
             dropped = counters.dropped.total(),
             incomplete = counters.incomplete.total(),
-            accept_failures = counters.accept_failures.total(),
-            handshake_failures = counters.handshake_failures.total(),
+            accept_failures = accepted.accept_failures,
+            handshake_failures = accepted.handshake_failures,
             "input totals"
         );
         Ok(())

@@ -18,7 +18,6 @@ use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::ack::{self, AckIssuer};
 use wishbone_runtime::queue::Sender;
@@ -28,11 +27,10 @@ use wishbone_runtime::{
 };
 
 use self::answers::Answers;
-use super::listener::{self, Accepts};
-use crate::config::host_name;
+use super::listener::Listening;
 use crate::metric::Counted;
 use crate::relp::{self, Frame};
-use crate::tls::{self, TlsArguments};
+use crate::tls::TlsArguments;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.relp: events from RELP clients (such as rsyslog's omrelp), one per syslog frame.
@@ -105,7 +103,7 @@ const READ_SIZE: usize = 64 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Interface to listen on.
-    #[serde(default = "default_address")]
+    #[serde(default = "crate::config::default_listen_address")]
     pub address: String,
     /// Port to listen on; 0 lets the system pick one.
     #[serde(default = "default_port")]
@@ -127,10 +125,6 @@ pub struct Config {
     pub tls: Option<TlsArguments>,
 }
 
-fn default_address() -> String {
-    "0.0.0.0".to_string()
-}
-
 fn default_port() -> u16 {
     2514
 }
@@ -145,33 +139,34 @@ fn default_max_frame() -> usize {
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
-    host_name("address", &config.address)?;
     if config.window == 0 || config.max_frame == 0 {
         return Err(ArgumentError::new(
             "`window` and `max_frame` must be at least 1",
         ));
     }
-    let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    Ok(Box::new(RelpInput { config, acceptor }))
+    let listening = Listening::new(
+        &config.address,
+        config.port,
+        config.reuse_port,
+        config.max_connections,
+        config.tls.as_ref(),
+    )?;
+    Ok(Box::new(RelpInput { config, listening }))
 }
 
 /// The module: a listener and one task per session.
 pub struct RelpInput {
     config: Config,
-    /// With `tls`: every session's handshake.
-    acceptor: Option<TlsAcceptor>,
+    listening: Listening,
 }
 
 /// What the sessions of one input did.
 #[derive(Debug)]
 struct Counters {
-    connections: Counted,
     events: Counted,
     accepted: Counted,
     refused: Counted,
     malformed: Counted,
-    accept_failures: Counted,
-    handshake_failures: Arc<Counted>,
 }
 
 impl Module for RelpInput {
@@ -183,47 +178,26 @@ impl Module for RelpInput {
     }
 
     fn listens(&self) -> Option<ListenAddress> {
-        Some(self.listen_address())
+        Some(self.listening.address())
     }
 }
 
 impl RelpInput {
-    fn listen_address(&self) -> ListenAddress {
-        ListenAddress {
-            host: self.config.address.clone(),
-            port: self.config.port,
-            reuse_port: self.config.reuse_port,
-        }
-    }
-
     async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
-        let wanted = self.listen_address();
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let name = context.name().to_string();
         let counted = |counter: &str| Counted::new(&name, counter);
         let counters = Arc::new(Counters {
-            connections: counted("connections"),
             events: counted("events"),
             accepted: counted("accepted"),
             refused: counted("refused"),
             malformed: counted("malformed"),
-            accept_failures: counted("accept_failures"),
-            handshake_failures: Arc::new(counted("handshake_failures")),
         });
-        let accepts = Accepts {
-            connections: &counters.connections,
-            failures: &counters.accept_failures,
-            acceptor: self.acceptor.clone(),
-            handshake_failures: counters.handshake_failures.clone(),
-        };
         let config = &self.config;
-        listener::serve_clients(
-            &mut context,
-            &wanted,
-            config.max_connections,
-            accepts,
-            |peer, context| {
+        let totals = self
+            .listening
+            .serve(&mut context, |peer, context| {
                 let session = Session {
                     module: context.name().to_string(),
                     peer,
@@ -235,18 +209,17 @@ impl RelpInput {
                     counters: counters.clone(),
                 };
                 move |socket| session.serve(socket)
-            },
-        )
-        .await?;
+            })
+            .await?;
         tracing::info!(
             module = %name,
-            connections = counters.connections.total(),
+            connections = totals.connections,
             events = counters.events.total(),
             accepted = counters.accepted.total(),
             refused = counters.refused.total(),
             malformed = counters.malformed.total(),
-            accept_failures = counters.accept_failures.total(),
-            handshake_failures = counters.handshake_failures.total(),
+            accept_failures = totals.accept_failures,
+            handshake_failures = totals.handshake_failures,
             "input totals"
         );
         Ok(())
