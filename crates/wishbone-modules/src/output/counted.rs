@@ -21,6 +21,8 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio_util::sync::CancellationToken;
+use wishbone_runtime::Parcel;
 
 use super::ack_reports;
 use super::shell::OutputState;
@@ -242,6 +244,76 @@ pub(crate) async fn kernel_count(progress: &Progress, state: &mut OutputState) {
         state
             .acknowledge(written - unacknowledged.min(written))
             .await;
+    }
+}
+
+/// What a turn of a pump over a counted socket came to.
+pub(crate) enum Turn<R> {
+    /// Everything is delivered and the inbox is closed: close the connection.
+    Drained,
+    /// The server aborts.
+    Aborted,
+    /// The acknowledgement reports failed: the connection is lost.
+    Lost(String),
+    /// The connection's own read finished first, with this.
+    Read(R),
+    /// Events to write.
+    Parcel(Parcel),
+    /// Something else was done (acknowledgements, a tick, events failed
+    /// over while stalled, the inbox closed): go round again.
+    Again,
+}
+
+/// One turn of a pump over a counted socket, the part every protocol on
+/// one shares: take in what the peer acknowledged, see whether the work is
+/// done, then wait for the first of an abort, `read` (the protocol's own
+/// read of the connection, which must be cancel-safe), events from the
+/// inbox while fewer than `most_in_flight` are in flight (or, while the
+/// peer is stalled and `failed` is on, to fail over), an acknowledgement
+/// report, or the `tick` that asks the kernel and checks for a stall.
+pub(crate) async fn turn<R>(
+    progress: &Progress,
+    state: &mut OutputState,
+    tick: &mut tokio::time::Interval,
+    abort: &CancellationToken,
+    most_in_flight: usize,
+    read: impl Future<Output = R>,
+) -> Turn<R> {
+    acknowledge(progress, state).await;
+    if !state.inbox_open && state.delivery.is_settled() {
+        return Turn::Drained;
+    }
+    let room = state.delivery.in_flight() < most_in_flight;
+    let divert = state.delivery.is_stalled() && state.delivery.fails_over();
+    tokio::select! {
+        biased;
+        _ = abort.cancelled() => Turn::Aborted,
+        read = read => Turn::Read(read),
+        parcel = state.inbox.recv_parcel(), if state.inbox_open && (room || divert) => match parcel {
+            None => {
+                state.inbox_open = false;
+                Turn::Again
+            }
+            Some(parcel) if divert => {
+                if state.fail(parcel.into_events(), abort).await {
+                    Turn::Again
+                } else {
+                    Turn::Aborted
+                }
+            }
+            Some(parcel) => Turn::Parcel(parcel),
+        },
+        reported = progress.reported(), if progress.reports => match reported {
+            Ok(()) => Turn::Again,
+            Err(error) => Turn::Lost(error.to_string()),
+        },
+        _ = tick.tick(), if !state.delivery.is_settled() => {
+            // The kernel's count on every tick too: a safety net should
+            // reports stop coming, at one ioctl a tick.
+            kernel_count(progress, state).await;
+            state.check_stall();
+            Turn::Again
+        }
     }
 }
 

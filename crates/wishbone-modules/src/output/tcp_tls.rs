@@ -20,7 +20,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::Parcel;
 
-use super::counted::{Counted, acknowledge, finish, kernel_count};
+use super::counted::{Counted, Turn, finish, turn};
 use super::shell::{Ended, OutputState, Transport};
 
 /// Events in flight before the inbox is read again.
@@ -96,41 +96,18 @@ impl Transport for TlsPeer {
                     break Ended::Lost(error);
                 }
             }
-            acknowledge(&progress, state).await;
-            if !state.inbox_open && state.delivery.is_settled() {
-                let _ = writer.shutdown().await;
-                break Ended::Drained;
-            }
-            let room = state.delivery.in_flight() < MAX_IN_FLIGHT;
-            let divert = state.delivery.is_stalled() && state.delivery.fails_over();
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => break Ended::Aborted,
-                read = reader.read(&mut scratch) => match read {
-                    Ok(0) => break Ended::Lost("the peer closed the connection".into()),
-                    Err(error) => break Ended::Lost(error.to_string()),
-                    Ok(_) => {}
-                },
-                parcel = state.inbox.recv_parcel(), if state.inbox_open && (room || divert) => match parcel {
-                    None => state.inbox_open = false,
-                    Some(parcel) if divert => {
-                        if !state.fail(parcel.into_events(), abort).await {
-                            break Ended::Aborted;
-                        }
-                    }
-                    Some(parcel) => pending = Some(parcel),
-                },
-                reported = progress.reported(), if progress.reports => {
-                    if let Err(error) = reported {
-                        break Ended::Lost(error.to_string());
-                    }
+            let read = reader.read(&mut scratch);
+            match turn(&progress, state, &mut tick, abort, MAX_IN_FLIGHT, read).await {
+                Turn::Drained => {
+                    let _ = writer.shutdown().await;
+                    break Ended::Drained;
                 }
-                _ = tick.tick(), if !state.delivery.is_settled() => {
-                    // The kernel's count on every tick too: a safety net
-                    // should reports stop coming.
-                    kernel_count(&progress, state).await;
-                    state.check_stall();
-                }
+                Turn::Aborted => break Ended::Aborted,
+                Turn::Lost(error) => break Ended::Lost(error),
+                Turn::Read(Ok(0)) => break Ended::Lost("the peer closed the connection".into()),
+                Turn::Read(Err(error)) => break Ended::Lost(error.to_string()),
+                Turn::Parcel(parcel) => pending = Some(parcel),
+                Turn::Read(Ok(_)) | Turn::Again => {}
             }
         };
         finish(&progress, state, matches!(ended, Ended::Lost(_))).await;

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
 
-use super::counted::{Counted, Progress, acknowledge, finish, kernel_count};
+use super::counted::{Counted, Progress, Turn, finish, turn};
 use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
 use super::socket::Socket;
 use crate::config::peer_port;
@@ -219,51 +219,28 @@ impl Transport for Server {
                     break Ended::Lost(error);
                 }
             }
-            acknowledge(&progress, state).await;
-            if !state.inbox_open && state.delivery.is_settled() {
-                let _ = sink.close().await;
-                break Ended::Drained;
-            }
-            let room = state.delivery.in_flight() < MAX_IN_FLIGHT;
-            let divert = state.delivery.is_stalled() && state.delivery.fails_over();
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => break Ended::Aborted,
-                message = stream.next() => match message {
-                    None => break Ended::Lost("the server closed the connection".into()),
-                    Some(Err(error)) => break Ended::Lost(error.to_string()),
-                    Some(Ok(Message::Close(_))) => {
-                        // The server may still read what is in flight until our close
-                        // answers its own: settle nothing before the connection ends.
-                        let _ = tokio::time::timeout(state.timeout, async {
-                            let _ = sink.close().await;
-                            while let Some(Ok(_)) = stream.next().await {}
-                        })
-                        .await;
-                        break Ended::Lost("the server closed the connection".into());
-                    }
-                    Some(Ok(_)) => {}
-                },
-                batch = state.inbox.recv(), if state.inbox_open && (room || divert) => match batch {
-                    None => state.inbox_open = false,
-                    Some(batch) if divert => {
-                        if !state.fail(batch, abort).await {
-                            break Ended::Aborted;
-                        }
-                    }
-                    Some(batch) => pending = batch,
-                },
-                reported = progress.reported(), if progress.reports => {
-                    if let Err(error) = reported {
-                        break Ended::Lost(error.to_string());
-                    }
+            let read = stream.next();
+            match turn(&progress, state, &mut tick, abort, MAX_IN_FLIGHT, read).await {
+                Turn::Drained => {
+                    let _ = sink.close().await;
+                    break Ended::Drained;
                 }
-                _ = tick.tick(), if !state.delivery.is_settled() => {
-                    // The kernel's count on every tick too: a safety net
-                    // should reports stop coming, at one ioctl a millisecond.
-                    kernel_count(&progress, state).await;
-                    state.check_stall();
+                Turn::Aborted => break Ended::Aborted,
+                Turn::Lost(error) => break Ended::Lost(error),
+                Turn::Read(None) => break Ended::Lost("the server closed the connection".into()),
+                Turn::Read(Some(Err(error))) => break Ended::Lost(error.to_string()),
+                Turn::Read(Some(Ok(Message::Close(_)))) => {
+                    // The server may still read what is in flight until our close
+                    // answers its own: settle nothing before the connection ends.
+                    let _ = tokio::time::timeout(state.timeout, async {
+                        let _ = sink.close().await;
+                        while let Some(Ok(_)) = stream.next().await {}
+                    })
+                    .await;
+                    break Ended::Lost("the server closed the connection".into());
                 }
+                Turn::Parcel(parcel) => pending = parcel.into_events(),
+                Turn::Read(Some(Ok(_))) | Turn::Again => {}
             }
         };
         finish(&progress, state, matches!(ended, Ended::Lost(_))).await;
