@@ -28,6 +28,11 @@ pub fn default_listen_address() -> String {
     "0.0.0.0".to_string()
 }
 
+/// The peer an output reaches by default: this host.
+pub fn default_peer_host() -> String {
+    "localhost".to_string()
+}
+
 /// The default delimiter: one event per line.
 pub fn default_delimiter() -> String {
     "\n".to_string()

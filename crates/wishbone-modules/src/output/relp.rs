@@ -89,7 +89,7 @@ const STALL_CHECK: Duration = Duration::from_millis(100);
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Server to connect to.
-    #[serde(default = "default_host")]
+    #[serde(default = "crate::config::default_peer_host")]
     pub host: String,
     /// Server's port.
     #[serde(default = "default_port")]
@@ -100,10 +100,6 @@ pub struct Config {
     /// TLS to the server.
     #[serde(default)]
     pub tls: Option<TlsArguments>,
-}
-
-fn default_host() -> String {
-    "localhost".to_string()
 }
 
 fn default_port() -> u16 {

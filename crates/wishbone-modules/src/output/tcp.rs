@@ -98,7 +98,7 @@ const ACK_INTERVAL: Duration = Duration::from_millis(1);
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Peer to connect to.
-    #[serde(default = "default_host")]
+    #[serde(default = "crate::config::default_peer_host")]
     pub host: String,
     /// Peer's port.
     #[serde(default = "default_port")]
@@ -109,10 +109,6 @@ pub struct Config {
     /// TLS on the connection.
     #[serde(default)]
     pub tls: Option<TlsArguments>,
-}
-
-fn default_host() -> String {
-    "localhost".to_string()
 }
 
 fn default_port() -> u16 {
