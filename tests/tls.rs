@@ -202,7 +202,8 @@ fn check(dir: &Path, tls: &str) -> (Option<i32>, String) {
 }
 
 #[test]
-fn check_names_missing_files_a_key_that_does_not_match_and_an_expired_certificate() {
+fn check_names_missing_files_a_key_that_does_not_match_an_expired_certificate_and_an_argument_out_of_place()
+ {
     let dir = scratch_dir("tls-check");
     certificates(&dir, "a", &["server", "client"]);
     let (code, text) = check(&dir, "{ca: DIR/missing.pem}");
@@ -226,6 +227,9 @@ fn check_names_missing_files_a_key_that_does_not_match_and_an_expired_certificat
         text.contains("a-client-expired.pem") && text.contains("expired on"),
         "{text}"
     );
+    let (code, text) = check(&dir, "{ca: DIR/a-ca.pem, verify_peer: true}");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("`tls.verify_peer` is for inputs"), "{text}");
     let (code, text) = check(
         &dir,
         "{ca: DIR/a-ca.pem, cert: DIR/a-client.pem, key: DIR/a-client.key}",
