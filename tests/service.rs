@@ -93,6 +93,22 @@ impl Service {
     }
 }
 
+impl Drop for Service {
+    /// A test that failed midway leaves nothing running: the launcher and
+    /// the instances in its pid file are killed.
+    fn drop(&mut self) {
+        if matches!(self.launcher.try_wait(), Ok(None)) {
+            for pid in pids(&self.pid_file) {
+                // SAFETY: kill takes any pid; with the launcher running,
+                // these are its own and its instances.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            }
+            let _ = self.launcher.kill();
+            let _ = self.launcher.wait();
+        }
+    }
+}
+
 fn pids(pid_file: &Path) -> Vec<u32> {
     std::fs::read_to_string(pid_file)
         .unwrap_or_default()
