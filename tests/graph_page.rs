@@ -46,6 +46,15 @@ fn scenario_two_with_graph(dir: &std::path::Path) -> (Sink, Sink, Wishbone, u16)
     (one, two, wishbone, port)
 }
 
+/// The queue rows whose figures run over their queue's name or out of
+/// their box, by `module.queue`.
+const CRAMPED: &str = "[...document.querySelectorAll('g.queue')].filter(row => {
+  const [name, figures] = [...row.querySelectorAll('text')].map(t => t.getBBox());
+  const box = row.closest('g.module').querySelector('rect.box').getBBox();
+  return name.x + name.width > figures.x || figures.x + figures.width > box.x + box.width
+    || name.x < box.x;
+}).map(row => row.dataset.queue)";
+
 /// How many routes pass through the box of a module that is not one of
 /// their ends (sampled every 2 pixels along each route).
 const CROSSINGS: &str = "(() => {
@@ -130,9 +139,21 @@ fn the_page_draws_scenario_two_and_follows_its_traffic() {
         chromium.evaluate("document.body.dataset.timestamp"),
         first_look
     );
-    wait_until(MINUTE, "the delivered counts on the page", || {
-        chromium.evaluate("document.querySelector(\"g.module[data-module='output_1'] text.counters:last-of-type\").textContent.startsWith('delivered 0')") == false
-    });
+    let delivered = "[...document.querySelectorAll(\"g.module[data-module='output_1'] text.counters\")].map(t => t.textContent).find(t => t.startsWith('delivered')) || ''";
+    wait_until(
+        MINUTE,
+        "output_1's delivered count and rate on the page",
+        || {
+            let text = chromium.evaluate(delivered);
+            let text = text.as_str().unwrap_or_default();
+            !text.starts_with("delivered 0") && text.ends_with("/s)")
+        },
+    );
+    assert_eq!(
+        chromium.evaluate(CRAMPED),
+        serde_json::json!([]),
+        "figures beside the names"
+    );
     screenshot(&mut chromium, "graph-scenario-2.png");
     let resources = chromium.evaluate("performance.getEntriesByType('resource').map(e => e.name)");
     for resource in resources.as_array().unwrap() {
@@ -181,6 +202,9 @@ fn the_page_draws_the_round_robin_demo() {
     wait_until(MINUTE, "the three outputs shown connected", || {
         chromium.evaluate("document.querySelectorAll('g.module.output circle.up').length") == 3
     });
+    wait_until(MINUTE, "the three outputs' delivered rates", || {
+        chromium.evaluate("[...document.querySelectorAll('g.module.output text.counters')].filter(t => /^delivered .*\\/s\\)$/.test(t.textContent)).length") == 3
+    });
     screenshot(&mut chromium, "graph-roundrobin-demo.png");
     drop(chromium);
     assert!(wishbone.stop().success());
@@ -218,6 +242,15 @@ fn the_api_describes_the_pipeline_and_is_read_only() {
     wait_until(MINUTE, "output_1's delivered count", || {
         http::get(port, "/api/pipeline").json()["modules"][2]["counters"]["delivered"] == 500.0
     });
+    let mut output = serde_json::Value::Null;
+    wait_until(MINUTE, "a rate of output_1's delivered count", || {
+        output = http::get(port, "/api/pipeline").json()["modules"][2].clone();
+        output["rates"]["delivered"].is_f64()
+    });
+    assert!(
+        output["rates"].get("connected").is_none(),
+        "a gauge has no rate: {output}"
+    );
 
     let page = http::get(port, "/");
     assert_eq!(page.status, 200);
@@ -328,6 +361,11 @@ fn dropped_events_are_shown_in_red() {
         "getComputedStyle(document.querySelector(\"g.queue.dropped[data-queue='output.failed'] text\")).fill",
     );
     assert_eq!(colour, "rgb(197, 48, 48)", "drawn in red");
+    assert_eq!(
+        chromium.evaluate(CRAMPED),
+        serde_json::json!([]),
+        "figures, the dropped count among them, beside the names"
+    );
     assert_eq!(
         chromium.evaluate("document.querySelectorAll('g.queue.dropped').length"),
         1,

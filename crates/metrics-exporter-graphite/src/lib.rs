@@ -8,5 +8,5 @@ mod render;
 
 pub use buffer::LineBuffer;
 pub use builder::{GraphiteBuilder, InstallError};
-pub use recorder::{GraphiteHandle, GraphiteRecorder};
+pub use recorder::{GraphiteHandle, GraphiteRecorder, Value};
 pub use render::{LabelStyle, Snapshot, Summary, sanitize};

@@ -110,16 +110,24 @@ impl GraphiteHandle {
     /// Every counter's and gauge's value now, by name, sorted; labels are
     /// left out and histograms left alone (a reader that is not a report
     /// must not drain them).
-    pub fn values(&self) -> Vec<(String, f64)> {
+    pub fn values(&self) -> Vec<Value> {
         let registry = &self.shared.registry;
         let mut values = Vec::new();
         registry.visit_counters(|key, counter| {
-            values.push((key.name().to_string(), counter.load(Relaxed) as f64))
+            values.push(Value {
+                name: key.name().to_string(),
+                value: counter.load(Relaxed) as f64,
+                counter: true,
+            })
         });
         registry.visit_gauges(|key, gauge| {
-            values.push((key.name().to_string(), f64::from_bits(gauge.load(Relaxed))))
+            values.push(Value {
+                name: key.name().to_string(),
+                value: f64::from_bits(gauge.load(Relaxed)),
+                counter: false,
+            })
         });
-        values.sort_by(|a, b| a.0.cmp(&b.0));
+        values.sort_by(|a, b| a.name.cmp(&b.name));
         values
     }
 
@@ -143,9 +151,18 @@ impl GraphiteHandle {
     }
 }
 
+/// A counter's or a gauge's value, as [`GraphiteHandle::values`] reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    pub name: String,
+    pub value: f64,
+    /// A counter (a total that only grows), not a gauge.
+    pub counter: bool,
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::GraphiteBuilder;
+    use crate::{GraphiteBuilder, Value};
 
     #[test]
     fn values_read_counters_and_gauges_and_leave_histograms_to_the_reports() {
@@ -158,8 +175,16 @@ mod tests {
         assert_eq!(
             handle.values(),
             [
-                ("module.output.delivered".to_string(), 5.0),
-                ("queue.output.inbox.size".to_string(), 2.0),
+                Value {
+                    name: "module.output.delivered".to_string(),
+                    value: 5.0,
+                    counter: true
+                },
+                Value {
+                    name: "queue.output.inbox.size".to_string(),
+                    value: 2.0,
+                    counter: false
+                },
             ]
         );
         let lines = handle.render(1);

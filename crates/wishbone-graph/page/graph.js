@@ -3,7 +3,7 @@
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const COLUMN = 360, WIDTH = 290, HEAD = 40, LINE = 18, GAP = 28, PAD = 24;
+const COLUMN = 390, WIDTH = 320, HEAD = 40, LINE = 18, GAP = 28, PAD = 24;
 
 function element(tag, attributes, text) {
   const node = document.createElementNS(SVG, tag);
@@ -28,19 +28,29 @@ function shownQueues(module) {
     .sort((a, b) => order[a.direction] - order[b.direction]);
 }
 
+// Counters as lines of text, two to a line; one that is moving gets a line
+// of its own, with its rate: "delivered 1.2M (350.0k/s)".
+function counterText(module, keys, label) {
+  const lines = [], still = [];
+  for (const key of keys) {
+    const rate = (module.rates || {})[key];
+    const text = `${label(key)} ${count(module.counters[key])}`;
+    if (rate > 0) lines.push({ text: `${text} (${count(rate)}/s)` });
+    else still.push(text);
+  }
+  for (let i = 0; i < still.length; i += 2) lines.push({ text: still.slice(i, i + 2).join(" · ") });
+  return lines;
+}
+
 // The module's own counters as lines of text; an output's connection first.
 function counterLines(module) {
-  const c = module.counters, lines = [];
-  if ("connected" in c) {
-    lines.push({ up: c.connected > 0, text: c.connected > 0 ? "connected" : "not connected" });
-    const parts = [["delivered", "delivered"], ["resent", "resent"], ["failed_over", "failed over"]]
-      .filter(([key]) => key in c).map(([key, label]) => `${label} ${count(c[key])}`);
-    if (parts.length) lines.push({ text: parts.join(" · ") });
-  } else {
-    const parts = Object.entries(c).map(([key, value]) => `${key.replace(/_/g, " ")} ${count(value)}`);
-    for (let i = 0; i < parts.length; i += 2) lines.push({ text: parts.slice(i, i + 2).join(" · ") });
-  }
-  return lines;
+  const c = module.counters;
+  if (!("connected" in c)) return counterText(module, Object.keys(c), (key) => key.replace(/_/g, " "));
+  const labels = { delivered: "delivered", resent: "resent", failed_over: "failed over" };
+  return [
+    { up: c.connected > 0, text: c.connected > 0 ? "connected" : "not connected" },
+    ...counterText(module, Object.keys(labels).filter((key) => key in c), (key) => labels[key]),
+  ];
 }
 
 function role(module) {
@@ -65,6 +75,9 @@ function draw(pipeline) {
     });
   }
   const routes = element("g", { class: "routes" }), modules = element("g", { class: "modules" });
+  // In the document from the start, so texts can be measured; nothing is
+  // painted before this function returns.
+  svg.replaceChildren(routes, modules);
   let detours = 0, lowest = 0;
   for (const route of pipeline.routes) {
     const from = anchors.get(route.from), to = anchors.get(route.to);
@@ -95,6 +108,7 @@ function draw(pipeline) {
   }
   for (const { module, queues, counters, x, y, height } of boxes.values()) {
     const group = element("g", { class: `module ${role(module)}`, "data-module": module.name });
+    modules.append(group);
     group.append(element("rect", { class: "box", x, y, width: WIDTH, height }));
     group.append(element("text", { class: "name", x: x + 10, y: y + 17 }, module.name));
     group.append(element("text", { class: "kind", x: x + 10, y: y + 32 }, module.kind));
@@ -103,7 +117,9 @@ function draw(pipeline) {
       const row = element("g", { class: "queue" + (queue.dropped_total > 0 ? " dropped" : ""), "data-queue": id });
       if (queue.dropped_total > 0) row.append(element("rect", { class: "dropped-mark", x: x + 1, y: top, width: WIDTH - 2, height: LINE }));
       const arrow = queue.direction === "unrouted" ? "× " : "→ ";
-      row.append(element("text", { x: x + 10, y: top + 13 }, arrow + queue.name));
+      const name = element("text", { x: x + 10, y: top + 13 }, arrow + queue.name);
+      row.append(name);
+      group.append(row);
       const figures = element("text", { class: "figures", x: x + WIDTH - 10, y: top + 13 });
       figures.append(element("tspan", { "data-stat": "size" }, `${count(queue.size)} waiting · `));
       figures.append(element("tspan", { "data-stat": "in_rate" }, `in ${count(queue.in_rate)}/s`));
@@ -111,7 +127,13 @@ function draw(pipeline) {
       figures.append(element("tspan", { "data-stat": "out_rate" }, `out ${count(queue.out_rate)}/s`));
       if (queue.dropped_total > 0) figures.append(element("tspan", { "data-stat": "dropped_total" }, ` · dropped ${count(queue.dropped_total)}`));
       row.append(figures);
-      group.append(row);
+      // Figures too long for the room beside the queue's name are narrowed
+      // to fit, never drawn over the name or past the box.
+      const room = WIDTH - 20 - name.getComputedTextLength() - 8;
+      if (figures.getComputedTextLength() > room) {
+        figures.setAttribute("textLength", room);
+        figures.setAttribute("lengthAdjust", "spacingAndGlyphs");
+      }
     });
     counters.forEach((line, i) => {
       const top = y + HEAD + LINE * (queues.length + i);
@@ -122,14 +144,12 @@ function draw(pipeline) {
       }
       group.append(element("text", { class: "counters", x: left, y: top + 13 }, line.text));
     });
-    modules.append(group);
   }
   const columns = Math.max(1, heights.length);
   const width = PAD + columns * COLUMN, height = Math.max(...heights.filter(Boolean), lowest + PAD, 200);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("width", width);
   svg.setAttribute("height", height);
-  svg.replaceChildren(routes, modules);
   document.getElementById("host").textContent = pipeline.host;
   document.getElementById("updated").textContent =
     "updated " + new Date(pipeline.timestamp_ms).toLocaleTimeString("en-GB");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use wishbone_runtime::{QueueEntry, QueueRates};
+use wishbone_runtime::{QueueEntry, QueueRates, RecordedValue};
 
 use crate::layout::{Position, layout};
 
@@ -42,6 +42,9 @@ pub struct ModuleFigures {
     /// The module's own counters, `module.<name>.<counter>` without the
     /// prefix: `connected`, `delivered`, `resent`, `failed_over`, ...
     pub counters: BTreeMap<String, f64>,
+    /// Per second since the previous sample, for those of `counters` that
+    /// are totals (`delivered`, not `connected`); none in the first sample.
+    pub rates: BTreeMap<String, f64>,
 }
 
 /// How a queue is wired.
@@ -87,6 +90,8 @@ pub struct Sampler {
     /// How each routed queue is wired; any other queue is unrouted.
     directions: HashMap<(String, String), Direction>,
     rates: QueueRates,
+    /// Each module counter's total at the previous sample.
+    totals: HashMap<String, f64>,
     last: Option<Instant>,
 }
 
@@ -117,6 +122,7 @@ impl Sampler {
             index,
             directions,
             rates: QueueRates::default(),
+            totals: HashMap::new(),
             last: None,
         }
     }
@@ -126,7 +132,7 @@ impl Sampler {
     pub fn sample(
         &mut self,
         queues: &[QueueEntry],
-        values: &[(String, f64)],
+        values: &[RecordedValue],
         now: Instant,
         wall: SystemTime,
     ) -> Pipeline {
@@ -145,6 +151,7 @@ impl Sampler {
                 position: *position,
                 queues: Vec::new(),
                 counters: BTreeMap::new(),
+                rates: BTreeMap::new(),
             })
             .collect();
         for entry in queues {
@@ -154,15 +161,27 @@ impl Sampler {
             let figures = self.queue_figures(entry, seconds);
             modules[module].queues.push(figures);
         }
-        for (path, value) in values {
-            let Some((module, counter)) = path
+        for recorded in values {
+            let Some((module, counter)) = recorded
+                .path
                 .strip_prefix("module.")
                 .and_then(|rest| rest.split_once('.'))
             else {
                 continue;
             };
-            if let Some(&module) = self.index.get(module) {
-                modules[module].counters.insert(counter.to_string(), *value);
+            let Some(&module) = self.index.get(module) else {
+                continue;
+            };
+            let figures = &mut modules[module];
+            figures.counters.insert(counter.to_string(), recorded.value);
+            if recorded.counter {
+                let before = self.totals.insert(recorded.path.clone(), recorded.value);
+                if let Some(before) = before
+                    && seconds > 0.0
+                {
+                    let rate = (recorded.value - before).max(0.0) / seconds;
+                    figures.rates.insert(counter.to_string(), rate);
+                }
             }
         }
         Pipeline {
@@ -231,13 +250,23 @@ mod tests {
         table.add("output", "failed", std::sync::Arc::default());
         let mut sampler = Sampler::new(topology, "host".into());
         let start = Instant::now();
-        let first = sampler.sample(&table.entries(), &[], start, SystemTime::now());
+        let value = |path: &str, value: f64, counter: bool| RecordedValue {
+            path: path.to_string(),
+            value,
+            counter,
+        };
+        let before = [value("module.output.delivered", 3.0, true)];
+        let first = sampler.sample(&table.entries(), &before, start, SystemTime::now());
         assert_eq!(first.interval_seconds, 0.0);
+        assert!(
+            first.modules[1].rates.is_empty(),
+            "no rate without an interval"
+        );
         sender.try_send(vec![Event::new("a"); 10]).unwrap();
         let values = [
-            ("module.output.connected".to_string(), 1.0),
-            ("module.output.delivered".to_string(), 7.0),
-            ("queue.output.inbox.size".to_string(), 10.0),
+            value("module.output.connected", 1.0, false),
+            value("module.output.delivered", 7.0, true),
+            value("queue.output.inbox.size", 10.0, false),
         ];
         let second = sampler.sample(
             &table.entries(),
@@ -260,6 +289,11 @@ mod tests {
             output.counters
         );
         assert_eq!(output.counters["delivered"], 7.0);
+        assert_eq!(
+            output.rates,
+            BTreeMap::from([("delivered".to_string(), 2.0)]),
+            "(7 - 3) / 2 s, and none for the gauge `connected`"
+        );
         assert_eq!(second.routes[0].from, "input.outbox");
         let json = serde_json::to_value(&second).unwrap();
         assert_eq!(

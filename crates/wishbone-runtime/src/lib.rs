@@ -36,7 +36,7 @@ pub use actor::ModuleActor;
 pub use context::ModuleContext;
 pub use listen::{InheritedListeners, LISTENERS_VARIABLE, ListenAddress, bind};
 pub use module::{Module, ModuleError, ModuleKind};
-pub use options::{RecordedMetrics, RuntimeOptions};
+pub use options::{RecordedMetrics, RecordedValue, RuntimeOptions};
 pub use rates::{QueueRates, QueueReading};
 pub use server::{Server, ServerError};
 pub use set::ModuleSet;

@@ -45,5 +45,16 @@ pub trait RecordedMetrics: std::fmt::Debug + Send + Sync {
 
     /// The value of every counter and gauge now, by path (`module.<name>.<counter>`),
     /// without the prefix; histograms are left for the reports to summarise.
-    fn values(&self) -> Vec<(String, f64)>;
+    fn values(&self) -> Vec<RecordedValue>;
+}
+
+/// One counter's or gauge's value, as [`RecordedMetrics::values`] reads it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedValue {
+    /// `module.<name>.<counter>`, `queue.<module>.<queue>.<stat>`, ...
+    pub path: String,
+    /// Its value now.
+    pub value: f64,
+    /// A counter (a total that only grows, so it has a rate), not a gauge.
+    pub counter: bool,
 }

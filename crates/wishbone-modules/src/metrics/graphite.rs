@@ -12,7 +12,7 @@ use tokio::time::MissedTickBehavior;
 use wishbone_runtime::queue::TrySendError;
 use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
-    QueueSpec, RecordedMetrics,
+    QueueSpec, RecordedMetrics, RecordedValue,
 };
 
 /// What `wishbone show --docs` prints.
@@ -91,8 +91,16 @@ impl RecordedMetrics for RecordedByGraphite {
         self.0.snapshot().lines(prefix, now)
     }
 
-    fn values(&self) -> Vec<(String, f64)> {
-        self.0.values()
+    fn values(&self) -> Vec<RecordedValue> {
+        self.0
+            .values()
+            .into_iter()
+            .map(|value| RecordedValue {
+                path: value.name,
+                value: value.value,
+                counter: value.counter,
+            })
+            .collect()
     }
 }
 
