@@ -361,6 +361,14 @@ fn dropped_events_are_shown_in_red() {
         "getComputedStyle(document.querySelector(\"g.queue.dropped[data-queue='output.failed'] text\")).fill",
     );
     assert_eq!(colour, "rgb(197, 48, 48)", "drawn in red");
+    // Figures older than those drawn (the first fetch answering after the
+    // stream) are not drawn over them.
+    chromium.evaluate("draw({timestamp_ms: 1, host: 'old', modules: [], routes: []})");
+    assert_eq!(
+        chromium.evaluate(dropped),
+        " · dropped 100",
+        "older figures left alone"
+    );
     assert_eq!(
         chromium.evaluate(CRAMPED),
         serde_json::json!([]),

@@ -59,7 +59,14 @@ function role(module) {
   return "flow";
 }
 
+// When the figures drawn were read: the first fetch can answer after the
+// stream already gave newer figures, and older ones are never drawn over
+// newer.
+let drawnAt = 0;
+
 function draw(pipeline) {
+  if (pipeline.timestamp_ms < drawnAt) return;
+  drawnAt = pipeline.timestamp_ms;
   const svg = document.getElementById("graph");
   const boxes = new Map(), anchors = new Map(), heights = [];
   const byColumn = [...pipeline.modules].sort((a, b) => a.column - b.column || a.row - b.row);
