@@ -13,11 +13,11 @@
 //! Files are read and checked when the module is built, so `wishbone
 //! check` names a missing or unreadable file, or a key that does not match
 //! its certificate, or an expired certificate, and exits 2. This side's
-//! `cert` and `key` are read again when they change ([`Identity`]); `ca`
+//! `cert` and `key` are read again when they change (`tls/identity.rs`); `ca`
 //! is read again on a restart.
 
 mod identity;
-pub use identity::{CHECK_EVERY, Identity};
+use identity::Identity;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +26,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use wishbone_runtime::ArgumentError;
 
@@ -201,17 +203,39 @@ pub fn client_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, A
     })
 }
 
-/// The connector of an output reaching `host`, and the name it verifies.
-pub fn connector(
-    arguments: &TlsArguments,
-    host: &str,
-) -> Result<(TlsConnector, ServerName<'static>), ArgumentError> {
+/// The client side of an output reaching `host`: its configuration, and
+/// the name the server's certificate must carry.
+pub fn connector(arguments: &TlsArguments, host: &str) -> Result<Connector, ArgumentError> {
     let name = arguments.server_name.as_deref().unwrap_or(host);
     let server_name = ServerName::try_from(name.to_string()).map_err(|_| {
         ArgumentError::new(format!("`tls.server_name`: `{name}` is not a host name"))
     })?;
     let config = client_config(arguments)?;
-    Ok((TlsConnector::from(Arc::new(config)), server_name))
+    Ok(Connector {
+        connector: TlsConnector::from(Arc::new(config)),
+        server_name,
+    })
+}
+
+/// How an output opens TLS over a connection it made: see [`connector`].
+#[derive(Clone)]
+pub struct Connector {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl Connector {
+    /// The handshake over `stream`; a failure says so, with its reason
+    /// (an unknown issuer, a name the certificate does not carry, ...).
+    pub async fn connect<S>(&self, stream: S) -> Result<TlsStream<S>, String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.connector
+            .connect(self.server_name.clone(), stream)
+            .await
+            .map_err(|error| format!("TLS handshake failed: {error}"))
+    }
 }
 
 #[cfg(test)]

@@ -101,123 +101,87 @@ impl Listening {
     pub(crate) async fn serve<F, Start, Served>(
         &self,
         context: &mut ModuleContext,
-        prepare: F,
+        mut prepare: F,
     ) -> Result<AcceptTotals, ModuleError>
     where
         F: FnMut(SocketAddr, &ModuleContext) -> Start,
         Start: FnOnce(Socket<TcpStream>) -> Served + 'static,
         Served: Future<Output = ()> + 'static,
     {
-        let name = context.name().to_string();
-        let connections = Counted::new(&name, "connections");
-        let accept_failures = Counted::new(&name, "accept_failures");
-        let handshake_failures = Arc::new(Counted::new(&name, "handshake_failures"));
-        let accepts = Accepts {
-            connections: &connections,
-            failures: &accept_failures,
-            acceptor: self.acceptor.clone(),
-            handshake_failures: handshake_failures.clone(),
+        let module = context.name().to_string();
+        let connections = Counted::new(&module, "connections");
+        let accept_failures = Counted::new(&module, "accept_failures");
+        let handshake_failures = Arc::new(Counted::new(&module, "handshake_failures"));
+        let wanted = &self.address;
+        let listener = context
+            .listener(wanted)
+            .map_err(|error| ModuleError::io(format!("cannot listen on {wanted}"), error))?;
+        let address = listener
+            .local_addr()
+            .map_err(|error| ModuleError::io("cannot read the listening address", error))?;
+        let limit = match self.max_connections {
+            0 => default_connection_limit(),
+            max => max,
         };
-        serve_clients(
-            context,
-            &self.address,
-            self.max_connections,
-            accepts,
-            prepare,
-        )
-        .await?;
+        tracing::info!(module = %module, %address, max_connections = limit, "listening");
+        let stop = context.stopping();
+        let slots = Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS)));
+        let mut pauses = AcceptPauses::new();
+        let mut clients = JoinSet::new();
+        loop {
+            let slot = tokio::select! {
+                _ = stop.cancelled() => break,
+                slot = slots.clone().acquire_owned() => slot.map_err(|_| ModuleError::Other("connection limit closed".into()))?,
+            };
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = listener.accept() => accepted,
+            };
+            while clients.try_join_next().is_some() {}
+            match accepted {
+                Ok((stream, peer)) => {
+                    if let Some(failures) = pauses.accepted() {
+                        tracing::info!(module = %module, failed_accepts = failures, "accepting connections again");
+                    }
+                    connections.add(1);
+                    let start = prepare(peer, context);
+                    let acceptor = self.acceptor.clone();
+                    let failures = handshake_failures.clone();
+                    let module = module.clone();
+                    clients.spawn_local(async move {
+                        if let Some(socket) =
+                            handshake(acceptor, stream, &module, peer, &failures).await
+                        {
+                            start(socket).await;
+                        }
+                        drop(slot);
+                    });
+                }
+                Err(error) => {
+                    let (pause, first) = pauses.failed(&error);
+                    let Some(pause) = pause else {
+                        tracing::debug!(module = %module, %error, "a connection ended before it was accepted");
+                        continue;
+                    };
+                    accept_failures.add(1);
+                    if first {
+                        tracing::warn!(module = %module, %error, clients = clients.len(), "cannot accept connections; pausing accepts until they work again");
+                    }
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        }
+        drop(listener);
+        while clients.join_next().await.is_some() {}
         Ok(AcceptTotals {
             connections: connections.total(),
             accept_failures: accept_failures.total(),
             handshake_failures: handshake_failures.total(),
         })
     }
-}
-
-/// How the accept loop takes clients, and the counters it adds to.
-struct Accepts<'a> {
-    connections: &'a Counted,
-    failures: &'a Counted,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    handshake_failures: Arc<Counted>,
-}
-
-async fn serve_clients<F, Start, Served>(
-    context: &mut ModuleContext,
-    wanted: &ListenAddress,
-    max_connections: usize,
-    accepts: Accepts<'_>,
-    mut prepare: F,
-) -> Result<(), ModuleError>
-where
-    F: FnMut(SocketAddr, &ModuleContext) -> Start,
-    Start: FnOnce(Socket<TcpStream>) -> Served + 'static,
-    Served: Future<Output = ()> + 'static,
-{
-    let listener = context
-        .listener(wanted)
-        .map_err(|error| ModuleError::io(format!("cannot listen on {wanted}"), error))?;
-    let address = listener
-        .local_addr()
-        .map_err(|error| ModuleError::io("cannot read the listening address", error))?;
-    let limit = match max_connections {
-        0 => default_connection_limit(),
-        max => max,
-    };
-    tracing::info!(module = %context.name(), %address, max_connections = limit, "listening");
-    let stop = context.stopping();
-    let slots = Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS)));
-    let mut pauses = AcceptPauses::new();
-    let mut clients = JoinSet::new();
-    loop {
-        let slot = tokio::select! {
-            _ = stop.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot.map_err(|_| ModuleError::Other("connection limit closed".into()))?,
-        };
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => break,
-            accepted = listener.accept() => accepted,
-        };
-        while clients.try_join_next().is_some() {}
-        match accepted {
-            Ok((stream, peer)) => {
-                if let Some(failures) = pauses.accepted() {
-                    tracing::info!(module = %context.name(), failed_accepts = failures, "accepting connections again");
-                }
-                accepts.connections.add(1);
-                let start = prepare(peer, context);
-                let acceptor = accepts.acceptor.clone();
-                let failures = accepts.handshake_failures.clone();
-                let module = context.name().to_string();
-                clients.spawn_local(async move {
-                    if let Some(socket) =
-                        handshake(acceptor, stream, &module, peer, &failures).await
-                    {
-                        start(socket).await;
-                    }
-                    drop(slot);
-                });
-            }
-            Err(error) => {
-                let (pause, first) = pauses.failed(&error);
-                let Some(pause) = pause else {
-                    tracing::debug!(module = %context.name(), %error, "a connection ended before it was accepted");
-                    continue;
-                };
-                accepts.failures.add(1);
-                if first {
-                    tracing::warn!(module = %context.name(), %error, clients = clients.len(), "cannot accept connections; pausing accepts until they work again");
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    () = tokio::time::sleep(pause) => {}
-                }
-            }
-        }
-    }
-    drop(listener);
-    while clients.join_next().await.is_some() {}
-    Ok(())
 }
 
 /// Clients served at once when `max_connections` is 0: half the soft limit

@@ -18,8 +18,6 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
@@ -118,10 +116,11 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     if config.window == 0 {
         return Err(ArgumentError::new("`window` must be at least 1"));
     }
-    let tls = match &config.tls {
-        Some(arguments) => Some(tls::connector(arguments, &config.host)?),
-        None => None,
-    };
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|arguments| tls::connector(arguments, &config.host))
+        .transpose()?;
     Ok(Box::new(Output {
         settings,
         transport: Server {
@@ -138,8 +137,8 @@ struct Server {
     host: String,
     port: u16,
     window: usize,
-    /// With `tls`: the connector and the name it verifies.
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// With `tls`: the handshake over each connection.
+    tls: Option<tls::Connector>,
 }
 
 /// An open session.
@@ -225,16 +224,7 @@ impl Transport for Server {
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
-        let socket = match &self.tls {
-            None => Socket::Plain(stream),
-            Some((connector, name)) => Socket::Tls(Box::new(
-                connector
-                    .connect(name.clone(), stream)
-                    .await
-                    .map_err(|error| format!("TLS handshake failed: {error}"))?
-                    .into(),
-            )),
-        };
+        let socket = Socket::connect(stream, self.tls.as_ref()).await?;
         let (reader, writer) = tokio::io::split(socket);
         let mut session = Session {
             reader,

@@ -12,11 +12,22 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsStream;
 
 use super::counted::{Counted, Progress};
+use crate::tls::Connector;
 
 /// The socket, plain or in TLS.
 pub enum Socket<S = Counted> {
     Plain(S),
     Tls(Box<TlsStream<S>>),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
+    /// `stream` as it is, or in TLS once the handshake with `tls` is done.
+    pub async fn connect(stream: S, tls: Option<&Connector>) -> Result<Self, String> {
+        Ok(match tls {
+            None => Socket::Plain(stream),
+            Some(tls) => Socket::Tls(Box::new(tls.connect(stream).await?.into())),
+        })
+    }
 }
 
 impl Socket<Counted> {

@@ -122,15 +122,14 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     peer_port("port", config.port)?;
     let delimiter = delimiter_bytes(&config.delimiter)?;
     if let Some(tls) = &config.tls {
-        let (connector, server_name) = tls::connector(tls, &config.host)?;
+        let tls = tls::connector(tls, &config.host)?;
         return Ok(Box::new(Output {
             settings,
             transport: TlsPeer {
                 host: config.host,
                 port: config.port,
                 delimiter,
-                connector,
-                server_name,
+                tls,
             },
         }));
     }

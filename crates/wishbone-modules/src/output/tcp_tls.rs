@@ -14,14 +14,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::Parcel;
 
 use super::counted::{Counted, Turn, finish, turn};
 use super::shell::{Ended, OutputState, Transport};
+use crate::tls::Connector;
 
 /// Events in flight before the inbox is read again.
 const MAX_IN_FLIGHT: usize = 65536;
@@ -33,8 +32,7 @@ pub(super) struct TlsPeer {
     pub host: String,
     pub port: u16,
     pub delimiter: Bytes,
-    pub connector: TlsConnector,
-    pub server_name: ServerName<'static>,
+    pub tls: Connector,
 }
 
 impl Transport for TlsPeer {
@@ -50,10 +48,7 @@ impl Transport for TlsPeer {
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
         let counted = Counted::new(stream).map_err(|error| error.to_string())?;
-        self.connector
-            .connect(self.server_name.clone(), counted)
-            .await
-            .map_err(|error| format!("TLS handshake failed: {error}"))
+        self.tls.connect(counted).await
     }
 
     async fn pump(

@@ -26,8 +26,6 @@ use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_argum
 use super::socket::Socket;
 use crate::config::peer_port;
 use crate::tls::{self, TlsArguments};
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -153,8 +151,8 @@ struct Server {
     url: String,
     /// The host and port of `url`, to open the TCP connection under it.
     address: (String, u16),
-    /// With `wss://`: the TLS connector and the name it verifies.
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// With `wss://`: the handshake over each connection.
+    tls: Option<tls::Connector>,
 }
 
 impl Transport for Server {
@@ -171,16 +169,7 @@ impl Transport for Server {
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
         let counted = Counted::new(stream).map_err(|error| error.to_string())?;
-        let socket = match &self.tls {
-            None => Socket::Plain(counted),
-            Some((connector, name)) => Socket::Tls(Box::new(
-                connector
-                    .connect(name.clone(), counted)
-                    .await
-                    .map_err(|error| format!("TLS handshake failed: {error}"))?
-                    .into(),
-            )),
-        };
+        let socket = Socket::connect(counted, self.tls.as_ref()).await?;
         // A server sends a client little (pongs, a close); the library
         // zeroes its whole read buffer before every read attempt, so a
         // small one saves that on every turn of the pump.
