@@ -10,8 +10,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::unix::fs::FileExt;
+use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -251,7 +250,9 @@ impl Journal {
         self.write_all(std::slice::from_ref(data))
     }
 
-    /// Appends `records` to the newest segment at its end, in order; on an
+    /// Appends `records` to the newest segment at its end, in order, with
+    /// as few vectored writes as the system takes (each record is a buffer
+    /// of its own, so that a kept block holds only its own record); on an
     /// error cuts whatever part was written, so the segment ends with a
     /// whole record.
     fn write_all(&mut self, records: &[Bytes]) -> io::Result<()> {
@@ -259,17 +260,30 @@ impl Journal {
             .segments
             .back_mut()
             .expect("a log has a newest segment");
-        let mut at = segment.len;
-        for record in records {
-            if let Err(error) = self.file.write_all_at(record, at) {
-                // Past `len` is garbage either way: the next write starts
-                // at `len`, and recovery stops at the first broken record.
-                let _ = self.file.set_len(segment.len);
-                return Err(error);
+        let mut slices: Vec<IoSlice> = records.iter().map(|record| IoSlice::new(record)).collect();
+        let mut rest = &mut slices[..];
+        let mut file = &self.file;
+        let written = file.seek(SeekFrom::Start(segment.len)).and_then(|_| {
+            while !rest.is_empty() {
+                match file.write_vectored(rest) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(count) => IoSlice::advance_slices(&mut rest, count),
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error),
+                }
             }
-            at += record.len() as u64;
+            Ok(())
+        });
+        if let Err(error) = written {
+            // Past `len` is garbage either way: the next write starts at
+            // `len`, and recovery stops at the first broken record.
+            let _ = self.file.set_len(segment.len);
+            return Err(error);
         }
-        segment.len = at;
+        segment.len += records
+            .iter()
+            .map(|record| record.len() as u64)
+            .sum::<u64>();
         Ok(())
     }
 
