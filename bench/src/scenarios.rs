@@ -48,7 +48,7 @@ pub fn round_robin(ports: &[u16], metrics: bool) -> String {
 }
 
 /// The seed's round-robin demo behind a tcp input: a write-ahead buffer
-/// letting `read_count` events be in flight (none: no buffer), a round
+/// sending blocks of `read_count` events (none: no buffer), a round
 /// robin, and one tcp or websocket output per port.
 pub fn buffered(ports: &[u16], read_count: Option<usize>, websocket: bool) -> String {
     let mut text = String::from("modules:\n");

@@ -33,7 +33,10 @@ Behaviour
   each in input order. A destination whose module locked its queue (an
   output whose peer is down or stopped reading) leaves the rotation until it
   unlocks; its share goes to the others. With every destination locked,
-  events wait here, and the inbox fills up and pushes back upstream.
+  the round robin locks its own inbox until one unlocks: a write-ahead
+  buffer feeding it holds its events meanwhile (where its retention limits
+  apply), and a round robin feeding it routes around it. What reached it
+  anyway waits here, and the inbox fills up and pushes back upstream.
 
 Example
   modules:
@@ -224,7 +227,16 @@ async fn deal_all(
         .map(|(_, sender)| sender.lock_watch())
         .collect();
     let mut gone = vec![false; destinations.len()];
-    while let Some(parcel) = inbox.recv_parcel().await {
+    loop {
+        follow_destinations(&inbox, &destinations, &gone);
+        let parcel = tokio::select! {
+            biased;
+            parcel = inbox.recv_parcel() => parcel,
+            () = any_changed(&mut watches), if !destinations.is_empty() => continue,
+        };
+        let Some(parcel) = parcel else {
+            break;
+        };
         if destinations.is_empty() {
             inbox.stats().record_dropped(parcel.len());
             continue;
@@ -247,8 +259,8 @@ async fn deal_all(
                         });
                     }
                     todo = batch;
-                    let waits = watches.iter_mut().map(|watch| Box::pin(watch.changed()));
-                    select_all(waits).await;
+                    inbox.lock();
+                    any_changed(&mut watches).await;
                     continue;
                 }
             };
@@ -285,6 +297,30 @@ async fn deal_all(
         holding.set(0);
     }
     Ok(())
+}
+
+/// Locks the inbox while no destination can take events (each is locked or
+/// gone), unlocks it once one can.
+fn follow_destinations(
+    inbox: &wishbone_runtime::queue::Receiver,
+    destinations: &[(String, Sender)],
+    gone: &[bool],
+) {
+    let none_up = !destinations.is_empty()
+        && destinations
+            .iter()
+            .zip(gone)
+            .all(|((_, sender), gone)| *gone || sender.is_locked());
+    if none_up {
+        inbox.lock();
+    } else {
+        inbox.unlock();
+    }
+}
+
+/// Returns once any of the queues is locked or unlocked.
+async fn any_changed(watches: &mut [LockWatch]) {
+    select_all(watches.iter_mut().map(|watch| Box::pin(watch.changed()))).await;
 }
 
 /// Returns once the queue is locked.

@@ -1,6 +1,6 @@
 //! `wishbone.flow.wal`: a bounded write-ahead buffer. It keeps every event
-//! until an output acknowledges it, sends at most `read_count` at a time,
-//! and sends again whatever an output fails. With `path` it keeps them in
+//! until an output acknowledges it, sends blocks of at most `read_count`
+//! events, and sends again whatever an output fails. With `path` it keeps them in
 //! a log on disk that survives a crash.
 //!
 //! The text `wishbone show --docs` prints is [`DOCS`]; the on-disk format
@@ -43,7 +43,8 @@ Queues
   outbox     events on their way to outputs (a round robin, an output)
 
 Arguments (default)
-  read_count    events sent and not yet acknowledged, at most (20)
+  read_count    events sent on per step, at most (20): each block the
+                buffer sends holds at most this many, with one token
   max_elements  events kept, sent or waiting (1000)
   max_bytes     payload bytes kept (10485760); each kept event has its own
                 copy in memory, so this bounds their memory (with `path`
@@ -69,7 +70,14 @@ Arguments (default)
 
 Events are kept in blocks: what arrived together, at most read_count events
 (and max_elements, and max_bytes) a block; lines read from a socket stay in
-their wire form, one copy and one token per block. Each block sent carries a
+their wire form, one copy and one token per block. Blocks are sent on as
+the outbox takes them, without waiting for earlier blocks' acknowledgements
+(read_count is what the original forwards per step, not a window): what is
+in flight is still kept, so max_elements and max_bytes bound it, and the
+queues downstream and each output's own window bound it further. While
+the outbox is locked (the output it feeds is down, or every destination of
+the round robin it feeds is) nothing is sent: events wait here, where
+when_full applies to them. Each block sent carries a
 token that the outputs which handle it resolve: acknowledged once every one
 of its events is with its peer (tcp: the peer's TCP stack acknowledged the
 bytes; websocket: likewise for the frames), failed as soon as one of them
@@ -89,10 +97,12 @@ With `path`, the log is a directory of segment files (max_bytes/8 each,
 a second process on the same path is refused. On start every event kept and
 not delivered is sent again, oldest first, before anything new (counted in
 module.<name>.replayed); a torn or damaged tail is cut off and logged. A
-delivered block is recorded as settled before its room in read_count is
-used again, so after a crash at most read_count events that had been
-delivered are sent again. A segment is deleted once every block in it is
-settled, which is fsynced first. The files hold at most max_bytes of
+delivered block is recorded as settled as soon as its outputs acknowledge
+it, and keeps its room in max_elements until then: after a crash, the
+blocks delivered since the log's last write are sent again, along with
+those in flight whose delivery the outputs had not yet heard of. A
+segment is deleted once every block in it is settled, which is fsynced
+first. The files hold at most max_bytes of
 payload plus record headers, plus what was settled in segments still
 holding an older unsettled block: the inbox waits while they exceed
 1.25 × max_bytes plus two segments. When the disk is full or failing the
@@ -149,7 +159,7 @@ pub enum SyncMode {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Events sent and not yet acknowledged, at most.
+    /// Events in a block sent on, at most.
     #[serde(default = "default_read_count")]
     pub read_count: usize,
     /// Events kept in all.
@@ -346,6 +356,7 @@ impl Module for Wal {
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         let outbox = context.outgoing("outbox");
+        let mut outbox_lock = outbox.lock_watch();
         let abort = context.aborting();
         let name = context.name().to_string();
         let config = self.config;
@@ -394,7 +405,10 @@ impl Module for Wal {
                     }
                     return Ok(());
                 }
-                let sendable = retention.sendable();
+                // A locked outbox (the output down, or every destination of
+                // a round robin) holds blocks here, where `when_full` applies.
+                let held = outbox_lock.is_locked();
+                let sendable = if held { 0 } else { retention.sendable() };
                 let readable = inbox_open
                     && blocked.is_empty()
                     && log.as_ref().is_none_or(|log| log.has_room(&retention));
@@ -429,6 +443,7 @@ impl Module for Wal {
                         }
                     }
                     Some((id, outcome)) = replies.recv() => retention.resolve(id, outcome),
+                    () = outbox_lock.changed(), if held => {}
                     permit = outbox.reserve(sendable), if sendable > 0 => {
                         let Ok(permit) = permit else {
                             return Err(ModuleError::DownstreamGone { queue: "outbox".into(), undelivered });

@@ -19,7 +19,7 @@ enum State {
     /// Sent, not yet settled by its outputs.
     InFlight,
     /// Delivered; the log has not yet recorded it (with `path` only). It
-    /// still counts as in flight, which bounds what a crash sends again.
+    /// still holds its room in the buffer, and a crash now sends it again.
     Settling,
 }
 
@@ -127,8 +127,8 @@ impl Retention {
         retention
     }
 
-    /// Cuts a parcel into blocks that each fit in flight and in the
-    /// buffer: at most `read_count` and `max_elements` events, at most
+    /// Cuts a parcel into blocks, each sent in one step: at most
+    /// `read_count` and `max_elements` events, at most
     /// `max_bytes` (a single larger event stays alone, and is dropped when
     /// kept).
     pub fn cut(&self, mut parcel: Parcel) -> Vec<Parcel> {
@@ -249,24 +249,19 @@ impl Retention {
             && self.bytes + size <= self.config.max_bytes
     }
 
-    /// Events in the oldest waiting block when it may be sent now (it fits
-    /// within `read_count` with what is in flight), else 0.
+    /// Events in the oldest waiting block, the next to send; 0 when none
+    /// waits. Blocks go out without waiting for earlier ones to be
+    /// acknowledged: what is in flight is kept, so `max_elements` and
+    /// `max_bytes` bound it.
     pub fn sendable(&self) -> usize {
-        let room = self.config.read_count.saturating_sub(self.in_flight());
         self.waiting
             .first()
             .and_then(|id| self.blocks.get(id))
-            .map_or(0, |block| {
-                if block.events <= room {
-                    block.events
-                } else {
-                    0
-                }
-            })
+            .map_or(0, |block| block.events)
     }
 
     /// Takes the oldest waiting blocks, now in flight, while they fit in
-    /// `count` events and `read_count`.
+    /// `count` events.
     pub fn take(&mut self, count: usize) -> Vec<(u64, Parcel)> {
         let mut taken = Vec::new();
         let mut budget = count;

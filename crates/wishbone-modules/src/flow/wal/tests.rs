@@ -103,13 +103,32 @@ fn a_block_is_sent_with_one_token_and_settled_whole() {
 }
 
 #[test]
-fn read_count_bounds_what_is_in_flight() {
+fn blocks_go_out_without_waiting_for_earlier_acknowledgements() {
     let mut retention = filled(WhenFull::DropOldest, 4);
-    assert_eq!(ids(&retention.take(10)), [0, 1]);
-    assert_eq!(retention.sendable(), 0);
+    assert_eq!(ids(&retention.take(1)), [0], "one block a step");
+    assert_eq!(retention.sendable(), 1, "the next goes before 0 is settled");
+    assert_eq!(ids(&retention.take(10)), [1, 2, 3]);
+    assert_eq!(retention.in_flight(), 4, "more than read_count 2 in flight");
+    assert_eq!(retention.sendable(), 0, "nothing waits");
     retention.resolve(0, Outcome::Acknowledged);
-    assert_eq!(ids(&retention.take(10)), [2]);
     assert_eq!(retention.len(), 3);
+}
+
+#[test]
+fn what_is_in_flight_is_kept_so_max_elements_bounds_it() {
+    let mut retention = filled(WhenFull::Block, 4);
+    assert_eq!(ids(&retention.take(10)), [0, 1, 2, 3]);
+    let back = push(&mut retention, Event::new("e4")).unwrap_err();
+    retention.resolve(2, Outcome::Failed);
+    let back = retention.push_block(back).unwrap_err();
+    assert_eq!(
+        retention.in_flight(),
+        3,
+        "a failed block waits again, still kept"
+    );
+    retention.resolve(1, Outcome::Acknowledged);
+    retention.push_block(back).unwrap();
+    assert_eq!(ids(&retention.take(10)), [2, 4], "the failed block first");
 }
 
 #[test]
@@ -118,7 +137,7 @@ fn a_failed_event_is_sent_again_before_anything_newer() {
     retention.take(2);
     retention.resolve(1, Outcome::Acknowledged);
     retention.resolve(0, Outcome::Failed);
-    assert_eq!(ids(&retention.take(10)), [0, 2]);
+    assert_eq!(ids(&retention.take(10)), [0, 2, 3]);
 }
 
 #[test]
@@ -147,14 +166,14 @@ fn drop_oldest_drops_the_oldest_waiting_and_counts() {
     push(&mut retention, Event::new("e5")).unwrap();
     assert_eq!(retention.dropped(), 2);
     retention.resolve(0, Outcome::Acknowledged);
-    assert_eq!(ids(&retention.take(10)), [3, 4]);
+    assert_eq!(ids(&retention.take(10)), [3, 4, 5]);
 }
 
 #[test]
 fn drop_newest_keeps_what_it_has() {
     let mut retention = filled(WhenFull::DropNewest, 6);
     assert_eq!(retention.dropped(), 2);
-    assert_eq!(ids(&retention.take(10)), [0, 1]);
+    assert_eq!(ids(&retention.take(10)), [0, 1, 2, 3]);
 }
 
 #[test]
@@ -188,12 +207,12 @@ fn the_byte_limit_counts_too() {
     );
 }
 
-fn on_disk(read_count: usize) -> Retention {
+fn on_disk(max_elements: usize, when_full: WhenFull) -> Retention {
     Retention::on_disk(
         Config {
-            read_count,
-            max_elements: 100,
-            ..config(WhenFull::DropOldest)
+            read_count: 10,
+            max_elements,
+            ..config(when_full)
         },
         Vec::new(),
         0,
@@ -212,7 +231,7 @@ fn acknowledging(texts: &[&str], token: ack::Ack) -> Parcel {
 #[test]
 fn on_disk_upstream_hears_once_the_log_kept_the_events() {
     let (upstream, mut heard) = ack::issuer();
-    let mut retention = on_disk(10);
+    let mut retention = on_disk(100, WhenFull::DropOldest);
     let Ok(Pushed::Write(id, written)) =
         retention.push_block(acknowledging(&["a", "b"], upstream.issue(5)))
     else {
@@ -262,7 +281,7 @@ fn in_memory_upstream_hears_once_an_output_delivered_and_a_drop_fails_it() {
 
 #[test]
 fn on_disk_a_delivered_block_holds_its_room_until_the_log_recorded_it() {
-    let mut retention = on_disk(2);
+    let mut retention = on_disk(3, WhenFull::Block);
     for text in ["a", "b", "c"] {
         let Ok(Pushed::Write(id, written)) =
             retention.push_block(Parcel::Events(vec![text.into()]))
@@ -271,17 +290,18 @@ fn on_disk_a_delivered_block_holds_its_room_until_the_log_recorded_it() {
         };
         retention.kept(id, written);
     }
-    assert_eq!(ids(&retention.take(10)), [0, 1]);
+    assert_eq!(ids(&retention.take(10)), [0, 1, 2]);
     retention.resolve(0, Outcome::Acknowledged);
     assert_eq!(retention.take_settlements(), [0]);
-    assert_eq!(
-        retention.sendable(),
-        0,
-        "block 0 is not recorded settled yet"
-    );
+    let back = retention
+        .push_block(Parcel::Events(vec!["d".into()]))
+        .expect_err("block 0 is not recorded settled yet");
     retention.settled(&[0]);
-    assert_eq!(ids(&retention.take(10)), [2]);
-    assert_eq!(retention.len(), 2);
+    assert!(matches!(
+        retention.push_block(back),
+        Ok(Pushed::Write(3, _))
+    ));
+    assert_eq!(retention.len(), 3);
 }
 
 #[test]
