@@ -15,6 +15,7 @@ fn lines_come_out_upper_cased() {
     let port = backend.local_addr().unwrap().port();
     let dir = std::env::temp_dir().join(format!("wishbone-uppercase-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let _removed = RemovedOnDrop(dir.clone());
     let config = dir.join("bootstrap.yaml");
     std::fs::write(
         &config,
@@ -69,6 +70,16 @@ unsafe extern "C" {
     fn kill(pid: i32, signal: i32) -> i32;
 }
 
+/// A scratch path, removed when the test ends, passed or failed.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The server is killed even when an assertion fails first.
 struct KillOnDrop(std::process::Child);
 
@@ -95,6 +106,7 @@ fn check_of_a_kind_the_binary_lacks_exits_2_and_lists_what_it_has() {
         "wishbone-uppercase-missing-{}.yaml",
         std::process::id()
     ));
+    let _removed = RemovedOnDrop(config.clone());
     std::fs::write(&config, "modules:\n  x: {module: example.lowercase}\n").unwrap();
     let output = Command::new(BINARY)
         .arg("check")

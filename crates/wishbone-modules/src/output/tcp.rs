@@ -230,7 +230,12 @@ impl Transport for Peer {
                     }
                     Some(parcel) => {
                         connection.encode(parcel, &self.delimiter, state);
-                        self.gather(&mut connection, state).await;
+                        if connection.pending_bytes < HIGH_WATER {
+                            state.gather(|state, parcel| {
+                                connection.encode(parcel, &self.delimiter, state);
+                                connection.pending_bytes < HIGH_WATER
+                            }).await;
+                        }
                     }
                 },
                 _ = tick.tick(), if !state.delivery.is_settled() => {
@@ -249,26 +254,6 @@ impl Transport for Peer {
         }
         let _ = connection.acknowledge(state).await;
         ended
-    }
-}
-
-impl Peer {
-    /// Takes what else waits in the inbox, up to the high-water mark. Once,
-    /// lets the modules upstream run first: what they send meanwhile goes
-    /// out in the same write, and every write wakes the peer, which costs
-    /// more than the bytes. With nothing upstream to run, no time is lost.
-    async fn gather(&self, connection: &mut Connection, state: &mut OutputState) {
-        let mut yielded = false;
-        while connection.pending_bytes < HIGH_WATER {
-            match state.inbox.try_recv_parcel() {
-                Some(parcel) => connection.encode(parcel, &self.delimiter, state),
-                None if yielded => break,
-                None => {
-                    yielded = true;
-                    tokio::task::yield_now().await;
-                }
-            }
-        }
     }
 }
 

@@ -228,7 +228,15 @@ impl Transport for Server {
                     .await;
                     break Ended::Lost("the server closed the connection".into());
                 }
-                Turn::Parcel(parcel) => pending = parcel.into_events(),
+                Turn::Parcel(parcel) => {
+                    pending = parcel.into_events();
+                    state
+                        .gather(|state, parcel| {
+                            pending.extend(parcel.into_events());
+                            state.delivery.in_flight() + pending.len() < MAX_IN_FLIGHT
+                        })
+                        .await;
+                }
                 Turn::Read(Some(Ok(_))) | Turn::Again => {}
             }
         };
