@@ -46,9 +46,11 @@ Arguments (default)
   read_count    events sent on per step, at most (20): each block the
                 buffer sends holds at most this many, with one token
   max_elements  events kept, sent or waiting (1000)
-  max_bytes     payload bytes kept (10485760); each kept event has its own
-                copy in memory, so this bounds their memory (with `path`
-                too: the log is read back only at start)
+  max_bytes     payload bytes kept (10485760), which bounds their memory
+                too (with `path` as well: the log is read back only at
+                start). A kept block may share the buffer it was read into
+                until 64 newer ones do; then it gets a copy of its own, so
+                at most 64 read buffers are held beyond this
   when_full     drop_oldest | drop_newest | block (drop_oldest): what a new
                 event does when a limit is reached; `block` makes the inbox
                 wait, pushing back upstream. Every drop is counted in the

@@ -1,7 +1,7 @@
 //! The buffer's bookkeeping as a plain struct: what is kept, what is in
 //! flight, what waits, and whose acknowledgement is owed upstream.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use wishbone_runtime::ack::{Ack, Outcome};
 use wishbone_runtime::{Event, Parcel};
@@ -61,7 +61,17 @@ pub struct Retention {
     dropped: u64,
     /// Blocks the log must record as settled.
     settlements: Vec<u64>,
+    /// Blocks kept in memory that may still point into the buffer they
+    /// were read into, oldest first (some may be gone since).
+    sharing: VecDeque<u64>,
 }
+
+/// Blocks kept in memory that may share the buffer they were read into,
+/// at most. A block acknowledged soon (the usual case) never needs a copy
+/// of its own; past this many, the oldest get one, so kept blocks pin at
+/// most this many read buffers beyond `max_bytes` (16 MiB with the tcp
+/// input's 256 KiB reads).
+pub const MOST_SHARING: usize = 64;
 
 /// Payload bytes of a parcel, what `max_bytes` counts.
 pub fn payload_bytes(parcel: &Parcel) -> usize {
@@ -95,6 +105,7 @@ impl Retention {
             next_id: 0,
             dropped: 0,
             settlements: Vec::new(),
+            sharing: VecDeque::new(),
         }
     }
 
@@ -175,16 +186,14 @@ impl Retention {
         self.kept_events += events;
         self.bytes += size;
         let upstream = block.take_acks();
-        let (parcel, state) = if self.on_disk {
+        let (parcel, state, pushed) = if self.on_disk {
             self.writing_events += events;
-            (None, State::Writing)
+            (None, State::Writing, Pushed::Write(id, block))
         } else {
             self.waiting_events += events;
             self.waiting.insert(id);
-            // A copy of its own: lines cut from a socket read share that
-            // read's buffer, which would otherwise stay allocated as long
-            // as they are kept, and `max_bytes` would not bound memory.
-            (Some(owned(&block)), State::Waiting)
+            self.sharing.push_back(id);
+            (Some(block), State::Waiting, Pushed::Done)
         };
         self.blocks.insert(
             id,
@@ -196,11 +205,25 @@ impl Retention {
                 upstream,
             },
         );
-        Ok(if self.on_disk {
-            Pushed::Write(id, block)
-        } else {
-            Pushed::Done
-        })
+        self.stop_sharing();
+        Ok(pushed)
+    }
+
+    /// Gives the oldest blocks that share a read buffer a copy of their
+    /// own, until at most [`MOST_SHARING`] share one: lines cut from a
+    /// socket read point into that read's buffer, which stays allocated as
+    /// long as they do, and `max_bytes` would not bound memory.
+    fn stop_sharing(&mut self) {
+        while self.sharing.len() > MOST_SHARING {
+            let Some(id) = self.sharing.pop_front() else {
+                return;
+            };
+            if let Some(block) = self.blocks.get_mut(&id)
+                && let Some(parcel) = &mut block.parcel
+            {
+                *parcel = owned(parcel);
+            }
+        }
     }
 
     /// Drops the oldest waiting block, counted; false when none waits.

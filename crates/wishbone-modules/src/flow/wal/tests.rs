@@ -34,23 +34,43 @@ fn filled(when_full: WhenFull, events: usize) -> Retention {
 }
 
 #[test]
-fn kept_events_do_not_hold_on_to_the_buffer_they_were_cut_from() {
+fn at_most_most_sharing_kept_blocks_hold_on_to_the_buffer_they_were_read_into() {
     let read = bytes::Bytes::from(vec![b'x'; 256 * 1024]);
-    let mut retention = Retention::new(config(WhenFull::Block));
-    push(&mut retention, Event::new(read.slice(0..10))).unwrap();
-    let (_, kept) = retention.take(1).pop().unwrap();
-    let kept = kept.into_events().pop().unwrap();
-    assert_eq!(kept.data(), &read.slice(0..10));
-    let inside = read.as_ptr_range().contains(&kept.data().as_ptr());
-    assert!(!inside, "the kept event must own its payload");
+    let inside = |data: &[u8]| read.as_ptr_range().contains(&data.as_ptr());
+    let mut retention = Retention::new(Config {
+        max_elements: 1000,
+        max_bytes: 1_000_000,
+        ..config(WhenFull::Block)
+    });
     let lines = Lines::new(read.slice(0..4), vec![3], bytes::Bytes::from_static(b"x"));
     retention.push_block(Parcel::Lines(lines)).unwrap();
-    let (_, Parcel::Lines(kept)) = retention.take(1).pop().unwrap() else {
+    for index in 0..retention::MOST_SHARING {
+        push(&mut retention, Event::new(read.slice(index..index + 10))).unwrap();
+    }
+    let taken = retention.take(1000);
+    assert_eq!(taken.len(), retention::MOST_SHARING + 1);
+    let Parcel::Lines(oldest) = &taken[0].1 else {
         panic!("lines stay lines");
     };
+    assert_eq!(&oldest.data()[..], b"xxxx");
     assert!(
-        !read.as_ptr_range().contains(&kept.data().as_ptr()),
-        "kept lines own theirs too"
+        !inside(oldest.data()),
+        "the oldest got a copy of its own once {} newer shared the buffer",
+        retention::MOST_SHARING
+    );
+    for (id, block) in &taken[1..] {
+        let event = block.clone().into_events().pop().unwrap();
+        assert_eq!(event.len(), 10);
+        assert!(inside(event.data()), "block {id} still shares, uncopied");
+    }
+    push(&mut retention, Event::new(read.slice(0..1))).unwrap();
+    retention.resolve(1, Outcome::Failed);
+    let (id, resent) = retention.take(1).pop().unwrap();
+    assert_eq!(id, 1, "the failed block goes first");
+    let resent = resent.into_events().pop().unwrap();
+    assert!(
+        !inside(resent.data()),
+        "one more block: the oldest sharing one (1, in flight) got its copy"
     );
 }
 
