@@ -8,6 +8,8 @@ use std::time::Duration;
 use wishbone_runtime::queue::{self, Receiver};
 use wishbone_runtime::{Arguments, Event, ModuleContext, ModuleKind, RuntimeOptions};
 
+mod support;
+
 const LIMIT: Duration = Duration::from_secs(10);
 
 /// Runs `test` beside the module of `kind`, whose queues `connect` wires.
@@ -20,12 +22,7 @@ fn beside_module<F: Future<Output = ()>>(
     let module = (kind.build)(&Arguments::from_yaml(arguments).unwrap()).unwrap();
     let mut context = ModuleContext::detached("module", RuntimeOptions::default());
     connect(&mut context);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    support::on_one_thread(async move {
         let _running = tokio::task::spawn_local(module.run(context));
         tokio::time::timeout(LIMIT, test)
             .await

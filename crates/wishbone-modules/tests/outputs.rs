@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use wishbone_runtime::queue::{self, Receiver, Sender};
 use wishbone_runtime::{Arguments, Event, ModuleContext, RuntimeOptions};
 
+mod support;
+
 const LINES: usize = 50_000;
 const LINE: usize = 100;
 const LIMIT: Duration = Duration::from_secs(60);
@@ -100,12 +102,7 @@ fn run_output(
     }
     let feeder = to_module.clone();
     std::thread::spawn(move || watch(feeder));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&runtime, async move {
+    support::on_one_thread(async move {
         let task = tokio::task::spawn_local(module.run(context));
         for start in (0..LINES).step_by(1000) {
             let batch: Vec<Event> = (start..start + 1000).map(|n| Event::new(line(n))).collect();
