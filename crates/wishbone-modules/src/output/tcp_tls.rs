@@ -2,10 +2,10 @@
 //!
 //! The socket under TLS is counted ([`super::counted::Counted`]), so every
 //! ciphertext byte written is known, and the kernel's acknowledgement
-//! reports (or `SIOCOUTQ`) give positions in that ciphertext. After each
-//! block of lines is written and flushed, the ciphertext so far ends at the
-//! counted position `W`; the block is recorded as ending there, its lines
-//! at `W` less the block's plaintext length plus their own offsets. TLS
+//! reports (or `SIOCOUTQ`) give positions in that ciphertext. After the
+//! blocks of lines gathered for one write are written and flushed, the
+//! ciphertext so far ends at the counted position `W`; each line is
+//! recorded as ending at `W` less the plaintext written after it. TLS
 //! only adds bytes, so no line is ever taken as acknowledged before every
 //! ciphertext byte up to its end is.
 
@@ -61,14 +61,22 @@ impl Transport for TlsPeer {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let (first, resent) = state.delivery.begin(Instant::now());
         state.resending(resent);
-        let mut pending = (!first.is_empty()).then_some(Parcel::Events(first));
+        let mut pending: Vec<Parcel> = Vec::new();
+        if !first.is_empty() {
+            pending.push(Parcel::Events(first));
+        }
         let mut tick = tokio::time::interval(ACK_INTERVAL);
         let mut scratch = [0u8; 4096];
         let ended = loop {
-            if let Some(parcel) = pending.take() {
-                let (lines, events) = parcel.into_wire(&self.delimiter);
+            if !pending.is_empty() {
+                let blocks: Vec<_> = pending
+                    .drain(..)
+                    .map(|parcel| parcel.into_wire(&self.delimiter))
+                    .collect();
                 let written = tokio::time::timeout(state.timeout, async {
-                    writer.write_all(lines.data()).await?;
+                    for (lines, _) in &blocks {
+                        writer.write_all(lines.data()).await?;
+                    }
                     writer.flush().await
                 })
                 .await;
@@ -83,10 +91,11 @@ impl Transport for TlsPeer {
                     // Never acknowledged: the connection's end returns them.
                     Some(_) => u64::MAX,
                 };
-                state
-                    .delivery
-                    .skip_to(end.saturating_sub(lines.data().len() as u64));
-                state.delivery.record_lines(lines, events, now);
+                let plaintext: usize = blocks.iter().map(|(lines, _)| lines.data().len()).sum();
+                state.delivery.skip_to(end.saturating_sub(plaintext as u64));
+                for (lines, events) in blocks {
+                    state.delivery.record_lines(lines, events, now);
+                }
                 if let Some(error) = failure {
                     break Ended::Lost(error);
                 }
@@ -101,7 +110,17 @@ impl Transport for TlsPeer {
                 Turn::Lost(error) => break Ended::Lost(error),
                 Turn::Read(Ok(0)) => break Ended::Lost("the peer closed the connection".into()),
                 Turn::Read(Err(error)) => break Ended::Lost(error.to_string()),
-                Turn::Parcel(parcel) => pending = Some(parcel),
+                Turn::Parcel(parcel) => {
+                    let mut events = parcel.len();
+                    pending.push(parcel);
+                    state
+                        .gather(|state, parcel| {
+                            events += parcel.len();
+                            pending.push(parcel);
+                            state.delivery.in_flight() + events < MAX_IN_FLIGHT
+                        })
+                        .await;
+                }
                 Turn::Read(Ok(_)) | Turn::Again => {}
             }
         };
