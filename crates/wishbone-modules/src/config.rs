@@ -3,7 +3,43 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use wishbone_runtime::ArgumentError;
+use wishbone_runtime::{ArgumentError, Arguments};
+
+/// A module's own arguments, once the ones several modules share (a
+/// listening input's, a delivering output's) are split off.
+pub struct OwnArguments {
+    arguments: Arguments,
+    shared: &'static [&'static str],
+}
+
+impl OwnArguments {
+    /// Splits `shared` off `arguments`: (the shared ones, the module's own).
+    pub fn split(arguments: &Arguments, shared: &'static [&'static str]) -> (Arguments, Self) {
+        let (common, own) = arguments.split(shared);
+        (
+            common,
+            Self {
+                arguments: own,
+                shared,
+            },
+        )
+    }
+
+    /// Deserializes the module's `Config`; an unknown field's error names
+    /// the shared arguments too.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ArgumentError> {
+        self.arguments.deserialize().map_err(|error| {
+            let message = error.to_string();
+            if message.contains("unknown field") {
+                let shared: Vec<String> =
+                    self.shared.iter().map(|name| format!("`{name}`")).collect();
+                ArgumentError::new(format!("{message}, or one of {}", shared.join(", ")))
+            } else {
+                error
+            }
+        })
+    }
+}
 
 /// A delimiter as the bytes it stands for; refuses an empty one, which would
 /// make every byte an event boundary.

@@ -8,13 +8,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use wishbone_runtime::{ArgumentError, ListenAddress, ModuleContext, ModuleError};
+use wishbone_runtime::{ArgumentError, Arguments, ListenAddress, ModuleContext, ModuleError};
 
 use crate::backoff::Backoff;
-use crate::config::host_name;
+use crate::config::{OwnArguments, host_name};
 use crate::metric::Counted;
 use crate::output::socket::Socket;
 use crate::tls::TlsArguments;
@@ -50,6 +51,29 @@ async fn handshake(
     None
 }
 
+/// The arguments every listening input takes.
+const SHARED: [&str; 5] = ["address", "port", "max_connections", "reuse_port", "tls"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenArguments {
+    /// Interface to listen on.
+    #[serde(default = "crate::config::default_listen_address")]
+    address: String,
+    /// Port to listen on; 0 lets the system pick one; none: the input's own.
+    #[serde(default)]
+    port: Option<u16>,
+    /// Clients served at once; 0 for half the open-file limit.
+    #[serde(default)]
+    max_connections: usize,
+    /// Share the port with other processes.
+    #[serde(default)]
+    reuse_port: bool,
+    /// TLS on every connection.
+    #[serde(default)]
+    tls: Option<TlsArguments>,
+}
+
 /// Where and how an input listens, made from the arguments every listening
 /// input takes (`address`, `port`, `reuse_port`, `max_connections`, `tls`).
 pub(crate) struct Listening {
@@ -69,23 +93,25 @@ pub(crate) struct AcceptTotals {
 }
 
 impl Listening {
-    pub(crate) fn new(
-        address: &str,
-        port: u16,
-        reuse_port: bool,
-        max_connections: usize,
-        tls: Option<&TlsArguments>,
-    ) -> Result<Self, ArgumentError> {
-        host_name("address", address)?;
-        Ok(Self {
+    /// Listening as the shared arguments say (`port` defaulting to
+    /// `default_port`), and the input's own arguments.
+    pub(crate) fn split(
+        arguments: &Arguments,
+        default_port: u16,
+    ) -> Result<(Self, OwnArguments), ArgumentError> {
+        let (shared, own) = OwnArguments::split(arguments, &SHARED);
+        let shared: ListenArguments = shared.deserialize()?;
+        host_name("address", &shared.address)?;
+        let listening = Self {
             address: ListenAddress {
-                host: address.to_string(),
-                port,
-                reuse_port,
+                host: shared.address,
+                port: shared.port.unwrap_or(default_port),
+                reuse_port: shared.reuse_port,
             },
-            max_connections,
-            acceptor: tls.map(crate::tls::acceptor).transpose()?,
-        })
+            max_connections: shared.max_connections,
+            acceptor: shared.tls.as_ref().map(crate::tls::acceptor).transpose()?,
+        };
+        Ok((listening, own))
     }
 
     /// Where the input listens, for the launcher that binds it beforehand.
@@ -275,6 +301,36 @@ mod tests {
             (None, false)
         );
         assert_eq!(pauses.accepted(), None);
+    }
+
+    #[test]
+    fn the_shared_arguments_are_split_off_and_the_port_defaults_to_the_inputs_own() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Own {
+            delimiter: String,
+        }
+        let arguments = Arguments::from_yaml("{delimiter: ';', max_connections: 3}").unwrap();
+        let (listening, own) = Listening::split(&arguments, 2514).unwrap();
+        let address = listening.address();
+        assert_eq!((address.host.as_str(), address.port), ("0.0.0.0", 2514));
+        assert_eq!(listening.max_connections, 3);
+        assert!(listening.acceptor.is_none());
+        assert_eq!(own.deserialize::<Own>().unwrap().delimiter, ";");
+        let given = Arguments::from_yaml("{address: 127.0.0.1, port: 0, delimiter: x}").unwrap();
+        assert_eq!(Listening::split(&given, 2514).unwrap().0.address().port, 0);
+        let bad = Arguments::from_yaml("{address: 'not a host!'}").unwrap();
+        assert!(Listening::split(&bad, 1).is_err());
+        let unknown = Arguments::from_yaml("{delimiter: x, prot: 1}").unwrap();
+        let error = Listening::split(&unknown, 1)
+            .unwrap()
+            .1
+            .deserialize::<Own>();
+        let error = error.unwrap_err().to_string();
+        assert!(
+            error.contains("unknown field `prot`") && error.contains("`port`"),
+            "{error}"
+        );
     }
 
     #[test]

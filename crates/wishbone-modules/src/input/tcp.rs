@@ -27,7 +27,6 @@ use super::listener::Listening;
 use crate::config::{default_delimiter, delimiter_bytes};
 use crate::framer::{LineFramer, Overlong};
 use crate::metric::Counted;
-use crate::tls::TlsArguments;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -95,30 +94,15 @@ const READ_SIZE: usize = 256 * 1024;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Interface to listen on.
-    #[serde(default = "crate::config::default_listen_address")]
-    pub address: String,
-    /// Port to listen on; 0 lets the system pick one.
-    #[serde(default = "default_port")]
-    pub port: u16,
     /// What ends an event.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
-    /// Clients served at once; 0 for half the open-file limit.
-    #[serde(default)]
-    pub max_connections: usize,
-    /// Share the port with other processes.
-    #[serde(default)]
-    pub reuse_port: bool,
     /// Longest event in bytes; bounds memory per client.
     #[serde(default = "default_max_line_length")]
     pub max_line_length: usize,
     /// What to do with a longer line.
     #[serde(default)]
     pub overlong_lines: Overlong,
-    /// TLS on every connection.
-    #[serde(default)]
-    pub tls: Option<TlsArguments>,
 }
 
 fn default_port() -> u16 {
@@ -130,18 +114,12 @@ fn default_max_line_length() -> usize {
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
-    let config: Config = arguments.deserialize()?;
+    let (listening, own) = Listening::split(arguments, default_port())?;
+    let config: Config = own.deserialize()?;
     let delimiter = delimiter_bytes(&config.delimiter)?;
     if config.max_line_length == 0 {
         return Err(ArgumentError::new("`max_line_length` must be at least 1"));
     }
-    let listening = Listening::new(
-        &config.address,
-        config.port,
-        config.reuse_port,
-        config.max_connections,
-        config.tls.as_ref(),
-    )?;
     Ok(Box::new(TcpInput {
         config,
         delimiter,

@@ -21,6 +21,7 @@ use wishbone_runtime::{
 
 use super::{Delivery, Released, Stall};
 use crate::backoff::Backoff;
+pub use crate::config::OwnArguments;
 use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, seconds};
 use crate::metric::module_counter;
 
@@ -141,7 +142,7 @@ impl Settings {
     /// is deserialized by the module (an unknown field there names these
     /// shared ones too).
     pub fn split(arguments: &Arguments) -> Result<(Self, OwnArguments), ArgumentError> {
-        let (shared, own) = arguments.split(&SHARED);
+        let (shared, own) = OwnArguments::split(arguments, &SHARED);
         let shared: DeliveryArguments = shared.deserialize()?;
         let settings = Self {
             timeout: seconds("timeout", shared.timeout)?,
@@ -152,24 +153,7 @@ impl Settings {
             failover: shared.failed,
             success: shared.success,
         };
-        Ok((settings, OwnArguments(own)))
-    }
-}
-
-/// A module's own arguments, without the shared ones.
-pub struct OwnArguments(Arguments);
-
-impl OwnArguments {
-    /// Deserializes the module's `Config`.
-    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ArgumentError> {
-        self.0.deserialize().map_err(|error| {
-            let message = error.to_string();
-            if message.contains("unknown field") {
-                ArgumentError::new(format!("{message}, or one of {}", SHARED.join(", ")))
-            } else {
-                error
-            }
-        })
+        Ok((settings, own))
     }
 }
 

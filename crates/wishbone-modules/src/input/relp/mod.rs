@@ -30,7 +30,6 @@ use self::answers::Answers;
 use super::listener::Listening;
 use crate::metric::Counted;
 use crate::relp::{self, Frame};
-use crate::tls::TlsArguments;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.relp: events from RELP clients (such as rsyslog's omrelp), one per syslog frame.
@@ -102,27 +101,12 @@ const READ_SIZE: usize = 64 * 1024;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Interface to listen on.
-    #[serde(default = "crate::config::default_listen_address")]
-    pub address: String,
-    /// Port to listen on; 0 lets the system pick one.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// Sessions served at once; 0 for half the open-file limit.
-    #[serde(default)]
-    pub max_connections: usize,
-    /// Share the port with other processes.
-    #[serde(default)]
-    pub reuse_port: bool,
     /// Frames of one session taken and not yet answered.
     #[serde(default = "default_window")]
     pub window: usize,
     /// Largest frame data in bytes.
     #[serde(default = "default_max_frame")]
     pub max_frame: usize,
-    /// TLS on every session.
-    #[serde(default)]
-    pub tls: Option<TlsArguments>,
 }
 
 fn default_port() -> u16 {
@@ -138,19 +122,13 @@ fn default_max_frame() -> usize {
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
-    let config: Config = arguments.deserialize()?;
+    let (listening, own) = Listening::split(arguments, default_port())?;
+    let config: Config = own.deserialize()?;
     if config.window == 0 || config.max_frame == 0 {
         return Err(ArgumentError::new(
             "`window` and `max_frame` must be at least 1",
         ));
     }
-    let listening = Listening::new(
-        &config.address,
-        config.port,
-        config.reuse_port,
-        config.max_connections,
-        config.tls.as_ref(),
-    )?;
     Ok(Box::new(RelpInput { config, listening }))
 }
 
