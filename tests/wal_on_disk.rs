@@ -303,3 +303,70 @@ fn a_disk_that_takes_no_more_pushes_the_input_back_until_it_does() {
     assert_eq!(counts.len(), LINES);
     assert!(counts.values().all(|count| *count == 1), "each line once");
 }
+
+/// The peak resident memory of process `pid`, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
+}
+
+#[test]
+fn a_backlog_larger_than_max_memory_bytes_waits_on_disk_and_arrives_in_order() {
+    let dir = scratch_dir("wal-disk-backlog");
+    let metrics = PlaintextMetrics::start();
+    let backend_port = free_port();
+    const MEMORY: usize = 1_000_000;
+    let bootstrap = proxy_through_wal(
+        &dir,
+        backend_port,
+        &format!(
+            "read_count: 1000, max_elements: 1000000, max_bytes: 400000000, max_memory_bytes: {MEMORY}, when_full: block"
+        ),
+    );
+    let mut wishbone = start(&dir, &bootstrap, &metrics_flags(&metrics));
+    let input = wishbone.input_port("input");
+    const LINES: usize = 300_000; // 30 MB, thirty times max_memory_bytes
+    send(input, &numbered_lines(LINES));
+    wait_until(MINUTE, "the wal to report every line kept", || {
+        metrics.latest(KEPT) == Some(LINES as f64)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let held = metrics
+        .latest(".module.wal.memory_bytes")
+        .unwrap_or(f64::MAX);
+    let peak = peak_rss(wishbone.pid());
+    eprintln!(
+        "{LINES} lines kept with the output down: {held} bytes held in memory, peak RSS {:.1} MiB",
+        peak as f64 / (1 << 20) as f64
+    );
+    assert!(
+        held <= (MEMORY + 200_000) as f64,
+        "at most max_memory_bytes (and the next block) held: {held}"
+    );
+    assert!(
+        peak < (LINES * NUMBERED_LINE_LENGTH) as u64,
+        "the backlog is not all in memory: peak RSS {peak}"
+    );
+    let sink = Sink::start_on(&dir, "backend", backend_port, &[]);
+    wait_until(MINUTE, "every line at the backend", || {
+        arrivals(&sink.received()).len() == LINES
+    });
+    assert!(wishbone.stop().success());
+    let data = sink.received();
+    let received: Vec<usize> = line_numbers(&data).collect();
+    let out_of_place = received
+        .iter()
+        .enumerate()
+        .find(|(index, number)| index != *number);
+    assert!(
+        received.len() == LINES && out_of_place.is_none(),
+        "each line once, in order, through the reads back from disk: {} lines, first out of place {out_of_place:?}",
+        received.len()
+    );
+}

@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
@@ -27,11 +28,31 @@ pub enum JournalError {
     Io { path: PathBuf, source: io::Error },
 }
 
+/// Where a block's record lies: which segment, at which offset, how long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub sequence: u64,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// A block the log holds, without its events (read them back with
+/// [`Journal::read`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub id: u64,
+    pub location: Location,
+    pub events: usize,
+    /// Payload bytes, what `max_bytes` counts.
+    pub bytes: usize,
+}
+
 /// What a log held when it was opened.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// Blocks kept and not settled, oldest first.
-    pub blocks: Vec<(u64, Parcel)>,
+    /// Blocks kept and not settled, oldest first. Only their places are
+    /// held: opening reads one segment at a time, whatever the log holds.
+    pub blocks: Vec<Stored>,
     /// The id the next block gets: past every id the log has seen.
     pub next_id: u64,
     /// Bytes cut off where records were torn or damaged.
@@ -135,7 +156,22 @@ impl Journal {
                     Record::Block { id, parcel } => {
                         last_block = Some(id);
                         recovered.next_id = recovered.next_id.max(id + 1);
-                        blocks.insert(id, parcel);
+                        let location = Location {
+                            sequence,
+                            offset: (at - length) as u64,
+                            len: length as u64,
+                        };
+                        let (events, bytes) =
+                            (parcel.len(), super::retention::payload_bytes(&parcel));
+                        blocks.insert(
+                            id,
+                            Stored {
+                                id,
+                                location,
+                                events,
+                                bytes,
+                            },
+                        );
                     }
                     Record::Settled(ids) => {
                         if let Some(highest) = ids.iter().max() {
@@ -168,7 +204,7 @@ impl Journal {
             });
         }
         let live = blocks.keys().copied().collect();
-        recovered.blocks = blocks.into_iter().collect();
+        recovered.blocks = blocks.into_values().collect();
         let mut directory_changed = false;
         if segments.is_empty() {
             File::create(dir.join(segment_name(1))).map_err(io_error(dir))?;
@@ -201,11 +237,11 @@ impl Journal {
     }
 
     /// Writes the records of `blocks` (which must carry no tokens) and
-    /// returns them as kept: the same events, now pointing into their
-    /// record, so a kept block costs one copy of its payload, and holds on
-    /// to no other block's bytes. Not synced. On an error nothing counts
-    /// as written, and the call may be repeated.
-    pub fn append(&mut self, blocks: &[(u64, Parcel)]) -> io::Result<Vec<(u64, Parcel)>> {
+    /// returns them as kept, with where each lies: the same events, now
+    /// pointing into their record, so a kept block costs one copy of its
+    /// payload, and holds on to no other block's bytes. Not synced. On an
+    /// error nothing counts as written, and the call may be repeated.
+    pub fn append(&mut self, blocks: &[(u64, Parcel)]) -> io::Result<Vec<(u64, Parcel, Location)>> {
         let mut records = Vec::with_capacity(blocks.len());
         let mut layouts = Vec::with_capacity(blocks.len());
         for (id, parcel) in blocks {
@@ -213,6 +249,8 @@ impl Journal {
             layouts.push((*id, record::encode_block(&mut out, *id, parcel)));
             records.push(out.freeze());
         }
+        let segment = self.segments.back().expect("a log has a newest segment");
+        let (sequence, start) = (segment.sequence, segment.len);
         self.write_all(&records)?;
         let segment = self
             .segments
@@ -223,11 +261,55 @@ impl Journal {
         }
         self.live.extend(blocks.iter().map(|(id, _)| *id));
         self.roll_when_full();
+        let mut offset = start;
         Ok(layouts
             .into_iter()
             .zip(&records)
-            .map(|((id, layout), record)| (id, layout.parcel(record)))
+            .map(|((id, layout), record)| {
+                let location = Location {
+                    sequence,
+                    offset,
+                    len: record.len() as u64,
+                };
+                offset += location.len;
+                (id, layout.parcel(record), location)
+            })
             .collect())
+    }
+
+    /// Reads blocks back from where [`Journal::append`] (or opening) found
+    /// them: each block's events in a buffer of their own, or why it could
+    /// not be read (an I/O error, or a record that is no longer whole).
+    pub fn read(&self, blocks: &[(u64, Location)]) -> Vec<(u64, io::Result<Parcel>)> {
+        let mut open: Option<(u64, File)> = None;
+        blocks
+            .iter()
+            .map(|&(id, location)| {
+                let read = (|| {
+                    if open
+                        .as_ref()
+                        .is_none_or(|(sequence, _)| *sequence != location.sequence)
+                    {
+                        let path = self.dir.join(segment_name(location.sequence));
+                        open = Some((location.sequence, File::open(path)?));
+                    }
+                    let (_, file) = open.as_ref().expect("opened above");
+                    let mut data = vec![0u8; location.len as usize];
+                    file.read_exact_at(&mut data, location.offset)?;
+                    match record::decode(&Bytes::from(data)) {
+                        Some((Record::Block { id: found, parcel }, _)) if found == id => Ok(parcel),
+                        _ => Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "block {id} is no longer whole in segment {}",
+                                location.sequence
+                            ),
+                        )),
+                    }
+                })();
+                (id, read)
+            })
+            .collect()
     }
 
     /// Records that `ids` need not be sent again. Not synced.
@@ -389,7 +471,7 @@ mod tests {
     }
 
     fn ids(recovered: &Recovered) -> Vec<u64> {
-        recovered.blocks.iter().map(|(id, _)| *id).collect()
+        recovered.blocks.iter().map(|stored| stored.id).collect()
     }
 
     #[test]
@@ -406,13 +488,20 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(kept[3].1, block(&["a", "bb"]));
+            let read = journal.read(&[(3, kept[3].2), (5, kept[5].2)]);
+            assert_eq!(read[1].1.as_ref().unwrap(), &block(&["a", "bb"]));
+            let wrong = journal.read(&[(4, kept[3].2)]);
+            assert!(wrong[0].1.is_err(), "block 3's record is not block 4");
             journal.settle(&[0, 2]).unwrap();
             journal.append(&[(6, block(&["c"]))]).unwrap();
             journal.sync().unwrap();
         }
-        let (_journal, recovered) = Journal::open(dir.path(), 100).unwrap();
+        let (journal, recovered) = Journal::open(dir.path(), 100).unwrap();
         assert_eq!(ids(&recovered), [1, 3, 4, 5, 6]);
-        assert_eq!(recovered.blocks[4].1, block(&["c"]));
+        let last = &recovered.blocks[4];
+        assert_eq!((last.events, last.bytes), (1, 1));
+        let read = journal.read(&[(6, last.location)]);
+        assert_eq!(read[0].1.as_ref().unwrap(), &block(&["c"]));
         assert_eq!((recovered.next_id, recovered.cut_bytes), (7, 0));
     }
 

@@ -15,6 +15,7 @@
 
 mod journal;
 pub mod record;
+mod residency;
 mod retention;
 mod writer;
 
@@ -29,7 +30,7 @@ use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
 };
 
-pub use journal::{Journal, JournalError, Recovered};
+pub use journal::{Journal, JournalError, Location, Recovered, Stored};
 pub use retention::{Pushed, Retention};
 pub use writer::{Command, Report, Writer};
 
@@ -46,11 +47,10 @@ Arguments (default)
   read_count    events sent on per step, at most (20): each block the
                 buffer sends holds at most this many, with one token
   max_elements  events kept, sent or waiting (1000)
-  max_bytes     payload bytes kept (10485760), which bounds their memory
-                too (with `path` as well: the log is read back only at
-                start). A kept block may share the buffer it was read into
-                until 64 newer ones do; then it gets a copy of its own, so
-                at most 64 read buffers are held beyond this
+  max_bytes     payload bytes kept (10485760). In memory this bounds
+                their memory too: a kept block may share the buffer it was
+                read into until 64 newer ones do, then it gets a copy of
+                its own, so at most 64 read buffers are held beyond this
   when_full     drop_oldest | drop_newest | block (drop_oldest): what a new
                 event does when a limit is reached; `block` makes the inbox
                 wait, pushing back upstream. Every drop is counted in the
@@ -69,6 +69,12 @@ Arguments (default)
                             it will. A process crash loses nothing; a power
                             cut can lose whatever it had not written.
   sync_interval_ms  with `sync: interval` (1000)
+  max_memory_bytes  with `path`, payload bytes held in memory besides the
+                log (67108864): blocks in flight and the oldest waiting
+                ones; newer blocks wait on disk only and are read back
+                before they are sent, so a backlog larger than memory waits
+                on disk. What the log is still writing is held to this
+                much too, separately
 
 Events are kept in blocks: what arrived together, at most read_count events
 (and max_elements, and max_bytes) a block; lines read from a socket stay in
@@ -109,8 +115,10 @@ payload plus record headers, plus what was settled in segments still
 holding an older unsettled block: the inbox waits while they exceed
 1.25 × max_bytes plus two segments. When the disk is full or failing the
 module logs once, the inbox waits (nothing kept is lost, nothing new is
-acknowledged), and writing resumes by itself. Metrics:
-module.<name>.kept (events kept on disk), .replayed, .disk_bytes.
+acknowledged), and writing resumes by itself. A block that cannot be read
+back (its record damaged since) is logged, counted as dropped and settled.
+Metrics: module.<name>.kept (events kept on disk), .replayed, .disk_bytes,
+.memory_bytes (payload held in memory besides the log).
 
 Example (the round-robin demo)
   modules:
@@ -179,6 +187,9 @@ pub struct Config {
     /// What "kept" means with `path`.
     #[serde(default)]
     pub sync: SyncMode,
+    /// With `path`: payload bytes of waiting blocks held in memory too.
+    #[serde(default = "default_max_memory_bytes")]
+    pub max_memory_bytes: usize,
     /// Between fsyncs with `sync: interval`.
     #[serde(default = "default_sync_interval_ms")]
     pub sync_interval_ms: u64,
@@ -194,6 +205,10 @@ fn default_max_elements() -> usize {
 
 fn default_max_bytes() -> usize {
     10 * 1024 * 1024
+}
+
+fn default_max_memory_bytes() -> usize {
+    64 * 1024 * 1024
 }
 
 fn default_sync_interval_ms() -> u64 {
@@ -215,9 +230,13 @@ impl Config {
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
-    if config.read_count == 0 || config.max_elements == 0 || config.max_bytes == 0 {
+    if config.read_count == 0
+        || config.max_elements == 0
+        || config.max_bytes == 0
+        || config.max_memory_bytes == 0
+    {
         return Err(ArgumentError::new(
-            "`read_count`, `max_elements` and `max_bytes` must be at least 1",
+            "`read_count`, `max_elements`, `max_bytes` and `max_memory_bytes` must be at least 1",
         ));
     }
     if config
@@ -267,9 +286,10 @@ struct Log {
     disk_bytes_limit: u64,
     /// Writing fails: the inbox waits until it works again.
     failing: bool,
-    /// `module.<name>.kept` and `.disk_bytes`, looked up once.
+    /// `module.<name>.kept`, `.disk_bytes` and `.memory_bytes`, looked up once.
     kept: metrics::Counter,
     disk_bytes_gauge: metrics::Gauge,
+    memory_bytes_gauge: metrics::Gauge,
 }
 
 /// Opens the log at `path` and starts its writer; what it held is the
@@ -281,11 +301,7 @@ fn open_log(
 ) -> Result<(Log, Retention), ModuleError> {
     let (journal, recovered) = Journal::open(path, config.segment_bytes())
         .map_err(|error| ModuleError::Other(format!("cannot open the wal: {error}")))?;
-    let events: usize = recovered
-        .blocks
-        .iter()
-        .map(|(_, parcel)| parcel.len())
-        .sum();
+    let events: usize = recovered.blocks.iter().map(|stored| stored.events).sum();
     if recovered.cut_bytes > 0 {
         tracing::warn!(module = %name, path = %path.display(), bytes = recovered.cut_bytes, "cut a torn or damaged tail off the wal");
     }
@@ -318,16 +334,20 @@ fn open_log(
             failing: false,
             kept: metrics::counter!(module_counter(name, "kept")),
             disk_bytes_gauge: metrics::gauge!(module_counter(name, "disk_bytes")),
+            memory_bytes_gauge: metrics::gauge!(module_counter(name, "memory_bytes")),
         },
         retention,
     ))
 }
 
 impl Log {
-    /// Whether the inbox may be read: the writer keeps up, the files have room.
-    fn has_room(&self, retention: &Retention) -> bool {
+    /// Whether the inbox may be read: the writer keeps up (what it was
+    /// handed and has not written fits in `max_memory_bytes`), the files
+    /// have room.
+    fn has_room(&self, retention: &Retention, config: &Config) -> bool {
         !self.failing
             && retention.writing() < MOST_WRITING
+            && retention.writing_bytes() < config.max_memory_bytes
             && self.disk_bytes <= self.disk_bytes_limit
     }
 
@@ -335,17 +355,24 @@ impl Log {
     fn apply(&mut self, report: Report, retention: &mut Retention) {
         match report {
             Report::Kept(blocks) => {
-                let events: usize = blocks.iter().map(|(_, parcel)| parcel.len()).sum();
-                for (id, parcel) in blocks {
-                    retention.kept(id, parcel);
+                let events: usize = blocks.iter().map(|(_, parcel, _)| parcel.len()).sum();
+                for (id, parcel, location) in blocks {
+                    retention.kept(id, parcel, location);
                 }
                 self.kept.increment(events as u64);
             }
+            Report::Loaded(blocks) => {
+                for (id, parcel) in blocks {
+                    retention.loaded(id, parcel);
+                }
+            }
+            Report::Unreadable(ids) => retention.unreadable(&ids),
             Report::Settled(ids) => retention.settled(&ids),
             Report::Failing(failing) => self.failing = failing,
             Report::DiskBytes(bytes) => {
                 self.disk_bytes = bytes;
                 self.disk_bytes_gauge.set(bytes as f64);
+                self.memory_bytes_gauge.set(retention.held_bytes() as f64);
             }
         }
     }
@@ -394,6 +421,10 @@ impl Module for Wal {
                     if !settlements.is_empty() {
                         log.writer.send(Command::Settle(settlements));
                     }
+                    let loads = retention.take_loads();
+                    if !loads.is_empty() {
+                        log.writer.send(Command::Load(loads));
+                    }
                 }
                 if retention.dropped() > reported {
                     inbox
@@ -413,7 +444,9 @@ impl Module for Wal {
                 let sendable = if held { 0 } else { retention.sendable() };
                 let readable = inbox_open
                     && blocked.is_empty()
-                    && log.as_ref().is_none_or(|log| log.has_room(&retention));
+                    && log
+                        .as_ref()
+                        .is_none_or(|log| log.has_room(&retention, &config));
                 let undelivered = retention.len() + blocked.iter().map(Parcel::len).sum::<usize>();
                 let report = async {
                     match &mut log {

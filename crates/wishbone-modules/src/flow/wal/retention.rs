@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wishbone_runtime::ack::{Ack, Outcome};
 use wishbone_runtime::{Event, Parcel};
 
+use super::journal::{Location, Stored};
+use super::residency::Residency;
 use super::{Config, WhenFull};
 
 /// Where a kept block stands.
@@ -25,7 +27,8 @@ enum State {
 
 #[derive(Debug)]
 struct Block {
-    /// The events; absent while the log writes them.
+    /// The events; absent while the log writes them, and (with `path`)
+    /// while the block waits on disk only or is settling.
     parcel: Option<Parcel>,
     events: usize,
     bytes: usize,
@@ -56,6 +59,8 @@ pub struct Retention {
     kept_events: usize,
     waiting_events: usize,
     writing_events: usize,
+    /// Payload bytes handed to the log and not yet kept by it.
+    writing_bytes: usize,
     bytes: usize,
     next_id: u64,
     dropped: u64,
@@ -64,6 +69,8 @@ pub struct Retention {
     /// Blocks kept in memory that may still point into the buffer they
     /// were read into, oldest first (some may be gone since).
     sharing: VecDeque<u64>,
+    /// With a log: which blocks are held in memory besides.
+    residency: Option<Residency>,
 }
 
 /// Blocks kept in memory that may share the buffer they were read into,
@@ -101,40 +108,46 @@ impl Retention {
             kept_events: 0,
             waiting_events: 0,
             writing_events: 0,
+            writing_bytes: 0,
             bytes: 0,
             next_id: 0,
             dropped: 0,
             settlements: Vec::new(),
             sharing: VecDeque::new(),
+            residency: None,
         }
     }
 
     /// A buffer whose blocks a log keeps, resuming with what the log held
-    /// (`blocks`, oldest first, sent before anything new) and numbering new
-    /// blocks from `next_id`.
-    pub fn on_disk(config: Config, blocks: Vec<(u64, Parcel)>, next_id: u64) -> Self {
+    /// (`blocks`, oldest first, sent before anything new, read back as
+    /// [`Retention::take_loads`] asks) and numbering new blocks from
+    /// `next_id`. At most `max_memory_bytes` of waiting blocks are held in
+    /// memory besides the log.
+    pub fn on_disk(config: Config, blocks: Vec<Stored>, next_id: u64) -> Self {
+        let mut residency = Residency::new(config.max_memory_bytes);
         let mut retention = Self {
             on_disk: true,
             next_id,
             ..Self::new(config)
         };
-        for (id, parcel) in blocks {
-            let (events, bytes) = (parcel.len(), payload_bytes(&parcel));
-            retention.kept_events += events;
-            retention.waiting_events += events;
-            retention.bytes += bytes;
-            retention.waiting.insert(id);
+        for stored in blocks {
+            retention.kept_events += stored.events;
+            retention.waiting_events += stored.events;
+            retention.bytes += stored.bytes;
+            retention.waiting.insert(stored.id);
+            residency.recovered(stored.id, stored.bytes, stored.location);
             retention.blocks.insert(
-                id,
+                stored.id,
                 Block {
-                    parcel: Some(parcel),
-                    events,
-                    bytes,
+                    parcel: None,
+                    events: stored.events,
+                    bytes: stored.bytes,
                     state: State::Waiting,
                     upstream: Vec::new(),
                 },
             );
         }
+        retention.residency = Some(residency);
         retention
     }
 
@@ -188,6 +201,7 @@ impl Retention {
         let upstream = block.take_acks();
         let (parcel, state, pushed) = if self.on_disk {
             self.writing_events += events;
+            self.writing_bytes += size;
             (None, State::Writing, Pushed::Write(id, block))
         } else {
             self.waiting_events += events;
@@ -233,7 +247,7 @@ impl Retention {
         };
         if let Some(dropped) = self.blocks.remove(&oldest) {
             self.waiting_events -= dropped.events;
-            self.forget(&dropped);
+            self.forget(oldest, &dropped);
             self.dropped += dropped.events as u64;
             if self.on_disk {
                 self.settlements.push(oldest);
@@ -243,9 +257,11 @@ impl Retention {
         true
     }
 
-    /// The log has kept block `id`: it may be sent, and its events are
-    /// acknowledged upstream. `parcel` is the block as the log holds it.
-    pub fn kept(&mut self, id: u64, parcel: Parcel) {
+    /// The log has kept block `id` at `location`: it may be sent, and its
+    /// events are acknowledged upstream. `parcel` is the block as the log
+    /// holds it; past `max_memory_bytes` the newest waiting blocks let go
+    /// of theirs and wait on disk only.
+    pub fn kept(&mut self, id: u64, parcel: Parcel, location: Location) {
         let Some(block) = self.blocks.get_mut(&id) else {
             return;
         };
@@ -256,14 +272,75 @@ impl Retention {
         block.parcel = Some(parcel);
         block.upstream.drain(..).for_each(|ack| ack.acknowledge());
         self.writing_events -= block.events;
+        self.writing_bytes -= block.bytes;
         self.waiting_events += block.events;
         self.waiting.insert(id);
+        if let Some(residency) = &mut self.residency {
+            residency.kept(id, block.bytes, location);
+        }
+        self.evict();
     }
 
-    /// Takes a block's counts off the books.
-    fn forget(&mut self, block: &Block) {
+    /// Lets go of the events of the blocks the residency no longer holds.
+    fn evict(&mut self) {
+        let Some(residency) = &mut self.residency else {
+            return;
+        };
+        for id in residency.take_evictions() {
+            if let Some(block) = self.blocks.get_mut(&id) {
+                block.parcel = None;
+            }
+        }
+    }
+
+    /// Blocks to read back from the log now (with `path`), oldest first.
+    pub fn take_loads(&mut self) -> Vec<(u64, Location)> {
+        self.residency
+            .as_mut()
+            .map(Residency::take_loads)
+            .unwrap_or_default()
+    }
+
+    /// The log read block `id` back.
+    pub fn loaded(&mut self, id: u64, parcel: Parcel) {
+        let Some(residency) = &mut self.residency else {
+            return;
+        };
+        if residency.loaded(id)
+            && let Some(block) = self.blocks.get_mut(&id)
+        {
+            block.parcel = Some(parcel);
+        }
+        self.evict();
+    }
+
+    /// The log could not read these blocks back: they are dropped, counted
+    /// and settled, as the log itself lost them.
+    pub fn unreadable(&mut self, ids: &[u64]) {
+        for &id in ids {
+            if self.waiting.remove(&id)
+                && let Some(block) = self.blocks.remove(&id)
+            {
+                self.waiting_events -= block.events;
+                self.forget(id, &block);
+                self.dropped += block.events as u64;
+                self.settlements.push(id);
+            }
+        }
+    }
+
+    /// Payload bytes held in memory with `path` (waiting or in flight).
+    pub fn held_bytes(&self) -> usize {
+        self.residency.as_ref().map_or(0, Residency::held)
+    }
+
+    /// Takes block `id`'s counts off the books.
+    fn forget(&mut self, id: u64, block: &Block) {
         self.kept_events -= block.events;
         self.bytes -= block.bytes;
+        if let Some(residency) = &mut self.residency {
+            residency.forget(id);
+        }
     }
 
     /// Whether a block of `events` events and `size` bytes fits now.
@@ -280,6 +357,7 @@ impl Retention {
         self.waiting
             .first()
             .and_then(|id| self.blocks.get(id))
+            .filter(|block| block.parcel.is_some()) // on disk only: read back first
             .map_or(0, |block| block.events)
     }
 
@@ -300,6 +378,9 @@ impl Retention {
             self.waiting_events -= next;
             if let Some(block) = self.blocks.get_mut(&id) {
                 block.state = State::InFlight;
+                if let Some(residency) = &mut self.residency {
+                    residency.sent(id);
+                }
                 if let Some(parcel) = &block.parcel {
                     taken.push((id, parcel.clone()));
                 }
@@ -320,18 +401,25 @@ impl Retention {
         match outcome {
             Outcome::Acknowledged if self.on_disk => {
                 block.state = State::Settling;
+                block.parcel = None;
                 self.settlements.push(id);
+                if let Some(residency) = &mut self.residency {
+                    residency.forget(id);
+                }
             }
             Outcome::Acknowledged => {
                 if let Some(block) = self.blocks.remove(&id) {
                     block.upstream.iter().for_each(Ack::acknowledge);
-                    self.forget(&block);
+                    self.forget(id, &block);
                 }
             }
             Outcome::Failed => {
                 block.state = State::Waiting;
                 self.waiting_events += block.events;
                 self.waiting.insert(id);
+                if let Some(residency) = &mut self.residency {
+                    residency.failed(id);
+                }
             }
         }
     }
@@ -350,7 +438,7 @@ impl Retention {
                 .is_some_and(|block| block.state == State::Settling)
                 && let Some(block) = self.blocks.remove(id)
             {
-                self.forget(&block);
+                self.forget(*id, &block);
             }
         }
     }
@@ -368,6 +456,11 @@ impl Retention {
     /// Events handed to the log and not yet kept by it.
     pub fn writing(&self) -> usize {
         self.writing_events
+    }
+
+    /// Their payload bytes.
+    pub fn writing_bytes(&self) -> usize {
+        self.writing_bytes
     }
 
     pub fn is_empty(&self) -> bool {

@@ -13,6 +13,7 @@ fn config(when_full: WhenFull) -> Config {
         path: None,
         sync: SyncMode::Batch,
         sync_interval_ms: 1000,
+        max_memory_bytes: 1 << 20,
     }
 }
 
@@ -227,6 +228,15 @@ fn the_byte_limit_counts_too() {
     );
 }
 
+/// A place in the log, for blocks these tests never read back.
+fn somewhere(id: u64) -> Location {
+    Location {
+        sequence: 1,
+        offset: id * 100,
+        len: 100,
+    }
+}
+
 fn on_disk(max_elements: usize, when_full: WhenFull) -> Retention {
     Retention::on_disk(
         Config {
@@ -266,7 +276,7 @@ fn on_disk_upstream_hears_once_the_log_kept_the_events() {
         heard.try_recv().is_err(),
         "not acknowledged before it is kept"
     );
-    retention.kept(id, written);
+    retention.kept(id, written, somewhere(id));
     assert_eq!(heard.try_recv().unwrap(), (5, Outcome::Acknowledged));
     assert_eq!(retention.sendable(), 2);
 }
@@ -308,7 +318,7 @@ fn on_disk_a_delivered_block_holds_its_room_until_the_log_recorded_it() {
         else {
             panic!("written first");
         };
-        retention.kept(id, written);
+        retention.kept(id, written, somewhere(id));
     }
     assert_eq!(ids(&retention.take(10)), [0, 1, 2]);
     retention.resolve(0, Outcome::Acknowledged);
@@ -331,7 +341,12 @@ fn on_disk_a_dropped_block_is_recorded_settled_and_one_being_written_is_never_dr
             max_elements: 2,
             ..config(WhenFull::DropOldest)
         },
-        vec![(7, Parcel::Events(vec!["old".into()]))],
+        vec![Stored {
+            id: 7,
+            location: somewhere(7),
+            events: 1,
+            bytes: 3,
+        }],
         8,
     );
     let Ok(Pushed::Write(8, _)) = retention.push_block(Parcel::Events(vec!["new".into()])) else {
@@ -350,4 +365,34 @@ fn on_disk_a_dropped_block_is_recorded_settled_and_one_being_written_is_never_dr
         "8 and 9 are being written: the newest goes"
     );
     assert!(retention.take_settlements().is_empty());
+}
+
+#[test]
+fn on_disk_past_max_memory_bytes_a_block_is_read_back_before_it_is_sent() {
+    let mut retention = Retention::on_disk(
+        Config {
+            max_memory_bytes: 2,
+            max_elements: 100,
+            ..config(WhenFull::Block)
+        },
+        Vec::new(),
+        0,
+    );
+    for text in ["a", "b", "c"] {
+        let Ok(Pushed::Write(id, written)) =
+            retention.push_block(Parcel::Events(vec![text.into()]))
+        else {
+            panic!("written first");
+        };
+        retention.kept(id, written, somewhere(id));
+    }
+    assert_eq!(retention.held_bytes(), 2, "one byte each, two held");
+    assert_eq!(ids(&retention.take(10)), [0, 1], "2 waits on disk");
+    assert_eq!(retention.sendable(), 0, "not sent before it is read back");
+    assert_eq!(retention.take_loads(), [(2, somewhere(2))]);
+    assert!(retention.take_loads().is_empty(), "one read at a time");
+    retention.loaded(2, Parcel::Events(vec!["c".into()]));
+    let taken = retention.take(10);
+    assert_eq!(ids(&taken), [2]);
+    assert_eq!(taken[0].1, Parcel::Events(vec!["c".into()]));
 }

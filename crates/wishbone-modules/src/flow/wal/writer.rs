@@ -17,7 +17,7 @@ use tokio::sync::mpsc as tokio_mpsc;
 use wishbone_runtime::Parcel;
 
 use super::SyncMode;
-use super::journal::Journal;
+use super::journal::{Journal, Location};
 
 /// What the module asks of the log.
 #[derive(Debug)]
@@ -26,14 +26,20 @@ pub enum Command {
     Keep(Vec<(u64, Parcel)>),
     /// Record that these blocks need not be sent again.
     Settle(Vec<u64>),
+    /// Read these blocks back (kept earlier, let go of in memory).
+    Load(Vec<(u64, Location)>),
 }
 
 /// What the log tells the module.
 #[derive(Debug)]
 pub enum Report {
     /// These blocks are kept, as `sync` means it; the events now point
-    /// into the log's record buffer.
-    Kept(Vec<(u64, Parcel)>),
+    /// into the log's record buffer, which lies at the location given.
+    Kept(Vec<(u64, Parcel, Location)>),
+    /// These blocks were read back.
+    Loaded(Vec<(u64, Parcel)>),
+    /// These blocks could not be read back (logged): they are lost.
+    Unreadable(Vec<u64>),
     /// These settlements are written.
     Settled(Vec<u64>),
     /// The segment files now hold this many bytes.
@@ -140,13 +146,18 @@ impl Turns {
             };
             let mut keep = Vec::new();
             let mut settle = Vec::new();
+            let mut load = Vec::new();
             for command in first.into_iter().chain(incoming.try_iter()) {
                 match command {
                     Command::Keep(blocks) => keep.extend(blocks),
                     Command::Settle(ids) => settle.extend(ids),
+                    Command::Load(blocks) => load.extend(blocks),
                 }
             }
             self.turn(keep, settle);
+            if !load.is_empty() {
+                self.load(&load);
+            }
         }
         // The module is gone: what it handed over is written; make it last.
         if self.dirty && self.sync != SyncMode::None {
@@ -162,7 +173,7 @@ impl Turns {
             let _ = self.outgoing.send(Report::Settled(settle));
         }
         let keeping = !keep.is_empty();
-        let kept = if keep.is_empty() {
+        let mut kept = if keep.is_empty() {
             Vec::new()
         } else {
             self.dirty = true;
@@ -182,13 +193,20 @@ impl Turns {
         };
         if due {
             let mut failed = false;
-            self.until_done("sync", |journal| {
-                if std::mem::take(&mut failed) {
+            let again = self.until_done("sync", |journal| {
+                let mut again = None;
+                if failed {
                     journal.start_segment()?;
-                    journal.append(&keep)?;
+                    again = Some(journal.append(&keep)?);
+                    failed = false;
                 }
-                journal.sync().inspect_err(|_| failed = true)
+                journal.sync().inspect_err(|_| failed = true)?;
+                Ok(again)
             });
+            // Written again: the blocks lie in the new segment now.
+            if let Some(again) = again {
+                kept = again;
+            }
             self.dirty = false;
             self.last_sync = Instant::now();
         }
@@ -199,6 +217,38 @@ impl Turns {
         let _ = self
             .outgoing
             .send(Report::DiskBytes(self.journal.disk_bytes()));
+    }
+
+    /// Reads blocks back and reports them. A block whose record is no
+    /// longer whole is logged and reported lost; other errors (the disk
+    /// failing) are tried again, as writes are.
+    fn load(&mut self, blocks: &[(u64, Location)]) {
+        let results = self.until_done("read", |journal| {
+            let results = journal.read(blocks);
+            match results.iter().find_map(|(_, read)| {
+                read.as_ref()
+                    .err()
+                    .filter(|error| error.kind() != std::io::ErrorKind::InvalidData)
+            }) {
+                Some(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
+                None => Ok(results),
+            }
+        });
+        let mut loaded = Vec::with_capacity(results.len());
+        let mut unreadable = Vec::new();
+        for (id, read) in results {
+            match read {
+                Ok(parcel) => loaded.push((id, parcel)),
+                Err(error) => {
+                    tracing::error!(module = %self.module, block = id, %error, "cannot read a block back from the wal; its events are lost");
+                    unreadable.push(id);
+                }
+            }
+        }
+        let _ = self.outgoing.send(Report::Loaded(loaded));
+        if !unreadable.is_empty() {
+            let _ = self.outgoing.send(Report::Unreadable(unreadable));
+        }
     }
 
     /// Runs `work` until it succeeds, pausing longer after each failure;
@@ -280,13 +330,31 @@ mod tests {
             }
         };
         assert_eq!(seen, [true, false], "the failure is reported, then its end");
+        assert!(
+            kept.iter().all(|(_, _, location)| location.sequence == 2),
+            "kept where they were written again: {kept:?}"
+        );
+        let kept: Vec<(u64, Parcel)> = kept
+            .into_iter()
+            .map(|(id, parcel, _)| (id, parcel))
+            .collect();
         assert_eq!(kept, blocks, "kept only once an fsync worked");
         writer.finish();
 
         // The first segment's copy went through the failed fsync: the
         // second must hold the whole turn by itself.
         std::fs::remove_file(dir.path().join(super::super::journal::segment_name(1))).unwrap();
-        let (_journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(recovered.blocks, blocks);
+        let (journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let places: Vec<(u64, Location)> = recovered
+            .blocks
+            .iter()
+            .map(|stored| (stored.id, stored.location))
+            .collect();
+        let read: Vec<(u64, Parcel)> = journal
+            .read(&places)
+            .into_iter()
+            .map(|(id, read)| (id, read.unwrap()))
+            .collect();
+        assert_eq!(read, blocks);
     }
 }

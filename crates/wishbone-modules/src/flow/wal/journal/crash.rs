@@ -12,7 +12,7 @@ use std::path::Path;
 use bytes::Bytes;
 use wishbone_runtime::{Event, Lines, Parcel};
 
-use super::Journal;
+use super::{Journal, Location};
 use crate::flow::wal::{Config, Retention, SyncMode, WhenFull};
 use crate::random::Random;
 
@@ -88,6 +88,7 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
         path: None,
         sync: SyncMode::Batch,
         sync_interval_ms: 1000,
+        max_memory_bytes: usize::MAX,
     };
     for seed in 1..=60u64 {
         let dir = tempfile::tempdir().unwrap();
@@ -114,7 +115,21 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
                             })
                             .collect();
                         let kept = journal.append(&blocks).unwrap();
+                        let places: Vec<(u64, Location)> = kept
+                            .iter()
+                            .map(|(id, _, location)| (*id, *location))
+                            .collect();
+                        let read: Vec<(u64, Parcel)> = journal
+                            .read(&places)
+                            .into_iter()
+                            .map(|(id, read)| (id, read.unwrap()))
+                            .collect();
+                        let kept: Vec<(u64, Parcel)> = kept
+                            .into_iter()
+                            .map(|(id, parcel, _)| (id, parcel))
+                            .collect();
                         assert_eq!(kept, blocks, "kept as given");
+                        assert_eq!(read, blocks, "read back from where they lie");
                         for (id, parcel) in blocks {
                             // An id may come again once the log forgot it.
                             settled_for_good.remove(&id);
@@ -156,20 +171,26 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
             crash(dir.path(), &synced, &mut random);
             let (reopened, recovered) = Journal::open(dir.path(), segment_bytes).unwrap();
             journal = reopened;
-            let found: Vec<u64> = recovered.blocks.iter().map(|(id, _)| *id).collect();
+            let found: Vec<u64> = recovered.blocks.iter().map(|stored| stored.id).collect();
             let context = format!("seed {seed}, round {round}");
             assert!(
                 found.windows(2).all(|pair| pair[0] < pair[1]),
                 "{context}: oldest first"
             );
-            for (id, parcel) in &recovered.blocks {
+            let places: Vec<(u64, Location)> = recovered
+                .blocks
+                .iter()
+                .map(|stored| (stored.id, stored.location))
+                .collect();
+            for (id, read) in journal.read(&places) {
+                let parcel = read.unwrap_or_else(|error| panic!("{context}: block {id}: {error}"));
                 assert_eq!(
-                    Some(parcel),
-                    written.get(id),
+                    Some(&parcel),
+                    written.get(&id),
                     "{context}: block {id} as written"
                 );
                 assert!(
-                    !settled_for_good.contains(id),
+                    !settled_for_good.contains(&id),
                     "{context}: block {id} was settled"
                 );
             }
@@ -186,6 +207,15 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
             // The buffer sends them first, in that order.
             let mut retention =
                 Retention::on_disk(config.clone(), recovered.blocks, recovered.next_id);
+            loop {
+                let loads = retention.take_loads();
+                if loads.is_empty() {
+                    break;
+                }
+                for (id, read) in journal.read(&loads) {
+                    retention.loaded(id, read.unwrap());
+                }
+            }
             let sent: Vec<u64> = retention
                 .take(usize::MAX)
                 .iter()
