@@ -73,7 +73,15 @@ fn the_grafana_dashboard_defines_what_its_panels_use() {
         .collect();
     assert_eq!(
         variables,
-        HashSet::from(["$host".to_string(), "$module".to_string()])
+        HashSet::from([
+            "$prefix".to_string(),
+            "$host".to_string(),
+            "$module".to_string()
+        ])
+    );
+    assert_eq!(
+        board["templating"]["list"][0]["query"], "wishbone",
+        "the prefix defaults to wishbone's"
     );
     let mut ids = HashSet::new();
     for panel in board["panels"].as_array().unwrap() {
@@ -89,6 +97,10 @@ fn the_grafana_dashboard_defines_what_its_panels_use() {
     }
     assert_eq!(board["__inputs"][0]["name"], "DS_GRAPHITE");
     for (title, target) in grafana_targets(&board) {
+        assert!(
+            target.contains("$prefix.$host."),
+            "{title}: every path starts at the prefix variable: {target}"
+        );
         for word in target.split(|c: char| !(c.is_alphanumeric() || c == '$' || c == '_')) {
             if word.starts_with('$') {
                 assert!(
@@ -141,7 +153,10 @@ fn every_panel_of_both_dashboards_shows_scenario_two_in_graphite_web() {
         .map(|(title, target)| {
             (
                 title,
-                target.replace("$host", &host).replace("$module", "*"),
+                target
+                    .replace("$prefix", "wishbone")
+                    .replace("$host", &host)
+                    .replace("$module", "*"),
             )
         });
     let panels: Vec<(String, String)> = grafana
