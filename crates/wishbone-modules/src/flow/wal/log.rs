@@ -75,12 +75,12 @@ pub(super) fn open_log(
 
 impl Log {
     /// Whether the inbox may be read: the writer keeps up (what it was
-    /// handed and has not written fits in `max_memory_bytes`), the files
-    /// have room.
+    /// handed and has not written fits in a quarter of
+    /// `max_memory_bytes`), the files have room.
     pub(super) fn has_room(&self, retention: &Retention, config: &Config) -> bool {
         !self.failing
             && retention.writing() < MOST_WRITING
-            && retention.writing_bytes() < config.max_memory_bytes
+            && retention.writing_bytes() < (config.max_memory_bytes / 4).max(1)
             && self.disk_bytes <= self.disk_bytes_limit
     }
 

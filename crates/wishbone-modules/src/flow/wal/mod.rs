@@ -72,8 +72,8 @@ Arguments (default)
                 log (67108864): blocks in flight and the oldest waiting
                 ones; newer blocks wait on disk only and are read back
                 before they are sent, so a backlog larger than memory waits
-                on disk. What the log is still writing is held to this
-                much too, separately
+                on disk. What the log is still writing is held to a
+                quarter of this besides
 
 Events are kept in blocks: what arrived together, at most read_count events
 (and max_elements, and max_bytes) a block; lines read from a socket stay in
