@@ -443,6 +443,21 @@ impl Journal {
         Ok(count)
     }
 
+    /// [`Journal::read`] for tests: the blocks, or a panic naming the one
+    /// that could not be read.
+    #[cfg(test)]
+    pub(crate) fn read_all(&self, blocks: &[(u64, Location)]) -> Vec<(u64, Parcel)> {
+        self.read(blocks)
+            .into_iter()
+            .map(|(id, read)| {
+                (
+                    id,
+                    read.unwrap_or_else(|error| panic!("block {id}: {error}")),
+                )
+            })
+            .collect()
+    }
+
     /// Bytes the segment files hold.
     pub fn disk_bytes(&self) -> u64 {
         self.segments.iter().map(|segment| segment.len).sum()

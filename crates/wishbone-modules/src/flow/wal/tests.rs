@@ -237,6 +237,18 @@ fn somewhere(id: u64) -> Location {
     }
 }
 
+/// Writes and keeps one block per text, as the log would.
+fn keep_on_disk(retention: &mut Retention, texts: &[&str]) {
+    for text in texts {
+        let Ok(Pushed::Write(id, written)) =
+            retention.push_block(Parcel::Events(vec![Event::new(text.to_string())]))
+        else {
+            panic!("written first");
+        };
+        retention.kept(id, written, somewhere(id));
+    }
+}
+
 fn on_disk(max_elements: usize, when_full: WhenFull) -> Retention {
     Retention::on_disk(
         Config {
@@ -312,14 +324,7 @@ fn in_memory_upstream_hears_once_an_output_delivered_and_a_drop_fails_it() {
 #[test]
 fn on_disk_a_delivered_block_holds_its_room_until_the_log_recorded_it() {
     let mut retention = on_disk(3, WhenFull::Block);
-    for text in ["a", "b", "c"] {
-        let Ok(Pushed::Write(id, written)) =
-            retention.push_block(Parcel::Events(vec![text.into()]))
-        else {
-            panic!("written first");
-        };
-        retention.kept(id, written, somewhere(id));
-    }
+    keep_on_disk(&mut retention, &["a", "b", "c"]);
     assert_eq!(ids(&retention.take(10)), [0, 1, 2]);
     retention.resolve(0, Outcome::Acknowledged);
     assert_eq!(retention.take_settlements(), [0]);
@@ -378,14 +383,7 @@ fn on_disk_past_max_memory_bytes_a_block_is_read_back_before_it_is_sent() {
         Vec::new(),
         0,
     );
-    for text in ["a", "b", "c"] {
-        let Ok(Pushed::Write(id, written)) =
-            retention.push_block(Parcel::Events(vec![text.into()]))
-        else {
-            panic!("written first");
-        };
-        retention.kept(id, written, somewhere(id));
-    }
+    keep_on_disk(&mut retention, &["a", "b", "c"]);
     assert_eq!(retention.held_bytes(), 2, "one byte each, two held");
     assert_eq!(ids(&retention.take(10)), [0, 1], "2 waits on disk");
     assert_eq!(retention.sendable(), 0, "not sent before it is read back");

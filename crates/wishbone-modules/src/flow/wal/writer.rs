@@ -350,11 +350,6 @@ mod tests {
             .iter()
             .map(|stored| (stored.id, stored.location))
             .collect();
-        let read: Vec<(u64, Parcel)> = journal
-            .read(&places)
-            .into_iter()
-            .map(|(id, read)| (id, read.unwrap()))
-            .collect();
-        assert_eq!(read, blocks);
+        assert_eq!(journal.read_all(&places), blocks);
     }
 }

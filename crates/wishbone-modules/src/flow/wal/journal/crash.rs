@@ -119,11 +119,7 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
                             .iter()
                             .map(|(id, _, location)| (*id, *location))
                             .collect();
-                        let read: Vec<(u64, Parcel)> = journal
-                            .read(&places)
-                            .into_iter()
-                            .map(|(id, read)| (id, read.unwrap()))
-                            .collect();
+                        let read = journal.read_all(&places);
                         let kept: Vec<(u64, Parcel)> = kept
                             .into_iter()
                             .map(|(id, parcel, _)| (id, parcel))
