@@ -300,7 +300,7 @@ async fn deal_all(
 }
 
 /// Locks the inbox while no destination can take events (each is locked or
-/// gone), unlocks it once one can.
+/// gone), unlocks it once one can; only a change takes the queue's lock.
 fn follow_destinations(
     inbox: &wishbone_runtime::queue::Receiver,
     destinations: &[(String, Sender)],
@@ -311,10 +311,10 @@ fn follow_destinations(
             .iter()
             .zip(gone)
             .all(|((_, sender), gone)| *gone || sender.is_locked());
-    if none_up {
-        inbox.lock();
-    } else {
-        inbox.unlock();
+    match (none_up, inbox.is_locked()) {
+        (true, false) => inbox.lock(),
+        (false, true) => inbox.unlock(),
+        _ => {}
     }
 }
 

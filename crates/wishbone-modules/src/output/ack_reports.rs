@@ -4,10 +4,11 @@
 //!
 //! Polling `SIOCOUTQ` makes every acknowledgement wait for the next tick;
 //! with few events allowed in flight (an output's window, a sender waiting
-//! for its acknowledgements), that wait is the whole throughput. These reports wake the output as soon
-//! as the peer acknowledged. Each carries the offset of the last byte of
-//! one write, counted from when the option was set (modulo 2^32), so the
-//! option is set right after connecting, before the first write.
+//! for its acknowledgements), that wait is the whole throughput. These
+//! reports wake the output as soon as the peer acknowledged. Each carries
+//! the offset of the last byte of one write, counted from when the option
+//! was set (modulo 2^32), so the option is set right after connecting,
+//! before the first write.
 //! `SIOCOUTQ` stays the authority when a connection dies, and the fallback
 //! where the option is refused.
 //!

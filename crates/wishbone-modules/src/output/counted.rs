@@ -257,8 +257,9 @@ pub(crate) enum Turn<R> {
     Lost(String),
     /// The connection's own read finished first, with this.
     Read(R),
-    /// Events to write.
-    Parcel(Parcel),
+    /// Events to write: what the inbox gave, and what else waited in it
+    /// (see [`OutputState::gather`]), to go out in one write.
+    Parcels(Vec<Parcel>),
     /// Something else was done (acknowledgements, a tick, events failed
     /// over while stalled, the inbox closed): go round again.
     Again,
@@ -268,9 +269,10 @@ pub(crate) enum Turn<R> {
 /// one shares: take in what the peer acknowledged, see whether the work is
 /// done, then wait for the first of an abort, `read` (the protocol's own
 /// read of the connection, which must be cancel-safe), events from the
-/// inbox while fewer than `most_in_flight` are in flight (or, while the
-/// peer is stalled and `failed` is on, to fail over), an acknowledgement
-/// report, or the `tick` that asks the kernel and checks for a stall.
+/// inbox while fewer than `most_in_flight` are in flight (gathered up to
+/// that many; or, while the peer is stalled and `failed` is on, to fail
+/// over), an acknowledgement report, or the `tick` that asks the kernel and
+/// checks for a stall.
 pub(crate) async fn turn<R>(
     progress: &Progress,
     state: &mut OutputState,
@@ -301,7 +303,20 @@ pub(crate) async fn turn<R>(
                     Turn::Aborted
                 }
             }
-            Some(parcel) => Turn::Parcel(parcel),
+            Some(parcel) => {
+                let mut events = state.delivery.in_flight() + parcel.len();
+                let mut parcels = vec![parcel];
+                if events < most_in_flight {
+                    state
+                        .gather(|_, parcel| {
+                            events += parcel.len();
+                            parcels.push(parcel);
+                            events < most_in_flight
+                        })
+                        .await;
+                }
+                Turn::Parcels(parcels)
+            }
         },
         reported = progress.reported(), if progress.reports => match reported {
             Ok(()) => Turn::Again,

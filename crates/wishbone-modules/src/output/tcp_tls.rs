@@ -110,17 +110,7 @@ impl Transport for TlsPeer {
                 Turn::Lost(error) => break Ended::Lost(error),
                 Turn::Read(Ok(0)) => break Ended::Lost("the peer closed the connection".into()),
                 Turn::Read(Err(error)) => break Ended::Lost(error.to_string()),
-                Turn::Parcel(parcel) => {
-                    let mut events = parcel.len();
-                    pending.push(parcel);
-                    state
-                        .gather(|state, parcel| {
-                            events += parcel.len();
-                            pending.push(parcel);
-                            state.delivery.in_flight() + events < MAX_IN_FLIGHT
-                        })
-                        .await;
-                }
+                Turn::Parcels(parcels) => pending = parcels,
                 Turn::Read(Ok(_)) | Turn::Again => {}
             }
         };

@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Event, Module, ModuleKind, QueueSpec};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Batch, Event, Module, ModuleKind, Parcel, QueueSpec,
+};
 
 use super::counted::{Counted, Progress, Turn, finish, turn};
 use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
@@ -228,14 +230,8 @@ impl Transport for Server {
                     .await;
                     break Ended::Lost("the server closed the connection".into());
                 }
-                Turn::Parcel(parcel) => {
-                    pending = parcel.into_events();
-                    state
-                        .gather(|state, parcel| {
-                            pending.extend(parcel.into_events());
-                            state.delivery.in_flight() + pending.len() < MAX_IN_FLIGHT
-                        })
-                        .await;
+                Turn::Parcels(parcels) => {
+                    pending = parcels.into_iter().flat_map(Parcel::into_events).collect();
                 }
                 Turn::Read(Some(Ok(_))) | Turn::Again => {}
             }

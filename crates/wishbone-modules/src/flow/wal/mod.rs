@@ -1,7 +1,7 @@
 //! `wishbone.flow.wal`: a bounded write-ahead buffer. It keeps every event
 //! until an output acknowledges it, sends blocks of at most `read_count`
-//! events, and sends again whatever an output fails. With `path` it keeps them in
-//! a log on disk that survives a crash.
+//! events, and sends again whatever an output fails. With `path` it keeps
+//! them in a log on disk that survives a crash.
 //!
 //! The text `wishbone show --docs` prints is [`DOCS`]; the on-disk format
 //! is described in `docs/wal.md` and in [`record`]. The parts:
@@ -84,11 +84,11 @@ in flight is still kept, so max_elements and max_bytes bound it, and the
 queues downstream and each output's own window bound it further. While
 the outbox is locked (the output it feeds is down, or every destination of
 the round robin it feeds is) nothing is sent: events wait here, where
-when_full applies to them. Each block sent carries a
-token that the outputs which handle it resolve: acknowledged once every one
-of its events is with its peer (tcp: the peer's TCP stack acknowledged the
-bytes; websocket: likewise for the frames), failed as soon as one of them
-cannot be delivered (a connection died, an output is down). A round robin
+when_full applies to them. Each block sent carries a token that the
+outputs which handle it resolve: acknowledged once every one of its events
+is with its peer (tcp: the peer's TCP stack acknowledged the bytes;
+websocket: likewise for the frames), failed as soon as one of them cannot
+be delivered (a connection died, an output is down). A round robin
 splits a block's token over its destinations' shares. A failed block is sent
 again whole, oldest first, to whichever output is up: events of it that had
 arrived may arrive twice. Only the block itself is settled by its token: a

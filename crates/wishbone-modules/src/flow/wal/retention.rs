@@ -52,7 +52,6 @@ struct Block {
 #[derive(Debug)]
 pub struct Retention {
     config: Config,
-    on_disk: bool,
     blocks: BTreeMap<u64, Block>,
     waiting: BTreeSet<u64>,
     /// Events kept in all (every state), waiting, and being written.
@@ -69,7 +68,7 @@ pub struct Retention {
     /// Blocks kept in memory that may still point into the buffer they
     /// were read into, oldest first (some may be gone since).
     sharing: VecDeque<u64>,
-    /// With a log: which blocks are held in memory besides.
+    /// With a log (and only then): which blocks are held in memory besides.
     residency: Option<Residency>,
 }
 
@@ -102,7 +101,6 @@ impl Retention {
     pub fn new(config: Config) -> Self {
         Self {
             config,
-            on_disk: false,
             blocks: BTreeMap::new(),
             waiting: BTreeSet::new(),
             kept_events: 0,
@@ -126,7 +124,6 @@ impl Retention {
     pub fn on_disk(config: Config, blocks: Vec<Stored>, next_id: u64) -> Self {
         let mut residency = Residency::new(config.max_memory_bytes);
         let mut retention = Self {
-            on_disk: true,
             next_id,
             ..Self::new(config)
         };
@@ -199,7 +196,7 @@ impl Retention {
         self.kept_events += events;
         self.bytes += size;
         let upstream = block.take_acks();
-        let (parcel, state, pushed) = if self.on_disk {
+        let (parcel, state, pushed) = if self.has_log() {
             self.writing_events += events;
             self.writing_bytes += size;
             (None, State::Writing, Pushed::Write(id, block))
@@ -249,7 +246,7 @@ impl Retention {
             self.waiting_events -= dropped.events;
             self.forget(oldest, &dropped);
             self.dropped += dropped.events as u64;
-            if self.on_disk {
+            if self.has_log() {
                 self.settlements.push(oldest);
             }
             // In memory, its upstream tokens fail as they are dropped.
@@ -329,6 +326,11 @@ impl Retention {
         }
     }
 
+    /// Whether a log keeps the blocks ([`Retention::on_disk`]).
+    fn has_log(&self) -> bool {
+        self.residency.is_some()
+    }
+
     /// Payload bytes held in memory with `path` (waiting or in flight).
     pub fn held_bytes(&self) -> usize {
         self.residency.as_ref().map_or(0, Residency::held)
@@ -399,7 +401,7 @@ impl Retention {
             return; // settled twice, or a stale token: nothing in flight to settle
         }
         match outcome {
-            Outcome::Acknowledged if self.on_disk => {
+            Outcome::Acknowledged if self.residency.is_some() => {
                 block.state = State::Settling;
                 block.parcel = None;
                 self.settlements.push(id);
