@@ -47,10 +47,15 @@ impl Nats {
     /// One node with JetStream, fsyncing every write when `fsync` (else
     /// the server's default, every 2 minutes).
     pub fn single(dir: &Path, fsync: bool) -> Nats {
+        Self::single_with(dir, fsync, "")
+    }
+
+    /// [`Nats::single`] with more lines of configuration (`max_payload: 1024`).
+    pub fn single_with(dir: &Path, fsync: bool, more: &str) -> Nats {
         let port = free_port();
         let sync = if fsync { ", sync_interval: always" } else { "" };
         let config = format!(
-            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\"{sync} }}\n",
+            "listen: 127.0.0.1:{port}\njetstream {{ store_dir: \"{}\"{sync} }}\n{more}\n",
             dir.join("js").display()
         );
         Self::start(dir, port, config)

@@ -55,7 +55,11 @@ Delivery
   resend after a lost PubAck is stored once, by the server's de-duplication
   within the stream's duplicate window (2 minutes by default). Two events
   with the same payload within that window are stored once too: add a
-  field that tells them apart where that matters. A refused or timed-out
+  field that tells them apart where that matters. An event larger than the
+  server's `max_payload` (headers included, about 60 bytes) is never
+  published: it goes to `failed` when a route takes that queue, or is
+  dropped and counted in its dropped_total, and is logged with the reason
+  and counted in module.<name>.rejected; the events behind it flow on. A refused or timed-out
   publish (`timeout`) ends the connection: what was not acknowledged is
   published again on the next one, or with `failed: true` goes to
   `failed`. While no server is reachable, `inbox` is locked so a round
@@ -169,6 +173,9 @@ impl Transport for Publisher {
         state: &mut OutputState,
         abort: &CancellationToken,
     ) -> Ended {
+        // The server refuses (and disconnects) a message larger than this,
+        // headers included: such an event is rejected, never published.
+        let max_payload = client.server_info().max_payload;
         let context = jetstream::ContextBuilder::new()
             .timeout(state.timeout)
             .max_ack_inflight(self.max_pending * 2)
@@ -183,6 +190,16 @@ impl Transport for Publisher {
             while acknowledgements.len() < self.max_pending
                 && let Some(event) = waiting.pop()
             {
+                let size = event.len() + MESSAGE_ID_HEADER_BYTES;
+                if max_payload > 0 && size > max_payload {
+                    let reason = format!(
+                        "{size} bytes with headers, over the server's max_payload of {max_payload}"
+                    );
+                    if !state.reject(event, &reason, abort).await {
+                        break 'session Ended::Aborted;
+                    }
+                    continue;
+                }
                 let publish = PublishMessage::build()
                     .payload(event.data().clone())
                     .message_id(message_id(event.data()));
@@ -246,6 +263,10 @@ impl Transport for Publisher {
         ended
     }
 }
+
+/// What the `Nats-Msg-Id` header adds to a message: `NATS/1.0\r\n`, the
+/// header's line with its 32 hex digits, and the empty line.
+const MESSAGE_ID_HEADER_BYTES: usize = 10 + "Nats-Msg-Id: ".len() + 32 + 2 + 2;
 
 /// A PubAck, and where its event ends.
 fn acknowledged(future: PublishAckFuture, end: u64) -> Acknowledgement {

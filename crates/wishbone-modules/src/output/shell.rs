@@ -170,6 +170,9 @@ pub struct OutputState {
     success: Sender,
     backoff: Backoff,
     counters: Counters,
+    /// Rejections not logged yet, and when one last was: one line a
+    /// second at most.
+    rejections: (u64, Option<Instant>),
 }
 
 impl OutputState {
@@ -189,6 +192,7 @@ impl OutputState {
             success: context.outgoing("success"),
             backoff: settings.backoff,
             counters: Counters::new(context.name()),
+            rejections: (0, None),
         }
     }
 
@@ -306,6 +310,39 @@ impl OutputState {
         }
     }
 
+    /// An event its peer can never take (larger than the peer accepts, or
+    /// refused when sent alone), so that sending it again would only block
+    /// what follows: it goes to `failed` when a route takes that queue,
+    /// whatever `failed: true|false` says; otherwise it is dropped, counted
+    /// in `failed`'s dropped_total, and its token settled, so that no buffer
+    /// upstream sends it again. Counted in `module.<name>.rejected` and
+    /// logged with `reason`, one line a second at most. False on abort.
+    pub async fn reject(
+        &mut self,
+        event: wishbone_runtime::Event,
+        reason: &str,
+        abort: &CancellationToken,
+    ) -> bool {
+        self.counters.rejected.increment(1);
+        self.rejections.0 += 1;
+        let due = self
+            .rejections
+            .1
+            .is_none_or(|last| last.elapsed() >= Duration::from_secs(1));
+        let routed = self.failed.is_connected();
+        if due {
+            let to = if routed { "failed" } else { "dropped" };
+            tracing::warn!(module = %self.module, %reason, events = self.rejections.0, bytes = event.len(), "the peer cannot take an event; it goes to {to}");
+            self.rejections = (0, Some(Instant::now()));
+        }
+        if routed {
+            return self.fail(vec![event], abort).await;
+        }
+        event.acknowledge();
+        self.failed.stats().record_dropped(1);
+        true
+    }
+
     /// Takes what else waits in the inbox, handing each parcel to `take`
     /// until it answers false (no more room). Once, lets the modules
     /// upstream run first: what they send meanwhile goes out in the same
@@ -385,6 +422,7 @@ struct Counters {
     bytes: metrics::Counter,
     failed_over: metrics::Counter,
     resent: metrics::Counter,
+    rejected: metrics::Counter,
     totals: Totals,
 }
 
@@ -407,6 +445,7 @@ impl Counters {
             bytes: metrics::counter!(name("bytes")),
             failed_over: metrics::counter!(name("failed_over")),
             resent: metrics::counter!(name("resent")),
+            rejected: metrics::counter!(name("rejected")),
             totals: Totals::default(),
         }
     }

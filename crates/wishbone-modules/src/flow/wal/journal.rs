@@ -66,8 +66,26 @@ pub struct Recovered {
 struct Segment {
     sequence: u64,
     len: u64,
-    /// The highest block id written in it.
+    /// The lowest and the highest block id written in it.
+    first_block: Option<u64>,
     last_block: Option<u64>,
+}
+
+impl Segment {
+    fn new(sequence: u64) -> Segment {
+        Segment {
+            sequence,
+            len: 0,
+            first_block: None,
+            last_block: None,
+        }
+    }
+
+    /// Whether block `id` may lie in it (ids grow along the log).
+    fn may_hold(&self, id: u64) -> bool {
+        self.first_block.is_some_and(|first| first <= id)
+            && self.last_block.is_some_and(|last| id <= last)
+    }
 }
 
 /// The open log.
@@ -91,6 +109,10 @@ pub struct Journal {
     /// from a failed fsync is tested, which no disk does on demand.
     #[cfg(test)]
     pub(crate) failing_syncs: usize,
+    /// A disk of this many bytes for the segments: a write past it fails
+    /// as a full disk fails it.
+    #[cfg(test)]
+    pub(crate) disk_size: Option<u64>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
@@ -149,12 +171,13 @@ impl Journal {
             let path = dir.join(segment_name(sequence));
             let data = Bytes::from(std::fs::read(&path).map_err(io_error(&path))?);
             let mut at = 0;
-            let mut last_block = None;
+            let mut segment = Segment::new(sequence);
             while let Some((record, length)) = record::decode(&data.slice(at..)) {
                 at += length;
                 match record {
                     Record::Block { id, parcel } => {
-                        last_block = Some(id);
+                        segment.first_block.get_or_insert(id);
+                        segment.last_block = Some(id);
                         recovered.next_id = recovered.next_id.max(id + 1);
                         let location = Location {
                             sequence,
@@ -197,22 +220,15 @@ impl Journal {
                 file.set_len(at as u64).map_err(io_error(&path))?;
             }
             file.sync_all().map_err(io_error(&path))?;
-            segments.push_back(Segment {
-                sequence,
-                len: at as u64,
-                last_block,
-            });
+            segment.len = at as u64;
+            segments.push_back(segment);
         }
         let live = blocks.keys().copied().collect();
         recovered.blocks = blocks.into_values().collect();
         let mut directory_changed = false;
         if segments.is_empty() {
             File::create(dir.join(segment_name(1))).map_err(io_error(dir))?;
-            segments.push_back(Segment {
-                sequence: 1,
-                len: 0,
-                last_block: None,
-            });
+            segments.push_back(Segment::new(1));
             directory_changed = true;
         }
         let newest = segments.back().map_or(1, |segment| segment.sequence);
@@ -232,6 +248,8 @@ impl Journal {
             live,
             #[cfg(test)]
             failing_syncs: 0,
+            #[cfg(test)]
+            disk_size: None,
         };
         Ok((journal, recovered))
     }
@@ -256,7 +274,8 @@ impl Journal {
             .segments
             .back_mut()
             .expect("a log has a newest segment");
-        if let Some((last, _)) = blocks.last() {
+        if let (Some((first, _)), Some((last, _))) = (blocks.first(), blocks.last()) {
+            segment.first_block.get_or_insert(*first);
             segment.last_block = Some(*last);
         }
         self.live.extend(blocks.iter().map(|(id, _)| *id));
@@ -312,19 +331,28 @@ impl Journal {
             .collect()
     }
 
-    /// Records that `ids` need not be sent again. Not synced.
+    /// Records that `ids` need not be sent again. Not synced. They count
+    /// as settled here at once, written or not: [`Journal::reclaim`] may
+    /// delete their segments, which settles them for good; on an error the
+    /// call may be repeated, for the ids [`Journal::holds`] still.
     pub fn settle(&mut self, ids: &[u64]) -> io::Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut out = BytesMut::new();
-        record::encode_settled(&mut out, ids);
-        self.write(&out.freeze())?;
         for id in ids {
             self.live.remove(id);
         }
+        let mut out = BytesMut::new();
+        record::encode_settled(&mut out, ids);
+        self.write(&out.freeze())?;
         self.roll_when_full();
         Ok(())
+    }
+
+    /// Whether a segment may still hold block `id`: once none does, its
+    /// settlement need not be written.
+    pub fn holds(&self, id: u64) -> bool {
+        self.segments.iter().any(|segment| segment.may_hold(id))
     }
 
     /// Appends `data` to the newest segment at its end.
@@ -338,6 +366,17 @@ impl Journal {
     /// error cuts whatever part was written, so the segment ends with a
     /// whole record.
     fn write_all(&mut self, records: &[Bytes]) -> io::Result<()> {
+        #[cfg(test)]
+        if let Some(size) = self.disk_size {
+            let adding: u64 = records.iter().map(|record| record.len() as u64).sum();
+            let used: u64 = self.segments.iter().map(|segment| segment.len).sum();
+            if used + adding > size {
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "no space left on device (a test's disk size)",
+                ));
+            }
+        }
         let segment = self
             .segments
             .back_mut()
@@ -389,11 +428,7 @@ impl Journal {
             .write(true)
             .open(self.dir.join(segment_name(sequence)))?;
         self.unsynced.push(std::mem::replace(&mut self.file, file));
-        self.segments.push_back(Segment {
-            sequence,
-            len: 0,
-            last_block: None,
-        });
+        self.segments.push_back(Segment::new(sequence));
         self.directory_changed = true;
         Ok(())
     }
@@ -419,8 +454,13 @@ impl Journal {
     }
 
     /// Deletes the oldest segments whose blocks are all settled, once that
-    /// is on disk; returns how many.
-    pub fn reclaim(&mut self) -> io::Result<usize> {
+    /// is on disk (the newest, appended to, stays). With `pressed` (writing
+    /// fails, as on a full disk) and no block unsettled, the newest is
+    /// emptied too, so that a fully delivered log gives its room back even
+    /// though a settlement cannot be written: deleting a segment settles
+    /// its blocks for good. Returns how many segments were deleted or
+    /// emptied.
+    pub fn reclaim(&mut self, pressed: bool) -> io::Result<usize> {
         let oldest_live = self.live.first().copied();
         let settled = |segment: &Segment| match (segment.last_block, oldest_live) {
             (None, _) | (_, None) => true,
@@ -432,13 +472,25 @@ impl Journal {
             .take(self.segments.len() - 1)
             .take_while(|segment| settled(segment))
             .count();
-        if count == 0 {
+        let newest = self.segments.back().expect("a log has a newest segment");
+        let empty_newest = pressed && oldest_live.is_none() && newest.len > 0;
+        if count == 0 && !empty_newest {
             return Ok(0);
         }
         self.sync()?;
         for _ in 0..count {
-            let segment = self.segments.pop_front().expect("counted above");
-            std::fs::remove_file(self.dir.join(segment_name(segment.sequence)))?;
+            let sequence = self.segments.front().expect("counted above").sequence;
+            std::fs::remove_file(self.dir.join(segment_name(sequence)))?;
+            self.segments.pop_front();
+        }
+        if empty_newest {
+            self.file.set_len(0)?;
+            let newest = self
+                .segments
+                .back_mut()
+                .expect("a log has a newest segment");
+            *newest = Segment::new(newest.sequence);
+            return Ok(count + 1);
         }
         Ok(count)
     }

@@ -19,6 +19,8 @@ pub(super) struct Log {
     disk_bytes_limit: u64,
     /// Writing fails: the inbox waits until it works again.
     failing: bool,
+    /// Events handed to the writer that it never kept, as it ended.
+    pub(super) unwritten: usize,
     /// `module.<name>.kept`, `.disk_bytes` and `.memory_bytes`, looked up once.
     kept: metrics::Counter,
     disk_bytes_gauge: metrics::Gauge,
@@ -65,6 +67,7 @@ pub(super) fn open_log(
             disk_bytes,
             disk_bytes_limit: config.disk_bytes_limit(),
             failing: false,
+            unwritten: 0,
             kept: metrics::counter!(module_counter(name, "kept")),
             disk_bytes_gauge: metrics::gauge!(module_counter(name, "disk_bytes")),
             memory_bytes_gauge: metrics::gauge!(module_counter(name, "memory_bytes")),
@@ -102,6 +105,7 @@ impl Log {
             Report::Unreadable(ids) => retention.unreadable(&ids),
             Report::Settled(ids) => retention.settled(&ids),
             Report::Failing(failing) => self.failing = failing,
+            Report::Unwritten(events) => self.unwritten += events,
             Report::DiskBytes(bytes) => {
                 self.disk_bytes = bytes;
                 self.disk_bytes_gauge.set(bytes as f64);

@@ -114,7 +114,10 @@ payload plus record headers, plus what was settled in segments still
 holding an older unsettled block: the inbox waits while they exceed
 1.25 × max_bytes plus two segments. When the disk is full or failing the
 module logs once, the inbox waits (nothing kept is lost, nothing new is
-acknowledged), and writing resumes by itself. A block that cannot be read
+acknowledged), and writing resumes by itself; meanwhile what was kept is
+still delivered, and a log whose blocks are all settled is emptied so its
+room comes back. A stop waits on a failing disk for a second at most: what
+was never kept is then counted undelivered. A block that cannot be read
 back (its record damaged since) is logged, counted as dropped and settled.
 Metrics: module.<name>.kept (events kept on disk), .replayed, .disk_bytes,
 .memory_bytes (payload held in memory besides the log).
@@ -356,13 +359,15 @@ impl Module for Wal {
                         return match &mut log {
                             Some(log) => {
                                 // What the log was handed is written before
-                                // the thread ends: only `blocked` is lost.
+                                // the thread ends (unless writing still
+                                // fails after `writer::FINAL_TRIES`): only
+                                // `blocked` is lost, and what was unwritten.
                                 log.writer.finish();
                                 while let Ok(report) = log.writer.reports.try_recv() {
                                     log.apply(report, &mut retention);
                                 }
-                                tracing::info!(module = %name, events = retention.len(), "stopping; events not yet delivered stay in the wal for the next start");
-                                let lost = blocked.iter().map(Parcel::len).sum::<usize>();
+                                tracing::info!(module = %name, events = retention.len() - log.unwritten.min(retention.len()), "stopping; events not yet delivered stay in the wal for the next start");
+                                let lost = blocked.iter().map(Parcel::len).sum::<usize>() + log.unwritten;
                                 if lost > 0 { Err(ModuleError::Aborted { undelivered: lost }) } else { Ok(()) }
                             }
                             None => Err(ModuleError::Aborted { undelivered }),

@@ -5,9 +5,15 @@
 //! syncs as `sync` says, and reports back. With `sync: batch` one fsync
 //! covers everything that arrived while the previous one ran (group
 //! commit). When writing fails (a full disk, a file size limit, an I/O
-//! error) it logs once, keeps what it was given, and tries again with a
-//! growing pause until writing works; meanwhile nothing more is reported
-//! kept, and the module stops reading its inbox.
+//! error) it logs once and keeps what it could not write, and tries it
+//! again with a growing pause until writing works; meanwhile nothing more
+//! is reported kept, and the module stops reading its inbox. What does not
+//! need room goes on: settlements free their blocks at once (a segment
+//! whose blocks are all settled is deleted, and a log with nothing
+//! unsettled is emptied, so a full disk gets its room back as outputs
+//! deliver), and blocks are read back. Once the module is gone it tries
+//! what is left for [`FINAL_TRIES`] at most, then ends and reports what it
+//! could not write, so a stop never waits on a disk.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -40,13 +46,20 @@ pub enum Report {
     Loaded(Vec<(u64, Parcel)>),
     /// These blocks could not be read back (logged): they are lost.
     Unreadable(Vec<u64>),
-    /// These settlements are written.
+    /// These settlements are written, or the segments that held the
+    /// blocks are deleted.
     Settled(Vec<u64>),
     /// The segment files now hold this many bytes.
     DiskBytes(u64),
     /// Writing fails (true) or works again (false).
     Failing(bool),
+    /// The module was gone and writing still failed: this many events
+    /// handed over were never kept (logged).
+    Unwritten(usize),
 }
+
+/// How long the thread goes on trying what failed once the module is gone.
+pub const FINAL_TRIES: Duration = Duration::from_secs(1);
 
 /// The module's end of the writer thread.
 pub struct Writer {
@@ -76,7 +89,9 @@ impl Writer {
                     outgoing,
                     last_sync: Instant::now(),
                     dirty: false,
+                    pending: Pending::default(),
                     failing: None,
+                    pause: FIRST_PAUSE,
                 }
                 .run(incoming)
             })?;
@@ -94,7 +109,8 @@ impl Writer {
             .is_some_and(|commands| commands.send(command).is_ok())
     }
 
-    /// Lets the thread write what it was given, sync, and end.
+    /// Lets the thread write what it was given, sync, and end; while
+    /// writing fails that takes [`FINAL_TRIES`] at most.
     pub fn finish(&mut self) {
         self.commands = None;
         if let Some(thread) = self.thread.take() {
@@ -109,6 +125,35 @@ impl Drop for Writer {
     }
 }
 
+/// What the thread was handed and has not yet done.
+#[derive(Default)]
+struct Pending {
+    /// Blocks to write.
+    keep: Vec<(u64, Parcel)>,
+    /// With `sync: batch`: blocks written and not yet fsynced, as handed
+    /// over (written again after a failed fsync), and as written.
+    unsynced: Vec<(u64, Parcel)>,
+    written: Vec<(u64, Parcel, Location)>,
+    /// An fsync failed: the unsynced blocks go to a new segment first.
+    sync_failed: bool,
+    /// Settlements whose record is not written.
+    settle: Vec<u64>,
+    /// An fsync is owed whatever `sync` says (the module is gone).
+    sync_due: bool,
+    /// Blocks to read back.
+    load: Vec<(u64, Location)>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.keep.is_empty()
+            && self.unsynced.is_empty()
+            && self.settle.is_empty()
+            && self.load.is_empty()
+            && !self.sync_due
+    }
+}
+
 /// The thread's state.
 struct Turns {
     journal: Journal,
@@ -120,120 +165,245 @@ struct Turns {
     last_sync: Instant,
     /// Written since the last sync.
     dirty: bool,
+    pending: Pending,
     /// When writing started failing, while it does.
     failing: Option<Instant>,
+    /// Before the next try while it fails.
+    pause: Duration,
 }
 
-/// The longest pause between attempts while writing fails.
+/// Payload bytes written at a time, at least one block.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// The first and the longest pause between tries while writing fails.
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const MOST_PAUSE: Duration = Duration::from_secs(1);
 
 impl Turns {
     fn run(mut self, incoming: mpsc::Receiver<Command>) {
         loop {
-            let first = match self.sync {
+            let wait = match self.sync {
+                _ if self.failing.is_some() => Some(self.pause),
                 SyncMode::Interval if self.dirty => {
-                    let due = self.interval.saturating_sub(self.last_sync.elapsed());
-                    match incoming.recv_timeout(due) {
-                        Ok(command) => Some(command),
-                        Err(mpsc::RecvTimeoutError::Timeout) => None,
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    }
+                    Some(self.interval.saturating_sub(self.last_sync.elapsed()))
                 }
-                _ => match incoming.recv() {
+                _ => None,
+            };
+            let first = match wait {
+                Some(wait) => match incoming.recv_timeout(wait) {
+                    Ok(command) => Some(command),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match incoming.recv() {
                     Ok(command) => Some(command),
                     Err(_) => break,
                 },
             };
-            let mut keep = Vec::new();
-            let mut settle = Vec::new();
-            let mut load = Vec::new();
             for command in first.into_iter().chain(incoming.try_iter()) {
-                match command {
-                    Command::Keep(blocks) => keep.extend(blocks),
-                    Command::Settle(ids) => settle.extend(ids),
-                    Command::Load(blocks) => load.extend(blocks),
-                }
+                self.take(command);
             }
-            self.turn(keep, settle);
-            if !load.is_empty() {
-                self.load(&load);
-            }
+            self.turn();
         }
-        // The module is gone: what it handed over is written; make it last.
-        if self.dirty && self.sync != SyncMode::None {
-            self.until_done("sync", |journal| journal.sync());
+        self.last_turns();
+    }
+
+    fn take(&mut self, command: Command) {
+        match command {
+            Command::Keep(blocks) => self.pending.keep.extend(blocks),
+            Command::Settle(ids) => self.pending.settle.extend(ids),
+            Command::Load(blocks) => self.pending.load.extend(blocks),
         }
     }
 
-    /// Writes one turn's commands and reports them.
-    fn turn(&mut self, keep: Vec<(u64, Parcel)>, settle: Vec<u64>) {
-        if !settle.is_empty() {
-            self.until_done("write", |journal| journal.settle(&settle));
-            self.dirty = true;
-            let _ = self.outgoing.send(Report::Settled(settle));
-        }
-        let keeping = !keep.is_empty();
-        let mut kept = if keep.is_empty() {
-            Vec::new()
-        } else {
-            self.dirty = true;
-            self.until_done("write", |journal| journal.append(&keep))
-        };
-        // After a failed fsync the kernel may have dropped the pages it
-        // could not write, and a second fsync would succeed without them:
-        // the turn's blocks are written again, to a new segment, before
-        // syncing again. (With `batch`, a turn's blocks are all that is
-        // not yet synced; the copy left behind holds the same events.)
-        let due = match self.sync {
-            // Settlements alone wait for the next fsync: losing one sends
-            // an event twice, never loses it.
-            SyncMode::Batch => keeping,
-            SyncMode::Interval => self.dirty && self.last_sync.elapsed() >= self.interval,
-            SyncMode::None => false,
-        };
-        if due {
-            let mut failed = false;
-            let again = self.until_done("sync", |journal| {
-                let mut again = None;
-                if failed {
-                    journal.start_segment()?;
-                    again = Some(journal.append(&keep)?);
-                    failed = false;
-                }
-                journal.sync().inspect_err(|_| failed = true)?;
-                Ok(again)
-            });
-            // Written again: the blocks lie in the new segment now.
-            if let Some(again) = again {
-                kept = again;
+    /// The module is gone: what it handed over is written and made to
+    /// last, for [`FINAL_TRIES`] at most while writing fails.
+    fn last_turns(&mut self) {
+        let since = Instant::now();
+        // Nobody reads blocks back any more.
+        self.pending.load.clear();
+        loop {
+            if self.sync != SyncMode::None && self.dirty {
+                self.pending.sync_due = true;
             }
-            self.dirty = false;
-            self.last_sync = Instant::now();
+            self.turn();
+            if self.failing.is_none() && self.pending.is_empty() {
+                return;
+            }
+            if since.elapsed() >= FINAL_TRIES {
+                break;
+            }
+            std::thread::sleep(self.pause.min(FINAL_TRIES.saturating_sub(since.elapsed())));
         }
-        if !kept.is_empty() {
-            let _ = self.outgoing.send(Report::Kept(kept));
+        let unwritten: usize = self
+            .pending
+            .keep
+            .iter()
+            .chain(&self.pending.unsynced)
+            .map(|(_, parcel)| parcel.len())
+            .sum();
+        tracing::error!(
+            module = %self.module,
+            events = unwritten,
+            settlements = self.pending.settle.len(),
+            "stopping while the wal cannot be written: these events were never kept, and these deliveries are sent again at the next start"
+        );
+        let _ = self.outgoing.send(Report::Unwritten(unwritten));
+    }
+
+    /// Tries everything pending once, in the order that frees room first:
+    /// settlements (deleting settled segments), then the blocks, the
+    /// fsync, the reads.
+    fn turn(&mut self) {
+        let mut failure = None;
+        self.settle(&mut failure);
+        self.keep(&mut failure);
+        self.sync_when_due(&mut failure);
+        self.load(&mut failure);
+        if let Err(error) = self.journal.reclaim(failure.is_some()) {
+            failure.get_or_insert(("delete settled segments of", error));
         }
-        self.until_done("delete settled segments of", |journal| journal.reclaim());
         let _ = self
             .outgoing
             .send(Report::DiskBytes(self.journal.disk_bytes()));
+        self.note(failure);
+    }
+
+    /// Frees settled blocks, makes room, and writes their record; what no
+    /// segment holds any more is settled without one.
+    fn settle(&mut self, failure: &mut Option<(&'static str, std::io::Error)>) {
+        if self.pending.settle.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.pending.settle);
+        let written = self.journal.settle(&ids);
+        if written.is_ok() {
+            self.dirty = true;
+            let _ = self.outgoing.send(Report::Settled(ids));
+            return;
+        }
+        // Settled in memory: their segments may go, which settles them too.
+        let pressed = self.journal.reclaim(true);
+        let (gone, held): (Vec<u64>, Vec<u64>) =
+            ids.into_iter().partition(|id| !self.journal.holds(*id));
+        if !gone.is_empty() {
+            let _ = self.outgoing.send(Report::Settled(gone));
+        }
+        self.pending.settle = held;
+        if !self.pending.settle.is_empty()
+            && let Err(error) = written.and(pressed.map(|_| ()))
+        {
+            failure.get_or_insert(("write", error));
+        }
+    }
+
+    /// Writes the blocks handed over, [`CHUNK_BYTES`] at a time so that on a
+    /// disk with less room than that what fits is written (and can be
+    /// delivered, which makes room for the rest); with `batch` they are
+    /// reported once an fsync covers them, otherwise at once.
+    fn keep(&mut self, failure: &mut Option<(&'static str, std::io::Error)>) {
+        if self.pending.keep.is_empty() || failure.is_some() {
+            return;
+        }
+        // A full log gives its room back before the blocks are tried again.
+        if self.failing.is_some()
+            && let Err(error) = self.journal.reclaim(true)
+        {
+            failure.get_or_insert(("delete settled segments of", error));
+            return;
+        }
+        let mut done = 0;
+        while done < self.pending.keep.len() {
+            let mut end = done;
+            let mut bytes = 0;
+            while end < self.pending.keep.len() && (end == done || bytes < CHUNK_BYTES) {
+                bytes += super::retention::payload_bytes(&self.pending.keep[end].1);
+                end += 1;
+            }
+            match self.journal.append(&self.pending.keep[done..end]) {
+                Ok(kept) => {
+                    self.dirty = true;
+                    if self.sync != SyncMode::Batch {
+                        let _ = self.outgoing.send(Report::Kept(kept));
+                    } else {
+                        self.pending.written.extend(kept);
+                    }
+                    done = end;
+                }
+                Err(error) => {
+                    failure.get_or_insert(("write", error));
+                    break;
+                }
+            }
+        }
+        let written = self.pending.keep.drain(..done);
+        if self.sync == SyncMode::Batch {
+            self.pending.unsynced.extend(written);
+        }
+    }
+
+    /// Fsyncs when `sync` says. After a failed fsync the kernel may have
+    /// dropped the pages it could not write, and a second fsync would
+    /// succeed without them: the unsynced blocks are written again, to a
+    /// new segment, before syncing again. (The copy left behind holds the
+    /// same events.)
+    fn sync_when_due(&mut self, failure: &mut Option<(&'static str, std::io::Error)>) {
+        let due = match self.sync {
+            // Settlements alone wait for the next fsync: losing one sends
+            // an event twice, never loses it.
+            SyncMode::Batch => !self.pending.unsynced.is_empty(),
+            SyncMode::Interval => self.dirty && self.last_sync.elapsed() >= self.interval,
+            SyncMode::None => false,
+        } || std::mem::take(&mut self.pending.sync_due);
+        // Even when writing more failed: what was written is due.
+        if !due {
+            return;
+        }
+        let pending = &mut self.pending;
+        let synced = (|| {
+            if pending.sync_failed {
+                self.journal.start_segment()?;
+                pending.written = self.journal.append(&pending.unsynced)?;
+                pending.sync_failed = false;
+            }
+            self.journal
+                .sync()
+                .inspect_err(|_| pending.sync_failed = true)
+        })();
+        match synced {
+            Ok(()) => {
+                self.dirty = false;
+                self.last_sync = Instant::now();
+                self.pending.unsynced.clear();
+                let kept = std::mem::take(&mut self.pending.written);
+                if !kept.is_empty() {
+                    let _ = self.outgoing.send(Report::Kept(kept));
+                }
+            }
+            Err(error) => {
+                failure.get_or_insert(("sync", error));
+            }
+        }
     }
 
     /// Reads blocks back and reports them. A block whose record is no
-    /// longer whole is logged and reported lost; other errors (the disk
-    /// failing) are tried again, as writes are.
-    fn load(&mut self, blocks: &[(u64, Location)]) {
-        let results = self.until_done("read", |journal| {
-            let results = journal.read(blocks);
-            match results.iter().find_map(|(_, read)| {
-                read.as_ref()
-                    .err()
-                    .filter(|error| error.kind() != std::io::ErrorKind::InvalidData)
-            }) {
-                Some(error) => Err(std::io::Error::new(error.kind(), error.to_string())),
-                None => Ok(results),
-            }
-        });
+    /// longer whole is logged and reported lost; on other errors (the disk
+    /// failing) they are tried again, as writes are.
+    fn load(&mut self, failure: &mut Option<(&'static str, std::io::Error)>) {
+        if self.pending.load.is_empty() {
+            return;
+        }
+        let results = self.journal.read(&self.pending.load);
+        if let Some(error) = results.iter().find_map(|(_, read)| {
+            read.as_ref()
+                .err()
+                .filter(|error| error.kind() != std::io::ErrorKind::InvalidData)
+        }) {
+            let error = std::io::Error::new(error.kind(), error.to_string());
+            failure.get_or_insert(("read", error));
+            return;
+        }
+        self.pending.load.clear();
         let mut loaded = Vec::with_capacity(results.len());
         let mut unreadable = Vec::new();
         for (id, read) in results {
@@ -251,39 +421,32 @@ impl Turns {
         }
     }
 
-    /// Runs `work` until it succeeds, pausing longer after each failure;
-    /// logs when the trouble starts and when it ends.
-    fn until_done<T>(
-        &mut self,
-        what: &str,
-        mut work: impl FnMut(&mut Journal) -> std::io::Result<T>,
-    ) -> T {
-        let mut pause = Duration::from_millis(50);
-        loop {
-            match work(&mut self.journal) {
-                Ok(done) => {
-                    if let Some(since) = self.failing.take() {
-                        let _ = self.outgoing.send(Report::Failing(false));
-                        tracing::info!(
-                            module = %self.module,
-                            after_ms = since.elapsed().as_millis() as u64,
-                            "writing the wal again"
-                        );
-                    }
-                    return done;
+    /// Logs when trouble starts (once) and when it ends, and sets the
+    /// pause before the next try.
+    fn note(&mut self, failure: Option<(&'static str, std::io::Error)>) {
+        match failure {
+            None => {
+                self.pause = FIRST_PAUSE;
+                if let Some(since) = self.failing.take() {
+                    let _ = self.outgoing.send(Report::Failing(false));
+                    tracing::info!(
+                        module = %self.module,
+                        after_ms = since.elapsed().as_millis() as u64,
+                        "writing the wal again"
+                    );
                 }
-                Err(error) => {
-                    if self.failing.is_none() {
-                        self.failing = Some(Instant::now());
-                        let _ = self.outgoing.send(Report::Failing(true));
-                        tracing::warn!(
-                            module = %self.module,
-                            %error,
-                            "cannot {what} the wal; the inbox waits and it tries again"
-                        );
-                    }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(MOST_PAUSE);
+            }
+            Some((what, error)) => {
+                if self.failing.is_none() {
+                    self.failing = Some(Instant::now());
+                    let _ = self.outgoing.send(Report::Failing(true));
+                    tracing::warn!(
+                        module = %self.module,
+                        %error,
+                        "cannot {what} the wal; the inbox waits and it tries again"
+                    );
+                } else {
+                    self.pause = (self.pause * 2).min(MOST_PAUSE);
                 }
             }
         }
@@ -322,13 +485,15 @@ mod tests {
             .collect();
         assert!(writer.send(Command::Keep(blocks.clone())));
         let mut seen = Vec::new();
-        let kept = loop {
+        let mut kept = None;
+        while kept.is_none() || seen.len() < 2 {
             match writer.reports.blocking_recv().expect("a report") {
-                Report::Kept(kept) => break kept,
+                Report::Kept(blocks) => kept = Some(blocks),
                 Report::Failing(failing) => seen.push(failing),
                 _ => {}
             }
-        };
+        }
+        let kept = kept.expect("kept");
         assert_eq!(seen, [true, false], "the failure is reported, then its end");
         assert!(
             kept.iter().all(|(_, _, location)| location.sequence == 2),
@@ -351,5 +516,143 @@ mod tests {
             .map(|stored| (stored.id, stored.location))
             .collect();
         assert_eq!(journal.read_all(&places), blocks);
+    }
+
+    /// Reports until `wanted` says it has what it waits for.
+    fn reports_until(writer: &mut Writer, mut wanted: impl FnMut(&Report) -> bool) -> Vec<Report> {
+        let mut seen = Vec::new();
+        loop {
+            let report = writer.reports.blocking_recv().expect("a report");
+            let done = wanted(&report);
+            seen.push(report);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_disk_gives_its_room_back_as_blocks_are_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = "x".repeat(1000);
+        let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        journal
+            .append(&[(0, block(&big)), (1, block(&big))])
+            .unwrap();
+        journal.sync().unwrap();
+        // Full to the byte: not even a settlement's record fits.
+        journal.disk_size = Some(journal.disk_bytes());
+        let mut writer = Writer::start(
+            journal,
+            SyncMode::Batch,
+            Duration::from_secs(1),
+            "wal".into(),
+        )
+        .unwrap();
+        assert!(writer.send(Command::Keep(vec![(2, block("new"))])));
+        reports_until(&mut writer, |report| {
+            matches!(report, Report::Failing(true))
+        });
+        // Blocks 0 and 1 are delivered: their settlement cannot be
+        // written, but the log holds nothing else and is emptied, which
+        // settles them, and block 2 then fits.
+        assert!(writer.send(Command::Settle(vec![0, 1])));
+        let seen = reports_until(&mut writer, |report| {
+            matches!(report, Report::Failing(false))
+        });
+        let settled: Vec<u64> = seen
+            .iter()
+            .filter_map(|report| match report {
+                Report::Settled(ids) => Some(ids.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(settled, [0, 1]);
+        let kept: Vec<u64> = seen
+            .iter()
+            .filter_map(|report| match report {
+                Report::Kept(blocks) => {
+                    Some(blocks.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(kept, [2]);
+        writer.finish();
+        let (_, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let ids: Vec<u64> = recovered.blocks.iter().map(|stored| stored.id).collect();
+        assert_eq!(ids, [2], "what was delivered does not come back");
+    }
+
+    #[test]
+    fn settlements_go_on_while_a_block_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        journal.append(&[(0, block("a")), (1, block("b"))]).unwrap();
+        journal.disk_size = Some(journal.disk_bytes() + 64);
+        let mut writer = Writer::start(
+            journal,
+            SyncMode::Batch,
+            Duration::from_secs(1),
+            "wal".into(),
+        )
+        .unwrap();
+        assert!(writer.send(Command::Keep(vec![(2, block(&"y".repeat(500)))])));
+        reports_until(&mut writer, |report| {
+            matches!(report, Report::Failing(true))
+        });
+        // Block 1 is still unsettled, so the log cannot be emptied; block
+        // 0's settlement fits and is written all the same.
+        assert!(writer.send(Command::Settle(vec![0])));
+        reports_until(
+            &mut writer,
+            |report| matches!(report, Report::Settled(ids) if ids == &[0]),
+        );
+        writer.finish();
+        let reports: Vec<Report> = std::iter::from_fn(|| writer.reports.try_recv().ok()).collect();
+        assert!(
+            reports
+                .iter()
+                .any(|report| matches!(report, Report::Unwritten(1))),
+            "the unwritten block is reported: {reports:?}"
+        );
+        let (_, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let ids: Vec<u64> = recovered.blocks.iter().map(|stored| stored.id).collect();
+        assert_eq!(ids, [1]);
+    }
+
+    #[test]
+    fn a_writer_that_cannot_write_ends_soon_once_the_module_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        journal.disk_size = Some(0);
+        let mut writer = Writer::start(
+            journal,
+            SyncMode::Batch,
+            Duration::from_secs(1),
+            "wal".into(),
+        )
+        .unwrap();
+        let blocks = vec![(0, block("a")), (1, block("b"))];
+        assert!(writer.send(Command::Keep(blocks)));
+        reports_until(&mut writer, |report| {
+            matches!(report, Report::Failing(true))
+        });
+        let started = Instant::now();
+        writer.finish();
+        assert!(
+            started.elapsed() < FINAL_TRIES + Duration::from_secs(2),
+            "ended after {:?}",
+            started.elapsed()
+        );
+        let unwritten: usize = std::iter::from_fn(|| writer.reports.try_recv().ok())
+            .map(|report| match report {
+                Report::Unwritten(events) => events,
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(unwritten, 2);
     }
 }

@@ -148,7 +148,7 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
                         }
                     }
                     6 => {
-                        if journal.reclaim().unwrap() == 0 {
+                        if journal.reclaim(false).unwrap() == 0 {
                             continue;
                         }
                         synced = lengths(dir.path());
