@@ -100,6 +100,49 @@ fn start_writes_json_logs_on_request() {
 }
 
 #[test]
+fn start_writes_configuration_errors_as_json_too() {
+    let dir = scratch_dir("json-config-errors");
+    let config = dir.join("broken.yaml");
+    std::fs::write(
+        &config,
+        "modules:\n  input: {module: wishbone.input.tcp, arguments: {port: nope}}\n  output: {module: wishbone.output.nowhere}\nroutingtable:\n  - input.outbox -> output.inbox\n",
+    )
+    .unwrap();
+    let output = Command::new(binary("wishbone"))
+        .args(["start", "--log-format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&output.stderr);
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    let places: Vec<&str> = records
+        .iter()
+        .map(|record| {
+            record["place"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{record}"))
+        })
+        .collect();
+    assert_eq!(places.len(), 2, "one object a problem: {text}");
+    assert!(
+        places.iter().all(|place| place.contains("module")),
+        "{text}"
+    );
+    for record in &records {
+        assert_eq!(record["level"], "ERROR");
+        assert!(
+            record["problem"]
+                .as_str()
+                .is_some_and(|problem| !problem.is_empty())
+        );
+    }
+}
+
+#[test]
 fn help_states_the_exit_statuses() {
     let output = Command::new(binary("wishbone"))
         .arg("--help")

@@ -246,3 +246,20 @@ fn forty_thousand_modules_are_checked() {
     assert_eq!(code, Some(0), "{output}");
     assert!(output.contains("80000 modules, 40000 routes"), "{output}");
 }
+
+#[test]
+fn a_wal_path_that_is_a_file_is_refused() {
+    let dir = scratch_dir("validation-wal-file");
+    let file = dir.join("not-a-directory");
+    std::fs::write(&file, "x").unwrap();
+    for path in [file.clone(), file.join("wal")] {
+        refused(
+            "walfile",
+            &format!(
+                "modules:\n  input: {{module: wishbone.input.tcp}}\n  wal: {{module: wishbone.flow.wal, arguments: {{path: \"{}\"}}}}\n  output: {{module: wishbone.output.null}}\nroutingtable:\n  - input.outbox -> wal.inbox\n  - wal.outbox -> output.inbox\n",
+                path.display()
+            ),
+            &["module `wal`", "is a file", &file.display().to_string()],
+        );
+    }
+}

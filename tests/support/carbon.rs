@@ -19,7 +19,7 @@ impl Carbon {
         crate::require_installed(
             "command -v carbon-cache && command -v whisper-fetch",
             "carbon-cache and whisper-fetch are missing: this test needs a real Graphite carbon \
-             (`apt-get install graphite-carbon python3-whisper`, which .ci/run does)",
+             (`apt-get install graphite-carbon python3-whisper`, which scripts/test does)",
         );
         let conf = dir.join("conf");
         let storage = dir.join("storage");

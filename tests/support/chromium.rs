@@ -29,7 +29,7 @@ impl Chromium {
     pub fn open(dir: &Path, url: &str) -> Chromium {
         crate::require_installed(
             "command -v chromium",
-            "chromium is missing: this test needs a real browser (`apt-get install chromium`, which .ci/run does)",
+            "chromium is missing: this test needs a real browser (`apt-get install chromium`, which scripts/test does)",
         );
         // Its own process group: `chromium` is a script starting the browser,
         // which starts more processes; all of them end with the test.

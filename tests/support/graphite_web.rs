@@ -19,7 +19,7 @@ impl GraphiteWeb {
     pub fn start(dir: &Path, whisper: &Path) -> GraphiteWeb {
         crate::require_installed(
             "/usr/bin/python3 -c 'import graphite.settings'",
-            "graphite-web is missing: this test needs it (`apt-get install graphite-web`, which .ci/run does)",
+            "graphite-web is missing: this test needs it (`apt-get install graphite-web`, which scripts/test does)",
         );
         std::fs::create_dir_all(dir.join("log")).unwrap();
         let settings = format!(

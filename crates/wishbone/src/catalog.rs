@@ -9,14 +9,31 @@ use wishbone_runtime::ModuleSet;
 
 use crate::EXIT_INVALID;
 use crate::cli::{CheckOptions, ShowOptions};
+use crate::logging::Format;
 
 /// Loads and validates a bootstrap file; on failure prints every problem to
 /// standard error and gives the exit status.
 pub fn load(path: &Path, modules: &ModuleSet) -> Result<Bootstrap, ExitCode> {
+    load_as(path, modules, Format::Text)
+}
+
+/// [`load`], with the problems written as the logs are: with
+/// `--log-format json`, one JSON object a problem (`place`, `problem`).
+pub fn load_as(path: &Path, modules: &ModuleSet, format: Format) -> Result<Bootstrap, ExitCode> {
     wishbone_bootstrap::load(path, modules).map_err(|error| {
-        eprintln!("error: {error}");
-        if let LoadError::Invalid { .. } = error {
-            eprintln!("(`wishbone list` shows every module kind; `wishbone show --docs KIND` its arguments)");
+        match (format, error.problems()) {
+            (Format::Json, []) => tracing::error!(config = %path.display(), %error, "cannot use the bootstrap file"),
+            (Format::Json, problems) => {
+                for problem in problems {
+                    tracing::error!(config = %path.display(), place = %problem.place, problem = %problem.message, "invalid bootstrap file");
+                }
+            }
+            (Format::Text, _) => {
+                eprintln!("error: {error}");
+                if let LoadError::Invalid { .. } = error {
+                    eprintln!("(`wishbone list` shows every module kind; `wishbone show --docs KIND` its arguments)");
+                }
+            }
         }
         ExitCode::from(EXIT_INVALID)
     })

@@ -21,7 +21,7 @@ pub fn debug(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
         eprintln!("error: {error}");
         return ExitCode::from(EXIT_INVALID);
     }
-    serve(options, modules)
+    serve(options, modules, Format::Text)
 }
 
 pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
@@ -43,7 +43,7 @@ pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
         return ExitCode::from(EXIT_INVALID);
     }
     if options.instances > 1 {
-        return match catalog::load(&options.run.config, modules) {
+        return match catalog::load_as(&options.run.config, modules, options.log_format) {
             Ok(bootstrap) => instances::launch(options, modules, &bootstrap),
             Err(code) => code,
         };
@@ -55,13 +55,13 @@ pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
         eprintln!("error: cannot write pid file {}: {error}", path.display());
         return ExitCode::from(EXIT_FAILED);
     }
-    let code = serve(&options.run, modules);
+    let code = serve(&options.run, modules, options.log_format);
     remove_pid_file(pid_file);
     code
 }
 
-fn serve(options: &RunOptions, modules: &ModuleSet) -> ExitCode {
-    let bootstrap = match catalog::load(&options.config, modules) {
+fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode {
+    let bootstrap = match catalog::load_as(&options.config, modules, format) {
         Ok(bootstrap) => bootstrap,
         Err(code) => return code,
     };

@@ -248,10 +248,42 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     {
         return Err(ArgumentError::new("`path` must name a directory"));
     }
+    if let Some(path) = &config.path {
+        usable_directory(path).map_err(ArgumentError::new)?;
+    }
     if config.sync_interval_ms == 0 {
         return Err(ArgumentError::new("`sync_interval_ms` must be at least 1"));
     }
     Ok(Box::new(Wal { config }))
+}
+
+/// Whether `path` is, or can be made, a directory: it, or the nearest of
+/// its parents that exists, must be one (a regular file there would only
+/// fail at start).
+fn usable_directory(path: &std::path::Path) -> Result<(), String> {
+    for place in path
+        .ancestors()
+        .filter(|place| !place.as_os_str().is_empty())
+    {
+        match std::fs::metadata(place) {
+            Ok(found) if found.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(format!(
+                    "`path` {} cannot be a directory: {} is a file",
+                    path.display(),
+                    place.display()
+                ));
+            }
+            // Not there, or under a file: the parent tells.
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) => {}
+            Err(error) => return Err(format!("`path` {}: {error}", path.display())),
+        }
+    }
+    Ok(())
 }
 
 /// A block on its way: its token, split over its events when they travel
