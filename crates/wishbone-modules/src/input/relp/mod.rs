@@ -226,6 +226,16 @@ enum Ending {
     Broken(String),
 }
 
+/// How far [`Session::take`] got through the buffer.
+enum Taken {
+    /// Every whole frame: the rest waits for more bytes.
+    All,
+    /// As many `syslog` frames as the window had room for.
+    UpToWindow,
+    /// Up to the client's `close`.
+    Close,
+}
+
 /// What the frames of one read ask for, in their order.
 enum Item {
     /// `syslog` frames in a row: their transaction numbers and data.
@@ -247,6 +257,8 @@ impl Session {
         let mut opened = false;
         let mut batches = 0u64;
         let mut ending: Option<Ending> = None;
+        // The buffer may hold whole frames not yet taken.
+        let mut unread_frames = false;
         loop {
             let answered = answers.take_ready(&mut out);
             self.counters.accepted.add(answered.accepted as u64);
@@ -266,7 +278,33 @@ impl Session {
             if ending.is_some() && answers.is_empty() {
                 break;
             }
-            let readable = ending.is_none() && answers.unanswered() < self.window;
+            let room = self.window.saturating_sub(answers.unanswered());
+            // Whole frames already read are taken before reading more, as
+            // the window allows: a client that sends without reading
+            // answers has at most `window` frames unanswered.
+            if ending.is_none() && room > 0 && unread_frames {
+                match self
+                    .take(
+                        &mut buffer,
+                        &mut opened,
+                        room,
+                        &issuer,
+                        &mut answers,
+                        &mut batches,
+                    )
+                    .await
+                {
+                    Ok(Taken::All) => unread_frames = false,
+                    Ok(Taken::UpToWindow) => {}
+                    Ok(Taken::Close) => ending = Some(Ending::Client),
+                    Err(broken) => {
+                        ending = Some(broken);
+                        break;
+                    }
+                }
+                continue;
+            }
+            let readable = ending.is_none() && room > 0;
             tokio::select! {
                 biased;
                 _ = self.abort.cancelled() => {
@@ -286,38 +324,7 @@ impl Session {
                             ending = Some(Ending::Broken(format!("read failed: {error}")));
                             break;
                         }
-                        Ok(_) => {}
-                    }
-                    let items = match self.take_frames(&mut buffer, &mut opened) {
-                        Ok(items) => items,
-                        Err(reason) => {
-                            self.counters.malformed.add(1);
-                            tracing::warn!(module = %self.module, peer = %self.peer, %reason, "closing a RELP session");
-                            ending = Some(Ending::Broken(reason));
-                            break;
-                        }
-                    };
-                    for item in items {
-                        match item {
-                            Item::Events { txnrs, data } => {
-                                for (txnrs, data) in self.chunks(txnrs, data) {
-                                    batches += 1;
-                                    if !self.forward(batches, data, &issuer).await {
-                                        ending = Some(Ending::Broken("aborted".into()));
-                                        break;
-                                    }
-                                    answers.batch(batches, txnrs);
-                                }
-                            }
-                            Item::Answer { txnr, data } => answers.ready(txnr, data),
-                            Item::Close { txnr } => {
-                                answers.ready(txnr, Bytes::new());
-                                ending = Some(Ending::Client);
-                            }
-                        }
-                    }
-                    if matches!(ending, Some(Ending::Broken(_))) {
-                        break;
+                        Ok(_) => unread_frames = true,
                     }
                 }
             }
@@ -333,18 +340,68 @@ impl Session {
         }
     }
 
-    /// Reads every whole frame in `buffer`, in order. An error is the
-    /// reason to close the session.
-    fn take_frames(&self, buffer: &mut BytesMut, opened: &mut bool) -> Result<Vec<Item>, String> {
+    /// Takes the whole frames in `buffer`, at most `room` of them `syslog`
+    /// frames: sends their events downstream and notes their answers.
+    async fn take(
+        &self,
+        buffer: &mut BytesMut,
+        opened: &mut bool,
+        room: usize,
+        issuer: &AckIssuer,
+        answers: &mut Answers,
+        batches: &mut u64,
+    ) -> Result<Taken, Ending> {
+        let (items, taken) = match self.take_frames(buffer, opened, room) {
+            Ok(found) => found,
+            Err(reason) => {
+                self.counters.malformed.add(1);
+                tracing::warn!(module = %self.module, peer = %self.peer, %reason, "closing a RELP session");
+                return Err(Ending::Broken(reason));
+            }
+        };
+        let mut closed = false;
+        for item in items {
+            match item {
+                Item::Events { txnrs, data } => {
+                    for (txnrs, data) in self.chunks(txnrs, data) {
+                        *batches += 1;
+                        if !self.forward(*batches, data, issuer).await {
+                            return Err(Ending::Broken("aborted".into()));
+                        }
+                        answers.batch(*batches, txnrs);
+                    }
+                }
+                Item::Answer { txnr, data } => answers.ready(txnr, data),
+                Item::Close { txnr } => {
+                    answers.ready(txnr, Bytes::new());
+                    closed = true;
+                }
+            }
+        }
+        Ok(if closed { Taken::Close } else { taken })
+    }
+
+    /// Reads the whole frames in `buffer`, in order, until `room` `syslog`
+    /// frames are taken. An error is the reason to close the session.
+    fn take_frames(
+        &self,
+        buffer: &mut BytesMut,
+        opened: &mut bool,
+        room: usize,
+    ) -> Result<(Vec<Item>, Taken), String> {
         let mut items = Vec::new();
+        let mut events = 0;
         loop {
+            if events == room {
+                return Ok((items, Taken::UpToWindow));
+            }
             let Frame {
                 txnr,
                 command,
                 data,
             } = match relp::decode(buffer, self.max_frame) {
                 Ok(Some(frame)) => frame,
-                Ok(None) => return Ok(items),
+                Ok(None) => return Ok((items, Taken::All)),
                 Err(error) => return Err(error.to_string()),
             };
             match (&command[..], *opened) {
@@ -358,21 +415,24 @@ impl Session {
                 }
                 (b"open", true) => return Err("a second open".into()),
                 (_, false) => return Err("a frame before open".into()),
-                (b"syslog", true) => match items.last_mut() {
-                    Some(Item::Events { txnrs, data: all }) => {
-                        txnrs.push(txnr);
-                        all.push(data);
+                (b"syslog", true) => {
+                    events += 1;
+                    match items.last_mut() {
+                        Some(Item::Events { txnrs, data: all }) => {
+                            txnrs.push(txnr);
+                            all.push(data);
+                        }
+                        _ => items.push(Item::Events {
+                            txnrs: vec![txnr],
+                            data: vec![data],
+                        }),
                     }
-                    _ => items.push(Item::Events {
-                        txnrs: vec![txnr],
-                        data: vec![data],
-                    }),
-                },
+                }
                 (b"close", true) => {
                     // Nothing after a close counts.
                     buffer.clear();
                     items.push(Item::Close { txnr });
-                    return Ok(items);
+                    return Ok((items, Taken::Close));
                 }
                 (_, true) => items.push(Item::Answer {
                     txnr,
