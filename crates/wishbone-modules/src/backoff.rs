@@ -1,19 +1,28 @@
 //! Exponential backoff between reconnection attempts, and the outage it
 //! belongs to.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A reason logged in this outage is logged again, after another one, once
+/// this long has passed: a peer whose failures alternate (a reset, then a
+/// close) costs a line per reason this often, not a line per retry.
+const AGAIN_AFTER: Duration = Duration::from_secs(30);
+
+/// Reasons of one outage remembered, at most.
+const REMEMBERED: usize = 8;
 
 /// The wait before the next attempt: `initial`, doubling up to `max`. Every
 /// failure waits, whether the connection could not be made or died soon
 /// after it was made; only a connection that held for at least `max` ends
-/// the outage and brings short waits back.
+/// the outage and brings short waits back. Within an outage, what to log
+/// is its first failure and each change of reason.
 #[derive(Clone, Debug)]
 pub struct Backoff {
     initial: Duration,
     max: Duration,
     next: Duration,
-    /// Whether the current outage was already logged.
-    announced: bool,
+    /// The current outage's reasons logged, the last one last, with when.
+    announced: Vec<(String, Instant)>,
 }
 
 impl Backoff {
@@ -23,7 +32,7 @@ impl Backoff {
             initial,
             max,
             next: initial,
-            announced: false,
+            announced: Vec::new(),
         }
     }
 
@@ -34,9 +43,42 @@ impl Backoff {
         wait
     }
 
-    /// True for the first failure of an outage, the one to log as a warning.
-    pub fn announce(&mut self) -> bool {
-        !std::mem::replace(&mut self.announced, true)
+    /// True for the first failure of an outage and for a failure whose
+    /// reason differs from the one last logged (unless that reason was
+    /// logged in this outage less than [`AGAIN_AFTER`] ago): the ones to log
+    /// as a warning. Others are logged at debug level.
+    pub fn announce(&mut self, reason: &str, now: Instant) -> bool {
+        if self
+            .announced
+            .last()
+            .is_some_and(|(last, _)| last == reason)
+        {
+            return false;
+        }
+        if let Some(at) = self.announced.iter().position(|(seen, _)| seen == reason) {
+            let (_, when) = self.announced.remove(at);
+            if now.duration_since(when) < AGAIN_AFTER {
+                self.announced.push((reason.to_string(), when));
+                return false;
+            }
+        }
+        if self.announced.len() == REMEMBERED {
+            self.announced.remove(0);
+        }
+        self.announced.push((reason.to_string(), now));
+        true
+    }
+
+    /// Whether an outage is under way: a failure was logged and no
+    /// connection has held since. A connection made now is not yet a sign
+    /// of health.
+    pub fn in_outage(&self) -> bool {
+        !self.announced.is_empty()
+    }
+
+    /// How long a connection must hold to end an outage.
+    pub fn healthy_after(&self) -> Duration {
+        self.max
     }
 
     /// A connection ended after `lasted`: if it held for at least the
@@ -44,7 +86,7 @@ impl Backoff {
     pub fn connection_ended(&mut self, lasted: Duration) {
         if lasted >= self.max {
             self.next = self.initial;
-            self.announced = false;
+            self.announced.clear();
         }
     }
 }
@@ -65,12 +107,56 @@ mod tests {
     #[test]
     fn a_connection_that_dies_at_once_keeps_the_waits_growing() {
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        assert!(backoff.announce(), "the first failure is logged");
+        let now = Instant::now();
+        assert!(!backoff.in_outage());
+        assert!(
+            backoff.announce("refused", now),
+            "the first failure is logged"
+        );
+        assert!(backoff.in_outage());
         backoff.next_wait();
         backoff.connection_ended(Duration::from_millis(5));
         assert_eq!(backoff.next_wait().as_millis(), 200);
-        assert!(!backoff.announce(), "the same outage is not logged again");
+        assert!(
+            backoff.in_outage(),
+            "a connection that died at once ends nothing"
+        );
+        assert!(
+            !backoff.announce("refused", now),
+            "the same outage is not logged again"
+        );
         backoff.connection_ended(Duration::from_secs(2));
-        assert!(backoff.announce(), "a new outage is");
+        assert!(!backoff.in_outage());
+        assert!(backoff.announce("refused", now), "a new outage is");
+    }
+
+    #[test]
+    fn each_change_of_reason_is_announced_and_alternating_ones_not_each_time() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let start = Instant::now();
+        let reasons = [
+            (0, "refused"),
+            (1, "refused"),
+            (2, "500"),
+            (3, "500"),
+            (4, "unknown issuer"),
+            // Back to one logged a moment ago, and alternating: quiet.
+            (5, "500"),
+            (6, "unknown issuer"),
+            (7, "500"),
+            // Long after it was logged, a reason is news again.
+            (40, "refused"),
+            (41, "500"),
+        ];
+        let announced: Vec<bool> = reasons
+            .iter()
+            .map(|(second, reason)| backoff.announce(reason, start + Duration::from_secs(*second)))
+            .collect();
+        assert_eq!(
+            announced,
+            [
+                true, false, true, false, true, false, false, false, true, true
+            ]
+        );
     }
 }

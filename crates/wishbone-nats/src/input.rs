@@ -195,7 +195,7 @@ impl NatsInput {
                 Ended::Aborted => break Ok(()),
                 Ended::Lost(reason) => {
                     backoff.connection_ended(began.elapsed());
-                    if backoff.announce() {
+                    if backoff.announce(&reason, std::time::Instant::now()) {
                         tracing::warn!(module = %name, %reason, "stream unavailable; retrying with backoff");
                     }
                     tokio::select! {

@@ -31,11 +31,20 @@ impl FormatTime for Utc {
     }
 }
 
+/// The NATS client logs each failed attempt to connect (at ERROR, one a
+/// retry) on top of the module's own line, which logs once per outage and
+/// per change of reason. Its records show only when `--log-level` names it
+/// (`info,async_nats=debug`).
+const QUIET_LIBRARY: &str = "async_nats";
+
 /// Installs the global subscriber; `colour` asks for ANSI colours when
 /// standard error is a terminal.
 pub fn init(level: &str, format: Format, colour: bool) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(level)
+    let mut filter = EnvFilter::try_new(level)
         .map_err(|error| anyhow::anyhow!("invalid --log-level `{level}`: {error}"))?;
+    if !level.contains(QUIET_LIBRARY) {
+        filter = filter.add_directive(format!("{QUIET_LIBRARY}=off").parse()?);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -214,10 +214,11 @@ impl OutputState {
                 None => break Err(self.undelivered()),
                 Some(Ok(Ok(connection))) => {
                     self.counters.connected(true);
-                    tracing::info!(module = %self.module, %target, "connected");
                     self.inbox.unlock();
                     let began = Instant::now();
-                    let ended = transport.pump(connection, &mut self, &abort).await;
+                    let ended = self
+                        .pump_reporting_health(&mut transport, connection, &target, &abort)
+                        .await;
                     self.counters.connected(false);
                     let lost = self.delivery.end();
                     if !lost.failed.is_empty() && !self.fail(lost.failed, &abort).await {
@@ -239,7 +240,7 @@ impl OutputState {
             // with the inbox locked so a round robin routes around it.
             self.inbox.lock();
             let wait = self.backoff.next_wait();
-            if self.backoff.announce() {
+            if self.backoff.announce(&failure, std::time::Instant::now()) {
                 tracing::warn!(module = %self.module, %target, %failure, held = self.delivery.held(), "peer unavailable; retrying with backoff");
             } else {
                 tracing::debug!(module = %self.module, %target, %failure, ?wait, "still unavailable");
@@ -261,6 +262,35 @@ impl OutputState {
         } = self.counters.totals;
         tracing::info!(module = %self.module, connects, delivered, bytes, failed_over, resent, "output totals");
         outcome
+    }
+
+    /// Runs the transport's pump on a new connection. Outside an outage
+    /// the connection is logged at once; during one, only once it has held
+    /// as long as the longest backoff wait, so that a peer that accepts and
+    /// then drops every connection never looks healthy in the logs.
+    async fn pump_reporting_health<T: Transport>(
+        &mut self,
+        transport: &mut T,
+        connection: T::Connection,
+        target: &str,
+        abort: &CancellationToken,
+    ) -> Ended {
+        let module = self.module.clone();
+        if !self.backoff.in_outage() {
+            tracing::info!(%module, %target, "connected");
+            return transport.pump(connection, self, abort).await;
+        }
+        tracing::debug!(%module, %target, "connected; the outage ends once the connection holds");
+        let healthy_after = self.backoff.healthy_after();
+        let pump = transport.pump(connection, self, abort);
+        let mut pump = std::pin::pin!(pump);
+        tokio::select! {
+            ended = &mut pump => ended,
+            () = tokio::time::sleep(healthy_after) => {
+                tracing::info!(%module, %target, "connected; the peer is available again");
+                pump.await
+            }
+        }
     }
 
     /// Runs `work` while taking what the inbox holds: to `failed`, or held
