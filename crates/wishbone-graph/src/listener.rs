@@ -1,21 +1,35 @@
 //! A listener that holds at most [`MAX_CONNECTIONS`] connections: the next
-//! client waits in the kernel's backlog until one closes.
+//! client waits in the kernel's backlog until one closes. A connection
+//! that leaves a request unsent or unfinished for [`REQUEST_TIMEOUT`]
+//! (counted from the connection, or from the last bytes of the previous
+//! answer) is closed, so that clients which never send a request, or
+//! send one a byte a second, cannot keep the page from others for longer
+//! than that.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
 
+/// How long a client may take to send a whole request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
 pub(crate) struct Bounded {
     listener: TcpListener,
     room: Arc<Semaphore>,
+    /// Connections closed for [`REQUEST_TIMEOUT`].
+    timed_out: Arc<AtomicU64>,
 }
 
 impl Bounded {
@@ -23,6 +37,7 @@ impl Bounded {
         Self {
             listener,
             room: Arc::new(Semaphore::new(connections)),
+            timed_out: Arc::default(),
         }
     }
 }
@@ -31,6 +46,11 @@ impl Bounded {
 pub(crate) struct Held {
     stream: TcpStream,
     _place: OwnedSemaphorePermit,
+    /// When the request being read is due, once reading began after the
+    /// last write.
+    due: Pin<Box<Sleep>>,
+    reading: bool,
+    timed_out: Arc<AtomicU64>,
 }
 
 impl axum::serve::Listener for Bounded {
@@ -50,6 +70,9 @@ impl axum::serve::Listener for Bounded {
                     let held = Held {
                         stream,
                         _place: place,
+                        due: Box::pin(tokio::time::sleep(REQUEST_TIMEOUT)),
+                        reading: false,
+                        timed_out: self.timed_out.clone(),
                     };
                     return (held, address);
                 }
@@ -73,7 +96,19 @@ impl AsyncRead for Held {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        if !self.reading {
+            self.reading = true;
+            self.due.as_mut().reset(Instant::now() + REQUEST_TIMEOUT);
+        }
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if read.is_pending() && self.due.as_mut().poll(cx).is_ready() {
+            let count = self.timed_out.fetch_add(1, Ordering::Relaxed) + 1;
+            if count == 1 || count.is_multiple_of(100) {
+                tracing::warn!(timeout = ?REQUEST_TIMEOUT, closed = count, "graph page: closed a connection that sent no whole request in time");
+            }
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        read
     }
 }
 
@@ -83,6 +118,7 @@ impl AsyncWrite for Held {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.reading = false;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 

@@ -1,7 +1,9 @@
 //! The listening side every input that serves TCP clients shares: bind
 //! (or take the launcher's socket), accept up to `max_connections` clients
-//! at once, pause accepting when descriptors or memory run out, serve each
-//! client in a task of its own, and on a stop wait for them to finish.
+//! at once (when all are taken and one more waits, the client idle longest
+//! makes room: [`super::presence`]), pause accepting when descriptors or
+//! memory run out, serve each client in a task of its own, and on a stop
+//! wait for them to finish.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,11 +12,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use wishbone_runtime::{ArgumentError, Arguments, ListenAddress, ModuleContext, ModuleError};
 
+use super::presence::{MIN_IDLE, Presence, Registry};
 use crate::backoff::Backoff;
+use crate::config::seconds;
 use crate::config::{OwnArguments, host_name};
 use crate::metric::Counted;
 use crate::output::socket::Socket;
@@ -52,7 +56,19 @@ async fn handshake(
 }
 
 /// The arguments every listening input takes.
-const SHARED: [&str; 5] = ["address", "port", "max_connections", "reuse_port", "tls"];
+const SHARED: [&str; 6] = [
+    "address",
+    "port",
+    "max_connections",
+    "reuse_port",
+    "tls",
+    "frame_timeout",
+];
+
+/// The default of `frame_timeout`, in seconds.
+fn default_frame_timeout() -> f64 {
+    30.0
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +88,9 @@ struct ListenArguments {
     /// TLS on every connection.
     #[serde(default)]
     tls: Option<TlsArguments>,
+    /// Seconds a client may take to complete a frame it began; 0: no limit.
+    #[serde(default = "default_frame_timeout")]
+    frame_timeout: f64,
 }
 
 /// Where and how an input listens, made from the arguments every listening
@@ -81,6 +100,8 @@ pub(crate) struct Listening {
     max_connections: usize,
     /// With `tls`: every client's handshake, before it is served.
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// How long a frame begun may take; none: no limit.
+    frame_timeout: Option<Duration>,
 }
 
 /// What the accept loop did, for the input's totals at a stop. Each is
@@ -90,6 +111,8 @@ pub(crate) struct AcceptTotals {
     pub connections: u64,
     pub accept_failures: u64,
     pub handshake_failures: u64,
+    pub evicted: u64,
+    pub timed_out: u64,
 }
 
 impl Listening {
@@ -102,6 +125,7 @@ impl Listening {
         let (shared, own) = OwnArguments::split(arguments, &SHARED);
         let shared: ListenArguments = shared.deserialize()?;
         host_name("address", &shared.address)?;
+        let frame_timeout = seconds("frame_timeout", shared.frame_timeout)?;
         let listening = Self {
             address: ListenAddress {
                 host: shared.address,
@@ -110,6 +134,7 @@ impl Listening {
             },
             max_connections: shared.max_connections,
             acceptor: shared.tls.as_ref().map(crate::tls::acceptor).transpose()?,
+            frame_timeout: (!frame_timeout.is_zero()).then_some(frame_timeout),
         };
         Ok((listening, own))
     }
@@ -123,7 +148,8 @@ impl Listening {
     /// (0: half the open-file limit), until the server stops; then waits
     /// for the clients' tasks. For each client `prepare` is called when it
     /// is accepted, and what it returns gets the connection once the TLS
-    /// handshake (if any) is done.
+    /// handshake (if any) is done, with the client's [`Presence`], which it
+    /// tells of its progress and whose [`Presence::closing`] it heeds.
     pub(crate) async fn serve<F, Start, Served>(
         &self,
         context: &mut ModuleContext,
@@ -131,7 +157,7 @@ impl Listening {
     ) -> Result<AcceptTotals, ModuleError>
     where
         F: FnMut(SocketAddr, &ModuleContext) -> Start,
-        Start: FnOnce(Socket<TcpStream>) -> Served + 'static,
+        Start: FnOnce(Socket<TcpStream>, Presence) -> Served + 'static,
         Served: Future<Output = ()> + 'static,
     {
         let module = context.name().to_string();
@@ -154,23 +180,34 @@ impl Listening {
         let slots = Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS)));
         let mut pauses = AcceptPauses::new();
         let mut clients = JoinSet::new();
+        let registry = Registry::new(&module, self.frame_timeout);
+        let mut trim = Trim::default();
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         loop {
-            let slot = tokio::select! {
-                _ = stop.cancelled() => break,
-                slot = slots.clone().acquire_owned() => slot.map_err(|_| ModuleError::Other("connection limit closed".into()))?,
-            };
             let accepted = tokio::select! {
                 _ = stop.cancelled() => break,
                 accepted = listener.accept() => accepted,
+                _ = housekeeping.tick() => {
+                    while clients.try_join_next().is_some() {}
+                    if trim.after(clients.len()) {
+                        give_back_free_memory();
+                    }
+                    continue;
+                }
             };
             while clients.try_join_next().is_some() {}
             match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = take_slot(&slots, &registry, &stop).await? else {
+                        break;
+                    };
+                    trim.seen(clients.len() + 1);
                     if let Some(failures) = pauses.accepted() {
                         tracing::info!(module = %module, failed_accepts = failures, "accepting connections again");
                     }
                     connections.add(1);
                     let start = prepare(peer, context);
+                    let presence = registry.join();
                     let acceptor = self.acceptor.clone();
                     let failures = handshake_failures.clone();
                     let module = module.clone();
@@ -178,7 +215,7 @@ impl Listening {
                         if let Some(socket) =
                             handshake(acceptor, stream, &module, peer, &failures).await
                         {
-                            start(socket).await;
+                            start(socket, presence).await;
                         }
                         drop(slot);
                     });
@@ -206,7 +243,79 @@ impl Listening {
             connections: connections.total(),
             accept_failures: accept_failures.total(),
             handshake_failures: handshake_failures.total(),
+            evicted: registry.evicted(),
+            timed_out: registry.timed_out(),
         })
+    }
+}
+
+/// A slot for a client accepted: a free one, or one the client idle
+/// longest gives up (none idle yet: look again each [`MIN_IDLE`], and after
+/// the first wait a quiet client may go too). None when the server stops.
+async fn take_slot(
+    slots: &Arc<Semaphore>,
+    registry: &Registry,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Option<OwnedSemaphorePermit>, ModuleError> {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return Ok(Some(slot));
+    }
+    let mut waited = false;
+    loop {
+        registry.make_room(waited);
+        waited = true;
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(None),
+            slot = slots.clone().acquire_owned() => {
+                return slot
+                    .map(Some)
+                    .map_err(|_| ModuleError::Other("connection limit closed".into()));
+            }
+            () = tokio::time::sleep(MIN_IDLE) => {}
+        }
+    }
+}
+
+/// How often the accept loop reaps ended clients and considers giving
+/// memory back.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// When to give the memory of ended clients back to the system: after the
+/// clients served at once fell to a quarter of their peak, a peak of at
+/// least [`Trim::PEAK`]. The allocator keeps what it freed for reuse, so a
+/// burst of thousands of sessions would otherwise stay resident after
+/// they closed.
+#[derive(Debug, Default)]
+struct Trim {
+    peak: usize,
+}
+
+impl Trim {
+    const PEAK: usize = 256;
+
+    /// `clients` are served now, and more may come.
+    fn seen(&mut self, clients: usize) {
+        self.peak = self.peak.max(clients);
+    }
+
+    /// With `clients` served now: whether to give memory back.
+    fn after(&mut self, clients: usize) -> bool {
+        self.peak = self.peak.max(clients);
+        if self.peak >= Self::PEAK && clients <= self.peak / 4 {
+            self.peak = clients;
+            return true;
+        }
+        false
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc's
+/// `malloc_trim`; elsewhere nothing).
+fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -291,6 +400,23 @@ mod tests {
             pauses.failed(&emfile),
             (Some(Duration::from_millis(50)), true)
         );
+    }
+
+    #[test]
+    fn memory_is_given_back_once_a_burst_of_clients_is_over() {
+        let mut trim = Trim::default();
+        assert!(
+            !(0..100).any(|clients| trim.after(clients)),
+            "too few to matter"
+        );
+        assert!(!trim.after(3000));
+        assert!(!trim.after(1000), "still a third of the peak");
+        assert!(trim.after(700));
+        assert!(!trim.after(600), "once per burst");
+        assert!(trim.after(0), "and again once the rest left");
+        assert!(!trim.after(0));
+        trim.seen(100);
+        assert!(!trim.after(0), "a peak of 100 is too small to matter");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -24,6 +24,8 @@ use wishbone_runtime::{
 };
 
 use super::listener::Listening;
+use super::presence::Presence;
+use super::read_buffer::ReadBuffer;
 use crate::config::{default_delimiter, delimiter_bytes};
 use crate::framer::{LineFramer, Overlong};
 use crate::metric::Counted;
@@ -41,7 +43,8 @@ Arguments (default)
   delimiter        what ends an event ("\n")
   max_connections  clients served at once (0: half the process's open-file
                    limit, `ulimit -n`, logged at start); further clients
-                   wait in the listen backlog until one leaves
+                   wait in the listen backlog until one leaves, or is
+                   closed to make room (Slots, below)
   reuse_port       share the port with other processes, SO_REUSEPORT (false)
   max_line_length  longest event in bytes (1048576); memory per client never
                    grows past it
@@ -49,6 +52,7 @@ Arguments (default)
                    either way it is counted and logged once per connection
 "#,
     crate::tls_arguments_docs!(),
+    crate::slots_docs!(),
     r#"
 A client that ends without a final delimiter still delivers its last line.
 When the server stops, a line a client had not finished is counted as
@@ -63,7 +67,10 @@ Metrics (module.<name>.<counter>)
   events           lines put on outbox
   truncated        lines cut to max_line_length
   dropped          lines dropped for being longer than max_line_length
-  incomplete       unfinished lines of clients still connected at a stop
+  incomplete       unfinished lines of clients still connected at a stop,
+                   or closed (frame_timeout, or to make room)
+  evicted          clients closed to make room for a new one
+  timed_out        clients closed for a line not finished in frame_timeout
   accept_failures  accepts that failed for want of descriptors or memory
   handshake_failures  with tls: clients refused because their handshake
                    failed (logged with the reason, the first and every
@@ -189,7 +196,7 @@ impl TcpInput {
                     abort: context.aborting(),
                     counters: counters.clone(),
                 };
-                move |socket| client.serve(socket)
+                move |socket, presence| client.serve(socket, presence)
             })
             .await?;
         tracing::info!(
@@ -201,6 +208,8 @@ impl TcpInput {
             incomplete = counters.incomplete.total(),
             accept_failures = accepted.accept_failures,
             handshake_failures = accepted.handshake_failures,
+            evicted = accepted.evicted,
+            timed_out = accepted.timed_out,
             "input totals"
         );
         Ok(())
@@ -219,38 +228,49 @@ struct Client {
 }
 
 impl Client {
-    async fn serve(mut self, mut stream: impl AsyncRead + Unpin) {
+    async fn serve(mut self, mut stream: impl AsyncRead + Unpin, presence: Presence) {
         tracing::debug!(module = %self.module, peer = %self.peer, "client connected");
-        let mut buffer = BytesMut::with_capacity(READ_SIZE);
+        let mut reading = ReadBuffer::new(READ_SIZE);
         // Overlong lines already counted: (truncated, dropped).
         let mut reported = (0, 0);
         loop {
-            if buffer.capacity() - buffer.len() < READ_SIZE / 4 {
-                buffer.reserve(READ_SIZE);
-            }
+            reading.make_room();
+            let room = reading.spare();
             let read = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => {
-                    if !buffer.is_empty() {
+                    if !reading.bytes.is_empty() {
                         self.counters.incomplete.add(1);
                     }
                     break;
                 }
-                read = stream.read_buf(&mut buffer) => read,
+                closing = presence.closing() => {
+                    if !reading.bytes.is_empty() {
+                        self.counters.incomplete.add(1);
+                    }
+                    tracing::debug!(module = %self.module, peer = %self.peer, ?closing, "closing a client");
+                    break;
+                }
+                read = stream.read_buf(&mut reading.bytes) => read,
             };
             let ended = match read {
                 Ok(0) => true,
-                Ok(_) => false,
+                Ok(count) => {
+                    reading.read(count, room);
+                    false
+                }
                 Err(error) => {
                     tracing::debug!(module = %self.module, peer = %self.peer, %error, "client read failed");
                     true
                 }
             };
+            let before = reading.bytes.len();
             let parcel = if ended {
-                self.framer.finish(&mut buffer)
+                self.framer.finish(&mut reading.bytes)
             } else {
-                self.framer.split(&mut buffer)
+                self.framer.split(&mut reading.bytes)
             };
+            presence.progress(reading.bytes.len() < before, !reading.bytes.is_empty());
             let (truncated, dropped) = (self.framer.truncated, self.framer.dropped);
             if (truncated, dropped) != reported {
                 self.counters.truncated.add(truncated - reported.0);

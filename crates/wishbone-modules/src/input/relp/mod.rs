@@ -28,11 +28,14 @@ use wishbone_runtime::{
 
 use self::answers::Answers;
 use super::listener::Listening;
+use super::presence::Presence;
+use super::read_buffer::ReadBuffer;
 use crate::metric::Counted;
 use crate::relp::{self, Frame};
 
 /// What `wishbone show --docs` prints.
-pub const DOCS: &str = r#"wishbone.input.relp: events from RELP clients (such as rsyslog's omrelp), one per syslog frame.
+pub const DOCS: &str = concat!(
+    r#"wishbone.input.relp: events from RELP clients (such as rsyslog's omrelp), one per syslog frame.
 
 Queues
   outbox     the data of every syslog frame, unchanged
@@ -49,6 +52,9 @@ Arguments (default)
                    the session
   tls              TLS on every session: {cert, key} (required), {ca,
                    verify_peer} for mutual TLS, as for wishbone.input.tcp
+"#,
+    crate::slots_docs!(),
+    r#"
 
 What an answer means
   `200 OK` to a syslog frame: its event was delivered by an output that
@@ -76,6 +82,8 @@ Metrics (module.<name>.<counter>)
   refused          frames answered 500
   malformed        sessions closed for a protocol error
   accept_failures  accepts that failed for want of descriptors or memory
+  evicted          sessions closed to make room for a new one
+  timed_out        sessions closed for a frame not finished in frame_timeout
 
 Example
   modules:
@@ -83,7 +91,8 @@ Example
       module: wishbone.input.relp
       arguments:
         port: 2514
-"#;
+"#
+);
 
 /// The kind, for the list of builtin modules.
 pub const KIND: ModuleKind = ModuleKind {
@@ -186,7 +195,7 @@ impl RelpInput {
                     abort: context.aborting(),
                     counters: counters.clone(),
                 };
-                move |socket| session.serve(socket)
+                move |socket, presence| session.serve(socket, presence)
             })
             .await?;
         tracing::info!(
@@ -198,6 +207,8 @@ impl RelpInput {
             malformed = counters.malformed.total(),
             accept_failures = totals.accept_failures,
             handshake_failures = totals.handshake_failures,
+            evicted = totals.evicted,
+            timed_out = totals.timed_out,
             "input totals"
         );
         Ok(())
@@ -247,12 +258,12 @@ enum Item {
 }
 
 impl Session {
-    async fn serve(self, stream: impl AsyncRead + AsyncWrite + Unpin) {
+    async fn serve(self, stream: impl AsyncRead + AsyncWrite + Unpin, presence: Presence) {
         tracing::debug!(module = %self.module, peer = %self.peer, "session connected");
         let (mut reader, mut writer) = tokio::io::split(stream);
         let (issuer, mut replies) = ack::issuer();
         let mut answers = Answers::default();
-        let mut buffer = BytesMut::with_capacity(READ_SIZE);
+        let mut reading = ReadBuffer::new(READ_SIZE);
         let mut out = BytesMut::new();
         let mut opened = false;
         let mut batches = 0u64;
@@ -283,17 +294,22 @@ impl Session {
             // the window allows: a client that sends without reading
             // answers has at most `window` frames unanswered.
             if ending.is_none() && room > 0 && unread_frames {
-                match self
+                let before = reading.bytes.len();
+                let taken = self
                     .take(
-                        &mut buffer,
+                        &mut reading.bytes,
                         &mut opened,
                         room,
                         &issuer,
                         &mut answers,
                         &mut batches,
                     )
-                    .await
-                {
+                    .await;
+                match &taken {
+                    Ok(Taken::UpToWindow) => presence.held_back(),
+                    _ => presence.progress(reading.bytes.len() < before, !reading.bytes.is_empty()),
+                }
+                match taken {
                     Ok(Taken::All) => unread_frames = false,
                     Ok(Taken::UpToWindow) => {}
                     Ok(Taken::Close) => ending = Some(Ending::Client),
@@ -305,6 +321,10 @@ impl Session {
                 continue;
             }
             let readable = ending.is_none() && room > 0;
+            if readable {
+                reading.make_room();
+            }
+            let room_to_read = reading.spare();
             tokio::select! {
                 biased;
                 _ = self.abort.cancelled() => {
@@ -313,7 +333,11 @@ impl Session {
                 }
                 Some((id, outcome)) = replies.recv() => answers.resolve(id, outcome),
                 _ = self.stop.cancelled(), if ending.is_none() => ending = Some(Ending::Stop),
-                read = reader.read_buf(&mut buffer), if readable => {
+                closing = presence.closing(), if ending.is_none() => {
+                    ending = Some(Ending::Broken(format!("{closing:?}")));
+                    break;
+                }
+                read = reader.read_buf(&mut reading.bytes), if readable => {
                     match read {
                         Ok(0) => {
                             // The client is gone: nobody is left to answer.
@@ -324,7 +348,10 @@ impl Session {
                             ending = Some(Ending::Broken(format!("read failed: {error}")));
                             break;
                         }
-                        Ok(_) => unread_frames = true,
+                        Ok(count) => {
+                            reading.read(count, room_to_read);
+                            unread_frames = true;
+                        }
                     }
                 }
             }
