@@ -79,7 +79,7 @@ fn each_change_of_reason_is_logged_once_and_a_peer_that_hangs_up_is_never_health
     });
     wishbone
         .output
-        .wait_for("the peer is available again", MINUTE);
+        .wait_for(" INFO connected module=output", MINUTE);
     assert!(wishbone.stop().success());
 
     let failures = warned_failures(&during);

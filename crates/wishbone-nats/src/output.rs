@@ -256,10 +256,10 @@ impl Transport for Publisher {
         };
         // Taken from the inbox and not yet published: never acknowledged,
         // so the connection's end holds them for the next one.
-        let now = Instant::now();
-        for event in waiting.into_iter().rev() {
-            state.delivery.record_event(event, u64::MAX, now);
-        }
+        waiting.reverse();
+        state
+            .delivery
+            .record_unsent(wishbone_runtime::Parcel::Events(waiting));
         ended
     }
 }

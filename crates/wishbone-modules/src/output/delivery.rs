@@ -37,6 +37,8 @@ pub struct Delivery {
     held_unacknowledged: usize,
     /// What was recorded on the current connection and not acknowledged.
     records: VecDeque<Record>,
+    /// Taken for the current connection and never written on it.
+    unsent: Vec<Parcel>,
     /// Where the next record starts in the connection's stream.
     recorded: u64,
     /// How far the peer acknowledged.
@@ -104,6 +106,7 @@ impl Delivery {
             held: Batch::new(),
             held_unacknowledged: 0,
             records: VecDeque::new(),
+            unsent: Vec::new(),
             recorded: 0,
             acknowledged: 0,
             last_progress: Instant::now(),
@@ -198,6 +201,16 @@ impl Delivery {
         self.outstanding_from(now);
         self.recorded = self.recorded.max(end);
         self.records.push_back(Record::Event { end, event });
+    }
+
+    /// Records what was taken for this connection and never written on it
+    /// (the connection died first): its end holds it for the next one, or
+    /// fails it over, like what was written and not acknowledged, but
+    /// sending it then is not a resend.
+    pub fn record_unsent(&mut self, parcel: Parcel) {
+        if !parcel.is_empty() {
+            self.unsent.push(parcel);
+        }
     }
 
     /// Progress is measured from the first record after a quiet time.
@@ -323,19 +336,35 @@ impl Delivery {
                 } => unacknowledged.extend(lines.events(released..lines.len())),
             }
         }
+        let mut unsent = Batch::new();
+        for parcel in self.unsent.drain(..) {
+            match parcel {
+                Parcel::Lines(mut lines) if lines.ack().is_some() => {
+                    blocks_returned += lines.len();
+                    if let Some(ack) = lines.take_ack() {
+                        ack.fail();
+                    }
+                }
+                Parcel::Lines(lines) => unsent.extend(lines.events(0..lines.len())),
+                Parcel::Events(batch) => unsent.extend(batch),
+            }
+        }
         self.recorded = 0;
         self.acknowledged = 0;
         self.stalled = false;
-        let (returned, mine) = return_to_buffers(unacknowledged);
+        let (returned, mut mine) = return_to_buffers(unacknowledged);
+        let (returned_unsent, mine_unsent) = return_to_buffers(unsent);
         let mut lost = Lost {
-            returned: returned + blocks_returned,
+            returned: returned + returned_unsent + blocks_returned,
             ..Lost::default()
         };
+        let sent_before = mine.len();
+        mine.extend(mine_unsent);
         if self.failover {
             lost.failed = mine;
         } else {
             lost.held = mine.len();
-            self.held_unacknowledged += mine.len();
+            self.held_unacknowledged += sent_before;
             let newer = std::mem::replace(&mut self.held, mine);
             self.held.extend(newer);
         }
@@ -352,12 +381,13 @@ impl Delivery {
                     lines, released, ..
                 } => lines.len() - released,
             })
+            .chain(self.unsent.iter().map(Parcel::len))
             .sum()
     }
 
     /// Nothing is outstanding on this connection.
     pub fn is_settled(&self) -> bool {
-        self.records.is_empty()
+        self.records.is_empty() && self.unsent.is_empty()
     }
 
     /// Events held for the next connection.
@@ -447,6 +477,37 @@ mod tests {
         let (again, resent) = delivery.begin(now);
         assert_eq!(texts(&again), ["two", "three", "newer"]);
         assert_eq!(resent, 2, "newer was never sent");
+    }
+
+    #[test]
+    fn what_a_connection_never_wrote_is_held_but_not_counted_as_resent() {
+        let now = Instant::now();
+        let mut delivery = Delivery::new(false, false);
+        delivery.begin(now);
+        delivery.record_lines(lines(&["one", "two"]), None, now);
+        delivery.end();
+        let (held, resent) = delivery.begin(now);
+        assert_eq!(resent, 2, "written once, unacknowledged: sent again");
+        // The next connection dies before writing them, again and again.
+        for _ in 0..5 {
+            delivery.record_unsent(Parcel::Events(held.clone()));
+            let lost = delivery.end();
+            assert_eq!(lost.held, 2);
+            let (again, resent) = delivery.begin(now);
+            assert_eq!(texts(&again), ["one", "two"], "held, in order");
+            assert_eq!(resent, 0, "never written: not sent again");
+        }
+        // A buffer's block taken and never written goes back to it whole.
+        let (issuer, mut replies) = wishbone_runtime::ack::issuer();
+        let block = lines(&["a", "b"]).with_ack(issuer.issue(7));
+        delivery.record_unsent(Parcel::Lines(block));
+        assert_eq!(delivery.undelivered(), 2);
+        let lost = delivery.end();
+        assert_eq!((lost.returned, lost.held), (2, 0));
+        assert!(matches!(
+            replies.try_recv(),
+            Ok((7, wishbone_runtime::ack::Outcome::Failed))
+        ));
     }
 
     #[test]

@@ -349,15 +349,7 @@ impl Transport for Server {
         // A parcel taken from the inbox and not yet written is recorded as
         // never answered: the session's end holds it for the next one.
         if let Some(parcel) = waiting {
-            let now = Instant::now();
-            match parcel {
-                Parcel::Lines(lines) => state.delivery.record_lines(lines, None, now),
-                parcel => {
-                    for event in parcel.into_events() {
-                        state.delivery.record_event(event, u64::MAX, now);
-                    }
-                }
-            }
+            state.delivery.record_unsent(parcel);
         }
         ended
     }

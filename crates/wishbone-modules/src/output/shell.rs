@@ -25,6 +25,10 @@ pub use crate::config::OwnArguments;
 use crate::config::{default_reconnect_initial, default_reconnect_max, default_timeout, seconds};
 use crate::metric::module_counter;
 
+/// How long a connection made during an outage must hold before it is
+/// logged as connected.
+const HELD: Duration = Duration::from_secs(1);
+
 /// How one kind of output reaches its peer.
 pub trait Transport {
     /// A live connection.
@@ -266,8 +270,9 @@ impl OutputState {
 
     /// Runs the transport's pump on a new connection. Outside an outage
     /// the connection is logged at once; during one, only once it has held
-    /// as long as the longest backoff wait, so that a peer that accepts and
-    /// then drops every connection never looks healthy in the logs.
+    /// for [`HELD`] (or the longest backoff wait, if shorter), so that a
+    /// peer that accepts and then drops every connection never looks
+    /// healthy in the logs.
     async fn pump_reporting_health<T: Transport>(
         &mut self,
         transport: &mut T,
@@ -280,14 +285,14 @@ impl OutputState {
             tracing::info!(%module, %target, "connected");
             return transport.pump(connection, self, abort).await;
         }
-        tracing::debug!(%module, %target, "connected; the outage ends once the connection holds");
-        let healthy_after = self.backoff.healthy_after();
+        tracing::debug!(%module, %target, "connected; reported once the connection holds");
+        let held = self.backoff.healthy_after().min(HELD);
         let pump = transport.pump(connection, self, abort);
         let mut pump = std::pin::pin!(pump);
         tokio::select! {
             ended = &mut pump => ended,
-            () = tokio::time::sleep(healthy_after) => {
-                tracing::info!(%module, %target, "connected; the peer is available again");
+            () = tokio::time::sleep(held) => {
+                tracing::info!(%module, %target, "connected");
                 pump.await
             }
         }

@@ -55,8 +55,15 @@ pub struct Recovered {
     pub blocks: Vec<Stored>,
     /// The id the next block gets: past every id the log has seen.
     pub next_id: u64,
-    /// Bytes cut off where records were torn or damaged.
+    /// Bytes cut off where records were torn at a file's end.
     pub cut_bytes: u64,
+    /// Damaged records skipped inside the files (the records after them
+    /// read), and their bytes.
+    pub damaged_records: usize,
+    pub damaged_bytes: u64,
+    /// Events in damaged blocks not settled later, as far as their
+    /// records' headers tell: lost.
+    pub lost_events: usize,
     /// Segment files found.
     pub segments: usize,
 }
@@ -135,7 +142,8 @@ fn segment_sequence(name: &str) -> Option<u64> {
 
 impl Journal {
     /// Opens (or creates) the log in `dir`, locks it, and reads back what it
-    /// holds: a torn or damaged record ends its file, which is cut there.
+    /// holds: a damaged record is skipped when whole records follow it, and
+    /// a torn tail is cut off.
     /// A new segment starts once one reaches `segment_bytes`.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<(Journal, Recovered), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
@@ -167,13 +175,31 @@ impl Journal {
         };
         let mut segments = VecDeque::new();
         let mut blocks = std::collections::BTreeMap::new();
+        // Damaged blocks' ids and event counts, until settled later.
+        let mut damaged = std::collections::BTreeMap::new();
         for sequence in sequences {
             let path = dir.join(segment_name(sequence));
             let data = Bytes::from(std::fs::read(&path).map_err(io_error(&path))?);
             let mut at = 0;
+            // Where the last whole record ends: past it is a torn tail.
+            let mut whole = 0;
             let mut segment = Segment::new(sequence);
-            while let Some((record, length)) = record::decode(&data.slice(at..)) {
+            while at < data.len() {
+                let Some((record, length)) = record::decode(&data.slice(at..)) else {
+                    // Damaged: the next whole record, if one follows.
+                    let Some(skip) = record::resync(&data.slice(at..)) else {
+                        break;
+                    };
+                    recovered.damaged_records += 1;
+                    recovered.damaged_bytes += skip as u64;
+                    if let Some((id, events)) = record::damaged_block(&data[at..at + skip]) {
+                        damaged.insert(id, events);
+                    }
+                    at += skip;
+                    continue;
+                };
                 at += length;
+                whole = at;
                 match record {
                     Record::Block { id, parcel } => {
                         segment.first_block.get_or_insert(id);
@@ -205,6 +231,7 @@ impl Journal {
                         // that held it were deleted is a new block.
                         for id in ids {
                             blocks.remove(&id);
+                            damaged.remove(&id);
                         }
                     }
                 }
@@ -215,14 +242,15 @@ impl Journal {
                 .write(true)
                 .open(&path)
                 .map_err(io_error(&path))?;
-            if at < data.len() {
-                recovered.cut_bytes += (data.len() - at) as u64;
-                file.set_len(at as u64).map_err(io_error(&path))?;
+            if whole < data.len() {
+                recovered.cut_bytes += (data.len() - whole) as u64;
+                file.set_len(whole as u64).map_err(io_error(&path))?;
             }
             file.sync_all().map_err(io_error(&path))?;
-            segment.len = at as u64;
+            segment.len = whole as u64;
             segments.push_back(segment);
         }
+        recovered.lost_events = damaged.values().sum();
         let live = blocks.keys().copied().collect();
         recovered.blocks = blocks.into_values().collect();
         let mut directory_changed = false;

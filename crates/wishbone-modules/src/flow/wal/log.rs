@@ -37,6 +37,9 @@ pub(super) fn open_log(
     let (journal, recovered) = Journal::open(path, config.segment_bytes())
         .map_err(|error| ModuleError::Other(format!("cannot open the wal: {error}")))?;
     let events: usize = recovered.blocks.iter().map(|stored| stored.events).sum();
+    if recovered.damaged_records > 0 {
+        tracing::error!(module = %name, path = %path.display(), records = recovered.damaged_records, bytes = recovered.damaged_bytes, lost_events = recovered.lost_events, "skipped damaged records in the wal; the records after them are read");
+    }
     if recovered.cut_bytes > 0 {
         tracing::warn!(module = %name, path = %path.display(), bytes = recovered.cut_bytes, "cut a torn or damaged tail off the wal");
     }

@@ -103,7 +103,9 @@ With `path`, the log is a directory of segment files (max_bytes/8 each,
 64 KiB to 128 MiB) of checksummed records, locked by the process using it:
 a second process on the same path is refused. On start every event kept and
 not delivered is sent again, oldest first, before anything new (counted in
-module.<name>.replayed); a torn or damaged tail is cut off and logged. A
+module.<name>.replayed); a damaged record is skipped, the records after
+it read, and the events it held logged as lost; a torn tail is cut off and
+logged. A
 delivered block is recorded as settled as soon as its outputs acknowledge
 it, and keeps its room in max_elements until then: after a crash, the
 blocks delivered since the log's last write are sent again, along with

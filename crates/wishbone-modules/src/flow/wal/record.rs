@@ -17,8 +17,11 @@
 //! ```
 //!
 //! A record that does not fit in what is left of its file, or whose
-//! checksum does not match, ends what can be trusted: recovery cuts the
-//! file there.
+//! checksum does not match, is damaged. Recovery looks for the next whole
+//! record after it ([`resync`]): first where the damaged record's own
+//! length says it ends, then at each later byte. Records after the damage
+//! are read as usual, so a flipped byte costs its own record only. Where no
+//! whole record follows (a torn tail), the file is cut there.
 
 use std::ops::Range;
 
@@ -154,6 +157,43 @@ pub fn decode(data: &Bytes) -> Option<(Record, usize)> {
     }
     let record = body_of(data.slice(HEADER..end))?;
     Some((record, end))
+}
+
+/// Where the next whole record begins after the damaged one at the start
+/// of `data`, if any. A candidate counts only if its fields fit, its kind
+/// is one of the two, and its checksum matches, which garbage does by
+/// chance once in 2^32 tries; the cheap checks come first, so scanning a
+/// damaged stretch costs about a comparison per byte.
+pub fn resync(data: &Bytes) -> Option<usize> {
+    let claimed = data
+        .get(..4)
+        .map(|length| HEADER + u32::from_le_bytes(length.try_into().unwrap()) as usize);
+    claimed
+        .into_iter()
+        .chain(1..data.len())
+        .filter(|at| *at > 0 && *at < data.len())
+        .find(|at| plausible(&data[*at..]) && decode(&data.slice(*at..)).is_some())
+}
+
+/// Whether a record could start at the front of `data`: its length fits
+/// and its body starts with a kind.
+fn plausible(data: &[u8]) -> bool {
+    let Some(header) = data.get(..HEADER + 1) else {
+        return false;
+    };
+    let length = u32::from_le_bytes(header[..4].try_into().unwrap()) as usize;
+    length > 0 && HEADER + length <= data.len() && matches!(header[HEADER], BLOCK | SETTLED)
+}
+
+/// What a damaged record at the front of `data` seems to have held, read
+/// without its checksum's warrant: a block's id and event count.
+pub fn damaged_block(data: &[u8]) -> Option<(u64, usize)> {
+    let body = data.get(HEADER..HEADER + 13)?;
+    (body[0] == BLOCK).then(|| {
+        let id = u64::from_le_bytes(body[1..9].try_into().unwrap());
+        let count = u32::from_le_bytes(body[9..13].try_into().unwrap()) as usize;
+        (id, count)
+    })
 }
 
 /// The record a checked body holds; `None` when its fields do not add up

@@ -97,3 +97,67 @@ fn a_torn_tail_is_cut_at_the_last_whole_record() {
     assert_eq!(ids(&recovered), [0, 1]);
     assert_eq!(recovered.cut_bytes, 0, "appending resumed at the cut");
 }
+
+/// Flips one byte of the segment file at `at`.
+fn flip(path: &std::path::Path, at: u64) {
+    let mut data = std::fs::read(path).unwrap();
+    data[at as usize] ^= 0x5a;
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn a_damaged_record_costs_itself_and_the_records_after_it_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let places = {
+        let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        let blocks: Vec<(u64, Parcel)> = (0..50)
+            .map(|id| (id, block(&[&format!("event {id}"), "and another"])))
+            .collect();
+        let kept = journal.append(&blocks).unwrap();
+        journal.settle(&[5]).unwrap();
+        journal.sync().unwrap();
+        kept.into_iter()
+            .map(|(id, _, location)| (id, location))
+            .collect::<Vec<_>>()
+    };
+    let path = dir.path().join(segment_name(1));
+    // A byte of block 20's events, of settled block 5's, and of block 30's
+    // length, which leaves nothing to say where it ends.
+    flip(&path, places[20].1.offset + places[20].1.len - 2);
+    flip(&path, places[5].1.offset + places[5].1.len - 2);
+    flip(&path, places[30].1.offset + 1);
+    let length = std::fs::metadata(&path).unwrap().len();
+    let (mut journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+    let expected: Vec<u64> = (0..50).filter(|id| ![5, 20, 30].contains(id)).collect();
+    assert_eq!(ids(&recovered), expected);
+    assert_eq!(recovered.damaged_records, 3);
+    assert_eq!(
+        recovered.lost_events, 4,
+        "two events each of blocks 20 and 30 (block 5 was settled later)"
+    );
+    assert_eq!(recovered.cut_bytes, 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), length, "not cut");
+    let read = journal.read_all(
+        &recovered
+            .blocks
+            .iter()
+            .map(|stored| (stored.id, stored.location))
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(read.last().unwrap().1, block(&["event 49", "and another"]));
+    // What is appended after it reads back too.
+    journal.append(&[(50, block(&["later"]))]).unwrap();
+    drop(journal);
+    let (_journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(ids(&recovered).last(), Some(&50));
+    assert_eq!(recovered.damaged_records, 3);
+}
+
+#[test]
+fn resyncing_never_takes_garbage_for_a_record() {
+    let mut random = crate::random::Random(7);
+    for _ in 0..200 {
+        let garbage: Vec<u8> = (0..4096).map(|_| random.below(256) as u8).collect();
+        assert_eq!(record::resync(&Bytes::from(garbage)), None);
+    }
+}
