@@ -86,3 +86,46 @@ fn a_client_that_does_not_read_answers_has_at_most_window_frames_taken() {
         .collect();
     assert_eq!(numbers, (0..FRAMES).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_refusal_is_held_back_so_a_client_that_sends_again_at_once_does_not_spin() {
+    let dir = scratch_dir("relp-refusal");
+    let relp_port = free_port();
+    let nowhere = free_port();
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {relp_port}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {nowhere}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n"
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    wait_until(MINUTE, "the input to listen", || {
+        TcpStream::connect(("127.0.0.1", relp_port)).is_ok()
+    });
+    wishbone.output.wait_for("peer unavailable", MINUTE);
+    let mut client = TcpStream::connect(("127.0.0.1", relp_port)).unwrap();
+    client
+        .write_all(&frame(1, "open", b"relp_version=0\ncommands=syslog"))
+        .unwrap();
+    let mut answers = BufReader::new(client.try_clone().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("commands=") {
+        line.clear();
+        answers.read_line(&mut line).unwrap();
+    }
+    // Like an eager client: each frame sent again as soon as it is refused.
+    let started = std::time::Instant::now();
+    let mut refusals = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        client
+            .write_all(&frame(refusals + 2, "syslog", b"again"))
+            .unwrap();
+        line.clear();
+        answers.read_line(&mut line).unwrap();
+        assert!(line.contains(" rsp ") && line.contains("500"), "{line}");
+        refusals += 1;
+    }
+    eprintln!("{refusals} refusals in {:?}", started.elapsed());
+    assert!(refusals <= 4, "a refusal a second, not a spin: {refusals}");
+    wishbone.signal(libc::SIGTERM);
+    wishbone.wait(MINUTE);
+}

@@ -11,15 +11,19 @@
 
 mod answers;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::time::Duration;
+
 use std::sync::Arc;
+use tokio::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
-use wishbone_runtime::ack::{self, AckIssuer};
+use wishbone_runtime::ack::{self, AckIssuer, Outcome};
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
     ArgumentError, Arguments, Event, LinesBuilder, ListenAddress, Module, ModuleContext,
@@ -61,8 +65,10 @@ What an answer means
   knows its peer has it (wishbone.output.tcp: the peer's TCP stack
   acknowledged it; wishbone.output.relp: the next RELP server answered),
   or kept by a wishbone.flow.wal with `path` as its `sync` says. `500` to
-  a frame whose event was dropped or could not be delivered: the client
-  sends it again. Answers go out in the order of the frames.
+  a frame whose event was dropped or could not be delivered, sent a second
+  after the refusal (so a client that sends it again at once is held
+  back, not spinning while every output is down): the client sends it
+  again. Answers go out in the order of the frames.
   Not guaranteed: a client that loses its session before an answer sends
   the frame again, so an event can arrive twice (at least once). An
   output that cannot tell (stdout, null) answers once it wrote the event.
@@ -103,6 +109,19 @@ pub const KIND: ModuleKind = ModuleKind {
     queues: QueueSpec::SOURCE,
     build,
 };
+
+/// How long a `500` waits before it is sent: while every output is down
+/// each frame is refused at once, and a client that sends it again at once
+/// would spin.
+const REFUSAL_HOLD: Duration = Duration::from_secs(1);
+
+/// When the oldest refusal is due.
+async fn refusal_due(refusals: &VecDeque<(Instant, u64)>) {
+    match refusals.front() {
+        Some((due, _)) => tokio::time::sleep_until(*due).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Bytes asked of the socket per read.
 const READ_SIZE: usize = 64 * 1024;
@@ -270,6 +289,8 @@ impl Session {
         let mut ending: Option<Ending> = None;
         // The buffer may hold whole frames not yet taken.
         let mut unread_frames = false;
+        // Batches refused downstream, answered 500 when due.
+        let mut refusals: VecDeque<(Instant, u64)> = VecDeque::new();
         loop {
             let answered = answers.take_ready(&mut out);
             self.counters.accepted.add(answered.accepted as u64);
@@ -331,7 +352,19 @@ impl Session {
                     ending = Some(Ending::Broken("aborted".into()));
                     break;
                 }
-                Some((id, outcome)) = replies.recv() => answers.resolve(id, outcome),
+                Some((id, outcome)) = replies.recv() => match outcome {
+                    // A refusal waits a moment: a client that sends again at
+                    // once is held back instead of spinning on 500s.
+                    Outcome::Failed => refusals.push_back((Instant::now() + REFUSAL_HOLD, id)),
+                    outcome => answers.resolve(id, outcome),
+                },
+                () = refusal_due(&refusals), if !refusals.is_empty() => {
+                    let now = Instant::now();
+                    while let Some((_, id)) = refusals.front().copied().filter(|(due, _)| *due <= now) {
+                        refusals.pop_front();
+                        answers.resolve(id, Outcome::Failed);
+                    }
+                }
                 _ = self.stop.cancelled(), if ending.is_none() => ending = Some(Ending::Stop),
                 closing = presence.closing(), if ending.is_none() => {
                     ending = Some(Ending::Broken(format!("{closing:?}")));
