@@ -1,10 +1,14 @@
 //! NATS outages in the logs: a server that refuses the credentials and a
 //! stream missing for the subject are each logged once, not once a retry,
-//! by the output and the input alike. A real nats-server on loopback.
+//! by the output and the input alike; a consumer deleted while in use is
+//! made again where the input left off. A real nats-server on loopback.
 
 use std::time::Duration;
 
-use wishbone_e2e::nats::{Nats, create_stream};
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use wishbone_e2e::nats::{Nats, create_stream, delete_consumer, publish};
 use wishbone_e2e::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -97,4 +101,53 @@ fn a_missing_stream_is_logged_once_by_the_output_and_the_input() {
         .take_while(|line| !line.contains("signal received"))
         .count();
     assert!(before_stop < 10, "no line per retry: {input_log}");
+}
+
+#[test]
+fn a_consumer_deleted_while_in_use_is_made_again_where_the_input_left_off() {
+    const LINES: usize = 20_000;
+    let dir = scratch_dir("nats-consumer-deleted");
+    let nats = Nats::single(&dir.join("nats"), false);
+    create_stream(&nats.url(), "EVENTS", "events.>", 1);
+    let payloads: Vec<Bytes> = numbered_lines(LINES)
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| Bytes::copy_from_slice(line))
+        .collect();
+    publish(&nats.url(), "events.in", payloads, 256);
+    let sink = Sink::start(&dir, "backend");
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.nats, arguments: {{servers: [\"{}\"], stream: EVENTS, consumer: workers, max_ack_pending: 100}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        nats.url(),
+        sink.port
+    );
+    let worker_dir = dir.join("worker");
+    std::fs::create_dir_all(&worker_dir).unwrap();
+    let mut worker = Wishbone::start(&worker_dir, &bootstrap, &[]);
+    wait_until(MINUTE, "half the lines at the backend", || {
+        sink.line_count() >= LINES / 2
+    });
+    delete_consumer(&nats.url(), "EVENTS", "workers");
+    let made_again = worker.output.wait_for("the consumer is gone", MINUTE);
+    eprintln!("{made_again}");
+    wait_until(MINUTE, "every line at the backend", || {
+        line_numbers(&sink.received())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == LINES
+    });
+    assert!(worker.stop().success());
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for number in line_numbers(&sink.received()) {
+        *counts.entry(number).or_default() += 1;
+    }
+    assert_eq!(counts.len(), LINES, "none lost");
+    let duplicates: usize = counts.values().map(|count| count - 1).sum();
+    eprintln!("consumer deleted mid-stream: {duplicates} lines twice");
+    assert!(
+        duplicates <= 200,
+        "at most what was in flight (max_ack_pending 100), not the stream again: {duplicates}"
+    );
 }

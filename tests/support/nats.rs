@@ -310,3 +310,16 @@ pub fn stream_count(url: &str, name: &str) -> u64 {
             .unwrap_or(0)
     })
 }
+
+/// Deletes a stream's consumer, as an operator might while it is in use.
+pub fn delete_consumer(url: &str, stream: &str, consumer: &str) {
+    block_on(async {
+        let client = async_nats::connect(url).await.expect("connect to nats");
+        let context = jetstream::new(client);
+        let stream = context.get_stream(stream).await.expect("the stream");
+        stream
+            .delete_consumer(consumer)
+            .await
+            .expect("delete the consumer");
+    })
+}

@@ -39,7 +39,11 @@ Queues
 Arguments (default)
   servers          NATS servers to connect to (["nats://127.0.0.1:4222"])
   stream           the stream to consume (required; it must exist)
-  consumer         durable consumer name, created when missing (required)
+  consumer         durable consumer name, created when missing (required);
+                   if it goes missing while this input runs, it is made
+                   again from the oldest message this input took and did
+                   not acknowledge (else after the newest it acknowledged),
+                   not from the start of the stream
   filter_subject   only messages on this subject (none: all of the stream's)
   max_ack_pending  messages delivered and not yet acked, at most (1024): the
                    server holds back the rest
@@ -147,6 +151,38 @@ pub struct NatsInput {
     tls: Option<rustls::ClientConfig>,
 }
 
+/// The stream sequences this worker took and acknowledged, to say where a
+/// consumer made anew starts: at the oldest message taken and not yet
+/// acknowledged, else after the newest acknowledged. (Messages that other
+/// workers sharing the consumer held unacknowledged when it vanished are
+/// not known here.)
+#[derive(Debug, Default)]
+pub struct Resume {
+    acknowledged: Option<u64>,
+    pending: std::collections::BTreeSet<u64>,
+}
+
+impl Resume {
+    /// A message was taken from the consumer.
+    pub fn taken(&mut self, sequence: u64) {
+        self.pending.insert(sequence);
+    }
+
+    /// A message was acknowledged (a nak'ed one is still owed).
+    pub fn acknowledged(&mut self, sequence: u64) {
+        self.pending.remove(&sequence);
+        self.acknowledged = self.acknowledged.max(Some(sequence));
+    }
+
+    /// Where a consumer made anew starts; none when nothing was taken.
+    pub fn start(&self) -> Option<u64> {
+        self.pending
+            .first()
+            .copied()
+            .or(self.acknowledged.map(|sequence| sequence + 1))
+    }
+}
+
 /// How a session ended.
 enum Ended {
     /// The server stops and everything taken was settled.
@@ -185,12 +221,16 @@ impl NatsInput {
             naked: Counted::new(&name, "naked"),
         };
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut resume = Resume::default();
         let outcome = loop {
             if stop.is_cancelled() {
                 break Ok(());
             }
             let began = std::time::Instant::now();
-            match self.session(&name, &outbox, &stop, &abort, &counters).await {
+            match self
+                .session(&name, &outbox, &stop, &abort, &counters, &mut resume)
+                .await
+            {
                 Ended::Stopped => break Ok(()),
                 Ended::Aborted => break Ok(()),
                 Ended::Lost(reason) => {
@@ -223,6 +263,7 @@ impl NatsInput {
         stop: &CancellationToken,
         abort: &CancellationToken,
         counters: &Counters,
+        resume: &mut Resume,
     ) -> Ended {
         let config = &self.config;
         let client = match connect(
@@ -249,11 +290,26 @@ impl NatsInput {
             ..Default::default()
         };
         let consumer: jetstream::consumer::PullConsumer = match stream
-            .get_or_create_consumer(&config.consumer, consumer_config)
+            .get_consumer(&config.consumer)
             .await
         {
             Ok(consumer) => consumer,
-            Err(error) => return Ended::Lost(format!("consumer {}: {error}", config.consumer)),
+            Err(_) => {
+                // Missing (never made, or deleted while this worker
+                // ran): made anew, from where this worker left off.
+                let mut consumer_config = consumer_config;
+                if let Some(start_sequence) = resume.start() {
+                    tracing::warn!(module = %name, consumer = %config.consumer, start_sequence, "the consumer is gone; making it again from the oldest message not acknowledged here");
+                    consumer_config.deliver_policy =
+                        jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence };
+                }
+                match stream.create_consumer(consumer_config).await {
+                    Ok(consumer) => consumer,
+                    Err(error) => {
+                        return Ended::Lost(format!("consumer {}: {error}", config.consumer));
+                    }
+                }
+            }
         };
         let batch = config.max_ack_pending.clamp(1, MOST_AT_ONCE);
         let mut messages = match consumer
@@ -279,6 +335,9 @@ impl NatsInput {
                 _ = abort.cancelled() => return Ended::Aborted,
                 Some((id, outcome)) = replies.recv() => {
                     let Some(message) = taken.remove(&id) else { continue };
+                    if let (Outcome::Acknowledged, Ok(info)) = (outcome, message.info()) {
+                        resume.acknowledged(info.stream_sequence);
+                    }
                     let settled = match outcome {
                         Outcome::Acknowledged => message.ack().await,
                         Outcome::Failed => message.ack_with(AckKind::Nak(None)).await,
@@ -307,6 +366,9 @@ impl NatsInput {
                             Some(Err(error)) => return Ended::Lost(format!("pull failed: {error}")),
                             None => return Ended::Lost("the consumer ended".into()),
                         };
+                        if let Ok(info) = message.info() {
+                            resume.taken(info.stream_sequence);
+                        }
                         let token = issuer.issue(next_id);
                         events.push(Event::new(message.payload.clone()).with_ack(token));
                         taken.insert(next_id, message);
@@ -326,5 +388,31 @@ impl NatsInput {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::Resume;
+
+    #[test]
+    fn a_consumer_made_anew_starts_at_the_oldest_message_not_acknowledged() {
+        let mut resume = Resume::default();
+        assert_eq!(
+            resume.start(),
+            None,
+            "nothing taken: the consumer's own start"
+        );
+        for sequence in 1..=10 {
+            resume.taken(sequence);
+        }
+        for sequence in [1, 2, 3, 5, 6] {
+            resume.acknowledged(sequence);
+        }
+        assert_eq!(resume.start(), Some(4));
+        for sequence in [4, 7, 8, 9, 10] {
+            resume.acknowledged(sequence);
+        }
+        assert_eq!(resume.start(), Some(11), "after the newest acknowledged");
     }
 }
