@@ -318,3 +318,48 @@ fn memory_comes_back_after_waves_of_relp_sessions_close() {
         );
     }
 }
+
+#[test]
+fn a_good_tls_client_is_served_while_clients_that_never_shake_hands_take_every_slot() {
+    let dir = scratch_dir("idle-tls");
+    wishbone_e2e::tls::certificates(&dir, "a", &["server"]);
+    let sink = Sink::start(&dir, "backend");
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, max_connections: {SLOTS}, tls: {{cert: \"{}\", key: \"{}\"}}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        dir.join("a-server.pem").display(),
+        dir.join("a-server.key").display(),
+        sink.port
+    );
+    let input_dir = dir.join("input");
+    std::fs::create_dir_all(&input_dir).unwrap();
+    let mut wishbone = Wishbone::start(&input_dir, &bootstrap, &[]);
+    let port = wishbone.input_port("input");
+    let silent = bad_clients(port, SLOTS * 2, Bad::Silent);
+    std::thread::sleep(Duration::from_secs(2));
+    let file = dir.join("line.txt");
+    std::fs::write(&file, "over tls\n").unwrap();
+    let asked = Instant::now();
+    let status = std::process::Command::new("socat")
+        .arg("-u")
+        .arg(format!("OPEN:{}", file.display()))
+        .arg(format!(
+            "OPENSSL:localhost:{port},cafile={}",
+            dir.join("a-ca.pem").display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    sink.wait_for_lines(1, MINUTE);
+    let took = asked.elapsed();
+    eprintln!(
+        "a TLS client among {} silent ones served in {took:?}",
+        SLOTS * 2
+    );
+    assert!(took < SERVED_WITHIN, "{took:?}");
+    stop_bad_clients(silent);
+    assert!(wishbone.stop().success());
+    assert_eq!(sink.received(), b"over tls\n");
+    assert!(input_total(&wishbone, "evicted") > 0);
+}

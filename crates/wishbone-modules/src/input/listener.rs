@@ -212,9 +212,13 @@ impl Listening {
                     let failures = handshake_failures.clone();
                     let module = module.clone();
                     clients.spawn_local(async move {
-                        if let Some(socket) =
-                            handshake(acceptor, stream, &module, peer, &failures).await
-                        {
+                        // A client still shaking hands may be made to give
+                        // up its slot too.
+                        let socket = tokio::select! {
+                            socket = handshake(acceptor, stream, &module, peer, &failures) => socket,
+                            _ = presence.closing() => None,
+                        };
+                        if let Some(socket) = socket {
                             start(socket, presence).await;
                         }
                         drop(slot);
