@@ -341,16 +341,8 @@ fn a_good_tls_client_is_served_while_clients_that_never_shake_hands_take_every_s
     let file = dir.join("line.txt");
     std::fs::write(&file, "over tls\n").unwrap();
     let asked = Instant::now();
-    let status = std::process::Command::new("socat")
-        .arg("-u")
-        .arg(format!("OPEN:{}", file.display()))
-        .arg(format!(
-            "OPENSSL:localhost:{port},cafile={}",
-            dir.join("a-ca.pem").display()
-        ))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let sent = wishbone_e2e::tls::send_over_tls(port, &dir.join("a-ca.pem"), &file);
+    assert!(sent.success());
     sink.wait_for_lines(1, MINUTE);
     let took = asked.elapsed();
     eprintln!(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use wishbone_e2e::tls::{certificates, tls_sink, tls_sink_with};
+use wishbone_e2e::tls::{certificates, send_over_tls, tls_sink, tls_sink_with};
 use wishbone_e2e::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -65,16 +65,7 @@ fn a_million_lines_through_the_tls_output_and_the_tls_input_arrive_unchanged() {
     let port = wishbone.input_port("input");
     let file = dir.join("data.txt");
     std::fs::write(&file, &data).unwrap();
-    let status = Command::new("socat")
-        .arg("-u")
-        .arg(format!("OPEN:{}", file.display()))
-        .arg(format!(
-            "OPENSSL:localhost:{port},cafile={}",
-            dir.join("a-ca.pem").display()
-        ))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert!(send_over_tls(port, &dir.join("a-ca.pem"), &file).success());
     sink.wait_for_lines(LINES, MINUTE);
     assert!(wishbone.stop().success());
     assert_eq!(sha256(&sink.received()), sha256(&data));

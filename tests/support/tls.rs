@@ -121,3 +121,14 @@ impl Socat {
         let _ = self.0.wait();
     }
 }
+
+/// socat as a TLS client sending the file at `data` to `port` on
+/// localhost, trusting `ca`; its exit status.
+pub fn send_over_tls(port: u16, ca: &Path, data: &Path) -> std::process::ExitStatus {
+    Command::new("socat")
+        .arg("-u")
+        .arg(format!("OPEN:{}", data.display()))
+        .arg(format!("OPENSSL:localhost:{port},cafile={}", ca.display()))
+        .status()
+        .expect("socat")
+}
