@@ -45,7 +45,7 @@ impl Backoff {
 
     /// True for the first failure of an outage and for a failure whose
     /// reason differs from the one last logged (unless that reason was
-    /// logged in this outage less than [`AGAIN_AFTER`] ago): the ones to log
+    /// logged in this outage less than `AGAIN_AFTER` (30 s) ago): the ones to log
     /// as a warning. Others are logged at debug level.
     pub fn announce(&mut self, reason: &str, now: Instant) -> bool {
         if self

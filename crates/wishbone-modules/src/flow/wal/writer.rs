@@ -110,7 +110,7 @@ impl Writer {
     }
 
     /// Lets the thread write what it was given, sync, and end; while
-    /// writing fails that takes [`FINAL_TRIES`] at most.
+    /// writing fails that takes `FINAL_TRIES` (1 s) at most.
     pub fn finish(&mut self) {
         self.commands = None;
         if let Some(thread) = self.thread.take() {
