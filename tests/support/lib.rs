@@ -24,7 +24,9 @@ pub mod tls;
 pub use chromium::Chromium;
 mod graphite_web;
 pub mod http;
+mod prometheus;
 pub use graphite_web::GraphiteWeb;
+pub use prometheus::Prometheus;
 
 /// Where cargo put the binaries of this workspace, found from the test's own path.
 pub fn binary(name: &str) -> PathBuf {

@@ -25,7 +25,7 @@ use wishbone_runtime::{QueueTable, RecordedMetrics};
 
 pub use http::MAX_VIEWERS;
 pub use layout::{Position, layout};
-pub use listener::MAX_CONNECTIONS;
+pub use listener::{Bounded as BoundedListener, MAX_CONNECTIONS};
 pub use pipeline::{
     Direction, ModuleFigures, Pipeline, QueueFigures, RouteFigures, Sampler, Topology,
 };

@@ -25,7 +25,10 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take to send a whole request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub(crate) struct Bounded {
+/// A listener for `axum::serve` that holds at most a given number of
+/// connections and closes those that send no whole request in time (the
+/// live page's, and the Prometheus page's).
+pub struct Bounded {
     listener: TcpListener,
     room: Arc<Semaphore>,
     /// Connections closed for [`REQUEST_TIMEOUT`].
@@ -33,7 +36,8 @@ pub(crate) struct Bounded {
 }
 
 impl Bounded {
-    pub(crate) fn new(listener: TcpListener, connections: usize) -> Self {
+    /// A listener holding at most `connections` connections at once.
+    pub fn new(listener: TcpListener, connections: usize) -> Self {
         Self {
             listener,
             room: Arc::new(Semaphore::new(connections)),
@@ -43,7 +47,7 @@ impl Bounded {
 }
 
 /// A connection and its place among the [`MAX_CONNECTIONS`].
-pub(crate) struct Held {
+pub struct Held {
     stream: TcpStream,
     _place: OwnedSemaphorePermit,
     /// When the request being read is due, once reading began after the

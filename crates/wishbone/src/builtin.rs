@@ -24,6 +24,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         wishbone_modules::metrics::graphite::KIND,
         wishbone_nats::input::KIND,
         wishbone_nats::output::KIND,
+        wishbone_prometheus::KIND,
     ]
 }
 

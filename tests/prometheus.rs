@@ -1,0 +1,136 @@
+//! `wishbone.metrics.prometheus` scraped by a real Prometheus (Debian's,
+//! started by the test on loopback): scenario II's totals as Prometheus
+//! reads them, and a page `promtool check metrics` finds nothing wrong
+//! with.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wishbone_e2e::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const LINES: usize = 300_000;
+
+/// Scenario II with the Prometheus module on a free port.
+fn scenario_2_with_prometheus(port_1: u16, port_2: u16) -> String {
+    scenario_2_bootstrap(port_1, port_2, "").replace(
+        "routingtable:",
+        "  prometheus: {module: wishbone.metrics.prometheus, arguments: {port: 0}}\nroutingtable:",
+    )
+}
+
+/// The port the Prometheus module serves on, from its log line.
+fn metrics_port(wishbone: &Wishbone) -> u16 {
+    let line = wishbone
+        .output
+        .wait_for("serving metrics for Prometheus", MINUTE);
+    field(&line, "address")
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn prometheus_reads_scenario_twos_totals_and_promtool_finds_the_page_clean() {
+    let dir = scratch_dir("prometheus");
+    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
+    let mut wishbone = Wishbone::start(&dir, &scenario_2_with_prometheus(one.port, two.port), &[]);
+    let port = metrics_port(&wishbone);
+    let prometheus = Prometheus::start(&dir.join("prometheus"), port, "/metrics");
+    send(wishbone.input_port("input"), &numbered_lines(LINES));
+    one.wait_for_lines(LINES / 2, MINUTE);
+    two.wait_for_lines(LINES / 2, MINUTE);
+    let queue = "sum(wishbone_queue_in_total{module=\"input\",queue=\"outbox\"})";
+    let delivered = "sum(wishbone_module_delivered_total)";
+    wait_until(MINUTE, "Prometheus to read every line's totals", || {
+        prometheus.query(queue) == Some(LINES as f64)
+            && prometheus.query(delivered) == Some(LINES as f64)
+    });
+    assert_eq!(
+        prometheus.series("wishbone_module_connected"),
+        2,
+        "a gauge per output"
+    );
+
+    let page = wishbone_e2e::http::get(port, "/metrics");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.header("content-type")
+            .is_some_and(|kind| kind.starts_with("text/plain; version=0.0.4"))
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.text().as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let post = wishbone_e2e::http::request(port, "POST", "/metrics", Some("x")).unwrap();
+    assert_eq!(post.status, 405);
+    assert_eq!(wishbone_e2e::http::get(port, "/other").status, 404);
+    assert!(wishbone.stop().success());
+}
+
+/// Every PromQL expression of the Prometheus dashboard, with its panel's
+/// title, the dashboard's variables given values.
+fn dashboard_queries(instance: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("dashboards/grafana-wishbone-prometheus.json"),
+    )
+    .unwrap();
+    let board: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut queries = Vec::new();
+    for panel in board["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$instance", instance)
+                .replace("$module", ".*")
+                .replace("$__rate_interval", "30s");
+            queries.push((panel["title"].as_str().unwrap().to_string(), expr));
+        }
+    }
+    queries
+}
+
+#[test]
+fn every_panel_of_the_prometheus_dashboard_has_data() {
+    let dir = scratch_dir("prometheus-dashboard");
+    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
+    let mut wishbone = Wishbone::start(&dir, &scenario_2_with_prometheus(one.port, two.port), &[]);
+    let port = metrics_port(&wishbone);
+    let prometheus = Prometheus::start(&dir.join("prometheus"), port, "/metrics");
+    let input = wishbone.input_port("input");
+    // Traffic over several scrapes, so that every rate has two samples.
+    for _ in 0..4 {
+        send(input, &numbered_lines(10_000));
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let queries = dashboard_queries(&format!("127.0.0.1:{port}"));
+    assert_eq!(queries.len(), 8, "one query per panel");
+    for (title, query) in &queries {
+        wait_until(MINUTE, &format!("data for `{title}`: {query}"), || {
+            prometheus.series(query) > 0
+        });
+    }
+    assert!(wishbone.stop().success());
+}
