@@ -134,3 +134,82 @@ fn every_panel_of_the_prometheus_dashboard_has_data() {
     }
     assert!(wishbone.stop().success());
 }
+
+/// A value of the page on `port`; none while the page or the sample is
+/// missing.
+fn sample(port: u16, series: &str) -> Option<f64> {
+    let page = wishbone_e2e::http::request(port, "GET", "/metrics", None).ok()?;
+    page.text()
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A free port whose next port is free too.
+fn two_free_ports() -> u16 {
+    loop {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[test]
+fn under_instances_each_serves_its_own_port_and_their_sum_is_the_servers_total() {
+    const CLIENTS: usize = 10;
+    let dir = scratch_dir("prometheus-instances");
+    let sink = Sink::start(&dir, "backend");
+    let (input, metrics) = (free_port(), two_free_ports());
+    let config = dir.join("service.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: {input}}}}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n  \
+             prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: {metrics}}}}}\n\
+             routingtable:\n  - input.outbox -> output.inbox\n",
+            sink.port
+        ),
+    )
+    .unwrap();
+    let pid_file = dir.join("wishbone.pid");
+    let mut launcher = Command::new(binary("wishbone"))
+        .arg("start")
+        .arg("--config")
+        .arg(&config)
+        .arg("--pid")
+        .arg(&pid_file)
+        .args(["--instances", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let series = "wishbone_queue_in_total{module=\"input\",queue=\"outbox\"}";
+    wait_until(MINUTE, "both instances to serve their page", || {
+        sample(metrics, series).is_some() && sample(metrics + 1, series).is_some()
+    });
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| std::thread::spawn(move || send(input, &numbered_lines(1000))))
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    sink.wait_for_lines(CLIENTS * 1000, MINUTE);
+    let mut seen = (0.0, 0.0);
+    wait_until(MINUTE, "the two pages to add up to every line", || {
+        seen = (
+            sample(metrics, series).unwrap_or(0.0),
+            sample(metrics + 1, series).unwrap_or(0.0),
+        );
+        seen.0 + seen.1 == (CLIENTS * 1000) as f64
+    });
+    eprintln!("instance 0 counted {}, instance 1 {}", seen.0, seen.1);
+    let stopped = Command::new(binary("wishbone"))
+        .arg("stop")
+        .arg("--pid")
+        .arg(&pid_file)
+        .output()
+        .unwrap();
+    assert!(stopped.status.success());
+    assert!(launcher.wait().unwrap().success());
+}

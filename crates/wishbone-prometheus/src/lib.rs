@@ -49,7 +49,8 @@ GET on `path` answers the Prometheus text format (0.0.4): every family with
                                               delivered, resent, failed_over
   wishbone_module_<gauge>{module}             a module's gauge, such as
                                               connected, disk_bytes
-Rates are left to PromQL (`rate(wishbone_queue_in_total[1m])`). Queue
+Under `start --instances N`, instance k (from 0) serves port + k: scrape
+all N (`sum()` over them gives the server's totals). Rates are left to PromQL (`rate(wishbone_queue_in_total[1m])`). Queue
 figures are as of the last --frequency report (1 s by default). Another
 method answers 405, another path 404. At most 64 connections are held, and
 one that sends no whole request within 3 s is closed.
@@ -132,12 +133,26 @@ impl Module for Prometheus {
         let name = context.name().to_string();
         let stop = context.stopping();
         let metrics = context.options().metrics.clone();
+        // Under `start --instances N`, instance k serves port + k.
+        let instance = context.options().instance;
+        let port = match self.config.port {
+            0 => Some(0),
+            port => u16::try_from(instance)
+                .ok()
+                .and_then(|instance| port.checked_add(instance)),
+        };
         let wanted = ListenAddress {
             host: self.config.address.clone(),
-            port: self.config.port,
+            port: port.unwrap_or(0),
             reuse_port: false,
         };
-        let listener = context.listener(&wanted);
+        let listener = match port {
+            Some(_) => context.listener(&wanted),
+            None => Err(std::io::Error::other(format!(
+                "instance {instance} of port {} is past 65535",
+                self.config.port
+            ))),
+        };
         let path = self.config.path;
         Box::pin(async move {
             let listener = listener

@@ -34,7 +34,10 @@ mod table;
 
 pub use actor::ModuleActor;
 pub use context::ModuleContext;
-pub use listen::{InheritedListeners, LISTENERS_VARIABLE, ListenAddress, bind};
+pub use listen::{
+    INSTANCE_VARIABLE, InheritedListeners, LISTENERS_VARIABLE, ListenAddress, bind,
+    instance_from_environment,
+};
 pub use module::{Module, ModuleError, ModuleKind};
 pub use options::{RecordedMetrics, RecordedValue, RuntimeOptions};
 pub use rates::{QueueRates, QueueReading};

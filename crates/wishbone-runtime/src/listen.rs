@@ -15,6 +15,18 @@ use std::sync::{Arc, Mutex};
 /// which inherited descriptor belongs to which module: `input=3,relp=4`.
 pub const LISTENERS_VARIABLE: &str = "WISHBONE_LISTENERS";
 
+/// The environment variable in which the launcher of `--instances` tells
+/// each instance which it is, from 0.
+pub const INSTANCE_VARIABLE: &str = "WISHBONE_INSTANCE";
+
+/// Which instance this process is ([`INSTANCE_VARIABLE`]; 0 when unset).
+pub fn instance_from_environment() -> usize {
+    std::env::var(INSTANCE_VARIABLE)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Where a module listens, as its arguments say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenAddress {

@@ -19,6 +19,9 @@ pub struct RuntimeOptions {
     /// What the installed `metrics` recorder holds, for the metrics modules
     /// to report as events; `None` when no recorder was installed.
     pub metrics: Option<Arc<dyn RecordedMetrics>>,
+    /// Which of `start --instances N` this process is, from 0 (0 when it
+    /// runs alone): a module that serves its own port per instance adds it.
+    pub instance: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -30,6 +33,7 @@ impl Default for RuntimeOptions {
             listeners: crate::InheritedListeners::default(),
             hostname: "localhost".to_string(),
             metrics: None,
+            instance: 0,
         }
     }
 }

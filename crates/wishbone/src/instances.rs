@@ -18,7 +18,7 @@ use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
 use wishbone_bootstrap::Bootstrap;
-use wishbone_runtime::{InheritedListeners, LISTENERS_VARIABLE, ModuleSet};
+use wishbone_runtime::{INSTANCE_VARIABLE, InheritedListeners, LISTENERS_VARIABLE, ModuleSet};
 
 use crate::cli::StartOptions;
 use crate::run::remove_pid_file;
@@ -232,7 +232,7 @@ impl Launcher<'_> {
                 continue;
             }
             self.slots[index].replace_at = None;
-            match self.spawn() {
+            match self.spawn(index) {
                 Ok(pid) => {
                     tracing::info!(pid, instance = index + 1, "instance started");
                     self.slots[index].pid = Some(pid);
@@ -255,7 +255,7 @@ impl Launcher<'_> {
         changed
     }
 
-    fn spawn(&self) -> std::io::Result<libc::pid_t> {
+    fn spawn(&self, index: usize) -> std::io::Result<libc::pid_t> {
         let run = &self.options.run;
         let (variable, descriptors) = InheritedListeners::describe(&self.listeners);
         let launcher = std::process::id() as libc::pid_t;
@@ -278,7 +278,8 @@ impl Launcher<'_> {
                     .iter()
                     .flat_map(|address| ["--graphite", address.as_str()]),
             )
-            .env(LISTENERS_VARIABLE, variable);
+            .env(LISTENERS_VARIABLE, variable)
+            .env(INSTANCE_VARIABLE, index.to_string());
         // SAFETY: the closure runs in the child between fork and exec and
         // calls only async-signal-safe functions (sigemptyset,
         // pthread_sigmask, fcntl, prctl, getppid).

@@ -89,6 +89,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
         listeners,
         metrics: install_metrics(options, &hostname, frequency),
         hostname,
+        instance: wishbone_runtime::instance_from_environment(),
     };
     // A write past a file size limit (`ulimit -f`) then fails with EFBIG,
     // which the wal handles as a full disk, instead of killing the process.
