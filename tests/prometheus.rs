@@ -213,3 +213,51 @@ fn under_instances_each_serves_its_own_port_and_their_sum_is_the_servers_total()
     assert!(stopped.status.success());
     assert!(launcher.wait().unwrap().success());
 }
+
+#[test]
+fn graphite_and_prometheus_in_one_file_report_the_same_totals() {
+    let dir = scratch_dir("prometheus-and-carbon");
+    let carbon = Carbon::start(&dir.join("carbon"));
+    let sink = Sink::start(&dir, "backend");
+    let bootstrap = format!(
+        "metrics:\n  graphite:\n    module: wishbone.builtin.metrics.graphite\nmodules:\n  \
+         graphite_server: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {carbon}}}}}\n  \
+         prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: 0}}}}\n  \
+         input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {sink}}}}}\n\
+         routingtable:\n  - graphite.outbox -> graphite_server.inbox\n  - input.outbox -> output.inbox\n",
+        carbon = carbon.port,
+        sink = sink.port
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &["--frequency", "1"]);
+    let port = metrics_port(&wishbone);
+    const LINES: usize = 30_000;
+    send(wishbone.input_port("input"), &numbered_lines(LINES));
+    sink.wait_for_lines(LINES, MINUTE);
+    let host = hostname_segment();
+    for (path, series) in [
+        (
+            format!("wishbone.{host}.queue.input.outbox.in_total"),
+            "wishbone_queue_in_total{module=\"input\",queue=\"outbox\"}",
+        ),
+        (
+            format!("wishbone.{host}.queue.output.inbox.out_total"),
+            "wishbone_queue_out_total{module=\"output\",queue=\"inbox\"}",
+        ),
+        (
+            format!("wishbone.{host}.module.output.delivered"),
+            "wishbone_module_delivered_total{module=\"output\"}",
+        ),
+    ] {
+        carbon.wait_for(&path, LINES as f64);
+        wait_until(MINUTE, series, || {
+            sample(port, series) == Some(LINES as f64)
+        });
+        assert_eq!(
+            carbon.latest(&path),
+            sample(port, series),
+            "{path} and {series}"
+        );
+    }
+    assert!(wishbone.stop().success());
+}
