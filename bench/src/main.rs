@@ -32,6 +32,7 @@ mod proxy;
 mod receiver;
 mod report;
 mod scenarios;
+mod scraper;
 mod throughput;
 
 use std::path::{Path, PathBuf};
@@ -181,7 +182,7 @@ fn main() -> anyhow::Result<()> {
         let data = options.data.as_path();
         let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, scratch, &bootstrap, &[]);
         type Start<'a> = Box<dyn Fn(&[u16]) -> anyhow::Result<Proxy> + 'a>;
-        let configurations: [(&str, usize, Start); 7] = [
+        let configurations: [(&str, usize, Start); 8] = [
             (
                 "socat hop, 8 KiB blocks",
                 1,
@@ -208,6 +209,20 @@ fn main() -> anyhow::Result<()> {
                 Box::new(|ports| {
                     let bootstrap = scenarios::round_robin(ports, false);
                     Proxy::wishbone(wishbone, scratch, &bootstrap, &["--graph", "127.0.0.1:0"])
+                }),
+            ),
+            (
+                "wishbone scenario II, Prometheus page scraped every 10 ms",
+                2,
+                Box::new(|ports| {
+                    let metrics = proxy::free_port()?;
+                    let bootstrap = scenarios::round_robin(ports, false).replace(
+                        "routingtable:",
+                        &format!("  prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: {metrics}}}}}\nroutingtable:"),
+                    );
+                    let proxy = wishbone_on(bootstrap)?;
+                    scraper::start(metrics);
+                    Ok(proxy)
                 }),
             ),
             (
