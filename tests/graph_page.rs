@@ -14,9 +14,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 /// The port of the graph page from the log line of a `wishbone` started with `--graph 127.0.0.1:0`.
 fn graph_port(wishbone: &Wishbone) -> u16 {
-    let line = wishbone.output.wait_for("graph page", MINUTE);
-    let address = field(&line, "address").expect("address in the graph page line");
-    address.rsplit(':').next().unwrap().parse().unwrap()
+    wishbone.logged_port("graph page")
 }
 
 fn screenshot(chromium: &mut Chromium, name: &str) {

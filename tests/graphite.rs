@@ -12,15 +12,7 @@ fn scenario_one_queue_totals_reach_carbon_through_the_metrics_route() {
     let dir = scratch_dir("carbon-route");
     let carbon = Carbon::start(&dir.join("carbon"));
     let sink = Sink::start(&dir, "backend");
-    let bootstrap = format!(
-        "metrics:\n  graphite:\n    module: wishbone.builtin.metrics.graphite\nmodules:\n  \
-         graphite_server: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {carbon}}}}}\n  \
-         input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {sink}}}}}\n\
-         routingtable:\n  - graphite.outbox -> graphite_server.inbox\n  - input.outbox -> output.inbox\n",
-        carbon = carbon.port,
-        sink = sink.port
-    );
+    let bootstrap = carbon_route_bootstrap(carbon.port, sink.port, "");
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &["--frequency", "1"]);
     send(wishbone.input_port("input"), &b"hello\n".repeat(10_000));
     sink.wait_for_lines(10_000, MINUTE);

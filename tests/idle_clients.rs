@@ -229,14 +229,7 @@ fn the_graph_page_answers_while_clients_hold_every_connection() {
     let dir = scratch_dir("idle-graph");
     let bootstrap = "modules:\n  generator: {module: wishbone.input.generator, arguments: {interval: 1}}\n  output: {module: wishbone.output.null}\nroutingtable:\n  - generator.outbox -> output.inbox\n";
     let mut wishbone = Wishbone::start(&dir, bootstrap, &["--graph", "127.0.0.1:0"]);
-    let line = wishbone.output.wait_for("graph page", MINUTE);
-    let port: u16 = field(&line, "address")
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = wishbone.logged_port("graph page");
     let silent = bad_clients(port, 64, Bad::Silent);
     let slow = bad_clients(port, 64, Bad::Slow);
     std::thread::sleep(Duration::from_secs(2));

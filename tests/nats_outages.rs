@@ -31,6 +31,17 @@ fn input_from(url: &str, stream: &str) -> String {
     )
 }
 
+/// `wishbone` with the output of [`output_to`], in a directory of its own.
+fn start_output(dir: &std::path::Path, nats: &Nats) -> Wishbone {
+    let output_dir = dir.join("output");
+    std::fs::create_dir_all(&output_dir).unwrap();
+    Wishbone::start(
+        &output_dir,
+        &output_to(&nats.url(), "events.in"),
+        &["--drain-timeout", "1"],
+    )
+}
+
 /// Lines at WARN or ERROR in the log, before the stop.
 fn complaints(log: &str) -> Vec<&str> {
     log.lines()
@@ -47,13 +58,7 @@ fn refused_credentials_are_logged_once() {
         false,
         "authorization { user: a, password: b }",
     );
-    let output_dir = dir.join("output");
-    std::fs::create_dir_all(&output_dir).unwrap();
-    let mut output = Wishbone::start(
-        &output_dir,
-        &output_to(&nats.url(), "events.in"),
-        &["--drain-timeout", "1"],
-    );
+    let mut output = start_output(&dir, &nats);
     output.output.wait_for("authorization violation", MINUTE);
     std::thread::sleep(WATCH);
     output.signal(libc::SIGTERM);
@@ -70,13 +75,7 @@ fn a_missing_stream_is_logged_once_by_the_output_and_the_input() {
     let dir = scratch_dir("nats-missing-stream");
     let nats = Nats::single(&dir.join("nats"), false);
     create_stream(&nats.url(), "OTHER", "other.>", 1);
-    let output_dir = dir.join("output");
-    std::fs::create_dir_all(&output_dir).unwrap();
-    let mut output = Wishbone::start(
-        &output_dir,
-        &output_to(&nats.url(), "events.in"),
-        &["--drain-timeout", "1"],
-    );
+    let mut output = start_output(&dir, &nats);
     send(output.input_port("input"), b"a line\n");
     output.output.wait_for("no stream found", MINUTE);
     let input_dir = dir.join("input");

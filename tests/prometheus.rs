@@ -22,16 +22,7 @@ fn scenario_2_with_prometheus(port_1: u16, port_2: u16) -> String {
 
 /// The port the Prometheus module serves on, from its log line.
 fn metrics_port(wishbone: &Wishbone) -> u16 {
-    let line = wishbone
-        .output
-        .wait_for("serving metrics for Prometheus", MINUTE);
-    field(&line, "address")
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    wishbone.logged_port("serving metrics for Prometheus")
 }
 
 #[test]
@@ -219,15 +210,10 @@ fn graphite_and_prometheus_in_one_file_report_the_same_totals() {
     let dir = scratch_dir("prometheus-and-carbon");
     let carbon = Carbon::start(&dir.join("carbon"));
     let sink = Sink::start(&dir, "backend");
-    let bootstrap = format!(
-        "metrics:\n  graphite:\n    module: wishbone.builtin.metrics.graphite\nmodules:\n  \
-         graphite_server: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {carbon}}}}}\n  \
-         prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: 0}}}}\n  \
-         input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
-         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {sink}}}}}\n\
-         routingtable:\n  - graphite.outbox -> graphite_server.inbox\n  - input.outbox -> output.inbox\n",
-        carbon = carbon.port,
-        sink = sink.port
+    let bootstrap = carbon_route_bootstrap(
+        carbon.port,
+        sink.port,
+        "  prometheus: {module: wishbone.metrics.prometheus, arguments: {port: 0}}\n",
     );
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &["--frequency", "1"]);
     let port = metrics_port(&wishbone);

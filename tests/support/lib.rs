@@ -291,11 +291,14 @@ impl Wishbone {
 
     /// The port the named tcp input listens on, from its log line.
     pub fn input_port(&self, module: &str) -> u16 {
-        let line = self.output.wait_for(
-            &format!("listening module={module}"),
-            Duration::from_secs(20),
-        );
-        let address = field(&line, "address").expect("address in the listening line");
+        self.logged_port(&format!("listening module={module}"))
+    }
+
+    /// The port of the `address` field in the first log line holding
+    /// `needle` (`graph page`, `serving metrics for Prometheus`).
+    pub fn logged_port(&self, needle: &str) -> u16 {
+        let line = self.output.wait_for(needle, Duration::from_secs(20));
+        let address = field(&line, "address").expect("an address in the line");
         address.rsplit(':').next().unwrap().parse().unwrap()
     }
 
@@ -346,6 +349,19 @@ impl Drop for Wishbone {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The article's metrics section routed to carbon on `carbon`, a tcp input
+/// to a tcp output to `sink`, and `more` modules (YAML lines under
+/// `modules:`).
+pub fn carbon_route_bootstrap(carbon: u16, sink: u16, more: &str) -> String {
+    format!(
+        "metrics:\n  graphite:\n    module: wishbone.builtin.metrics.graphite\nmodules:\n  \
+         graphite_server: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {carbon}}}}}\n  \
+         input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {sink}}}}}\n{more}\
+         routingtable:\n  - graphite.outbox -> graphite_server.inbox\n  - input.outbox -> output.inbox\n"
+    )
 }
 
 /// A running `wishbone-sink` peer writing what it receives to a file.
