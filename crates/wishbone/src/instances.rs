@@ -21,7 +21,6 @@ use wishbone_bootstrap::Bootstrap;
 use wishbone_runtime::{INSTANCE_VARIABLE, InheritedListeners, LISTENERS_VARIABLE, ModuleSet};
 
 use crate::cli::StartOptions;
-use crate::run::remove_pid_file;
 use crate::{EXIT_FAILED, pidfile};
 
 /// More replacements than this within [`RESTART_WINDOW`] and the launcher
@@ -104,7 +103,7 @@ pub fn launch(options: &StartOptions, modules: &ModuleSet, bootstrap: &Bootstrap
         failed: false,
     };
     let code = launcher.run(&signals);
-    remove_pid_file(options.pid.as_deref());
+    crate::pidfile::remove(options.pid.as_deref());
     code
 }
 

@@ -152,6 +152,13 @@ impl ProcessStat {
     }
 }
 
+/// Removes the pid file, if there is one; a file already gone is fine.
+pub(crate) fn remove(path: Option<&Path>) {
+    if let Some(path) = path {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

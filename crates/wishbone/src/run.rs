@@ -1,7 +1,7 @@
 //! `debug` and `start`: run a server.
 
 use std::net::SocketAddr;
-use std::path::Path;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -56,7 +56,7 @@ pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     }
     let code = serve(&options.run, modules, options.log_format);
-    remove_pid_file(pid_file);
+    pidfile::remove(pid_file);
     code
 }
 
@@ -182,10 +182,4 @@ fn seconds(value: f64) -> Option<Duration> {
     (value > 0.0)
         .then(|| Duration::try_from_secs_f64(value).ok())
         .flatten()
-}
-
-pub(crate) fn remove_pid_file(path: Option<&Path>) {
-    if let Some(path) = path {
-        let _ = std::fs::remove_file(path);
-    }
 }

@@ -17,6 +17,11 @@ mod unacknowledged;
 pub mod websocket;
 
 pub use delivery::{Delivery, Lost, Released, Stall};
+
+/// How often an output that learns of acknowledgements by asking the
+/// kernel (tcp, tcp with TLS, websocket) asks, while something is
+/// unacknowledged.
+pub(crate) const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
 pub use unacknowledged::unacknowledged_bytes;
 
 use std::os::fd::AsRawFd;

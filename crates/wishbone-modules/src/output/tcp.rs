@@ -15,7 +15,6 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use serde::Deserialize;
@@ -91,8 +90,6 @@ pub const KIND: ModuleKind = ModuleKind {
 const HIGH_WATER: usize = 256 * 1024;
 /// Blocks handed to one vectored write.
 const MAX_SLICES: usize = 64;
-/// How often to ask the kernel what the peer acknowledged while anything is in flight.
-const ACK_INTERVAL: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +174,7 @@ impl Transport for Peer {
         let (first, resent) = state.delivery.begin(std::time::Instant::now());
         state.resending(resent);
         connection.encode(Parcel::Events(first), &self.delimiter, state);
-        let mut tick = tokio::time::interval(ACK_INTERVAL);
+        let mut tick = tokio::time::interval(super::ACK_INTERVAL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut scratch = [0u8; 4096];
         let ended = loop {

@@ -9,7 +9,7 @@
 //! only adds bytes, so no line is ever taken as acknowledged before every
 //! ciphertext byte up to its end is.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,8 +24,6 @@ use crate::tls::Connector;
 
 /// Events in flight before the inbox is read again.
 const MAX_IN_FLIGHT: usize = 65536;
-/// How often to ask the kernel what the peer acknowledged while anything is in flight.
-const ACK_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Where the output connects, and how it writes, over TLS.
 pub(super) struct TlsPeer {
@@ -65,7 +63,7 @@ impl Transport for TlsPeer {
         if !first.is_empty() {
             pending.push(Parcel::Events(first));
         }
-        let mut tick = tokio::time::interval(ACK_INTERVAL);
+        let mut tick = tokio::time::interval(super::ACK_INTERVAL);
         let mut scratch = [0u8; 4096];
         let ended = loop {
             if !pending.is_empty() {

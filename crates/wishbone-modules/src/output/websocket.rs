@@ -10,7 +10,7 @@
 //! Connecting, backoff, `failed` and `success` are the
 //! shell's (`output/shell.rs`), as for the tcp output.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -80,8 +80,6 @@ pub const KIND: ModuleKind = ModuleKind {
 const MAX_IN_FLIGHT: usize = 4096;
 /// Bytes the websocket library reads from the server at a time.
 const READ_BUFFER: usize = 4096;
-/// How often to ask the kernel what the server acknowledged while frames are in flight.
-const ACK_INTERVAL: Duration = Duration::from_millis(1);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,7 +189,7 @@ impl Transport for Server {
     ) -> Ended {
         let progress = socket.get_ref().progress();
         let (mut sink, mut stream) = socket.split();
-        let mut tick = tokio::time::interval(ACK_INTERVAL);
+        let mut tick = tokio::time::interval(super::ACK_INTERVAL);
         let (mut pending, resent) = state.delivery.begin(Instant::now());
         state.resending(resent);
         let ended = loop {
