@@ -122,8 +122,9 @@ fn a_stop_ends_within_the_drain_timeout_while_the_disk_is_full() {
     let took = stopping.elapsed();
     let log = wishbone.output.text();
     assert_eq!(status.code(), Some(1), "an aborted drain: {log}");
+    eprintln!("stopped {took:?} after SIGTERM with --drain-timeout 2");
     assert!(
-        took < Duration::from_secs(6),
+        took < Duration::from_secs(8),
         "stopped after {took:?}: {log}"
     );
     assert!(log.contains("were never kept"), "{log}");
