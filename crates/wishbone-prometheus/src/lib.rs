@@ -98,7 +98,7 @@ fn default_address() -> String {
     "127.0.0.1".to_string()
 }
 
-/// Free in Prometheus's list of exporters' default ports.
+/// The default port, documented in [`DOCS`].
 fn default_port() -> u16 {
     9288
 }

@@ -22,6 +22,8 @@ pub struct ReadBuffer {
     /// filled what room there was.
     size: usize,
     full: usize,
+    /// The room the last [`ReadBuffer::make_room`] left.
+    room: usize,
 }
 
 impl ReadBuffer {
@@ -31,6 +33,7 @@ impl ReadBuffer {
             bytes: BytesMut::with_capacity(FIRST.min(full)),
             size: FIRST.min(full),
             full,
+            room: 0,
         }
     }
 
@@ -39,18 +42,19 @@ impl ReadBuffer {
         if self.spare() < self.size / 4 {
             self.bytes.reserve(self.size);
         }
+        self.room = self.spare();
     }
 
     /// After a read of `count` bytes into the room made: a read that
     /// filled it means the client has more to say.
-    pub fn read(&mut self, count: usize, room: usize) {
-        if count >= room {
+    pub fn read(&mut self, count: usize) {
+        if count >= self.room {
             self.size = self.full;
         }
     }
 
     /// Room left to read into.
-    pub fn spare(&self) -> usize {
+    fn spare(&self) -> usize {
         self.bytes.capacity() - self.bytes.len()
     }
 }
@@ -64,9 +68,8 @@ mod tests {
         let mut buffer = ReadBuffer::new(64 * 1024);
         buffer.make_room();
         assert_eq!(buffer.bytes.capacity(), FIRST);
-        let room = buffer.spare();
         buffer.bytes.extend_from_slice(&[b'x'; 100]);
-        buffer.read(100, room);
+        buffer.read(100);
         buffer.bytes.clear();
         buffer.make_room();
         assert_eq!(
@@ -76,7 +79,7 @@ mod tests {
         );
         let room = buffer.spare();
         buffer.bytes.extend_from_slice(&vec![b'x'; room]);
-        buffer.read(room, room);
+        buffer.read(room);
         buffer.make_room();
         assert!(buffer.spare() >= 64 * 1024, "a full read grows it");
     }

@@ -235,7 +235,6 @@ impl Client {
         let mut reported = (0, 0);
         loop {
             reading.make_room();
-            let room = reading.spare();
             let read = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => {
@@ -256,7 +255,7 @@ impl Client {
             let ended = match read {
                 Ok(0) => true,
                 Ok(count) => {
-                    reading.read(count, room);
+                    reading.read(count);
                     false
                 }
                 Err(error) => {

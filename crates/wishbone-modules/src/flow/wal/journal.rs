@@ -204,6 +204,8 @@ impl Journal {
                     Record::Block { id, parcel } => {
                         segment.first_block.get_or_insert(id);
                         segment.last_block = Some(id);
+                        // Written again whole after a failed fsync: not lost.
+                        damaged.remove(&id);
                         recovered.next_id = recovered.next_id.max(id + 1);
                         let location = Location {
                             sequence,
@@ -250,6 +252,8 @@ impl Journal {
             segment.len = whole as u64;
             segments.push_back(segment);
         }
+        // A damaged copy of a block read whole elsewhere is no loss either.
+        damaged.retain(|id, _| !blocks.contains_key(id));
         recovered.lost_events = damaged.values().sum();
         let live = blocks.keys().copied().collect();
         recovered.blocks = blocks.into_values().collect();

@@ -400,7 +400,7 @@ impl Module for Wal {
                                 while let Ok(report) = log.writer.reports.try_recv() {
                                     log.apply(report, &mut retention);
                                 }
-                                tracing::info!(module = %name, events = retention.len() - log.unwritten.min(retention.len()), "stopping; events not yet delivered stay in the wal for the next start");
+                                tracing::info!(module = %name, events = retention.len().saturating_sub(log.unwritten), "stopping; events not yet delivered stay in the wal for the next start");
                                 let lost = blocked.iter().map(Parcel::len).sum::<usize>() + log.unwritten;
                                 if lost > 0 { Err(ModuleError::Aborted { undelivered: lost }) } else { Ok(()) }
                             }

@@ -276,25 +276,28 @@ impl Turns {
             return;
         }
         let ids = std::mem::take(&mut self.pending.settle);
-        let written = self.journal.settle(&ids);
-        if written.is_ok() {
-            self.dirty = true;
-            let _ = self.outgoing.send(Report::Settled(ids));
-            return;
+        let error = match self.journal.settle(&ids) {
+            Ok(()) => {
+                self.dirty = true;
+                let _ = self.outgoing.send(Report::Settled(ids));
+                return;
+            }
+            Err(error) => error,
+        };
+        // Settled in memory all the same: their segments may go (a log with
+        // nothing unsettled is emptied), which settles them for good.
+        if let Err(error) = self.journal.reclaim(true) {
+            failure.get_or_insert(("delete settled segments of", error));
         }
-        // Settled in memory: their segments may go, which settles them too.
-        let pressed = self.journal.reclaim(true);
         let (gone, held): (Vec<u64>, Vec<u64>) =
             ids.into_iter().partition(|id| !self.journal.holds(*id));
         if !gone.is_empty() {
             let _ = self.outgoing.send(Report::Settled(gone));
         }
-        self.pending.settle = held;
-        if !self.pending.settle.is_empty()
-            && let Err(error) = written.and(pressed.map(|_| ()))
-        {
+        if !held.is_empty() {
             failure.get_or_insert(("write", error));
         }
+        self.pending.settle = held;
     }
 
     /// Writes the blocks handed over, [`CHUNK_BYTES`] at a time so that on a

@@ -345,7 +345,6 @@ impl Session {
             if readable {
                 reading.make_room();
             }
-            let room_to_read = reading.spare();
             tokio::select! {
                 biased;
                 _ = self.abort.cancelled() => {
@@ -382,7 +381,7 @@ impl Session {
                             break;
                         }
                         Ok(count) => {
-                            reading.read(count, room_to_read);
+                            reading.read(count);
                             unread_frames = true;
                         }
                     }

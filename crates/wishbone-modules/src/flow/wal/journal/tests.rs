@@ -161,3 +161,26 @@ fn resyncing_never_takes_garbage_for_a_record() {
         assert_eq!(record::resync(&Bytes::from(garbage)), None);
     }
 }
+
+#[test]
+fn a_damaged_copy_of_a_block_read_whole_elsewhere_is_not_counted_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = {
+        let (mut journal, _) = Journal::open(dir.path(), 1 << 20).unwrap();
+        journal.append(&[(0, block(&["twice"]))]).unwrap();
+        // As after a failed fsync: the block written again to a new segment.
+        journal.start_segment().unwrap();
+        let again = journal.append(&[(0, block(&["twice"]))]).unwrap();
+        // A record after it, so the damage is inside the file, not a tail.
+        journal.append(&[(1, block(&["after"]))]).unwrap();
+        journal.sync().unwrap();
+        again[0].2
+    };
+    flip(
+        &dir.path().join(segment_name(second.sequence)),
+        second.offset + second.len - 2,
+    );
+    let (_journal, recovered) = Journal::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(ids(&recovered), [0, 1]);
+    assert_eq!((recovered.damaged_records, recovered.lost_events), (1, 0));
+}
