@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 
 /// A module's `arguments:` block, kept in a form any module can deserialize
@@ -17,6 +19,77 @@ impl ArgumentError {
     /// An error found by a module's own checks after deserializing.
     pub fn new(message: impl Into<String>) -> Self {
         Self(message.into())
+    }
+}
+
+/// A module's own arguments, once the ones several modules share (a
+/// listening input's, a delivering output's) are split off.
+pub struct OwnArguments {
+    arguments: Arguments,
+    shared: &'static [&'static str],
+}
+
+impl OwnArguments {
+    /// Splits `shared` off `arguments`: (the shared ones, the module's own).
+    pub fn split(arguments: &Arguments, shared: &'static [&'static str]) -> (Arguments, Self) {
+        let (common, own) = arguments.split(shared);
+        (
+            common,
+            Self {
+                arguments: own,
+                shared,
+            },
+        )
+    }
+
+    /// Deserializes the module's `Config`; an unknown field's error names
+    /// the shared arguments too.
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ArgumentError> {
+        self.arguments.deserialize().map_err(|error| {
+            let message = error.to_string();
+            if message.contains("unknown field") {
+                let shared: Vec<String> =
+                    self.shared.iter().map(|name| format!("`{name}`")).collect();
+                ArgumentError(format!("{message}, or one of {}", shared.join(", ")))
+            } else {
+                error
+            }
+        })
+    }
+}
+
+/// Seconds as a duration; refuses negative, infinite and NaN values.
+pub fn seconds(name: &str, value: f64) -> Result<Duration, ArgumentError> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        ArgumentError(format!(
+            "`{name}` must be a number of seconds of 0 or more, not {value}"
+        ))
+    })
+}
+
+/// Refuses a host that is neither an IP address nor a well-formed host name
+/// (labels of letters, digits and `-`, at most 63 bytes each, 253 in all),
+/// so `wishbone check` catches what would only fail when the server starts.
+pub fn host_name(field: &str, host: &str) -> Result<(), ArgumentError> {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(ArgumentError(format!(
+            "`{field}` must be an IP address (such as 127.0.0.1 or ::1) or a host name (such as localhost), not `{host}`"
+        )))
     }
 }
 
@@ -71,6 +144,35 @@ impl Arguments {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_are_addresses_or_host_names() {
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "0.0.0.0",
+            "localhost",
+            "carbon-1.example.org",
+            "a.",
+        ] {
+            assert!(host_name("host", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "not an address",
+            "host:80",
+            "-a",
+            "a..b",
+            "under_score",
+            &"a".repeat(64),
+        ] {
+            let error = host_name("host", bad).unwrap_err().to_string();
+            assert!(
+                error.contains("`host` must be an IP address"),
+                "{bad}: {error}"
+            );
+        }
+    }
 
     #[derive(serde::Deserialize, Debug)]
     #[serde(deny_unknown_fields)]

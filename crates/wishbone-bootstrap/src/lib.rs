@@ -36,7 +36,7 @@ mod route;
 mod suggest;
 mod validate;
 
-pub use arguments::{ArgumentError, Arguments};
+pub use arguments::{ArgumentError, Arguments, OwnArguments, host_name, seconds};
 pub use error::{LoadError, Problem};
 pub use route::{QueueRef, Route};
 pub use suggest::nearest;

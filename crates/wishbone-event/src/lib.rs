@@ -46,6 +46,7 @@ mod event;
 mod lines;
 mod parcel;
 pub mod queue;
+pub mod random;
 mod spec;
 mod stats;
 

@@ -6,17 +6,12 @@
 //! with its documentation, then its `Config`, then its logic as plain
 //! structs, then the module itself, then unit tests.
 
-pub mod backoff;
 mod config;
 pub mod flow;
 pub mod framer;
 pub mod input;
-pub mod metric;
 pub mod metrics;
 pub mod output;
 pub mod process;
-#[cfg(test)]
-mod random;
 pub mod relp;
 mod scan;
-pub mod tls;

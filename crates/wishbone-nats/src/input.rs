@@ -19,9 +19,9 @@ use futures::future::LocalBoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use wishbone_modules::backoff::Backoff;
-use wishbone_modules::metric::Counted;
-use wishbone_modules::tls::TlsArguments;
+use wishbone_output::backoff::Backoff;
+use wishbone_output::tls::TlsArguments;
+use wishbone_runtime::Counted;
 use wishbone_runtime::ack::{self, Outcome};
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{

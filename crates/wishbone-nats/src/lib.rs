@@ -16,7 +16,7 @@ pub mod output;
 use std::path::Path;
 
 use async_nats::ServerAddr;
-use wishbone_modules::tls::{self, TlsArguments};
+use wishbone_output::tls::{self, TlsArguments};
 use wishbone_runtime::{ArgumentError, ModuleKind};
 
 /// The kinds this crate adds, for the one list of builtin modules.

@@ -3,26 +3,22 @@
 //!
 //! The text `wishbone show --docs wishbone.output.nats` prints is [`DOCS`].
 //! Connecting with backoff, the locked inbox while no server is reachable,
-//! and what happens to events then are the shared shell's
-//! ([`wishbone_modules::output::shell`]); what was published and not
-//! acknowledged is the delivery core's ([`wishbone_modules::output::Delivery`]).
-//! Positions count each event's bytes and a delimiter, as for lines, and
-//! each PubAck acknowledges up to the end of its event: PubAcks are awaited
-//! in the order of publishing.
+//! the pump and what happens to events while down are `wishbone-output`'s.
+//! Each event is one message; PubAcks are awaited in the order of
+//! publishing, so the `n`th PubAck acknowledges the first `n` messages.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use async_nats::{ServerAddr, Subject};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
-use wishbone_modules::output::shell::{Ended, Output, OutputState, Settings, Transport};
-use wishbone_modules::tls::TlsArguments;
-use wishbone_runtime::{ArgumentError, Arguments, Batch, Module, ModuleKind, QueueSpec};
+use wishbone_output::tls::TlsArguments;
+use wishbone_output::{Connection, OnStall, Output, Sent, Settings, Transport};
+use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 use crate::{connect, message_id, parse_servers};
 
@@ -46,7 +42,7 @@ Arguments (default)
                      each server's certificate must carry the host of its
                      URL, so `server_name` is refused
 "#,
-    wishbone_modules::shared_arguments_docs!(),
+    wishbone_output::shared_arguments_docs!(),
     r#"
 Delivery
   An event counts as delivered once the stream's PubAck for it arrives: the
@@ -123,14 +119,15 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let servers = parse_servers(&config.servers)?;
     let tls = config.tls.as_ref().map(crate::tls_config).transpose()?;
     Ok(Box::new(Output {
-        settings,
         transport: Publisher {
+            timeout: settings.timeout,
             servers,
             subject: Subject::from(config.subject),
             max_pending: config.max_pending,
             credentials: config.credentials,
             tls,
         },
+        settings,
     }))
 }
 
@@ -142,12 +139,14 @@ struct Publisher {
     max_pending: usize,
     credentials: Option<std::path::PathBuf>,
     tls: Option<rustls::ClientConfig>,
+    /// How long a PubAck may take.
+    timeout: Duration,
 }
 
 type Acknowledgement = Pin<Box<dyn Future<Output = (Result<(), String>, u64)>>>;
 
 impl Transport for Publisher {
-    type Connection = async_nats::Client;
+    type Connection = Publishing;
 
     fn target(&self) -> String {
         let servers: Vec<String> = self
@@ -158,109 +157,113 @@ impl Transport for Publisher {
         format!("{} on {}", self.subject, servers.join(", "))
     }
 
-    async fn connect(&mut self) -> Result<async_nats::Client, String> {
-        connect(
+    async fn connect(&mut self) -> Result<Publishing, String> {
+        let client = connect(
             &self.servers,
             self.credentials.as_deref(),
             self.tls.as_ref(),
         )
-        .await
-    }
-
-    async fn pump(
-        &mut self,
-        client: async_nats::Client,
-        state: &mut OutputState,
-        abort: &CancellationToken,
-    ) -> Ended {
+        .await?;
         // The server refuses (and disconnects) a message larger than this,
         // headers included: such an event is rejected, never published.
         let max_payload = client.server_info().max_payload;
         let context = jetstream::ContextBuilder::new()
-            .timeout(state.timeout)
+            .timeout(self.timeout)
             .max_ack_inflight(self.max_pending * 2)
             .build(client);
-        let (held, resent) = state.delivery.begin(Instant::now());
-        state.resending(resent);
-        let mut waiting: Batch = held;
-        waiting.reverse(); // popped from the back, oldest first
-        let mut acknowledgements: FuturesOrdered<Acknowledgement> = FuturesOrdered::new();
-        let mut position = 0u64;
-        let ended = 'session: loop {
-            while acknowledgements.len() < self.max_pending
-                && let Some(event) = waiting.pop()
+        Ok(Publishing {
+            context,
+            subject: self.subject.clone(),
+            max_pending: self.max_pending,
+            max_payload,
+            acknowledgements: FuturesOrdered::new(),
+            acknowledged: 0,
+        })
+    }
+}
+
+/// A connection to a server, publishing.
+struct Publishing {
+    context: jetstream::Context,
+    subject: Subject,
+    max_pending: usize,
+    max_payload: usize,
+    /// PubAcks awaited, in the order of publishing, with their message's
+    /// number.
+    acknowledgements: FuturesOrdered<Acknowledgement>,
+    /// Messages whose PubAck arrived.
+    acknowledged: u64,
+}
+
+impl Connection for Publishing {
+    fn room(&self, in_flight: usize) -> usize {
+        self.max_pending.saturating_sub(in_flight)
+    }
+
+    async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
+        let mut events = parcels.into_iter().flat_map(Parcel::into_events);
+        while let Some(event) = events.next() {
+            let size = event.len() + MESSAGE_ID_HEADER_BYTES;
+            if self.max_payload > 0 && size > self.max_payload {
+                let reason = format!(
+                    "{size} bytes with headers, over the server's max_payload of {}",
+                    self.max_payload
+                );
+                sent.reject(event, reason);
+                continue;
+            }
+            let publish = PublishMessage::build()
+                .payload(event.data().clone())
+                .message_id(message_id(event.data()));
+            match self
+                .context
+                .send_publish(self.subject.clone(), publish)
+                .await
             {
-                let size = event.len() + MESSAGE_ID_HEADER_BYTES;
-                if max_payload > 0 && size > max_payload {
-                    let reason = format!(
-                        "{size} bytes with headers, over the server's max_payload of {max_payload}"
-                    );
-                    if !state.reject(event, &reason, abort).await {
-                        break 'session Ended::Aborted;
-                    }
-                    continue;
+                Ok(future) => {
+                    let number = sent.messages(Parcel::Events(vec![event]));
+                    self.acknowledgements
+                        .push_back(acknowledged(future, number));
                 }
-                let publish = PublishMessage::build()
-                    .payload(event.data().clone())
-                    .message_id(message_id(event.data()));
-                match context.send_publish(self.subject.clone(), publish).await {
-                    Ok(future) => {
-                        position += event.len() as u64 + 1;
-                        state.delivery.record_event(event, position, Instant::now());
-                        acknowledgements.push_back(acknowledged(future, position));
-                    }
-                    Err(error) => {
-                        waiting.push(event);
-                        break 'session Ended::Lost(error.to_string());
-                    }
+                Err(error) => {
+                    let mut rest = vec![event];
+                    rest.extend(events);
+                    sent.unsent(Parcel::Events(rest));
+                    return Err(error.to_string());
                 }
             }
-            if waiting.is_empty() && !state.inbox_open && state.delivery.is_settled() {
-                break Ended::Drained;
-            }
-            let room = waiting.is_empty() && acknowledgements.len() < self.max_pending;
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => break Ended::Aborted,
-                Some((result, end)) = acknowledgements.next(), if !acknowledgements.is_empty() => {
-                    let mut last = None;
-                    let mut outcome = result.map(|()| end);
-                    // Take every PubAck already in, then acknowledge once.
-                    loop {
-                        match outcome {
-                            Ok(end) => last = Some(end),
-                            Err(error) => {
-                                if let Some(end) = last {
-                                    state.acknowledge(end).await;
-                                }
-                                break 'session Ended::Lost(error);
-                            }
-                        }
-                        match futures::FutureExt::now_or_never(acknowledgements.next()) {
-                            Some(Some((result, end))) => outcome = result.map(|()| end),
-                            _ => break,
-                        }
-                    }
-                    if let Some(end) = last {
-                        state.acknowledge(end).await;
-                    }
-                }
-                batch = state.inbox.recv(), if state.inbox_open && room => match batch {
-                    None => state.inbox_open = false,
-                    Some(mut batch) => {
-                        batch.reverse();
-                        waiting = batch;
-                    }
-                },
-            }
+        }
+        Ok(())
+    }
+
+    /// The next PubAck, and every one already in with it.
+    async fn heard(&mut self) -> Result<Option<u64>, String> {
+        if self.acknowledgements.is_empty() {
+            return std::future::pending().await;
+        }
+        let Some(mut next) = self.acknowledgements.next().await else {
+            return Ok(None);
         };
-        // Taken from the inbox and not yet published: never acknowledged,
-        // so the connection's end holds them for the next one.
-        waiting.reverse();
-        state
-            .delivery
-            .record_unsent(wishbone_runtime::Parcel::Events(waiting));
-        ended
+        loop {
+            let (result, number) = next;
+            result?;
+            self.acknowledged = number;
+            match futures::FutureExt::now_or_never(self.acknowledgements.next()) {
+                Some(Some(more)) => next = more,
+                _ => return Ok(Some(self.acknowledged)),
+            }
+        }
+    }
+
+    fn on_stall(&self) -> OnStall {
+        OnStall::Reconnect
+    }
+
+    async fn close(&mut self, _timeout: Duration) {}
+
+    /// The PubAcks taken in before the connection broke still count.
+    async fn finish(&mut self, _lost: bool) -> Option<u64> {
+        Some(self.acknowledged)
     }
 }
 
@@ -268,13 +271,13 @@ impl Transport for Publisher {
 /// header's line with its 32 hex digits, and the empty line.
 const MESSAGE_ID_HEADER_BYTES: usize = 10 + "Nats-Msg-Id: ".len() + 32 + 2 + 2;
 
-/// A PubAck, and where its event ends.
-fn acknowledged(future: PublishAckFuture, end: u64) -> Acknowledgement {
+/// A PubAck, and the number of its message.
+fn acknowledged(future: PublishAckFuture, number: u64) -> Acknowledgement {
     Box::pin(async move {
         let result = future
             .await
             .map(drop)
             .map_err(|error| format!("publish not acknowledged: {error}"));
-        (result, end)
+        (result, number)
     })
 }

@@ -23,6 +23,7 @@
 mod actor;
 mod context;
 mod listen;
+mod metric;
 mod module;
 mod options;
 mod order;
@@ -38,6 +39,7 @@ pub use listen::{
     INSTANCE_VARIABLE, InheritedListeners, LISTENERS_VARIABLE, ListenAddress, bind,
     instance_from_environment,
 };
+pub use metric::{Counted, module_metric};
 pub use module::{Module, ModuleError, ModuleKind};
 pub use options::{RecordedMetrics, RecordedValue, RuntimeOptions};
 pub use rates::{QueueRates, QueueReading};
@@ -45,5 +47,7 @@ pub use server::{Server, ServerError};
 pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 
-pub use wishbone_bootstrap::{ArgumentError, Arguments};
-pub use wishbone_event::{Batch, Event, Lines, LinesBuilder, Parcel, QueueSpec, ack, queue};
+pub use wishbone_bootstrap::{ArgumentError, Arguments, OwnArguments, host_name, seconds};
+pub use wishbone_event::{
+    Batch, Event, Lines, LinesBuilder, Parcel, QueueSpec, ack, queue, random,
+};

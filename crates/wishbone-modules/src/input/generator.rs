@@ -9,7 +9,7 @@ use wishbone_runtime::{
     QueueSpec,
 };
 
-use crate::config::seconds;
+use wishbone_runtime::seconds;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.generator: emits a payload every interval.

@@ -17,12 +17,12 @@ use tokio::task::JoinSet;
 use wishbone_runtime::{ArgumentError, Arguments, ListenAddress, ModuleContext, ModuleError};
 
 use super::presence::{MIN_IDLE, Presence, Registry};
-use crate::backoff::Backoff;
-use crate::config::seconds;
-use crate::config::{OwnArguments, host_name};
-use crate::metric::Counted;
-use crate::output::socket::Socket;
-use crate::tls::TlsArguments;
+use wishbone_output::backoff::Backoff;
+use wishbone_runtime::Counted;
+use wishbone_runtime::seconds;
+use wishbone_runtime::{OwnArguments, host_name};
+use wishbone_tls::Socket;
+use wishbone_tls::TlsArguments;
 
 /// How long a client has to complete a TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -133,7 +133,11 @@ impl Listening {
                 reuse_port: shared.reuse_port,
             },
             max_connections: shared.max_connections,
-            acceptor: shared.tls.as_ref().map(crate::tls::acceptor).transpose()?,
+            acceptor: shared
+                .tls
+                .as_ref()
+                .map(wishbone_tls::acceptor)
+                .transpose()?,
             frame_timeout: (!frame_timeout.is_zero()).then_some(frame_timeout),
         };
         Ok((listening, own))

@@ -47,7 +47,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::metric::Counted;
+use wishbone_runtime::Counted;
 
 /// A client newer than this, or heard from within it, is never evicted.
 pub const MIN_IDLE: Duration = Duration::from_secs(1);

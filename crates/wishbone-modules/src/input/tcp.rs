@@ -28,7 +28,7 @@ use super::presence::Presence;
 use super::read_buffer::ReadBuffer;
 use crate::config::{default_delimiter, delimiter_bytes};
 use crate::framer::{LineFramer, Overlong};
-use crate::metric::Counted;
+use wishbone_runtime::Counted;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -51,7 +51,7 @@ Arguments (default)
   overlong_lines   what to do with a longer line: truncate | drop (truncate);
                    either way it is counted and logged once per connection
 "#,
-    crate::tls_arguments_docs!(),
+    wishbone_tls::tls_arguments_docs!(),
     crate::slots_docs!(),
     r#"
 A client that ends without a final delimiter still delivers its last line.

@@ -3,30 +3,29 @@
 //! `200 OK`.
 //!
 //! The text `wishbone show --docs wishbone.output.relp` prints is [`DOCS`].
-//! Connecting, backoff, the locked inbox while down and what happens to
-//! events then are the shell's (`output/shell.rs`); what was sent and not
-//! answered is the delivery core's ([`super::Delivery`]). The frames are
-//! [`crate::relp`]'s. The core counts positions as a stream of lines
-//! (each event's bytes and a delimiter); each frame records where its
-//! event ends in that stream, and an answer acknowledges up to there.
+//! Connecting, backoff, the pump and what happens to events while the
+//! server is down are `wishbone-output`'s. Each event is one message, and
+//! the server's answers acknowledge messages in order: the `n`th `200`
+//! answer on a session acknowledges its first `n` messages. The frames are
+//! [`crate::relp`]'s.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
-use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
+use wishbone_output::arguments::peer_port;
+use wishbone_output::shared_arguments_docs;
+use wishbone_output::tls::{self, Socket, TlsArguments};
+use wishbone_output::{Connection, OnStall, Output, Sent, Settings, Transport};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
+};
 
-use super::Stall;
-use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
-use super::socket::Socket;
-use crate::config::{host_name, peer_port};
 use crate::relp::{self, Frame};
-use crate::tls::{self, TlsArguments};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -42,7 +41,7 @@ Arguments (default)
   port               server's port, 1 to 65535 (2514)
   window             frames sent and not yet answered, at most (128)
 "#,
-    crate::tls_arguments_docs!(),
+    wishbone_tls::tls_arguments_docs!(),
     shared_arguments_docs!(),
     r#"
 Delivery
@@ -80,14 +79,12 @@ pub const KIND: ModuleKind = ModuleKind {
 
 /// Largest answer accepted from a server: an `open` answer with offers.
 const MAX_ANSWER: usize = 64 * 1024;
-/// How often a session with frames in flight checks for a silent server.
-const STALL_CHECK: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Server to connect to.
-    #[serde(default = "crate::config::default_peer_host")]
+    #[serde(default = "wishbone_output::arguments::default_peer_host")]
     pub host: String,
     /// Server's port.
     #[serde(default = "default_port")]
@@ -148,6 +145,12 @@ struct Session {
     /// What the server sent and was not read as a frame yet.
     received: BytesMut,
     next_txnr: u32,
+    window: usize,
+    in_flight: InFlight,
+    /// Messages the server answered `200` on this session.
+    answered: u64,
+    /// Frames encoded for the next write.
+    out: BytesMut,
 }
 
 impl Session {
@@ -166,31 +169,50 @@ impl Session {
             }
         }
     }
+
+    /// Encodes one `syslog` frame.
+    fn encode(&mut self, event: &[u8]) {
+        relp::encode(&mut self.out, self.next_txnr, "syslog", event);
+        self.in_flight.sent(self.next_txnr);
+        self.next_txnr = relp::next_txnr(self.next_txnr);
+    }
+
+    /// Takes in the whole frames received: answers in order move
+    /// `answered`; anything else breaks the session.
+    fn take_answers(&mut self) -> Result<(), String> {
+        while let Some(frame) =
+            relp::decode(&mut self.received, MAX_ANSWER).map_err(|error| error.to_string())?
+        {
+            match &frame.command[..] {
+                b"rsp" => {}
+                b"serverclose" => return Err("the server closed the session".into()),
+                _ => return Err("the server sent something other than an answer".into()),
+            }
+            self.in_flight
+                .answered(frame.txnr, relp::response_code(&frame.data))?;
+            self.answered += 1;
+        }
+        Ok(())
+    }
 }
 
-/// Frames sent on a session and not answered yet, oldest first: each
-/// frame's transaction number and where its event ends in the delivery
-/// core's positions.
+/// The transaction numbers of the frames sent on a session and not
+/// answered yet, oldest first.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    frames: VecDeque<(u32, u64)>,
-    /// Where the next event ends, less its length: the positions so far.
-    position: u64,
+    frames: VecDeque<u32>,
 }
 
 impl InFlight {
-    /// A frame `txnr` for an event of `length` bytes followed by a
-    /// delimiter of `delimiter` bytes: where it ends.
-    pub fn sent(&mut self, txnr: u32, length: usize, delimiter: usize) -> u64 {
-        self.position += (length + delimiter) as u64;
-        self.frames.push_back((txnr, self.position));
-        self.position
+    /// A frame `txnr` was sent.
+    pub fn sent(&mut self, txnr: u32) {
+        self.frames.push_back(txnr);
     }
 
-    /// The server answered `txnr` with `code`: the position now
-    /// acknowledged, or why the session cannot go on.
-    pub fn answered(&mut self, txnr: u32, code: Option<u16>) -> Result<u64, String> {
-        let Some(&(oldest, end)) = self.frames.front() else {
+    /// The server answered `txnr` with `code`: fine, or why the session
+    /// cannot go on.
+    pub fn answered(&mut self, txnr: u32, code: Option<u16>) -> Result<(), String> {
+        let Some(&oldest) = self.frames.front() else {
             return Err(format!("an answer to {txnr}, which was not sent"));
         };
         if oldest != txnr {
@@ -200,7 +222,7 @@ impl InFlight {
             return Err(format!("the server refused an event (code {code:?})"));
         }
         self.frames.pop_front();
-        Ok(end)
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -231,14 +253,18 @@ impl Transport for Server {
             writer,
             received: BytesMut::new(),
             next_txnr: 1,
+            window: self.window,
+            in_flight: InFlight::default(),
+            answered: 0,
+            out: BytesMut::new(),
         };
-        let mut open = BytesMut::new();
         relp::encode(
-            &mut open,
+            &mut session.out,
             session.next_txnr,
             "open",
             relp::OFFERS.as_bytes(),
         );
+        let open = session.out.split();
         session
             .writer
             .write_all(&open)
@@ -257,150 +283,64 @@ impl Transport for Server {
         session.next_txnr = relp::next_txnr(session.next_txnr);
         Ok(session)
     }
-
-    async fn pump(
-        &mut self,
-        mut session: Session,
-        state: &mut OutputState,
-        abort: &CancellationToken,
-    ) -> Ended {
-        let (held, resent) = state.delivery.begin(Instant::now());
-        state.resending(resent);
-        let mut waiting: Option<Parcel> = (!held.is_empty()).then_some(Parcel::Events(held));
-        let mut in_flight = InFlight::default();
-        let mut out = BytesMut::new();
-        let mut check = tokio::time::interval(STALL_CHECK);
-        let ended = loop {
-            if in_flight.len() < self.window
-                && let Some(mut parcel) = waiting.take()
-            {
-                let room = self.window - in_flight.len();
-                let rest = parcel.split_off(room);
-                waiting = (!rest.is_empty()).then_some(rest);
-                self.frames(parcel, &mut session, &mut in_flight, &mut out, state);
-                let written =
-                    tokio::time::timeout(state.timeout, session.writer.write_all(&out)).await;
-                out.clear();
-                match written {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => break Ended::Lost(error.to_string()),
-                    Err(_) => break Ended::Lost("the server stopped reading".into()),
-                }
-            }
-            if waiting.is_none() && !state.inbox_open && state.delivery.is_settled() {
-                close(&mut session, state.timeout).await;
-                break Ended::Drained;
-            }
-            let room = waiting.is_none() && in_flight.len() < self.window;
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => break Ended::Aborted,
-                read = session.reader.read_buf(&mut session.received) => {
-                    match read {
-                        Ok(0) => break Ended::Lost("the server closed the connection".into()),
-                        Err(error) => break Ended::Lost(error.to_string()),
-                        Ok(_) => {}
-                    }
-                    let mut acknowledged = None;
-                    let mut broken = None;
-                    'frames: loop {
-                        let frame = match relp::decode(&mut session.received, MAX_ANSWER) {
-                            Ok(Some(frame)) => frame,
-                            Ok(None) => break 'frames,
-                            Err(error) => {
-                                broken = Some(error.to_string());
-                                break 'frames;
-                            }
-                        };
-                        if &frame.command[..] == b"serverclose" {
-                            broken = Some("the server closed the session".into());
-                            break 'frames;
-                        }
-                        if &frame.command[..] != b"rsp" {
-                            broken = Some("the server sent something other than an answer".into());
-                            break 'frames;
-                        }
-                        match in_flight.answered(frame.txnr, relp::response_code(&frame.data)) {
-                            Ok(end) => acknowledged = Some(end),
-                            Err(reason) => {
-                                broken = Some(reason);
-                                break 'frames;
-                            }
-                        }
-                    }
-                    if let Some(end) = acknowledged {
-                        state.acknowledge(end).await;
-                    }
-                    if let Some(reason) = broken {
-                        break Ended::Lost(reason);
-                    }
-                }
-                parcel = state.inbox.recv_parcel(), if state.inbox_open && room => match parcel {
-                    None => state.inbox_open = false,
-                    Some(parcel) => waiting = Some(parcel),
-                },
-                _ = check.tick(), if !in_flight.is_empty() => {
-                    if state.delivery.stall(Instant::now(), state.timeout) == Some(Stall::Stalled) {
-                        break Ended::Lost(format!("no answer for {:?}", state.timeout));
-                    }
-                }
-            }
-        };
-        // A parcel taken from the inbox and not yet written is recorded as
-        // never answered: the session's end holds it for the next one.
-        if let Some(parcel) = waiting {
-            state.delivery.record_unsent(parcel);
-        }
-        ended
-    }
 }
 
-impl Server {
-    /// Encodes a parcel as `syslog` frames into `out` and records each
-    /// event with where it ends.
-    fn frames(
-        &self,
-        parcel: Parcel,
-        session: &mut Session,
-        in_flight: &mut InFlight,
-        out: &mut BytesMut,
-        state: &mut OutputState,
-    ) {
-        let now = Instant::now();
-        match parcel {
-            Parcel::Lines(lines) => {
-                let delimiter = lines.delimiter().len();
-                for line in lines.iter() {
-                    relp::encode(out, session.next_txnr, "syslog", line);
-                    in_flight.sent(session.next_txnr, line.len(), delimiter);
-                    session.next_txnr = relp::next_txnr(session.next_txnr);
-                }
-                // Recorded whole: the core counts each line's bytes and
-                // delimiter, as `InFlight::sent` does.
-                state.delivery.record_lines(lines, None, now);
+impl Connection for Session {
+    fn room(&self, in_flight: usize) -> usize {
+        self.window.saturating_sub(in_flight)
+    }
+
+    /// Encodes each event as a `syslog` frame, records it as a message and
+    /// writes them all: if the write fails, the session ends and its
+    /// messages are unanswered.
+    async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
+        for parcel in parcels {
+            match &parcel {
+                Parcel::Lines(lines) => lines.iter().for_each(|line| self.encode(line)),
+                Parcel::Events(batch) => batch.iter().for_each(|event| self.encode(event.data())),
             }
-            parcel => {
-                for event in parcel.into_events() {
-                    relp::encode(out, session.next_txnr, "syslog", event.data());
-                    let end = in_flight.sent(session.next_txnr, event.len(), 1);
-                    session.next_txnr = relp::next_txnr(session.next_txnr);
-                    state.delivery.record_event(event, end, now);
-                }
-            }
+            sent.messages(parcel);
+        }
+        let out = self.out.split();
+        match tokio::time::timeout(sent.timeout(), self.writer.write_all(&out)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err("the server stopped reading".into()),
         }
     }
-}
 
-/// Ends a drained session the way the protocol asks: `close`, its answer.
-async fn close(session: &mut Session, timeout: Duration) {
-    let mut frame = BytesMut::new();
-    relp::encode(&mut frame, session.next_txnr, "close", b"");
-    let _ = tokio::time::timeout(timeout, async {
-        session.writer.write_all(&frame).await.ok()?;
-        session.frame().await.ok()
-    })
-    .await;
-    let _ = session.writer.shutdown().await;
+    async fn heard(&mut self) -> Result<Option<u64>, String> {
+        match self.reader.read_buf(&mut self.received).await {
+            Ok(0) => return Err("the server closed the connection".into()),
+            Err(error) => return Err(error.to_string()),
+            Ok(_) => {}
+        }
+        let before = self.answered;
+        self.take_answers()?;
+        Ok((self.answered > before).then_some(self.answered))
+    }
+
+    fn on_stall(&self) -> OnStall {
+        OnStall::Reconnect
+    }
+
+    /// Ends a drained session the way the protocol asks: `close`, its
+    /// answer.
+    async fn close(&mut self, timeout: Duration) {
+        let mut frame = BytesMut::new();
+        relp::encode(&mut frame, self.next_txnr, "close", b"");
+        let _ = tokio::time::timeout(timeout, async {
+            self.writer.write_all(&frame).await.ok()?;
+            self.frame().await.ok()
+        })
+        .await;
+        let _ = self.writer.shutdown().await;
+    }
+
+    /// The answers taken in before the session broke still count.
+    async fn finish(&mut self, _lost: bool) -> Option<u64> {
+        Some(self.answered)
+    }
 }
 
 #[cfg(test)]
@@ -410,10 +350,10 @@ mod tests {
     #[test]
     fn answers_acknowledge_in_order_and_anything_else_ends_the_session() {
         let mut in_flight = InFlight::default();
-        assert_eq!(in_flight.sent(2, 5, 1), 6);
-        assert_eq!(in_flight.sent(3, 0, 1), 7);
-        assert_eq!(in_flight.sent(4, 9, 1), 17);
-        assert_eq!(in_flight.answered(2, Some(200)), Ok(6));
+        for txnr in [2, 3, 4] {
+            in_flight.sent(txnr);
+        }
+        assert_eq!(in_flight.answered(2, Some(200)), Ok(()));
         assert!(
             in_flight
                 .answered(4, Some(200))
@@ -426,9 +366,10 @@ mod tests {
                 .unwrap_err()
                 .contains("refused")
         );
-        assert_eq!(in_flight.answered(3, Some(200)), Ok(7));
+        assert_eq!(in_flight.answered(3, Some(200)), Ok(()));
         assert_eq!(in_flight.len(), 1);
-        assert_eq!(in_flight.answered(4, Some(200)), Ok(17));
+        assert_eq!(in_flight.answered(4, Some(200)), Ok(()));
         assert!(in_flight.answered(5, Some(200)).is_err(), "never sent");
+        assert!(in_flight.is_empty());
     }
 }

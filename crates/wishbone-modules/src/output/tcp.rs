@@ -4,31 +4,33 @@
 //! The text `wishbone show --docs wishbone.output.tcp` prints is [`DOCS`].
 //! Lines arriving in their wire form with this output's delimiter are written
 //! as they are, many blocks per vectored write; other events are encoded
-//! into one block per batch. Every block is recorded in the output's
-//! [`Delivery`](super::Delivery) at its byte offset; the kernel reports each
-//! acknowledgement of the peer's TCP stack as it happens
-//! (`output/ack_reports.rs`), or where it cannot, says how far
-//! it got when asked ([`unacknowledged_bytes`]). Connecting,
-//! backoff and what happens to events while the peer is down are the
-//! shell's (`output/shell.rs`).
+//! into one block per batch. Every block is recorded at its byte offset;
+//! the kernel reports each acknowledgement of the peer's TCP stack as it
+//! happens ([`ack_reports`]), or where it cannot, says how far it got when
+//! asked ([`unacknowledged_bytes`]). Everything else (connecting, backoff,
+//! the pump, what happens to events while the peer is down) is
+//! `wishbone-output`'s.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::AsRawFd;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use serde::Deserialize;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::MissedTickBehavior;
-use tokio_util::sync::CancellationToken;
-use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
+use wishbone_output::arguments::peer_port;
+use wishbone_output::shared_arguments_docs;
+use wishbone_output::tcp::{ACK_INTERVAL, ack_reports, settle, unacknowledged_bytes};
+use wishbone_output::tls::{self, TlsArguments};
+use wishbone_output::{Connection, Output, Sent, Settings, Transport};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
+};
 
-use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
 use super::tcp_tls::TlsPeer;
-use super::{ack_reports, settle, unacknowledged_bytes};
-use crate::config::{default_delimiter, delimiter_bytes, host_name, peer_port};
-use crate::tls::{self, TlsArguments};
+use crate::config::{default_delimiter, delimiter_bytes};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -44,7 +46,7 @@ Arguments (default)
   port               peer's port, 1 to 65535 (19283)
   delimiter          written after each event ("\n")
 "#,
-    crate::tls_arguments_docs!(),
+    wishbone_output::tls::tls_arguments_docs!(),
     shared_arguments_docs!(),
     r#"
 Delivery
@@ -95,7 +97,7 @@ const MAX_SLICES: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Peer to connect to.
-    #[serde(default = "crate::config::default_peer_host")]
+    #[serde(default = "wishbone_output::arguments::default_peer_host")]
     pub host: String,
     /// Peer's port.
     #[serde(default = "default_port")]
@@ -148,148 +150,132 @@ struct Peer {
 }
 
 impl Transport for Peer {
-    type Connection = TcpStream;
+    type Connection = Stream;
 
     fn target(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
-    async fn connect(&mut self) -> Result<TcpStream, String> {
+    async fn connect(&mut self) -> Result<Stream, String> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-
-    async fn pump(
-        &mut self,
-        stream: TcpStream,
-        state: &mut OutputState,
-        abort: &CancellationToken,
-    ) -> Ended {
         // Before the first write: report positions count from here.
         let reports = ack_reports::enable(&stream);
-        let mut connection = Connection::new(stream);
-        let (first, resent) = state.delivery.begin(std::time::Instant::now());
-        state.resending(resent);
-        connection.encode(Parcel::Events(first), &self.delimiter, state);
-        let mut tick = tokio::time::interval(super::ACK_INTERVAL);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut scratch = [0u8; 4096];
-        let ended = loop {
-            if let Err(error) = connection.write() {
-                break Ended::Lost(error.to_string());
-            }
-            if !reports && let Err(error) = connection.acknowledge(state).await {
-                break Ended::Lost(error.to_string());
-            }
-            if !state.inbox_open && connection.pending.is_empty() && state.delivery.is_settled() {
-                let _ = tokio::io::AsyncWriteExt::shutdown(&mut connection.stream).await;
-                break Ended::Drained;
-            }
-            let room = connection.pending_bytes < HIGH_WATER;
-            let divert = state.delivery.is_stalled() && state.delivery.fails_over();
-            tokio::select! {
-                biased;
-                _ = abort.cancelled() => break Ended::Aborted,
-                ready = connection.stream.readable() => {
-                    let read = ready.and_then(|()| connection.stream.try_read(&mut scratch));
-                    match read {
-                        Ok(0) => break Ended::Lost("the peer closed the connection".into()),
-                        Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => break Ended::Lost(error.to_string()),
-                        _ => {}
-                    }
-                }
-                // With reports, each acknowledgement frees room in the send
-                // buffer and wakes this loop to write more; waiting for
-                // writability besides would see the reports' error
-                // readiness as a closed socket, over and over.
-                ready = connection.stream.ready(Interest::ERROR), if reports => {
-                    if let Err(error) = ready {
-                        break Ended::Lost(error.to_string());
-                    }
-                    if let Some(position) = connection.reported() {
-                        state.acknowledge(position).await;
-                    }
-                }
-                ready = connection.stream.writable(), if !reports && !connection.pending.is_empty() => {
-                    if let Err(error) = ready {
-                        break Ended::Lost(error.to_string());
-                    }
-                }
-                parcel = state.inbox.recv_parcel(), if state.inbox_open && (room || divert) => match parcel {
-                    None => state.inbox_open = false,
-                    Some(parcel) if divert => {
-                        if !state.fail(parcel.into_events(), abort).await {
-                            break Ended::Aborted;
-                        }
-                    }
-                    Some(parcel) => {
-                        connection.encode(parcel, &self.delimiter, state);
-                        if connection.pending_bytes < HIGH_WATER {
-                            state.gather(|state, parcel| {
-                                connection.encode(parcel, &self.delimiter, state);
-                                connection.pending_bytes < HIGH_WATER
-                            }).await;
-                        }
-                    }
-                },
-                _ = tick.tick(), if !state.delivery.is_settled() => {
-                    // The kernel's count on every tick too: a safety net
-                    // should reports stop coming, at one ioctl a millisecond.
-                    if let Err(error) = connection.acknowledge(state).await {
-                        break Ended::Lost(error.to_string());
-                    }
-                    state.check_stall();
-                }
-            }
-        };
-        // What the peer acknowledged before the end still counts as delivered.
-        if matches!(ended, Ended::Lost(_)) {
-            settle(&connection.stream).await;
-        }
-        let _ = connection.acknowledge(state).await;
-        ended
+        Ok(Stream {
+            stream,
+            delimiter: self.delimiter.clone(),
+            reports,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            written: 0,
+            scratch: vec![0; 4096],
+        })
     }
 }
 
 /// One live connection and what was encoded for it.
-struct Connection {
+struct Stream {
     stream: TcpStream,
+    delimiter: Bytes,
+    /// Whether the kernel reports each acknowledgement as it happens.
+    reports: bool,
     /// Encoded blocks not yet written, the first perhaps in part.
     pending: VecDeque<Bytes>,
     /// Their bytes.
     pending_bytes: usize,
     /// Bytes written on this connection.
     written: u64,
+    /// Where what the peer sends is read (and dropped).
+    scratch: Vec<u8>,
 }
 
-impl Connection {
-    fn new(stream: TcpStream) -> Self {
-        Self {
-            stream,
-            pending: VecDeque::new(),
-            pending_bytes: 0,
-            written: 0,
+impl Connection for Stream {
+    fn room(&self, _in_flight: usize) -> usize {
+        // The kernel's send buffer bounds what is in flight; this bounds
+        // what waits for it.
+        if self.pending_bytes < HIGH_WATER {
+            usize::MAX
+        } else {
+            0
         }
     }
 
-    /// Queues events for writing and records them. Lines with this
-    /// output's delimiter go out as they are; other events are encoded into
-    /// one block.
-    fn encode(&mut self, parcel: Parcel, delimiter: &Bytes, state: &mut OutputState) {
-        let (lines, events) = parcel.into_wire(delimiter);
-        if lines.is_empty() {
-            return;
+    /// Queues the parcels' lines for writing, records them, and writes what
+    /// the socket takes without waiting. Lines with this output's delimiter
+    /// go out as they are; other events are encoded into one block.
+    async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
+        for parcel in parcels {
+            let (lines, events) = parcel.into_wire(&self.delimiter);
+            if lines.is_empty() {
+                continue;
+            }
+            self.pending_bytes += lines.data().len();
+            self.pending.push_back(lines.data().clone());
+            sent.lines(lines, events);
         }
-        self.pending_bytes += lines.data().len();
-        self.pending.push_back(lines.data().clone());
-        state
-            .delivery
-            .record_lines(lines, events, std::time::Instant::now());
+        self.write().map_err(|error| error.to_string())
     }
 
+    async fn heard(&mut self) -> Result<Option<u64>, String> {
+        self.write().map_err(|error| error.to_string())?;
+        let lost = |error: std::io::Error| error.to_string();
+        tokio::select! {
+            biased;
+            ready = self.stream.readable() => {
+                match ready.and_then(|()| self.stream.try_read(&mut self.scratch)) {
+                    Ok(0) => Err("the peer closed the connection".into()),
+                    Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => Err(lost(error)),
+                    _ => Ok(None),
+                }
+            }
+            // With reports, each acknowledgement frees room in the send
+            // buffer and wakes the pump to write more; waiting for
+            // writability besides would see the reports' error readiness
+            // as a closed socket, over and over.
+            ready = self.stream.ready(Interest::ERROR), if self.reports => {
+                ready.map_err(lost)?;
+                Ok(self.reported())
+            }
+            ready = self.stream.writable(), if !self.reports && !self.pending.is_empty() => {
+                ready.map_err(lost)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
+        if self.reports {
+            return Ok(None);
+        }
+        self.kernel_count()
+    }
+
+    fn tick(&mut self) -> Result<Option<u64>, String> {
+        // The kernel's count on every tick too: a safety net should
+        // reports stop coming, at one ioctl a tick.
+        self.kernel_count()
+    }
+
+    fn tick_every(&self) -> Duration {
+        ACK_INTERVAL
+    }
+
+    async fn close(&mut self, _timeout: Duration) {
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+    }
+
+    async fn finish(&mut self, lost: bool) -> Option<u64> {
+        // What the peer acknowledged before the end still counts as delivered.
+        if lost {
+            settle(&self.stream).await;
+        }
+        self.kernel_count().ok().flatten()
+    }
+}
+
+impl Stream {
     /// Writes what the socket takes without waiting.
     fn write(&mut self) -> std::io::Result<()> {
         while !self.pending.is_empty() {
@@ -335,13 +321,11 @@ impl Connection {
         furthest
     }
 
-    /// Tells the state how far the peer's TCP stack acknowledged.
-    async fn acknowledge(&self, state: &mut OutputState) -> std::io::Result<()> {
-        if state.delivery.is_settled() {
-            return Ok(());
-        }
-        let unacknowledged = unacknowledged_bytes(&self.stream)?.min(self.written);
-        state.acknowledge(self.written - unacknowledged).await;
-        Ok(())
+    /// How far the peer's TCP stack acknowledged, by the kernel's count.
+    fn kernel_count(&self) -> Result<Option<u64>, String> {
+        let unacknowledged = unacknowledged_bytes(&self.stream)
+            .map_err(|error| error.to_string())?
+            .min(self.written);
+        Ok(Some(self.written - unacknowledged))
     }
 }

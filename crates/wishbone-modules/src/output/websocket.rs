@@ -3,31 +3,29 @@
 //!
 //! The text `wishbone show --docs` prints is [`DOCS`]. A frame counts as
 //! delivered once the server's TCP stack acknowledged its last byte: every
-//! byte written to the socket is counted (`output/counted.rs`,
-//! which also learns acknowledgements as they happen) and the size of every
-//! client frame is known ([`frame_length`]), so each frame is recorded in the
-//! output's [`Delivery`](super::Delivery) at the byte offset where it ends.
-//! Connecting, backoff, `failed` and `success` are the
-//! shell's (`output/shell.rs`), as for the tcp output.
+//! byte written to the socket is counted ([`CountingSocket`], which also
+//! learns acknowledgements as they happen) and the size of every client
+//! frame is known ([`frame_length`]), so each frame is recorded at the byte
+//! offset where it ends. Connecting, backoff, the pump, `failed` and
+//! `success` are `wishbone-output`'s, as for the tcp output.
 
-use std::time::Instant;
+use std::time::Duration;
 
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_util::sync::CancellationToken;
+use wishbone_output::arguments::peer_port;
+use wishbone_output::shared_arguments_docs;
+use wishbone_output::tcp::{ACK_INTERVAL, CountingSocket, Progress};
+use wishbone_output::tls::{self, Socket, TlsArguments};
+use wishbone_output::{Connection, Output, Sent, Settings, Transport};
 use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Event, Module, ModuleKind, Parcel, QueueSpec,
 };
-
-use super::counted::{Counted, Progress, Turn, finish, turn};
-use super::shell::{Ended, Output, OutputState, Settings, Transport, shared_arguments_docs};
-use super::socket::Socket;
-use crate::config::peer_port;
-use crate::tls::{self, TlsArguments};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -42,7 +40,7 @@ Queues
 Arguments (default)
   url                the server, ws://host:port/path or wss://… (required)
 "#,
-    crate::tls_arguments_docs!(),
+    wishbone_tls::tls_arguments_docs!(),
     shared_arguments_docs!(),
     r#"
 Delivery
@@ -124,8 +122,8 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     };
     let default_port = if secure { 443 } else { 80 };
     Ok(Box::new(Output {
-        settings,
         transport: Server {
+            timeout: settings.timeout,
             address: (
                 host,
                 peer_port("url", uri.port_u16().unwrap_or(default_port))?,
@@ -133,6 +131,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             url: config.url,
             tls,
         },
+        settings,
     }))
 }
 
@@ -153,22 +152,25 @@ struct Server {
     address: (String, u16),
     /// With `wss://`: the handshake over each connection.
     tls: Option<tls::Connector>,
+    /// How long a closing handshake may take.
+    timeout: Duration,
 }
 
 impl Transport for Server {
-    type Connection = WebSocket;
+    type Connection = Link;
 
     fn target(&self) -> String {
         self.url.clone()
     }
 
-    async fn connect(&mut self) -> Result<WebSocket, String> {
+    async fn connect(&mut self) -> Result<Link, String> {
         let (host, port) = &self.address;
         let stream = TcpStream::connect((host.as_str(), *port))
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
-        let counted = Counted::new(stream).map_err(|error| error.to_string())?;
+        let counted = CountingSocket::new(stream).map_err(|error| error.to_string())?;
+        let progress = counted.progress();
         let socket = Socket::connect(counted, self.tls.as_ref()).await?;
         // A server sends a client little (pongs, a close); the library
         // zeroes its whole read buffer before every read attempt, so a
@@ -178,72 +180,101 @@ impl Transport for Server {
             tokio_tungstenite::client_async_with_config(self.url.as_str(), socket, Some(config))
                 .await
                 .map_err(|error| error.to_string())?;
-        Ok(socket)
-    }
-
-    async fn pump(
-        &mut self,
-        socket: WebSocket,
-        state: &mut OutputState,
-        abort: &CancellationToken,
-    ) -> Ended {
-        let progress = socket.get_ref().progress();
-        let (mut sink, mut stream) = socket.split();
-        let mut tick = tokio::time::interval(super::ACK_INTERVAL);
-        let (mut pending, resent) = state.delivery.begin(Instant::now());
-        state.resending(resent);
-        let ended = loop {
-            if !pending.is_empty() {
-                // A server that stops reading stops the writes: after
-                // `timeout` it counts as gone (its events are kept).
-                let frames = std::mem::take(&mut pending);
-                let sent = tokio::time::timeout(state.timeout, send_frames(&mut sink, &frames));
-                let failure = match sent.await {
-                    Ok(Ok(())) => None,
-                    Ok(Err(error)) => Some(error),
-                    Err(_) => Some("the server stopped reading".to_string()),
-                };
-                record_frames(frames, failure.is_none(), state, &progress);
-                if let Some(error) = failure {
-                    break Ended::Lost(error);
-                }
-            }
-            let read = stream.next();
-            match turn(&progress, state, &mut tick, abort, MAX_IN_FLIGHT, read).await {
-                Turn::Drained => {
-                    let _ = sink.close().await;
-                    break Ended::Drained;
-                }
-                Turn::Aborted => break Ended::Aborted,
-                Turn::Lost(error) => break Ended::Lost(error),
-                Turn::Read(None) => break Ended::Lost("the server closed the connection".into()),
-                Turn::Read(Some(Err(error))) => break Ended::Lost(error.to_string()),
-                Turn::Read(Some(Ok(Message::Close(_)))) => {
-                    // The server may still read what is in flight until our close
-                    // answers its own: settle nothing before the connection ends.
-                    let _ = tokio::time::timeout(state.timeout, async {
-                        let _ = sink.close().await;
-                        while let Some(Ok(_)) = stream.next().await {}
-                    })
-                    .await;
-                    break Ended::Lost("the server closed the connection".into());
-                }
-                Turn::Parcels(parcels) => {
-                    pending = parcels.into_iter().flat_map(Parcel::into_events).collect();
-                }
-                Turn::Read(Some(Ok(_))) | Turn::Again => {}
-            }
-        };
-        finish(&progress, state, matches!(ended, Ended::Lost(_))).await;
-        ended
+        let (sink, stream) = socket.split();
+        Ok(Link {
+            sink,
+            stream,
+            progress,
+            timeout: self.timeout,
+        })
     }
 }
 
-type WebSocket = tokio_tungstenite::WebSocketStream<Socket>;
+type WebSocket = tokio_tungstenite::WebSocketStream<Socket<CountingSocket>>;
+
+/// One live websocket.
+struct Link {
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    progress: Progress,
+    timeout: Duration,
+}
+
+impl Connection for Link {
+    fn room(&self, in_flight: usize) -> usize {
+        MAX_IN_FLIGHT.saturating_sub(in_flight)
+    }
+
+    /// Writes one frame per event and flushes. A server that stops reading
+    /// stops the writes: after `timeout` it counts as gone (its events are
+    /// kept).
+    async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
+        let frames: Batch = parcels.into_iter().flat_map(Parcel::into_events).collect();
+        let written = tokio::time::timeout(sent.timeout(), send_frames(&mut self.sink, &frames));
+        match written.await {
+            Ok(Ok(())) => {
+                record_frames(frames, sent, self.progress.written());
+                Ok(())
+            }
+            failed => {
+                sent.never_acknowledged(Parcel::Events(frames));
+                Err(match failed {
+                    Ok(Err(error)) => error,
+                    _ => "the server stopped reading".to_string(),
+                })
+            }
+        }
+    }
+
+    async fn heard(&mut self) -> Result<Option<u64>, String> {
+        let message = tokio::select! {
+            biased;
+            message = self.stream.next() => message,
+            reported = self.progress.reported() => return reported.map(Some),
+        };
+        match message {
+            None => Err("the server closed the connection".into()),
+            Some(Err(error)) => Err(error.to_string()),
+            Some(Ok(Message::Close(_))) => {
+                // The server may still read what is in flight until our
+                // close answers its own: settle nothing before the
+                // connection ends.
+                let (sink, stream) = (&mut self.sink, &mut self.stream);
+                let _ = tokio::time::timeout(self.timeout, async {
+                    let _ = sink.close().await;
+                    while let Some(Ok(_)) = stream.next().await {}
+                })
+                .await;
+                Err("the server closed the connection".into())
+            }
+            Some(Ok(_)) => Ok(None),
+        }
+    }
+
+    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
+        Ok(self.progress.acknowledged_now())
+    }
+
+    fn tick(&mut self) -> Result<Option<u64>, String> {
+        Ok(self.progress.kernel_count())
+    }
+
+    fn tick_every(&self) -> Duration {
+        ACK_INTERVAL
+    }
+
+    async fn close(&mut self, _timeout: Duration) {
+        let _ = self.sink.close().await;
+    }
+
+    async fn finish(&mut self, lost: bool) -> Option<u64> {
+        self.progress.finish(lost).await
+    }
+}
 
 /// Writes one frame per event and flushes.
 async fn send_frames(
-    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    sink: &mut SplitSink<WebSocket, Message>,
     events: &Batch,
 ) -> Result<(), String> {
     for event in events {
@@ -254,28 +285,20 @@ async fn send_frames(
     sink.flush().await.map_err(|error| error.to_string())
 }
 
-/// Records the frames written. Once flushed, every byte is in the kernel
-/// and the count of bytes written is exact: the last frame ends at or
-/// before it, each earlier one a frame's length before the next (a control
-/// frame written in between only makes these ends later, so no frame is
-/// ever taken as acknowledged too early). Frames of a write that failed
-/// are recorded as never acknowledged: the connection's end returns them.
-fn record_frames(events: Batch, flushed: bool, state: &mut OutputState, progress: &Progress) {
-    let now = Instant::now();
-    if !flushed {
-        for event in events {
-            state.delivery.record_event(event, u64::MAX, now);
-        }
-        return;
-    }
-    let mut end = progress.written();
+/// Records the frames written and flushed, with `written` bytes on the
+/// wire: every byte is in the kernel and the count is exact, so the last
+/// frame ends at or before it, each earlier one a frame's length before
+/// the next (a control frame written in between only makes these ends
+/// later, so no frame is ever taken as acknowledged too early).
+fn record_frames(events: Batch, sent: &mut Sent<'_>, written: u64) {
+    let mut end = written;
     let mut ends = Vec::with_capacity(events.len());
     for event in events.iter().rev() {
         ends.push(end);
         end = end.saturating_sub(frame_length(event.len()) as u64);
     }
     for (event, end) in events.into_iter().zip(ends.into_iter().rev()) {
-        state.delivery.record_event(event, end, now);
+        sent.event_ending_at(event, end);
     }
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use wishbone_runtime::Parcel;
 
+use super::block::{Location, Stored, payload_bytes};
 use super::record::{self, Record};
 
 /// Why a log could not be opened.
@@ -26,25 +27,6 @@ pub enum JournalError {
     Locked(PathBuf),
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
-}
-
-/// Where a block's record lies: which segment, at which offset, how long.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Location {
-    pub sequence: u64,
-    pub offset: u64,
-    pub len: u64,
-}
-
-/// A block the log holds, without its events (read them back with
-/// [`Journal::read`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stored {
-    pub id: u64,
-    pub location: Location,
-    pub events: usize,
-    /// Payload bytes, what `max_bytes` counts.
-    pub bytes: usize,
 }
 
 /// What a log held when it was opened.
@@ -212,8 +194,7 @@ impl Journal {
                             offset: (at - length) as u64,
                             len: length as u64,
                         };
-                        let (events, bytes) =
-                            (parcel.len(), super::retention::payload_bytes(&parcel));
+                        let (events, bytes) = (parcel.len(), payload_bytes(&parcel));
                         blocks.insert(
                             id,
                             Stored {

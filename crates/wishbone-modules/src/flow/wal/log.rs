@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{Config, Journal, Report, Retention, Writer};
-use crate::metric::module_counter;
 use wishbone_runtime::ModuleError;
+use wishbone_runtime::module_metric;
 
 /// Events handed to the log and not yet kept, at most: past this the inbox
 /// waits, which is how a failing disk pushes back.
@@ -51,7 +51,7 @@ pub(super) fn open_log(
         segments = recovered.segments,
         "opened the wal; what it holds is sent first"
     );
-    metrics::counter!(module_counter(name, "replayed")).increment(events as u64);
+    metrics::counter!(module_metric(name, "replayed")).increment(events as u64);
     let disk_bytes = journal.disk_bytes();
     let retention = Retention::on_disk(config.clone(), recovered.blocks, recovered.next_id);
     let writer = Writer::start(
@@ -71,9 +71,9 @@ pub(super) fn open_log(
             disk_bytes_limit: config.disk_bytes_limit(),
             failing: false,
             unwritten: 0,
-            kept: metrics::counter!(module_counter(name, "kept")),
-            disk_bytes_gauge: metrics::gauge!(module_counter(name, "disk_bytes")),
-            memory_bytes_gauge: metrics::gauge!(module_counter(name, "memory_bytes")),
+            kept: metrics::counter!(module_metric(name, "kept")),
+            disk_bytes_gauge: metrics::gauge!(module_metric(name, "disk_bytes")),
+            memory_bytes_gauge: metrics::gauge!(module_metric(name, "memory_bytes")),
         },
         retention,
     ))

@@ -13,6 +13,7 @@
 //! [`wishbone_runtime::Event::with_ack`]) and hears each block's fate from
 //! the outputs that handled it.
 
+mod block;
 mod journal;
 mod log;
 use log::open_log;
@@ -31,7 +32,8 @@ use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
 };
 
-pub use journal::{Journal, JournalError, Location, Recovered, Stored};
+pub use block::{Location, Stored};
+pub use journal::{Journal, JournalError, Recovered};
 pub use retention::{Pushed, Retention};
 pub use writer::{Command, Report, Writer};
 

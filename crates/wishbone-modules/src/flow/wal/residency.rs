@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::journal::Location;
+use super::block::Location;
 
 /// Blocks asked of the log in one read, at most.
 const MOST_LOADED: usize = 1024;

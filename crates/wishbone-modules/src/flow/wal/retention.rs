@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use wishbone_runtime::ack::{Ack, Outcome};
 use wishbone_runtime::{Event, Parcel};
 
-use super::journal::{Location, Stored};
+use super::block::{Location, Stored, payload_bytes};
 use super::residency::Residency;
 use super::{Config, WhenFull};
 
@@ -78,14 +78,6 @@ pub struct Retention {
 /// most this many read buffers beyond `max_bytes` (16 MiB with the tcp
 /// input's 256 KiB reads).
 pub const MOST_SHARING: usize = 64;
-
-/// Payload bytes of a parcel, what `max_bytes` counts.
-pub fn payload_bytes(parcel: &Parcel) -> usize {
-    match parcel {
-        Parcel::Events(batch) => batch.iter().map(Event::len).sum(),
-        Parcel::Lines(lines) => lines.data().len() - lines.len() * lines.delimiter().len(),
-    }
-}
 
 /// What became of a block offered to [`Retention::push_block`].
 #[derive(Debug)]

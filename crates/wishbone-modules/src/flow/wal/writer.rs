@@ -23,7 +23,8 @@ use tokio::sync::mpsc as tokio_mpsc;
 use wishbone_runtime::Parcel;
 
 use super::SyncMode;
-use super::journal::{Journal, Location};
+use super::block::Location;
+use super::journal::Journal;
 
 /// What the module asks of the log.
 #[derive(Debug)]
@@ -320,7 +321,7 @@ impl Turns {
             let mut end = done;
             let mut bytes = 0;
             while end < self.pending.keep.len() && (end == done || bytes < CHUNK_BYTES) {
-                bytes += super::retention::payload_bytes(&self.pending.keep[end].1);
+                bytes += super::block::payload_bytes(&self.pending.keep[end].1);
                 end += 1;
             }
             match self.journal.append(&self.pending.keep[done..end]) {

@@ -34,8 +34,8 @@ use self::answers::Answers;
 use super::listener::Listening;
 use super::presence::Presence;
 use super::read_buffer::ReadBuffer;
-use crate::metric::Counted;
 use crate::relp::{self, Frame};
+use wishbone_runtime::Counted;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(

@@ -12,9 +12,10 @@ use std::path::Path;
 use bytes::Bytes;
 use wishbone_runtime::{Event, Lines, Parcel};
 
-use super::{Journal, Location};
+use super::Journal;
+use crate::flow::wal::Location;
 use crate::flow::wal::{Config, Retention, SyncMode, WhenFull};
-use crate::random::Random;
+use wishbone_runtime::random::Random;
 
 /// Each segment file's length, as of the last fsync.
 fn lengths(dir: &Path) -> BTreeMap<String, u64> {

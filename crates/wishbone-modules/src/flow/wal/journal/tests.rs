@@ -155,7 +155,7 @@ fn a_damaged_record_costs_itself_and_the_records_after_it_are_read() {
 
 #[test]
 fn resyncing_never_takes_garbage_for_a_record() {
-    let mut random = crate::random::Random(7);
+    let mut random = wishbone_runtime::random::Random(7);
     for _ in 0..200 {
         let garbage: Vec<u8> = (0..4096).map(|_| random.below(256) as u8).collect();
         assert_eq!(record::resync(&Bytes::from(garbage)), None);

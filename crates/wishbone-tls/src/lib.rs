@@ -13,11 +13,14 @@
 //! Files are read and checked when the module is built, so `wishbone
 //! check` names a missing or unreadable file, or a key that does not match
 //! its certificate, or an expired certificate, and exits 2. This side's
-//! `cert` and `key` are read again when they change (`tls/identity.rs`); `ca`
+//! `cert` and `key` are read again when they change (`identity.rs`); `ca`
 //! is read again on a restart.
 
 mod identity;
+mod socket;
+
 use identity::Identity;
+pub use socket::Socket;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,7 +51,6 @@ macro_rules! tls_arguments_docs {
 "
     };
 }
-pub use tls_arguments_docs;
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

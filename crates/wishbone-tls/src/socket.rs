@@ -1,9 +1,6 @@
 //! A socket with or without TLS over it: what an output that speaks a
 //! protocol on top writes through (websocket `ws://` or `wss://`, RELP),
 //! and what an input with `tls` serves its clients on.
-//! Under the websocket the socket is counted, so the bytes counted are
-//! those on the wire and positions stay exact under TLS
-//! ([`super::counted`]).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,11 +8,10 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::TlsStream;
 
-use super::counted::{Counted, Progress};
-use crate::tls::Connector;
+use crate::Connector;
 
 /// The socket, plain or in TLS.
-pub enum Socket<S = Counted> {
+pub enum Socket<S> {
     Plain(S),
     Tls(Box<TlsStream<S>>),
 }
@@ -30,16 +26,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Socket<S> {
     }
 }
 
-impl Socket<Counted> {
-    /// What was written on the wire, and what the peer acknowledged.
-    pub fn progress(&self) -> Progress {
-        match self {
-            Socket::Plain(counted) => counted.progress(),
-            Socket::Tls(stream) => stream.get_ref().0.progress(),
-        }
-    }
-}
-
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Socket<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -47,7 +33,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Socket<S> {
         buffer: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Socket::Plain(counted) => Pin::new(counted).poll_read(context, buffer),
+            Socket::Plain(stream) => Pin::new(stream).poll_read(context, buffer),
             Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_read(context, buffer),
         }
     }
@@ -60,21 +46,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Socket<S> {
         data: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
-            Socket::Plain(counted) => Pin::new(counted).poll_write(context, data),
+            Socket::Plain(stream) => Pin::new(stream).poll_write(context, data),
             Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_write(context, data),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Socket::Plain(counted) => Pin::new(counted).poll_flush(context),
+            Socket::Plain(stream) => Pin::new(stream).poll_flush(context),
             Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(context),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
-            Socket::Plain(counted) => Pin::new(counted).poll_shutdown(context),
+            Socket::Plain(stream) => Pin::new(stream).poll_shutdown(context),
             Socket::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
         }
     }

@@ -1,7 +1,7 @@
-//! The TCP stream under a websocket (or any protocol library that wants an
-//! `AsyncRead + AsyncWrite`): it counts every byte written, so each frame's
-//! end is known as a position in the stream, and it learns the peer's
-//! acknowledgements as they happen.
+//! A TCP stream for a protocol library that wants an `AsyncRead +
+//! AsyncWrite` (TLS, a websocket): it counts every byte written, so each
+//! frame's end is known as a position in the stream, and it learns the
+//! peer's acknowledgements as they happen ([`Progress`]).
 //!
 //! With acknowledgement reports on ([`ack_reports`]), the socket is
 //! registered for reading and for its error queue only. Tokio takes a
@@ -21,17 +21,13 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio_util::sync::CancellationToken;
-use wishbone_runtime::Parcel;
 
-use super::ack_reports;
-use super::shell::OutputState;
-use super::unacknowledged_bytes;
+use super::{ack_reports, settle, unacknowledged_bytes};
 
 type RoomWait = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
 
 /// A connected socket that counts what it writes.
-pub struct Counted {
+pub struct CountingSocket {
     socket: Arc<AsyncFd<std::net::TcpStream>>,
     /// Bytes written since the connection began.
     written: Arc<AtomicU64>,
@@ -43,7 +39,7 @@ pub struct Counted {
 }
 
 /// What the owner of the connection keeps to follow it while a protocol
-/// library owns the [`Counted`] itself.
+/// library owns the [`CountingSocket`] itself.
 #[derive(Clone)]
 pub struct Progress {
     socket: Arc<AsyncFd<std::net::TcpStream>>,
@@ -53,7 +49,7 @@ pub struct Progress {
     pub reports: bool,
 }
 
-impl Counted {
+impl CountingSocket {
     /// Takes over a connected socket, turning acknowledgement reports on
     /// where the system offers them (before anything is written).
     pub fn new(stream: tokio::net::TcpStream) -> std::io::Result<Self> {
@@ -99,11 +95,49 @@ impl Progress {
         self.acknowledged.load(Ordering::Relaxed)
     }
 
-    /// Waits for reports and reads them; an error is the connection's.
-    pub async fn reported(&self) -> std::io::Result<()> {
-        let mut guard = self.socket.ready(Interest::ERROR).await?;
+    /// Waits for reports and reads them: how far they say the peer
+    /// acknowledged. Without reports, waits for ever. Cancel-safe; an error
+    /// is the connection's.
+    pub async fn reported(&self) -> Result<u64, String> {
+        if !self.reports {
+            return std::future::pending().await;
+        }
+        let mut guard = self
+            .socket
+            .ready(Interest::ERROR)
+            .await
+            .map_err(|error| error.to_string())?;
         read_reports(&mut guard, &self.written, &self.acknowledged);
-        Ok(())
+        Ok(self.acknowledged())
+    }
+
+    /// How far the peer acknowledged, as known without waiting: from the
+    /// reports read so far, or by asking the kernel.
+    pub fn acknowledged_now(&self) -> Option<u64> {
+        if self.reports {
+            Some(self.acknowledged())
+        } else {
+            self.kernel_count()
+        }
+    }
+
+    /// How far the peer acknowledged, by the kernel's count (`SIOCOUTQ`):
+    /// the safety net should reports stop coming, and the authority once
+    /// the connection is over.
+    pub fn kernel_count(&self) -> Option<u64> {
+        let unacknowledged = unacknowledged_bytes(self).ok()?;
+        let written = self.written();
+        Some(written - unacknowledged.min(written))
+    }
+
+    /// The end of a connection: what the peer acknowledged before it still
+    /// counts (after waiting for the kernel's count to settle, when the
+    /// connection died).
+    pub async fn finish(&self, lost: bool) -> Option<u64> {
+        if lost {
+            settle(self).await;
+        }
+        self.kernel_count()
     }
 }
 
@@ -127,7 +161,7 @@ fn read_reports(
     }
 }
 
-impl AsyncRead for Counted {
+impl AsyncRead for CountingSocket {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -166,7 +200,7 @@ impl AsyncRead for Counted {
     }
 }
 
-impl AsyncWrite for Counted {
+impl AsyncWrite for CountingSocket {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -212,133 +246,11 @@ impl AsyncWrite for Counted {
     }
 }
 
-impl Counted {
+impl CountingSocket {
     fn count(&self, result: std::io::Result<usize>) -> std::io::Result<usize> {
         if let Ok(written) = &result {
             self.written.fetch_add(*written as u64, Ordering::Relaxed);
         }
         result
     }
-}
-
-/// Tells the state how far the peer's TCP stack acknowledged: from the
-/// reports read so far, or by asking the kernel.
-pub(crate) async fn acknowledge(progress: &Progress, state: &mut OutputState) {
-    if state.delivery.is_settled() {
-        return;
-    }
-    if progress.reports {
-        state.acknowledge(progress.acknowledged()).await;
-    } else if let Ok(unacknowledged) = unacknowledged_bytes(progress) {
-        let written = progress.written();
-        state
-            .acknowledge(written - unacknowledged.min(written))
-            .await;
-    }
-}
-
-/// Tells the state what the kernel says the peer acknowledged.
-pub(crate) async fn kernel_count(progress: &Progress, state: &mut OutputState) {
-    if let Ok(unacknowledged) = unacknowledged_bytes(progress) {
-        let written = progress.written();
-        state
-            .acknowledge(written - unacknowledged.min(written))
-            .await;
-    }
-}
-
-/// What a turn of a pump over a counted socket came to.
-pub(crate) enum Turn<R> {
-    /// Everything is delivered and the inbox is closed: close the connection.
-    Drained,
-    /// The server aborts.
-    Aborted,
-    /// The acknowledgement reports failed: the connection is lost.
-    Lost(String),
-    /// The connection's own read finished first, with this.
-    Read(R),
-    /// Events to write: what the inbox gave, and what else waited in it
-    /// (see [`OutputState::gather`]), to go out in one write.
-    Parcels(Vec<Parcel>),
-    /// Something else was done (acknowledgements, a tick, events failed
-    /// over while stalled, the inbox closed): go round again.
-    Again,
-}
-
-/// One turn of a pump over a counted socket, the part every protocol on
-/// one shares: take in what the peer acknowledged, see whether the work is
-/// done, then wait for the first of an abort, `read` (the protocol's own
-/// read of the connection, which must be cancel-safe), events from the
-/// inbox while fewer than `most_in_flight` are in flight (gathered up to
-/// that many; or, while the peer is stalled and `failed` is on, to fail
-/// over), an acknowledgement report, or the `tick` that asks the kernel and
-/// checks for a stall.
-pub(crate) async fn turn<R>(
-    progress: &Progress,
-    state: &mut OutputState,
-    tick: &mut tokio::time::Interval,
-    abort: &CancellationToken,
-    most_in_flight: usize,
-    read: impl Future<Output = R>,
-) -> Turn<R> {
-    acknowledge(progress, state).await;
-    if !state.inbox_open && state.delivery.is_settled() {
-        return Turn::Drained;
-    }
-    let room = state.delivery.in_flight() < most_in_flight;
-    let divert = state.delivery.is_stalled() && state.delivery.fails_over();
-    tokio::select! {
-        biased;
-        _ = abort.cancelled() => Turn::Aborted,
-        read = read => Turn::Read(read),
-        parcel = state.inbox.recv_parcel(), if state.inbox_open && (room || divert) => match parcel {
-            None => {
-                state.inbox_open = false;
-                Turn::Again
-            }
-            Some(parcel) if divert => {
-                if state.fail(parcel.into_events(), abort).await {
-                    Turn::Again
-                } else {
-                    Turn::Aborted
-                }
-            }
-            Some(parcel) => {
-                let mut events = state.delivery.in_flight() + parcel.len();
-                let mut parcels = vec![parcel];
-                if events < most_in_flight {
-                    state
-                        .gather(|_, parcel| {
-                            events += parcel.len();
-                            parcels.push(parcel);
-                            events < most_in_flight
-                        })
-                        .await;
-                }
-                Turn::Parcels(parcels)
-            }
-        },
-        reported = progress.reported(), if progress.reports => match reported {
-            Ok(()) => Turn::Again,
-            Err(error) => Turn::Lost(error.to_string()),
-        },
-        _ = tick.tick(), if !state.delivery.is_settled() => {
-            // The kernel's count on every tick too: a safety net should
-            // reports stop coming, at one ioctl a tick.
-            kernel_count(progress, state).await;
-            state.check_stall();
-            Turn::Again
-        }
-    }
-}
-
-/// The end of a connection's pump over a counted socket: what the peer
-/// acknowledged before the end still counts as delivered (after waiting for
-/// the kernel's count to settle when the connection died), and the
-/// kernel's count is the authority once the connection is over.
-pub(crate) async fn finish(progress: &Progress, state: &mut OutputState, lost: bool) {
-    if lost {
-        super::settle(progress).await;
-    }
-    kernel_count(progress, state).await;
 }

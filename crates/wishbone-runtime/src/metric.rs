@@ -1,12 +1,13 @@
-//! Names of the counters modules record through the `metrics` facade, and
-//! a counter that also keeps its total for the log at a stop.
+//! How the metrics modules record are named, and a counter that also keeps
+//! its total for the log at a stop.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// `module.<module>.<counter>`. A bootstrap's module names hold only
-/// letters, digits, `_` and `-`, so they never add a path segment.
-pub fn module_counter(module: &str, counter: &str) -> String {
-    format!("module.{module}.{counter}")
+/// `module.<module>.<metric>`, a counter's or a gauge's name. A bootstrap's
+/// module names hold only letters, digits, `_` and `-`, so they never add a
+/// path segment.
+pub fn module_metric(module: &str, metric: &str) -> String {
+    format!("module.{module}.{metric}")
 }
 
 /// A metrics counter with its total kept for the log at stop.
@@ -17,13 +18,15 @@ pub struct Counted {
 }
 
 impl Counted {
+    /// The counter `module.<module>.<name>`.
     pub fn new(module: &str, name: &str) -> Self {
         Self {
-            metric: metrics::counter!(module_counter(module, name)),
+            metric: metrics::counter!(module_metric(module, name)),
             total: AtomicU64::new(0),
         }
     }
 
+    /// Adds `count` to the metric and the total.
     pub fn add(&self, count: u64) {
         if count > 0 {
             self.metric.increment(count);
@@ -31,6 +34,7 @@ impl Counted {
         }
     }
 
+    /// Everything added so far.
     pub fn total(&self) -> u64 {
         self.total.load(Relaxed)
     }

@@ -1,0 +1,170 @@
+//! The reconnecting shell every output that talks to a peer shares: connect
+//! with backoff, say so once per outage, lock the inbox while down (so a
+//! round robin routes around the output), set aside what arrives meanwhile,
+//! hand a connection to the output's pump, and drain or abort on stop.
+//!
+//! What to do with each event is decided by the output's
+//! [`Delivery`](crate::Delivery); how to connect and move bytes is the
+//! output's [`Transport`]; a connection's turns are the pump's
+//! (`pump.rs`). The shell holds the queues, the counters and the backoff
+//! (`state.rs`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use wishbone_runtime::{Module, ModuleContext, ModuleError};
+
+use crate::arguments::Settings;
+use crate::pump::{Ended, pump};
+use crate::state::{OutputState, Totals};
+use crate::transport::Transport;
+
+/// How long a connection made during an outage must hold before it is
+/// logged as connected.
+const HELD: Duration = Duration::from_secs(1);
+
+/// An output module: the shell around one kind of transport. Every output
+/// that reaches a peer is this module with its own [`Transport`].
+pub struct Output<T> {
+    pub settings: Settings,
+    pub transport: T,
+}
+
+impl<T: Transport + Send + 'static> Module for Output<T> {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let state = OutputState::new(&mut context, self.settings);
+        Box::pin(state.run(self.transport, context.aborting()))
+    }
+}
+
+impl OutputState {
+    /// Runs the output until its inbox closed and everything was
+    /// delivered (or failed over), or an abort.
+    async fn run<T: Transport>(
+        mut self,
+        mut transport: T,
+        abort: CancellationToken,
+    ) -> Result<(), ModuleError> {
+        let target = transport.target();
+        let outcome = loop {
+            self.inbox.lock();
+            if !self.inbox_open && self.delivery.undelivered() == 0 {
+                break Ok(());
+            }
+            let attempt = tokio::time::timeout(self.timeout, transport.connect());
+            let failure = match self.while_down(attempt, &abort).await {
+                None => break Err(self.undelivered()),
+                Some(Ok(Ok(connection))) => {
+                    self.counters.connected(true);
+                    self.inbox.unlock();
+                    let began = Instant::now();
+                    let ended = self
+                        .pump_reporting_health::<T>(connection, &target, &abort)
+                        .await;
+                    self.counters.connected(false);
+                    let lost = self.delivery.end();
+                    if !lost.failed.is_empty() && !self.fail(lost.failed, &abort).await {
+                        break Err(self.undelivered());
+                    }
+                    match ended {
+                        Ended::Drained => break Ok(()),
+                        Ended::Aborted => break Err(self.undelivered()),
+                        Ended::Lost(reason) => {
+                            self.backoff.connection_ended(began.elapsed());
+                            format!("disconnected: {reason}")
+                        }
+                    }
+                }
+                Some(Ok(Err(error))) => format!("cannot connect: {error}"),
+                Some(Err(_)) => format!("cannot connect: no answer within {:?}", self.timeout),
+            };
+            // Every failure, before or after a handshake, waits its turn,
+            // with the inbox locked so a round robin routes around it.
+            self.inbox.lock();
+            let wait = self.backoff.next_wait();
+            if self.backoff.announce(&failure, std::time::Instant::now()) {
+                tracing::warn!(module = %self.module, %target, %failure, held = self.delivery.held(), "peer unavailable; retrying with backoff");
+            } else {
+                tracing::debug!(module = %self.module, %target, %failure, ?wait, "still unavailable");
+            }
+            if self
+                .while_down(tokio::time::sleep(wait), &abort)
+                .await
+                .is_none()
+            {
+                break Err(self.undelivered());
+            }
+        };
+        let Totals {
+            connects,
+            delivered,
+            bytes,
+            failed_over,
+            resent,
+        } = self.counters.totals;
+        tracing::info!(module = %self.module, connects, delivered, bytes, failed_over, resent, "output totals");
+        outcome
+    }
+
+    /// Runs the transport's pump on a new connection. Outside an outage
+    /// the connection is logged at once; during one, only once it has held
+    /// for [`HELD`] (or the longest backoff wait, if shorter), so that a
+    /// peer that accepts and then drops every connection never looks
+    /// healthy in the logs.
+    async fn pump_reporting_health<T: Transport>(
+        &mut self,
+        connection: T::Connection,
+        target: &str,
+        abort: &CancellationToken,
+    ) -> Ended {
+        let module = self.module.clone();
+        if !self.backoff.in_outage() {
+            tracing::info!(%module, %target, "connected");
+            return pump(connection, self, abort).await;
+        }
+        tracing::debug!(%module, %target, "connected; reported once the connection holds");
+        let held = self.backoff.healthy_after().min(HELD);
+        let pump = pump(connection, self, abort);
+        let mut pump = std::pin::pin!(pump);
+        tokio::select! {
+            ended = &mut pump => ended,
+            () = tokio::time::sleep(held) => {
+                tracing::info!(%module, %target, "connected");
+                pump.await
+            }
+        }
+    }
+
+    /// Runs `work` while taking what the inbox holds: to `failed`, or held
+    /// (up to a queue's worth) for the next connection. `None` on abort.
+    async fn while_down<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        abort: &CancellationToken,
+    ) -> Option<T> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let room = self.delivery.has_room(self.inbox.capacity());
+            tokio::select! {
+                biased;
+                _ = abort.cancelled() => return None,
+                done = &mut work => return Some(done),
+                parcel = self.inbox.recv_parcel(), if self.inbox_open && room => match parcel {
+                    None => self.inbox_open = false,
+                    Some(parcel) => {
+                        let failed = self.delivery.set_aside_parcel(parcel);
+                        if !failed.is_empty() && !self.fail(failed, abort).await {
+                            return None;
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
