@@ -127,11 +127,9 @@ impl Server {
             module: decl.name.clone(),
             message,
         };
-        let kind = self
-            .modules
-            .find(decl.kind)
-            .ok_or_else(|| build_error(format!("unknown module kind `{}`", decl.kind)))?;
-        (kind.build)(&decl.arguments).map_err(|error| build_error(error.to_string()))
+        self.modules
+            .build(decl.kind, &decl.arguments)
+            .map_err(|error| build_error(error.to_string()))
     }
 
     /// Creates one queue per route and hands its ends to the two modules.

@@ -115,13 +115,9 @@ fn bind_listeners(
 ) -> Result<Vec<(String, TcpListener)>, ExitCode> {
     let mut listeners = Vec::new();
     for decl in &bootstrap.modules {
-        let Some(module) = modules
-            .find(decl.kind)
-            .and_then(|kind| (kind.build)(&decl.arguments).ok())
+        let Ok(Some(address)) =
+            modules.inspect(decl.kind, &decl.arguments, |module| module.listens())
         else {
-            continue;
-        };
-        let Some(address) = module.listens() else {
             continue;
         };
         match wishbone_runtime::bind(&address) {
