@@ -37,7 +37,7 @@ struct DeliveryArguments {
 }
 
 /// Their names, to split them off a module's arguments.
-const SHARED: [&str; 5] = [
+pub const SHARED: [&str; 5] = [
     "timeout",
     "failed",
     "success",

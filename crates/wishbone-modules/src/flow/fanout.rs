@@ -21,6 +21,11 @@ the pace for all. An event from a write-ahead buffer is delivered once every
 copy of it is, and sent again when one copy cannot be.
 
 Example
+  modules:
+    input: {module: wishbone.input.tcp, arguments: {port: 19283}}
+    fanout: {module: wishbone.flow.fanout}
+    archive: {module: wishbone.output.tcp, arguments: {port: 10001}}
+    live: {module: wishbone.output.websocket, arguments: {url: "ws://localhost:8080/"}}
   routingtable:
     - input.outbox -> fanout.inbox
     - fanout.archive -> archive.inbox

@@ -18,7 +18,15 @@ Queues
 Arguments: none
 
 Example (failover of the article's scenario III)
+  modules:
+    input: {module: wishbone.input.tcp, arguments: {port: 19283}}
+    roundrobin: {module: wishbone.flow.roundrobin}
+    funnel: {module: wishbone.flow.funnel}
+    output_1: {module: wishbone.output.tcp, arguments: {port: 10001}}
+    output_2: {module: wishbone.output.tcp, arguments: {port: 10002, failed: true}}
   routingtable:
+    - input.outbox -> roundrobin.inbox
+    - roundrobin.two -> output_2.inbox
     - roundrobin.one -> funnel.one
     - output_2.failed -> funnel.two
     - funnel.outbox -> output_1.inbox

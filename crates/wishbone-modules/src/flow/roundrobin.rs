@@ -40,8 +40,10 @@ Behaviour
 
 Example
   modules:
-    roundrobin:
-      module: wishbone.flow.roundrobin
+    input: {module: wishbone.input.tcp, arguments: {port: 19283}}
+    roundrobin: {module: wishbone.flow.roundrobin}
+    output_1: {module: wishbone.output.tcp, arguments: {port: 10001}}
+    output_2: {module: wishbone.output.tcp, arguments: {port: 10002}}
   routingtable:
     - input.outbox -> roundrobin.inbox
     - roundrobin.one -> output_1.inbox

@@ -56,7 +56,7 @@ async fn handshake(
 }
 
 /// The arguments every listening input takes.
-const SHARED: [&str; 6] = [
+pub const SHARED: [&str; 6] = [
     "address",
     "port",
     "max_connections",

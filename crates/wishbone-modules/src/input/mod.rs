@@ -2,6 +2,7 @@
 
 pub mod generator;
 mod listener;
+pub use listener::SHARED as LISTENING_ARGUMENTS;
 pub mod metronome;
 mod presence;
 mod read_buffer;

@@ -128,12 +128,18 @@ Metrics: module.<name>.kept (events kept on disk), .replayed, .disk_bytes,
 
 Example (the round-robin demo)
   modules:
+    metronome: {module: wishbone.input.metronome}
     wal:
       module: wishbone.flow.wal
       arguments: {read_count: 20, max_elements: 1000, max_bytes: 10485760}
+    roundrobin: {module: wishbone.flow.roundrobin}
+    output_1: {module: wishbone.output.tcp, arguments: {port: 10001}}
+    output_2: {module: wishbone.output.tcp, arguments: {port: 10002}}
   routingtable:
     - metronome.outbox -> wal.inbox
     - wal.outbox -> roundrobin.inbox
+    - roundrobin.one -> output_1.inbox
+    - roundrobin.two -> output_2.inbox
 "#;
 
 /// The kind, for the list of builtin modules.

@@ -1,0 +1,173 @@
+//! What `show --docs` says of each builtin kind matches the kind: every
+//! field of its `Config` (and every argument it shares with its family) is
+//! described, and its example is a valid bootstrap.
+
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Visitor};
+use wishbone_modules::{flow, input, metrics, output, process};
+use wishbone_runtime::ModuleKind;
+
+/// Collects the field names a `#[derive(Deserialize)]` struct asks for.
+struct FieldNames<'a>(&'a mut Vec<&'static str>);
+
+impl<'de> Deserializer<'de> for FieldNames<'_> {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(Self::Error::custom("a Config is a struct"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0.extend(fields);
+        Err(Self::Error::custom("fields read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+        enum identifier ignored_any
+    }
+}
+
+fn fields<T: DeserializeOwned>() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    let _ = T::deserialize(FieldNames(&mut names));
+    names
+}
+
+/// Each builtin kind with the arguments it takes: its `Config`'s fields and
+/// those its family shares.
+fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
+    let listening = |mut own: Vec<&'static str>| {
+        own.extend(input::LISTENING_ARGUMENTS);
+        own
+    };
+    let delivering = |mut own: Vec<&'static str>| {
+        own.extend(wishbone_output::arguments::SHARED);
+        own
+    };
+    vec![
+        (input::tcp::KIND, listening(fields::<input::tcp::Config>())),
+        (
+            input::relp::KIND,
+            listening(fields::<input::relp::Config>()),
+        ),
+        (input::generator::KIND, fields::<input::generator::Config>()),
+        (input::metronome::KIND, fields::<input::metronome::Config>()),
+        (process::modify::KIND, fields::<process::modify::Config>()),
+        (flow::roundrobin::KIND, fields::<flow::roundrobin::Config>()),
+        (flow::funnel::KIND, fields::<flow::funnel::Config>()),
+        (flow::fanout::KIND, fields::<flow::fanout::Config>()),
+        (flow::wal::KIND, fields::<flow::wal::Config>()),
+        (
+            output::tcp::KIND,
+            delivering(fields::<output::tcp::Config>()),
+        ),
+        (output::stdout::KIND, fields::<output::stdout::Config>()),
+        (output::null::KIND, fields::<output::null::Config>()),
+        (
+            output::websocket::KIND,
+            delivering(fields::<output::websocket::Config>()),
+        ),
+        (
+            output::relp::KIND,
+            delivering(fields::<output::relp::Config>()),
+        ),
+        (
+            metrics::graphite::KIND,
+            fields::<metrics::graphite::Config>(),
+        ),
+        (
+            wishbone_nats::input::KIND,
+            fields::<wishbone_nats::input::Config>(),
+        ),
+        (
+            wishbone_nats::output::KIND,
+            delivering(fields::<wishbone_nats::output::Config>()),
+        ),
+        (
+            wishbone_prometheus::KIND,
+            fields::<wishbone_prometheus::Config>(),
+        ),
+    ]
+}
+
+#[test]
+fn field_names_are_read_from_a_config() {
+    assert_eq!(
+        fields::<output::tcp::Config>(),
+        ["host", "port", "delimiter", "tls"]
+    );
+}
+
+#[test]
+fn every_builtin_kind_is_checked_here() {
+    let checked: Vec<&str> = arguments().iter().map(|(kind, _)| kind.name).collect();
+    for kind in wishbone::builtin() {
+        assert!(checked.contains(&kind.name), "{} is not checked", kind.name);
+    }
+}
+
+#[test]
+fn every_argument_is_described() {
+    let mut missing = Vec::new();
+    for (kind, names) in arguments() {
+        let section = kind
+            .docs
+            .split("\nArguments")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{}: no Arguments section", kind.name));
+        let section = section.split("\n\n").next().unwrap_or_default();
+        for name in names {
+            let described = section
+                .lines()
+                .any(|line| line.trim_start().split_whitespace().next() == Some(name));
+            if !described {
+                missing.push(format!("{}: `{name}`", kind.name));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "undocumented arguments:\n{}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn every_example_is_a_valid_bootstrap() {
+    let modules = wishbone::builtin_set();
+    let mut invalid = Vec::new();
+    for kind in wishbone::builtin() {
+        let example = kind
+            .docs
+            .split("\nExample")
+            .nth(1)
+            .and_then(|rest| rest.split_once('\n'))
+            .unwrap_or_else(|| panic!("{}: no Example section", kind.name))
+            .1;
+        let yaml: String = example
+            .lines()
+            .take_while(|line| line.is_empty() || line.starts_with("  "))
+            .map(|line| format!("{}\n", line.get(2..).unwrap_or_default()))
+            .collect();
+        let bootstrap = if yaml.contains("routingtable:") {
+            yaml
+        } else {
+            format!("{yaml}routingtable: []\n")
+        };
+        let path = std::path::Path::new(kind.name);
+        if let Err(error) = wishbone_bootstrap::validate(path, &bootstrap, &modules) {
+            invalid.push(format!("{bootstrap}{error}"));
+        }
+    }
+    assert!(
+        invalid.is_empty(),
+        "invalid examples:\n\n{}",
+        invalid.join("\n\n")
+    );
+}
