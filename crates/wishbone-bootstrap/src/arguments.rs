@@ -2,24 +2,14 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::argument_error::ArgumentError;
+use crate::field_names::field_names;
+
 /// A module's `arguments:` block, kept in a form any module can deserialize
 /// into its own `Config` type.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Arguments {
     value: serde_yaml::Value,
-}
-
-/// Arguments that do not fit a module's `Config`: an unknown or missing
-/// field, or a value of the wrong type.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ArgumentError(String);
-
-impl ArgumentError {
-    /// An error found by a module's own checks after deserializing.
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
 }
 
 /// A module's own arguments, once the ones several modules share (a
@@ -45,25 +35,19 @@ impl OwnArguments {
     /// Deserializes the module's `Config`; an unknown field's error names
     /// the shared arguments too.
     pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, ArgumentError> {
-        self.arguments.deserialize().map_err(|error| {
-            let message = error.to_string();
-            if message.contains("unknown field") {
-                let shared: Vec<String> =
-                    self.shared.iter().map(|name| format!("`{name}`")).collect();
-                ArgumentError(format!("{message}, or one of {}", shared.join(", ")))
-            } else {
-                error
-            }
-        })
+        self.arguments
+            .deserialize()
+            .map_err(|error| error.also_accepting(self.shared))
     }
 }
 
 /// Seconds as a duration; refuses negative, infinite and NaN values.
 pub fn seconds(name: &str, value: f64) -> Result<Duration, ArgumentError> {
     Duration::try_from_secs_f64(value).map_err(|_| {
-        ArgumentError(format!(
-            "`{name}` must be a number of seconds of 0 or more, not {value}"
-        ))
+        ArgumentError::field(
+            name,
+            format!("must be a number of seconds of 0 or more, not {value}"),
+        )
     })
 }
 
@@ -87,9 +71,12 @@ pub fn host_name(field: &str, host: &str) -> Result<(), ArgumentError> {
     if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
         Ok(())
     } else {
-        Err(ArgumentError(format!(
-            "`{field}` must be an IP address (such as 127.0.0.1 or ::1) or a host name (such as localhost), not `{host}`"
-        )))
+        Err(ArgumentError::field(
+            field,
+            format!(
+                "must be an IP address (such as 127.0.0.1 or ::1) or a host name (such as localhost), not `{host}`"
+            ),
+        ))
     }
 }
 
@@ -102,7 +89,7 @@ impl Arguments {
     pub fn from_yaml(text: &str) -> Result<Self, ArgumentError> {
         serde_yaml::from_str(text)
             .map(Self::from_value)
-            .map_err(|error| ArgumentError(error.to_string()))
+            .map_err(|error| ArgumentError::new(error.to_string()))
     }
 
     /// Splits off the entries named in `keys` (arguments several kinds of
@@ -123,19 +110,35 @@ impl Arguments {
 
     /// Deserializes into a module's `Config`. No arguments at all count as an
     /// empty mapping, so a `Config` whose fields all have defaults needs none.
+    /// A key the `Config` does not take is refused by name, with the list of
+    /// those it takes.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, ArgumentError> {
         let value = match &self.value {
             serde_yaml::Value::Null => serde_yaml::Value::Mapping(Default::default()),
             other => other.clone(),
         };
+        let accepted = field_names::<T>();
+        if let serde_yaml::Value::Mapping(mapping) = &value
+            && !accepted.is_empty()
+        {
+            for key in mapping.keys() {
+                let name = match key.as_str() {
+                    Some(name) => name.to_string(),
+                    None => format!("{key:?}"),
+                };
+                if !accepted.contains(&name.as_str()) {
+                    let accepted = accepted.iter().map(|name| name.to_string()).collect();
+                    return Err(ArgumentError::unknown(name, accepted));
+                }
+            }
+        }
         serde_path_to_error::deserialize(value).map_err(|error| {
             let path = error.path().to_string();
-            let inner = error.into_inner();
-            let message = inner.to_string();
+            let message = error.into_inner().to_string();
             if path == "." || message.contains(&format!("`{path}`")) {
-                ArgumentError(message)
+                ArgumentError::new(message)
             } else {
-                ArgumentError(format!("`{path}`: {message}"))
+                ArgumentError::value(path, message)
             }
         })
     }

@@ -29,15 +29,19 @@
 
 #![warn(missing_docs)]
 
+mod argument_error;
 mod arguments;
 mod document;
 mod error;
+mod field_names;
 mod route;
 mod suggest;
 mod validate;
 
-pub use arguments::{ArgumentError, Arguments, OwnArguments, host_name, seconds};
+pub use argument_error::{ArgumentError, ArgumentProblem};
+pub use arguments::{Arguments, OwnArguments, host_name, seconds};
 pub use error::{LoadError, Problem};
+pub use field_names::field_names;
 pub use route::{QueueRef, Route};
 pub use suggest::nearest;
 pub use validate::{Bootstrap, Catalog, MAX_FILE_BYTES, ModuleDecl, Section, load, validate};

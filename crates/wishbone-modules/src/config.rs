@@ -7,7 +7,7 @@ use wishbone_runtime::ArgumentError;
 /// make every byte an event boundary.
 pub fn delimiter_bytes(delimiter: &str) -> Result<Bytes, ArgumentError> {
     if delimiter.is_empty() {
-        return Err(ArgumentError::new("`delimiter` must not be empty"));
+        return Err(ArgumentError::field("delimiter", "must not be empty"));
     }
     Ok(Bytes::copy_from_slice(delimiter.as_bytes()))
 }

@@ -2,7 +2,8 @@
 //! `wishbone.flow.roundrobin` lives in `flow/roundrobin.rs`.
 //!
 //! The one list of every builtin kind is the `wishbone` crate's
-//! `builtin()`, with the kinds of `wishbone-nats`. Each module file opens
+//! `builtin()`, with the kinds of `wishbone-wal` (the write-ahead buffer,
+//! with its own log on disk), `wishbone-nats` and `wishbone-prometheus`. Each module file opens
 //! with its documentation, then its `Config`, then its logic as plain
 //! structs, then the module itself, then unit tests.
 

@@ -91,7 +91,7 @@ fn a_write_ahead_buffer_holds_its_events_while_its_outbox_is_locked() {
     let inbox_stats = to_module.stats().clone();
     outbox.lock();
     beside_module(
-        &wishbone_modules::flow::wal::KIND,
+        &wishbone_wal::KIND,
         "{read_count: 2, max_elements: 4, when_full: drop_oldest}",
         |context| {
             context.connect_incoming("inbox", inbox);

@@ -128,7 +128,10 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         return Err(ArgumentError::new("`stream` and `consumer` must be named"));
     }
     if config.max_ack_pending == 0 {
-        return Err(ArgumentError::new("`max_ack_pending` must be at least 1"));
+        return Err(ArgumentError::field(
+            "max_ack_pending",
+            "must be at least 1",
+        ));
     }
     if !(config.ack_wait.is_finite() && config.ack_wait > 0.0) {
         return Err(ArgumentError::new(

@@ -37,7 +37,7 @@ fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
         .iter()
         .map(|server| {
             server.parse::<ServerAddr>().map_err(|error| {
-                ArgumentError::new(format!("`servers`: `{server}` is not a NATS URL: {error}"))
+                ArgumentError::value("servers", format!("`{server}` is not a NATS URL: {error}"))
             })
         })
         .collect()

@@ -111,15 +111,15 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (settings, own) = Settings::split(arguments)?;
     let config: Config = own.deserialize()?;
     if config.subject.is_empty() || config.subject.contains(char::is_whitespace) {
-        return Err(ArgumentError::new("`subject` must be a NATS subject"));
+        return Err(ArgumentError::field("subject", "must be a NATS subject"));
     }
     if config.max_pending == 0 {
-        return Err(ArgumentError::new("`max_pending` must be at least 1"));
+        return Err(ArgumentError::field("max_pending", "must be at least 1"));
     }
     let servers = parse_servers(&config.servers)?;
     let tls = config.tls.as_ref().map(crate::tls_config).transpose()?;
     Ok(Box::new(Output {
-        transport: Publisher {
+        transport: NatsTransport {
             timeout: settings.timeout,
             servers,
             subject: Subject::from(config.subject),
@@ -132,7 +132,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 }
 
 /// Where the output publishes.
-struct Publisher {
+struct NatsTransport {
     servers: Vec<ServerAddr>,
     /// Cloned per publish without copying (it is reference counted).
     subject: Subject,
@@ -145,8 +145,8 @@ struct Publisher {
 
 type Acknowledgement = Pin<Box<dyn Future<Output = (Result<(), String>, u64)>>>;
 
-impl Transport for Publisher {
-    type Connection = Publishing;
+impl Transport for NatsTransport {
+    type Connection = NatsConnection;
 
     fn target(&self) -> String {
         let servers: Vec<String> = self
@@ -157,7 +157,7 @@ impl Transport for Publisher {
         format!("{} on {}", self.subject, servers.join(", "))
     }
 
-    async fn connect(&mut self) -> Result<Publishing, String> {
+    async fn connect(&mut self) -> Result<NatsConnection, String> {
         let client = connect(
             &self.servers,
             self.credentials.as_deref(),
@@ -171,7 +171,7 @@ impl Transport for Publisher {
             .timeout(self.timeout)
             .max_ack_inflight(self.max_pending * 2)
             .build(client);
-        Ok(Publishing {
+        Ok(NatsConnection {
             context,
             subject: self.subject.clone(),
             max_pending: self.max_pending,
@@ -183,7 +183,7 @@ impl Transport for Publisher {
 }
 
 /// A connection to a server, publishing.
-struct Publishing {
+struct NatsConnection {
     context: jetstream::Context,
     subject: Subject,
     max_pending: usize,
@@ -195,7 +195,7 @@ struct Publishing {
     acknowledged: u64,
 }
 
-impl Connection for Publishing {
+impl Connection for NatsConnection {
     fn room(&self, in_flight: usize) -> usize {
         self.max_pending.saturating_sub(in_flight)
     }

@@ -119,9 +119,10 @@ pub fn default_reconnect_max() -> f64 {
 /// Refuses port 0 where a peer must be reached: nothing listens there.
 pub fn peer_port(field: &str, port: u16) -> Result<u16, ArgumentError> {
     if port == 0 {
-        return Err(ArgumentError::new(format!(
-            "`{field}` must be a port from 1 to 65535; 0 cannot be connected to"
-        )));
+        return Err(ArgumentError::field(
+            field,
+            "must be a port from 1 to 65535; 0 cannot be connected to",
+        ));
     }
     Ok(port)
 }

@@ -115,7 +115,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         ));
     }
     if config.address.is_empty() {
-        return Err(ArgumentError::new("`address` must name an interface"));
+        return Err(ArgumentError::field("address", "must name an interface"));
     }
     Ok(Box::new(Prometheus { config }))
 }

@@ -159,7 +159,7 @@ mod tests {
     fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         let config: std::collections::BTreeMap<String, u64> = arguments.deserialize()?;
         if !config.contains_key("n") {
-            return Err(ArgumentError::new("`n` is required"));
+            return Err(ArgumentError::field("n", "is required"));
         }
         BUILDS.fetch_add(1, Ordering::SeqCst);
         Ok(Box::new(Counting))

@@ -77,7 +77,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 fn problem(what: &str, path: &Path, why: impl std::fmt::Display) -> ArgumentError {
-    ArgumentError::new(format!("`tls.{what}` {}: {why}", path.display()))
+    ArgumentError::field(format!("tls.{what}"), format!("{}: {why}", path.display()))
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ArgumentError> {
@@ -167,7 +167,7 @@ pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> 
         .ok_or_else(|| ArgumentError::new("`tls` on an input needs `cert` and `key`"))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?;
+        .map_err(|error| ArgumentError::value("tls", error.to_string()))?;
     let builder = if arguments.verify_peer {
         let ca = arguments
             .ca
@@ -178,7 +178,7 @@ pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> 
             provider(),
         )
         .build()
-        .map_err(|error| ArgumentError::new(format!("`tls.ca`: {error}")))?;
+        .map_err(|error| ArgumentError::value("tls.ca", error.to_string()))?;
         builder.with_client_cert_verifier(verifier)
     } else {
         builder.with_no_client_auth()
@@ -197,7 +197,7 @@ pub fn client_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, A
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|error| ArgumentError::new(format!("`tls`: {error}")))?
+        .map_err(|error| ArgumentError::value("tls", error.to_string()))?
         .with_root_certificates(roots(arguments.ca.as_deref())?);
     Ok(match identity(arguments)? {
         Some(identity) => builder.with_client_cert_resolver(Arc::new(identity)),
@@ -210,7 +210,7 @@ pub fn client_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, A
 pub fn connector(arguments: &TlsArguments, host: &str) -> Result<Connector, ArgumentError> {
     let name = arguments.server_name.as_deref().unwrap_or(host);
     let server_name = ServerName::try_from(name.to_string()).map_err(|_| {
-        ArgumentError::new(format!("`tls.server_name`: `{name}` is not a host name"))
+        ArgumentError::value("tls.server_name", format!("`{name}` is not a host name"))
     })?;
     let config = client_config(arguments)?;
     Ok(Connector {

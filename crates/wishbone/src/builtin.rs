@@ -15,7 +15,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         wishbone_modules::flow::roundrobin::KIND,
         wishbone_modules::flow::funnel::KIND,
         wishbone_modules::flow::fanout::KIND,
-        wishbone_modules::flow::wal::KIND,
+        wishbone_wal::KIND,
         wishbone_modules::output::tcp::KIND,
         wishbone_modules::output::stdout::KIND,
         wishbone_modules::output::null::KIND,

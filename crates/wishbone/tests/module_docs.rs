@@ -62,7 +62,7 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
         (flow::roundrobin::KIND, fields::<flow::roundrobin::Config>()),
         (flow::funnel::KIND, fields::<flow::funnel::Config>()),
         (flow::fanout::KIND, fields::<flow::fanout::Config>()),
-        (flow::wal::KIND, fields::<flow::wal::Config>()),
+        (wishbone_wal::KIND, fields::<wishbone_wal::Config>()),
         (
             output::tcp::KIND,
             delivering(fields::<output::tcp::Config>()),

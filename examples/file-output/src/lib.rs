@@ -73,7 +73,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (settings, own) = Settings::split(arguments)?;
     let config: Config = own.deserialize()?;
     if config.path.as_os_str().is_empty() {
-        return Err(ArgumentError::new("`path` must name a file"));
+        return Err(ArgumentError::field("path", "must name a file"));
     }
     let transport = FileTransport { config };
     Ok(Box::new(Output {
@@ -88,19 +88,19 @@ struct FileTransport {
 }
 
 impl Transport for FileTransport {
-    type Connection = Appending;
+    type Connection = FileConnection;
 
     fn target(&self) -> String {
         self.config.path.display().to_string()
     }
 
-    async fn connect(&mut self) -> Result<Appending, String> {
+    async fn connect(&mut self) -> Result<FileConnection, String> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.config.path)
             .map_err(|error| error.to_string())?;
-        Ok(Appending {
+        Ok(FileConnection {
             file: Arc::new(file),
             sync: self.config.sync,
             done: 0,
@@ -109,14 +109,14 @@ impl Transport for FileTransport {
 }
 
 /// The open file. Positions are bytes written through this handle.
-struct Appending {
+struct FileConnection {
     file: Arc<File>,
     sync: bool,
     /// Bytes written (and synced, with `sync`).
     done: u64,
 }
 
-impl Connection for Appending {
+impl Connection for FileConnection {
     fn room(&self, _in_flight: usize) -> usize {
         usize::MAX
     }

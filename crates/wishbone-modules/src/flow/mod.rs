@@ -3,4 +3,3 @@
 pub mod fanout;
 pub mod funnel;
 pub mod roundrobin;
-pub mod wal;

@@ -125,7 +125,10 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = own.deserialize()?;
     let delimiter = delimiter_bytes(&config.delimiter)?;
     if config.max_line_length == 0 {
-        return Err(ArgumentError::new("`max_line_length` must be at least 1"));
+        return Err(ArgumentError::field(
+            "max_line_length",
+            "must be at least 1",
+        ));
     }
     Ok(Box::new(TcpInput {
         config,

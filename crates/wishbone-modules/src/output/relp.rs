@@ -111,7 +111,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     host_name("host", &config.host)?;
     peer_port("port", config.port)?;
     if config.window == 0 {
-        return Err(ArgumentError::new("`window` must be at least 1"));
+        return Err(ArgumentError::field("window", "must be at least 1"));
     }
     let tls = config
         .tls
@@ -120,7 +120,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .transpose()?;
     Ok(Box::new(Output {
         settings,
-        transport: Server {
+        transport: RelpTransport {
             host: config.host,
             port: config.port,
             window: config.window,
@@ -130,7 +130,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 }
 
 /// The server the output connects to.
-struct Server {
+struct RelpTransport {
     host: String,
     port: u16,
     window: usize,
@@ -139,7 +139,7 @@ struct Server {
 }
 
 /// An open session.
-struct Session {
+struct RelpConnection {
     reader: ReadHalf<Socket<TcpStream>>,
     writer: WriteHalf<Socket<TcpStream>>,
     /// What the server sent and was not read as a frame yet.
@@ -153,7 +153,7 @@ struct Session {
     out: BytesMut,
 }
 
-impl Session {
+impl RelpConnection {
     /// The next whole frame the server sends.
     async fn frame(&mut self) -> Result<Frame, String> {
         loop {
@@ -234,21 +234,21 @@ impl InFlight {
     }
 }
 
-impl Transport for Server {
-    type Connection = Session;
+impl Transport for RelpTransport {
+    type Connection = RelpConnection;
 
     fn target(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
-    async fn connect(&mut self) -> Result<Session, String> {
+    async fn connect(&mut self) -> Result<RelpConnection, String> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
         let socket = Socket::connect(stream, self.tls.as_ref()).await?;
         let (reader, writer) = tokio::io::split(socket);
-        let mut session = Session {
+        let mut session = RelpConnection {
             reader,
             writer,
             received: BytesMut::new(),
@@ -285,7 +285,7 @@ impl Transport for Server {
     }
 }
 
-impl Connection for Session {
+impl Connection for RelpConnection {
     fn room(&self, in_flight: usize) -> usize {
         self.window.saturating_sub(in_flight)
     }

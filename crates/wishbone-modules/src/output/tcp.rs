@@ -29,7 +29,7 @@ use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
 };
 
-use super::tcp_tls::TlsPeer;
+use super::tcp_tls::TlsTransport;
 use crate::config::{default_delimiter, delimiter_bytes};
 
 /// What `wishbone show --docs` prints.
@@ -124,7 +124,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         let tls = tls::connector(tls, &config.host)?;
         return Ok(Box::new(Output {
             settings,
-            transport: TlsPeer {
+            transport: TlsTransport {
                 host: config.host,
                 port: config.port,
                 delimiter,
@@ -134,7 +134,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     }
     Ok(Box::new(Output {
         settings,
-        transport: Peer {
+        transport: TcpTransport {
             delimiter,
             host: config.host,
             port: config.port,
@@ -143,27 +143,27 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 }
 
 /// Where the output connects, and how it writes.
-struct Peer {
+struct TcpTransport {
     host: String,
     port: u16,
     delimiter: Bytes,
 }
 
-impl Transport for Peer {
-    type Connection = Stream;
+impl Transport for TcpTransport {
+    type Connection = TcpConnection;
 
     fn target(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
-    async fn connect(&mut self) -> Result<Stream, String> {
+    async fn connect(&mut self) -> Result<TcpConnection, String> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
         // Before the first write: report positions count from here.
         let reports = ack_reports::enable(&stream);
-        Ok(Stream {
+        Ok(TcpConnection {
             stream,
             delimiter: self.delimiter.clone(),
             reports,
@@ -176,7 +176,7 @@ impl Transport for Peer {
 }
 
 /// One live connection and what was encoded for it.
-struct Stream {
+struct TcpConnection {
     stream: TcpStream,
     delimiter: Bytes,
     /// Whether the kernel reports each acknowledgement as it happens.
@@ -191,7 +191,7 @@ struct Stream {
     scratch: Vec<u8>,
 }
 
-impl Connection for Stream {
+impl Connection for TcpConnection {
     fn room(&self, _in_flight: usize) -> usize {
         // The kernel's send buffer bounds what is in flight; this bounds
         // what waits for it.
@@ -275,7 +275,7 @@ impl Connection for Stream {
     }
 }
 
-impl Stream {
+impl TcpConnection {
     /// Writes what the socket takes without waiting.
     fn write(&mut self) -> std::io::Result<()> {
         while !self.pending.is_empty() {

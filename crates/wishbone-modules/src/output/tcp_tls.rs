@@ -24,21 +24,21 @@ use wishbone_runtime::Parcel;
 const MAX_IN_FLIGHT: usize = 65536;
 
 /// Where the output connects, and how it writes, over TLS.
-pub(super) struct TlsPeer {
+pub(super) struct TlsTransport {
     pub host: String,
     pub port: u16,
     pub delimiter: Bytes,
     pub tls: Connector,
 }
 
-impl Transport for TlsPeer {
-    type Connection = TlsLink;
+impl Transport for TlsTransport {
+    type Connection = TlsConnection;
 
     fn target(&self) -> String {
         format!("{}:{} (tls)", self.host, self.port)
     }
 
-    async fn connect(&mut self) -> Result<TlsLink, String> {
+    async fn connect(&mut self) -> Result<TlsConnection, String> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| error.to_string())?;
@@ -47,7 +47,7 @@ impl Transport for TlsPeer {
         let stream = self.tls.connect(counted).await?;
         let progress = stream.get_ref().0.progress();
         let (reader, writer) = tokio::io::split(stream);
-        Ok(TlsLink {
+        Ok(TlsConnection {
             reader,
             writer,
             progress,
@@ -58,7 +58,7 @@ impl Transport for TlsPeer {
 }
 
 /// One live TLS connection.
-pub(super) struct TlsLink {
+pub(super) struct TlsConnection {
     reader: ReadHalf<TlsStream<CountingSocket>>,
     writer: WriteHalf<TlsStream<CountingSocket>>,
     progress: Progress,
@@ -66,7 +66,7 @@ pub(super) struct TlsLink {
     scratch: Vec<u8>,
 }
 
-impl Connection for TlsLink {
+impl Connection for TlsConnection {
     fn room(&self, in_flight: usize) -> usize {
         MAX_IN_FLIGHT.saturating_sub(in_flight)
     }

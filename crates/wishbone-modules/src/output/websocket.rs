@@ -92,23 +92,23 @@ pub struct Config {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (settings, own) = Settings::split(arguments)?;
     let config: Config = own.deserialize()?;
-    let uri: Uri = config
+    let uri = config
         .url
-        .parse()
-        .map_err(|error| ArgumentError::new(format!("`url`: {error}")))?;
+        .parse::<Uri>()
+        .map_err(|error| ArgumentError::value("url", error.to_string()))?;
     let secure = match uri.scheme_str() {
         Some("ws") => false,
         Some("wss") => true,
         _ => {
-            return Err(ArgumentError::new(format!(
-                "`url` must start with ws:// or wss://, not `{}`",
-                config.url
-            )));
+            return Err(ArgumentError::field(
+                "url",
+                format!("must start with ws:// or wss://, not `{}`", config.url),
+            ));
         }
     };
     let host = uri
         .host()
-        .ok_or_else(|| ArgumentError::new("`url` names no host"))?
+        .ok_or_else(|| ArgumentError::field("url", "names no host"))?
         .to_string();
     let tls = match (secure, &config.tls) {
         (true, arguments) => Some(tls::connector(
@@ -117,12 +117,12 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         )?),
         (false, None) => None,
         (false, Some(_)) => {
-            return Err(ArgumentError::new("`tls` goes with a wss:// url"));
+            return Err(ArgumentError::field("tls", "goes with a wss:// url"));
         }
     };
     let default_port = if secure { 443 } else { 80 };
     Ok(Box::new(Output {
-        transport: Server {
+        transport: WebSocketTransport {
             timeout: settings.timeout,
             address: (
                 host,
@@ -146,7 +146,7 @@ pub fn frame_length(payload: usize) -> usize {
 }
 
 /// The server the output connects to.
-struct Server {
+struct WebSocketTransport {
     url: String,
     /// The host and port of `url`, to open the TCP connection under it.
     address: (String, u16),
@@ -156,14 +156,14 @@ struct Server {
     timeout: Duration,
 }
 
-impl Transport for Server {
-    type Connection = Link;
+impl Transport for WebSocketTransport {
+    type Connection = WebSocketConnection;
 
     fn target(&self) -> String {
         self.url.clone()
     }
 
-    async fn connect(&mut self) -> Result<Link, String> {
+    async fn connect(&mut self) -> Result<WebSocketConnection, String> {
         let (host, port) = &self.address;
         let stream = TcpStream::connect((host.as_str(), *port))
             .await
@@ -181,7 +181,7 @@ impl Transport for Server {
                 .await
                 .map_err(|error| error.to_string())?;
         let (sink, stream) = socket.split();
-        Ok(Link {
+        Ok(WebSocketConnection {
             sink,
             stream,
             progress,
@@ -193,14 +193,14 @@ impl Transport for Server {
 type WebSocket = tokio_tungstenite::WebSocketStream<Socket<CountingSocket>>;
 
 /// One live websocket.
-struct Link {
+struct WebSocketConnection {
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
     progress: Progress,
     timeout: Duration,
 }
 
-impl Connection for Link {
+impl Connection for WebSocketConnection {
     fn room(&self, in_flight: usize) -> usize {
         MAX_IN_FLIGHT.saturating_sub(in_flight)
     }

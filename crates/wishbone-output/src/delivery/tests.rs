@@ -224,6 +224,11 @@ fn random_histories_lose_nothing_and_acknowledge_nothing_twice() {
                 .collect()
         };
         for _ in 0..300 {
+            assert_eq!(
+                delivery.in_flight(),
+                delivery.in_flight_counted(),
+                "seed {seed}: the count kept drifted"
+            );
             match (random.below(6), connected) {
                 (0, false) => {
                     let batch = fresh(&mut next_id, random.below(4));

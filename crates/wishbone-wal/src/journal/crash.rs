@@ -13,8 +13,8 @@ use bytes::Bytes;
 use wishbone_runtime::{Event, Lines, Parcel};
 
 use super::Journal;
-use crate::flow::wal::Location;
-use crate::flow::wal::{Config, Retention, SyncMode, WhenFull};
+use crate::Location;
+use crate::{Config, Retention, SyncMode, WhenFull};
 use wishbone_runtime::random::Random;
 
 /// Each segment file's length, as of the last fsync.

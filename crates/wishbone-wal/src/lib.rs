@@ -256,13 +256,16 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .as_ref()
         .is_some_and(|path| path.as_os_str().is_empty())
     {
-        return Err(ArgumentError::new("`path` must name a directory"));
+        return Err(ArgumentError::field("path", "must name a directory"));
     }
     if let Some(path) = &config.path {
         usable_directory(path).map_err(ArgumentError::new)?;
     }
     if config.sync_interval_ms == 0 {
-        return Err(ArgumentError::new("`sync_interval_ms` must be at least 1"));
+        return Err(ArgumentError::field(
+            "sync_interval_ms",
+            "must be at least 1",
+        ));
     }
     Ok(Box::new(Wal { config }))
 }
