@@ -2,42 +2,9 @@
 //! field of its `Config` (and every argument it shares with its family) is
 //! described, and its example is a valid bootstrap.
 
-use serde::de::{DeserializeOwned, Deserializer, Error as _, Visitor};
+use wishbone_bootstrap::field_names as fields;
 use wishbone_modules::{flow, input, metrics, output, process};
 use wishbone_runtime::ModuleKind;
-
-/// Collects the field names a `#[derive(Deserialize)]` struct asks for.
-struct FieldNames<'a>(&'a mut Vec<&'static str>);
-
-impl<'de> Deserializer<'de> for FieldNames<'_> {
-    type Error = serde::de::value::Error;
-
-    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
-        Err(Self::Error::custom("a Config is a struct"))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        fields: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.0.extend(fields);
-        Err(Self::Error::custom("fields read"))
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-        byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
-        enum identifier ignored_any
-    }
-}
-
-fn fields<T: DeserializeOwned>() -> Vec<&'static str> {
-    let mut names = Vec::new();
-    let _ = T::deserialize(FieldNames(&mut names));
-    names
-}
 
 /// Each builtin kind with the arguments it takes: its `Config`'s fields and
 /// those its family shares.
