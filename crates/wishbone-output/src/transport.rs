@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use wishbone_runtime::{Event, Lines, Parcel};
 
 use crate::delivery::Delivery;
+use crate::tcp::{ACK_INTERVAL, Progress};
 
 /// How one kind of output reaches its peer.
 pub trait Transport {
@@ -54,22 +55,35 @@ pub trait Connection {
     /// it must lose nothing when it is.
     fn heard(&mut self) -> impl Future<Output = Result<Option<u64>, String>>;
 
+    /// For a connection over a [`CountingSocket`](crate::tcp::CountingSocket)
+    /// (under TLS, a websocket): its [`Progress`], from which the defaults
+    /// of [`Connection::acknowledged`], [`Connection::tick`],
+    /// [`Connection::tick_every`] and [`Connection::finish`] learn what the
+    /// peer's TCP stack acknowledged.
+    fn counting(&self) -> Option<&Progress> {
+        None
+    }
+
     /// How far the peer acknowledged, as known now without waiting. Asked
     /// at every turn while something is unacknowledged.
     fn acknowledged(&mut self) -> Result<Option<u64>, String> {
-        Ok(None)
+        Ok(self.counting().and_then(Progress::acknowledged_now))
     }
 
     /// Asked every [`Connection::tick_every`] while something is
     /// unacknowledged: a safety net for acknowledgements [`Connection::heard`]
     /// would miss. Stalls are checked on the same tick.
     fn tick(&mut self) -> Result<Option<u64>, String> {
-        Ok(None)
+        Ok(self.counting().and_then(Progress::kernel_count))
     }
 
-    /// How often [`Connection::tick`] runs.
+    /// How often [`Connection::tick`] runs: every [`ACK_INTERVAL`] over a
+    /// counting socket, else every 100 ms.
     fn tick_every(&self) -> Duration {
-        Duration::from_millis(100)
+        match self.counting() {
+            Some(_) => ACK_INTERVAL,
+            None => Duration::from_millis(100),
+        }
     }
 
     /// What a peer that acknowledged nothing for `timeout` while something
@@ -83,10 +97,16 @@ pub trait Connection {
     fn close(&mut self, timeout: Duration) -> impl Future<Output = ()>;
 
     /// The connection is over (`lost`: it died or was given up on): the
-    /// last acknowledgement it can still learn of, if any.
+    /// last acknowledgement it can still learn of, if any. Over a counting
+    /// socket, the kernel's count once it settled.
     fn finish(&mut self, lost: bool) -> impl Future<Output = Option<u64>> {
-        let _ = lost;
-        async { None }
+        let progress = self.counting().cloned();
+        async move {
+            match progress {
+                Some(progress) => progress.finish(lost).await,
+                None => None,
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use wishbone_output::tcp::{ACK_INTERVAL, CountingSocket, Progress};
+use wishbone_output::tcp::{CountingSocket, Progress};
 use wishbone_output::tls::Connector;
 use wishbone_output::{Connection, Sent, Transport};
 use wishbone_runtime::Parcel;
@@ -67,6 +67,10 @@ pub(super) struct TlsConnection {
 }
 
 impl Connection for TlsConnection {
+    fn counting(&self) -> Option<&Progress> {
+        Some(&self.progress)
+    }
+
     fn room(&self, in_flight: usize) -> usize {
         MAX_IN_FLIGHT.saturating_sub(in_flight)
     }
@@ -117,23 +121,7 @@ impl Connection for TlsConnection {
         }
     }
 
-    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
-        Ok(self.progress.acknowledged_now())
-    }
-
-    fn tick(&mut self) -> Result<Option<u64>, String> {
-        Ok(self.progress.kernel_count())
-    }
-
-    fn tick_every(&self) -> Duration {
-        ACK_INTERVAL
-    }
-
     async fn close(&mut self, _timeout: Duration) {
         let _ = self.writer.shutdown().await;
-    }
-
-    async fn finish(&mut self, lost: bool) -> Option<u64> {
-        self.progress.finish(lost).await
     }
 }

@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use wishbone_output::arguments::peer_port;
 use wishbone_output::shared_arguments_docs;
-use wishbone_output::tcp::{ACK_INTERVAL, CountingSocket, Progress};
+use wishbone_output::tcp::{CountingSocket, Progress};
 use wishbone_output::tls::{self, Socket, TlsArguments};
 use wishbone_output::{Connection, Output, Sent, Settings, Transport};
 use wishbone_runtime::{
@@ -201,6 +201,10 @@ struct WebSocketConnection {
 }
 
 impl Connection for WebSocketConnection {
+    fn counting(&self) -> Option<&Progress> {
+        Some(&self.progress)
+    }
+
     fn room(&self, in_flight: usize) -> usize {
         MAX_IN_FLIGHT.saturating_sub(in_flight)
     }
@@ -251,24 +255,8 @@ impl Connection for WebSocketConnection {
         }
     }
 
-    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
-        Ok(self.progress.acknowledged_now())
-    }
-
-    fn tick(&mut self) -> Result<Option<u64>, String> {
-        Ok(self.progress.kernel_count())
-    }
-
-    fn tick_every(&self) -> Duration {
-        ACK_INTERVAL
-    }
-
     async fn close(&mut self, _timeout: Duration) {
         let _ = self.sink.close().await;
-    }
-
-    async fn finish(&mut self, lost: bool) -> Option<u64> {
-        self.progress.finish(lost).await
     }
 }
 
