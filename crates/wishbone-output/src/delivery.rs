@@ -249,6 +249,7 @@ impl Delivery {
     }
 
     /// A connection counts in one unit only.
+    #[inline]
     fn set_unit(&mut self, unit: Unit) {
         debug_assert!(
             self.unit.is_none_or(|current| current == unit),
@@ -262,6 +263,7 @@ impl Delivery {
     /// writer whose positions count more than the events' bytes (TLS
     /// records), so that lines recorded next end where their last byte
     /// really ends, and none earlier.
+    #[inline]
     pub fn skip_to(&mut self, position: u64) {
         self.recorded = self.recorded.max(position);
     }
@@ -269,11 +271,13 @@ impl Delivery {
     /// Records one event whose encoding ends at byte `end` of the stream,
     /// for writers that learn positions as they write (a websocket's
     /// frames). Ends must not decrease.
+    #[inline]
     pub fn record_event(&mut self, event: Event, end: u64, now: Instant) {
         self.set_unit(Unit::Bytes);
         self.record_at(event, end, now);
     }
 
+    #[inline]
     fn record_at(&mut self, event: Event, end: u64, now: Instant) {
         self.outstanding_from(now);
         self.recorded = self.recorded.max(end);
@@ -303,6 +307,7 @@ impl Delivery {
     }
 
     /// Progress is measured from the first record after a quiet time.
+    #[inline]
     fn outstanding_from(&mut self, now: Instant) {
         if self.records.is_empty() {
             self.last_progress = now;
@@ -311,6 +316,7 @@ impl Delivery {
 
     /// The peer acknowledged everything up to `position`: releases the
     /// events ending at or before it and resolves their tokens.
+    #[inline]
     pub fn acknowledge(&mut self, position: u64, now: Instant) -> Released {
         let mut released = Released::default();
         if position <= self.acknowledged {
@@ -479,7 +485,14 @@ impl Delivery {
         lost
     }
 
+    /// How far the peer acknowledged on this connection.
+    #[inline]
+    pub fn acknowledged(&self) -> u64 {
+        self.acknowledged
+    }
+
     /// Events recorded on this connection and not yet acknowledged.
+    #[inline]
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
@@ -502,6 +515,7 @@ impl Delivery {
     }
 
     /// Nothing is outstanding on this connection.
+    #[inline]
     pub fn is_settled(&self) -> bool {
         self.records.is_empty() && self.unsent.is_empty() && self.never_acknowledged.is_empty()
     }

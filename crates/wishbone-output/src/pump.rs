@@ -13,6 +13,17 @@ use wishbone_runtime::Parcel;
 use crate::state::OutputState;
 use crate::transport::{Connection, OnStall, Sent};
 
+/// Takes in an acknowledgement of `$position`: what it released is
+/// counted, and handed to `success` when asked.
+macro_rules! take_in {
+    ($state:expr, $position:expr) => {{
+        let success = $state.release($position);
+        if !success.is_empty() {
+            $state.pass_on(success).await;
+        }
+    }};
+}
+
 /// How a connection's pump ended.
 pub(crate) enum Ended {
     /// Everything was delivered and the inbox is closed.
@@ -40,7 +51,7 @@ pub(crate) async fn pump<C: Connection>(
     let ended = loop {
         if !state.delivery.is_settled() {
             match connection.acknowledged() {
-                Ok(Some(position)) => state.acknowledge(position).await,
+                Ok(Some(position)) => take_in!(state, position),
                 Ok(None) => {}
                 Err(error) => break Ended::Lost(error),
             }
@@ -72,7 +83,7 @@ pub(crate) async fn pump<C: Connection>(
             biased;
             _ = abort.cancelled() => break Ended::Aborted,
             heard = connection.heard() => match heard {
-                Ok(Some(position)) => state.acknowledge(position).await,
+                Ok(Some(position)) => take_in!(state, position),
                 Ok(None) => {}
                 Err(error) => break Ended::Lost(error),
             },
@@ -99,7 +110,7 @@ pub(crate) async fn pump<C: Connection>(
             },
             _ = tick.tick(), if !state.delivery.is_settled() => {
                 match connection.tick() {
-                    Ok(Some(position)) => state.acknowledge(position).await,
+                    Ok(Some(position)) => take_in!(state, position),
                     Ok(None) => {}
                     Err(error) => break Ended::Lost(error),
                 }
@@ -114,7 +125,7 @@ pub(crate) async fn pump<C: Connection>(
         }
     };
     if let Some(position) = connection.finish(matches!(ended, Ended::Lost(_))).await {
-        state.acknowledge(position).await;
+        take_in!(state, position);
     }
     for parcel in waiting.parcels {
         state.delivery.record_unsent(parcel);
@@ -130,18 +141,21 @@ struct Waiting {
 }
 
 impl Waiting {
+    #[inline]
     fn push(&mut self, parcel: Parcel) {
         if !parcel.is_empty() {
             self.parcels.push_back(parcel);
         }
     }
 
+    #[inline]
     fn is_empty(&self) -> bool {
         self.parcels.is_empty()
     }
 
     /// The oldest parcels, `room` events at most; a parcel that does not
     /// fit whole is split.
+    #[inline]
     fn take(&mut self, mut room: usize) -> Vec<Parcel> {
         let mut taken = Vec::new();
         while room > 0

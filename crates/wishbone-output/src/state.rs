@@ -110,6 +110,7 @@ impl OutputState {
     /// upstream run first: what they send meanwhile goes out in the same
     /// write, and every write wakes the peer, which costs more than the
     /// bytes. With nothing upstream to run, no time is lost.
+    #[inline]
     pub(crate) async fn gather(&mut self, mut take: impl FnMut(&mut Self, Parcel) -> bool) {
         let mut yielded = false;
         loop {
@@ -129,13 +130,19 @@ impl OutputState {
     }
 
     /// Counts a new connection's resends.
+    #[inline]
     pub(crate) fn resending(&mut self, events: usize) {
         self.counters.resent(events);
     }
 
-    /// The peer acknowledged up to `position`: counts what was released
-    /// and hands it to `success` if asked.
-    pub(crate) async fn acknowledge(&mut self, position: u64) {
+    /// The peer acknowledged up to `position`: counts what was released,
+    /// and returns it when `success` wants it ([`OutputState::pass_on`]).
+    /// Asked at every turn, so a position already known costs nothing.
+    #[inline]
+    pub(crate) fn release(&mut self, position: u64) -> Batch {
+        if position <= self.delivery.acknowledged() {
+            return Batch::new();
+        }
         let Released {
             events,
             bytes,
@@ -144,19 +151,26 @@ impl OutputState {
             .delivery
             .acknowledge(position, std::time::Instant::now());
         self.counters.delivered(events, bytes);
-        if !success.is_empty() && self.success.send(success).await.is_err() {
+        success
+    }
+
+    /// Hands acknowledged events to `success`.
+    pub(crate) async fn pass_on(&mut self, success: Batch) {
+        if self.success.send(success).await.is_err() {
             tracing::debug!(module = %self.module, "success queue closed");
         }
     }
 
     /// Whether the peer just stopped acknowledging (for transports where
     /// that ends the connection).
+    #[inline]
     pub(crate) fn stalled_now(&mut self) -> bool {
         self.delivery.stall(std::time::Instant::now(), self.timeout) == Some(Stall::Stalled)
     }
 
     /// Notices a peer that stopped acknowledging (locks the inbox, so a
     /// round robin routes around it) and one that started again.
+    #[inline]
     pub(crate) fn check_stall(&mut self) {
         match self.delivery.stall(std::time::Instant::now(), self.timeout) {
             Some(Stall::Stalled) => {

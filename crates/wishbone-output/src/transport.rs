@@ -132,6 +132,7 @@ pub struct Sent<'a> {
 }
 
 impl<'a> Sent<'a> {
+    #[inline]
     pub(crate) fn new(delivery: &'a mut Delivery, timeout: Duration) -> Self {
         Self {
             delivery,
@@ -143,6 +144,7 @@ impl<'a> Sent<'a> {
 
     /// How long a write may wait for a peer that stopped reading: the
     /// output's `timeout`.
+    #[inline]
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -150,6 +152,7 @@ impl<'a> Sent<'a> {
     /// Lines written as bytes after everything recorded so far on this
     /// connection; `events` are the events they encode, when some carry a
     /// token ([`Parcel::into_wire`] gives both).
+    #[inline]
     pub fn lines(&mut self, lines: Lines, events: Option<wishbone_runtime::Batch>) {
         self.delivery.record_lines(lines, events, self.now);
     }
@@ -157,12 +160,14 @@ impl<'a> Sent<'a> {
     /// Moves the next byte record's start to `position` (never back): for a
     /// stream whose positions count more bytes than the events' (TLS
     /// records), so that lines recorded next end where they really end.
+    #[inline]
     pub fn skip_to(&mut self, position: u64) {
         self.delivery.skip_to(position);
     }
 
     /// One event whose encoding ends at byte `end` of the stream (a
     /// websocket frame). Ends must not decrease.
+    #[inline]
     pub fn event_ending_at(&mut self, event: Event, end: u64) {
         self.delivery.record_event(event, end, self.now);
     }
@@ -170,18 +175,21 @@ impl<'a> Sent<'a> {
     /// A parcel written as one message per event, numbered on from the
     /// connection's last message (the first is 1). Returns the number of
     /// its last message.
+    #[inline]
     pub fn messages(&mut self, parcel: Parcel) -> u64 {
         self.delivery.record_messages(parcel, self.now)
     }
 
     /// What a write that failed carried: this connection will never
     /// acknowledge it; the next one sends it again (counted as resent).
+    #[inline]
     pub fn never_acknowledged(&mut self, parcel: Parcel) {
         self.delivery.record_never_acknowledged(parcel);
     }
 
     /// What was never written (the connection broke first): the next
     /// connection sends it, not as a resend.
+    #[inline]
     pub fn unsent(&mut self, parcel: Parcel) {
         self.delivery.record_unsent(parcel);
     }
@@ -194,6 +202,7 @@ impl<'a> Sent<'a> {
         self.rejected.push((event, reason));
     }
 
+    #[inline]
     pub(crate) fn into_rejected(self) -> Vec<(Event, String)> {
         self.rejected
     }

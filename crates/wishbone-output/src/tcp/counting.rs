@@ -86,11 +86,13 @@ impl CountingSocket {
 
 impl Progress {
     /// Bytes written so far.
+    #[inline]
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
     }
 
     /// The furthest position acknowledged in the reports read so far.
+    #[inline]
     pub fn acknowledged(&self) -> u64 {
         self.acknowledged.load(Ordering::Relaxed)
     }
@@ -113,6 +115,7 @@ impl Progress {
 
     /// How far the peer acknowledged, as known without waiting: from the
     /// reports read so far, or by asking the kernel.
+    #[inline]
     pub fn acknowledged_now(&self) -> Option<u64> {
         if self.reports {
             Some(self.acknowledged())
@@ -148,6 +151,7 @@ impl AsRawFd for Progress {
 }
 
 /// Reads every waiting report into `acknowledged`, clearing the readiness.
+#[inline]
 fn read_reports(
     guard: &mut tokio::io::unix::AsyncFdReadyGuard<'_, std::net::TcpStream>,
     written: &AtomicU64,
@@ -162,6 +166,7 @@ fn read_reports(
 }
 
 impl AsyncRead for CountingSocket {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -201,6 +206,7 @@ impl AsyncRead for CountingSocket {
 }
 
 impl AsyncWrite for CountingSocket {
+    #[inline]
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -237,6 +243,7 @@ impl AsyncWrite for CountingSocket {
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
@@ -247,6 +254,7 @@ impl AsyncWrite for CountingSocket {
 }
 
 impl CountingSocket {
+    #[inline]
     fn count(&self, result: std::io::Result<usize>) -> std::io::Result<usize> {
         if let Ok(written) = &result {
             self.written.fetch_add(*written as u64, Ordering::Relaxed);
