@@ -67,6 +67,8 @@ pub struct Settings {
     /// How long a connection attempt, or a peer that stopped acknowledging,
     /// may take before the peer counts as down.
     pub timeout: Duration,
+    /// The waits between connection attempts (`reconnect_initial`,
+    /// `reconnect_max`).
     pub backoff: Backoff,
     /// Undeliverable events go to `failed`.
     pub failover: bool,

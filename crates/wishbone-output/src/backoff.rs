@@ -26,6 +26,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Waits that start at `initial` and double up to `max`.
     pub fn new(initial: Duration, max: Duration) -> Self {
         let max = max.max(initial);
         Self {

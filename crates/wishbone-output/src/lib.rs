@@ -26,6 +26,8 @@
 //!
 //! `examples/file-output` is an output written only against this crate.
 
+#![warn(missing_docs)]
+
 pub mod arguments;
 pub mod backoff;
 mod delivery;

@@ -29,7 +29,9 @@ const HELD: Duration = Duration::from_secs(1);
 /// An output module: the shell around one kind of transport. Every output
 /// that reaches a peer is this module with its own [`Transport`].
 pub struct Output<T> {
+    /// The shared arguments ([`Settings::split`]).
     pub settings: Settings,
+    /// How this kind of output reaches its peer.
     pub transport: T,
 }
 

@@ -13,7 +13,7 @@ pub struct Location {
 }
 
 /// A block the log holds, without its events (read them back with
-/// [`Journal::read`]).
+/// [`Journal::read`](crate::Journal::read)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
     pub id: u64,
