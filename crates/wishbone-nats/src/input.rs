@@ -125,7 +125,10 @@ fn default_ack_wait() -> f64 {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     if config.stream.is_empty() || config.consumer.is_empty() {
-        return Err(ArgumentError::new("`stream` and `consumer` must be named"));
+        return Err(ArgumentError::field(
+            "stream",
+            "and `consumer` must be named",
+        ));
     }
     if config.max_ack_pending == 0 {
         return Err(ArgumentError::field(
@@ -134,8 +137,9 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         ));
     }
     if !(config.ack_wait.is_finite() && config.ack_wait > 0.0) {
-        return Err(ArgumentError::new(
-            "`ack_wait` must be a number of seconds above 0",
+        return Err(ArgumentError::field(
+            "ack_wait",
+            "must be a number of seconds above 0",
         ));
     }
     let servers = parse_servers(&config.servers)?;

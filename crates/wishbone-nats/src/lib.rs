@@ -29,8 +29,9 @@ fn default_servers() -> Vec<String> {
 /// The `servers` argument, each checked.
 fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
     if servers.is_empty() {
-        return Err(ArgumentError::new(
-            "`servers` must name at least one server",
+        return Err(ArgumentError::field(
+            "servers",
+            "must name at least one server",
         ));
     }
     servers
@@ -48,8 +49,9 @@ fn parse_servers(servers: &[String]) -> Result<Vec<ServerAddr>, ArgumentError> {
 /// is refused rather than ignored.
 fn tls_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, ArgumentError> {
     if arguments.server_name.is_some() {
-        return Err(ArgumentError::new(
-            "`tls.server_name` is not taken by the NATS modules: each server's certificate must carry the host of its URL in `servers`",
+        return Err(ArgumentError::field(
+            "tls.server_name",
+            "is not taken by the NATS modules: each server's certificate must carry the host of its URL in `servers`",
         ));
     }
     tls::client_config(arguments)

@@ -110,8 +110,9 @@ fn default_path() -> String {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     if !config.path.starts_with('/') || config.path.contains(char::is_whitespace) {
-        return Err(ArgumentError::new(
-            "`path` must start with `/` and hold no spaces",
+        return Err(ArgumentError::field(
+            "path",
+            "must start with `/` and hold no spaces",
         ));
     }
     if config.address.is_empty() {

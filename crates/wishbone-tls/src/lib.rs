@@ -152,19 +152,23 @@ fn identity(arguments: &TlsArguments) -> Result<Option<Identity>, ArgumentError>
     match (&arguments.cert, &arguments.key) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => Identity::load(cert, key).map(Some),
-        _ => Err(ArgumentError::new("`tls.cert` and `tls.key` go together")),
+        _ => Err(ArgumentError::field(
+            "tls.cert",
+            "and `tls.key` go together",
+        )),
     }
 }
 
 /// The acceptor of an input.
 pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> {
     if arguments.server_name.is_some() {
-        return Err(ArgumentError::new(
-            "`tls.server_name` names what an output verifies; an input presents its `cert`",
+        return Err(ArgumentError::field(
+            "tls.server_name",
+            "names what an output verifies; an input presents its `cert`",
         ));
     }
     let identity = identity(arguments)?
-        .ok_or_else(|| ArgumentError::new("`tls` on an input needs `cert` and `key`"))?;
+        .ok_or_else(|| ArgumentError::field("tls", "on an input needs `cert` and `key`"))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|error| ArgumentError::value("tls", error.to_string()))?;
@@ -172,7 +176,7 @@ pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> 
         let ca = arguments
             .ca
             .as_deref()
-            .ok_or_else(|| ArgumentError::new("`tls.verify_peer` needs `tls.ca`"))?;
+            .ok_or_else(|| ArgumentError::field("tls.verify_peer", "needs `tls.ca`"))?;
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             Arc::new(roots(Some(ca))?),
             provider(),
@@ -191,8 +195,9 @@ pub fn acceptor(arguments: &TlsArguments) -> Result<TlsAcceptor, ArgumentError> 
 /// this side's certificate when given (for a server that asks).
 pub fn client_config(arguments: &TlsArguments) -> Result<rustls::ClientConfig, ArgumentError> {
     if arguments.verify_peer {
-        return Err(ArgumentError::new(
-            "`tls.verify_peer` is for inputs: an output always verifies its server, with `ca` or the system's roots",
+        return Err(ArgumentError::field(
+            "tls.verify_peer",
+            "is for inputs: an output always verifies its server, with `ca` or the system's roots",
         ));
     }
     let builder = rustls::ClientConfig::builder_with_provider(provider())

@@ -56,8 +56,9 @@ fn default_interval() -> u64 {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     if config.interval == 0 {
-        return Err(ArgumentError::new(
-            "`interval` must be at least 1 millisecond",
+        return Err(ArgumentError::field(
+            "interval",
+            "must be at least 1 millisecond",
         ));
     }
     Ok(Box::new(Metronome { config }))
