@@ -24,6 +24,18 @@ macro_rules! take_in {
     }};
 }
 
+/// Takes in what the connection said (`heard`, `acknowledged`, `tick`):
+/// an acknowledgement, nothing, or its end, which ends the pump's loop.
+macro_rules! take_in_or_end {
+    ($state:expr, $said:expr) => {
+        match $said {
+            Ok(Some(position)) => take_in!($state, position),
+            Ok(None) => {}
+            Err(error) => break Ended::Lost(error),
+        }
+    };
+}
+
 /// How a connection's pump ended.
 pub(crate) enum Ended {
     /// Everything was delivered and the inbox is closed.
@@ -50,11 +62,7 @@ pub(crate) async fn pump<C: Connection>(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let ended = loop {
         if !state.delivery.is_settled() {
-            match connection.acknowledged() {
-                Ok(Some(position)) => take_in!(state, position),
-                Ok(None) => {}
-                Err(error) => break Ended::Lost(error),
-            }
+            take_in_or_end!(state, connection.acknowledged());
         }
         let room = connection.room(state.delivery.in_flight());
         if room > 0 && !waiting.is_empty() {
@@ -82,11 +90,7 @@ pub(crate) async fn pump<C: Connection>(
         tokio::select! {
             biased;
             _ = abort.cancelled() => break Ended::Aborted,
-            heard = connection.heard() => match heard {
-                Ok(Some(position)) => take_in!(state, position),
-                Ok(None) => {}
-                Err(error) => break Ended::Lost(error),
-            },
+            heard = connection.heard() => take_in_or_end!(state, heard),
             parcel = state.inbox.recv_parcel(), if state.inbox_open && (take || divert) => match parcel {
                 None => state.inbox_open = false,
                 Some(parcel) if divert => {
@@ -99,7 +103,7 @@ pub(crate) async fn pump<C: Connection>(
                     waiting.push(parcel);
                     if events < room {
                         state
-                            .gather(|_, parcel| {
+                            .gather(|parcel| {
                                 events += parcel.len();
                                 waiting.push(parcel);
                                 events < room
@@ -109,11 +113,7 @@ pub(crate) async fn pump<C: Connection>(
                 }
             },
             _ = tick.tick(), if !state.delivery.is_settled() => {
-                match connection.tick() {
-                    Ok(Some(position)) => take_in!(state, position),
-                    Ok(None) => {}
-                    Err(error) => break Ended::Lost(error),
-                }
+                take_in_or_end!(state, connection.tick());
                 if connection.on_stall() == OnStall::Reconnect {
                     if state.stalled_now() {
                         break Ended::Lost(format!("no acknowledgement for {:?}", state.timeout));

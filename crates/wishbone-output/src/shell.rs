@@ -19,7 +19,7 @@ use wishbone_runtime::{Module, ModuleContext, ModuleError};
 
 use crate::arguments::Settings;
 use crate::pump::{Ended, pump};
-use crate::state::{OutputState, Totals};
+use crate::state::OutputState;
 use crate::transport::Transport;
 
 /// How long a connection made during an outage must hold before it is
@@ -103,13 +103,14 @@ impl OutputState {
                 break Err(self.undelivered());
             }
         };
-        let Totals {
-            connects,
-            delivered,
-            bytes,
-            failed_over,
-            resent,
-        } = self.counters.totals;
+        let counters = &self.counters;
+        let (connects, delivered, bytes, failed_over, resent) = (
+            counters.connects.total(),
+            counters.delivered.total(),
+            counters.bytes.total(),
+            counters.failed_over.total(),
+            counters.resent.total(),
+        );
         tracing::info!(module = %self.module, connects, delivered, bytes, failed_over, resent, "output totals");
         outcome
     }

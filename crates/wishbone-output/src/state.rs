@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::queue::{Receiver, Sender};
-use wishbone_runtime::{Batch, Event, ModuleContext, ModuleError, Parcel, module_metric};
+use wishbone_runtime::{Batch, Counted, Event, ModuleContext, ModuleError, Parcel, module_metric};
 
 use crate::arguments::Settings;
 use crate::backoff::Backoff;
@@ -60,7 +60,7 @@ impl OutputState {
             biased;
             sent = self.failed.send(batch) => {
                 match sent {
-                    Ok(()) => self.counters.failed_over(count),
+                    Ok(()) => self.counters.failed_over.add(count as u64),
                     Err(closed) => {
                         tracing::error!(module = %self.module, events = count, "failed queue closed; its events are lost");
                         self.failed.stats().record_dropped(closed.0.len());
@@ -85,7 +85,7 @@ impl OutputState {
         reason: &str,
         abort: &CancellationToken,
     ) -> bool {
-        self.counters.rejected.increment(1);
+        self.counters.rejected.add(1);
         self.rejections.0 += 1;
         let due = self
             .rejections
@@ -111,12 +111,12 @@ impl OutputState {
     /// write, and every write wakes the peer, which costs more than the
     /// bytes. With nothing upstream to run, no time is lost.
     #[inline]
-    pub(crate) async fn gather(&mut self, mut take: impl FnMut(&mut Self, Parcel) -> bool) {
+    pub(crate) async fn gather(&mut self, mut take: impl FnMut(Parcel) -> bool) {
         let mut yielded = false;
         loop {
             match self.inbox.try_recv_parcel() {
                 Some(parcel) => {
-                    if !take(self, parcel) {
+                    if !take(parcel) {
                         return;
                     }
                 }
@@ -132,7 +132,7 @@ impl OutputState {
     /// Counts a new connection's resends.
     #[inline]
     pub(crate) fn resending(&mut self, events: usize) {
-        self.counters.resent(events);
+        self.counters.resent.add(events as u64);
     }
 
     /// The peer acknowledged up to `position`: counts what was released,
@@ -150,7 +150,8 @@ impl OutputState {
         } = self
             .delivery
             .acknowledge(position, std::time::Instant::now());
-        self.counters.delivered(events, bytes);
+        self.counters.delivered.add(events as u64);
+        self.counters.bytes.add(bytes);
         success
     }
 
@@ -196,64 +197,34 @@ impl OutputState {
 }
 
 /// What an output did: recorded as metrics `module.<name>.<counter>`, and
-/// logged when it stops.
+/// totalled for the log when it stops.
 pub(crate) struct Counters {
     connected: metrics::Gauge,
-    connects: metrics::Counter,
-    delivered: metrics::Counter,
-    bytes: metrics::Counter,
-    failed_over: metrics::Counter,
-    resent: metrics::Counter,
-    rejected: metrics::Counter,
-    pub(crate) totals: Totals,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct Totals {
-    pub(crate) connects: u64,
-    pub(crate) delivered: u64,
-    pub(crate) bytes: u64,
-    pub(crate) failed_over: u64,
-    pub(crate) resent: u64,
+    pub(crate) connects: Counted,
+    pub(crate) delivered: Counted,
+    pub(crate) bytes: Counted,
+    pub(crate) failed_over: Counted,
+    pub(crate) resent: Counted,
+    rejected: Counted,
 }
 
 impl Counters {
     fn new(module: &str) -> Self {
-        let name = |counter: &str| module_metric(module, counter);
         Self {
-            connected: metrics::gauge!(name("connected")),
-            connects: metrics::counter!(name("connects")),
-            delivered: metrics::counter!(name("delivered")),
-            bytes: metrics::counter!(name("bytes")),
-            failed_over: metrics::counter!(name("failed_over")),
-            resent: metrics::counter!(name("resent")),
-            rejected: metrics::counter!(name("rejected")),
-            totals: Totals::default(),
+            connected: metrics::gauge!(module_metric(module, "connected")),
+            connects: Counted::new(module, "connects"),
+            delivered: Counted::new(module, "delivered"),
+            bytes: Counted::new(module, "bytes"),
+            failed_over: Counted::new(module, "failed_over"),
+            resent: Counted::new(module, "resent"),
+            rejected: Counted::new(module, "rejected"),
         }
     }
 
-    pub(crate) fn connected(&mut self, up: bool) {
+    pub(crate) fn connected(&self, up: bool) {
         self.connected.set(if up { 1.0 } else { 0.0 });
         if up {
-            self.connects.increment(1);
-            self.totals.connects += 1;
+            self.connects.add(1);
         }
-    }
-
-    fn delivered(&mut self, events: usize, bytes: u64) {
-        self.delivered.increment(events as u64);
-        self.bytes.increment(bytes);
-        self.totals.delivered += events as u64;
-        self.totals.bytes += bytes;
-    }
-
-    fn failed_over(&mut self, events: usize) {
-        self.failed_over.increment(events as u64);
-        self.totals.failed_over += events as u64;
-    }
-
-    fn resent(&mut self, events: usize) {
-        self.resent.increment(events as u64);
-        self.totals.resent += events as u64;
     }
 }

@@ -110,6 +110,13 @@ pub trait Connection {
     }
 }
 
+/// [`Connection::room`] of a connection whose bound is soft (on what is in
+/// flight, or written and waiting for the socket), not a protocol's window:
+/// everything waiting while `used` is below `bound`, nothing once it is not.
+pub fn room_below(used: usize, bound: usize) -> usize {
+    if used < bound { usize::MAX } else { 0 }
+}
+
 /// What a stalled peer means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnStall {

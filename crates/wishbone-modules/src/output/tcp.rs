@@ -7,7 +7,7 @@
 //! into one block per batch. Every block is recorded at its byte offset;
 //! the kernel reports each acknowledgement of the peer's TCP stack as it
 //! happens ([`ack_reports`]), or where it cannot, says how far it got when
-//! asked ([`unacknowledged_bytes`]). Everything else (connecting, backoff,
+//! asked ([`kernel_acknowledged`], `SIOCOUTQ`). Everything else (connecting, backoff,
 //! the pump, what happens to events while the peer is down) is
 //! `wishbone-output`'s.
 
@@ -22,9 +22,9 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use wishbone_output::arguments::peer_port;
 use wishbone_output::shared_arguments_docs;
-use wishbone_output::tcp::{ACK_INTERVAL, ack_reports, settle, unacknowledged_bytes};
+use wishbone_output::tcp::{ACK_INTERVAL, ack_reports, kernel_acknowledged, settle};
 use wishbone_output::tls::{self, TlsArguments};
-use wishbone_output::{Connection, Output, Sent, Settings, Transport};
+use wishbone_output::{Connection, Output, Sent, Settings, Transport, room_below};
 use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
 };
@@ -195,11 +195,7 @@ impl Connection for TcpConnection {
     fn room(&self, _in_flight: usize) -> usize {
         // The kernel's send buffer bounds what is in flight; this bounds
         // what waits for it.
-        if self.pending_bytes < HIGH_WATER {
-            usize::MAX
-        } else {
-            0
-        }
+        room_below(self.pending_bytes, HIGH_WATER)
     }
 
     /// Queues the parcels' lines for writing, records them, and writes what
@@ -323,9 +319,8 @@ impl TcpConnection {
 
     /// How far the peer's TCP stack acknowledged, by the kernel's count.
     fn kernel_count(&self) -> Result<Option<u64>, String> {
-        let unacknowledged = unacknowledged_bytes(&self.stream)
-            .map_err(|error| error.to_string())?
-            .min(self.written);
-        Ok(Some(self.written - unacknowledged))
+        kernel_acknowledged(&self.stream, self.written)
+            .map(Some)
+            .map_err(|error| error.to_string())
     }
 }

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use wishbone_output::tcp::{CountingSocket, Progress};
 use wishbone_output::tls::Connector;
-use wishbone_output::{Connection, Sent, Transport};
+use wishbone_output::{Connection, Sent, Transport, room_below};
 use wishbone_runtime::Parcel;
 
 /// Events in flight before the inbox is read again.
@@ -74,11 +74,7 @@ impl Connection for TlsConnection {
     /// A bound on what is in flight, not a window: below it, everything
     /// waiting goes out in one write.
     fn room(&self, in_flight: usize) -> usize {
-        if in_flight < MAX_IN_FLIGHT {
-            usize::MAX
-        } else {
-            0
-        }
+        room_below(in_flight, MAX_IN_FLIGHT)
     }
 
     /// Writes and flushes the parcels' lines; a peer that stops reading

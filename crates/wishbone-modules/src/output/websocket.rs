@@ -22,7 +22,7 @@ use wishbone_output::arguments::peer_port;
 use wishbone_output::shared_arguments_docs;
 use wishbone_output::tcp::{CountingSocket, Progress};
 use wishbone_output::tls::{self, Socket, TlsArguments};
-use wishbone_output::{Connection, Output, Sent, Settings, Transport};
+use wishbone_output::{Connection, Output, Sent, Settings, Transport, room_below};
 use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Event, Module, ModuleKind, Parcel, QueueSpec,
 };
@@ -208,11 +208,7 @@ impl Connection for WebSocketConnection {
     /// A bound on what is in flight, not a window: below it, everything
     /// waiting goes out in one write.
     fn room(&self, in_flight: usize) -> usize {
-        if in_flight < MAX_IN_FLIGHT {
-            usize::MAX
-        } else {
-            0
-        }
+        room_below(in_flight, MAX_IN_FLIGHT)
     }
 
     /// Writes one frame per event and flushes. A server that stops reading

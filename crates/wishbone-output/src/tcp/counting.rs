@@ -22,7 +22,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-use super::{ack_reports, settle, unacknowledged_bytes};
+use super::{ack_reports, kernel_acknowledged, settle};
 
 type RoomWait = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
 
@@ -128,9 +128,7 @@ impl Progress {
     /// the safety net should reports stop coming, and the authority once
     /// the connection is over.
     pub fn kernel_count(&self) -> Option<u64> {
-        let unacknowledged = unacknowledged_bytes(self).ok()?;
-        let written = self.written();
-        Some(written - unacknowledged.min(written))
+        kernel_acknowledged(self, self.written()).ok()
     }
 
     /// The end of a connection: what the peer acknowledged before it still

@@ -26,6 +26,13 @@ const SETTLE_STABLE: Duration = Duration::from_millis(100);
 /// The longest a dead connection's settlement waits.
 const SETTLE_LONGEST: Duration = Duration::from_secs(1);
 
+/// How far the peer's TCP stack acknowledged the `written` bytes of
+/// `socket`, by the kernel's count of those it did not (`SIOCOUTQ`).
+pub fn kernel_acknowledged(socket: &impl AsRawFd, written: u64) -> std::io::Result<u64> {
+    let unacknowledged = unacknowledged_bytes(socket)?;
+    Ok(written - unacknowledged.min(written))
+}
+
 /// After a connection ended, waits until the kernel's count of
 /// unacknowledged bytes stops changing (or is zero): an acknowledgement the
 /// peer delayed may still be on its way, and taking its bytes for lost would
