@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
-use wishbone_event::QueueSpec;
+use wishbone_event::{QueueSpec, RESERVED_QUEUES};
 
 use crate::document::{describe, entries, parse};
 use crate::suggest::did_you_mean;
@@ -24,6 +24,11 @@ pub trait Catalog {
     fn queues(&self, kind: &str) -> Option<QueueSpec>;
     /// Whether the arguments fit the kind, checked without starting anything.
     fn check_arguments(&self, kind: &str, arguments: &Arguments) -> Result<(), ArgumentError>;
+    /// For a kind whose outgoing queues are any names, the names these
+    /// arguments give it (a queueselect's rules), if they decide them.
+    fn outgoing_queues(&self, _kind: &str, _arguments: &Arguments) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Which part of the file declared a module.
@@ -455,13 +460,24 @@ fn check_end(
     let Some(spec) = catalog.queues(module.kind) else {
         return false;
     };
-    let (fits, side, valid) = match direction {
-        Direction::From => (
+    let named = match direction {
+        Direction::From if spec.any_outgoing => {
+            catalog.outgoing_queues(module.kind, &module.arguments)
+        }
+        _ => None,
+    };
+    let (fits, side, valid) = match (direction, named) {
+        (Direction::From, Some(mut names)) => {
+            let fits = names.contains(&end.queue) || RESERVED_QUEUES.contains(&end.queue.as_str());
+            names.extend(RESERVED_QUEUES.map(String::from));
+            (fits, "route from", names.join(", "))
+        }
+        (Direction::From, None) => (
             spec.has_outgoing(&end.queue),
             "route from",
             spec.describe_outgoing(),
         ),
-        Direction::To => (
+        (Direction::To, _) => (
             spec.has_incoming(&end.queue),
             "route into",
             spec.describe_incoming(),

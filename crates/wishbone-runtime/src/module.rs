@@ -25,6 +25,14 @@ pub trait Module: Send + 'static {
     fn listens(&self) -> Option<crate::ListenAddress> {
         None
     }
+
+    /// The outgoing queues this module's arguments name, for a kind whose
+    /// [`QueueSpec`](crate::QueueSpec) takes any name (a queueselect's
+    /// rules): routes from any other name (but `failed` and `success`) are
+    /// refused when the bootstrap is checked. `None` takes any name.
+    fn outgoing_queues(&self) -> Option<Vec<String>> {
+        None
+    }
 }
 
 /// Why a module ended before its work was done. The supervisor totals

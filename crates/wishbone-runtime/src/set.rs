@@ -120,6 +120,12 @@ impl Catalog for ModuleSet {
         self.find(kind).map(|kind| kind.queues)
     }
 
+    fn outgoing_queues(&self, kind: &str, arguments: &Arguments) -> Option<Vec<String>> {
+        self.inspect(kind, arguments, |module| module.outgoing_queues())
+            .ok()
+            .flatten()
+    }
+
     fn check_arguments(&self, kind: &str, arguments: &Arguments) -> Result<(), ArgumentError> {
         let module = match self.find(kind) {
             Some(found) => (found.build)(arguments)?,

@@ -1,6 +1,6 @@
 //! The one list of every builtin kind of module: what `wishbone list`
 //! shows and a bootstrap may name. A kind from another crate (the NATS
-//! modules bring their client) is listed here too.
+//! modules bring their client, the routing modules their jq engine) is listed here too.
 
 use wishbone_runtime::{ModuleKind, ModuleSet};
 
@@ -15,6 +15,8 @@ pub fn builtin() -> Vec<ModuleKind> {
         wishbone_modules::flow::roundrobin::KIND,
         wishbone_modules::flow::funnel::KIND,
         wishbone_modules::flow::fanout::KIND,
+        wishbone_route::filter::KIND,
+        wishbone_route::queueselect::KIND,
         wishbone_wal::KIND,
         wishbone_modules::output::tcp::KIND,
         wishbone_modules::output::stdout::KIND,

@@ -1,0 +1,257 @@
+//! A jq expression asked of one event: compiled when the bootstrap file is
+//! loaded, evaluated per event.
+//!
+//! Every condition is compiled by jaq, so what jq accepts and rejects is
+//! jaq's to say. The common shape of a routing condition (fields compared
+//! with constants, joined by `and`, `or` and `not`) is also recognised and
+//! answered by [`Quick`] straight from the event's bytes, reading only the
+//! fields it names: a tenth of the time jaq takes to build the whole
+//! document and run the expression (see `docs/performance.md`). Anything
+//! else runs in jaq.
+
+use std::fmt;
+
+use jaq_core::load::{self, Arena, File, Loader};
+use jaq_core::{Compiler, Ctx, Vars, data};
+use jaq_json::Val;
+
+use crate::quick::Quick;
+
+/// A compiled condition.
+pub struct Condition {
+    text: String,
+    program: jaq_core::Filter<data::JustLut<Val>>,
+    quick: Option<Quick>,
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Condition")
+            .field("text", &self.text)
+            .field("quick", &self.quick.is_some())
+            .finish()
+    }
+}
+
+/// Why a condition does not compile, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionError {
+    /// Line of the expression, from 1.
+    pub line: usize,
+    /// Column, in characters from 1.
+    pub column: usize,
+    /// What is wrong there.
+    pub message: String,
+}
+
+impl fmt::Display for ConditionError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConditionError {}
+
+impl Condition {
+    /// Compiles a jq expression.
+    pub fn compile(text: &str) -> Result<Condition, ConditionError> {
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let funs = jaq_core::funs()
+            .chain(jaq_std::funs())
+            .chain(jaq_json::funs());
+        let arena = Arena::default();
+        let file = File {
+            code: text,
+            path: (),
+        };
+        let modules = Loader::new(defs)
+            .load(&arena, file)
+            .map_err(|errors| load_error(text, errors))?;
+        let program = Compiler::default()
+            .with_funs(funs)
+            .compile(modules)
+            .map_err(|errors| compile_error(text, errors))?;
+        let quick = load::parse(text, |parser| parser.term()).and_then(|term| Quick::new(&term));
+        Ok(Condition {
+            text: text.to_string(),
+            program,
+            quick,
+        })
+    }
+
+    /// The expression as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the condition is answered from the event's bytes without
+    /// jaq.
+    pub fn is_quick(&self) -> bool {
+        self.quick.is_some()
+    }
+
+    /// Whether the event matches: its first output is neither `false` nor
+    /// `null` (no output at all is no match). An error means the event is
+    /// not JSON or the expression failed on it.
+    pub fn matches(&self, event: &[u8]) -> Result<bool, String> {
+        match &self.quick {
+            Some(quick) => quick.matches(event),
+            None => self.run(event),
+        }
+    }
+
+    /// Runs the expression in jaq.
+    pub fn run(&self, event: &[u8]) -> Result<bool, String> {
+        let input: Val = serde_json::from_slice(event)
+            .map_err(|error| format!("the event is not JSON: {error}"))?;
+        let context = Ctx::<data::JustLut<Val>>::new(&self.program.lut, Vars::new([]));
+        match self.program.id.run((context, input)).next() {
+            None => Ok(false),
+            Some(Ok(value)) => Ok(!matches!(value, Val::Null | Val::Bool(false))),
+            Some(Err(exception)) => Err(match exception.get_err() {
+                Ok(error) => error.to_string(),
+                Err(_) => "the expression halted, which a condition may not".to_string(),
+            }),
+        }
+    }
+}
+
+/// Line and column of byte `offset` in `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+fn error_at(text: &str, part: &str, message: String) -> ConditionError {
+    let (line, column) = position(text, load::span(text, part).start);
+    ConditionError {
+        line,
+        column,
+        message,
+    }
+}
+
+fn load_error(text: &str, errors: load::Errors<&str, ()>) -> ConditionError {
+    let first = errors.into_iter().next().map(|(_, error)| error);
+    match first {
+        Some(load::Error::Lex(errors)) if !errors.is_empty() => {
+            let (expected, at) = &errors[0];
+            error_at(text, at, format!("expected {}", expected.as_str()))
+        }
+        Some(load::Error::Parse(errors)) if !errors.is_empty() => {
+            let (expected, at) = &errors[0];
+            let found = if at.is_empty() {
+                "the end".to_string()
+            } else {
+                format!("`{at}`")
+            };
+            error_at(
+                text,
+                at,
+                format!("expected {}, found {found}", expected.as_str()),
+            )
+        }
+        Some(load::Error::Io(errors)) if !errors.is_empty() => {
+            let (module, reason) = &errors[0];
+            error_at(text, module, format!("cannot import `{module}`: {reason}"))
+        }
+        _ => ConditionError {
+            line: 1,
+            column: 1,
+            message: "the expression does not load".into(),
+        },
+    }
+}
+
+fn compile_error(text: &str, errors: jaq_core::compile::Errors<&str, ()>) -> ConditionError {
+    let first = errors.into_iter().flat_map(|(_, errors)| errors).next();
+    match first {
+        Some((name, undefined)) => error_at(
+            text,
+            name,
+            format!("undefined {} `{name}`", undefined.as_str()),
+        ),
+        None => ConditionError {
+            line: 1,
+            column: 1,
+            message: "the expression does not compile".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(condition: &str, event: &str) -> Result<bool, String> {
+        Condition::compile(condition)
+            .unwrap()
+            .matches(event.as_bytes())
+    }
+
+    #[test]
+    fn the_first_output_decides() {
+        assert_eq!(
+            matches(".level == \"error\"", r#"{"level":"error"}"#),
+            Ok(true)
+        );
+        assert_eq!(
+            matches(".level == \"error\"", r#"{"level":"info"}"#),
+            Ok(false)
+        );
+        assert_eq!(matches("select(.n > 1)", r#"{"n":2}"#), Ok(true));
+        assert_eq!(matches("select(.n > 1)", r#"{"n":1}"#), Ok(false));
+        assert_eq!(matches("empty", r#"{}"#), Ok(false));
+        assert_eq!(matches(".n", r#"{"n":0}"#), Ok(true));
+        assert_eq!(matches(".n", r#"{"n":null}"#), Ok(false));
+    }
+
+    #[test]
+    fn events_that_are_not_json_or_fail_are_errors() {
+        assert!(matches(".a == 1", "not json").is_err());
+        assert!(matches("length > 1 and .[0] == 1", "{").is_err());
+        assert!(matches("error(\"no\")", "{}").is_err());
+        assert!(matches(".a.b", r#"{"a":"text"}"#).is_err());
+    }
+
+    #[test]
+    fn halting_is_an_error_not_an_exit() {
+        assert!(matches("halt", "{}").is_err());
+        assert!(matches("halt_error", "{}").is_err());
+    }
+
+    #[test]
+    fn compile_errors_say_where() {
+        let error = Condition::compile(".level == ").unwrap_err();
+        assert_eq!((error.line, error.column), (1, 11), "{error}");
+        let error = Condition::compile(".a == 1 and\n  nosuch(2)").unwrap_err();
+        assert_eq!((error.line, error.column), (2, 3), "{error}");
+        assert!(error.message.contains("nosuch"), "{error}");
+        let error = Condition::compile(".a == \"x").unwrap_err();
+        assert!(error.message.contains("quote"), "{error}");
+    }
+
+    #[test]
+    fn common_shapes_are_quick() {
+        for quick in [
+            ".level == \"error\"",
+            ".severity <= 3 and .appname == \"billing\"",
+            "(.a.b != null or .c) | not",
+            "-1 < .n",
+        ] {
+            assert!(Condition::compile(quick).unwrap().is_quick(), "{quick}");
+        }
+        for slow in ["select(.n > 1)", ".a? == 1", ".[0] == 1", ".a == .b"] {
+            assert!(!Condition::compile(slow).unwrap().is_quick(), "{slow}");
+        }
+    }
+}

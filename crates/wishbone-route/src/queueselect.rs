@@ -1,0 +1,230 @@
+//! `wishbone.flow.queueselect`: each event to the queues whose jq condition
+//! it satisfies. The text `wishbone show --docs` prints is [`DOCS`].
+
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
+
+use crate::condition::Condition;
+use crate::route::{ConditionErrors, Destinations, route};
+use crate::sort::{Choice, MOST_DESTINATIONS};
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.flow.queueselect: sends each event to the queues whose rule matches.
+
+Queues
+  inbox      events, JSON objects to be tested
+  <queue>    each queue a rule names: the events its condition holds for
+  nomatch    events no rule matched, including those a condition failed on
+             (not JSON, or an error), counted in
+             module.<name>.condition_errors
+
+Arguments (default)
+  rules        a list of {queue: NAME, condition: JQ} (required); a
+               condition is true when its first output is neither false nor
+               null. Several rules may name one queue.
+  first_match  false: an event goes to every queue whose rule matches, each
+               its own copy (an event from a write-ahead buffer counts as
+               delivered once every copy is). true: only to the first.
+
+A rule's queue is a queue of the module: the routing table may route from
+it (and from nomatch, failed and success), and from no other name. Events
+on a queue no route connects are dropped, counted in its dropped_total, and
+acknowledged. See docs/routing.md.
+
+Example
+  modules:
+    input: {module: wishbone.input.tcp, arguments: {port: 19283}}
+    select:
+      module: wishbone.flow.queueselect
+      arguments:
+        rules:
+          - {queue: billing, condition: '.service == "billing"'}
+          - {queue: errors, condition: '.level == "error"'}
+    billing: {module: wishbone.output.tcp, arguments: {port: 10001}}
+    errors: {module: wishbone.output.tcp, arguments: {port: 10002}}
+  routingtable:
+    - input.outbox -> select.inbox
+    - select.billing -> billing.inbox
+    - select.errors -> errors.inbox
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.flow.queueselect",
+    aliases: &["wishbone.builtin.flow.queueselect"],
+    description: "sends each event to the queues whose jq rule matches",
+    docs: DOCS,
+    queues: QueueSpec {
+        incoming: &["inbox"],
+        outgoing: &["nomatch"],
+        any_incoming: false,
+        any_outgoing: true,
+    },
+    build,
+};
+
+/// The arguments.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where events go, and when.
+    pub rules: Vec<RuleConfig>,
+    /// Only the first matching rule counts.
+    #[serde(default)]
+    pub first_match: bool,
+}
+
+/// One rule as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The queue matching events go to.
+    pub queue: String,
+    /// The jq condition.
+    pub condition: String,
+}
+
+/// Queues a rule may not name: the module's own.
+const NOT_RULE_QUEUES: [&str; 4] = ["inbox", "nomatch", "failed", "success"];
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let config: Config = arguments.deserialize()?;
+    if config.rules.is_empty() {
+        return Err(ArgumentError::field("rules", "names no rule"));
+    }
+    let mut queues: Vec<String> = Vec::new();
+    let mut rules = Vec::with_capacity(config.rules.len());
+    for (index, rule) in config.rules.iter().enumerate() {
+        let field = |name: &str| format!("rules[{index}].{name}");
+        if NOT_RULE_QUEUES.contains(&rule.queue.as_str()) || !is_queue_name(&rule.queue) {
+            return Err(ArgumentError::field(
+                field("queue"),
+                format!(
+                    "`{}` cannot be a rule's queue: a name of letters, digits, `_` and `-`, not {}",
+                    rule.queue,
+                    NOT_RULE_QUEUES.join(", ")
+                ),
+            ));
+        }
+        let condition = Condition::compile(&rule.condition)
+            .map_err(|error| ArgumentError::field(field("condition"), error.to_string()))?;
+        let destination = match queues.iter().position(|queue| *queue == rule.queue) {
+            Some(existing) => existing,
+            None => {
+                queues.push(rule.queue.clone());
+                queues.len() - 1
+            }
+        };
+        rules.push(Rule {
+            destination,
+            condition,
+        });
+    }
+    if queues.len() >= MOST_DESTINATIONS {
+        return Err(ArgumentError::field(
+            "rules",
+            format!(
+                "name {} queues, more than {}",
+                queues.len(),
+                MOST_DESTINATIONS - 1
+            ),
+        ));
+    }
+    Ok(Box::new(QueueSelect {
+        rules: Rules {
+            rules,
+            nomatch: queues.len(),
+            first_match: config.first_match,
+        },
+        queues,
+    }))
+}
+
+fn is_queue_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|char| char.is_ascii_alphanumeric() || char == '_' || char == '-')
+}
+
+/// The module.
+pub struct QueueSelect {
+    rules: Rules,
+    /// The rules' queues, each once, in the order first named.
+    queues: Vec<String>,
+}
+
+/// The rules, by destination.
+pub struct Rules {
+    rules: Vec<Rule>,
+    /// The destination of events no rule matched.
+    nomatch: usize,
+    first_match: bool,
+}
+
+struct Rule {
+    destination: usize,
+    condition: Condition,
+}
+
+impl Rules {
+    /// Where an event goes; `failed` hears of every condition that failed
+    /// on it (by rule index).
+    pub fn choose(&self, event: &[u8], mut failed: impl FnMut(usize, &str)) -> Choice {
+        let mut choice: Choice = 0;
+        for (index, rule) in self.rules.iter().enumerate() {
+            match rule.condition.matches(event) {
+                Ok(true) => {
+                    choice |= 1 << rule.destination;
+                    if self.first_match {
+                        break;
+                    }
+                }
+                Ok(false) => {}
+                Err(reason) => failed(index, &reason),
+            }
+        }
+        if choice == 0 {
+            1 << self.nomatch
+        } else {
+            choice
+        }
+    }
+}
+
+impl Module for QueueSelect {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let inbox = context.take_incoming("inbox");
+        let destinations = Destinations(
+            self.queues
+                .iter()
+                .map(String::as_str)
+                .chain(["nomatch"])
+                .map(|queue| (queue.to_string(), context.outgoing(queue)))
+                .collect(),
+        );
+        let errors = ConditionErrors::new(context.name());
+        let rules = self.rules;
+        Box::pin(route(inbox, destinations, move |event| {
+            rules.choose(event, |index, reason| {
+                errors.count(&format!("rules[{index}]"), reason)
+            })
+        }))
+    }
+
+    fn outgoing_queues(&self) -> Option<Vec<String>> {
+        Some(
+            self.queues
+                .iter()
+                .cloned()
+                .chain(["nomatch".to_string()])
+                .collect(),
+        )
+    }
+}

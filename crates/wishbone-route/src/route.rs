@@ -1,0 +1,61 @@
+//! The loop the filter and the selector share: take a parcel, sort it,
+//! settle what goes nowhere, and send the rest on with backpressure.
+
+use wishbone_runtime::queue::{Receiver, Sender};
+use wishbone_runtime::{Counted, ModuleError};
+
+use crate::sort::{Choice, Sorted, sort};
+
+/// The queues events are sorted into, in the order of a [`Choice`]'s bits.
+pub(crate) struct Destinations(pub(crate) Vec<(String, Sender)>);
+
+/// What a condition that failed on an event costs: counted, and logged the
+/// first time with the reason.
+pub(crate) struct ConditionErrors {
+    module: String,
+    counted: Counted,
+}
+
+impl ConditionErrors {
+    pub(crate) fn new(module: &str) -> Self {
+        Self {
+            module: module.to_string(),
+            counted: Counted::new(module, "condition_errors"),
+        }
+    }
+
+    /// Counts one error; the first is logged.
+    pub(crate) fn count(&self, place: &str, reason: &str) {
+        if self.counted.total() == 0 {
+            tracing::warn!(module = %self.module, %place, %reason, "a condition failed on an event; it counts as not matching (module.{}.condition_errors counts them)", self.module);
+        }
+        self.counted.add(1);
+    }
+}
+
+/// Sorts every parcel from `inbox` until it closes.
+pub(crate) async fn route(
+    mut inbox: Receiver,
+    destinations: Destinations,
+    mut choose: impl FnMut(&[u8]) -> Choice,
+) -> Result<(), ModuleError> {
+    let Destinations(destinations) = destinations;
+    while let Some(parcel) = inbox.recv_parcel().await {
+        let sorted = sort(parcel, destinations.len(), &mut choose);
+        sorted.settle_unconnected(|index| destinations[index].1.is_connected());
+        let Sorted(parcels) = sorted;
+        let mut parcels = parcels.into_iter();
+        for (name, sender) in &destinations {
+            let Some(parcel) = parcels.next() else { break };
+            if let Err(closed) = sender.send(parcel).await {
+                let undelivered =
+                    closed.0.len() + parcels.map(|parcel| parcel.len()).sum::<usize>();
+                return Err(ModuleError::DownstreamGone {
+                    queue: name.clone(),
+                    undelivered,
+                });
+            }
+        }
+    }
+    Ok(())
+}
