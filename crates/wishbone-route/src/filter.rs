@@ -90,15 +90,18 @@ impl Module for Filter {
         );
         let errors = ConditionErrors::new(context.name());
         let condition = self.condition;
-        Box::pin(route(inbox, destinations, move |event| {
-            match condition.matches(event) {
+        Box::pin(route(
+            inbox,
+            destinations,
+            errors,
+            move |event, errors| match condition.matches(event) {
                 Ok(true) => 0b01,
                 Ok(false) => 0b10,
                 Err(reason) => {
                     errors.count("condition", &reason);
                     0b10
                 }
-            }
-        }))
+            },
+        ))
     }
 }

@@ -211,7 +211,7 @@ impl Module for QueueSelect {
         );
         let errors = ConditionErrors::new(context.name());
         let rules = self.rules;
-        Box::pin(route(inbox, destinations, move |event| {
+        Box::pin(route(inbox, destinations, errors, move |event, errors| {
             rules.choose(event, |index, reason| {
                 errors.count(&format!("rules[{index}]"), reason)
             })

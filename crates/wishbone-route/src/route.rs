@@ -34,14 +34,16 @@ impl ConditionErrors {
 }
 
 /// Sorts every parcel from `inbox` until it closes.
+/// At the end, the number of condition errors is logged.
 pub(crate) async fn route(
     mut inbox: Receiver,
     destinations: Destinations,
-    mut choose: impl FnMut(&[u8]) -> Choice,
+    errors: ConditionErrors,
+    mut choose: impl FnMut(&[u8], &ConditionErrors) -> Choice,
 ) -> Result<(), ModuleError> {
     let Destinations(destinations) = destinations;
     while let Some(parcel) = inbox.recv_parcel().await {
-        let sorted = sort(parcel, destinations.len(), &mut choose);
+        let sorted = sort(parcel, destinations.len(), |event| choose(event, &errors));
         sorted.settle_unconnected(|index| destinations[index].1.is_connected());
         let Sorted(parcels) = sorted;
         let mut parcels = parcels.into_iter();
@@ -57,5 +59,6 @@ pub(crate) async fn route(
             }
         }
     }
+    tracing::info!(module = %errors.module, condition_errors = errors.counted.total(), "routing totals");
     Ok(())
 }
