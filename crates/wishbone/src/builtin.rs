@@ -12,6 +12,8 @@ pub fn builtin() -> Vec<ModuleKind> {
         wishbone_modules::input::generator::KIND,
         wishbone_modules::input::metronome::KIND,
         wishbone_modules::process::modify::KIND,
+        wishbone_modules::process::decode::KIND,
+        wishbone_modules::process::encode::KIND,
         wishbone_modules::flow::roundrobin::KIND,
         wishbone_modules::flow::funnel::KIND,
         wishbone_modules::flow::fanout::KIND,

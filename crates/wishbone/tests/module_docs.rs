@@ -26,6 +26,16 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
         (input::generator::KIND, fields::<input::generator::Config>()),
         (input::metronome::KIND, fields::<input::metronome::Config>()),
         (process::modify::KIND, fields::<process::modify::Config>()),
+        (process::decode::KIND, fields::<process::decode::Config>()),
+        (process::encode::KIND, fields::<process::encode::Config>()),
+        (
+            wishbone_route::filter::KIND,
+            fields::<wishbone_route::filter::Config>(),
+        ),
+        (
+            wishbone_route::queueselect::KIND,
+            fields::<wishbone_route::queueselect::Config>(),
+        ),
         (flow::roundrobin::KIND, fields::<flow::roundrobin::Config>()),
         (flow::funnel::KIND, fields::<flow::funnel::Config>()),
         (flow::fanout::KIND, fields::<flow::fanout::Config>()),
@@ -67,7 +77,7 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
 fn field_names_are_read_from_a_config() {
     assert_eq!(
         fields::<output::tcp::Config>(),
-        ["host", "port", "delimiter", "tls"]
+        ["host", "port", "delimiter", "framing", "tls"]
     );
 }
 

@@ -27,7 +27,9 @@ use super::listener::Listening;
 use super::presence::Presence;
 use super::read_buffer::ReadBuffer;
 use crate::config::{default_delimiter, delimiter_bytes};
-use crate::framer::{LineFramer, Overlong};
+use crate::framer::Overlong;
+use crate::framing::{Framing, StreamFramer};
+use crate::octet_framer::Malformed;
 use wishbone_runtime::Counted;
 
 /// What `wishbone show --docs` prints.
@@ -41,6 +43,12 @@ Arguments (default)
   address          interface to listen on, an IP address or host name ("0.0.0.0")
   port             port to listen on (19283); 0 picks a free port, logged at start
   delimiter        what ends an event ("\n")
+  framing          newline | octet_counted | auto (newline): events end at
+                   the delimiter, or each is its length, a space and that
+                   many bytes (RFC 6587 octet counting, rsyslog's
+                   TCP_Framing="octet-counted", `logger --octet-count`);
+                   auto decides per connection: octet counting when the
+                   first byte is a digit 1-9, else the delimiter
   max_connections  clients served at once (0: half the process's open-file
                    limit, `ulimit -n`, logged at start); further clients
                    wait in the listen backlog until one leaves, or is
@@ -48,13 +56,18 @@ Arguments (default)
   reuse_port       share the port with other processes, SO_REUSEPORT (false)
   max_line_length  longest event in bytes (1048576); memory per client never
                    grows past it
-  overlong_lines   what to do with a longer line: truncate | drop (truncate);
-                   either way it is counted and logged once per connection
+  overlong_lines   what to do with a longer line (or frame): truncate | drop
+                   (truncate); either way it is counted and logged once per
+                   connection
 "#,
     wishbone_tls::tls_arguments_docs!(),
     crate::slots_docs!(),
     r#"
-A client that ends without a final delimiter still delivers its last line.
+A client that ends without a final delimiter still delivers its last line;
+with octet counting, a frame cut short by the end is counted as incomplete.
+A length that is not one (not 1 to 10 digits and a space, or a leading zero)
+closes that connection with the reason logged, counted as malformed; the
+frames before it are delivered.
 When the server stops, a line a client had not finished is counted as
 incomplete and not delivered.
 
@@ -69,6 +82,7 @@ Metrics (module.<name>.<counter>)
   dropped          lines dropped for being longer than max_line_length
   incomplete       unfinished lines of clients still connected at a stop,
                    or closed (frame_timeout, or to make room)
+  malformed        connections closed for a malformed frame length
   evicted          clients closed to make room for a new one
   timed_out        clients closed for a line not finished in frame_timeout
   accept_failures  accepts that failed for want of descriptors or memory
@@ -110,6 +124,9 @@ pub struct Config {
     /// What to do with a longer line.
     #[serde(default)]
     pub overlong_lines: Overlong,
+    /// How events are cut from the stream.
+    #[serde(default)]
+    pub framing: Framing,
 }
 
 fn default_port() -> u16 {
@@ -152,6 +169,7 @@ struct Counters {
     truncated: Counted,
     dropped: Counted,
     incomplete: Counted,
+    malformed: Counted,
 }
 
 impl Counters {
@@ -161,6 +179,7 @@ impl Counters {
             truncated: Counted::new(module, "truncated"),
             dropped: Counted::new(module, "dropped"),
             incomplete: Counted::new(module, "incomplete"),
+            malformed: Counted::new(module, "malformed"),
         }
     }
 }
@@ -189,7 +208,8 @@ impl TcpInput {
                 let client = Client {
                     module: context.name().to_string(),
                     peer,
-                    framer: LineFramer::new(
+                    framer: StreamFramer::new(
+                        self.config.framing,
                         &self.delimiter,
                         self.config.max_line_length,
                         self.config.overlong_lines,
@@ -209,6 +229,7 @@ impl TcpInput {
             truncated = counters.truncated.total(),
             dropped = counters.dropped.total(),
             incomplete = counters.incomplete.total(),
+            malformed = counters.malformed.total(),
             accept_failures = accepted.accept_failures,
             handshake_failures = accepted.handshake_failures,
             evicted = accepted.evicted,
@@ -223,7 +244,7 @@ impl TcpInput {
 struct Client {
     module: String,
     peer: SocketAddr,
-    framer: LineFramer,
+    framer: StreamFramer,
     outbox: Sender,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -267,13 +288,22 @@ impl Client {
                 }
             };
             let before = reading.bytes.len();
-            let parcel = if ended {
+            let framed = if ended {
                 self.framer.finish(&mut reading.bytes)
             } else {
                 self.framer.split(&mut reading.bytes)
             };
+            let (parcel, framing) = framed;
+            let malformed = framing.is_err();
+            if let Err(Malformed(reason)) = framing {
+                tracing::warn!(module = %self.module, peer = %self.peer, %reason, "closing a client: malformed frame");
+                self.counters.malformed.add(1);
+            }
+            if ended && !reading.bytes.is_empty() && !malformed {
+                self.counters.incomplete.add(1);
+            }
             presence.progress(reading.bytes.len() < before, !reading.bytes.is_empty());
-            let (truncated, dropped) = (self.framer.truncated, self.framer.dropped);
+            let (truncated, dropped) = self.framer.overlong();
             if (truncated, dropped) != reported {
                 self.counters.truncated.add(truncated - reported.0);
                 self.counters.dropped.add(dropped - reported.1);
@@ -282,7 +312,7 @@ impl Client {
                 }
                 reported = (truncated, dropped);
             }
-            if !self.forward(parcel).await || ended {
+            if !self.forward(parcel).await || ended || malformed {
                 break;
             }
         }

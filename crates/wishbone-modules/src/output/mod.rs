@@ -9,3 +9,4 @@ pub mod stdout;
 pub mod tcp;
 mod tcp_tls;
 pub mod websocket;
+mod wire;

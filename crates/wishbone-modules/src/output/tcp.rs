@@ -30,6 +30,7 @@ use wishbone_runtime::{
 };
 
 use super::tcp_tls::TlsTransport;
+use super::wire::Wire;
 use crate::config::{default_delimiter, delimiter_bytes};
 
 /// What `wishbone show --docs` prints.
@@ -45,6 +46,10 @@ Arguments (default)
   host               peer to connect to, an IP address or host name ("localhost")
   port               peer's port, 1 to 65535 (19283)
   delimiter          written after each event ("\n")
+  framing            newline | octet_counted (newline): each event followed
+                     by the delimiter, or preceded by its length in decimal
+                     and a space (RFC 6587 octet counting, what rsyslog's
+                     imtcp and wishbone.input.tcp take as octet_counted)
 "#,
     wishbone_output::tls::tls_arguments_docs!(),
     shared_arguments_docs!(),
@@ -105,6 +110,9 @@ pub struct Config {
     /// Written after each event.
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
+    /// Events followed by the delimiter, or preceded by their length.
+    #[serde(default)]
+    pub framing: OutputFraming,
     /// TLS on the connection.
     #[serde(default)]
     pub tls: Option<TlsArguments>,
@@ -114,12 +122,26 @@ fn default_port() -> u16 {
     19283
 }
 
+/// The `framing` argument.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFraming {
+    /// Each event followed by the delimiter.
+    #[default]
+    Newline,
+    /// Each event preceded by its length and a space (RFC 6587).
+    OctetCounted,
+}
+
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (settings, own) = Settings::split(arguments)?;
     let config: Config = own.deserialize()?;
     host_name("host", &config.host)?;
     peer_port("port", config.port)?;
-    let delimiter = delimiter_bytes(&config.delimiter)?;
+    let wire = match config.framing {
+        OutputFraming::Newline => Wire::Delimited(delimiter_bytes(&config.delimiter)?),
+        OutputFraming::OctetCounted => Wire::OctetCounted,
+    };
     if let Some(tls) = &config.tls {
         let tls = tls::connector(tls, &config.host)?;
         return Ok(Box::new(Output {
@@ -127,7 +149,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             transport: TlsTransport {
                 host: config.host,
                 port: config.port,
-                delimiter,
+                wire,
                 tls,
             },
         }));
@@ -135,7 +157,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     Ok(Box::new(Output {
         settings,
         transport: TcpTransport {
-            delimiter,
+            wire,
             host: config.host,
             port: config.port,
         },
@@ -146,7 +168,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 struct TcpTransport {
     host: String,
     port: u16,
-    delimiter: Bytes,
+    wire: Wire,
 }
 
 impl Transport for TcpTransport {
@@ -165,7 +187,7 @@ impl Transport for TcpTransport {
         let reports = ack_reports::enable(&stream);
         Ok(TcpConnection {
             stream,
-            delimiter: self.delimiter.clone(),
+            wire: self.wire.clone(),
             reports,
             pending: VecDeque::new(),
             pending_bytes: 0,
@@ -178,7 +200,7 @@ impl Transport for TcpTransport {
 /// One live connection and what was encoded for it.
 struct TcpConnection {
     stream: TcpStream,
-    delimiter: Bytes,
+    wire: Wire,
     /// Whether the kernel reports each acknowledgement as it happens.
     reports: bool,
     /// Encoded blocks not yet written, the first perhaps in part.
@@ -203,13 +225,14 @@ impl Connection for TcpConnection {
     /// go out as they are; other events are encoded into one block.
     async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
         for parcel in parcels {
-            let (lines, events) = parcel.into_wire(&self.delimiter);
-            if lines.is_empty() {
+            let encoded = self.wire.encode(parcel);
+            if encoded.data().is_empty() {
                 continue;
             }
-            self.pending_bytes += lines.data().len();
-            self.pending.push_back(lines.data().clone());
-            sent.lines(lines, events);
+            let start = self.written + self.pending_bytes as u64;
+            self.pending_bytes += encoded.data().len();
+            self.pending.push_back(encoded.data().clone());
+            encoded.record(sent, start);
         }
         self.write().map_err(|error| error.to_string())
     }

@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -20,6 +19,8 @@ use wishbone_output::tls::Connector;
 use wishbone_output::{Connection, Sent, Transport, room_below};
 use wishbone_runtime::Parcel;
 
+use super::wire::Wire;
+
 /// Events in flight before the inbox is read again.
 const MAX_IN_FLIGHT: usize = 65536;
 
@@ -27,7 +28,7 @@ const MAX_IN_FLIGHT: usize = 65536;
 pub(super) struct TlsTransport {
     pub host: String,
     pub port: u16,
-    pub delimiter: Bytes,
+    pub wire: Wire,
     pub tls: Connector,
 }
 
@@ -51,7 +52,7 @@ impl Transport for TlsTransport {
             reader,
             writer,
             progress,
-            delimiter: self.delimiter.clone(),
+            wire: self.wire.clone(),
             scratch: vec![0; 4096],
         })
     }
@@ -62,7 +63,7 @@ pub(super) struct TlsConnection {
     reader: ReadHalf<TlsStream<CountingSocket>>,
     writer: WriteHalf<TlsStream<CountingSocket>>,
     progress: Progress,
-    delimiter: Bytes,
+    wire: Wire,
     scratch: Vec<u8>,
 }
 
@@ -82,12 +83,12 @@ impl Connection for TlsConnection {
     async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
         let blocks: Vec<_> = parcels
             .into_iter()
-            .map(|parcel| parcel.into_wire(&self.delimiter))
+            .map(|parcel| self.wire.encode(parcel))
             .collect();
         let writer = &mut self.writer;
         let written = tokio::time::timeout(sent.timeout(), async {
-            for (lines, _) in &blocks {
-                writer.write_all(lines.data()).await?;
+            for block in &blocks {
+                writer.write_all(block.data()).await?;
             }
             writer.flush().await
         })
@@ -98,15 +99,18 @@ impl Connection for TlsConnection {
             Err(_) => Some("the peer stopped reading".to_string()),
         };
         if let Some(error) = failure {
-            for (lines, events) in blocks {
-                sent.never_acknowledged(events.map_or(Parcel::Lines(lines), Parcel::Events));
+            for block in blocks {
+                sent.never_acknowledged(block.into_parcel());
             }
             return Err(error);
         }
-        let plaintext: usize = blocks.iter().map(|(lines, _)| lines.data().len()).sum();
-        sent.skip_to(self.progress.written().saturating_sub(plaintext as u64));
-        for (lines, events) in blocks {
-            sent.lines(lines, events);
+        let plaintext: usize = blocks.iter().map(|block| block.data().len()).sum();
+        let mut start = self.progress.written().saturating_sub(plaintext as u64);
+        sent.skip_to(start);
+        for block in blocks {
+            let length = block.data().len() as u64;
+            block.record(sent, start);
+            start += length;
         }
         Ok(())
     }

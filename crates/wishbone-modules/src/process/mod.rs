@@ -1,3 +1,7 @@
 //! Modules that change events on their way.
 
+pub(crate) mod convert;
+pub mod decode;
+pub mod encode;
 pub mod modify;
+pub mod syslog;

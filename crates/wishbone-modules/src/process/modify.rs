@@ -8,9 +8,10 @@ use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Event, Module, ModuleContext, ModuleError, ModuleKind,
-    QueueSpec,
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
+
+use super::convert::{Converted, Queues, convert_all};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.process.modify: merges fields into JSON object events.
@@ -21,6 +22,8 @@ Queues
              overwritten)
   failed     events that are not JSON objects, as
              {"error": "<reason>", "event": "<the event as text>"}, counted
+             in module.<name>.failed; with no route from it they are dropped
+             and settled (a write-ahead buffer does not send them again)
 
 Arguments (default)
   merge      a mapping of field names to values ({}); a string value that is
@@ -124,46 +127,16 @@ impl Module for Modify {
         self: Box<Self>,
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let mut inbox = context.take_incoming("inbox");
-        let outbox = context.outgoing("outbox");
-        let failed = context.outgoing("failed");
         let merge = Merge::new(&self.config.merge, &context.options().hostname);
-        let name = context.name().to_string();
-        Box::pin(async move {
-            let mut warned = false;
-            while let Some(batch) = inbox.recv().await {
-                let (mut merged, mut refused) = (Batch::with_capacity(batch.len()), Batch::new());
-                for event in batch {
-                    match merge.apply(event.data()) {
-                        Ok(data) => merged.push(event.with_data(data)),
-                        Err(reason) => {
-                            if !warned {
-                                tracing::warn!(module = %name, %reason, "an event could not be modified; sending it to failed");
-                                warned = true;
-                            }
-                            let text = String::from_utf8_lossy(event.data()).into_owned();
-                            let report =
-                                serde_json::json!({"error": reason, "event": text}).to_string();
-                            event.fail();
-                            refused.push(Event::new(report));
-                        }
-                    }
-                }
-                if let Err(closed) = outbox.send(merged).await {
-                    return Err(ModuleError::DownstreamGone {
-                        queue: "outbox".into(),
-                        undelivered: closed.0.len() + refused.len(),
-                    });
-                }
-                if let Err(closed) = failed.send(refused).await {
-                    return Err(ModuleError::DownstreamGone {
-                        queue: "failed".into(),
-                        undelivered: closed.0.len(),
-                    });
-                }
-            }
-            Ok(())
-        })
+        let queues = Queues {
+            inbox: context.take_incoming("inbox"),
+            outbox: context.outgoing("outbox"),
+            failed: context.outgoing("failed"),
+            name: context.name().to_string(),
+        };
+        Box::pin(convert_all(queues, move |data| {
+            merge.apply(data).map(Converted::New)
+        }))
     }
 }
 

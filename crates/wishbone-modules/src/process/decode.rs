@@ -1,0 +1,137 @@
+//! `wishbone.process.decode`: JSON objects pass, syslog messages become
+//! JSON objects; what does not decode goes to `failed` with the reason.
+//! The text `wishbone show --docs` prints is [`DOCS`].
+
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use wishbone_runtime::{
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+};
+
+use super::convert::{Converted, Queues, convert_all};
+use super::syslog::decode::to_json;
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.process.decode: parses events as JSON objects or syslog messages.
+
+Queues
+  inbox      events to decode
+  outbox     JSON objects: with json, the events as they came; with syslog,
+             {"facility": N, "severity": N, "timestamp": RFC3339 | null,
+              "hostname", "appname", "procid", "msgid": TEXT | null (for -),
+              "structured_data": {SD-ID: {NAME: VALUE}}, "message": TEXT}
+  failed     events that do not decode, as
+             {"error": "<reason>", "event": "<the event as text>"}, counted
+             in module.<name>.failed; with no route from it they are dropped
+             and settled (a write-ahead buffer does not send them again)
+
+Arguments (default)
+  format     json | syslog (required). syslog takes RFC 5424 and RFC 3164,
+             told apart per message (parsed by syslog_loose); an RFC 3164
+             timestamp, which has no year, takes the year that puts it
+             nearest to the time it is decoded, in the local time zone.
+
+Example
+  modules:
+    input: {module: wishbone.input.tcp, arguments: {port: 5140, framing: auto}}
+    syslog: {module: wishbone.process.decode, arguments: {format: syslog}}
+    errors: {module: wishbone.flow.filter, arguments: {condition: '.severity <= 3'}}
+    output: {module: wishbone.output.tcp, arguments: {port: 10001}}
+  routingtable:
+    - input.outbox -> syslog.inbox
+    - syslog.outbox -> errors.inbox
+    - errors.outbox -> output.inbox
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.process.decode",
+    aliases: &[],
+    description: "parses events as JSON objects or syslog messages",
+    docs: DOCS,
+    queues: QueueSpec::PROCESS,
+    build,
+};
+
+/// The arguments.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// What the events are.
+    pub format: Format,
+}
+
+/// The formats decoded.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// JSON objects, passed on as they are.
+    Json,
+    /// RFC 5424 or RFC 3164 messages, made JSON objects.
+    Syslog,
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let config: Config = arguments.deserialize()?;
+    Ok(Box::new(Decode {
+        format: config.format,
+    }))
+}
+
+/// The module.
+pub struct Decode {
+    format: Format,
+}
+
+/// Whether `data` is one JSON object: checked whole, nothing built.
+fn json_object(data: &[u8]) -> Result<Converted, String> {
+    let first = data.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err("the event is not a JSON object".into());
+    }
+    serde_json::from_slice::<IgnoredAny>(data)
+        .map(|_| Converted::Same)
+        .map_err(|error| format!("the event is not JSON: {error}"))
+}
+
+impl Module for Decode {
+    fn run(
+        self: Box<Self>,
+        mut context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        let queues = Queues {
+            inbox: context.take_incoming("inbox"),
+            outbox: context.outgoing("outbox"),
+            failed: context.outgoing("failed"),
+            name: context.name().to_string(),
+        };
+        match self.format {
+            Format::Json => Box::pin(convert_all(queues, json_object)),
+            Format::Syslog => Box::pin(convert_all(queues, |data| {
+                to_json(data, chrono::Local::now()).map(Converted::New)
+            })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_whole_json_objects_pass() {
+        assert!(json_object(br#" {"a": [1, {"b": null}]} "#).is_ok());
+        for bad in [
+            &b"[1]"[..],
+            b"\"text\"",
+            b"{\"a\":",
+            b"{} {}",
+            b"",
+            b"\xff{}",
+            b"{\"a\":1}x",
+        ] {
+            assert!(json_object(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! A syslog message (RFC 5424 or RFC 3164, told apart per message) as a
+//! JSON object, parsed by `syslog_loose`.
+
+use chrono::{DateTime, Datelike, Local, NaiveDate, TimeZone};
+use serde_json::{Map, Value};
+use syslog_loose::{IncompleteDate, ProcId, Variant};
+
+/// The message's fields as a JSON object: `facility` and `severity`
+/// (numbers, or null without a PRI), `timestamp` (RFC 3339, or null),
+/// `hostname`, `appname`, `procid`, `msgid` (text, or null for `-`),
+/// `structured_data` (SD-ID to an object of parameters) and `message`. An
+/// RFC 3164 timestamp, which has no year, takes the year that puts it
+/// nearest to `received`.
+pub fn to_json(data: &[u8], received: DateTime<Local>) -> Result<Vec<u8>, String> {
+    let text =
+        std::str::from_utf8(data).map_err(|error| format!("the message is not UTF-8: {error}"))?;
+    let year = move |date: IncompleteDate| nearest_year(date, received);
+    let message = syslog_loose::parse_message_with_year_exact(text, year, Variant::Either)
+        .map_err(|_| "not a syslog message (RFC 5424 or RFC 3164)".to_string())?;
+    let text = |value: Option<&str>| value.map_or(Value::Null, Value::from);
+    let mut structured = Map::new();
+    for element in &message.structured_data {
+        let params: Map<String, Value> = element
+            .params()
+            .map(|(name, value)| (name.to_string(), Value::from(value)))
+            .collect();
+        structured.insert(element.id.to_string(), Value::Object(params));
+    }
+    let object = serde_json::json!({
+        "facility": message.facility.map(|facility| facility as u8),
+        "severity": message.severity.map(|severity| severity as u8),
+        "timestamp": message.timestamp.map(|timestamp| timestamp.to_rfc3339()),
+        "hostname": text(message.hostname),
+        "appname": text(message.appname),
+        "procid": message.procid.map(|procid| match procid {
+            ProcId::PID(pid) => Value::from(pid.to_string()),
+            ProcId::Name(name) => Value::from(name),
+        }),
+        "msgid": text(message.msgid),
+        "structured_data": structured,
+        "message": message.msg,
+    });
+    serde_json::to_vec(&object).map_err(|error| error.to_string())
+}
+
+/// The year, of those around `received`'s, that puts a timestamp without
+/// one nearest to it (a message from 31 December read on 1 January is
+/// last year's); only years where the date exists (29 February) count.
+fn nearest_year(date: IncompleteDate, received: DateTime<Local>) -> i32 {
+    let (month, day, hour, minute, second) = date;
+    let year = received.year();
+    (year - 4..=year + 4)
+        .filter_map(|candidate| {
+            let naive = NaiveDate::from_ymd_opt(candidate, month, day)?
+                .and_hms_opt(hour, minute, second)?;
+            let at = Local.from_local_datetime(&naive).earliest()?;
+            Some((at.signed_duration_since(received).abs(), candidate))
+        })
+        .min()
+        .map_or(year, |(_, candidate)| candidate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoded(message: &str, received: &str) -> Result<Value, String> {
+        let received = DateTime::parse_from_rfc3339(received)
+            .unwrap()
+            .with_timezone(&Local);
+        to_json(message.as_bytes(), received).map(|data| serde_json::from_slice(&data).unwrap())
+    }
+
+    #[test]
+    fn rfc_5424_fields_become_json() {
+        let value = decoded(
+            r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog 8710 ID47 [exampleSDID@32473 iut="3" eventSource="App\"x\""][other@1] An application event"#,
+            "2026-12-04T10:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(value["facility"], 20);
+        assert_eq!(value["severity"], 5);
+        assert_eq!(value["timestamp"], "2003-10-11T22:14:15.003+00:00");
+        assert_eq!(value["hostname"], "mymachine.example.com");
+        assert_eq!(value["appname"], "evntslog");
+        assert_eq!(value["procid"], "8710");
+        assert_eq!(value["msgid"], "ID47");
+        assert_eq!(value["structured_data"]["exampleSDID@32473"]["iut"], "3");
+        assert_eq!(
+            value["structured_data"]["exampleSDID@32473"]["eventSource"],
+            "App\"x\""
+        );
+        assert_eq!(value["structured_data"]["other@1"], serde_json::json!({}));
+        assert_eq!(value["message"], "An application event");
+    }
+
+    #[test]
+    fn nil_values_are_null() {
+        let value = decoded("<13>1 - - - - - -", "2026-12-04T10:00:00Z").unwrap();
+        for field in ["timestamp", "hostname", "appname", "procid", "msgid"] {
+            assert_eq!(value[field], Value::Null, "{field}");
+        }
+        assert_eq!(value["message"], "");
+    }
+
+    #[test]
+    fn rfc_3164_takes_the_nearest_year() {
+        let value = decoded(
+            "<34>Dec 31 23:59:58 host su[12]: failed",
+            "2027-01-01T00:00:03Z",
+        )
+        .unwrap();
+        assert!(
+            value["timestamp"]
+                .as_str()
+                .unwrap()
+                .starts_with("2026-12-31"),
+            "{value}"
+        );
+        assert_eq!(
+            (value["facility"].clone(), value["severity"].clone()),
+            (4.into(), 2.into())
+        );
+        assert_eq!(value["appname"], "su");
+        assert_eq!(value["procid"], "12");
+        let value = decoded("<34>Jan  1 00:00:01 host app: hi", "2026-12-31T23:59:59Z").unwrap();
+        assert!(
+            value["timestamp"]
+                .as_str()
+                .unwrap()
+                .starts_with("2027-01-01"),
+            "{value}"
+        );
+        let value = decoded("<13>Feb 29 10:00:00 host app: leap", "2026-03-01T00:00:00Z").unwrap();
+        assert!(
+            value["timestamp"]
+                .as_str()
+                .unwrap()
+                .starts_with("2028-02-29"),
+            "{value}"
+        );
+    }
+
+    #[test]
+    fn what_is_not_syslog_says_so() {
+        for bad in ["hello world", "", "<999>x", "\u{0}\u{1}"] {
+            assert!(decoded(bad, "2026-12-04T10:00:00Z").is_err(), "{bad:?}");
+        }
+        let received = Local::now();
+        assert!(
+            to_json(b"<13>\xff\xfe", received)
+                .unwrap_err()
+                .contains("UTF-8")
+        );
+    }
+}
