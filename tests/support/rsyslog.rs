@@ -88,6 +88,42 @@ impl Rsyslog {
         Self::start(dir, port, config)
     }
 
+    /// A plain TCP input (one message per line, parsed as syslog) whose
+    /// messages go on with omfwd over TCP to `target`, framed as `framing`
+    /// (`octet-counted` or `traditional`) in `template`
+    /// (`RSYSLOG_SyslogProtocol23Format` for RFC 5424,
+    /// `RSYSLOG_TraditionalForwardFormat` for RFC 3164).
+    pub fn syslog_forwarder(dir: &Path, target: u16, framing: &str, template: &str) -> Rsyslog {
+        let port = free_port();
+        let config = format!(
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"fwd\" {IMTCP})\n\
+             ruleset(name=\"fwd\" queue.type=\"LinkedList\" queue.size=\"100000\") {{\n  \
+             action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{target}\" protocol=\"tcp\" \
+             TCP_Framing=\"{framing}\" template=\"{template}\" \
+             action.resumeRetryCount=\"-1\" action.resumeInterval=\"1\")\n}}\n",
+            dir = dir.display()
+        );
+        Self::start(dir, port, config)
+    }
+
+    /// An imtcp input (octet-counted or newline framing, told apart per
+    /// frame) writing what it parsed of each message to `out.txt`, one
+    /// line each: facility, severity, timestamp, hostname, app-name,
+    /// procid, msgid, structured data and message, separated by `|`.
+    pub fn syslog_sink(dir: &Path) -> Rsyslog {
+        let port = free_port();
+        let config = format!(
+            "global(workDirectory=\"{dir}\")\nmodule(load=\"imtcp\")\n\
+             template(name=\"fields\" type=\"string\" string=\"%syslogfacility%|%syslogseverity%|%timereported:::date-rfc3339%|%hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\\n\")\n\
+             input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"out\")\n\
+             ruleset(name=\"out\" queue.type=\"Direct\") {{\n  \
+             action(type=\"omfile\" file=\"{dir}/out.txt\" template=\"fields\" flushOnTXEnd=\"on\")\n}}\n",
+            dir = dir.display()
+        );
+        Self::start(dir, port, config)
+    }
+
     fn start(dir: &Path, port: u16, config: String) -> Rsyslog {
         std::fs::create_dir_all(dir).unwrap();
         crate::require_installed(
