@@ -148,13 +148,3 @@ fn random_and_broken_frames_close_their_session_and_nothing_else() {
     );
     assert!(log.contains("reason="), "the reason is logged");
 }
-
-/// The largest resident set the process has had, from /proc.
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}

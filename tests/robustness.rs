@@ -8,16 +8,6 @@ use wishbone_e2e::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// Peak resident memory of a process, from /proc.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn garbage_bytes_pass_through_unchanged() {
     let dir = scratch_dir("garbage");
