@@ -3,7 +3,7 @@
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
-//!       [--disk-read-count N] [--relp-lines N] [--nats-messages N]
+//!       [--disk-read-count N] [--relp-lines N] [--nats-messages N] [--json-lines N]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer: the seed's round-robin demo,
@@ -13,7 +13,10 @@
 //! to its RELP input, and rsyslog's omrelp to its imrelp. `--nats-messages`
 //! (200,000; 0 skips them) are published to, and consumed from, a
 //! one-node nats-server by wishbone and by a plain `async-nats` client
-//! (`--only nats` runs just these).
+//! (`--only nats` runs just these). `--json-lines` (1,000,000; 0 skips
+//! them) go through a filter on a JSON field (wishbone, rsyslog with
+//! mmjsonparse, and jq reading the file), and as many RFC 5424 lines
+//! through wishbone's syslog decoding (`--only filter`, `--only decode`).
 //!
 //! `--only` runs just the configurations whose names hold TEXT (and the
 //! 128 KiB socat hop, the baseline), without latency and memory, for
@@ -31,6 +34,7 @@ mod process;
 mod proxy;
 mod receiver;
 mod report;
+mod routing;
 mod scenarios;
 mod scraper;
 mod throughput;
@@ -66,6 +70,10 @@ struct Options {
     /// Lines for the RELP hops; 0 skips them.
     relp_lines: usize,
     relp_data: PathBuf,
+    /// JSON and syslog lines for the routing runs; 0 skips them.
+    json_lines: usize,
+    json_data: PathBuf,
+    syslog_data: PathBuf,
     wishbone: PathBuf,
 }
 
@@ -97,6 +105,9 @@ fn options() -> anyhow::Result<Options> {
         nats_messages: 200_000,
         nats_data: target.join("bench-nats-lines.txt"),
         relp_data: target.join("bench-relp-lines.txt"),
+        json_lines: 1_000_000,
+        json_data: target.join("bench-json-lines.txt"),
+        syslog_data: target.join("bench-syslog-lines.txt"),
         wishbone: target.join("wishbone"),
     };
     let mut args = std::env::args().skip(1);
@@ -108,6 +119,7 @@ fn options() -> anyhow::Result<Options> {
                 options.buffered_lines = args.next().unwrap_or_default().parse()?
             }
             "--relp-lines" => options.relp_lines = args.next().unwrap_or_default().parse()?,
+            "--json-lines" => options.json_lines = args.next().unwrap_or_default().parse()?,
             "--nats-messages" => options.nats_messages = args.next().unwrap_or_default().parse()?,
             "--disk-read-count" => {
                 options.disk_read_count = args.next().unwrap_or_default().parse()?
@@ -174,6 +186,17 @@ fn main() -> anyhow::Result<()> {
     data::generate(&options.relp_data, options.relp_lines)?;
     data::generate(&options.nats_data, options.nats_messages)?;
     let relp_expected = Fingerprint::of_file(&options.relp_data)?;
+    routing::generate_json(&options.json_data, options.json_lines)?;
+    routing::generate_syslog(&options.syslog_data, options.json_lines)?;
+    let routing_inputs = routing::Inputs {
+        wishbone: options.wishbone.as_path(),
+        scratch,
+        json: &options.json_data,
+        json_lines: options.json_lines as u64,
+        errors: routing::errors_of(&options.json_data)?,
+        syslog: &options.syslog_data,
+        decoded: routing::decoded_of(&options.syslog_data)?,
+    };
     let wishbone = options.wishbone.as_path();
     let mut runs: Vec<throughput::Figures> = Vec::new();
     let reps = if options.throughput { options.reps } else { 0 };
@@ -415,6 +438,11 @@ fn main() -> anyhow::Result<()> {
                     Ok(Proxy::hop(first, second))
                 },
             )?);
+        }
+        if options.json_lines > 0 {
+            runs.extend(routing::run_all(&routing_inputs, |name| {
+                !options.leaves_out(name)
+            })?);
         }
         // NATS JetStream, one node fsyncing every write: wishbone's output
         // and input beside a plain client with the same bound in flight.

@@ -39,6 +39,19 @@ pub fn run(
     expected: Fingerprint,
     start: impl FnOnce(&[u16]) -> anyhow::Result<Proxy>,
 ) -> anyhow::Result<Figures> {
+    run_counting(name, receivers, data, expected.lines, expected, start)
+}
+
+/// As [`run`], for a proxy that passes on only some of the `sent` lines
+/// (a filter): the rate counts the lines sent, the check those expected.
+pub fn run_counting(
+    name: &str,
+    receivers: Receivers,
+    data: &Path,
+    sent: u64,
+    expected: Fingerprint,
+    start: impl FnOnce(&[u16]) -> anyhow::Result<Proxy>,
+) -> anyhow::Result<Figures> {
     let (count, start_one): (usize, fn() -> anyhow::Result<Receiver>) = match receivers {
         Receivers::Tcp(count) => (count, Receiver::start),
         Receivers::Websocket(count) => (count, Receiver::start_websocket),
@@ -90,7 +103,7 @@ pub fn run(
     rss = rss.max(proxy.pids().into_iter().map(peak_rss_mib).sum());
     proxy.stop();
     let _ = sender.join();
-    let lines = expected.lines as f64;
+    let lines = sent as f64;
     Ok(Figures {
         name: name.to_string(),
         ok: problem.is_none(),

@@ -109,7 +109,7 @@ impl Module for Decode {
         match self.format {
             Format::Json => Box::pin(convert_all(queues, json_object)),
             Format::Syslog => Box::pin(convert_all(queues, |data| {
-                to_json(data, chrono::Local::now()).map(Converted::New)
+                to_json(data, chrono::Local::now).map(Converted::New)
             })),
         }
     }

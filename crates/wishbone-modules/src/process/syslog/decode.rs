@@ -2,45 +2,85 @@
 //! JSON object, parsed by `syslog_loose`.
 
 use chrono::{DateTime, Datelike, Local, NaiveDate, TimeZone};
-use serde_json::{Map, Value};
-use syslog_loose::{IncompleteDate, ProcId, Variant};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use syslog_loose::{IncompleteDate, ProcId, StructuredElement, Variant};
 
 /// The message's fields as a JSON object: `facility` and `severity`
 /// (numbers, or null without a PRI), `timestamp` (RFC 3339, or null),
 /// `hostname`, `appname`, `procid`, `msgid` (text, or null for `-`),
 /// `structured_data` (SD-ID to an object of parameters) and `message`. An
 /// RFC 3164 timestamp, which has no year, takes the year that puts it
-/// nearest to `received`.
-pub fn to_json(data: &[u8], received: DateTime<Local>) -> Result<Vec<u8>, String> {
+/// nearest to the time `received` gives (asked only then).
+pub fn to_json(
+    data: &[u8],
+    received: impl Fn() -> DateTime<Local> + Copy,
+) -> Result<Vec<u8>, String> {
     let text =
         std::str::from_utf8(data).map_err(|error| format!("the message is not UTF-8: {error}"))?;
-    let year = move |date: IncompleteDate| nearest_year(date, received);
+    let year = move |date: IncompleteDate| nearest_year(date, received());
     let message = syslog_loose::parse_message_with_year_exact(text, year, Variant::Either)
         .map_err(|_| "not a syslog message (RFC 5424 or RFC 3164)".to_string())?;
-    let text = |value: Option<&str>| value.map_or(Value::Null, Value::from);
-    let mut structured = Map::new();
-    for element in &message.structured_data {
-        let params: Map<String, Value> = element
-            .params()
-            .map(|(name, value)| (name.to_string(), Value::from(value)))
-            .collect();
-        structured.insert(element.id.to_string(), Value::Object(params));
+    let pid;
+    let fields = Fields {
+        facility: message.facility.map(|facility| facility as u8),
+        severity: message.severity.map(|severity| severity as u8),
+        timestamp: message.timestamp.map(|timestamp| timestamp.to_rfc3339()),
+        hostname: message.hostname,
+        appname: message.appname,
+        procid: match &message.procid {
+            None => None,
+            Some(ProcId::PID(number)) => {
+                pid = number.to_string();
+                Some(pid.as_str())
+            }
+            Some(ProcId::Name(name)) => Some(*name),
+        },
+        msgid: message.msgid,
+        structured_data: Structured(&message.structured_data),
+        message: message.msg,
+    };
+    let mut out = Vec::with_capacity(data.len() * 2 + 128);
+    serde_json::to_writer(&mut out, &fields).map_err(|error| error.to_string())?;
+    Ok(out)
+}
+
+/// The object written, field by field, borrowing from the message.
+#[derive(serde::Serialize)]
+struct Fields<'a> {
+    facility: Option<u8>,
+    severity: Option<u8>,
+    timestamp: Option<String>,
+    hostname: Option<&'a str>,
+    appname: Option<&'a str>,
+    procid: Option<&'a str>,
+    msgid: Option<&'a str>,
+    structured_data: Structured<'a>,
+    message: &'a str,
+}
+
+/// Structured data as an object of objects, parameters unescaped.
+struct Structured<'a>(&'a [StructuredElement<&'a str>]);
+
+impl Serialize for Structured<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for element in self.0 {
+            map.serialize_entry(element.id, &Params(element))?;
+        }
+        map.end()
     }
-    let object = serde_json::json!({
-        "facility": message.facility.map(|facility| facility as u8),
-        "severity": message.severity.map(|severity| severity as u8),
-        "timestamp": message.timestamp.map(|timestamp| timestamp.to_rfc3339()),
-        "hostname": text(message.hostname),
-        "appname": text(message.appname),
-        "procid": message.procid.map(|procid| match procid {
-            ProcId::PID(pid) => Value::from(pid.to_string()),
-            ProcId::Name(name) => Value::from(name),
-        }),
-        "msgid": text(message.msgid),
-        "structured_data": structured,
-        "message": message.msg,
-    });
-    serde_json::to_vec(&object).map_err(|error| error.to_string())
+}
+
+struct Params<'a>(&'a StructuredElement<&'a str>);
+
+impl Serialize for Params<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.params.len()))?;
+        for (name, value) in self.0.params() {
+            map.serialize_entry(name, &value)?;
+        }
+        map.end()
+    }
 }
 
 /// The year, of those around `received`'s, that puts a timestamp without
@@ -62,13 +102,16 @@ fn nearest_year(date: IncompleteDate, received: DateTime<Local>) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     fn decoded(message: &str, received: &str) -> Result<Value, String> {
         let received = DateTime::parse_from_rfc3339(received)
             .unwrap()
             .with_timezone(&Local);
-        to_json(message.as_bytes(), received).map(|data| serde_json::from_slice(&data).unwrap())
+        to_json(message.as_bytes(), move || received)
+            .map(|data| serde_json::from_slice(&data).unwrap())
     }
 
     #[test]
@@ -146,9 +189,8 @@ mod tests {
         for bad in ["hello world", "", "<999>x", "\u{0}\u{1}"] {
             assert!(decoded(bad, "2026-12-04T10:00:00Z").is_err(), "{bad:?}");
         }
-        let received = Local::now();
         assert!(
-            to_json(b"<13>\xff\xfe", received)
+            to_json(b"<13>\xff\xfe", Local::now)
                 .unwrap_err()
                 .contains("UTF-8")
         );

@@ -164,9 +164,9 @@ mod tests {
     #[test]
     fn decode_then_encode_keeps_the_fields() {
         let original = r#"<165>1 2003-10-11T22:14:15.003Z host.example.com evntslog 8710 ID47 [ex@32473 iut="3" src="a\"b"] An event"#;
-        let json = to_json(original.as_bytes(), Local::now()).unwrap();
+        let json = to_json(original.as_bytes(), Local::now).unwrap();
         let again = from_json(&json).unwrap();
-        let back = to_json(&again, Local::now()).unwrap();
+        let back = to_json(&again, Local::now).unwrap();
         assert_eq!(
             serde_json::from_slice::<Value>(&json).unwrap(),
             serde_json::from_slice::<Value>(&back).unwrap()
