@@ -539,16 +539,24 @@ pub fn unread_bytes(port: u16) -> u64 {
 }
 
 /// [`unread_bytes`] of a frozen (SIGSTOPped) program once its receive
-/// queue stops growing: what a SIGKILL of it would destroy.
+/// queue stops growing: what a SIGKILL of it would destroy. Senders that
+/// work in bursts (a NATS worker between pulls, a loaded machine) may
+/// pause for a while, so the queue must stay the same for half a second.
 pub fn settled_unread_bytes(port: u16) -> u64 {
     let mut last = u64::MAX;
+    let mut unchanged = 0;
     wait_until(
         Duration::from_secs(60),
         "the frozen program's receive queue to settle",
         || {
             let now = unread_bytes(port);
-            std::thread::sleep(Duration::from_millis(30));
-            std::mem::replace(&mut last, now) == now
+            std::thread::sleep(Duration::from_millis(50));
+            unchanged = if std::mem::replace(&mut last, now) == now {
+                unchanged + 1
+            } else {
+                0
+            };
+            unchanged >= 10
         },
     );
     last
