@@ -147,80 +147,75 @@ pub struct Inputs<'a> {
     pub decoded: Fingerprint,
 }
 
+/// How a configuration's proxy starts, given the receiver's port.
+type Start<'a> = Box<dyn Fn(u16) -> anyhow::Result<Proxy> + 'a>;
+
 /// One repetition of every routing configuration `wanted` leaves in.
 pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Vec<Figures>> {
+    let filter = |condition: &str| {
+        format!("{{module: wishbone.flow.filter, arguments: {{condition: '{condition}'}}}}")
+    };
+    let quick = filter(CONDITION);
+    let slow = filter(&format!("select({CONDITION})"));
+    let decode_json = "{module: wishbone.process.decode, arguments: {format: json}}";
+    let select = r#"{module: wishbone.flow.queueselect, arguments: {rules: [{queue: on, condition: '.service == "billing"'}]}}"#;
+    let decode_syslog = "{module: wishbone.process.decode, arguments: {format: syslog}}";
+    let on = |middle: &[&str], port: u16| {
+        Proxy::wishbone(inputs.wishbone, inputs.scratch, &through(middle, port), &[])
+    };
+    let rsyslog_dir = inputs.scratch.join("rsyslog-filter");
+    let json = (inputs.json, inputs.json_lines, inputs.errors);
+    let syslog = (inputs.syslog, inputs.decoded.lines, inputs.decoded);
+    let configurations: [(&str, _, Start); 5] = [
+        (
+            "filter, wishbone tcp → filter → tcp",
+            json,
+            Box::new(|port| on(&[&quick], port)),
+        ),
+        (
+            "filter, wishbone tcp → decode json → filter → queueselect → tcp",
+            json,
+            Box::new(|port| on(&[decode_json, &quick, select], port)),
+        ),
+        (
+            "filter, wishbone, the same condition run by jaq",
+            json,
+            Box::new(|port| on(&[&slow], port)),
+        ),
+        (
+            "filter, rsyslog imtcp → mmjsonparse → if → omfwd",
+            json,
+            Box::new(|port| {
+                let input = crate::proxy::free_port()?;
+                Proxy::rsyslog_with(
+                    &rsyslog_dir,
+                    input,
+                    &rsyslog_filter(&rsyslog_dir, input, port),
+                )
+            }),
+        ),
+        (
+            "decode syslog, wishbone tcp → decode → tcp",
+            syslog,
+            Box::new(|port| on(&[decode_syslog], port)),
+        ),
+    ];
     let mut runs = Vec::new();
-    let filter =
-        format!("{{module: wishbone.flow.filter, arguments: {{condition: '{CONDITION}'}}}}");
-    let on = |bootstrap: String| Proxy::wishbone(inputs.wishbone, inputs.scratch, &bootstrap, &[]);
-    let name = "filter, wishbone tcp → filter → tcp";
-    if wanted(name) {
-        runs.push(throughput::run_counting(
-            name,
-            Receivers::Tcp(1),
-            inputs.json,
-            inputs.json_lines,
-            inputs.errors,
-            |ports| on(through(&[&filter], ports[0])),
-        )?);
-    }
-    let name = "filter, wishbone tcp → decode json → filter → queueselect → tcp";
-    if wanted(name) {
-        let decode = "{module: wishbone.process.decode, arguments: {format: json}}";
-        let select = r#"{module: wishbone.flow.queueselect, arguments: {rules: [{queue: on, condition: '.service == "billing"'}]}}"#;
-        runs.push(throughput::run_counting(
-            name,
-            Receivers::Tcp(1),
-            inputs.json,
-            inputs.json_lines,
-            inputs.errors,
-            |ports| on(through(&[decode, &filter, select], ports[0])),
-        )?);
-    }
-    let name = "filter, wishbone, the same condition run by jaq";
-    if wanted(name) {
-        let slow = format!(
-            "{{module: wishbone.flow.filter, arguments: {{condition: 'select({CONDITION})'}}}}"
-        );
-        runs.push(throughput::run_counting(
-            name,
-            Receivers::Tcp(1),
-            inputs.json,
-            inputs.json_lines,
-            inputs.errors,
-            |ports| on(through(&[&slow], ports[0])),
-        )?);
-    }
-    let name = "filter, rsyslog imtcp → mmjsonparse → if → omfwd";
-    if wanted(name) {
-        let dir = inputs.scratch.join("rsyslog-filter");
-        runs.push(throughput::run_counting(
-            name,
-            Receivers::Tcp(1),
-            inputs.json,
-            inputs.json_lines,
-            inputs.errors,
-            |ports| {
-                let port = crate::proxy::free_port()?;
-                Proxy::rsyslog_with(&dir, port, &rsyslog_filter(&dir, port, ports[0]))
-            },
-        )?);
+    for (name, (data, sent, expected), start) in configurations {
+        if wanted(name) {
+            runs.push(throughput::run_counting(
+                name,
+                Receivers::Tcp(1),
+                data,
+                sent,
+                expected,
+                |ports| start(ports[0]),
+            )?);
+        }
     }
     let name = "filter, jq -c on the file";
     if wanted(name) {
         runs.push(jq(name, inputs)?);
-    }
-    let name = "decode syslog, wishbone tcp → decode → tcp";
-    if wanted(name) {
-        let decode = "{module: wishbone.process.decode, arguments: {format: syslog}}";
-        runs.push(throughput::run_counting(
-            name,
-            Receivers::Tcp(1),
-            inputs.syslog,
-            inputs.decoded.lines,
-            inputs.decoded,
-            |ports| on(through(&[decode], ports[0])),
-        )?);
     }
     Ok(runs)
 }
@@ -253,15 +248,12 @@ fn jq(name: &str, inputs: &Inputs) -> anyhow::Result<Figures> {
         (true, false) => Some("jq's output is not the lines expected".to_string()),
         (true, true) => None,
     };
-    let lines = inputs.json_lines as f64;
-    Ok(Figures {
-        name: name.to_string(),
-        ok: problem.is_none(),
+    Ok(Figures::of(
+        name,
         problem,
-        lines_per_second: lines / wall,
-        megabytes_per_second: lines * LINE_LENGTH as f64 / wall / 1e6,
-        wall_seconds: wall,
-        cpu_seconds: cpu,
-        peak_rss_mib: rss,
-    })
+        inputs.json_lines,
+        wall,
+        cpu,
+        rss,
+    ))
 }

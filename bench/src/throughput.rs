@@ -103,17 +103,32 @@ pub fn run_counting(
     rss = rss.max(proxy.pids().into_iter().map(peak_rss_mib).sum());
     proxy.stop();
     let _ = sender.join();
-    let lines = sent as f64;
-    Ok(Figures {
-        name: name.to_string(),
-        ok: problem.is_none(),
-        problem,
-        lines_per_second: lines / wall,
-        megabytes_per_second: lines * LINE_LENGTH as f64 / wall / 1e6,
-        wall_seconds: wall,
-        cpu_seconds: cpu,
-        peak_rss_mib: rss,
-    })
+    Ok(Figures::of(name, problem, sent, wall, cpu, rss))
+}
+
+impl Figures {
+    /// The figures of `lines` lines of [`LINE_LENGTH`] bytes in `wall`
+    /// seconds, with the CPU seconds and peak memory they took.
+    pub fn of(
+        name: &str,
+        problem: Option<String>,
+        lines: u64,
+        wall: f64,
+        cpu: f64,
+        rss: f64,
+    ) -> Figures {
+        let lines = lines as f64;
+        Figures {
+            name: name.to_string(),
+            ok: problem.is_none(),
+            problem,
+            lines_per_second: lines / wall,
+            megabytes_per_second: lines * LINE_LENGTH as f64 / wall / 1e6,
+            wall_seconds: wall,
+            cpu_seconds: cpu,
+            peak_rss_mib: rss,
+        }
+    }
 }
 
 /// Streams the file to the port in 1 MiB writes, then closes.

@@ -9,7 +9,7 @@ use wishbone_runtime::{
 };
 
 use crate::condition::Condition;
-use crate::route::{ConditionErrors, Destinations, route};
+use crate::route::route;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.flow.filter: passes the events a jq condition holds for.
@@ -80,20 +80,12 @@ pub struct Filter {
 impl Module for Filter {
     fn run(
         self: Box<Self>,
-        mut context: ModuleContext,
+        context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let inbox = context.take_incoming("inbox");
-        let destinations = Destinations(
-            ["outbox", "rejected"]
-                .map(|queue| (queue.to_string(), context.outgoing(queue)))
-                .into(),
-        );
-        let errors = ConditionErrors::new(context.name());
         let condition = self.condition;
         Box::pin(route(
-            inbox,
-            destinations,
-            errors,
+            context,
+            ["outbox", "rejected"],
             move |event, errors| match condition.matches(event) {
                 Ok(true) => 0b01,
                 Ok(false) => 0b10,

@@ -8,7 +8,7 @@ use wishbone_runtime::{
 };
 
 use crate::condition::Condition;
-use crate::route::{ConditionErrors, Destinations, route};
+use crate::route::route;
 use crate::sort::{Choice, MOST_DESTINATIONS};
 
 /// What `wishbone show --docs` prints.
@@ -198,24 +198,18 @@ impl Rules {
 impl Module for QueueSelect {
     fn run(
         self: Box<Self>,
-        mut context: ModuleContext,
+        context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let inbox = context.take_incoming("inbox");
-        let destinations = Destinations(
-            self.queues
-                .iter()
-                .map(String::as_str)
-                .chain(["nomatch"])
-                .map(|queue| (queue.to_string(), context.outgoing(queue)))
-                .collect(),
-        );
-        let errors = ConditionErrors::new(context.name());
-        let rules = self.rules;
-        Box::pin(route(inbox, destinations, errors, move |event, errors| {
-            rules.choose(event, |index, reason| {
-                errors.count(&format!("rules[{index}]"), reason)
+        let Self { rules, queues } = *self;
+        Box::pin(async move {
+            let names = queues.iter().map(String::as_str).chain(["nomatch"]);
+            route(context, names, move |event, errors| {
+                rules.choose(event, |index, reason| {
+                    errors.count(&format!("rules[{index}]"), reason)
+                })
             })
-        }))
+            .await
+        })
     }
 
     fn outgoing_queues(&self) -> Option<Vec<String>> {

@@ -1,13 +1,10 @@
 //! The loop the filter and the selector share: take a parcel, sort it,
 //! settle what goes nowhere, and send the rest on with backpressure.
 
-use wishbone_runtime::queue::{Receiver, Sender};
-use wishbone_runtime::{Counted, ModuleError};
+use wishbone_runtime::queue::Sender;
+use wishbone_runtime::{Counted, ModuleContext, ModuleError};
 
 use crate::sort::{Choice, Sorted, sort};
-
-/// The queues events are sorted into, in the order of a [`Choice`]'s bits.
-pub(crate) struct Destinations(pub(crate) Vec<(String, Sender)>);
 
 /// What a condition that failed on an event costs: counted, and logged the
 /// first time with the reason.
@@ -33,15 +30,20 @@ impl ConditionErrors {
     }
 }
 
-/// Sorts every parcel from `inbox` until it closes.
-/// At the end, the number of condition errors is logged.
-pub(crate) async fn route(
-    mut inbox: Receiver,
-    destinations: Destinations,
-    errors: ConditionErrors,
+/// Sorts every parcel from the module's inbox into `queues` (in the order
+/// of a [`Choice`]'s bits) until it closes. At the end, the number of
+/// condition errors is logged.
+pub(crate) async fn route<'a>(
+    mut context: ModuleContext,
+    queues: impl IntoIterator<Item = &'a str>,
     mut choose: impl FnMut(&[u8], &ConditionErrors) -> Choice,
 ) -> Result<(), ModuleError> {
-    let Destinations(destinations) = destinations;
+    let mut inbox = context.take_incoming("inbox");
+    let destinations: Vec<(String, Sender)> = queues
+        .into_iter()
+        .map(|queue| (queue.to_string(), context.outgoing(queue)))
+        .collect();
+    let errors = ConditionErrors::new(context.name());
     while let Some(parcel) = inbox.recv_parcel().await {
         let sorted = sort(parcel, destinations.len(), |event| choose(event, &errors));
         sorted.settle_unconnected(|index| destinations[index].1.is_connected());

@@ -9,7 +9,7 @@
 //! Lines that all pass unchanged stay lines.
 
 use wishbone_runtime::queue::{Receiver, Sender};
-use wishbone_runtime::{Batch, Counted, Event, ModuleError, Parcel};
+use wishbone_runtime::{Batch, Counted, Event, ModuleContext, ModuleError, Parcel};
 
 /// What becomes of one event.
 pub(crate) enum Converted {
@@ -21,10 +21,22 @@ pub(crate) enum Converted {
 
 /// The module's queues and name.
 pub(crate) struct Queues {
-    pub inbox: Receiver,
-    pub outbox: Sender,
-    pub failed: Sender,
-    pub name: String,
+    inbox: Receiver,
+    outbox: Sender,
+    failed: Sender,
+    name: String,
+}
+
+impl Queues {
+    /// `inbox`, `outbox` and `failed` of the module.
+    pub(crate) fn of(context: &mut ModuleContext) -> Self {
+        Self {
+            inbox: context.take_incoming("inbox"),
+            outbox: context.outgoing("outbox"),
+            failed: context.outgoing("failed"),
+            name: context.name().to_string(),
+        }
+    }
 }
 
 /// Converts every event from the inbox until it closes; the number refused

@@ -100,12 +100,7 @@ impl Module for Decode {
         self: Box<Self>,
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let queues = Queues {
-            inbox: context.take_incoming("inbox"),
-            outbox: context.outgoing("outbox"),
-            failed: context.outgoing("failed"),
-            name: context.name().to_string(),
-        };
+        let queues = Queues::of(&mut context);
         match self.format {
             Format::Json => Box::pin(convert_all(queues, json_object)),
             Format::Syslog => Box::pin(convert_all(queues, |data| {

@@ -78,12 +78,7 @@ impl Module for Encode {
         self: Box<Self>,
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let queues = Queues {
-            inbox: context.take_incoming("inbox"),
-            outbox: context.outgoing("outbox"),
-            failed: context.outgoing("failed"),
-            name: context.name().to_string(),
-        };
+        let queues = Queues::of(&mut context);
         Box::pin(convert_all(queues, |data| {
             from_json(data).map(Converted::New)
         }))

@@ -128,12 +128,7 @@ impl Module for Modify {
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let merge = Merge::new(&self.config.merge, &context.options().hostname);
-        let queues = Queues {
-            inbox: context.take_incoming("inbox"),
-            outbox: context.outgoing("outbox"),
-            failed: context.outgoing("failed"),
-            name: context.name().to_string(),
-        };
+        let queues = Queues::of(&mut context);
         Box::pin(convert_all(queues, move |data| {
             merge.apply(data).map(Converted::New)
         }))
