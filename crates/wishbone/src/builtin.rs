@@ -9,6 +9,7 @@ pub fn builtin() -> Vec<ModuleKind> {
     vec![
         wishbone_modules::input::tcp::KIND,
         wishbone_modules::input::relp::KIND,
+        wishbone_modules::input::file::KIND,
         wishbone_modules::input::generator::KIND,
         wishbone_modules::input::metronome::KIND,
         wishbone_modules::process::modify::KIND,

@@ -23,6 +23,7 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
             input::relp::KIND,
             listening(fields::<input::relp::Config>()),
         ),
+        (input::file::KIND, fields::<input::file::Config>()),
         (input::generator::KIND, fields::<input::generator::Config>()),
         (input::metronome::KIND, fields::<input::metronome::Config>()),
         (process::modify::KIND, fields::<process::modify::Config>()),

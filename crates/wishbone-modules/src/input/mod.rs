@@ -1,5 +1,6 @@
 //! Modules that bring events into a server.
 
+pub mod file;
 pub mod generator;
 mod listener;
 pub use listener::SHARED as LISTENING_ARGUMENTS;

@@ -1,0 +1,330 @@
+//! `wishbone.input.file`: tails the files matching glob patterns, one event
+//! per line, and checkpoints per file only what was delivered downstream.
+//! The text `wishbone show --docs` prints is [`DOCS`].
+//!
+//! Each batch of lines read goes out with a token
+//! ([`wishbone_runtime::ack`]); the file's checkpoint moves past a batch
+//! once it and every batch before it were acknowledged ([`Committed`]),
+//! and a batch that failed is sent again. The files are found again by
+//! polling; [`Files`] holds the logic of scanning, reading and closing.
+
+mod checkpoint;
+mod files;
+mod identity;
+mod tail;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::LocalBoxFuture;
+use serde::Deserialize;
+use wishbone_runtime::ack::{self, Outcome};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Counted, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    module_metric,
+};
+
+pub use checkpoint::{Committed, Entry, Store};
+pub use files::Files;
+pub use identity::{FileKey, Fingerprint};
+
+use crate::framer::Overlong;
+use tail::Cutting;
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = r#"wishbone.input.file: tails files, one event per line, checkpointing what was delivered.
+
+Queues
+  outbox     every line read, without its newline
+
+Arguments (default)
+  paths             glob patterns of the files to read (required), such as
+                    /var/log/app.log* (the file and its rotated copies)
+  checkpoints       a directory for the checkpoint file (required); checked
+                    writable when the file is loaded
+  start_at          beginning | end (beginning): where to start a file found
+                    at the first scan that has no checkpoint; files that
+                    appear later are read from their beginning
+  max_line_length   longest line in bytes (1048576)
+  overlong_lines    truncate | drop (truncate), as the tcp input
+  poll_interval_ms  how often to look for new files and growth (250)
+
+Identity: a file is its device and inode plus a fingerprint of its first
+1024 bytes: a renamed file is the same file, a reused inode with other
+content a new one.
+
+Rotation: a file renamed (logrotate's `create`) is read to its end while
+it matches a pattern, the new one from its beginning; a file that shrinks
+(`copytruncate`) is read again from 0; a file gone is closed once read to
+its end, and its unfinished last line, if any, is sent as it is.
+
+Checkpoints: per file, the offset after the last line whose event was
+acknowledged downstream (an output's peer, a write-ahead buffer, a filter
+that routed it nowhere), replaced atomically at most once a second and at
+stop. After a SIGKILL the restart resumes there: at least once, the
+duplicates at most what was in flight. Events that come back failed are
+sent again.
+
+Metrics (module.<name>.<metric>)
+  events         lines put on outbox
+  truncated      lines cut to max_line_length
+  dropped        lines dropped for being longer (overlong_lines: drop)
+  resent         batches sent again after failing downstream
+  files_open     files open (a gauge)
+  bytes_behind   bytes written to the open files and not yet read (a gauge)
+
+Example
+  modules:
+    app:
+      module: wishbone.input.file
+      arguments:
+        paths: ["/var/log/app.log*"]
+        checkpoints: /var/lib/wishbone
+"#;
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.input.file",
+    aliases: &[],
+    description: "tails files, one event per line, checkpointing what was delivered",
+    docs: DOCS,
+    queues: QueueSpec::SOURCE,
+    build,
+};
+
+/// The arguments.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Glob patterns of the files to read.
+    pub paths: Vec<String>,
+    /// Where the checkpoint file lives.
+    pub checkpoints: PathBuf,
+    /// Where a file without a checkpoint, found at the first scan, starts.
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Longest line in bytes.
+    #[serde(default = "default_max_line_length")]
+    pub max_line_length: usize,
+    /// What to do with a longer line.
+    #[serde(default)]
+    pub overlong_lines: Overlong,
+    /// How often to look for new files and growth.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_ms: u64,
+}
+
+/// The `start_at` argument.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// From the first byte.
+    #[default]
+    Beginning,
+    /// From the end the file has when found.
+    End,
+}
+
+fn default_max_line_length() -> usize {
+    1024 * 1024
+}
+
+fn default_poll_interval() -> u64 {
+    250
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let config: Config = arguments.deserialize()?;
+    if config.paths.is_empty() {
+        return Err(ArgumentError::field("paths", "names no pattern"));
+    }
+    for pattern in &config.paths {
+        glob::Pattern::new(pattern)
+            .map_err(|error| ArgumentError::value("paths", format!("`{pattern}`: {error}")))?;
+    }
+    if config.max_line_length == 0 {
+        return Err(ArgumentError::field(
+            "max_line_length",
+            "must be at least 1",
+        ));
+    }
+    if config.poll_interval_ms == 0 {
+        return Err(ArgumentError::field(
+            "poll_interval_ms",
+            "must be at least 1",
+        ));
+    }
+    checkpoint::usable_directory(&config.checkpoints)
+        .map_err(|error| ArgumentError::field("checkpoints", error))?;
+    Ok(Box::new(FileInput { config }))
+}
+
+/// The module.
+pub struct FileInput {
+    config: Config,
+}
+
+impl Module for FileInput {
+    fn run(
+        self: Box<Self>,
+        context: ModuleContext,
+    ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+        Box::pin(self.serve(context))
+    }
+}
+
+/// Bytes read from one file at a time.
+const READ_SIZE: usize = 256 * 1024;
+/// Bytes of batches in flight, at most, before reading waits.
+const MAX_IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
+/// How often checkpoints are written, at most.
+const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The module's counters and gauges.
+struct Metrics {
+    events: Counted,
+    truncated: Counted,
+    dropped: Counted,
+    resent: Counted,
+    files_open: metrics::Gauge,
+    bytes_behind: metrics::Gauge,
+}
+
+impl Metrics {
+    fn new(module: &str) -> Self {
+        Self {
+            events: Counted::new(module, "events"),
+            truncated: Counted::new(module, "truncated"),
+            dropped: Counted::new(module, "dropped"),
+            resent: Counted::new(module, "resent"),
+            files_open: metrics::gauge!(module_metric(module, "files_open")),
+            bytes_behind: metrics::gauge!(module_metric(module, "bytes_behind")),
+        }
+    }
+}
+
+impl FileInput {
+    async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
+        let name = context.name().to_string();
+        let io_error = |message: String| ModuleError::Other(format!("checkpoints: {message}"));
+        let store = Store::open(&self.config.checkpoints, &name).map_err(&io_error)?;
+        let stored = store.load().map_err(&io_error)?;
+        let cutting = Cutting {
+            max_line_length: self.config.max_line_length,
+            overlong: self.config.overlong_lines,
+        };
+        let mut files = Files::new(
+            self.config.paths.clone(),
+            stored,
+            self.config.start_at,
+            cutting,
+        );
+        let mut outbox = Some(context.outgoing("outbox"));
+        let (stop, abort) = (context.stopping(), context.aborting());
+        // The outbox must close when reading ends, while acknowledgements
+        // are still awaited: the context keeps no copy of it.
+        drop(context);
+        let (issuer, mut replies) = ack::issuer();
+        let metrics = Metrics::new(&name);
+        let mut poll = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut save = tokio::time::interval(SAVE_INTERVAL);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut saved: Vec<Entry> = Vec::new();
+        let mut more = false;
+        let mut disk_full_logged = false;
+        loop {
+            if outbox.is_none() && files.in_flight() == 0 {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = abort.cancelled() => break,
+                _ = stop.cancelled(), if outbox.is_some() => {
+                    tracing::debug!(module = %name, in_flight = files.in_flight(), "stopping: waiting for what is in flight");
+                    outbox = None;
+                }
+                Some((id, outcome)) = replies.recv() => match (outcome, &outbox) {
+                    (Outcome::Acknowledged, _) => files.acknowledge(id),
+                    // Stopping: read again at the next start.
+                    (Outcome::Failed, None) => files.forget(id),
+                    (Outcome::Failed, Some(sender)) => {
+                        if let Some(parcel) = files.resend(id, &issuer) {
+                            metrics.resent.add(1);
+                            if !send(sender, parcel, &abort).await { break; }
+                        }
+                    }
+                },
+                _ = poll.tick() => {
+                    for problem in files.scan() {
+                        tracing::warn!(module = %name, %problem, "file input");
+                    }
+                    more = true;
+                    let (open, behind) = files.gauges();
+                    metrics.files_open.set(open as f64);
+                    metrics.bytes_behind.set(behind as f64);
+                }
+                _ = save.tick() => {
+                    let entries = files.entries();
+                    if entries != saved {
+                        match store.save(&entries) {
+                            Ok(()) => { saved = entries; disk_full_logged = false; }
+                            Err(error) if !disk_full_logged => {
+                                tracing::error!(module = %name, %error, "cannot write the checkpoints; retrying every second");
+                                disk_full_logged = true;
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                }
+                () = std::future::ready(()), if more && outbox.is_some() && files.in_flight_bytes() < MAX_IN_FLIGHT_BYTES => {
+                    let Some(sender) = &outbox else { continue };
+                    let round = files.read_round(READ_SIZE, MAX_IN_FLIGHT_BYTES, &issuer);
+                    more = round.more;
+                    for problem in &round.problems {
+                        tracing::warn!(module = %name, %problem, "file input");
+                    }
+                    let mut sent_all = true;
+                    for parcel in round.parcels {
+                        metrics.events.add(parcel.len() as u64);
+                        if !send(sender, parcel, &abort).await { sent_all = false; break; }
+                    }
+                    if !sent_all { break; }
+                    let (truncated, dropped) = files.take_overlong();
+                    metrics.truncated.add(truncated);
+                    metrics.dropped.add(dropped);
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        let entries = files.entries();
+        if let Err(error) = store.save(&entries) {
+            tracing::error!(module = %name, %error, "cannot write the checkpoints at stop");
+        }
+        tracing::info!(
+            module = %name,
+            events = metrics.events.total(),
+            resent = metrics.resent.total(),
+            truncated = metrics.truncated.total(),
+            dropped = metrics.dropped.total(),
+            undelivered_batches = files.in_flight(),
+            "input totals"
+        );
+        Ok(())
+    }
+}
+
+/// Puts a parcel on the outbox; false when the server aborts or the
+/// pipeline is gone (what was not delivered is read again at the next
+/// start, from the checkpoint).
+async fn send(
+    sender: &wishbone_runtime::queue::Sender,
+    parcel: wishbone_runtime::Parcel,
+    abort: &tokio_util::sync::CancellationToken,
+) -> bool {
+    tokio::select! {
+        biased;
+        _ = abort.cancelled() => false,
+        sent = sender.send(parcel) => sent.is_ok(),
+    }
+}

@@ -1,0 +1,269 @@
+//! One file being read: where reading is, the partial line at its end, and
+//! what of it was delivered.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use bytes::BytesMut;
+use wishbone_runtime::Parcel;
+
+use super::checkpoint::{Committed, Entry};
+use super::identity::{FINGERPRINT_BYTES, FileKey, Fingerprint};
+use crate::framer::{LineFramer, Overlong};
+
+/// How lines are cut, for every file of one input.
+#[derive(Clone, Copy, Debug)]
+pub struct Cutting {
+    pub max_line_length: usize,
+    pub overlong: Overlong,
+}
+
+impl Cutting {
+    fn framer(&self) -> LineFramer {
+        LineFramer::new(b"\n", self.max_line_length, self.overlong)
+    }
+}
+
+/// A file open for reading.
+#[derive(Debug)]
+pub struct Tailed {
+    pub key: FileKey,
+    /// Where the last scan saw it.
+    pub path: PathBuf,
+    /// Whether the last scan saw it at all.
+    pub present: bool,
+    file: File,
+    fingerprint: Fingerprint,
+    /// Bytes read from the file so far.
+    read: u64,
+    /// Read and not yet a whole line.
+    buffer: BytesMut,
+    framer: LineFramer,
+    cutting: Cutting,
+    pub committed: Committed,
+    /// Scans in a row that found it gone and no longer growing.
+    idle_scans: u32,
+}
+
+/// What one read of a file gave.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The complete lines read.
+    pub parcel: Parcel,
+    /// The offset after them.
+    pub end: u64,
+    /// Whether the read filled its buffer: more may be waiting.
+    pub more: bool,
+}
+
+impl Tailed {
+    /// A file to read from `offset` on (which must be at a line's start).
+    pub fn new(
+        key: FileKey,
+        path: PathBuf,
+        file: File,
+        offset: u64,
+        cutting: Cutting,
+    ) -> std::io::Result<Self> {
+        let fingerprint = Fingerprint::read(&file)?;
+        Ok(Self {
+            key,
+            path,
+            present: true,
+            file,
+            fingerprint,
+            read: offset,
+            buffer: BytesMut::new(),
+            framer: cutting.framer(),
+            cutting,
+            committed: Committed::at(offset),
+            idle_scans: 0,
+        })
+    }
+
+    /// Reads up to `size` bytes more; the complete lines among what was
+    /// read so far come back.
+    pub fn read(&mut self, size: usize) -> std::io::Result<Chunk> {
+        // No more than the file holds: a thousand files each keeping a
+        // whole read buffer for a few lines would be a lot of memory.
+        let available = self.size()?.saturating_sub(self.read);
+        let asked = size;
+        let size = size.min(usize::try_from(available).unwrap_or(usize::MAX));
+        let before = self.buffer.len();
+        self.buffer.resize(before + size, 0);
+        let read = match self.file.read_at(&mut self.buffer[before..], self.read) {
+            Ok(read) => read,
+            Err(error) => {
+                self.buffer.truncate(before);
+                return Err(error);
+            }
+        };
+        self.buffer.truncate(before + read);
+        self.read += read as u64;
+        if read > 0 {
+            self.idle_scans = 0;
+            if self.fingerprint.length < FINGERPRINT_BYTES {
+                self.fingerprint = Fingerprint::read(&self.file)?;
+            }
+        }
+        let parcel = self.framer.split(&mut self.buffer);
+        if self.buffer.is_empty() {
+            // What is left would pin the read's whole allocation.
+            self.buffer = BytesMut::new();
+        }
+        Ok(Chunk {
+            parcel,
+            end: self.read - self.buffer.len() as u64,
+            more: read == asked,
+        })
+    }
+
+    /// A scan found the file at `size` bytes: smaller than what was read
+    /// means it was truncated in place (copytruncate), and it is read
+    /// again from its start. True when that happened.
+    pub fn check_size(&mut self, size: u64) -> bool {
+        if size >= self.read {
+            return false;
+        }
+        self.read = 0;
+        self.buffer.clear();
+        self.framer = self.cutting.framer();
+        self.committed.restart();
+        self.fingerprint = Fingerprint::of(b"");
+        true
+    }
+
+    /// The file is gone from where it was (renamed out of the patterns,
+    /// deleted, or replaced by a new file) and a scan found nothing more
+    /// to read: its last line, unfinished, will never be finished.
+    /// Counts the scan; after the second, the partial line comes back.
+    pub fn give_up_partial_line(&mut self, size: u64) -> Option<Chunk> {
+        if self.present || self.buffer.is_empty() || self.read < size {
+            self.idle_scans = 0;
+            return None;
+        }
+        self.idle_scans += 1;
+        if self.idle_scans < 2 {
+            return None;
+        }
+        let parcel = self.framer.finish(&mut self.buffer);
+        Some(Chunk {
+            parcel,
+            end: self.read,
+            more: false,
+        })
+    }
+
+    /// Whether the file can be closed: gone, read to its end, nothing of
+    /// it in flight.
+    pub fn finished(&self, size: u64) -> bool {
+        !self.present
+            && self.read >= size
+            && self.buffer.is_empty()
+            && self.committed.in_flight() == 0
+    }
+
+    /// Bytes written to the file and not yet read.
+    pub fn behind(&self, size: u64) -> u64 {
+        size.saturating_sub(self.read)
+    }
+
+    /// Lines cut and lines dropped for their length so far.
+    pub fn overlong(&self) -> (u64, u64) {
+        (self.framer.truncated, self.framer.dropped)
+    }
+
+    /// The size of the open file (it may have been renamed or deleted).
+    pub fn size(&self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// The checkpoint of this file.
+    pub fn entry(&self) -> Entry {
+        Entry {
+            key: self.key,
+            fingerprint: self.fingerprint,
+            path: self.path.clone(),
+            offset: self.committed.offset(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    const CUTTING: Cutting = Cutting {
+        max_line_length: 100,
+        overlong: Overlong::Truncate,
+    };
+
+    fn lines(chunk: &Chunk) -> Vec<String> {
+        chunk
+            .parcel
+            .clone()
+            .into_events()
+            .iter()
+            .map(|event| String::from_utf8_lossy(event.data()).into_owned())
+            .collect()
+    }
+
+    fn open(path: &std::path::Path, offset: u64) -> Tailed {
+        let file = File::open(path).unwrap();
+        let key = FileKey::of(&file.metadata().unwrap());
+        Tailed::new(key, path.to_path_buf(), file, offset, CUTTING).unwrap()
+    }
+
+    #[test]
+    fn complete_lines_come_out_and_a_partial_one_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut writer = File::create(&path).unwrap();
+        writer.write_all(b"one\ntwo\nthr").unwrap();
+        let mut tailed = open(&path, 0);
+        let chunk = tailed.read(4096).unwrap();
+        assert_eq!(
+            (lines(&chunk), chunk.end, chunk.more),
+            (vec!["one".into(), "two".into()], 8, false)
+        );
+        writer.write_all(b"ee\n").unwrap();
+        let chunk = tailed.read(4096).unwrap();
+        assert_eq!((lines(&chunk), chunk.end), (vec!["three".to_string()], 14));
+        let mut resumed = open(&path, 4);
+        assert_eq!(lines(&resumed.read(4096).unwrap()), ["two", "three"]);
+    }
+
+    #[test]
+    fn a_truncated_file_is_read_again_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"old line one\nold line two\n").unwrap();
+        let mut tailed = open(&path, 0);
+        tailed.read(4096).unwrap();
+        std::fs::write(&path, b"new\n").unwrap();
+        assert!(tailed.check_size(4));
+        assert_eq!(lines(&tailed.read(4096).unwrap()), ["new"]);
+        assert!(!tailed.check_size(4));
+    }
+
+    #[test]
+    fn a_partial_line_of_a_file_gone_comes_out_after_two_idle_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        std::fs::write(&path, b"whole\npartial").unwrap();
+        let mut tailed = open(&path, 0);
+        tailed.read(4096).unwrap();
+        assert!(tailed.give_up_partial_line(13).is_none(), "still present");
+        tailed.present = false;
+        assert!(tailed.give_up_partial_line(13).is_none(), "one idle scan");
+        let chunk = tailed.give_up_partial_line(13).unwrap();
+        assert_eq!(
+            (lines(&chunk), chunk.end),
+            (vec!["partial".to_string()], 13)
+        );
+        assert!(tailed.finished(13));
+    }
+}

@@ -1,0 +1,351 @@
+//! `wishbone.input.file` with real tools on real files: Debian's logrotate
+//! rotating under a writer while wishbone is SIGKILLed and restarted,
+//! copytruncate, a reused inode, a partial last line finished after a
+//! restart, a thousand files and a 100 MB line. Lines go to the harness's
+//! tcp sink, where every number is counted.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use wishbone_e2e::*;
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// File input on `patterns` → tcp output to `sink`.
+fn bootstrap(patterns: &[PathBuf], checkpoints: &Path, sink: u16, more: &str) -> String {
+    let patterns: Vec<String> = patterns
+        .iter()
+        .map(|pattern| format!("\"{}\"", pattern.display()))
+        .collect();
+    format!(
+        "modules:\n  files: {{module: wishbone.input.file, arguments: {{paths: [{}], checkpoints: \"{}\", poll_interval_ms: 100{more}}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {sink}, reconnect_max: 0.2}}}}\n\
+         routingtable:\n  - files.outbox -> output.inbox\n",
+        patterns.join(", "),
+        checkpoints.display()
+    )
+}
+
+/// How many times each number arrived.
+fn arrivals(sink: &Sink) -> BTreeMap<usize, usize> {
+    let mut counts = BTreeMap::new();
+    for number in line_numbers(&sink.received()) {
+        *counts.entry(number).or_default() += 1;
+    }
+    counts
+}
+
+fn lines(data: &[u8]) -> Vec<&[u8]> {
+    data.split_inclusive(|byte| *byte == b'\n').collect()
+}
+
+fn append(path: &Path, data: &[u8]) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(data).unwrap();
+}
+
+fn wait_for_numbers(sink: &Sink, count: usize, limit: Duration) {
+    wait_until(
+        limit,
+        &format!("{count} distinct lines at the sink"),
+        || arrivals(sink).len() >= count,
+    );
+}
+
+fn exactly_once(sink: &Sink, count: usize) {
+    let counts = arrivals(sink);
+    let twice: Vec<_> = counts
+        .iter()
+        .filter(|(_, times)| **times > 1)
+        .take(5)
+        .collect();
+    assert!(twice.is_empty(), "arrived more than once: {twice:?}");
+    assert_eq!(counts.len(), count);
+    assert_eq!(counts.keys().next_back(), Some(&(count - 1)));
+}
+
+#[test]
+fn logrotate_under_a_writer_and_two_sigkills_lose_no_line() {
+    require_installed(
+        "command -v logrotate",
+        "logrotate is missing: `apt-get install logrotate`, which scripts/test does",
+    );
+    let dir = scratch_dir("files-logrotate");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let app = logs.join("app.log");
+    let sink = Sink::start(&dir, "receiver");
+    let config = bootstrap(
+        &[logs.join("app.log*")],
+        &dir.join("checkpoints"),
+        sink.port,
+        "",
+    );
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    std::fs::write(
+        dir.join("rot.conf"),
+        format!(
+            "{} {{\n  rotate 10\n  create\n  nocompress\n  missingok\n}}\n",
+            app.display()
+        ),
+    )
+    .unwrap();
+    const LINES: usize = 160_000;
+    const RATE: f64 = 20_000.0;
+    let writer = {
+        let app = app.clone();
+        std::thread::spawn(move || {
+            let data = numbered_lines(LINES);
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&app)
+                .unwrap();
+            let begun = Instant::now();
+            for (index, line) in lines(&data).into_iter().enumerate() {
+                if index % 100 == 0 {
+                    let due = begun + Duration::from_secs_f64(index as f64 / RATE);
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    // A daemon reopens its log once rotated (here: when it sees it).
+                    let current = std::fs::metadata(&app).map(|metadata| metadata.ino()).ok();
+                    if current != Some(file.metadata().unwrap().ino()) {
+                        file = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(&app)
+                            .unwrap();
+                    }
+                }
+                file.write_all(line).unwrap();
+            }
+        })
+    };
+    let begun = Instant::now();
+    let mut rotations = 0;
+    let mut kills = 0;
+    while !writer.is_finished() {
+        std::thread::sleep(Duration::from_millis(100));
+        let elapsed = begun.elapsed().as_secs_f64();
+        if elapsed > 2.0 * (rotations + 1) as f64 {
+            let status = Command::new("logrotate")
+                .arg("-f")
+                .arg("-s")
+                .arg(dir.join("rot.state"))
+                .arg(dir.join("rot.conf"))
+                .status()
+                .unwrap();
+            assert!(status.success(), "logrotate ran");
+            rotations += 1;
+        }
+        if kills < 2 && elapsed > 3.0 * (kills + 1) as f64 {
+            wishbone.signal(libc::SIGKILL);
+            wishbone.wait(MINUTE);
+            wishbone = Wishbone::start(&dir, &config, &[]);
+            kills += 1;
+        }
+    }
+    writer.join().unwrap();
+    assert!(
+        rotations >= 3 && kills == 2,
+        "rotations {rotations}, kills {kills}"
+    );
+    wait_for_numbers(&sink, LINES, MINUTE);
+    assert!(wishbone.stop().success());
+    let counts = arrivals(&sink);
+    assert_eq!(counts.len(), LINES, "every line arrived");
+    let duplicates: usize = counts.values().map(|times| times - 1).sum();
+    eprintln!("{LINES} lines, {rotations} rotations, {kills} SIGKILLs: {duplicates} duplicates");
+    // What a kill repeats is what was delivered after the last checkpoint
+    // write (once a second): at 20,000 lines a second, and faster while
+    // catching up after a restart.
+    assert!(duplicates <= kills * 40_000, "{duplicates} duplicates");
+}
+
+#[test]
+fn copytruncate_with_a_paused_writer_is_read_again_from_the_start() {
+    let dir = scratch_dir("files-copytruncate");
+    let app = dir.join("app.log");
+    let sink = Sink::start(&dir, "receiver");
+    // The copies are not read: they hold what was read already.
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &bootstrap(&[app.clone()], &dir.join("checkpoints"), sink.port, ""),
+        &[],
+    );
+    let data = numbered_lines(3_000);
+    let all = lines(&data);
+    append(&app, &all[..2_000].concat());
+    wait_for_numbers(&sink, 2_000, MINUTE);
+    std::fs::copy(&app, dir.join("app.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&app)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    append(&app, &all[2_000..].concat());
+    wait_for_numbers(&sink, 3_000, MINUTE);
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 3_000);
+}
+
+/// Whether process `pid` has `path` open.
+fn holds_open(pid: u32, path: &Path) -> bool {
+    let Ok(descriptors) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    descriptors.flatten().any(|descriptor| {
+        std::fs::read_link(descriptor.path()).is_ok_and(|target| {
+            target
+                .to_string_lossy()
+                .starts_with(&*path.to_string_lossy())
+        })
+    })
+}
+
+#[test]
+fn a_new_file_on_a_reused_inode_is_read_from_its_start() {
+    let dir = scratch_dir("files-inode");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    // Checkpoints on another file system, so that their writes do not
+    // take the freed inode.
+    let checkpoints = tempfile::Builder::new()
+        .prefix("wishbone-inode-")
+        .tempdir_in("/dev/shm")
+        .unwrap();
+    let sink = Sink::start(&dir, "receiver");
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &bootstrap(&[logs.join("*.log")], checkpoints.path(), sink.port, ""),
+        &[],
+    );
+    let data = numbered_lines(2_000);
+    let all = lines(&data);
+    let path = logs.join("a.log");
+    append(&path, &all[..1_000].concat());
+    wait_for_numbers(&sink, 1_000, MINUTE);
+    let inode = std::fs::metadata(&path).unwrap().ino();
+    std::fs::remove_file(&path).unwrap();
+    // The input closes the deleted file once read; only then is its inode free.
+    wait_until(MINUTE, "the input to close the deleted file", || {
+        !holds_open(wishbone.pid(), &path)
+    });
+    append(&path, &all[1_000..].concat());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().ino(),
+        inode,
+        "the file system gave the new file the freed inode"
+    );
+    wait_for_numbers(&sink, 2_000, MINUTE);
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 2_000);
+}
+
+#[test]
+fn a_partial_last_line_finished_after_a_restart_arrives_whole_once() {
+    let dir = scratch_dir("files-partial");
+    let path = dir.join("app.log");
+    let sink = Sink::start(&dir, "receiver");
+    let config = bootstrap(&[path.clone()], &dir.join("checkpoints"), sink.port, "");
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    let data = numbered_lines(101);
+    let all = lines(&data);
+    append(&path, &all[..100].concat());
+    append(&path, &all[100][..40]);
+    wait_for_numbers(&sink, 100, MINUTE);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(wishbone.stop().success());
+    append(&path, &all[100][40..]);
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    wait_for_numbers(&sink, 101, MINUTE);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 101);
+    assert!(
+        sink.received().ends_with(all[100]),
+        "the last line arrives whole"
+    );
+}
+
+#[test]
+fn a_thousand_files_are_read_each_line_once() {
+    let dir = scratch_dir("files-thousand");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let data = numbered_lines(100_000);
+    for (index, chunk) in lines(&data).chunks(100).enumerate() {
+        std::fs::write(logs.join(format!("{index:04}.log")), chunk.concat()).unwrap();
+    }
+    let sink = Sink::start(&dir, "receiver");
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &bootstrap(
+            &[logs.join("*.log")],
+            &dir.join("checkpoints"),
+            sink.port,
+            "",
+        ),
+        &[],
+    );
+    wait_for_numbers(&sink, 100_000, MINUTE);
+    let peak = peak_rss_kib(wishbone.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 100_000);
+    eprintln!("1,000 files: peak RSS {peak} KiB");
+    assert!(peak < 128 * 1024, "{peak} KiB");
+}
+
+#[test]
+fn a_100_mb_line_is_cut_and_counted_with_memory_bounded() {
+    let dir = scratch_dir("files-huge-line");
+    let path = dir.join("app.log");
+    let data = numbered_lines(200);
+    let all = lines(&data);
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(&all[..100].concat()).unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..100 {
+        file.write_all(&chunk).unwrap();
+    }
+    file.write_all(b"\n").unwrap();
+    file.write_all(&all[100..].concat()).unwrap();
+    drop(file);
+    let sink = Sink::start(&dir, "receiver");
+    let config = bootstrap(
+        &[path.clone()],
+        &dir.join("checkpoints"),
+        sink.port,
+        ", max_line_length: 65536",
+    );
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    wait_for_numbers(&sink, 200, MINUTE);
+    let peak = peak_rss_kib(wishbone.pid());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 200);
+    let received = sink.received();
+    let cut: Vec<&[u8]> = lines(&received)
+        .into_iter()
+        .filter(|line| line.starts_with(b"xxx"))
+        .collect();
+    assert_eq!(cut.len(), 1, "the long line arrives once");
+    assert_eq!(cut[0].len(), 65_536 + 1, "cut to max_line_length");
+    assert!(
+        wishbone.output.text().contains("truncated=1"),
+        "{}",
+        wishbone.output.text()
+    );
+    eprintln!("100 MB line: peak RSS {peak} KiB");
+    assert!(peak < 64 * 1024, "{peak} KiB");
+}
