@@ -17,6 +17,8 @@
 //! them) go through a filter on a JSON field (wishbone, rsyslog with
 //! mmjsonparse, and jq reading the file), and as many RFC 5424 lines
 //! through wishbone's syslog decoding (`--only filter`, `--only decode`).
+//! The data file (1 GB at 10,000,000 lines) is also read from disk by
+//! wishbone's file input, `socat` and rsyslog's imfile (`--only "file,"`).
 //!
 //! `--only` runs just the configurations whose names hold TEXT (and the
 //! 128 KiB socat hop, the baseline), without latency and memory, for
@@ -28,6 +30,7 @@
 //! the lines sent is reported as failed, not as a speed.
 
 mod data;
+mod files;
 mod latency;
 mod nats;
 mod process;
@@ -439,6 +442,9 @@ fn main() -> anyhow::Result<()> {
                 },
             )?);
         }
+        runs.extend(files::run_all(wishbone, scratch, data, expected, |name| {
+            !options.leaves_out(name)
+        })?);
         if options.json_lines > 0 {
             runs.extend(routing::run_all(&routing_inputs, |name| {
                 !options.leaves_out(name)

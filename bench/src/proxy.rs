@@ -89,6 +89,22 @@ impl Proxy {
         })
     }
 
+    /// A program that reads its input itself (a file) and sends it on:
+    /// nothing listens, nothing is sent to it.
+    pub fn reader(mut command: Command, program: &'static str) -> anyhow::Result<Proxy> {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|error| anyhow::anyhow!("cannot run {program}: {error}"))?;
+        Ok(Proxy {
+            child,
+            next: None,
+            input_port: 0,
+            program,
+        })
+    }
+
     /// `socat -u -b BLOCK TCP-LISTEN:… TCP:…`: one hop, the baseline.
     pub fn socat(block: usize, target_port: u16) -> anyhow::Result<Proxy> {
         let port = free_port()?;

@@ -62,10 +62,11 @@ pub fn run_counting(
     let ports: Vec<u16> = receivers.iter().map(|receiver| receiver.port).collect();
     let proxy = start(&ports)?;
     let begun = Instant::now();
-    let sender = {
+    // A proxy without an input port reads the data itself (a file input).
+    let sender = (proxy.input_port != 0).then(|| {
         let (data, port) = (data.to_path_buf(), proxy.input_port);
         std::thread::spawn(move || send_file(&data, port))
-    };
+    });
     let total = || {
         receivers
             .iter()
@@ -102,7 +103,9 @@ pub fn run_counting(
     cpu = cpu.max(proxy.pids().into_iter().map(cpu_seconds).sum());
     rss = rss.max(proxy.pids().into_iter().map(peak_rss_mib).sum());
     proxy.stop();
-    let _ = sender.join();
+    if let Some(sender) = sender {
+        let _ = sender.join();
+    }
     Ok(Figures::of(name, problem, sent, wall, cpu, rss))
 }
 
