@@ -215,20 +215,24 @@ fn holds_open(pid: u32, path: &Path) -> bool {
 #[test]
 fn a_new_file_on_a_reused_inode_is_read_from_its_start() {
     let dir = scratch_dir("files-inode");
-    let logs = dir.join("logs");
+    // A file system of its own: no other writer takes the freed inode.
+    let disk = match SmallDisk::mount_ext4(&dir, 16) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: cannot mount an ext4 image ({why}); this test needs root");
+            return;
+        }
+    };
+    let logs = disk.0.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
-    // Checkpoints on another file system, so that their writes do not
-    // take the freed inode.
-    let checkpoints = tempfile::Builder::new()
-        .prefix("wishbone-inode-")
-        .tempdir_in("/dev/shm")
-        .unwrap();
     let sink = Sink::start(&dir, "receiver");
-    let mut wishbone = Wishbone::start(
-        &dir,
-        &bootstrap(&[logs.join("*.log")], checkpoints.path(), sink.port, ""),
-        &[],
+    let config = bootstrap(
+        &[logs.join("*.log")],
+        &dir.join("checkpoints"),
+        sink.port,
+        "",
     );
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
     let data = numbered_lines(2_000);
     let all = lines(&data);
     let path = logs.join("a.log");
@@ -348,4 +352,71 @@ fn a_100_mb_line_is_cut_and_counted_with_memory_bounded() {
     );
     eprintln!("100 MB line: peak RSS {peak} KiB");
     assert!(peak < 64 * 1024, "{peak} KiB");
+}
+
+#[test]
+fn checkpoints_on_a_full_disk_are_logged_once_and_written_when_room_comes_back() {
+    let dir = scratch_dir("files-full-disk");
+    let disk = small_disk_or_skip!(dir, "size=1m");
+    let filler = disk.0.join("filler");
+    let mut fill = std::fs::File::create(&filler).unwrap();
+    while fill.write_all(&[0u8; 4096]).is_ok() {}
+    drop(fill);
+    let path = dir.join("app.log");
+    let data = numbered_lines(1_000);
+    append(&path, &data);
+    let sink = Sink::start(&dir, "receiver");
+    let config = bootstrap(&[path.clone()], &disk.0.join("checkpoints"), sink.port, "");
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    wait_for_numbers(&sink, 1_000, MINUTE);
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(
+        wishbone.output.count("cannot write the checkpoints"),
+        1,
+        "{}",
+        wishbone.output.text()
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let stored = disk.0.join("checkpoints/files.json");
+    wait_until(MINUTE, "the checkpoints to be written", || {
+        std::fs::read(&stored).is_ok_and(|data| !data.is_empty())
+    });
+    wishbone.signal(libc::SIGKILL);
+    wishbone.wait(MINUTE);
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 1_000);
+}
+
+#[test]
+fn check_names_a_checkpoint_directory_that_cannot_be_one() {
+    let dir = scratch_dir("files-check");
+    let occupied = dir.join("occupied");
+    std::fs::write(&occupied, b"a file").unwrap();
+    let file = dir.join("bootstrap.yaml");
+    std::fs::write(
+        &file,
+        bootstrap(
+            &[dir.join("*.log")],
+            &occupied.join("checkpoints"),
+            10000,
+            "",
+        ),
+    )
+    .unwrap();
+    let output = Command::new(binary("wishbone"))
+        .args(["check", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("module `files`")
+            && text.contains("`checkpoints`")
+            && text.contains("is a file"),
+        "{text}"
+    );
 }

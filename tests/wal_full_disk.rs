@@ -18,33 +18,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 const LINES: usize = 160_000;
 const DISK: &str = "size=8m";
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    /// Mounts one under `dir`, or says why not.
-    fn mount(dir: &Path) -> Result<SmallDisk, String> {
-        let path = dir.join("disk");
-        std::fs::create_dir_all(&path).map_err(|error| error.to_string())?;
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", DISK, "tmpfs"])
-            .arg(&path)
-            .output()
-            .map_err(|error| format!("cannot run mount: {error}"))?;
-        if output.status.success() {
-            Ok(SmallDisk(path))
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
-        }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// tcp input → wal on the small disk (one segment of 25 MB: larger than
 /// the disk) → tcp output to `port`.
 fn bootstrap(disk: &SmallDisk, port: u16) -> String {
@@ -57,23 +30,10 @@ fn bootstrap(disk: &SmallDisk, port: u16) -> String {
     )
 }
 
-/// Mounts the disk, or ends the test with a message saying it was skipped.
-macro_rules! small_disk_or_skip {
-    ($dir:expr) => {
-        match SmallDisk::mount(&$dir) {
-            Ok(disk) => disk,
-            Err(why) => {
-                eprintln!("skipped: cannot mount a tmpfs ({why}); this test needs root");
-                return;
-            }
-        }
-    };
-}
-
 #[test]
 fn a_full_disk_gives_its_room_back_as_outputs_deliver_and_nothing_is_replayed() {
     let dir = scratch_dir("wal-full-disk");
-    let disk = small_disk_or_skip!(dir);
+    let disk = small_disk_or_skip!(dir, DISK);
     let port = free_port();
     let bootstrap = bootstrap(&disk, port);
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
@@ -108,7 +68,7 @@ fn a_full_disk_gives_its_room_back_as_outputs_deliver_and_nothing_is_replayed() 
 #[test]
 fn a_stop_ends_within_the_drain_timeout_while_the_disk_is_full() {
     let dir = scratch_dir("wal-full-disk-stop");
-    let disk = small_disk_or_skip!(dir);
+    let disk = small_disk_or_skip!(dir, DISK);
     let port = free_port();
     let bootstrap = bootstrap(&disk, port);
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &["--drain-timeout", "2"]);

@@ -665,3 +665,85 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|value| value.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// A tmpfs of a given size mounted for one test, unmounted when dropped.
+pub struct SmallDisk(pub PathBuf);
+
+impl SmallDisk {
+    /// Mounts one of `size` (`size=8m`) under `dir`, or says why not
+    /// (mounting needs root; CI runs as root).
+    pub fn mount(dir: &Path, size: &str) -> Result<SmallDisk, String> {
+        let path = dir.join("disk");
+        std::fs::create_dir_all(&path).map_err(|error| error.to_string())?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", size, "tmpfs"])
+            .arg(&path)
+            .output()
+            .map_err(|error| format!("cannot run mount: {error}"))?;
+        if output.status.success() {
+            Ok(SmallDisk(path))
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).trim().to_string())
+        }
+    }
+}
+
+impl SmallDisk {
+    /// An ext4 file system of `megabytes` in an image file under `dir`,
+    /// mounted through a loop device: a disk no other test writes to, so
+    /// that an inode freed there is the next one given (needs root and
+    /// mkfs.ext4).
+    pub fn mount_ext4(dir: &Path, megabytes: u64) -> Result<SmallDisk, String> {
+        let image = dir.join("disk.img");
+        let path = dir.join("disk");
+        std::fs::create_dir_all(&path).map_err(|error| error.to_string())?;
+        std::fs::File::create(&image)
+            .and_then(|file| file.set_len(megabytes << 20))
+            .map_err(|error| error.to_string())?;
+        let run = |program: &str, args: &[&std::ffi::OsStr]| -> Result<(), String> {
+            let output = Command::new(program)
+                .args(args)
+                .output()
+                .map_err(|error| format!("cannot run {program}: {error}"))?;
+            match output.status.success() {
+                true => Ok(()),
+                false => Err(String::from_utf8_lossy(&output.stderr).trim().to_string()),
+            }
+        };
+        run(
+            "mkfs.ext4",
+            &["-q".as_ref(), "-F".as_ref(), image.as_os_str()],
+        )?;
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.as_os_str(),
+                path.as_os_str(),
+            ],
+        )?;
+        Ok(SmallDisk(path))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Mounts a small disk, or ends the test with a message saying it was
+/// skipped.
+#[macro_export]
+macro_rules! small_disk_or_skip {
+    ($dir:expr, $size:expr) => {
+        match $crate::SmallDisk::mount(&$dir, $size) {
+            Ok(disk) => disk,
+            Err(why) => {
+                eprintln!("skipped: cannot mount a tmpfs ({why}); this test needs root");
+                return;
+            }
+        }
+    };
+}
