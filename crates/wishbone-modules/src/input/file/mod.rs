@@ -6,12 +6,14 @@
 //! ([`wishbone_runtime::ack`]); the file's checkpoint moves past a batch
 //! once it and every batch before it were acknowledged ([`Committed`]),
 //! and a batch that failed is sent again. The files are found again by
-//! polling; [`Files`] holds the logic of scanning, reading and closing.
+//! polling and by watching their directories; [`Files`] holds the logic of
+//! scanning, reading and closing.
 
 mod checkpoint;
 mod files;
 mod identity;
 mod tail;
+mod watch;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +32,7 @@ pub use identity::{FileKey, Fingerprint};
 
 use crate::framer::Overlong;
 use tail::Cutting;
+use watch::Wakes;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.file: tails files, one event per line, checkpointing what was delivered.
@@ -47,7 +50,10 @@ Arguments (default)
                     appear later are read from their beginning
   max_line_length   longest line in bytes (1048576)
   overlong_lines    truncate | drop (truncate), as the tcp input
-  poll_interval_ms  how often to look for new files and growth (250)
+  poll_interval_ms  how often to look for new files and growth (250);
+                    besides, the directories the patterns start from are
+                    watched (inotify), so writes and new files are seen at
+                    once
 
 Identity: a file is its device and inode plus a fingerprint of its first
 1024 bytes: a renamed file is the same file, a reused inode with other
@@ -230,6 +236,10 @@ impl FileInput {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut save = tokio::time::interval(SAVE_INTERVAL);
         save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (wakes, problems) = Wakes::watch(&self.config.paths);
+        for problem in problems {
+            tracing::warn!(module = %name, %problem, "file input");
+        }
         let mut saved: Vec<Entry> = Vec::new();
         let mut more = false;
         let mut disk_full_logged = false;
@@ -256,14 +266,14 @@ impl FileInput {
                     }
                 },
                 _ = poll.tick() => {
-                    for problem in files.scan() {
-                        tracing::warn!(module = %name, %problem, "file input");
-                    }
+                    scan(&mut files, &metrics, &name);
                     more = true;
-                    let (open, behind) = files.gauges();
-                    metrics.files_open.set(open as f64);
-                    metrics.bytes_behind.set(behind as f64);
                 }
+                () = wakes.changed.notified() => {
+                    scan(&mut files, &metrics, &name);
+                    more = true;
+                }
+                () = wakes.grown.notified() => more = true,
                 _ = save.tick() => {
                     let entries = files.entries();
                     if entries != saved {
@@ -312,6 +322,16 @@ impl FileInput {
         );
         Ok(())
     }
+}
+
+/// Looks for files, and updates the gauges.
+fn scan(files: &mut Files, metrics: &Metrics, name: &str) {
+    for problem in files.scan() {
+        tracing::warn!(module = %name, %problem, "file input");
+    }
+    let (open, behind) = files.gauges();
+    metrics.files_open.set(open as f64);
+    metrics.bytes_behind.set(behind as f64);
 }
 
 /// Puts a parcel on the outbox; false when the server aborts or the
