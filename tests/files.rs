@@ -405,14 +405,8 @@ fn check_names_a_checkpoint_directory_that_cannot_be_one() {
         ),
     )
     .unwrap();
-    let output = Command::new(binary("wishbone"))
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(2), "{text}");
+    let (code, text) = wishbone_check(&file);
+    assert_eq!(code, Some(2), "{text}");
     assert!(
         text.contains("module `files`")
             && text.contains("`checkpoints`")

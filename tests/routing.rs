@@ -4,7 +4,6 @@
 //! buffer settled for events routed nowhere; conditions checked at load.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 use wishbone_e2e::*;
@@ -169,15 +168,7 @@ fn check(name: &str, bootstrap: &str) -> (Option<i32>, String) {
     let dir = scratch_dir(&format!("routing-check-{name}"));
     let file = dir.join("bootstrap.yaml");
     std::fs::write(&file, bootstrap).unwrap();
-    let output = Command::new(binary("wishbone"))
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
-    assert!(!text.contains("panicked"), "{text}");
-    (output.status.code(), text)
+    wishbone_check(&file)
 }
 
 #[test]

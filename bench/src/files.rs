@@ -33,6 +33,9 @@ fn wishbone_file(dir: &Path, file: &Path, port: u16) -> String {
     )
 }
 
+/// How a configuration's reader starts, given the receiver's port.
+type Start<'a> = Box<dyn Fn(u16) -> anyhow::Result<Proxy> + 'a>;
+
 /// One repetition of every file configuration `wanted` leaves in.
 pub fn run_all(
     wishbone: &Path,
@@ -41,52 +44,39 @@ pub fn run_all(
     expected: Fingerprint,
     wanted: impl Fn(&str) -> bool,
 ) -> anyhow::Result<Vec<Figures>> {
-    let mut runs = Vec::new();
-    let name = "file, socat -u FILE → TCP";
-    if wanted(name) {
-        runs.push(throughput::run(
-            name,
-            Receivers::Tcp(1),
-            data,
-            expected,
-            |ports| {
+    // A directory of its own, emptied for each run: no checkpoint, no
+    // rsyslog state file from the run before.
+    let fresh = |name: &str| -> anyhow::Result<std::path::PathBuf> {
+        let dir = scratch.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    };
+    let configurations: [(&str, Start); 3] = [
+        (
+            "file, socat -u FILE → TCP",
+            Box::new(|port| {
                 let mut command = Command::new("socat");
                 command
                     .args(["-u", "-b", "131072"])
                     .arg(format!("FILE:{}", data.display()))
-                    .arg(format!("TCP:127.0.0.1:{}", ports[0]));
+                    .arg(format!("TCP:127.0.0.1:{port}"));
                 Proxy::reader(command, "socat")
-            },
-        )?);
-    }
-    let name = "file, wishbone file input → tcp";
-    if wanted(name) {
-        let dir = scratch.join("file-input");
-        runs.push(throughput::run(
-            name,
-            Receivers::Tcp(1),
-            data,
-            expected,
-            |ports| {
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir)?;
-                Proxy::wishbone_without_input(wishbone, &dir, &wishbone_file(&dir, data, ports[0]))
-            },
-        )?);
-    }
-    let name = "file, rsyslog imfile → omfwd";
-    if wanted(name) {
-        let dir = scratch.join("rsyslog-imfile");
-        runs.push(throughput::run(
-            name,
-            Receivers::Tcp(1),
-            data,
-            expected,
-            |ports| {
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir)?;
+            }),
+        ),
+        (
+            "file, wishbone file input → tcp",
+            Box::new(|port| {
+                let dir = fresh("file-input")?;
+                Proxy::wishbone_without_input(wishbone, &dir, &wishbone_file(&dir, data, port))
+            }),
+        ),
+        (
+            "file, rsyslog imfile → omfwd",
+            Box::new(|port| {
+                let dir = fresh("rsyslog-imfile")?;
                 let config = dir.join("rsyslog.conf");
-                std::fs::write(&config, rsyslog_imfile(&dir, data, ports[0]))?;
+                std::fs::write(&config, rsyslog_imfile(&dir, data, port))?;
                 let mut command = Command::new("rsyslogd");
                 command
                     .arg("-n")
@@ -95,8 +85,20 @@ pub fn run_all(
                     .arg("-i")
                     .arg(dir.join("rsyslog.pid"));
                 Proxy::reader(command, "rsyslogd")
-            },
-        )?);
+            }),
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (name, start) in configurations {
+        if wanted(name) {
+            runs.push(throughput::run(
+                name,
+                Receivers::Tcp(1),
+                data,
+                expected,
+                |ports| start(ports[0]),
+            )?);
+        }
     }
     Ok(runs)
 }

@@ -747,3 +747,17 @@ macro_rules! small_disk_or_skip {
         }
     };
 }
+
+/// Runs `wishbone check` on a bootstrap file: the exit code, and what it
+/// printed on standard error then standard output (never a panic).
+pub fn wishbone_check(file: &Path) -> (Option<i32>, String) {
+    let output = Command::new(binary("wishbone"))
+        .args(["check", "--config"])
+        .arg(file)
+        .output()
+        .expect("run wishbone check");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("panicked"), "{text}");
+    (output.status.code(), text)
+}
