@@ -35,7 +35,7 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// The fingerprint of the first [`FINGERPRINT_BYTES`] bytes (fewer if
+    /// The fingerprint of the first `FINGERPRINT_BYTES` (1024) bytes (fewer if
     /// the file is shorter).
     pub fn read(file: &File) -> std::io::Result<Fingerprint> {
         Self::read_length(file, FINGERPRINT_BYTES)
