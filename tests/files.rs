@@ -414,3 +414,29 @@ fn check_names_a_checkpoint_directory_that_cannot_be_one() {
         "{text}"
     );
 }
+
+#[test]
+fn batches_an_output_gives_back_are_sent_again_until_a_peer_takes_them() {
+    let dir = scratch_dir("files-resend");
+    let path = dir.join("app.log");
+    append(&path, &numbered_lines(5_000));
+    let port = free_port();
+    // `failed: true` with nothing routed from it: while the peer is down
+    // the output gives every event back, failing its token.
+    let config = bootstrap(&[path.clone()], &dir.join("checkpoints"), port, "")
+        .replace("reconnect_max: 0.2}", "reconnect_max: 0.2, failed: true}");
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let sink = Sink::start_on(&dir, "receiver", port, &[]);
+    wait_for_numbers(&sink, 5_000, MINUTE);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 5_000);
+    let log = wishbone.output.text();
+    let resent: u64 = log
+        .lines()
+        .filter(|line| line.contains("input totals module=files"))
+        .find_map(|line| field(line, "resent")?.parse().ok())
+        .expect("the input's totals");
+    assert!(resent > 0, "{log}");
+}

@@ -69,7 +69,7 @@ acknowledged downstream (an output's peer, a write-ahead buffer, a filter
 that routed it nowhere), replaced atomically at most once a second and at
 stop. After a SIGKILL the restart resumes there: at least once, the
 duplicates at most what was in flight. Events that come back failed are
-sent again.
+sent again at the next poll.
 
 Metrics (module.<name>.<metric>)
   events         lines put on outbox
@@ -242,6 +242,8 @@ impl FileInput {
         }
         let mut saved: Vec<Entry> = Vec::new();
         let mut more = false;
+        // Batches that failed downstream, to send again at the next poll.
+        let mut failed: Vec<u64> = Vec::new();
         let mut disk_full_logged = false;
         loop {
             if outbox.is_none() && files.in_flight() == 0 {
@@ -251,6 +253,9 @@ impl FileInput {
                 biased;
                 _ = abort.cancelled() => break,
                 _ = stop.cancelled(), if outbox.is_some() => {
+                    for id in std::mem::take(&mut failed) {
+                        files.forget(id);
+                    }
                     tracing::debug!(module = %name, in_flight = files.in_flight(), "stopping: waiting for what is in flight");
                     outbox = None;
                 }
@@ -258,14 +263,21 @@ impl FileInput {
                     (Outcome::Acknowledged, _) => files.acknowledge(id),
                     // Stopping: read again at the next start.
                     (Outcome::Failed, None) => files.forget(id),
-                    (Outcome::Failed, Some(sender)) => {
-                        if let Some(parcel) = files.resend(id, &issuer) {
-                            metrics.resent.add(1);
-                            if !send(sender, parcel, &abort).await { break; }
-                        }
-                    }
+                    // Sent again at the next poll: an output that keeps
+                    // giving events up does not make a busy loop of it.
+                    (Outcome::Failed, Some(_)) => failed.push(id),
                 },
                 _ = poll.tick() => {
+                    if let Some(sender) = &outbox {
+                        let mut sent_all = true;
+                        for id in std::mem::take(&mut failed) {
+                            if let Some(parcel) = files.resend(id, &issuer) {
+                                metrics.resent.add(1);
+                                if !send(sender, parcel, &abort).await { sent_all = false; break; }
+                            }
+                        }
+                        if !sent_all { break; }
+                    }
                     scan(&mut files, &metrics, &name);
                     more = true;
                 }
