@@ -222,3 +222,68 @@ impl Module for QueueSelect {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// billing: `.service == "billing"`, errors: `.level == "error"`,
+    /// billing again: `.vip`.
+    fn rules(first_match: bool) -> Rules {
+        let rule = |destination, condition: &str| Rule {
+            destination,
+            condition: Condition::compile(condition).unwrap(),
+        };
+        Rules {
+            rules: vec![
+                rule(0, r#".service == "billing""#),
+                rule(1, r#".level == "error""#),
+                rule(0, ".vip"),
+            ],
+            nomatch: 2,
+            first_match,
+        }
+    }
+
+    fn choose(rules: &Rules, event: &str) -> (Choice, Vec<usize>) {
+        let mut failed = Vec::new();
+        let choice = rules.choose(event.as_bytes(), |index, _| failed.push(index));
+        (choice, failed)
+    }
+
+    #[test]
+    fn every_matching_queue_or_the_first_or_nomatch() {
+        let every = rules(false);
+        let event = r#"{"service":"billing","level":"error"}"#;
+        assert_eq!(choose(&every, event), (0b011, vec![]));
+        assert_eq!(choose(&rules(true), event), (0b001, vec![]));
+        assert_eq!(
+            choose(&every, r#"{"vip":true}"#),
+            (0b001, vec![]),
+            "two rules, one queue"
+        );
+        assert_eq!(choose(&every, r#"{"level":"info"}"#), (0b100, vec![]));
+        assert_eq!(
+            choose(&every, "not json"),
+            (0b100, vec![0, 1, 2]),
+            "each rule counts its error"
+        );
+    }
+
+    #[test]
+    fn rules_are_checked_when_built() {
+        let built = |yaml: &str| build(&Arguments::from_yaml(yaml).unwrap()).map(drop);
+        assert!(
+            built("{rules: [{queue: a, condition: '.x'}, {queue: a, condition: '.y'}]}").is_ok()
+        );
+        for bad in [
+            "{rules: []}",
+            "{rules: [{queue: nomatch, condition: '.x'}]}",
+            "{rules: [{queue: 'two words', condition: '.x'}]}",
+            "{rules: [{queue: a, condition: '.x =='}]}",
+            "{rules: [{queue: a}]}",
+        ] {
+            assert!(built(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -154,7 +154,7 @@ impl Files {
             return Ok(None);
         }
         let mut offset = match (self.first_scan, self.start_at) {
-            (true, StartAt::End) => size,
+            (true, StartAt::End) => line_start_before(&file, size)?,
             _ => 0,
         };
         if let Some(index) = self.stored.iter().position(|entry| entry.key == key) {
@@ -280,6 +280,21 @@ impl Files {
         self.reported_overlong = (truncated, dropped);
         delta
     }
+}
+
+/// The offset after the last newline before `end` (0 if none in the last
+/// 64 KiB): where a file's unfinished last line starts, so that starting
+/// at a file's end reads that line whole once it is finished.
+fn line_start_before(file: &File, end: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let from = end.saturating_sub(64 * 1024);
+    let mut tail = vec![0u8; (end - from) as usize];
+    file.read_exact_at(&mut tail, from)?;
+    Ok(match memchr::memrchr(b'\n', &tail) {
+        Some(at) => from + at as u64 + 1,
+        None if from == 0 => 0,
+        None => end,
+    })
 }
 
 /// What sending a batch updates.
@@ -424,16 +439,23 @@ mod tests {
     #[test]
     fn start_at_end_skips_what_the_first_scan_finds_only() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("old.log"), b"old\n").unwrap();
+        std::fs::write(dir.path().join("old.log"), b"old\nunfin").unwrap();
         let (issuer, _replies) = issuer();
         let pattern = format!("{}/*.log", dir.path().display());
         let mut files = Files::new(vec![pattern], Vec::new(), StartAt::End, CUTTING);
         files.scan();
         std::fs::write(dir.path().join("new.log"), b"new\n").unwrap();
+        let old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("old.log"));
+        old.unwrap().write_all(b"ished\n").unwrap();
         files.scan();
+        let mut read = texts(&files.read_round(4096, usize::MAX, &issuer).parcels);
+        read.sort();
         assert_eq!(
-            texts(&files.read_round(4096, usize::MAX, &issuer).parcels),
-            ["new"]
+            read,
+            ["new", "unfinished"],
+            "an unfinished last line is read whole"
         );
     }
 

@@ -46,8 +46,10 @@ Arguments (default)
   checkpoints       a directory for the checkpoint file (required); checked
                     writable when the file is loaded
   start_at          beginning | end (beginning): where to start a file found
-                    at the first scan that has no checkpoint; files that
-                    appear later are read from their beginning
+                    at the first scan that has no checkpoint (end: at its
+                    unfinished last line, if any, so that line is read
+                    whole); files that appear later are read from their
+                    beginning
   max_line_length   longest line in bytes (1048576)
   overlong_lines    truncate | drop (truncate), as the tcp input
   poll_interval_ms  how often to look for new files and growth (250);
