@@ -56,6 +56,10 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
             delivering(fields::<output::relp::Config>()),
         ),
         (
+            wishbone_http::output::KIND,
+            delivering(fields::<wishbone_http::output::Config>()),
+        ),
+        (
             metrics::graphite::KIND,
             fields::<metrics::graphite::Config>(),
         ),
