@@ -177,3 +177,70 @@ fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
         store.requests
     );
 }
+
+#[test]
+fn clickhouse_frozen_then_killed_mid_stream_holds_every_valid_row() {
+    let dir = scratch_dir("http-clickhouse");
+    let mut clickhouse = ClickHouse::start(&dir.join("clickhouse"));
+    clickhouse.query("CREATE TABLE logs (id UInt64, msg String) ENGINE = MergeTree ORDER BY id");
+    let rejected = Sink::start(&dir, "rejected");
+    let url = format!(
+        "http://127.0.0.1:{}/?query=INSERT%20INTO%20logs%20FORMAT%20JSONEachRow",
+        clickhouse.port
+    );
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         store: {{module: wishbone.output.http, arguments: {{url: \"{url}\", batch_max_events: 1000, timeout: 1, reconnect_initial: 0.05, reconnect_max: 0.1}}}}\n  \
+         rejected: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}, reconnect_max: 0.2}}}}\n\
+         routingtable:\n  - input.outbox -> store.inbox\n  - store.failed -> rejected.inbox\n",
+        rejected.port
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    const ROWS: usize = 300_000;
+    let poison_at = [40_000, 150_000, 260_000];
+    let mut data = Vec::new();
+    for id in 0..ROWS {
+        data.extend_from_slice(
+            format!("{{\"id\":{id},\"msg\":\"row {id} of the test\"}}\n").as_bytes(),
+        );
+        if let Some(which) = poison_at.iter().position(|at| *at == id) {
+            data.extend_from_slice(format!("not json {which}\n").as_bytes());
+        }
+    }
+    let input = wishbone.input_port("input");
+    // Ten parts, 300 ms apart, while the store is frozen and killed.
+    let sender = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", input)).unwrap();
+        let part = data.len() / 10 + 1;
+        for chunk in data.chunks(part) {
+            stream.write_all(chunk).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(900));
+    clickhouse.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(2));
+    clickhouse.signal(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(1_000));
+    clickhouse.restart_after_kill();
+    sender.join().unwrap();
+    rejected.wait_for_lines(3, Duration::from_secs(120));
+    wait_until(Duration::from_secs(120), "every row in ClickHouse", || {
+        clickhouse.query("SELECT uniqExact(id) FROM logs").trim() == ROWS.to_string()
+    });
+    assert!(wishbone.stop().success());
+    let counts = clickhouse.query("SELECT count(), uniqExact(id) FROM logs");
+    let mut fields = counts
+        .split_whitespace()
+        .map(|field| field.parse::<usize>().unwrap());
+    let (count, unique) = (fields.next().unwrap(), fields.next().unwrap());
+    assert_eq!(unique, ROWS);
+    let mut failed: Vec<String> = String::from_utf8(rejected.received())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["not json 0", "not json 1", "not json 2"]);
+    eprintln!("{ROWS} rows, {} duplicates", count - unique);
+}

@@ -17,6 +17,8 @@ mod metrics;
 pub use metrics::PlaintextMetrics;
 mod rsyslog;
 pub use rsyslog::Rsyslog;
+mod clickhouse;
+pub use clickhouse::ClickHouse;
 pub mod nats;
 pub use nats::Nats;
 pub mod chromium;
