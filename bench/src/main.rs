@@ -17,7 +17,9 @@
 //! them) go through a filter on a JSON field (wishbone, rsyslog with
 //! mmjsonparse, and jq reading the file), and as many RFC 5424 lines
 //! through wishbone's syslog decoding (`--only filter`, `--only decode`).
-//! The data file (1 GB at 10,000,000 lines) is also read from disk by
+//! The JSON lines are also inserted into ClickHouse by wishbone's HTTP
+//! output and by curl (`--only http`). The data file (1 GB at 10,000,000
+//! lines) is also read from disk by
 //! wishbone's file input, `socat` and rsyslog's imfile (`--only "file,"`).
 //!
 //! `--only` runs just the configurations whose names hold TEXT (and the
@@ -31,6 +33,7 @@
 
 mod data;
 mod files;
+mod http;
 mod latency;
 mod nats;
 mod process;
@@ -449,6 +452,13 @@ fn main() -> anyhow::Result<()> {
             runs.extend(routing::run_all(&routing_inputs, |name| {
                 !options.leaves_out(name)
             })?);
+            runs.extend(http::run_all(
+                wishbone,
+                scratch,
+                &options.json_data,
+                options.json_lines,
+                |name| !options.leaves_out(name),
+            )?);
         }
         // NATS JetStream, one node fsyncing every write: wishbone's output
         // and input beside a plain client with the same bound in flight.
