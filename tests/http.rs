@@ -120,7 +120,13 @@ fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
          routingtable:\n  - input.outbox -> store.inbox\n  - store.failed -> rejected.inbox\n",
         rejected.port
     );
-    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let metrics = PlaintextMetrics::start();
+    let address = metrics.address();
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &bootstrap,
+        &["--graphite", &address, "--frequency", "0.05"],
+    );
     const LINES: usize = 3_000;
     let data = numbered_lines(LINES);
     let mut sent = Vec::new();

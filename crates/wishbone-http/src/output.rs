@@ -25,7 +25,8 @@ use tokio::net::TcpStream;
 use wishbone_output::arguments::peer_port;
 use wishbone_output::{Connection, Output, Sent, Settings, Transport, shared_arguments_docs};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
+    ArgumentError, Arguments, Counted, Module, ModuleKind, Parcel, QueueSpec, host_name,
+    module_metric,
 };
 
 use crate::batching::{Answer, Batching, Verdict};
@@ -66,8 +67,9 @@ Delivery
   alone: an event that fails alone goes to `failed` with its payload as it
   was (routed or not: with no route it is dropped and counted there),
   counted in module.<name>.rejected, the status and the start of the answer
-  logged. Metrics as the tcp output's: connected, connects, delivered,
-  failed_over, resent, rejected.
+  logged. Metrics as the tcp output's (connected, connects, delivered,
+  failed_over, resent, rejected), and requests, retries (requests whose
+  events are sent again) and request_seconds (a histogram).
 
 Example
   modules:
@@ -205,6 +207,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
                 average_bytes: 0,
                 give_up: None,
             })),
+            metrics: None,
         },
         settings,
     }))
@@ -248,6 +251,17 @@ struct HttpTransport {
     address: (String, u16),
     timeout: Duration,
     state: Arc<Mutex<Shared>>,
+    metrics: Option<Arc<HttpMetrics>>,
+}
+
+/// The output's own metrics, besides the pump's.
+struct HttpMetrics {
+    /// Requests answered or given up on.
+    requests: Counted,
+    /// Requests whose events are sent again (as they were, or in halves).
+    retries: Counted,
+    /// From a request's sending to the end of its answer.
+    seconds: metrics::Histogram,
 }
 
 /// The shared state; a panic elsewhere while it was held changes nothing
@@ -263,6 +277,14 @@ impl Transport for HttpTransport {
 
     fn target(&self) -> String {
         self.request.url.clone()
+    }
+
+    fn named(&mut self, module: &str) {
+        self.metrics = Some(Arc::new(HttpMetrics {
+            requests: Counted::new(module, "requests"),
+            retries: Counted::new(module, "retries"),
+            seconds: metrics::histogram!(module_metric(module, "request_seconds")),
+        }));
     }
 
     async fn connect(&mut self) -> Result<HttpConnection, String> {
@@ -283,6 +305,7 @@ impl Transport for HttpTransport {
             request: self.request.clone(),
             timeout: self.timeout,
             state: self.state.clone(),
+            metrics: self.metrics.clone(),
             in_flight: None,
             failure: None,
         })
@@ -297,6 +320,7 @@ type Answered = Pin<Box<dyn Future<Output = (Answer, Option<Duration>, String)>>
 /// A request sent and not yet answered.
 struct InFlight {
     answer: Answered,
+    sent_at: tokio::time::Instant,
     deadline: tokio::time::Instant,
     /// The number of its last message.
     last: u64,
@@ -310,6 +334,7 @@ struct HttpConnection {
     request: Arc<RequestShape>,
     timeout: Duration,
     state: Arc<Mutex<Shared>>,
+    metrics: Option<Arc<HttpMetrics>>,
     in_flight: Option<InFlight>,
     /// The request failed: the connection ends at this instant, with these
     /// words (a `Retry-After` makes it later).
@@ -381,6 +406,7 @@ impl Connection for HttpConnection {
                     }
                 }
             }),
+            sent_at: tokio::time::Instant::now(),
             deadline: tokio::time::Instant::now() + self.timeout,
             last,
             events,
@@ -400,7 +426,7 @@ impl Connection for HttpConnection {
             return std::future::pending().await;
         };
         let answered = tokio::time::timeout_at(in_flight.deadline, &mut in_flight.answer).await;
-        let (events, last) = (in_flight.events, in_flight.last);
+        let (events, last, sent_at) = (in_flight.events, in_flight.last, in_flight.sent_at);
         self.in_flight = None;
         let (answer, wait, shown) = answered.unwrap_or_else(|_| {
             (
@@ -410,6 +436,13 @@ impl Connection for HttpConnection {
             )
         });
         let verdict = lock(&self.state).batching.answered(events, answer);
+        if let Some(metrics) = &self.metrics {
+            metrics.requests.add(1);
+            metrics.seconds.record(sent_at.elapsed().as_secs_f64());
+            if matches!(verdict, Verdict::Retry | Verdict::Split) {
+                metrics.retries.add(1);
+            }
+        }
         match verdict {
             Verdict::Delivered => return Ok(Some(last)),
             Verdict::GiveUp => {

@@ -41,7 +41,9 @@ impl<T: Transport + Send + 'static> Module for Output<T> {
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let state = OutputState::new(&mut context, self.settings);
-        Box::pin(state.run(self.transport, context.aborting()))
+        let mut transport = self.transport;
+        transport.named(context.name());
+        Box::pin(state.run(transport, context.aborting()))
     }
 }
 

@@ -23,6 +23,11 @@ pub trait Transport {
     /// One attempt to connect (handshakes included); the shell bounds it
     /// with `timeout` and retries with backoff.
     fn connect(&mut self) -> impl Future<Output = Result<Self::Connection, String>>;
+
+    /// Called once, before the first connection, with the module's name:
+    /// a transport with metrics of its own names them after it
+    /// (`wishbone_runtime::module_metric`).
+    fn named(&mut self, _module: &str) {}
 }
 
 /// One live connection to the peer, driven by the pump.
