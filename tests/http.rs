@@ -108,6 +108,17 @@ fn serve(stream: TcpStream, store: &Mutex<Store>) {
     }
 }
 
+/// The lines a sink received, as text, sorted.
+fn sorted_text_lines(sink: &Sink) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8(sink.received())
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
 #[test]
 fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
     let dir = scratch_dir("http-faults");
@@ -166,12 +177,7 @@ fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
     }
     assert_eq!(counts.len(), LINES, "every line reached the store");
     let duplicates: usize = counts.values().map(|times| times - 1).sum();
-    let mut failed: Vec<String> = String::from_utf8(rejected.received())
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    failed.sort();
+    let failed = sorted_text_lines(&rejected);
     assert_eq!(
         failed,
         ["POISON-400 one", "POISON-400 three", "POISON-500 two"]
@@ -241,12 +247,7 @@ fn clickhouse_frozen_then_killed_mid_stream_holds_every_valid_row() {
         .map(|field| field.parse::<usize>().unwrap());
     let (count, unique) = (fields.next().unwrap(), fields.next().unwrap());
     assert_eq!(unique, ROWS);
-    let mut failed: Vec<String> = String::from_utf8(rejected.received())
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    failed.sort();
+    let failed = sorted_text_lines(&rejected);
     assert_eq!(failed, ["not json 0", "not json 1", "not json 2"]);
     eprintln!("{ROWS} rows, {} duplicates", count - unique);
 }
