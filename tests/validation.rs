@@ -3,26 +3,19 @@
 
 use std::process::Command;
 
-use wishbone_e2e::{binary, scratch_dir};
+use wishbone_e2e::{binary, scratch_dir, wishbone_check};
 
 /// Runs `wishbone check` on the text; returns the exit code and the output.
 fn check(name: &str, bootstrap: &str) -> (Option<i32>, String) {
     let dir = scratch_dir(&format!("validation-{name}"));
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, bootstrap).unwrap();
-    let output = Command::new(binary("wishbone"))
-        .arg("check")
-        .arg("--config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
+    let (code, text) = wishbone_check(&file);
     assert!(
-        text.contains(&format!("{name}.yaml")) || output.status.success(),
+        text.contains(&format!("{name}.yaml")) || code == Some(0),
         "the file is named:\n{text}"
     );
-    (output.status.code(), text)
+    (code, text)
 }
 
 fn refused(name: &str, bootstrap: &str, expected: &[&str]) {

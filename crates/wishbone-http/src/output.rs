@@ -417,42 +417,48 @@ impl Connection for HttpConnection {
     /// The answer to the request in flight; cancelled, it is awaited again
     /// next time (against the same deadline).
     async fn heard(&mut self) -> Result<Option<u64>, String> {
+        if self.failure.is_none() {
+            let Some(in_flight) = &mut self.in_flight else {
+                return std::future::pending().await;
+            };
+            let answered = tokio::time::timeout_at(in_flight.deadline, &mut in_flight.answer).await;
+            let (events, last, sent_at) = (in_flight.events, in_flight.last, in_flight.sent_at);
+            self.in_flight = None;
+            let (answer, wait, shown) = answered.unwrap_or_else(|_| {
+                (
+                    Answer::NoAnswer,
+                    None,
+                    format!("no answer in {:?}", self.timeout),
+                )
+            });
+            let verdict = lock(&self.state).batching.answered(events, answer);
+            if let Some(metrics) = &self.metrics {
+                metrics.requests.add(1);
+                metrics.seconds.record(sent_at.elapsed().as_secs_f64());
+                if matches!(verdict, Verdict::Retry | Verdict::Split) {
+                    metrics.retries.add(1);
+                }
+            }
+            match verdict {
+                Verdict::Delivered => return Ok(Some(last)),
+                Verdict::GiveUp => {
+                    lock(&self.state).give_up =
+                        Some(format!("the store refused it alone: {shown}"));
+                }
+                Verdict::Retry | Verdict::Split => {}
+            }
+            let at = tokio::time::Instant::now() + wait.unwrap_or_default().min(MOST_RETRY_AFTER);
+            self.failure = Some((at, format!("{shown} ({verdict:?})")));
+        }
+        // The connection ends once the wait the answer asked for is over.
         if let Some((at, _)) = &self.failure {
             tokio::time::sleep_until(*at).await;
-            let reason = self.failure.take().map(|(_, reason)| reason);
-            return Err(reason.unwrap_or_default());
         }
-        let Some(in_flight) = &mut self.in_flight else {
-            return std::future::pending().await;
-        };
-        let answered = tokio::time::timeout_at(in_flight.deadline, &mut in_flight.answer).await;
-        let (events, last, sent_at) = (in_flight.events, in_flight.last, in_flight.sent_at);
-        self.in_flight = None;
-        let (answer, wait, shown) = answered.unwrap_or_else(|_| {
-            (
-                Answer::NoAnswer,
-                None,
-                format!("no answer in {:?}", self.timeout),
-            )
-        });
-        let verdict = lock(&self.state).batching.answered(events, answer);
-        if let Some(metrics) = &self.metrics {
-            metrics.requests.add(1);
-            metrics.seconds.record(sent_at.elapsed().as_secs_f64());
-            if matches!(verdict, Verdict::Retry | Verdict::Split) {
-                metrics.retries.add(1);
-            }
-        }
-        match verdict {
-            Verdict::Delivered => return Ok(Some(last)),
-            Verdict::GiveUp => {
-                lock(&self.state).give_up = Some(format!("the store refused it alone: {shown}"));
-            }
-            Verdict::Retry | Verdict::Split => {}
-        }
-        let at = tokio::time::Instant::now() + wait.unwrap_or_default().min(MOST_RETRY_AFTER);
-        self.failure = Some((at, format!("{shown} ({verdict:?})")));
-        Box::pin(self.heard()).await
+        Err(self
+            .failure
+            .take()
+            .map(|(_, reason)| reason)
+            .unwrap_or_default())
     }
 
     async fn close(&mut self, _timeout: Duration) {

@@ -15,7 +15,7 @@ use jaq_core::load::{self, Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data};
 use jaq_json::Val;
 
-use crate::quick::Quick;
+use crate::quick::{Quick, QuickSet};
 
 /// A compiled condition.
 pub struct Condition {
@@ -119,6 +119,40 @@ impl Condition {
                 Ok(error) => error.to_string(),
                 Err(_) => "the expression halted, which a condition may not".to_string(),
             }),
+        }
+    }
+}
+
+/// Several conditions asked of each event in turn (a queueselect's
+/// rules): those of the quick shape are answered from one read of the
+/// event, not one read each.
+#[derive(Debug)]
+pub struct Conditions {
+    each: Vec<Condition>,
+    quick: QuickSet,
+}
+
+impl Conditions {
+    /// The conditions, in the order they are asked.
+    pub fn new(each: Vec<Condition>) -> Self {
+        let mut quick = QuickSet::default();
+        for condition in &each {
+            let term = load::parse(&condition.text, |parser| parser.term());
+            quick.add(term.as_ref());
+        }
+        Self { each, quick }
+    }
+
+    /// Each condition's answer to `event`, in order, handed to `answer`
+    /// until it returns false. A condition jaq runs is run only when its
+    /// turn comes.
+    pub fn ask(&self, event: &[u8], mut answer: impl FnMut(usize, Result<bool, String>) -> bool) {
+        let quick = self.quick.answers(event);
+        for (index, (condition, quick)) in self.each.iter().zip(quick).enumerate() {
+            let result = quick.unwrap_or_else(|| condition.run(event));
+            if !answer(index, result) {
+                return;
+            }
         }
     }
 }
@@ -238,6 +272,44 @@ mod tests {
         assert!(error.message.contains("nosuch"), "{error}");
         let error = Condition::compile(".a == \"x").unwrap_err();
         assert!(error.message.contains("quote"), "{error}");
+    }
+
+    #[test]
+    fn a_set_answers_as_each_condition_alone() {
+        let texts = [".a == 1", "select(.b > 1)", ".a.c", ".b >= 2 or .a == 1"];
+        let each: Vec<Condition> = texts
+            .iter()
+            .map(|text| Condition::compile(text).unwrap())
+            .collect();
+        let set = Conditions::new(
+            texts
+                .iter()
+                .map(|text| Condition::compile(text).unwrap())
+                .collect(),
+        );
+        for event in [
+            r#"{"a":1,"b":2}"#,
+            r#"{"a":{"c":true},"b":0}"#,
+            r#"{"a":"text"}"#,
+            "not json",
+        ] {
+            let mut answers = Vec::new();
+            set.ask(event.as_bytes(), |_, answer| {
+                answers.push(answer.is_ok_and(|yes| yes));
+                true
+            });
+            let alone: Vec<bool> = each
+                .iter()
+                .map(|condition| condition.matches(event.as_bytes()).is_ok_and(|yes| yes))
+                .collect();
+            assert_eq!(answers, alone, "{event}");
+        }
+        let mut asked = 0;
+        set.ask(br#"{"a":1}"#, |_, _| {
+            asked += 1;
+            false
+        });
+        assert_eq!(asked, 1, "asking stops when told");
     }
 
     #[test]

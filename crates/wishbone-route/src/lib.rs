@@ -16,7 +16,7 @@ mod quick;
 mod route;
 pub mod sort;
 
-pub use condition::{Condition, ConditionError};
+pub use condition::{Condition, ConditionError, Conditions};
 
 /// The modules of this crate, for a binary's list of kinds.
 pub fn kinds() -> [wishbone_runtime::ModuleKind; 2] {

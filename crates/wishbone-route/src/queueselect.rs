@@ -7,7 +7,7 @@ use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
 
-use crate::condition::Condition;
+use crate::condition::{Condition, Conditions};
 use crate::route::route;
 use crate::sort::{Choice, MOST_DESTINATIONS};
 
@@ -96,7 +96,8 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         return Err(ArgumentError::field("rules", "names no rule"));
     }
     let mut queues: Vec<String> = Vec::new();
-    let mut rules = Vec::with_capacity(config.rules.len());
+    let mut conditions = Vec::with_capacity(config.rules.len());
+    let mut destinations = Vec::with_capacity(config.rules.len());
     for (index, rule) in config.rules.iter().enumerate() {
         let field = |name: &str| format!("rules[{index}].{name}");
         if NOT_RULE_QUEUES.contains(&rule.queue.as_str()) || !is_queue_name(&rule.queue) {
@@ -118,10 +119,8 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
                 queues.len() - 1
             }
         };
-        rules.push(Rule {
-            destination,
-            condition,
-        });
+        destinations.push(destination);
+        conditions.push(condition);
     }
     if queues.len() >= MOST_DESTINATIONS {
         return Err(ArgumentError::field(
@@ -135,7 +134,8 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     }
     Ok(Box::new(QueueSelect {
         rules: Rules {
-            rules,
+            conditions: Conditions::new(conditions),
+            destinations,
             nomatch: queues.len(),
             first_match: config.first_match,
         },
@@ -159,15 +159,12 @@ pub struct QueueSelect {
 
 /// The rules, by destination.
 pub struct Rules {
-    rules: Vec<Rule>,
+    conditions: Conditions,
+    /// Per rule, its queue.
+    destinations: Vec<usize>,
     /// The destination of events no rule matched.
     nomatch: usize,
     first_match: bool,
-}
-
-struct Rule {
-    destination: usize,
-    condition: Condition,
 }
 
 impl Rules {
@@ -175,18 +172,17 @@ impl Rules {
     /// on it (by rule index).
     pub fn choose(&self, event: &[u8], mut failed: impl FnMut(usize, &str)) -> Choice {
         let mut choice: Choice = 0;
-        for (index, rule) in self.rules.iter().enumerate() {
-            match rule.condition.matches(event) {
-                Ok(true) => {
-                    choice |= 1 << rule.destination;
-                    if self.first_match {
-                        break;
-                    }
-                }
-                Ok(false) => {}
-                Err(reason) => failed(index, &reason),
+        self.conditions.ask(event, |index, answer| match answer {
+            Ok(true) => {
+                choice |= 1 << self.destinations[index];
+                !self.first_match
             }
-        }
+            Ok(false) => true,
+            Err(reason) => {
+                failed(index, &reason);
+                true
+            }
+        });
         if choice == 0 {
             1 << self.nomatch
         } else {
@@ -230,16 +226,19 @@ mod tests {
     /// billing: `.service == "billing"`, errors: `.level == "error"`,
     /// billing again: `.vip`.
     fn rules(first_match: bool) -> Rules {
-        let rule = |destination, condition: &str| Rule {
-            destination,
-            condition: Condition::compile(condition).unwrap(),
-        };
+        let rules = [
+            (0, r#".service == "billing""#),
+            (1, r#".level == "error""#),
+            (0, ".vip"),
+        ];
         Rules {
-            rules: vec![
-                rule(0, r#".service == "billing""#),
-                rule(1, r#".level == "error""#),
-                rule(0, ".vip"),
-            ],
+            conditions: Conditions::new(
+                rules
+                    .iter()
+                    .map(|(_, text)| Condition::compile(text).unwrap())
+                    .collect(),
+            ),
+            destinations: rules.iter().map(|(destination, _)| *destination).collect(),
             nomatch: 2,
             first_match,
         }

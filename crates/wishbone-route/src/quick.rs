@@ -59,6 +59,45 @@ impl Quick {
     }
 }
 
+/// The quick tests of several conditions over one set of fields, so that
+/// one read of an event answers all of them.
+#[derive(Debug, Default)]
+pub(crate) struct QuickSet {
+    fields: Fields,
+    /// Per condition, its quick test, if it has the shape.
+    tests: Vec<Option<Test>>,
+}
+
+impl QuickSet {
+    /// Adds a condition; true if it has the quick shape.
+    pub(crate) fn add(&mut self, term: Option<&Term<&str>>) -> bool {
+        let test = term.and_then(|term| test(term, &mut self.fields));
+        let quick = test.is_some();
+        self.tests.push(test);
+        quick
+    }
+
+    /// Answers every condition with a quick test, in order, from one read
+    /// of `event`; `None` for the others. Nothing is read when no
+    /// condition is quick.
+    pub(crate) fn answers(&self, event: &[u8]) -> Vec<Option<Result<bool, String>>> {
+        if self.tests.iter().all(Option::is_none) {
+            return self.tests.iter().map(|_| None).collect();
+        }
+        let values = self.fields.read(event);
+        self.tests
+            .iter()
+            .map(|test| {
+                let test = test.as_ref()?;
+                Some(match &values {
+                    Ok(values) => test.holds(values),
+                    Err(error) => Err(error.clone()),
+                })
+            })
+            .collect()
+    }
+}
+
 fn test(term: &Term<&str>, fields: &mut Fields) -> Option<Test> {
     match term {
         Term::BinOp(left, BinaryOp::And, right) => Some(Test::And(

@@ -2,6 +2,8 @@
 //! delimiter, or each preceded by its length and a space (RFC 6587 octet
 //! counting), and how what was written is recorded for delivery.
 
+use std::fmt::Write;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use wishbone_output::Sent;
 use wishbone_runtime::{Batch, Event, Lines, Parcel};
@@ -41,8 +43,8 @@ impl Wire {
                 let mut data = BytesMut::with_capacity(bytes);
                 let mut framed = Vec::with_capacity(events.len());
                 for event in events {
-                    data.put_slice(event.len().to_string().as_bytes());
-                    data.put_u8(b' ');
+                    // No string per event: the length is formatted in place.
+                    let _ = write!(data, "{} ", event.len());
                     data.put_slice(event.data());
                     framed.push((event, data.len()));
                 }
