@@ -12,11 +12,6 @@ pub fn delimiter_bytes(delimiter: &str) -> Result<Bytes, ArgumentError> {
     Ok(Bytes::copy_from_slice(delimiter.as_bytes()))
 }
 
-/// Where a listening input listens by default: every interface.
-pub fn default_listen_address() -> String {
-    "0.0.0.0".to_string()
-}
-
 /// The default delimiter: one event per line.
 pub fn default_delimiter() -> String {
     "\n".to_string()

@@ -23,8 +23,8 @@ use wishbone_runtime::{
     Parcel, QueueSpec,
 };
 
-use super::listener::Listening;
-use super::presence::Presence;
+use wishbone_listen::Listening;
+use wishbone_listen::Presence;
 use super::read_buffer::ReadBuffer;
 use crate::config::{default_delimiter, delimiter_bytes};
 use crate::framer::Overlong;
@@ -61,7 +61,7 @@ Arguments (default)
                    connection
 "#,
     wishbone_tls::tls_arguments_docs!(),
-    crate::slots_docs!(),
+    wishbone_listen::slots_docs!(),
     r#"
 A client that ends without a final delimiter still delivers its last line;
 with octet counting, a frame cut short by the end is counted as incomplete.

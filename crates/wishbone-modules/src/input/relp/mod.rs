@@ -7,7 +7,7 @@
 //! `input/relp/answers.rs`. Each session reads what the client sent, sends the
 //! `syslog` frames of one read downstream as one parcel carrying one
 //! acknowledgement token, and answers them once that token is resolved.
-//! Accepting clients is the shared listener's (`input/listener.rs`).
+//! Accepting clients is the shared listener's (`wishbone-listen`).
 
 mod answers;
 
@@ -31,8 +31,8 @@ use wishbone_runtime::{
 };
 
 use self::answers::Answers;
-use super::listener::Listening;
-use super::presence::Presence;
+use wishbone_listen::Listening;
+use wishbone_listen::Presence;
 use super::read_buffer::ReadBuffer;
 use crate::relp::{self, Frame};
 use wishbone_runtime::Counted;
@@ -57,7 +57,7 @@ Arguments (default)
   tls              TLS on every session: {cert, key} (required), {ca,
                    verify_peer} for mutual TLS, as for wishbone.input.tcp
 "#,
-    crate::slots_docs!(),
+    wishbone_listen::slots_docs!(),
     r#"
 
 What an answer means

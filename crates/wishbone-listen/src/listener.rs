@@ -1,7 +1,7 @@
 //! The listening side every input that serves TCP clients shares: bind
 //! (or take the launcher's socket), accept up to `max_connections` clients
 //! at once (when all are taken and one more waits, the client idle longest
-//! makes room: [`super::presence`]), pause accepting when descriptors or
+//! makes room: [`crate::presence`]), pause accepting when descriptors or
 //! memory run out, serve each client in a task of its own, and on a stop
 //! wait for them to finish.
 
@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use wishbone_runtime::{ArgumentError, Arguments, ListenAddress, ModuleContext, ModuleError};
 
-use super::presence::{MIN_IDLE, Presence, Registry};
+use crate::presence::{MIN_IDLE, Presence, Registry};
 use wishbone_output::backoff::Backoff;
 use wishbone_runtime::Counted;
 use wishbone_runtime::seconds;
@@ -74,7 +74,7 @@ fn default_frame_timeout() -> f64 {
 #[serde(deny_unknown_fields)]
 struct ListenArguments {
     /// Interface to listen on.
-    #[serde(default = "crate::config::default_listen_address")]
+    #[serde(default = "crate::default_listen_address")]
     address: String,
     /// Port to listen on; 0 lets the system pick one; none: the input's own.
     #[serde(default)]
@@ -95,7 +95,7 @@ struct ListenArguments {
 
 /// Where and how an input listens, made from the arguments every listening
 /// input takes (`address`, `port`, `reuse_port`, `max_connections`, `tls`).
-pub(crate) struct Listening {
+pub struct Listening {
     address: ListenAddress,
     max_connections: usize,
     /// With `tls`: every client's handshake, before it is served.
@@ -107,18 +107,23 @@ pub(crate) struct Listening {
 /// What the accept loop did, for the input's totals at a stop. Each is
 /// also the metric `module.<name>.<field>`.
 #[derive(Debug)]
-pub(crate) struct AcceptTotals {
+pub struct AcceptTotals {
+    /// Clients accepted.
     pub connections: u64,
+    /// Accepts that failed for want of descriptors or memory.
     pub accept_failures: u64,
+    /// Clients whose TLS handshake failed.
     pub handshake_failures: u64,
+    /// Clients closed to make room for a new one.
     pub evicted: u64,
+    /// Clients closed for a frame not finished within `frame_timeout`.
     pub timed_out: u64,
 }
 
 impl Listening {
     /// Listening as the shared arguments say (`port` defaulting to
     /// `default_port`), and the input's own arguments.
-    pub(crate) fn split(
+    pub fn split(
         arguments: &Arguments,
         default_port: u16,
     ) -> Result<(Self, OwnArguments), ArgumentError> {
@@ -144,7 +149,7 @@ impl Listening {
     }
 
     /// Where the input listens, for the launcher that binds it beforehand.
-    pub(crate) fn address(&self) -> ListenAddress {
+    pub fn address(&self) -> ListenAddress {
         self.address.clone()
     }
 
@@ -154,7 +159,7 @@ impl Listening {
     /// is accepted, and what it returns gets the connection once the TLS
     /// handshake (if any) is done, with the client's [`Presence`], which it
     /// tells of its progress and whose [`Presence::closing`] it heeds.
-    pub(crate) async fn serve<F, Start, Served>(
+    pub async fn serve<F, Start, Served>(
         &self,
         context: &mut ModuleContext,
         mut prepare: F,
@@ -329,7 +334,7 @@ fn give_back_free_memory() {
 
 /// Clients served at once when `max_connections` is 0: half the soft limit
 /// of open files, leaving the other half to the rest of the server.
-pub(crate) fn default_connection_limit() -> usize {
+pub fn default_connection_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
