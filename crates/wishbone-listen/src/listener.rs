@@ -153,6 +153,13 @@ impl Listening {
         self.address.clone()
     }
 
+    /// How long a client may take to complete a frame it began
+    /// (`frame_timeout`); none: no limit. An input that reads its frames
+    /// through a library of its own (an HTTP server) bounds them with it.
+    pub fn frame_timeout(&self) -> Option<Duration> {
+        self.frame_timeout
+    }
+
     /// Listens and serves every client, at most `max_connections` at once
     /// (0: half the open-file limit), until the server stops; then waits
     /// for the clients' tasks. For each client `prepare` is called when it

@@ -27,6 +27,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         wishbone_modules::output::websocket::KIND,
         wishbone_modules::output::relp::KIND,
         wishbone_http::output::KIND,
+        wishbone_http::input::KIND,
         wishbone_modules::metrics::graphite::KIND,
         wishbone_nats::input::KIND,
         wishbone_nats::output::KIND,

@@ -60,6 +60,10 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
             delivering(fields::<wishbone_http::output::Config>()),
         ),
         (
+            wishbone_http::input::KIND,
+            listening(fields::<wishbone_http::input::Config>()),
+        ),
+        (
             metrics::graphite::KIND,
             fields::<metrics::graphite::Config>(),
         ),

@@ -23,13 +23,13 @@ use wishbone_runtime::{
     Parcel, QueueSpec,
 };
 
-use wishbone_listen::Listening;
-use wishbone_listen::Presence;
 use super::read_buffer::ReadBuffer;
 use crate::config::{default_delimiter, delimiter_bytes};
 use crate::framer::Overlong;
 use crate::framing::{Framing, StreamFramer};
 use crate::octet_framer::Malformed;
+use wishbone_listen::Listening;
+use wishbone_listen::Presence;
 use wishbone_runtime::Counted;
 
 /// What `wishbone show --docs` prints.

@@ -31,10 +31,10 @@ use wishbone_runtime::{
 };
 
 use self::answers::Answers;
-use wishbone_listen::Listening;
-use wishbone_listen::Presence;
 use super::read_buffer::ReadBuffer;
 use crate::relp::{self, Frame};
+use wishbone_listen::Listening;
+use wishbone_listen::Presence;
 use wishbone_runtime::Counted;
 
 /// What `wishbone show --docs` prints.

@@ -1,0 +1,73 @@
+//! A request body as events: one per line, plain logic tested without
+//! sockets.
+//!
+//! Lines end with `\n` (a `\r` before it is dropped, as from a client that
+//! writes CRLF); the last line needs no newline; empty lines carry no
+//! event. A body that is already lines each ending in `\n`, none empty and
+//! none ending in `\r` (what an NDJSON sender writes) becomes [`Lines`]
+//! over the body itself, without a copy.
+
+use bytes::Bytes;
+use wishbone_runtime::{Lines, LinesBuilder};
+
+/// The events of `body`, each followed by a newline.
+pub fn lines(body: Bytes) -> Lines {
+    let newline = Bytes::from_static(b"\n");
+    let mut ends = Vec::new();
+    let mut start = 0;
+    let mut plain = true;
+    for end in memchr::memchr_iter(b'\n', &body) {
+        if end == start || body[end - 1] == b'\r' {
+            plain = false;
+            break;
+        }
+        ends.push(end);
+        start = end + 1;
+    }
+    if plain && start == body.len() {
+        return Lines::new(body, ends, newline);
+    }
+    let mut builder = LinesBuilder::new(newline, body.len() + 1, ends.len() + 1);
+    for line in body.split(|byte| *byte == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.is_empty() {
+            builder.push(line);
+        }
+    }
+    builder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(body: &'static [u8]) -> Vec<Vec<u8>> {
+        lines(Bytes::from_static(body))
+            .iter()
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    #[test]
+    fn ndjson_becomes_lines_over_the_body_itself() {
+        let body = Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n");
+        let lines = lines(body.clone());
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.data().as_ptr(), body.as_ptr(), "no copy");
+        assert_eq!(lines.line(1), b"{\"b\":2}");
+    }
+
+    #[test]
+    fn a_last_line_without_newline_crlf_and_empty_lines() {
+        assert_eq!(events(b"one\ntwo"), [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(
+            events(b"one\r\n\r\n\ntwo\r\n"),
+            [b"one".to_vec(), b"two".to_vec()]
+        );
+        assert_eq!(events(b"\n\nx"), [b"x".to_vec()]);
+        assert!(events(b"").is_empty());
+        assert!(events(b"\n\r\n").is_empty());
+        let garbage: &'static [u8] = &[0xff, 0x00, b'\n', 0xfe];
+        assert_eq!(events(garbage), [vec![0xff, 0x00], vec![0xfe]]);
+    }
+}
