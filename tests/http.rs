@@ -5,107 +5,48 @@
 //! poison lines alone go to `failed`, and nothing else is lost.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
+use wishbone_e2e::store::Store;
 use wishbone_e2e::*;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// What the store accepted, line by line, and how many requests it saw.
-#[derive(Default)]
-struct Store {
-    accepted: Vec<Vec<u8>>,
-    requests: usize,
-}
-
-/// A store on a free port; each request's fate depends on its number and
-/// its lines.
-fn start_store() -> (u16, Arc<Mutex<Store>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let store = Arc::new(Mutex::new(Store::default()));
-    let shared = store.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let store = shared.clone();
-            std::thread::spawn(move || serve(stream, &store));
-        }
-    });
-    (port, store)
-}
-
-fn serve(stream: TcpStream, store: &Mutex<Store>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    loop {
-        let mut length = 0;
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let number = {
-            let mut store = store.lock().unwrap();
-            store.requests += 1;
-            store.requests
-        };
+/// A store whose answer depends on each request's number and its lines.
+fn start_store() -> Store {
+    Store::start(|number, body| {
         let poison = |marker: &[u8]| {
             body.split(|byte| *byte == b'\n')
                 .any(|line| line.starts_with(marker))
         };
-        let answer = if poison(b"POISON-400") {
-            "400 Bad Request\r\nContent-Length: 11\r\n\r\nbad request".to_string()
-        } else if poison(b"POISON-500") {
-            "500 Internal Server Error\r\nContent-Length: 15\r\n\r\nCannot parse it".to_string()
-        } else {
-            match number {
-                3 => "503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nbusy"
-                    .to_string(),
-                6 => "429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nslow"
-                    .to_string(),
-                // Gone without a word.
-                9 => return,
-                12 => {
-                    // Later than the output waits: it gives up and sends
-                    // again, so these lines may arrive twice.
-                    std::thread::sleep(Duration::from_millis(1_500));
-                    String::new()
-                }
-                _ => String::new(),
-            }
-        };
-        let answer = if answer.is_empty() {
-            store.lock().unwrap().accepted.extend(
-                body.split(|byte| *byte == b'\n')
-                    .filter(|line| !line.is_empty())
-                    .map(<[u8]>::to_vec),
-            );
-            "200 OK\r\nContent-Length: 2\r\n\r\nok".to_string()
-        } else {
-            answer
-        };
-        if writer
-            .write_all(format!("HTTP/1.1 {answer}").as_bytes())
-            .is_err()
-        {
-            return;
+        if poison(b"POISON-400") {
+            return Some("400 Bad Request\r\nContent-Length: 11\r\n\r\nbad request".into());
         }
-    }
+        if poison(b"POISON-500") {
+            return Some(
+                "500 Internal Server Error\r\nContent-Length: 15\r\n\r\nCannot parse it".into(),
+            );
+        }
+        match number {
+            3 => Some(
+                "503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nbusy".into(),
+            ),
+            6 => Some(
+                "429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 4\r\n\r\nslow".into(),
+            ),
+            // Gone without a word.
+            9 => Some(String::new()),
+            12 => {
+                // Later than the output waits: it gives up and sends
+                // again, so these lines may arrive twice.
+                std::thread::sleep(Duration::from_millis(1_500));
+                None
+            }
+            _ => None,
+        }
+    })
 }
 
 /// The lines a sink received, as text, sorted.
@@ -122,7 +63,8 @@ fn sorted_text_lines(sink: &Sink) -> Vec<String> {
 #[test]
 fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
     let dir = scratch_dir("http-faults");
-    let (port, store) = start_store();
+    let store = start_store();
+    let port = store.port;
     let rejected = Sink::start(&dir, "rejected");
     let bootstrap = format!(
         "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
@@ -154,7 +96,7 @@ fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
     send(input, &sent);
     rejected.wait_for_lines(3, MINUTE);
     wait_until(MINUTE, "every line at the store", || {
-        let store = store.lock().unwrap();
+        let store = store.seen.lock().unwrap();
         let numbers: std::collections::BTreeSet<usize> = store
             .accepted
             .iter()
@@ -164,7 +106,7 @@ fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
     });
     std::thread::sleep(Duration::from_millis(300));
     assert!(wishbone.stop().success());
-    let store = store.lock().unwrap();
+    let store = store.seen.lock().unwrap();
     let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
     for line in &store.accepted {
         assert!(

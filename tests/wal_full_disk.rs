@@ -7,8 +7,6 @@
 //! Mounting needs root (CI runs as root); elsewhere each test says it was
 //! skipped and why, and passes.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use wishbone_e2e::*;

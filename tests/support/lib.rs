@@ -27,6 +27,7 @@ pub use chromium::Chromium;
 mod graphite_web;
 pub mod http;
 mod prometheus;
+pub mod store;
 pub use graphite_web::GraphiteWeb;
 pub use prometheus::Prometheus;
 

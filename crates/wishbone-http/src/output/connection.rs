@@ -1,0 +1,387 @@
+//! One "connection" of the HTTP output, as the pump sees it: up to
+//! `concurrency` HTTP/1.1 connections to the store, the batch being
+//! filled, and the requests in flight, whose answers are taken in the
+//! order they were sent (so that an acknowledgement says "everything up to
+//! here"). The first request that fails ends it all: the shell waits its
+//! backoff and sends again what was not acknowledged.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use wishbone_output::{Connection, Sent};
+use wishbone_runtime::Parcel;
+use wishbone_tls::Socket;
+
+use super::{Endpoint, HttpMetrics, lock};
+use crate::batching::{Answer, Verdict};
+
+/// The longest `Retry-After` waited for.
+const MOST_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Bytes of an error answer kept for the log.
+const ANSWER_SHOWN: usize = 200;
+
+/// Opens one HTTP/1.1 connection to the store (TLS included): its sender,
+/// and the task that drives it.
+pub(super) async fn open(
+    endpoint: &Endpoint,
+) -> Result<(SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>), String> {
+    let (host, port) = &endpoint.address;
+    let stream = TcpStream::connect((host.as_str(), *port))
+        .await
+        .map_err(|error| error.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let socket = Socket::connect(stream, endpoint.tls.as_ref()).await?;
+    let (sender, connection) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(socket))
+        .await
+        .map_err(|error| error.to_string())?;
+    let driver = tokio::task::spawn_local(async move {
+        let _ = connection.await;
+    });
+    Ok((sender, driver))
+}
+
+/// The batch being filled.
+struct Pending {
+    body: Vec<Bytes>,
+    events: usize,
+    bytes: usize,
+    /// The number of its last message.
+    last: u64,
+    /// When it goes even if not full (`batch_timeout_ms` after its first
+    /// event).
+    due: Instant,
+}
+
+/// What a request came to.
+struct Done {
+    answer: Answer,
+    /// The wait the answer asked for.
+    wait: Option<Duration>,
+    /// Words for the log.
+    shown: String,
+    /// The connection, for the next request, when it can carry one.
+    sender: Option<SendRequest<Full<Bytes>>>,
+    events: usize,
+    last: u64,
+    seconds: f64,
+}
+
+/// A request from its sending to the end of its answer.
+type Answering = Pin<Box<dyn Future<Output = Done>>>;
+
+/// The store, as one connection of the pump.
+pub(super) struct HttpConnection {
+    pub(super) endpoint: Arc<Endpoint>,
+    pub(super) metrics: Option<Arc<HttpMetrics>>,
+    /// Connections ready for a request.
+    pub(super) idle: Vec<SendRequest<Full<Bytes>>>,
+    pub(super) drivers: Vec<tokio::task::JoinHandle<()>>,
+    pending: Option<Pending>,
+    requests: FuturesOrdered<Answering>,
+    /// The first request that failed: the connection ends at this
+    /// instant, with these words (a `Retry-After` makes it later).
+    failure: Option<(Instant, String)>,
+}
+
+impl HttpConnection {
+    pub(super) fn new(
+        endpoint: Arc<Endpoint>,
+        metrics: Option<Arc<HttpMetrics>>,
+        first: (SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
+    ) -> Self {
+        Self {
+            endpoint,
+            metrics,
+            idle: vec![first.0],
+            drivers: vec![first.1],
+            pending: None,
+            requests: FuturesOrdered::new(),
+            failure: None,
+        }
+    }
+
+    /// Whether the batch being filled goes now: it is full or due, and a
+    /// request may start.
+    fn ready(&self) -> bool {
+        let Some(pending) = &self.pending else {
+            return false;
+        };
+        let full = pending.events >= lock(&self.endpoint.state).room(self.endpoint.batch_max_bytes)
+            || pending.bytes >= self.endpoint.batch_max_bytes;
+        self.failure.is_none()
+            && self.requests.len() < self.endpoint.concurrency
+            && (full || pending.due <= Instant::now())
+    }
+
+    /// A connection for the next request: an idle one still open, or a new
+    /// one. Cancelled, it loses nothing.
+    async fn sender(&mut self) -> Result<SendRequest<Full<Bytes>>, String> {
+        while let Some(sender) = self.idle.pop() {
+            if !sender.is_closed() {
+                return Ok(sender);
+            }
+        }
+        let opening = open(&self.endpoint);
+        let (sender, driver) = tokio::time::timeout(self.endpoint.timeout, opening)
+            .await
+            .map_err(|_| {
+                format!(
+                    "cannot connect: no answer within {:?}",
+                    self.endpoint.timeout
+                )
+            })??;
+        self.drivers.retain(|driver| !driver.is_finished());
+        self.drivers.push(driver);
+        Ok(sender)
+    }
+
+    /// Sends the batch being filled.
+    async fn dispatch(&mut self) -> Result<(), String> {
+        let mut sender = self.sender().await?;
+        let Some(pending) = self.pending.take() else {
+            self.idle.push(sender);
+            return Ok(());
+        };
+        let request = self
+            .build(pending.body)
+            .map_err(|error| error.to_string())?;
+        let (events, last) = (pending.events, pending.last);
+        let deadline = Instant::now() + self.endpoint.timeout;
+        let timeout = self.endpoint.timeout;
+        self.requests.push_back(Box::pin(async move {
+            let sent_at = Instant::now();
+            let answered = tokio::time::timeout_at(deadline, async move {
+                match sender.send_request(request).await {
+                    Err(error) => (Answer::NoAnswer, None, error.to_string(), None),
+                    Ok(response) => {
+                        let status = response.status();
+                        let wait = retry_after(&response);
+                        let text = start_of(response).await;
+                        let shown = format!("{status}: {text}");
+                        (Answer::Status(status.as_u16()), wait, shown, Some(sender))
+                    }
+                }
+            })
+            .await;
+            let (answer, wait, shown, sender) = answered.unwrap_or_else(|_| {
+                let shown = format!("no answer in {timeout:?}");
+                (Answer::NoAnswer, None, shown, None)
+            });
+            Done {
+                answer,
+                wait,
+                shown,
+                sender,
+                events,
+                last,
+                seconds: sent_at.elapsed().as_secs_f64(),
+            }
+        }));
+        Ok(())
+    }
+
+    /// Takes in the answer to the oldest request: how far the store
+    /// acknowledged, or none when it failed (the connection then ends).
+    fn answered(&mut self, done: Done) -> Option<u64> {
+        let verdict = lock(&self.endpoint.state)
+            .batching
+            .answered(done.events, done.answer);
+        if let Some(metrics) = &self.metrics {
+            metrics.requests.add(1);
+            metrics.seconds.record(done.seconds);
+            if matches!(verdict, Verdict::Retry | Verdict::Split) {
+                metrics.retries.add(1);
+            }
+        }
+        match verdict {
+            Verdict::Delivered => {
+                self.idle.extend(done.sender);
+                return Some(done.last);
+            }
+            Verdict::GiveUp => {
+                lock(&self.endpoint.state).give_up =
+                    Some(format!("the store refused it alone: {}", done.shown));
+            }
+            Verdict::Retry | Verdict::Split => {}
+        }
+        let wait = done.wait.unwrap_or_default().min(MOST_RETRY_AFTER);
+        self.failure = Some((
+            Instant::now() + wait,
+            format!("{} ({verdict:?})", done.shown),
+        ));
+        None
+    }
+
+    fn build(&self, body: Vec<Bytes>) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+        let body: Bytes = match body.len() {
+            1 => body.into_iter().next().unwrap_or_default(),
+            _ => body.concat().into(),
+        };
+        let shape = &self.endpoint.request;
+        let mut builder = Request::builder()
+            .method(shape.method.clone())
+            .uri(shape.target.as_str())
+            .header(HOST, shape.authority.as_str())
+            .header(CONTENT_TYPE, "application/x-ndjson");
+        for (name, value) in &shape.headers {
+            builder = builder.header(name, value);
+        }
+        builder.body(Full::new(body))
+    }
+}
+
+impl Connection for HttpConnection {
+    /// Room in the batch being filled, while it may still grow.
+    fn room(&self, _in_flight: usize) -> usize {
+        if self.failure.is_some() {
+            return 0;
+        }
+        let limit = lock(&self.endpoint.state).room(self.endpoint.batch_max_bytes);
+        match &self.pending {
+            None => limit,
+            Some(pending) if pending.bytes >= self.endpoint.batch_max_bytes => 0,
+            Some(pending) => limit.saturating_sub(pending.events),
+        }
+    }
+
+    async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
+        let mut parcels = parcels;
+        let give_up = lock(&self.endpoint.state).give_up.take();
+        if let Some(reason) = give_up {
+            // The event that failed alone comes back first: give it up.
+            let mut events =
+                Parcel::Events(parcels.into_iter().flat_map(Parcel::into_events).collect());
+            let rest = events.split_off(1);
+            for event in events.into_events() {
+                sent.reject(event, reason.clone());
+            }
+            parcels = vec![rest];
+        }
+        let newline = Bytes::from_static(b"\n");
+        for parcel in parcels {
+            let (lines, tokened) = parcel.into_wire(&newline);
+            if lines.is_empty() {
+                continue;
+            }
+            let (events, bytes) = (lines.len(), lines.data().len());
+            let data = lines.data().clone();
+            let last = sent.messages(tokened.map_or(Parcel::Lines(lines), Parcel::Events));
+            let batch_timeout = self.endpoint.batch_timeout;
+            let pending = self.pending.get_or_insert_with(|| Pending {
+                body: Vec::new(),
+                events: 0,
+                bytes: 0,
+                last: 0,
+                due: Instant::now() + batch_timeout,
+            });
+            pending.body.push(data);
+            pending.events += events;
+            pending.bytes += bytes;
+            pending.last = last;
+            let mut state = lock(&self.endpoint.state);
+            state.average_bytes = match state.average_bytes {
+                0 => bytes / events,
+                average => (average * 7 + bytes / events) / 8,
+            }
+            .max(1);
+        }
+        if self.ready() {
+            self.dispatch().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch being filled when it is due, and takes in the
+    /// answers in order; cancelled, it loses nothing (a request's answer
+    /// is awaited again next time, against the same deadline).
+    async fn heard(&mut self) -> Result<Option<u64>, String> {
+        loop {
+            if let Some((at, _)) = &self.failure {
+                // The connection ends once the wait the answer asked for
+                // is over.
+                tokio::time::sleep_until(*at).await;
+                let reason = self.failure.take().map(|(_, reason)| reason);
+                return Err(reason.unwrap_or_default());
+            }
+            if self.ready() {
+                self.dispatch().await?;
+                continue;
+            }
+            let due = self
+                .pending
+                .as_ref()
+                .filter(|_| self.requests.len() < self.endpoint.concurrency)
+                .map(|pending| pending.due);
+            tokio::select! {
+                Some(done) = self.requests.next(), if !self.requests.is_empty() => {
+                    if let Some(last) = self.answered(done) {
+                        return Ok(Some(last));
+                    }
+                }
+                () = sleep_until_some(due), if due.is_some() => {}
+                else => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    async fn close(&mut self, _timeout: Duration) {
+        self.drivers.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+impl Drop for HttpConnection {
+    fn drop(&mut self) {
+        self.drivers.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+/// Sleeps until `at`, if any.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The wait an answer asks for (`Retry-After` in seconds).
+fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
+    let wait = response
+        .headers()
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    matches!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    )
+    .then(|| Duration::from_secs(wait))
+}
+
+/// The start of an answer's body, for the log; reading it whole also
+/// readies the connection for the next request.
+async fn start_of(response: Response<hyper::body::Incoming>) -> String {
+    let body = Limited::new(response.into_body(), 64 * 1024);
+    match body.collect().await {
+        Ok(collected) => {
+            let bytes = collected.to_bytes();
+            let shown = &bytes[..bytes.len().min(ANSWER_SHOWN)];
+            String::from_utf8_lossy(shown).trim().to_string()
+        }
+        Err(_) => "(an answer too long to show)".into(),
+    }
+}

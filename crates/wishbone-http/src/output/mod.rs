@@ -1,0 +1,363 @@
+//! `wishbone.output.http`: events as NDJSON batches, delivered on a 2xx
+//! answer. The text `wishbone show --docs` prints is [`DOCS`].
+//!
+//! A transport on the one pump of `wishbone-output`: each request's events
+//! are recorded as messages, and a 2xx answer acknowledges them all
+//! (answers are taken in the order the requests were sent:
+//! `connection.rs`). A failed request ends the connection: the shell waits
+//! its backoff (longer if the answer said `Retry-After`), connects again and
+//! sends what was not acknowledged first, in halves when [`Batching`] says
+//! so; an event that fails alone is rejected to `failed`.
+
+mod connection;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Uri};
+use serde::Deserialize;
+use wishbone_output::arguments::peer_port;
+use wishbone_output::{Output, Settings, Transport, shared_arguments_docs};
+use wishbone_runtime::{
+    ArgumentError, Arguments, Counted, Module, ModuleKind, QueueSpec, host_name, module_metric,
+};
+use wishbone_tls::{TlsArguments, tls_arguments_docs};
+
+use self::connection::HttpConnection;
+use crate::batching::Batching;
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = concat!(
+    r#"wishbone.output.http: events as NDJSON batches to an HTTP store.
+
+Queues
+  inbox      events to send, each one line of the body
+  failed     events given up (an HTTP error for the event alone), always;
+             with `failed: true` also what waits while the store is down
+  success    with `success: true`, events the store accepted
+
+Arguments (default)
+  url               http://host:port/path?query or https://... (required)
+  method            POST | PUT (POST)
+  headers           a map of header names to values ({}), for authorization
+  batch_max_events  events in one request, at most (1000)
+  batch_max_bytes   body bytes past which a batch stops growing (1048576),
+                    estimated from the events' average size
+  batch_timeout_ms  how long a batch that is not full waits for more
+                    events before it goes (100; 0: at once)
+  concurrency       requests in flight at once, each on a connection of its
+                    own (1, so that order holds; at most 64)
+"#,
+    shared_arguments_docs!(),
+    tls_arguments_docs!(),
+    r#"
+The body is each event's payload followed by a newline, sent as
+`Content-Type: application/x-ndjson`. A batch fills while the previous
+requests are in flight; it goes once it is full, or batch_timeout_ms after
+its first event, when fewer than `concurrency` requests are in flight.
+An https:// url speaks TLS, verified against `tls.ca` or the system's
+roots (`tls` is refused with an http:// url).
+
+Delivery
+  An event is delivered when the answer to the request that carried it is
+  2xx: its write-ahead buffer token is acknowledged then, and it goes to
+  `success` if routed. No answer (a refused or reset connection, a request
+  that took longer than `timeout`), 408, 429 and 5xx are retried after the
+  backoff (reconnect_initial doubling to reconnect_max, or the answer's
+  Retry-After, up to a minute); while the store is down the inbox is
+  locked, so nothing is lost and the pipeline is held back. A batch that
+  gets an HTTP error answer three times (a 4xx other than 408 and 429: at
+  once) is sent again in halves, and so on, so that a bad event ends up
+  alone: an event that fails alone goes to `failed` with its payload as it
+  was (routed or not: with no route it is dropped and counted there),
+  counted in module.<name>.rejected, the status and the start of the answer
+  logged. Answers are taken in the order of the requests: with
+  concurrency above 1, the first request that fails sends again every
+  request after it, which the store may already hold (at least once).
+  Metrics as the tcp output's (connected, connects, delivered,
+  failed_over, resent, rejected), and requests, retries (requests whose
+  events are sent again) and request_seconds (a histogram).
+
+Example
+  modules:
+    input: {module: wishbone.input.tcp, arguments: {port: 19283}}
+    store:
+      module: wishbone.output.http
+      arguments:
+        url: "http://127.0.0.1:8123/?query=INSERT%20INTO%20logs%20FORMAT%20JSONEachRow"
+    rejected: {module: wishbone.output.tcp, arguments: {port: 10001}}
+  routingtable:
+    - input.outbox -> store.inbox
+    - store.failed -> rejected.inbox
+"#
+);
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.output.http",
+    aliases: &[],
+    description: "events as NDJSON batches to an HTTP store",
+    docs: DOCS,
+    queues: QueueSpec::SINK,
+    build,
+};
+
+/// The arguments besides the shared ones.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where to send.
+    pub url: String,
+    /// POST or PUT.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Headers sent with every request.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Events in one request, at most.
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// Body bytes past which a batch stops growing.
+    #[serde(default = "default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// How long a batch that is not full waits for more events.
+    #[serde(default = "default_batch_timeout_ms")]
+    pub batch_timeout_ms: u64,
+    /// Requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// TLS for an https:// url.
+    #[serde(default)]
+    pub tls: Option<TlsArguments>,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+fn default_batch_max_events() -> usize {
+    1000
+}
+
+fn default_batch_max_bytes() -> usize {
+    1024 * 1024
+}
+
+fn default_batch_timeout_ms() -> u64 {
+    100
+}
+
+fn default_concurrency() -> usize {
+    1
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let (settings, own) = Settings::split(arguments)?;
+    let config: Config = own.deserialize()?;
+    let uri: Uri = config
+        .url
+        .parse()
+        .map_err(|error: hyper::http::uri::InvalidUri| {
+            ArgumentError::value("url", error.to_string())
+        })?;
+    let secure = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(ArgumentError::field(
+                "url",
+                format!("must start with http:// or https://, not `{}`", config.url),
+            ));
+        }
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| ArgumentError::field("url", "names no host"))?
+        .to_string();
+    host_name("url", &host)?;
+    let port = peer_port(
+        "url",
+        uri.port_u16().unwrap_or(if secure { 443 } else { 80 }),
+    )?;
+    let tls = match (secure, &config.tls) {
+        (true, tls) => Some(wishbone_tls::connector(
+            &tls.clone().unwrap_or_default(),
+            &host,
+        )?),
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(ArgumentError::field(
+                "tls",
+                "is for an https:// url; this one is http://",
+            ));
+        }
+    };
+    let method = match config.method.to_ascii_uppercase().as_str() {
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        other => {
+            return Err(ArgumentError::field(
+                "method",
+                format!("must be POST or PUT, not `{other}`"),
+            ));
+        }
+    };
+    let mut headers = Vec::new();
+    for (name, value) in &config.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            ArgumentError::value("headers", format!("`{name}` is not a header name"))
+        })?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            ArgumentError::value(
+                "headers",
+                format!("the value of `{name}` is not a header value"),
+            )
+        })?;
+        headers.push((name, value));
+    }
+    if config.batch_max_events == 0 || config.batch_max_bytes == 0 {
+        return Err(ArgumentError::field(
+            "batch_max_events",
+            "batches must hold at least one event and one byte",
+        ));
+    }
+    if !(1..=MOST_CONCURRENCY).contains(&config.concurrency) {
+        return Err(ArgumentError::field(
+            "concurrency",
+            format!("must be from 1 to {MOST_CONCURRENCY}"),
+        ));
+    }
+    let authority = uri
+        .authority()
+        .map(|authority| authority.to_string())
+        .unwrap_or(host.clone());
+    let target = uri
+        .path_and_query()
+        .map(|path| path.to_string())
+        .unwrap_or_else(|| "/".into());
+    Ok(Box::new(Output {
+        transport: HttpTransport {
+            endpoint: Arc::new(Endpoint {
+                request: RequestShape {
+                    url: config.url,
+                    method,
+                    authority,
+                    target,
+                    headers,
+                },
+                address: (host, port),
+                tls,
+                timeout: settings.timeout,
+                concurrency: config.concurrency,
+                batch_timeout: Duration::from_millis(config.batch_timeout_ms),
+                batch_max_bytes: config.batch_max_bytes,
+                state: Mutex::new(Shared {
+                    batching: Batching::new(config.batch_max_events),
+                    average_bytes: 0,
+                    give_up: None,
+                }),
+            }),
+            metrics: None,
+        },
+        settings,
+    }))
+}
+
+/// Requests in flight, at most.
+const MOST_CONCURRENCY: usize = 64;
+
+/// What every request is.
+struct RequestShape {
+    url: String,
+    method: Method,
+    authority: String,
+    target: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The store and how to talk to it, shared by every connection.
+struct Endpoint {
+    request: RequestShape,
+    address: (String, u16),
+    /// With an https:// url.
+    tls: Option<wishbone_tls::Connector>,
+    /// For a connection, and for a request's answer.
+    timeout: Duration,
+    concurrency: usize,
+    batch_timeout: Duration,
+    batch_max_bytes: usize,
+    state: Mutex<Shared>,
+}
+
+/// What outlives a connection: how big the next batch is, and the event
+/// to give up on the next one.
+struct Shared {
+    batching: Batching,
+    /// The events' average size so far, for `batch_max_bytes`.
+    average_bytes: usize,
+    /// Why the event at the head was given up, to reject it when it comes
+    /// back.
+    give_up: Option<String>,
+}
+
+impl Shared {
+    /// Events the next batch may hold, with batches of at most
+    /// `batch_max_bytes`.
+    fn room(&self, batch_max_bytes: usize) -> usize {
+        let by_bytes = match self.average_bytes {
+            0 => usize::MAX,
+            average => (batch_max_bytes / average).max(1),
+        };
+        self.batching.limit().min(by_bytes)
+    }
+}
+
+/// The store.
+struct HttpTransport {
+    endpoint: Arc<Endpoint>,
+    metrics: Option<Arc<HttpMetrics>>,
+}
+
+/// The output's own metrics, besides the pump's.
+struct HttpMetrics {
+    /// Requests answered or given up on.
+    requests: Counted,
+    /// Requests whose events are sent again (as they were, or in halves).
+    retries: Counted,
+    /// From a request's sending to the end of its answer.
+    seconds: metrics::Histogram,
+}
+
+/// The shared state; a panic elsewhere while it was held changes nothing
+/// in it that matters.
+fn lock(state: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Transport for HttpTransport {
+    type Connection = HttpConnection;
+
+    fn target(&self) -> String {
+        self.endpoint.request.url.clone()
+    }
+
+    fn named(&mut self, module: &str) {
+        self.metrics = Some(Arc::new(HttpMetrics {
+            requests: Counted::new(module, "requests"),
+            retries: Counted::new(module, "retries"),
+            seconds: metrics::histogram!(module_metric(module, "request_seconds")),
+        }));
+    }
+
+    async fn connect(&mut self) -> Result<HttpConnection, String> {
+        let first = connection::open(&self.endpoint).await?;
+        Ok(HttpConnection::new(
+            self.endpoint.clone(),
+            self.metrics.clone(),
+            first,
+        ))
+    }
+}
