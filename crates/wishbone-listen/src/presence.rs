@@ -181,7 +181,7 @@ impl Registry {
     }
 }
 
-/// One client's place in its input's [`Registry`]; leaves it when dropped.
+/// One client's place among its input's clients; leaves it when dropped.
 pub struct Presence {
     id: u64,
     registry: Registry,
