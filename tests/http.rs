@@ -104,7 +104,20 @@ fn every_line_reaches_the_store_or_failed_and_only_poison_fails() {
             .collect();
         numbers.len() >= LINES
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The output's own metrics agree with what the store saw: every
+    // request counted, and every 2xx (but one that came after the output
+    // stopped waiting, when the 12th request held no poison line).
+    wait_until(MINUTE, "the metrics to settle", || {
+        let seen = store.seen.lock().unwrap();
+        let accepted = seen.batches.len() as f64;
+        metrics.latest(".module.store.requests") == Some(seen.requests as f64)
+            && metrics
+                .latest(".module.store.batches")
+                .is_some_and(|batches| batches == accepted || batches == accepted - 1.0)
+    });
+    let retries = metrics.latest(".module.store.retries").unwrap();
+    assert!(retries >= 4.0, "{retries} retries");
+    assert_eq!(metrics.latest(".module.store.rejected"), Some(3.0));
     assert!(wishbone.stop().success());
     let store = store.seen.lock().unwrap();
     let mut counts: BTreeMap<usize, usize> = BTreeMap::new();

@@ -1,7 +1,9 @@
-//! A small deterministic generator for randomized tests: a seed gives the
-//! same history every run, so a failure can be replayed.
+//! A small deterministic generator: for randomized tests (a seed gives the
+//! same history every run, so a failure can be replayed), and for the
+//! jitter of reconnection waits.
 
 /// Xorshift64; the seed must not be zero.
+#[derive(Clone, Debug)]
 pub struct Random(pub u64);
 
 impl Random {

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use wishbone_runtime::random::Random;
+
 /// A reason logged in this outage is logged again, after another one, once
 /// this long has passed: a peer whose failures alternate (a reset, then a
 /// close) costs a line per reason this often, not a line per retry.
@@ -23,6 +25,9 @@ pub struct Backoff {
     next: Duration,
     /// The current outage's reasons logged, the last one last, with when.
     announced: Vec<(String, Instant)>,
+    /// With jitter: each wait shortened by a random part of up to half
+    /// of it.
+    jitter: Option<Random>,
 }
 
 impl Backoff {
@@ -34,14 +39,33 @@ impl Backoff {
             max,
             next: initial,
             announced: Vec::new(),
+            jitter: None,
         }
+    }
+
+    /// The same waits, each shortened by a random part of up to half of
+    /// it: many clients of one server that failed together (every output
+    /// of a fleet to one store) do not all come back at the same instant.
+    /// `seed` picks the sequence; 0 takes one from the clock.
+    pub fn with_jitter(mut self, seed: u64) -> Self {
+        let seed = match seed {
+            0 => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |elapsed| elapsed.as_nanos() as u64),
+            seed => seed,
+        };
+        self.jitter = Some(Random(seed.max(1)));
+        self
     }
 
     /// The wait before the next attempt; each call doubles the one after.
     pub fn next_wait(&mut self) -> Duration {
         let wait = self.next;
         self.next = (self.next * 2).min(self.max);
-        wait
+        match &mut self.jitter {
+            Some(random) => wait - wait.mul_f64(random.below(1_000) as f64 / 2_000.0),
+            None => wait,
+        }
     }
 
     /// True for the first failure of an outage and for a failure whose
@@ -103,6 +127,28 @@ mod tests {
         assert_eq!(waits, [100, 200, 350, 350]);
         backoff.connection_ended(Duration::from_millis(350));
         assert_eq!(backoff.next_wait().as_millis(), 100);
+    }
+
+    #[test]
+    fn jitter_shortens_each_wait_by_up_to_half_and_varies() {
+        let mut backoff =
+            Backoff::new(Duration::from_millis(100), Duration::from_secs(1)).with_jitter(42);
+        let waits: Vec<Duration> = (0..40).map(|_| backoff.next_wait()).collect();
+        let plain = [100, 200, 400, 800]
+            .into_iter()
+            .chain(std::iter::repeat(1_000));
+        for (wait, plain) in waits.iter().zip(plain) {
+            let plain = Duration::from_millis(plain);
+            assert!(
+                *wait <= plain && *wait >= plain / 2,
+                "{wait:?} of {plain:?}"
+            );
+        }
+        let ceiling = &waits[4..];
+        assert!(
+            ceiling.iter().any(|wait| *wait != ceiling[0]),
+            "not all the same"
+        );
     }
 
     #[test]

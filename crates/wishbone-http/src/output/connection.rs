@@ -207,6 +207,9 @@ impl HttpConnection {
         }
         match verdict {
             Verdict::Delivered => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.batches.add(1);
+                }
                 self.idle.extend(done.sender);
                 return Some(done.last);
             }

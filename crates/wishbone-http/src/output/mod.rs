@@ -64,8 +64,9 @@ Delivery
   2xx: its write-ahead buffer token is acknowledged then, and it goes to
   `success` if routed. No answer (a refused or reset connection, a request
   that took longer than `timeout`), 408, 429 and 5xx are retried after the
-  backoff (reconnect_initial doubling to reconnect_max, or the answer's
-  Retry-After, up to a minute); while the store is down the inbox is
+  backoff (reconnect_initial doubling to reconnect_max, each wait cut by a
+  random part of up to half so that many senders do not retry together,
+  or the answer's Retry-After, up to a minute); while the store is down the inbox is
   locked, so nothing is lost and the pipeline is held back. A batch that
   gets an HTTP error answer three times (a 4xx other than 408 and 429: at
   once) is sent again in halves, and so on, so that a bad event ends up
@@ -76,7 +77,8 @@ Delivery
   concurrency above 1, the first request that fails sends again every
   request after it, which the store may already hold (at least once).
   Metrics as the tcp output's (connected, connects, delivered,
-  failed_over, resent, rejected), and requests, retries (requests whose
+  failed_over, resent, rejected), and requests (answered or given up
+  on), batches (requests the store accepted), retries (requests whose
   events are sent again) and request_seconds (a histogram).
 
 Example
@@ -153,8 +155,9 @@ fn default_concurrency() -> usize {
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
-    let (settings, own) = Settings::split(arguments)?;
+    let (mut settings, own) = Settings::split(arguments)?;
     let config: Config = own.deserialize()?;
+    settings.backoff = settings.backoff.with_jitter(0);
     let uri: Uri = config
         .url
         .parse()
@@ -323,6 +326,8 @@ struct HttpTransport {
 struct HttpMetrics {
     /// Requests answered or given up on.
     requests: Counted,
+    /// Requests the store accepted (2xx).
+    batches: Counted,
     /// Requests whose events are sent again (as they were, or in halves).
     retries: Counted,
     /// From a request's sending to the end of its answer.
@@ -347,6 +352,7 @@ impl Transport for HttpTransport {
     fn named(&mut self, module: &str) {
         self.metrics = Some(Arc::new(HttpMetrics {
             requests: Counted::new(module, "requests"),
+            batches: Counted::new(module, "batches"),
             retries: Counted::new(module, "retries"),
             seconds: metrics::histogram!(module_metric(module, "request_seconds")),
         }));
