@@ -13,11 +13,17 @@
 //! A queue that no route connects is still a [`Sender`] ([`unconnected`]): what
 //! is put on it is dropped and counted in `dropped_total`, as in the original
 //! Wishbone.
+//!
+//! A reload moves a queue's receiving end from the module it feeds to the
+//! module that replaces it ([`Sender::hand_over`]): the receiver sees its
+//! queue end after what came before, and once dropped the rest of the queue
+//! goes, untouched, to the new module. A [`WeakSender`] lets the runtime
+//! reach a queue without keeping it open.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::{Batch, Parcel, QueueStats};
 
@@ -43,6 +49,7 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
         locked: locked_tx,
         stats,
         capacity,
+        handing_over: None,
     };
     (sender, receiver)
 }
@@ -83,11 +90,15 @@ struct Link {
 }
 
 /// What travels through the channel: a parcel and the room it takes, given
-/// back when the receiver takes the parcel.
+/// back when the receiver takes the parcel; or the request to hand the
+/// receiving end over.
 #[derive(Debug)]
-struct Entry {
-    parcel: Parcel,
-    _room: Option<OwnedSemaphorePermit>,
+enum Entry {
+    Parcel {
+        parcel: Parcel,
+        _room: Option<OwnedSemaphorePermit>,
+    },
+    HandOver(oneshot::Sender<Receiver>),
 }
 
 /// The producing end of a queue.
@@ -201,6 +212,66 @@ impl Sender {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
+
+    /// Asks the receiver to hand its end over: it sees the queue end after
+    /// every parcel sent before this call, and once it is dropped the
+    /// answer is a receiver of the rest, for another module. None for an
+    /// unconnected queue or one whose receiver is gone.
+    pub fn hand_over(&self) -> Option<oneshot::Receiver<Receiver>> {
+        let link = self.link.as_ref()?;
+        let (back, answer) = oneshot::channel();
+        link.tx.send(Entry::HandOver(back)).ok()?;
+        Some(answer)
+    }
+
+    /// A handle that reaches this queue without keeping it open.
+    pub fn downgrade(&self) -> WeakSender {
+        WeakSender {
+            link: self.link.as_ref().map(|link| WeakLink {
+                tx: link.tx.downgrade(),
+                space: link.space.clone(),
+                locked: link.locked.clone(),
+            }),
+            stats: self.stats.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+/// A [`Sender`] that does not keep its queue open: once every sender is
+/// gone the queue closes, and [`WeakSender::upgrade`] says so.
+#[derive(Clone, Debug)]
+pub struct WeakSender {
+    link: Option<WeakLink>,
+    stats: Arc<QueueStats>,
+    capacity: usize,
+}
+
+#[derive(Clone, Debug)]
+struct WeakLink {
+    tx: mpsc::WeakUnboundedSender<Entry>,
+    space: Arc<Semaphore>,
+    locked: watch::Receiver<bool>,
+}
+
+impl WeakSender {
+    /// A sender of the queue, if it is still open (an unconnected queue
+    /// always is).
+    pub fn upgrade(&self) -> Option<Sender> {
+        let link = match &self.link {
+            None => None,
+            Some(link) => Some(Link {
+                tx: link.tx.upgrade()?,
+                space: link.space.clone(),
+                locked: link.locked.clone(),
+            }),
+        };
+        Some(Sender {
+            link,
+            stats: self.stats.clone(),
+            capacity: self.capacity,
+        })
+    }
 }
 
 impl Permit {
@@ -216,7 +287,7 @@ impl Permit {
                 self.stats.record_dropped(events);
                 Ok(())
             }
-            Some((tx, room)) => match tx.send(Entry {
+            Some((tx, room)) => match tx.send(Entry::Parcel {
                 parcel,
                 _room: Some(room),
             }) {
@@ -224,7 +295,10 @@ impl Permit {
                     self.stats.record_in(events);
                     Ok(())
                 }
-                Err(mpsc::error::SendError(entry)) => Err(Closed(entry.parcel.into_events())),
+                Err(mpsc::error::SendError(Entry::Parcel { parcel, .. })) => {
+                    Err(Closed(parcel.into_events()))
+                }
+                Err(_) => Ok(()),
             },
         }
     }
@@ -264,6 +338,9 @@ pub struct Receiver {
     locked: watch::Sender<bool>,
     stats: Arc<QueueStats>,
     capacity: usize,
+    /// Asked to hand its end over ([`Sender::hand_over`]): the queue looks
+    /// ended, and dropping the receiver hands the rest over.
+    handing_over: Option<oneshot::Sender<Receiver>>,
 }
 
 impl Receiver {
@@ -285,19 +362,37 @@ impl Receiver {
 
     /// [`Receiver::try_recv`] for modules that can take lines as they are.
     pub fn try_recv_parcel(&mut self) -> Option<Parcel> {
-        self.rx.try_recv().ok().map(|entry| self.take(entry))
+        if self.handing_over.is_some() {
+            return None;
+        }
+        let entry = self.rx.try_recv().ok()?;
+        self.take(entry)
     }
 
     /// Poll form of [`Receiver::recv_parcel`], for modules that merge many queues.
     pub fn poll_recv_parcel(&mut self, cx: &mut Context<'_>) -> Poll<Option<Parcel>> {
+        if self.handing_over.is_some() {
+            return Poll::Ready(None);
+        }
         self.rx
             .poll_recv(cx)
-            .map(|entry| entry.map(|entry| self.take(entry)))
+            .map(|entry| entry.and_then(|entry| self.take(entry)))
     }
 
-    fn take(&self, entry: Entry) -> Parcel {
-        self.stats.record_out(entry.parcel.len());
-        entry.parcel
+    /// The parcel an entry holds; none for a request to hand over, which
+    /// ends the queue for this receiver.
+    #[inline]
+    fn take(&mut self, entry: Entry) -> Option<Parcel> {
+        match entry {
+            Entry::Parcel { parcel, .. } => {
+                self.stats.record_out(parcel.len());
+                Some(parcel)
+            }
+            Entry::HandOver(back) => {
+                self.handing_over = Some(back);
+                None
+            }
+        }
     }
 
     /// Asks upstream flow modules to route around this queue.
@@ -330,6 +425,21 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        if let Some(back) = self.handing_over.take() {
+            // The rest of the queue, untouched, for the next module; if
+            // nobody waits for it any more, it is dropped (and closes).
+            let (_, empty) = mpsc::unbounded_channel();
+            let (unlocked, _) = watch::channel(false);
+            let _ = back.send(Receiver {
+                rx: std::mem::replace(&mut self.rx, empty),
+                space: self.space.clone(),
+                locked: std::mem::replace(&mut self.locked, unlocked),
+                stats: self.stats.clone(),
+                capacity: self.capacity,
+                handing_over: None,
+            });
+            return;
+        }
         // Wakes senders waiting for room: their batch comes back as `Closed`.
         self.space.close();
     }
@@ -367,6 +477,32 @@ mod tests {
         assert_eq!(receiver.stats().snapshot().size, 5);
         assert_eq!(receiver.stats().snapshot().in_total, 15);
         assert_eq!(receiver.stats().snapshot().out_total, 10);
+    }
+
+    #[tokio::test]
+    async fn a_receiver_handed_over_ends_for_its_module_and_the_rest_goes_on() {
+        let (sender, mut receiver) = channel(10);
+        let weak = sender.downgrade();
+        sender.send(batch(2)).await.unwrap();
+        let answer = sender.hand_over().expect("a connected queue");
+        sender.send(batch(3)).await.unwrap();
+        assert_eq!(receiver.recv().await.unwrap().len(), 2, "what came before");
+        assert!(
+            receiver.recv().await.is_none(),
+            "then the queue ends for it"
+        );
+        assert!(receiver.try_recv().is_none());
+        receiver.lock();
+        drop(receiver);
+        let mut next = answer.await.expect("the rest, handed over");
+        assert!(next.is_locked(), "the locked state goes along");
+        assert_eq!(next.recv().await.unwrap().len(), 3);
+        sender.send(batch(1)).await.unwrap();
+        assert_eq!(next.recv().await.unwrap().len(), 1, "the same queue");
+        assert_eq!(next.stats().snapshot().out_total, 6);
+        drop(sender);
+        assert!(weak.upgrade().is_none(), "a weak sender keeps nothing open");
+        assert!(next.recv().await.is_none());
     }
 
     #[tokio::test]

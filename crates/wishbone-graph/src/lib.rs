@@ -35,7 +35,8 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the page shows, and where it reads the figures.
 pub struct Source {
-    pub topology: Topology,
+    /// The pipeline's modules and routes, new after each reload.
+    pub topology: watch::Receiver<Topology>,
     pub host: String,
     pub queues: QueueTable,
     pub metrics: Option<Arc<dyn RecordedMetrics>>,
@@ -64,15 +65,19 @@ pub fn spawn(listener: std::net::TcpListener, source: Source) -> std::io::Result
 async fn serve(listener: std::net::TcpListener, source: Source) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let Source {
-        topology,
+        mut topology,
         host,
         queues,
         metrics,
     } = source;
-    let mut sampler = Sampler::new(topology, host);
+    let mut sampler = Sampler::new(topology.borrow_and_update().clone(), host.clone());
     // The JSON of the pipeline now, and whether the server has wired its
-    // queues yet (the page starts before the modules do).
-    let sample = move |sampler: &mut Sampler| -> (Arc<str>, bool) {
+    // queues yet (the page starts before the modules do). A new topology
+    // (a reload) starts the sampler afresh.
+    let mut sample = move |sampler: &mut Sampler| -> (Arc<str>, bool) {
+        if topology.has_changed().unwrap_or(false) {
+            *sampler = Sampler::new(topology.borrow_and_update().clone(), host.clone());
+        }
         let entries = queues.entries();
         let values = metrics.as_ref().map(|m| m.values()).unwrap_or_default();
         let pipeline = sampler.sample(&entries, &values, Instant::now(), SystemTime::now());

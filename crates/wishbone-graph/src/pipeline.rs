@@ -10,7 +10,7 @@ use wishbone_runtime::{QueueEntry, QueueRates, RecordedValue};
 
 use crate::layout::{Position, layout};
 
-/// The modules and routes of a bootstrap, which never change while it runs.
+/// The modules and routes of a bootstrap; a reload gives a new one.
 #[derive(Clone, Debug, Default)]
 pub struct Topology {
     /// Each module's instance name and canonical kind, in bootstrap order.

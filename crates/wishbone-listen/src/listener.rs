@@ -257,7 +257,7 @@ impl Listening {
                 }
             }
         }
-        drop(listener);
+        context.release_listener(listener);
         while clients.join_next().await.is_some() {}
         Ok(AcceptTotals {
             connections: connections.total(),

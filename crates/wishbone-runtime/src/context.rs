@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use wishbone_event::RESERVED_QUEUES;
@@ -20,6 +21,9 @@ pub struct ModuleContext {
     abort: CancellationToken,
     options: Arc<RuntimeOptions>,
     table: QueueTable,
+    /// Set by a reload that replaces this module with one listening on the
+    /// same address: its listening socket goes to the new one.
+    keep_listener: Arc<AtomicBool>,
 }
 
 impl ModuleContext {
@@ -38,7 +42,14 @@ impl ModuleContext {
             abort,
             options,
             table,
+            keep_listener: Arc::default(),
         }
+    }
+
+    /// The flag a reload sets when this module's listening socket must
+    /// outlive it.
+    pub(crate) fn listener_kept(&self) -> Arc<AtomicBool> {
+        self.keep_listener.clone()
     }
 
     /// A context with no connected queues, for testing a module alone: attach
@@ -150,5 +161,17 @@ impl ModuleContext {
         };
         listener.set_nonblocking(true)?;
         tokio::net::TcpListener::from_std(listener)
+    }
+
+    /// Gives back the listening socket once the module stops serving: when
+    /// a reload replaces the module with one listening on the same address,
+    /// the socket stays open for it (clients wait in its backlog, never
+    /// refused); otherwise it closes.
+    pub fn release_listener(&self, listener: tokio::net::TcpListener) {
+        if self.keep_listener.load(Ordering::SeqCst)
+            && let Ok(listener) = listener.into_std()
+        {
+            self.options.listeners.put(&self.name, listener);
+        }
     }
 }

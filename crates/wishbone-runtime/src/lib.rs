@@ -27,6 +27,8 @@ mod metric;
 mod module;
 mod options;
 mod order;
+mod pipeline;
+mod plan;
 mod publish;
 mod rates;
 mod server;
@@ -42,8 +44,9 @@ pub use listen::{
 pub use metric::{Counted, module_metric};
 pub use module::{Module, ModuleError, ModuleKind};
 pub use options::{RecordedMetrics, RecordedValue, RuntimeOptions};
+pub use plan::Plan;
 pub use rates::{QueueRates, QueueReading};
-pub use server::{Server, ServerError};
+pub use server::{Reloader, Server, ServerError};
 pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 

@@ -112,6 +112,14 @@ impl InheritedListeners {
         self.0.lock().ok()?.remove(module)
     }
 
+    /// Keeps a socket for the next module of this name to take (a
+    /// replacement at a reload).
+    pub fn put(&self, module: &str, listener: TcpListener) {
+        if let Ok(mut listeners) = self.0.lock() {
+            listeners.insert(module.to_string(), listener);
+        }
+    }
+
     /// `module=descriptor` pairs for [`LISTENERS_VARIABLE`], and the
     /// descriptors a child must inherit.
     pub fn describe(listeners: &[(String, TcpListener)]) -> (String, Vec<RawFd>) {

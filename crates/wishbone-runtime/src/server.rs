@@ -1,19 +1,12 @@
-use std::collections::HashMap;
 use std::pin::pin;
-use std::sync::Arc;
 
-use actix::Actor;
-use futures::stream::{FuturesUnordered, Stream, StreamExt};
-use tokio::sync::oneshot;
+use futures::stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
-use wishbone_bootstrap::{Bootstrap, ModuleDecl};
-use wishbone_event::{RESERVED_QUEUES, queue};
+use wishbone_bootstrap::Bootstrap;
 
-use crate::order::downstream_first;
+use crate::pipeline::{ABORT_GRACE, Finished, Pipeline, Reloaded};
 use crate::publish::Publisher;
-use crate::{
-    Module, ModuleActor, ModuleContext, ModuleError, ModuleSet, QueueTable, RuntimeOptions,
-};
+use crate::{ModuleError, ModuleSet, QueueTable, RuntimeOptions};
 
 /// Why a server did not end cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +25,18 @@ pub enum ServerError {
     Modules(Vec<(String, ModuleError)>),
 }
 
+/// Reads the bootstrap file again for a reload: the new bootstrap,
+/// validated, or `None` once every problem is logged.
+pub type Reloader = Box<dyn Fn() -> Option<Bootstrap>>;
+
 /// A wishbone server: the modules of one bootstrap, wired and running.
 pub struct Server {
     bootstrap: Bootstrap,
     modules: ModuleSet,
     options: RuntimeOptions,
     table: QueueTable,
+    reloader: Option<Reloader>,
+    reloaded: Option<Box<dyn Fn(&Bootstrap)>>,
 }
 
 impl Server {
@@ -48,7 +47,18 @@ impl Server {
             modules,
             options,
             table: QueueTable::default(),
+            reloader: None,
+            reloaded: None,
         }
+    }
+
+    /// Reloads on SIGHUP with what `reloader` reads; `reloaded` hears of
+    /// each new bootstrap once it runs (for the graph page). Without a
+    /// reloader SIGHUP stops the server.
+    pub fn with_reloads(mut self, reloader: Reloader, reloaded: Box<dyn Fn(&Bootstrap)>) -> Self {
+        self.reloader = Some(reloader);
+        self.reloaded = Some(reloaded);
+        self
     }
 
     /// The table every queue of this server is listed in once it runs: what
@@ -58,9 +68,14 @@ impl Server {
     }
 
     /// Runs in a new actix system until SIGINT or SIGTERM (a second signal
-    /// aborts the drain), or until every module has finished.
+    /// aborts the drain), or until every module has finished; SIGHUP
+    /// reloads when the server has a reloader, else stops.
     pub fn run(self) -> Result<QueueTable, ServerError> {
-        actix::System::new().block_on(async { self.serve(stop_signals()).await })
+        actix::System::new().block_on(async {
+            let reloads = self.reloader.is_some();
+            let (stops, hangups) = signals(reloads);
+            self.serve_with_reloads(stops, hangups).await
+        })
     }
 
     /// Runs on the current actix system; each item of `stop_requests` is a
@@ -69,46 +84,49 @@ impl Server {
         self,
         stop_requests: impl Stream<Item = ()>,
     ) -> Result<QueueTable, ServerError> {
+        self.serve_with_reloads(stop_requests, futures::stream::pending())
+            .await
+    }
+
+    /// [`Server::serve`], with each item of `reload_requests` a request to
+    /// reload (with the reloader of [`Server::with_reloads`]).
+    pub async fn serve_with_reloads(
+        mut self,
+        stop_requests: impl Stream<Item = ()>,
+        reload_requests: impl Stream<Item = ()>,
+    ) -> Result<QueueTable, ServerError> {
         let table = self.table.clone();
         let stop = CancellationToken::new();
         let abort = CancellationToken::new();
-        let mut contexts = self.wire(&table, &stop, &abort);
-        let mut built: HashMap<String, Box<dyn Module>> = HashMap::new();
-        for decl in &self.bootstrap.modules {
-            built.insert(decl.name.clone(), self.build(decl)?);
-        }
-        let names: Vec<&str> = self
-            .bootstrap
-            .modules
-            .iter()
-            .map(|decl| decl.name.as_str())
-            .collect();
-        let links: Vec<(&str, &str)> = self
-            .bootstrap
-            .routes
-            .iter()
-            .map(|route| (route.from.module.as_str(), route.to.module.as_str()))
-            .collect();
-        let running = FuturesUnordered::new();
-        for name in downstream_first(&names, &links) {
-            let (Some(module), Some(context)) = (built.remove(name), contexts.remove(name)) else {
-                continue;
-            };
-            let (done, outcome) = oneshot::channel();
-            ModuleActor::new(module, context, done).start();
-            let name = name.to_string();
-            running.push(async move {
-                let outcome = outcome
-                    .await
-                    .unwrap_or_else(|_| Err(ModuleError::Other("the module vanished".into())));
-                (name, outcome)
-            });
-        }
-        for route in &self.bootstrap.routes {
-            tracing::info!(route = %route, "queue connected");
-        }
+        let reloader = self.reloader.take();
+        let reloaded = self.reloaded.take();
+        let mut pipeline = Pipeline::new(
+            self.bootstrap,
+            self.modules,
+            self.options.clone(),
+            table.clone(),
+            stop.clone(),
+            abort.clone(),
+        );
+        pipeline
+            .start_all()
+            .map_err(|(module, message)| ServerError::Build { module, message })?;
         let publishing = actix_rt::spawn(publish_every(table.clone(), self.options.frequency));
-        let failures = supervise(running, stop_requests, &stop, &abort, &self.options).await;
+        let reloading = Reloading {
+            reloader,
+            reloaded,
+            failures: metrics::counter!("server.reload_failures"),
+        };
+        let failures = supervise(
+            &mut pipeline,
+            stop_requests,
+            reload_requests,
+            &reloading,
+            &stop,
+            &abort,
+            &self.options,
+        )
+        .await;
         publishing.abort();
         Publisher::default().publish(&table, self.options.frequency);
         report(&table);
@@ -121,78 +139,77 @@ impl Server {
         }
         Err(ServerError::Modules(failures))
     }
+}
 
-    fn build(&self, decl: &ModuleDecl) -> Result<Box<dyn Module>, ServerError> {
-        let build_error = |message: String| ServerError::Build {
-            module: decl.name.clone(),
-            message,
+/// What a reload needs besides the pipeline.
+struct Reloading {
+    reloader: Option<Reloader>,
+    reloaded: Option<Box<dyn Fn(&Bootstrap)>>,
+    /// `server.reload_failures`: reloads refused.
+    failures: metrics::Counter,
+}
+
+impl Reloading {
+    /// Reads the file again and changes the pipeline to it; a file with a
+    /// problem changes nothing. Returns the modules that failed meanwhile.
+    async fn reload(&self, pipeline: &mut Pipeline) -> Vec<Finished> {
+        let began = std::time::Instant::now();
+        let Some(reloader) = &self.reloader else {
+            return Vec::new();
         };
-        self.modules
-            .build(decl.kind, &decl.arguments)
-            .map_err(|error| build_error(error.to_string()))
-    }
-
-    /// Creates one queue per route and hands its ends to the two modules.
-    fn wire(
-        &self,
-        table: &QueueTable,
-        stop: &CancellationToken,
-        abort: &CancellationToken,
-    ) -> HashMap<String, ModuleContext> {
-        let options = Arc::new(self.options.clone());
-        let mut contexts: HashMap<String, ModuleContext> = self
-            .bootstrap
-            .modules
-            .iter()
-            .map(|decl| {
-                let context = ModuleContext::new(
-                    decl.name.clone(),
-                    stop.clone(),
-                    abort.clone(),
-                    options.clone(),
-                    table.clone(),
-                );
-                (decl.name.clone(), context)
-            })
-            .collect();
-        for route in &self.bootstrap.routes {
-            let (sender, receiver) = queue::channel(self.options.queue_size);
-            if let Some(context) = contexts.get_mut(&route.from.module) {
-                context.connect_outgoing(&route.from.queue, sender);
+        let Some(bootstrap) = reloader() else {
+            self.failures.increment(1);
+            tracing::error!(
+                "reload refused: the bootstrap file has problems (logged above); the running pipeline is unchanged"
+            );
+            return Vec::new();
+        };
+        let copy = bootstrap.clone();
+        match pipeline.reload(bootstrap).await {
+            Err(problem) => {
+                self.failures.increment(1);
+                tracing::error!(%problem, "reload refused; the running pipeline is unchanged");
+                Vec::new()
             }
-            if let Some(context) = contexts.get_mut(&route.to.module) {
-                context.connect_incoming(&route.to.queue, receiver);
-            }
-        }
-        for decl in &self.bootstrap.modules {
-            let declared = self
-                .modules
-                .find(decl.kind)
-                .map(|kind| kind.queues.outgoing)
-                .unwrap_or_default();
-            if let Some(context) = contexts.get_mut(&decl.name) {
-                for queue in declared.iter().chain(RESERVED_QUEUES.iter()) {
-                    context.outgoing(queue);
+            Ok(Reloaded {
+                plan,
+                finished,
+                failures,
+            }) => {
+                for (module, error) in &failures {
+                    tracing::error!(%module, %error, undelivered = error.undelivered(), "a module stopped by the reload ended with an error");
                 }
+                if let Some(reloaded) = &self.reloaded {
+                    reloaded(&copy);
+                }
+                tracing::info!(
+                    elapsed_ms = format!("{:.1}", began.elapsed().as_secs_f64() * 1000.0),
+                    "reloaded: kept {}, started {}, replaced {}, stopped {}",
+                    plan.kept.len(),
+                    plan.started.len(),
+                    plan.replaced.len(),
+                    plan.stopped.len()
+                );
+                finished
             }
         }
-        contexts
     }
 }
 
-/// How long modules get to return once aborted.
-const ABORT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Waits for every module, turning stop requests into the stop and abort
-/// signals, and stopping the server when a module fails.
+/// signals, reload requests into reloads, and stopping the server when a
+/// module fails.
 async fn supervise(
-    mut running: FuturesUnordered<impl Future<Output = (String, Result<(), ModuleError>)>>,
+    pipeline: &mut Pipeline,
     stop_requests: impl Stream<Item = ()>,
+    reload_requests: impl Stream<Item = ()>,
+    reloading: &Reloading,
     stop: &CancellationToken,
     abort: &CancellationToken,
     options: &RuntimeOptions,
 ) -> Vec<(String, ModuleError)> {
     let mut stop_requests = pin!(stop_requests.fuse());
+    let mut reload_requests = pin!(reload_requests.fuse());
     let mut failures = Vec::new();
     let drain_deadline = tokio::time::sleep(std::time::Duration::MAX / 4);
     let mut drain_deadline = pin!(drain_deadline);
@@ -207,7 +224,8 @@ async fn supervise(
     };
     let abort_grace = tokio::time::sleep(std::time::Duration::MAX / 4);
     let mut abort_grace = pin!(abort_grace);
-    while !running.is_empty() {
+    let mut finished: Vec<Finished> = Vec::new();
+    while !pipeline.is_empty() || !finished.is_empty() {
         if abort.is_cancelled()
             && abort_grace.deadline() > tokio::time::Instant::now() + ABORT_GRACE
         {
@@ -215,31 +233,44 @@ async fn supervise(
                 .as_mut()
                 .reset(tokio::time::Instant::now() + ABORT_GRACE);
         }
-        tokio::select! {
-            () = &mut abort_grace, if abort.is_cancelled() => {
-                tracing::error!(modules = running.len(), grace = ?ABORT_GRACE, "modules did not finish after the abort; giving up on them");
-                failures.push(("server".to_string(), ModuleError::Other(format!("{} modules did not finish after the abort", running.len()))));
-                break;
-            }
-            Some((name, outcome)) = running.next() => match outcome {
-                Ok(()) => tracing::debug!(module = %name, "module finished"),
-                Err(error) => {
-                    tracing::error!(module = %name, %error, "module failed");
-                    failures.push((name, error));
-                    begin_stop("a module failed", &mut drain_deadline);
+        let next = match finished.pop() {
+            Some(done) => Some(done),
+            None => tokio::select! {
+                () = &mut abort_grace, if abort.is_cancelled() => {
+                    tracing::error!(modules = pipeline.len(), grace = ?ABORT_GRACE, "modules did not finish after the abort; giving up on them");
+                    failures.push(("server".to_string(), ModuleError::Other(format!("{} modules did not finish after the abort", pipeline.len()))));
+                    break;
+                }
+                done = pipeline.next_finished() => done,
+                Some(()) = stop_requests.next() => {
+                    if stop.is_cancelled() {
+                        tracing::warn!("second stop request: aborting the drain");
+                        abort.cancel();
+                    } else {
+                        begin_stop("stop requested", &mut drain_deadline);
+                    }
+                    None
+                }
+                Some(()) = reload_requests.next(), if !stop.is_cancelled() => {
+                    finished = reloading.reload(pipeline).await;
+                    None
+                }
+                () = &mut drain_deadline, if stop.is_cancelled() && !abort.is_cancelled() => {
+                    tracing::warn!(drain_timeout = ?options.drain_timeout, "queues did not drain in time: aborting");
+                    abort.cancel();
+                    None
                 }
             },
-            Some(()) = stop_requests.next() => {
-                if stop.is_cancelled() {
-                    tracing::warn!("second stop request: aborting the drain");
-                    abort.cancel();
-                } else {
-                    begin_stop("stop requested", &mut drain_deadline);
-                }
-            }
-            () = &mut drain_deadline, if stop.is_cancelled() && !abort.is_cancelled() => {
-                tracing::warn!(drain_timeout = ?options.drain_timeout, "queues did not drain in time: aborting");
-                abort.cancel();
+        };
+        let Some(Finished { name, outcome, .. }) = next else {
+            continue;
+        };
+        match outcome {
+            Ok(()) => tracing::debug!(module = %name, "module finished"),
+            Err(error) => {
+                tracing::error!(module = %name, %error, "module failed");
+                failures.push((name, error));
+                begin_stop("a module failed", &mut drain_deadline);
             }
         }
     }
@@ -275,28 +306,43 @@ fn report(table: &QueueTable) {
     }
 }
 
-/// SIGINT, SIGTERM and SIGHUP, as a stream of stop requests. SIGHUP stops
-/// the way SIGTERM does: a closed terminal must not lose what is in memory,
-/// and there is no reload for it to mean.
-fn stop_signals() -> impl Stream<Item = ()> {
+/// SIGINT and SIGTERM as stop requests, and SIGHUP as reload requests
+/// when the server reloads (else as a stop request too: a closed terminal
+/// must not lose what is in memory).
+fn signals(
+    reloads: bool,
+) -> (
+    impl Stream<Item = ()> + use<>,
+    impl Stream<Item = ()> + use<>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
-    let kinds = [
-        (SignalKind::interrupt(), "SIGINT"),
-        (SignalKind::terminate(), "SIGTERM"),
-        (SignalKind::hangup(), "SIGHUP"),
-    ];
-    let streams = kinds
-        .into_iter()
-        .filter_map(|(kind, name)| match signal(kind) {
-            Ok(mut signal) => Some(
-                futures::stream::poll_fn(move |cx| signal.poll_recv(cx))
-                    .map(move |()| tracing::info!(signal = name, "signal received"))
-                    .boxed_local(),
-            ),
-            Err(error) => {
-                tracing::warn!(%error, signal = name, "cannot listen for a stop signal");
-                None
-            }
-        });
-    futures::stream::select_all(streams)
+    let listen = |kind: SignalKind, name: &'static str| match signal(kind) {
+        Ok(mut signal) => Some(
+            futures::stream::poll_fn(move |cx| signal.poll_recv(cx))
+                .map(move |()| tracing::info!(signal = name, "signal received"))
+                .boxed_local(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, signal = name, "cannot listen for a signal");
+            None
+        }
+    };
+    let mut stops: Vec<_> = [
+        listen(SignalKind::interrupt(), "SIGINT"),
+        listen(SignalKind::terminate(), "SIGTERM"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let hangup = listen(SignalKind::hangup(), "SIGHUP");
+    let mut hangups = Vec::new();
+    match (reloads, hangup) {
+        (true, Some(hangup)) => hangups.push(hangup),
+        (false, Some(hangup)) => stops.push(hangup),
+        (_, None) => {}
+    }
+    (
+        futures::stream::select_all(stops),
+        futures::stream::select_all(hangups),
+    )
 }

@@ -85,6 +85,16 @@ impl ModuleSet {
         }
     }
 
+    /// Drops the modules validation built and nobody took: after a reload,
+    /// the new file's modules that were kept running instead.
+    pub fn forget_built(&self) {
+        self.built
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+    }
+
     /// Adds more kinds, a user's own next to the builtin ones.
     pub fn with(mut self, kinds: impl IntoIterator<Item = ModuleKind>) -> Self {
         self.kinds.extend(kinds);

@@ -39,6 +39,15 @@ impl QueueTable {
         }
     }
 
+    /// Forgets the queues of a module that stopped for good or is being
+    /// replaced: its counters are no longer reported.
+    pub fn remove_module(&self, module: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|entry| entry.module != module);
+    }
+
     /// A copy of the list, sorted by module and queue.
     pub fn entries(&self) -> Vec<QueueEntry> {
         let mut entries = self

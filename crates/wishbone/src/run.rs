@@ -98,8 +98,16 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     tracing::info!(config = %options.config.display(), modules = bootstrap.modules.len(), pid = std::process::id(), "starting");
     let metrics = runtime_options.metrics.clone();
     let host = runtime_options.hostname.clone();
-    let topology = topology(&bootstrap);
-    let server = Server::new(bootstrap, modules.clone(), runtime_options);
+    let (topologies, topology) = tokio::sync::watch::channel(topology(&bootstrap));
+    let reloader = {
+        let (config, modules) = (options.config.clone(), modules.clone());
+        Box::new(move || catalog::load_as(&config, &modules, format).ok())
+    };
+    let reloaded = Box::new(move |bootstrap: &Bootstrap| {
+        topologies.send_replace(self::topology(bootstrap));
+    });
+    let server =
+        Server::new(bootstrap, modules.clone(), runtime_options).with_reloads(reloader, reloaded);
     if let Some(address) = options.graph {
         let source = wishbone_graph::Source {
             topology,

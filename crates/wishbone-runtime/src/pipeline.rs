@@ -1,0 +1,382 @@
+//! The running modules of a server and the queues between them, and how a
+//! reload changes them ([`Plan`]): modules that stop are told to stop and
+//! waited for (within the drain timeout), the queues that last are handed
+//! from the modules that stop to the ones that start, and the new modules
+//! start downstream first. Kept modules and their queues are not touched.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::Actor;
+use futures::future::LocalBoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use wishbone_bootstrap::Bootstrap;
+use wishbone_event::RESERVED_QUEUES;
+use wishbone_event::queue::{self, Receiver, Sender, WeakSender};
+
+use crate::order::downstream_first;
+use crate::{
+    ListenAddress, Module, ModuleActor, ModuleContext, ModuleError, ModuleSet, Plan, QueueTable,
+    RuntimeOptions,
+};
+
+/// How long modules get to return once aborted.
+pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// A module that returned.
+pub(crate) struct Finished {
+    pub name: String,
+    generation: u64,
+    pub outcome: Result<(), ModuleError>,
+}
+
+/// What the server holds of one running module.
+struct Handle {
+    generation: u64,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    listens: Option<ListenAddress>,
+    keep_listener: Arc<AtomicBool>,
+}
+
+/// What a reload did.
+pub(crate) struct Reloaded {
+    pub plan: Plan,
+    /// Kept modules that returned meanwhile, for the supervisor.
+    pub finished: Vec<Finished>,
+    /// Stopping modules that failed or were aborted.
+    pub failures: Vec<(String, ModuleError)>,
+}
+
+/// The modules of one bootstrap, running.
+pub(crate) struct Pipeline {
+    options: Arc<RuntimeOptions>,
+    set: ModuleSet,
+    table: QueueTable,
+    stop: CancellationToken,
+    abort: CancellationToken,
+    bootstrap: Bootstrap,
+    handles: HashMap<String, Handle>,
+    /// Every route's queue, by the route's text; weak, so that a queue
+    /// closes once the modules feeding it are gone.
+    queues: HashMap<String, WeakSender>,
+    running: FuturesUnordered<LocalBoxFuture<'static, Finished>>,
+    generation: u64,
+    /// The abort signals of the modules a reload is waiting for.
+    pending_aborts: Vec<CancellationToken>,
+}
+
+impl Pipeline {
+    pub(crate) fn new(
+        bootstrap: Bootstrap,
+        set: ModuleSet,
+        options: RuntimeOptions,
+        table: QueueTable,
+        stop: CancellationToken,
+        abort: CancellationToken,
+    ) -> Self {
+        Self {
+            options: Arc::new(options),
+            set,
+            table,
+            stop,
+            abort,
+            bootstrap,
+            handles: HashMap::new(),
+            queues: HashMap::new(),
+            running: FuturesUnordered::new(),
+            generation: 0,
+            pending_aborts: Vec::new(),
+        }
+    }
+
+    /// Builds and starts every module of the bootstrap.
+    pub(crate) fn start_all(&mut self) -> Result<(), (String, String)> {
+        let names: Vec<String> = self
+            .bootstrap
+            .modules
+            .iter()
+            .map(|decl| decl.name.clone())
+            .collect();
+        let built = self.build(&self.bootstrap.clone(), &names)?;
+        self.start(built, HashMap::new());
+        for route in &self.bootstrap.routes {
+            tracing::info!(route = %route, "queue connected");
+        }
+        Ok(())
+    }
+
+    /// Whether every module returned.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// Modules still running.
+    pub(crate) fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// The next module to return.
+    pub(crate) async fn next_finished(&mut self) -> Option<Finished> {
+        self.running.next().await
+    }
+
+    /// Builds the named modules of `bootstrap`: all of them, or the module
+    /// and what it said of its arguments.
+    fn build(
+        &self,
+        bootstrap: &Bootstrap,
+        names: &[String],
+    ) -> Result<Vec<(String, Box<dyn Module>)>, (String, String)> {
+        let mut built = Vec::new();
+        for decl in &bootstrap.modules {
+            if names.contains(&decl.name) {
+                let module = self
+                    .set
+                    .build(decl.kind, &decl.arguments)
+                    .map_err(|error| (decl.name.clone(), error.to_string()))?;
+                built.push((decl.name.clone(), module));
+            }
+        }
+        Ok(built)
+    }
+
+    /// Wires the queues of `built` (of the current bootstrap) and starts
+    /// them, downstream first. A lasting queue whose receiving module is
+    /// replaced comes from `handed`; one whose sending module is replaced
+    /// is reached through its weak sender.
+    fn start(
+        &mut self,
+        built: Vec<(String, Box<dyn Module>)>,
+        mut handed: HashMap<String, Receiver>,
+    ) {
+        let starting: HashSet<String> = built.iter().map(|(name, _)| name.clone()).collect();
+        let mut contexts: HashMap<String, ModuleContext> = HashMap::new();
+        for name in &starting {
+            let stop = self.stop.child_token();
+            let abort = self.abort.child_token();
+            let context = ModuleContext::new(
+                name.clone(),
+                stop,
+                abort,
+                self.options.clone(),
+                self.table.clone(),
+            );
+            contexts.insert(name.clone(), context);
+        }
+        for route in &self.bootstrap.routes {
+            let (from_new, to_new) = (
+                starting.contains(&route.from.module),
+                starting.contains(&route.to.module),
+            );
+            if !from_new && !to_new {
+                continue;
+            }
+            let key = route.to_string();
+            let existing = self.queues.get(&key).and_then(WeakSender::upgrade);
+            let (sender, receiver) = match (handed.remove(&key), existing) {
+                (Some(receiver), Some(sender)) => (sender, Some(receiver)),
+                // Its feeders are gone: what is left in it drains, and the
+                // new sender feeds a fresh queue.
+                (Some(receiver), None) => {
+                    let (sender, _) = queue::channel(self.options.queue_size);
+                    (sender, Some(receiver))
+                }
+                (None, Some(sender)) if !to_new => (sender, None),
+                (None, _) => {
+                    let (sender, receiver) = queue::channel(self.options.queue_size);
+                    (sender, Some(receiver))
+                }
+            };
+            if let (true, Some(context)) = (to_new, contexts.get_mut(&route.to.module))
+                && let Some(receiver) = receiver
+            {
+                context.connect_incoming(&route.to.queue, receiver);
+            }
+            if let (true, Some(context)) = (from_new, contexts.get_mut(&route.from.module)) {
+                context.connect_outgoing(&route.from.queue, sender.clone());
+            }
+            self.queues.insert(key, sender.downgrade());
+        }
+        for decl in &self.bootstrap.modules {
+            let declared = self
+                .set
+                .find(decl.kind)
+                .map(|kind| kind.queues.outgoing)
+                .unwrap_or_default();
+            if let Some(context) = contexts.get_mut(&decl.name) {
+                for queue in declared.iter().chain(RESERVED_QUEUES.iter()) {
+                    context.outgoing(queue);
+                }
+            }
+        }
+        let mut built: HashMap<String, Box<dyn Module>> = built.into_iter().collect();
+        let names: Vec<&str> = self
+            .bootstrap
+            .modules
+            .iter()
+            .map(|decl| decl.name.as_str())
+            .collect();
+        let links: Vec<(&str, &str)> = self
+            .bootstrap
+            .routes
+            .iter()
+            .map(|route| (route.from.module.as_str(), route.to.module.as_str()))
+            .collect();
+        for name in downstream_first(&names, &links) {
+            let (Some(module), Some(context)) = (built.remove(name), contexts.remove(name)) else {
+                continue;
+            };
+            self.generation += 1;
+            let generation = self.generation;
+            self.handles.insert(
+                name.to_string(),
+                Handle {
+                    generation,
+                    stop: context.stopping(),
+                    abort: context.aborting(),
+                    listens: module.listens(),
+                    keep_listener: context.listener_kept(),
+                },
+            );
+            let (done, outcome) = oneshot::channel();
+            ModuleActor::new(module, context, done).start();
+            let name = name.to_string();
+            self.running.push(Box::pin(async move {
+                let outcome = outcome
+                    .await
+                    .unwrap_or_else(|_| Err(ModuleError::Other("the module vanished".into())));
+                Finished {
+                    name,
+                    generation,
+                    outcome,
+                }
+            }));
+        }
+    }
+
+    /// Changes the running pipeline into `new`'s, as [`Plan`] says. A
+    /// module of the new file that cannot be built refuses the whole
+    /// reload before anything running is touched.
+    pub(crate) async fn reload(&mut self, new: Bootstrap) -> Result<Reloaded, String> {
+        let plan = Plan::new(&self.bootstrap, &new);
+        let starting: Vec<String> = plan.starting().cloned().collect();
+        let built = self
+            .build(&new, &starting)
+            .map_err(|(module, problem)| format!("module `{module}`: {problem}"))?;
+        self.set.forget_built();
+        let stopping: Vec<String> = plan.stopping().cloned().collect();
+        // Lasting queues with a stopping end stay open meanwhile; those
+        // whose receiving module stops are handed over.
+        let mut held: Vec<Sender> = Vec::new();
+        let mut answers: HashMap<String, oneshot::Receiver<Receiver>> = HashMap::new();
+        for route in &self.bootstrap.routes {
+            let key = route.to_string();
+            let touches =
+                |module: &String| *module == route.from.module || *module == route.to.module;
+            if !plan.lasting_routes.contains(&key) || !stopping.iter().any(touches) {
+                continue;
+            }
+            let Some(sender) = self.queues.get(&key).and_then(WeakSender::upgrade) else {
+                continue;
+            };
+            if stopping.contains(&route.to.module)
+                && let Some(answer) = sender.hand_over()
+            {
+                answers.insert(key, answer);
+            }
+            held.push(sender);
+        }
+        let listening: HashMap<&String, Option<ListenAddress>> = built
+            .iter()
+            .map(|(name, module)| (name, module.listens()))
+            .collect();
+        let mut waiting: HashMap<String, u64> = HashMap::new();
+        for name in &stopping {
+            let Some(handle) = self.handles.remove(name) else {
+                continue;
+            };
+            let same_address = handle.listens.is_some()
+                && listening.get(name).cloned().flatten() == handle.listens;
+            handle.keep_listener.store(same_address, Ordering::SeqCst);
+            handle.stop.cancel();
+            waiting.insert(name.clone(), handle.generation);
+            self.table.remove_module(name);
+            self.pending_aborts.push(handle.abort);
+        }
+        let (finished, failures) = self.wait_for(&mut waiting).await;
+        let mut handed = HashMap::new();
+        for (key, answer) in answers {
+            match tokio::time::timeout(Duration::from_secs(1), answer).await {
+                Ok(Ok(receiver)) => {
+                    handed.insert(key, receiver);
+                }
+                _ => {
+                    tracing::error!(queue = %key, "a queue was not handed over: its events wait in a module that did not return")
+                }
+            }
+        }
+        for route in &self.bootstrap.routes {
+            if !plan.lasting_routes.contains(&route.to_string()) {
+                self.queues.remove(&route.to_string());
+            }
+        }
+        self.bootstrap = new;
+        self.start(built, handed);
+        drop(held);
+        Ok(Reloaded {
+            plan,
+            finished,
+            failures,
+        })
+    }
+
+    /// Waits for the stopping modules (name and generation) to return,
+    /// aborting them after the drain timeout; also collects the other
+    /// modules that return meanwhile.
+    async fn wait_for(
+        &mut self,
+        waiting: &mut HashMap<String, u64>,
+    ) -> (Vec<Finished>, Vec<(String, ModuleError)>) {
+        let mut others = Vec::new();
+        let mut failures = Vec::new();
+        let began = Instant::now();
+        let drain = tokio::time::sleep(self.options.drain_timeout);
+        tokio::pin!(drain);
+        let mut aborted = false;
+        while !waiting.is_empty() {
+            tokio::select! {
+                finished = self.running.next() => {
+                    let Some(finished) = finished else { break };
+                    if waiting.get(&finished.name) == Some(&finished.generation) {
+                        waiting.remove(&finished.name);
+                        if let Err(error) = finished.outcome {
+                            failures.push((finished.name, error));
+                        }
+                    } else {
+                        others.push(finished);
+                    }
+                }
+                () = &mut drain => {
+                    if aborted {
+                        tracing::error!(modules = ?waiting.keys().collect::<Vec<_>>(), "modules did not finish after the abort; the reload goes on without them");
+                        break;
+                    }
+                    tracing::warn!(drain_timeout = ?self.options.drain_timeout, modules = ?waiting.keys().collect::<Vec<_>>(), "modules did not drain in time: aborting them");
+                    for abort in self.pending_aborts.drain(..) {
+                        abort.cancel();
+                    }
+                    aborted = true;
+                    drain.as_mut().reset(tokio::time::Instant::now() + ABORT_GRACE);
+                }
+            }
+        }
+        self.pending_aborts.clear();
+        tracing::debug!(elapsed = ?began.elapsed(), "stopping modules returned");
+        (others, failures)
+    }
+}

@@ -1,0 +1,205 @@
+//! What a reload changes: the running bootstrap and the new one compared
+//! module by module, plain logic tested without a server.
+//!
+//! A module is **kept** when its kind, its arguments and every route that
+//! touches it (in the order of the routing table, which a flow module's
+//! destinations follow) are the same: it runs on untouched, and so does
+//! every queue it is connected to. Any other module of both files is
+//! **replaced**, one only in the running file is **stopped**, one only in
+//! the new file is **started**. A route of both files is a queue that lives
+//! on: its events pass from the module that stops to the one that starts.
+
+use std::collections::{BTreeSet, HashMap};
+
+use wishbone_bootstrap::{Bootstrap, ModuleDecl};
+
+/// What a reload does to each module.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Runs on untouched.
+    pub kept: Vec<String>,
+    /// Stops, and a new module of the same name takes its place.
+    pub replaced: Vec<String>,
+    /// Stops for good.
+    pub stopped: Vec<String>,
+    /// New.
+    pub started: Vec<String>,
+    /// The routes (`a.outbox -> b.inbox`) of both files.
+    pub lasting_routes: BTreeSet<String>,
+}
+
+/// What makes a module the same: kind, arguments, and its routes in order.
+#[derive(PartialEq)]
+struct Identity<'a> {
+    kind: &'static str,
+    arguments: &'a wishbone_bootstrap::Arguments,
+    routes: Vec<String>,
+}
+
+fn identity<'a>(bootstrap: &Bootstrap, decl: &'a ModuleDecl) -> Identity<'a> {
+    Identity {
+        kind: decl.kind,
+        arguments: &decl.arguments,
+        routes: bootstrap
+            .routes
+            .iter()
+            .filter(|route| route.from.module == decl.name || route.to.module == decl.name)
+            .map(ToString::to_string)
+            .collect(),
+    }
+}
+
+fn identities(bootstrap: &Bootstrap) -> HashMap<&str, Identity<'_>> {
+    bootstrap
+        .modules
+        .iter()
+        .map(|decl| (decl.name.as_str(), identity(bootstrap, decl)))
+        .collect()
+}
+
+impl Plan {
+    /// From the running bootstrap to the new one.
+    pub fn new(running: &Bootstrap, new: &Bootstrap) -> Self {
+        let (before, after) = (identities(running), identities(new));
+        let mut plan = Plan::default();
+        for decl in &running.modules {
+            let name = decl.name.clone();
+            match after.get(decl.name.as_str()) {
+                None => plan.stopped.push(name),
+                Some(identity) if Some(identity) == before.get(decl.name.as_str()) => {
+                    plan.kept.push(name)
+                }
+                Some(_) => plan.replaced.push(name),
+            }
+        }
+        plan.started = new
+            .modules
+            .iter()
+            .filter(|decl| !before.contains_key(decl.name.as_str()))
+            .map(|decl| decl.name.clone())
+            .collect();
+        let routes = |bootstrap: &Bootstrap| -> BTreeSet<String> {
+            bootstrap.routes.iter().map(ToString::to_string).collect()
+        };
+        plan.lasting_routes = routes(running)
+            .intersection(&routes(new))
+            .cloned()
+            .collect();
+        plan
+    }
+
+    /// The modules that stop: replaced and stopped.
+    pub fn stopping(&self) -> impl Iterator<Item = &String> {
+        self.replaced.iter().chain(&self.stopped)
+    }
+
+    /// The modules that start: replacements and new ones.
+    pub fn starting(&self) -> impl Iterator<Item = &String> {
+        self.replaced.iter().chain(&self.started)
+    }
+
+    /// Nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.replaced.is_empty() && self.stopped.is_empty() && self.started.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Module, ModuleContext, ModuleError, ModuleKind, ModuleSet};
+    use futures::future::LocalBoxFuture;
+    use wishbone_bootstrap::{ArgumentError, Arguments};
+    use wishbone_event::QueueSpec;
+
+    struct Idle;
+
+    impl Module for Idle {
+        fn run(
+            self: Box<Self>,
+            _: ModuleContext,
+        ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn build(_: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+        Ok(Box::new(Idle))
+    }
+
+    fn kind(name: &'static str, queues: QueueSpec) -> ModuleKind {
+        ModuleKind {
+            name,
+            aliases: &[],
+            description: "",
+            docs: "",
+            queues,
+            build,
+        }
+    }
+
+    fn bootstrap(text: &str) -> Bootstrap {
+        let set = ModuleSet::new(vec![
+            kind("test.input", QueueSpec::SOURCE),
+            kind(
+                "test.flow",
+                QueueSpec {
+                    incoming: &["inbox"],
+                    outgoing: &[],
+                    any_incoming: false,
+                    any_outgoing: true,
+                },
+            ),
+            kind("test.output", QueueSpec::SINK),
+        ]);
+        wishbone_bootstrap::validate(std::path::Path::new("test.yaml"), text, &set)
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    const TWO: &str = "modules:\n  input: {module: test.input, arguments: {port: 1}}\n  rr: {module: test.flow}\n  a: {module: test.output}\n  b: {module: test.output}\nroutingtable:\n  - input.outbox -> rr.inbox\n  - rr.one -> a.inbox\n  - rr.two -> b.inbox\n";
+
+    #[test]
+    fn the_same_file_keeps_everything() {
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(TWO));
+        assert!(plan.is_empty());
+        assert_eq!(plan.kept, ["input", "rr", "a", "b"]);
+        assert_eq!(plan.lasting_routes.len(), 3);
+    }
+
+    #[test]
+    fn a_third_output_replaces_the_flow_feeding_it_and_keeps_the_rest() {
+        let three = format!(
+            "{}  c: {{module: test.output}}\nroutingtable:\n  - input.outbox -> rr.inbox\n  - rr.one -> a.inbox\n  - rr.two -> b.inbox\n  - rr.three -> c.inbox\n",
+            TWO.split("routingtable").next().unwrap()
+        );
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&three));
+        assert_eq!(plan.kept, ["input", "a", "b"]);
+        assert_eq!(plan.replaced, ["rr"]);
+        assert_eq!(plan.started, ["c"]);
+        assert!(plan.stopped.is_empty());
+        assert!(plan.lasting_routes.contains("input.outbox -> rr.inbox"));
+        let back = Plan::new(&bootstrap(&three), &bootstrap(TWO));
+        assert_eq!(
+            (back.replaced, back.stopped),
+            (vec!["rr".to_string()], vec!["c".to_string()])
+        );
+    }
+
+    #[test]
+    fn changed_arguments_or_route_order_replace_a_module() {
+        let arguments = TWO.replace("port: 1", "port: 2");
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&arguments));
+        assert_eq!(plan.replaced, ["input"]);
+        let reordered = TWO.replace(
+            "  - rr.one -> a.inbox\n  - rr.two -> b.inbox\n",
+            "  - rr.two -> b.inbox\n  - rr.one -> a.inbox\n",
+        );
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&reordered));
+        assert_eq!(
+            plan.replaced,
+            ["rr"],
+            "destinations follow the table's order"
+        );
+        assert_eq!(plan.kept, ["input", "a", "b"]);
+    }
+}
