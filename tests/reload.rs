@@ -123,3 +123,205 @@ fn switching_files_under_traffic_loses_nothing_and_keeps_the_connection() {
         eprintln!("{line}");
     }
 }
+
+#[test]
+fn a_new_max_line_length_keeps_the_open_connection() {
+    let dir = scratch_dir("reload-line-length");
+    let sink = Sink::start(&dir, "sink");
+    let bootstrap = |length: usize| {
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, max_line_length: {length}}}}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+             routingtable:\n  - input.outbox -> output.inbox\n",
+            sink.port
+        )
+    };
+    let mut wishbone = Wishbone::start(&dir, &bootstrap(10), &[]);
+    let mut client = TcpStream::connect(("127.0.0.1", wishbone.input_port("input"))).unwrap();
+    client.write_all(b"0123456789ABCDEF\n").unwrap();
+    sink.wait_for_lines(1, MINUTE);
+    reload(
+        &wishbone,
+        &dir,
+        &bootstrap(100),
+        "reloaded: kept 2, started 0, replaced 0, stopped 0",
+        1,
+    );
+    wishbone.output.wait_for("new max_line_length", MINUTE);
+    client.write_all(b"0123456789ABCDEF\n").unwrap();
+    sink.wait_for_lines(2, MINUTE);
+    assert_eq!(
+        sink.received(),
+        b"0123456789\n0123456789ABCDEF\n",
+        "the same connection, the new limit"
+    );
+    drop(client);
+    assert!(wishbone.stop().success());
+}
+
+#[test]
+fn removing_an_output_whose_peer_is_down_ends_within_the_drain_timeout() {
+    let dir = scratch_dir("reload-remove-down");
+    let sink = Sink::start(&dir, "sink");
+    let up = format!(
+        "  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n",
+        sink.port
+    );
+    let down = format!(
+        "  other: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         down: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}, reconnect_max: 0.2}}}}\n",
+        free_port()
+    );
+    let both = format!(
+        "modules:\n{up}{down}routingtable:\n  - input.outbox -> output.inbox\n  - other.outbox -> down.inbox\n"
+    );
+    let mut wishbone = Wishbone::start(&dir, &both, &["--drain-timeout", "1"]);
+    let other = wishbone.input_port("other");
+    send(other, &numbered_lines(100));
+    wishbone.output.wait_for("peer unavailable", MINUTE);
+    std::thread::sleep(Duration::from_millis(300));
+    let began = Instant::now();
+    let only_up = format!("modules:\n{up}routingtable:\n  - input.outbox -> output.inbox\n");
+    reload(
+        &wishbone,
+        &dir,
+        &only_up,
+        "reloaded: kept 2, started 0, replaced 0, stopped 2",
+        1,
+    );
+    let took = began.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "bounded by the drain timeout: {took:?}"
+    );
+    let log = wishbone.output.text();
+    let report = log
+        .lines()
+        .find(|line| line.contains("a module stopped by the reload ended with an error"))
+        .expect("what was undelivered is reported");
+    assert!(
+        report.contains("module=down") && report.contains("undelivered=100"),
+        "{report}"
+    );
+    send(wishbone.input_port("input"), &numbered_lines(10));
+    sink.wait_for_lines(10, MINUTE);
+    wishbone.stop();
+}
+
+#[test]
+fn a_wal_with_a_path_survives_a_new_read_count_and_delivers_each_event_once() {
+    let dir = scratch_dir("reload-wal");
+    let sink = Sink::start(&dir, "sink");
+    let wal = dir.join("wal");
+    let bootstrap = |read_count: usize| {
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+             wal: {{module: wishbone.flow.wal, arguments: {{path: \"{}\", read_count: {read_count}, max_elements: 1000000, max_bytes: 100000000, when_full: block}}}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}, reconnect_max: 0.2}}}}\n\
+             routingtable:\n  - input.outbox -> wal.inbox\n  - wal.outbox -> output.inbox\n",
+            wal.display(),
+            sink.port
+        )
+    };
+    let mut wishbone = Wishbone::start(&dir, &bootstrap(20), &[]);
+    const LINES: usize = 200_000;
+    let data = numbered_lines(LINES);
+    let input = wishbone.input_port("input");
+    let client = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", input)).unwrap();
+        for chunk in data.chunks(data.len() / 40 + 1) {
+            stream.write_all(chunk).expect("the connection holds");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    reload(&wishbone, &dir, &bootstrap(100), "reloaded:", 1);
+    std::thread::sleep(Duration::from_millis(300));
+    reload(&wishbone, &dir, &bootstrap(20), "reloaded:", 2);
+    client.join().unwrap();
+    wait_until(MINUTE, "every line at the sink", || {
+        sink.line_count() >= LINES
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(wishbone.stop().success());
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for number in line_numbers(&sink.received()) {
+        *counts.entry(number).or_default() += 1;
+    }
+    assert_eq!(counts.len(), LINES);
+    let twice = counts.values().filter(|times| **times > 1).count();
+    assert_eq!(twice, 0, "each kept event once");
+    assert!(wishbone.output.text().contains("replaced 1"));
+}
+
+/// Descriptors, threads and resident memory of a process now.
+fn resources(pid: u32) -> (usize, u64, u64) {
+    let descriptors = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |dir| dir.count());
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|value| value.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    (descriptors, field("Threads:"), field("VmRSS:"))
+}
+
+#[test]
+fn a_hundred_reloads_under_traffic_grow_nothing() {
+    let dir = scratch_dir("reload-hundred");
+    let sinks: Vec<Sink> = (0..3)
+        .map(|index| Sink::start(&dir, &format!("sink_{index}")))
+        .collect();
+    let ports = [sinks[0].port, sinks[1].port, sinks[2].port];
+    let mut wishbone = Wishbone::start(&dir, &scenario(ports, false), &[]);
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let traffic = steady_traffic(wishbone.input_port("input"), running.clone());
+    // Ten reloads first, so that what a reload allocates once is in place.
+    let mut done = 0;
+    let switch = |wishbone: &Wishbone, done: &mut usize| {
+        *done += 1;
+        reload(
+            wishbone,
+            &dir,
+            &scenario(ports, *done % 2 == 1),
+            "reloaded:",
+            *done,
+        );
+    };
+    for _ in 0..10 {
+        switch(&wishbone, &mut done);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = resources(wishbone.pid());
+    for _ in 0..100 {
+        switch(&wishbone, &mut done);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let after = resources(wishbone.pid());
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let sent = traffic.join().unwrap();
+    wait_until(MINUTE, "every line at the sinks", || {
+        sinks.iter().map(Sink::line_count).sum::<usize>() >= sent
+    });
+    assert!(wishbone.stop().success());
+    eprintln!(
+        "after 10 reloads: {} descriptors, {} threads, {} KiB resident; after 100 more: {} descriptors, {} threads, {} KiB",
+        before.0, before.1, before.2, after.0, after.1, after.2
+    );
+    // Both counts are taken with the same file running (10 and 110 reloads).
+    assert_eq!(after.0, before.0, "descriptors");
+    assert_eq!(after.1, before.1, "threads");
+    assert!(
+        after.2 < before.2 + 8 * 1024,
+        "resident memory grew by {} KiB",
+        after.2 - before.2
+    );
+    assert_eq!(
+        sinks.iter().map(Sink::line_count).sum::<usize>(),
+        sent,
+        "every line once"
+    );
+}

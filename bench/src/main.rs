@@ -4,6 +4,7 @@
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
 //!       [--disk-read-count N] [--relp-lines N] [--nats-messages N] [--json-lines N]
+//!       [--reloads N]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer: the seed's round-robin demo,
@@ -22,6 +23,10 @@
 //! lines) is also read from disk by
 //! wishbone's file input, `socat` and rsyslog's imfile (`--only "file,"`).
 //!
+//! `--reloads` (20; 0 skips them) times a reload of a scenario III file
+//! whose input is unchanged (SIGHUP to the `reloaded` line) beside five
+//! restarts with the same change (`--only reload`).
+//!
 //! `--only` runs just the configurations whose names hold TEXT (and the
 //! 128 KiB socat hop, the baseline), without latency and memory, for
 //! profiling them (`--only "tcp outputs"` runs the wal's and no wal's).
@@ -39,6 +44,7 @@ mod nats;
 mod process;
 mod proxy;
 mod receiver;
+mod reload;
 mod report;
 mod routing;
 mod scenarios;
@@ -72,6 +78,8 @@ struct Options {
     disk_read_count: usize,
     /// Messages for the NATS runs; 0 skips them.
     nats_messages: usize,
+    /// Reloads measured; 0 skips them.
+    reloads: usize,
     nats_data: PathBuf,
     /// Lines for the RELP hops; 0 skips them.
     relp_lines: usize,
@@ -109,6 +117,7 @@ fn options() -> anyhow::Result<Options> {
         disk_read_count: 10_000,
         relp_lines: 300_000,
         nats_messages: 200_000,
+        reloads: 20,
         nats_data: target.join("bench-nats-lines.txt"),
         relp_data: target.join("bench-relp-lines.txt"),
         json_lines: 1_000_000,
@@ -127,6 +136,7 @@ fn options() -> anyhow::Result<Options> {
             "--relp-lines" => options.relp_lines = args.next().unwrap_or_default().parse()?,
             "--json-lines" => options.json_lines = args.next().unwrap_or_default().parse()?,
             "--nats-messages" => options.nats_messages = args.next().unwrap_or_default().parse()?,
+            "--reloads" => options.reloads = args.next().unwrap_or_default().parse()?,
             "--disk-read-count" => {
                 options.disk_read_count = args.next().unwrap_or_default().parse()?
             }
@@ -507,8 +517,22 @@ fn main() -> anyhow::Result<()> {
     } else {
         0.0
     };
-    let summary = report::Summary::new(options.lines, &runs, latencies, pushed_back);
+    let mut summary = report::Summary::new(options.lines, &runs, latencies, pushed_back);
+    if options.reloads > 0 && !options.leaves_out("reload") {
+        eprintln!("reload latency: {} reloads, 5 restarts", options.reloads);
+        summary.reload = Some(reload::measure(wishbone, scratch, options.reloads, 5)?);
+    }
     report::print(&summary);
+    if let Some(reload) = &summary.reload {
+        println!(
+            "\nreload of a scenario III file (input unchanged, one output replaced), SIGHUP to `reloaded`: median {:.1} ms, max {:.1} ms over {}; a restart with the same change (SIGTERM to listening again): median {:.1} ms over {}",
+            reload.reload_median_ms,
+            reload.reload_max_ms,
+            reload.reloads,
+            reload.restart_median_ms,
+            reload.restarts
+        );
+    }
     let json = serde_json::to_string_pretty(&summary)?;
     let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     std::fs::create_dir_all(&results)?;

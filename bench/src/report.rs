@@ -17,6 +17,8 @@ pub struct Summary {
     pub peak_rss_mib_with_backends_down: f64,
     /// Every run, for comparison with later results.
     pub runs: Vec<Figures>,
+    /// Reload latency beside restarts, when measured.
+    pub reload: Option<crate::reload::ReloadFigures>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -119,6 +121,7 @@ impl Summary {
             latency_runs: latency,
             peak_rss_mib_with_backends_down: pushed_back,
             runs: runs.to_vec(),
+            reload: None,
         }
     }
 }

@@ -120,6 +120,11 @@ impl LineFramer {
         parcel
     }
 
+    /// A new longest line, from the next split on (a reload's).
+    pub fn set_max_line_length(&mut self, max_line_length: usize) {
+        self.max_line_length = max_line_length.max(1);
+    }
+
     /// A partial line outgrew the limit: keep or count it, skip its rest.
     fn begin_skipping(&mut self, buffer: &mut BytesMut, parcel: &mut Parcel) {
         match self.overlong {

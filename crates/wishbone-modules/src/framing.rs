@@ -70,6 +70,13 @@ impl StreamFramer {
         }
     }
 
+    /// A new longest event, from the next split on: what a reload that
+    /// changes `max_line_length` does to a connection that stays open.
+    pub fn set_max_line_length(&mut self, max_line_length: usize) {
+        self.lines.set_max_line_length(max_line_length);
+        self.octets.set_max_line_length(max_line_length);
+    }
+
     /// Events cut to `max_line_length`, and events dropped for being longer.
     pub fn overlong(&self) -> (u64, u64) {
         (

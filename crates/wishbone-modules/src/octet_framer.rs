@@ -41,6 +41,11 @@ impl OctetFramer {
         }
     }
 
+    /// A new longest frame, from the next split on (a reload's).
+    pub fn set_max_line_length(&mut self, max_line_length: usize) {
+        self.max_line_length = max_line_length.max(1);
+    }
+
     /// Takes every complete frame off the front of `buffer`; a partial one
     /// stays for the next read. The buffer never has to hold more than a
     /// length and `max_line_length` bytes. After a malformed length, the

@@ -5,6 +5,8 @@ use tokio_util::sync::CancellationToken;
 use wishbone_event::RESERVED_QUEUES;
 use wishbone_event::queue::{self, Receiver, Sender};
 
+use wishbone_bootstrap::Arguments;
+
 use crate::{QueueTable, RuntimeOptions};
 
 /// What a running module gets from the runtime: its queues, the stop and
@@ -24,6 +26,10 @@ pub struct ModuleContext {
     /// Set by a reload that replaces this module with one listening on the
     /// same address: its listening socket goes to the new one.
     keep_listener: Arc<AtomicBool>,
+    /// New arguments from reloads that change only live ones.
+    updates: tokio::sync::watch::Receiver<Arguments>,
+    /// Where the runtime sends them.
+    updating: Arc<tokio::sync::watch::Sender<Arguments>>,
 }
 
 impl ModuleContext {
@@ -34,6 +40,7 @@ impl ModuleContext {
         options: Arc<RuntimeOptions>,
         table: QueueTable,
     ) -> Self {
+        let (updating, updates) = tokio::sync::watch::channel(Arguments::default());
         Self {
             name,
             incoming: Vec::new(),
@@ -43,7 +50,21 @@ impl ModuleContext {
             options,
             table,
             keep_listener: Arc::default(),
+            updates,
+            updating: Arc::new(updating),
         }
+    }
+
+    /// Where a reload sends this module new arguments.
+    pub(crate) fn updating(&self) -> Arc<tokio::sync::watch::Sender<Arguments>> {
+        self.updating.clone()
+    }
+
+    /// The arguments a reload gives this module while it runs, when only
+    /// its [`Module::live_arguments`](crate::Module::live_arguments) changed:
+    /// the whole new `arguments:` block, marked changed each time.
+    pub fn updates(&self) -> tokio::sync::watch::Receiver<Arguments> {
+        self.updates.clone()
     }
 
     /// The flag a reload sets when this module's listening socket must

@@ -46,7 +46,7 @@ pub use module::{Module, ModuleError, ModuleKind};
 pub use options::{RecordedMetrics, RecordedValue, RuntimeOptions};
 pub use plan::Plan;
 pub use rates::{QueueRates, QueueReading};
-pub use server::{Reloader, Server, ServerError};
+pub use server::{Reloaded, Reloader, Server, ServerError};
 pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 

@@ -33,6 +33,15 @@ pub trait Module: Send + 'static {
     fn outgoing_queues(&self) -> Option<Vec<String>> {
         None
     }
+
+    /// The arguments a running module of this kind takes without a
+    /// restart, from [`ModuleContext::updates`]: a reload that changes only
+    /// these (and no route of the module) keeps it running with its
+    /// connections, and hands it the new arguments. None by default: any
+    /// change replaces the module.
+    fn live_arguments(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// Why a module ended before its work was done. The supervisor totals

@@ -27,6 +27,9 @@ use crate::{
 /// How long modules get to return once aborted.
 pub(crate) const ABORT_GRACE: Duration = Duration::from_secs(5);
 
+/// Modules built, by name.
+type Built = Vec<(String, Box<dyn Module>)>;
+
 /// A module that returned.
 pub(crate) struct Finished {
     pub name: String,
@@ -41,10 +44,12 @@ struct Handle {
     abort: CancellationToken,
     listens: Option<ListenAddress>,
     keep_listener: Arc<AtomicBool>,
+    /// Where new values of its live arguments go.
+    updating: Arc<tokio::sync::watch::Sender<wishbone_bootstrap::Arguments>>,
 }
 
 /// What a reload did.
-pub(crate) struct Reloaded {
+pub(crate) struct Changed {
     pub plan: Plan,
     /// Kept modules that returned meanwhile, for the supervisor.
     pub finished: Vec<Finished>,
@@ -127,11 +132,7 @@ impl Pipeline {
 
     /// Builds the named modules of `bootstrap`: all of them, or the module
     /// and what it said of its arguments.
-    fn build(
-        &self,
-        bootstrap: &Bootstrap,
-        names: &[String],
-    ) -> Result<Vec<(String, Box<dyn Module>)>, (String, String)> {
+    fn build(&self, bootstrap: &Bootstrap, names: &[String]) -> Result<Built, (String, String)> {
         let mut built = Vec::new();
         for decl in &bootstrap.modules {
             if names.contains(&decl.name) {
@@ -149,11 +150,7 @@ impl Pipeline {
     /// them, downstream first. A lasting queue whose receiving module is
     /// replaced comes from `handed`; one whose sending module is replaced
     /// is reached through its weak sender.
-    fn start(
-        &mut self,
-        built: Vec<(String, Box<dyn Module>)>,
-        mut handed: HashMap<String, Receiver>,
-    ) {
+    fn start(&mut self, built: Built, mut handed: HashMap<String, Receiver>) {
         let starting: HashSet<String> = built.iter().map(|(name, _)| name.clone()).collect();
         let mut contexts: HashMap<String, ModuleContext> = HashMap::new();
         for name in &starting {
@@ -241,6 +238,7 @@ impl Pipeline {
                     abort: context.aborting(),
                     listens: module.listens(),
                     keep_listener: context.listener_kept(),
+                    updating: context.updating(),
                 },
             );
             let (done, outcome) = oneshot::channel();
@@ -262,13 +260,24 @@ impl Pipeline {
     /// Changes the running pipeline into `new`'s, as [`Plan`] says. A
     /// module of the new file that cannot be built refuses the whole
     /// reload before anything running is touched.
-    pub(crate) async fn reload(&mut self, new: Bootstrap) -> Result<Reloaded, String> {
-        let plan = Plan::new(&self.bootstrap, &new);
+    pub(crate) async fn reload(&mut self, new: Bootstrap) -> Result<Changed, String> {
+        let set = &self.set;
+        let plan = Plan::new(&self.bootstrap, &new, |decl| {
+            set.inspect(decl.kind, &decl.arguments, |module| module.live_arguments())
+                .unwrap_or(&[])
+        });
         let starting: Vec<String> = plan.starting().cloned().collect();
         let built = self
             .build(&new, &starting)
             .map_err(|(module, problem)| format!("module `{module}`: {problem}"))?;
         self.set.forget_built();
+        for decl in &new.modules {
+            if plan.updated.contains(&decl.name)
+                && let Some(handle) = self.handles.get(&decl.name)
+            {
+                handle.updating.send_replace(decl.arguments.clone());
+            }
+        }
         let stopping: Vec<String> = plan.stopping().cloned().collect();
         // Lasting queues with a stopping end stay open meanwhile; those
         // whose receiving module stops are handed over.
@@ -328,7 +337,7 @@ impl Pipeline {
         self.bootstrap = new;
         self.start(built, handed);
         drop(held);
-        Ok(Reloaded {
+        Ok(Changed {
             plan,
             finished,
             failures,

@@ -18,6 +18,8 @@ use wishbone_bootstrap::{Bootstrap, ModuleDecl};
 pub struct Plan {
     /// Runs on untouched.
     pub kept: Vec<String>,
+    /// Runs on, given new values of its live arguments.
+    pub updated: Vec<String>,
     /// Stops, and a new module of the same name takes its place.
     pub replaced: Vec<String>,
     /// Stops for good.
@@ -58,18 +60,41 @@ fn identities(bootstrap: &Bootstrap) -> HashMap<&str, Identity<'_>> {
 }
 
 impl Plan {
-    /// From the running bootstrap to the new one.
-    pub fn new(running: &Bootstrap, new: &Bootstrap) -> Self {
+    /// From the running bootstrap to the new one; `live` gives the
+    /// arguments a module of the new file takes while it runs
+    /// ([`Module::live_arguments`](crate::Module::live_arguments)).
+    pub fn new(
+        running: &Bootstrap,
+        new: &Bootstrap,
+        live: impl Fn(&ModuleDecl) -> &'static [&'static str],
+    ) -> Self {
         let (before, after) = (identities(running), identities(new));
         let mut plan = Plan::default();
         for decl in &running.modules {
             let name = decl.name.clone();
-            match after.get(decl.name.as_str()) {
-                None => plan.stopped.push(name),
-                Some(identity) if Some(identity) == before.get(decl.name.as_str()) => {
-                    plan.kept.push(name)
+            let (Some(old), Some(next)) = (
+                before.get(decl.name.as_str()),
+                after.get(decl.name.as_str()),
+            ) else {
+                plan.stopped.push(name);
+                continue;
+            };
+            if old == next {
+                plan.kept.push(name);
+                continue;
+            }
+            let declared = new.modules.iter().find(|other| other.name == decl.name);
+            let fixed = |arguments: &wishbone_bootstrap::Arguments, live| arguments.split(live).1;
+            match declared.map(&live) {
+                Some(live)
+                    if !live.is_empty()
+                        && old.kind == next.kind
+                        && old.routes == next.routes
+                        && fixed(old.arguments, live) == fixed(next.arguments, live) =>
+                {
+                    plan.updated.push(name)
                 }
-                Some(_) => plan.replaced.push(name),
+                _ => plan.replaced.push(name),
             }
         }
         plan.started = new
@@ -100,7 +125,10 @@ impl Plan {
 
     /// Nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.replaced.is_empty() && self.stopped.is_empty() && self.started.is_empty()
+        self.updated.is_empty()
+            && self.replaced.is_empty()
+            && self.stopped.is_empty()
+            && self.started.is_empty()
     }
 }
 
@@ -158,9 +186,32 @@ mod tests {
 
     const TWO: &str = "modules:\n  input: {module: test.input, arguments: {port: 1}}\n  rr: {module: test.flow}\n  a: {module: test.output}\n  b: {module: test.output}\nroutingtable:\n  - input.outbox -> rr.inbox\n  - rr.one -> a.inbox\n  - rr.two -> b.inbox\n";
 
+    /// No module takes any argument while it runs.
+    const NONE: fn(&ModuleDecl) -> &'static [&'static str] = |_| &[];
+
+    #[test]
+    fn only_live_arguments_changed_update_a_running_module() {
+        let live = |decl: &ModuleDecl| -> &'static [&'static str] {
+            if decl.kind == "test.input" {
+                &["limit"]
+            } else {
+                &[]
+            }
+        };
+        let before = TWO.replace("port: 1", "port: 1, limit: 5");
+        let after = TWO.replace("port: 1", "port: 1, limit: 9");
+        let plan = Plan::new(&bootstrap(&before), &bootstrap(&after), live);
+        assert_eq!(plan.updated, ["input"]);
+        assert!(plan.replaced.is_empty());
+        assert!(!plan.is_empty());
+        let both = TWO.replace("port: 1", "port: 2, limit: 9");
+        let plan = Plan::new(&bootstrap(&before), &bootstrap(&both), live);
+        assert_eq!(plan.replaced, ["input"], "a fixed argument changed too");
+    }
+
     #[test]
     fn the_same_file_keeps_everything() {
-        let plan = Plan::new(&bootstrap(TWO), &bootstrap(TWO));
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(TWO), NONE);
         assert!(plan.is_empty());
         assert_eq!(plan.kept, ["input", "rr", "a", "b"]);
         assert_eq!(plan.lasting_routes.len(), 3);
@@ -172,13 +223,13 @@ mod tests {
             "{}  c: {{module: test.output}}\nroutingtable:\n  - input.outbox -> rr.inbox\n  - rr.one -> a.inbox\n  - rr.two -> b.inbox\n  - rr.three -> c.inbox\n",
             TWO.split("routingtable").next().unwrap()
         );
-        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&three));
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&three), NONE);
         assert_eq!(plan.kept, ["input", "a", "b"]);
         assert_eq!(plan.replaced, ["rr"]);
         assert_eq!(plan.started, ["c"]);
         assert!(plan.stopped.is_empty());
         assert!(plan.lasting_routes.contains("input.outbox -> rr.inbox"));
-        let back = Plan::new(&bootstrap(&three), &bootstrap(TWO));
+        let back = Plan::new(&bootstrap(&three), &bootstrap(TWO), NONE);
         assert_eq!(
             (back.replaced, back.stopped),
             (vec!["rr".to_string()], vec!["c".to_string()])
@@ -188,13 +239,13 @@ mod tests {
     #[test]
     fn changed_arguments_or_route_order_replace_a_module() {
         let arguments = TWO.replace("port: 1", "port: 2");
-        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&arguments));
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&arguments), NONE);
         assert_eq!(plan.replaced, ["input"]);
         let reordered = TWO.replace(
             "  - rr.one -> a.inbox\n  - rr.two -> b.inbox\n",
             "  - rr.two -> b.inbox\n  - rr.one -> a.inbox\n",
         );
-        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&reordered));
+        let plan = Plan::new(&bootstrap(TWO), &bootstrap(&reordered), NONE);
         assert_eq!(
             plan.replaced,
             ["rr"],

@@ -4,7 +4,7 @@ use futures::stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use wishbone_bootstrap::Bootstrap;
 
-use crate::pipeline::{ABORT_GRACE, Finished, Pipeline, Reloaded};
+use crate::pipeline::{ABORT_GRACE, Changed, Finished, Pipeline};
 use crate::publish::Publisher;
 use crate::{ModuleError, ModuleSet, QueueTable, RuntimeOptions};
 
@@ -29,6 +29,9 @@ pub enum ServerError {
 /// validated, or `None` once every problem is logged.
 pub type Reloader = Box<dyn Fn() -> Option<Bootstrap>>;
 
+/// Hears of each bootstrap a reload put in place.
+pub type Reloaded = Box<dyn Fn(&Bootstrap)>;
+
 /// A wishbone server: the modules of one bootstrap, wired and running.
 pub struct Server {
     bootstrap: Bootstrap,
@@ -36,7 +39,7 @@ pub struct Server {
     options: RuntimeOptions,
     table: QueueTable,
     reloader: Option<Reloader>,
-    reloaded: Option<Box<dyn Fn(&Bootstrap)>>,
+    reloaded: Option<Reloaded>,
 }
 
 impl Server {
@@ -55,7 +58,7 @@ impl Server {
     /// Reloads on SIGHUP with what `reloader` reads; `reloaded` hears of
     /// each new bootstrap once it runs (for the graph page). Without a
     /// reloader SIGHUP stops the server.
-    pub fn with_reloads(mut self, reloader: Reloader, reloaded: Box<dyn Fn(&Bootstrap)>) -> Self {
+    pub fn with_reloads(mut self, reloader: Reloader, reloaded: Reloaded) -> Self {
         self.reloader = Some(reloader);
         self.reloaded = Some(reloaded);
         self
@@ -144,7 +147,7 @@ impl Server {
 /// What a reload needs besides the pipeline.
 struct Reloading {
     reloader: Option<Reloader>,
-    reloaded: Option<Box<dyn Fn(&Bootstrap)>>,
+    reloaded: Option<Reloaded>,
     /// `server.reload_failures`: reloads refused.
     failures: metrics::Counter,
 }
@@ -171,7 +174,7 @@ impl Reloading {
                 tracing::error!(%problem, "reload refused; the running pipeline is unchanged");
                 Vec::new()
             }
-            Ok(Reloaded {
+            Ok(Changed {
                 plan,
                 finished,
                 failures,
@@ -183,9 +186,10 @@ impl Reloading {
                     reloaded(&copy);
                 }
                 tracing::info!(
+                    updated = plan.updated.len(),
                     elapsed_ms = format!("{:.1}", began.elapsed().as_secs_f64() * 1000.0),
                     "reloaded: kept {}, started {}, replaced {}, stopped {}",
-                    plan.kept.len(),
+                    plan.kept.len() + plan.updated.len(),
                     plan.started.len(),
                     plan.replaced.len(),
                     plan.stopped.len()

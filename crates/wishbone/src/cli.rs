@@ -35,8 +35,11 @@ Exit statuses:
      failed, instances that kept dying, a stale pid file
   2  usage or configuration error: a bad option, an invalid bootstrap file
 
-Signals: SIGINT, SIGTERM and SIGHUP stop a server the graceful way (inputs close,
-queues drain, exit 0); a second one aborts the drain (exit 1).
+Signals: SIGINT and SIGTERM stop a server the graceful way (inputs close,
+queues drain, exit 0); a second one aborts the drain (exit 1). SIGHUP reloads
+the bootstrap file (`wishbone reload --pid FILE` sends it): unchanged modules
+run on, the rest are replaced, started or stopped; a file with a problem is
+refused and nothing changes.
 Logs go to standard error; standard output carries only events
 (wishbone.output.stdout) and command results.";
 
@@ -55,6 +58,13 @@ pub enum Command {
     /// before the file was written, are signalled: a stale file (after a
     /// crash or a reboot) never makes it signal an unrelated process.
     Stop(StopOptions),
+    /// Reload the servers of a pid file (SIGHUP): each reads its bootstrap file again.
+    ///
+    /// Modules whose kind, arguments and routes did not change keep running
+    /// with their connections and queues; changed ones are replaced, removed
+    /// ones drain and stop, new ones start. A file with any problem is
+    /// refused whole, with every problem logged, and nothing changes.
+    Reload(ReloadOptions),
     /// List every module kind this binary has.
     List,
     /// Show a module kind's documentation: queues, arguments, an example.
@@ -204,6 +214,13 @@ pub struct StopOptions {
     /// Seconds to wait for the servers to drain and exit.
     #[arg(long, default_value_t = 60.0)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadOptions {
+    /// The pid file `wishbone start --pid FILE` wrote.
+    #[arg(long, value_name = "FILE")]
+    pub pid: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -3,9 +3,9 @@
 //! after them.
 //!
 //! The launcher's pid is the first line of the pid file, the instances'
-//! follow and the file is rewritten whenever one is replaced. SIGINT,
-//! SIGTERM and SIGHUP are passed on to the instances (a second one aborts
-//! their drain). An instance that dies (a signal, or a non-zero exit) while
+//! follow and the file is rewritten whenever one is replaced. SIGHUP is
+//! passed on to the instances, which reload; SIGINT and SIGTERM are passed
+//! on too (a second one aborts their drain). An instance that dies (a signal, or a non-zero exit) while
 //! no stop was asked for is logged and replaced after a pause that doubles
 //! from 0.5 s; more than [`RESTART_LIMIT`] replacements within
 //! [`RESTART_WINDOW`] stop the rest and end the launcher with status 1.
@@ -162,10 +162,10 @@ impl Launcher<'_> {
                 .map(|at| at.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_secs(1))
                 .min(Duration::from_secs(1));
-            if let Some(signal) = wait_for_signal(signals, wait)
-                && signal != libc::SIGCHLD
-            {
-                self.stop_requested(signal);
+            match wait_for_signal(signals, wait) {
+                None | Some(libc::SIGCHLD) => {}
+                Some(libc::SIGHUP) => self.reload_requested(),
+                Some(signal) => self.stop_requested(signal),
             }
         }
         if self.failed {
@@ -300,6 +300,15 @@ impl Launcher<'_> {
         }
         let child = command.spawn()?;
         Ok(child.id() as libc::pid_t)
+    }
+
+    /// SIGHUP: every instance reloads its bootstrap file.
+    fn reload_requested(&mut self) {
+        tracing::info!("reloading the instances");
+        for pid in self.slots.iter().filter_map(|slot| slot.pid) {
+            // SAFETY: kill(2) on a child of ours that was not reaped yet.
+            unsafe { libc::kill(pid, libc::SIGHUP) };
+        }
     }
 
     /// A stop signal (or giving up): no more replacements, and the signal

@@ -37,6 +37,7 @@ pub fn main_with(modules: ModuleSet) -> ExitCode {
         cli::Command::Debug(options) => run::debug(&options, &modules),
         cli::Command::Start(options) => run::start(&options, &modules),
         cli::Command::Stop(options) => stop::stop(&options),
+        cli::Command::Reload(options) => stop::reload(&options),
         cli::Command::List => catalog::list(&modules),
         cli::Command::Show(options) => catalog::show(&options, &modules),
         cli::Command::Check(options) => catalog::check(&options, &modules),

@@ -9,7 +9,9 @@
 //! slows the senders through TCP's own flow control instead of buffering
 //! without bound.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -137,16 +139,22 @@ fn default_max_line_length() -> usize {
     1024 * 1024
 }
 
-fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+/// The listening arguments and the input's own, checked.
+fn configured(arguments: &Arguments) -> Result<(Listening, Config), ArgumentError> {
     let (listening, own) = Listening::split(arguments, default_port())?;
     let config: Config = own.deserialize()?;
-    let delimiter = delimiter_bytes(&config.delimiter)?;
     if config.max_line_length == 0 {
         return Err(ArgumentError::field(
             "max_line_length",
             "must be at least 1",
         ));
     }
+    Ok((listening, config))
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let (listening, config) = configured(arguments)?;
+    let delimiter = delimiter_bytes(&config.delimiter)?;
     Ok(Box::new(TcpInput {
         config,
         delimiter,
@@ -195,6 +203,31 @@ impl Module for TcpInput {
     fn listens(&self) -> Option<ListenAddress> {
         Some(self.listening.address())
     }
+
+    /// A reload that changes only `max_line_length` keeps the input, its
+    /// listening socket and its clients' connections.
+    fn live_arguments(&self) -> &'static [&'static str] {
+        &["max_line_length"]
+    }
+}
+
+/// Follows reloads that change `max_line_length`: every client's framer
+/// takes the new value before its next read.
+async fn follow_updates(
+    module: String,
+    mut updates: tokio::sync::watch::Receiver<Arguments>,
+    max_line_length: Rc<Cell<usize>>,
+) {
+    while updates.changed().await.is_ok() {
+        let arguments = updates.borrow_and_update().clone();
+        match configured(&arguments) {
+            Ok((_, config)) => {
+                tracing::info!(module = %module, max_line_length = config.max_line_length, "new max_line_length for every client");
+                max_line_length.set(config.max_line_length);
+            }
+            Err(error) => tracing::error!(module = %module, %error, "reloaded arguments not taken"),
+        }
+    }
 }
 
 impl TcpInput {
@@ -202,6 +235,12 @@ impl TcpInput {
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let counters = Arc::new(Counters::new(context.name()));
+        let max_line_length = Rc::new(Cell::new(self.config.max_line_length));
+        let following = tokio::task::spawn_local(follow_updates(
+            context.name().to_string(),
+            context.updates(),
+            max_line_length.clone(),
+        ));
         let accepted = self
             .listening
             .serve(&mut context, |peer, context| {
@@ -214,6 +253,7 @@ impl TcpInput {
                         self.config.max_line_length,
                         self.config.overlong_lines,
                     ),
+                    max_line_length: max_line_length.clone(),
                     outbox: outbox.clone(),
                     stop: stop.clone(),
                     abort: context.aborting(),
@@ -221,7 +261,9 @@ impl TcpInput {
                 };
                 move |socket, presence| client.serve(socket, presence)
             })
-            .await?;
+            .await;
+        following.abort();
+        let accepted = accepted?;
         tracing::info!(
             module = %context.name(),
             connections = accepted.connections,
@@ -245,6 +287,8 @@ struct Client {
     module: String,
     peer: SocketAddr,
     framer: StreamFramer,
+    /// The input's `max_line_length` now (a reload may change it).
+    max_line_length: Rc<Cell<usize>>,
     outbox: Sender,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -257,6 +301,7 @@ impl Client {
         let mut reading = ReadBuffer::new(READ_SIZE);
         // Overlong lines already counted: (truncated, dropped).
         let mut reported = (0, 0);
+        let mut max_line_length = self.max_line_length.get();
         loop {
             reading.make_room();
             let read = tokio::select! {
@@ -287,6 +332,10 @@ impl Client {
                     true
                 }
             };
+            if self.max_line_length.get() != max_line_length {
+                max_line_length = self.max_line_length.get();
+                self.framer.set_max_line_length(max_line_length);
+            }
             let before = reading.bytes.len();
             let framed = if ended {
                 self.framer.finish(&mut reading.bytes)
