@@ -47,6 +47,16 @@ impl<T: Transport + Send + 'static> Module for Output<T> {
     }
 }
 
+/// How a wait while the peer is down ended.
+enum Down<T> {
+    /// The work finished.
+    Done(T),
+    /// The inbox closed and nothing is left to deliver.
+    Drained,
+    /// The server aborted.
+    Aborted,
+}
+
 impl OutputState {
     /// Runs the output until its inbox closed and everything was
     /// delivered (or failed over), or an abort.
@@ -63,8 +73,9 @@ impl OutputState {
             }
             let attempt = tokio::time::timeout(self.timeout, transport.connect());
             let failure = match self.while_down(attempt, &abort).await {
-                None => break Err(self.undelivered()),
-                Some(Ok(Ok(connection))) => {
+                Down::Aborted => break Err(self.undelivered()),
+                Down::Drained => break Ok(()),
+                Down::Done(Ok(Ok(connection))) => {
                     self.counters.connected(true);
                     self.inbox.unlock();
                     let began = Instant::now();
@@ -85,8 +96,10 @@ impl OutputState {
                         }
                     }
                 }
-                Some(Ok(Err(error))) => format!("cannot connect: {error}"),
-                Some(Err(_)) => format!("cannot connect: no answer within {:?}", self.timeout),
+                Down::Done(Ok(Err(error))) => format!("cannot connect: {error}"),
+                Down::Done(Err(_)) => {
+                    format!("cannot connect: no answer within {:?}", self.timeout)
+                }
             };
             // Every failure, before or after a handshake, waits its turn,
             // with the inbox locked so a round robin routes around it.
@@ -97,12 +110,10 @@ impl OutputState {
             } else {
                 tracing::debug!(module = %self.module, %target, %failure, ?wait, "still unavailable");
             }
-            if self
-                .while_down(tokio::time::sleep(wait), &abort)
-                .await
-                .is_none()
-            {
-                break Err(self.undelivered());
+            match self.while_down(tokio::time::sleep(wait), &abort).await {
+                Down::Aborted => break Err(self.undelivered()),
+                Down::Drained => break Ok(()),
+                Down::Done(()) => {}
             }
         };
         let counters = &self.counters;
@@ -147,25 +158,30 @@ impl OutputState {
     }
 
     /// Runs `work` while taking what the inbox holds: to `failed`, or held
-    /// (up to a queue's worth) for the next connection. `None` on abort.
+    /// (up to a queue's worth) for the next connection. Ends early on an
+    /// abort, and once the inbox closed with nothing left to deliver (a
+    /// stop, or a reload that replaces the output: no backoff to sit out).
     async fn while_down<T>(
         &mut self,
         work: impl Future<Output = T>,
         abort: &CancellationToken,
-    ) -> Option<T> {
+    ) -> Down<T> {
         let mut work = std::pin::pin!(work);
         loop {
+            if !self.inbox_open && self.delivery.undelivered() == 0 {
+                return Down::Drained;
+            }
             let room = self.delivery.has_room(self.inbox.capacity());
             tokio::select! {
                 biased;
-                _ = abort.cancelled() => return None,
-                done = &mut work => return Some(done),
+                _ = abort.cancelled() => return Down::Aborted,
+                done = &mut work => return Down::Done(done),
                 parcel = self.inbox.recv_parcel(), if self.inbox_open && room => match parcel {
                     None => self.inbox_open = false,
                     Some(parcel) => {
                         let failed = self.delivery.set_aside_parcel(parcel);
                         if !failed.is_empty() && !self.fail(failed, abort).await {
-                            return None;
+                            return Down::Aborted;
                         }
                     }
                 },
