@@ -125,7 +125,7 @@ fn switching_files_under_traffic_loses_nothing_and_keeps_the_connection() {
 }
 
 #[test]
-fn a_new_max_line_length_keeps_the_open_connection() {
+fn a_new_max_line_length_or_delimiter_keeps_the_open_connection() {
     let dir = scratch_dir("reload-line-length");
     let sink = Sink::start(&dir, "sink");
     let bootstrap = |length: usize| {
@@ -147,7 +147,7 @@ fn a_new_max_line_length_keeps_the_open_connection() {
         "reloaded: kept 2, started 0, replaced 0, stopped 0",
         1,
     );
-    wishbone.output.wait_for("new max_line_length", MINUTE);
+    wishbone.output.wait_for("new line cutting", MINUTE);
     client.write_all(b"0123456789ABCDEF\n").unwrap();
     sink.wait_for_lines(2, MINUTE);
     assert_eq!(
@@ -324,4 +324,36 @@ fn a_hundred_reloads_under_traffic_grow_nothing() {
         sent,
         "every line once"
     );
+}
+
+#[test]
+fn the_metrics_of_a_removed_module_are_no_longer_reported() {
+    let dir = scratch_dir("reload-metrics");
+    let sinks: Vec<Sink> = (0..3)
+        .map(|index| Sink::start(&dir, &format!("sink_{index}")))
+        .collect();
+    let ports = [sinks[0].port, sinks[1].port, sinks[2].port];
+    let metrics = PlaintextMetrics::start();
+    let address = metrics.address();
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &scenario(ports, true),
+        &["--graphite", &address, "--frequency", "0.05"],
+    );
+    send(wishbone.input_port("input"), &numbered_lines(3_000));
+    wait_until(MINUTE, "the third output's metrics", || {
+        metrics.latest(".module.output_3.delivered") == Some(1_000.0)
+            && metrics.latest(".queue.output_3.inbox.out_total") == Some(1_000.0)
+    });
+    reload(&wishbone, &dir, &scenario(ports, false), "reloaded:", 1);
+    std::thread::sleep(Duration::from_millis(200));
+    metrics.clear();
+    wait_until(MINUTE, "reports after the reload", || {
+        metrics.latest(".queue.output_1.inbox.out_total").is_some()
+            && metrics.latest(".module.output_1.delivered").is_some()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(metrics.latest(".module.output_3.delivered"), None);
+    assert_eq!(metrics.latest(".queue.output_3.inbox.out_total"), None);
+    assert!(wishbone.stop().success());
 }

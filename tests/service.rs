@@ -301,3 +301,35 @@ fn instances_stop_gracefully_when_their_launcher_is_killed() {
         instances.iter().all(|pid| !alive(*pid))
     });
 }
+
+#[test]
+fn reload_reaches_every_instance_and_a_replaced_input_keeps_the_shared_socket() {
+    let mut service = service("reload-instances");
+    let before = std::fs::read_to_string(&service.config).unwrap();
+    // A new frame_timeout replaces the input (the same address: its socket
+    // is handed over) in both instances.
+    std::fs::write(
+        &service.config,
+        before.replacen("port: ", "frame_timeout: 10, port: ", 1),
+    )
+    .unwrap();
+    let reloaded = Command::new(binary("wishbone"))
+        .arg("reload")
+        .arg("--pid")
+        .arg(&service.pid_file)
+        .output()
+        .unwrap();
+    assert!(reloaded.status.success());
+    let said = String::from_utf8_lossy(&reloaded.stdout);
+    assert!(said.contains("reload requested of 3 process(es)"), "{said}");
+    wait_until(MINUTE, "both instances reloaded", || {
+        service
+            .log
+            .count("reloaded: kept 1, started 0, replaced 1, stopped 0")
+            == 2
+    });
+    assert_eq!(listeners(service.port), 1, "still one socket, never closed");
+    send(service.port, b"after the reload\n");
+    service.sink.wait_for_lines(1, MINUTE);
+    assert!(service.stop().contains("stopped 3 process(es)"));
+}

@@ -131,6 +131,16 @@ impl GraphiteHandle {
         values
     }
 
+    /// Forgets every metric whose name `doomed` picks: it is reported no
+    /// more (a handle a module still holds records into nothing). For the
+    /// metrics of a part of a program that is gone for good.
+    pub fn forget(&self, doomed: impl Fn(&str) -> bool) {
+        let registry = &self.shared.registry;
+        registry.retain_counters(|key, _| !doomed(key.name()));
+        registry.retain_gauges(|key, _| !doomed(key.name()));
+        registry.retain_histograms(|key, _| !doomed(key.name()));
+    }
+
     /// The lines for a snapshot taken now, under the builder's prefix.
     pub fn render(&self, timestamp: u64) -> Vec<String> {
         self.snapshot().lines(&self.shared.prefix, timestamp)

@@ -50,6 +50,11 @@ pub trait RecordedMetrics: std::fmt::Debug + Send + Sync {
     /// The value of every counter and gauge now, by path (`module.<name>.<counter>`),
     /// without the prefix; histograms are left for the reports to summarise.
     fn values(&self) -> Vec<RecordedValue>;
+
+    /// Stops reporting the metrics of a module a reload removed
+    /// (`module.<name>.*`, `queue.<name>.*`). By default nothing is
+    /// forgotten.
+    fn forget_module(&self, _module: &str) {}
 }
 
 /// One counter's or gauge's value, as [`RecordedMetrics::values`] reads it.

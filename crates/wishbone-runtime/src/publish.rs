@@ -30,7 +30,14 @@ pub(crate) struct Publisher {
 impl Publisher {
     pub(crate) fn publish(&mut self, table: &QueueTable, elapsed: Duration) {
         let seconds = elapsed.as_secs_f64().max(0.001);
-        for entry in table.entries() {
+        let entries = table.entries();
+        // The gauges of queues a reload removed are not set again.
+        self.gauges.retain(|(module, queue), _| {
+            entries
+                .iter()
+                .any(|entry| entry.module == *module && entry.queue == *queue)
+        });
+        for entry in entries {
             let reading = self.rates.read(&entry, seconds);
             let gauges = self
                 .gauges

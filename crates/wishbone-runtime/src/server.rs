@@ -118,6 +118,7 @@ impl Server {
         let reloading = Reloading {
             reloader,
             reloaded,
+            metrics: self.options.metrics.clone(),
             failures: metrics::counter!("server.reload_failures"),
         };
         let failures = supervise(
@@ -148,6 +149,8 @@ impl Server {
 struct Reloading {
     reloader: Option<Reloader>,
     reloaded: Option<Reloaded>,
+    /// Where the metrics of stopped modules are forgotten.
+    metrics: Option<std::sync::Arc<dyn crate::RecordedMetrics>>,
     /// `server.reload_failures`: reloads refused.
     failures: metrics::Counter,
 }
@@ -184,6 +187,11 @@ impl Reloading {
                 }
                 if let Some(reloaded) = &self.reloaded {
                     reloaded(&copy);
+                }
+                if let Some(metrics) = &self.metrics {
+                    plan.stopped
+                        .iter()
+                        .for_each(|module| metrics.forget_module(module));
                 }
                 tracing::info!(
                     updated = plan.updated.len(),

@@ -9,7 +9,7 @@
 //! slows the senders through TCP's own flow control instead of buffering
 //! without bound.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -72,6 +72,11 @@ closes that connection with the reason logged, counted as malformed; the
 frames before it are delivered.
 When the server stops, a line a client had not finished is counted as
 incomplete and not delivered.
+
+A reload (SIGHUP) that changes only delimiter, framing, max_line_length or
+overlong_lines keeps the input, its socket and its clients' connections:
+each client cuts what it reads next with the new values (a line under way
+included).
 
 When the process runs out of file descriptors (or memory) to accept with,
 the input pauses accepting (50 ms, doubling up to 1 s) and logs it once per
@@ -154,18 +159,13 @@ fn configured(arguments: &Arguments) -> Result<(Listening, Config), ArgumentErro
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (listening, config) = configured(arguments)?;
-    let delimiter = delimiter_bytes(&config.delimiter)?;
-    Ok(Box::new(TcpInput {
-        config,
-        delimiter,
-        listening,
-    }))
+    let cutting = Cutting::of(&config)?;
+    Ok(Box::new(TcpInput { cutting, listening }))
 }
 
 /// The module: a listener and one task per client.
 pub struct TcpInput {
-    config: Config,
-    delimiter: Bytes,
+    cutting: Cutting,
     listening: Listening,
 }
 
@@ -204,26 +204,58 @@ impl Module for TcpInput {
         Some(self.listening.address())
     }
 
-    /// A reload that changes only `max_line_length` keeps the input, its
+    /// A reload that changes only how lines are cut keeps the input, its
     /// listening socket and its clients' connections.
     fn live_arguments(&self) -> &'static [&'static str] {
-        &["max_line_length"]
+        &["max_line_length", "delimiter", "overlong_lines", "framing"]
     }
 }
 
-/// Follows reloads that change `max_line_length`: every client's framer
-/// takes the new value before its next read.
+/// How lines are cut, and how many times a reload changed it.
+#[derive(Clone, Debug, PartialEq)]
+struct Cutting {
+    framing: Framing,
+    delimiter: Bytes,
+    max_line_length: usize,
+    overlong: Overlong,
+}
+
+impl Cutting {
+    fn of(config: &Config) -> Result<Self, ArgumentError> {
+        Ok(Self {
+            framing: config.framing,
+            delimiter: delimiter_bytes(&config.delimiter)?,
+            max_line_length: config.max_line_length,
+            overlong: config.overlong_lines,
+        })
+    }
+
+    fn framer(&self) -> StreamFramer {
+        StreamFramer::new(
+            self.framing,
+            &self.delimiter,
+            self.max_line_length,
+            self.overlong,
+        )
+    }
+}
+
+/// The cutting every client follows: a reload replaces it.
+type SharedCutting = Rc<RefCell<Rc<Cutting>>>;
+
+/// Follows reloads that change how lines are cut: every client takes the
+/// new cutting after its next read.
 async fn follow_updates(
     module: String,
     mut updates: tokio::sync::watch::Receiver<Arguments>,
-    max_line_length: Rc<Cell<usize>>,
+    cutting: SharedCutting,
 ) {
     while updates.changed().await.is_ok() {
         let arguments = updates.borrow_and_update().clone();
-        match configured(&arguments) {
-            Ok((_, config)) => {
-                tracing::info!(module = %module, max_line_length = config.max_line_length, "new max_line_length for every client");
-                max_line_length.set(config.max_line_length);
+        match configured(&arguments).and_then(|(_, config)| Cutting::of(&config)) {
+            Ok(new) => {
+                tracing::info!(module = %module, max_line_length = new.max_line_length, framing = ?new.framing, "new line cutting for every client");
+                *cutting.borrow_mut() = Rc::new(new);
             }
             Err(error) => tracing::error!(module = %module, %error, "reloaded arguments not taken"),
         }
@@ -235,11 +267,11 @@ impl TcpInput {
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let counters = Arc::new(Counters::new(context.name()));
-        let max_line_length = Rc::new(Cell::new(self.config.max_line_length));
+        let cutting: SharedCutting = Rc::new(RefCell::new(Rc::new(self.cutting.clone())));
         let following = tokio::task::spawn_local(follow_updates(
             context.name().to_string(),
             context.updates(),
-            max_line_length.clone(),
+            cutting.clone(),
         ));
         let accepted = self
             .listening
@@ -247,13 +279,8 @@ impl TcpInput {
                 let client = Client {
                     module: context.name().to_string(),
                     peer,
-                    framer: StreamFramer::new(
-                        self.config.framing,
-                        &self.delimiter,
-                        self.config.max_line_length,
-                        self.config.overlong_lines,
-                    ),
-                    max_line_length: max_line_length.clone(),
+                    framer: self.cutting.framer(),
+                    cutting: cutting.clone(),
                     outbox: outbox.clone(),
                     stop: stop.clone(),
                     abort: context.aborting(),
@@ -287,8 +314,8 @@ struct Client {
     module: String,
     peer: SocketAddr,
     framer: StreamFramer,
-    /// The input's `max_line_length` now (a reload may change it).
-    max_line_length: Rc<Cell<usize>>,
+    /// How the input cuts lines now (a reload may change it).
+    cutting: SharedCutting,
     outbox: Sender,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -301,7 +328,7 @@ impl Client {
         let mut reading = ReadBuffer::new(READ_SIZE);
         // Overlong lines already counted: (truncated, dropped).
         let mut reported = (0, 0);
-        let mut max_line_length = self.max_line_length.get();
+        let mut cut = self.cutting.borrow().clone();
         loop {
             reading.make_room();
             let read = tokio::select! {
@@ -332,9 +359,21 @@ impl Client {
                     true
                 }
             };
-            if self.max_line_length.get() != max_line_length {
-                max_line_length = self.max_line_length.get();
-                self.framer.set_max_line_length(max_line_length);
+            let now = self.cutting.borrow().clone();
+            if !Rc::ptr_eq(&now, &cut) {
+                // Only the limit changed: the framer keeps its state; else
+                // a new one cuts what waits (a line under way included).
+                let same = Cutting {
+                    max_line_length: now.max_line_length,
+                    ..Cutting::clone(&cut)
+                };
+                if same == *now {
+                    self.framer.set_max_line_length(now.max_line_length);
+                } else {
+                    self.framer = now.framer();
+                    reported = (0, 0);
+                }
+                cut = now;
             }
             let before = reading.bytes.len();
             let framed = if ended {

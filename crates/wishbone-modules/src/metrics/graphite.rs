@@ -91,6 +91,12 @@ impl RecordedMetrics for RecordedByGraphite {
         self.0.snapshot().lines(prefix, now)
     }
 
+    fn forget_module(&self, module: &str) {
+        let (counters, queues) = (format!("module.{module}."), format!("queue.{module}."));
+        self.0
+            .forget(|name| name.starts_with(&counters) || name.starts_with(&queues));
+    }
+
     fn values(&self) -> Vec<RecordedValue> {
         self.0
             .values()
