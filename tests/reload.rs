@@ -160,6 +160,56 @@ fn a_new_max_line_length_or_delimiter_keeps_the_open_connection() {
 }
 
 #[test]
+fn new_listening_settings_keep_the_input_and_its_clients() {
+    let dir = scratch_dir("reload-listening");
+    let sink = Sink::start(&dir, "sink");
+    let bootstrap = |slots: usize| {
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, max_connections: {slots}}}}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+             routingtable:\n  - input.outbox -> output.inbox\n",
+            sink.port
+        )
+    };
+    let mut wishbone = Wishbone::start(&dir, &bootstrap(1), &[]);
+    let port = wishbone.input_port("input");
+    let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    first.write_all(b"first\n").unwrap();
+    sink.wait_for_lines(1, MINUTE);
+    reload(
+        &wishbone,
+        &dir,
+        &bootstrap(3),
+        "reloaded: kept 2, started 0, replaced 0, stopped 0",
+        1,
+    );
+    wishbone.output.wait_for("new listening settings", MINUTE);
+    let mut others: Vec<TcpStream> = ["second\n", "third\n"]
+        .iter()
+        .map(|line| {
+            let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            client.write_all(line.as_bytes()).unwrap();
+            client
+        })
+        .collect();
+    sink.wait_for_lines(3, MINUTE);
+    first.write_all(b"first again\n").unwrap();
+    sink.wait_for_lines(4, MINUTE);
+    others.clear();
+    drop(first);
+    assert!(wishbone.stop().success());
+    let totals = wishbone.output.text();
+    let totals = totals
+        .lines()
+        .find(|line| line.contains("input totals"))
+        .unwrap();
+    assert!(
+        totals.contains("connections=3") && totals.contains("evicted=0"),
+        "{totals}"
+    );
+}
+
+#[test]
 fn removing_an_output_whose_peer_is_down_ends_within_the_drain_timeout() {
     let dir = scratch_dir("reload-remove-down");
     let sink = Sink::start(&dir, "sink");

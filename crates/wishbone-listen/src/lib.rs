@@ -16,7 +16,7 @@
 mod listener;
 mod presence;
 
-pub use listener::{AcceptTotals, Listening, SHARED, default_connection_limit};
+pub use listener::{AcceptTotals, LIVE, Listening, SHARED, default_connection_limit};
 pub use presence::{Closing, MIN_IDLE, Presence};
 
 /// Where a listening input listens by default: every interface.

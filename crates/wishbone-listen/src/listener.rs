@@ -55,6 +55,12 @@ async fn handshake(
     None
 }
 
+/// The shared arguments a running listener takes from a reload without
+/// closing its socket or its clients: new clients get the new TLS
+/// settings and slots, frames begun from then on the new timeout. An input
+/// lists them among its `Module::live_arguments`.
+pub const LIVE: [&str; 3] = ["max_connections", "tls", "frame_timeout"];
+
 /// The arguments every listening input takes.
 pub const SHARED: [&str; 6] = [
     "address",
@@ -97,6 +103,8 @@ struct ListenArguments {
 /// input takes (`address`, `port`, `reuse_port`, `max_connections`, `tls`).
 pub struct Listening {
     address: ListenAddress,
+    /// The input's own port, when `port` is not given.
+    default_port: u16,
     max_connections: usize,
     /// With `tls`: every client's handshake, before it is served.
     acceptor: Option<tokio_rustls::TlsAcceptor>,
@@ -132,6 +140,7 @@ impl Listening {
         host_name("address", &shared.address)?;
         let frame_timeout = seconds("frame_timeout", shared.frame_timeout)?;
         let listening = Self {
+            default_port,
             address: ListenAddress {
                 host: shared.address,
                 port: shared.port.unwrap_or(default_port),
@@ -187,13 +196,16 @@ impl Listening {
         let address = listener
             .local_addr()
             .map_err(|error| ModuleError::io("cannot read the listening address", error))?;
-        let limit = match self.max_connections {
+        let limit_of = |max_connections: usize| match max_connections {
             0 => default_connection_limit(),
-            max => max,
+            max => max.min(Semaphore::MAX_PERMITS),
         };
+        let mut limit = limit_of(self.max_connections);
+        let mut acceptor = self.acceptor.clone();
+        let mut updates = context.updates();
         tracing::info!(module = %module, %address, max_connections = limit, "listening");
         let stop = context.stopping();
-        let slots = Arc::new(Semaphore::new(limit.min(Semaphore::MAX_PERMITS)));
+        let slots = Arc::new(Semaphore::new(limit));
         let mut pauses = AcceptPauses::new();
         let mut clients = JoinSet::new();
         let registry = Registry::new(&module, self.frame_timeout);
@@ -203,6 +215,21 @@ impl Listening {
             let accepted = tokio::select! {
                 _ = stop.cancelled() => break,
                 accepted = listener.accept() => accepted,
+                Ok(()) = updates.changed() => {
+                    let arguments = updates.borrow_and_update().clone();
+                    match Self::split(&arguments, self.default_port) {
+                        Ok((new, _)) => {
+                            let wanted = limit_of(new.max_connections);
+                            resize(&slots, limit, wanted);
+                            limit = wanted;
+                            acceptor = new.acceptor;
+                            registry.set_frame_timeout(new.frame_timeout);
+                            tracing::info!(module = %module, max_connections = limit, "new listening settings for new clients");
+                        }
+                        Err(error) => tracing::error!(module = %module, %error, "reloaded listening arguments not taken"),
+                    }
+                    continue;
+                }
                 _ = housekeeping.tick() => {
                     while clients.try_join_next().is_some() {}
                     if trim.after(clients.len()) {
@@ -224,7 +251,7 @@ impl Listening {
                     connections.add(1);
                     let start = prepare(peer, context);
                     let presence = registry.join();
-                    let acceptor = self.acceptor.clone();
+                    let acceptor = acceptor.clone();
                     let failures = handshake_failures.clone();
                     let module = module.clone();
                     clients.spawn_local(async move {
@@ -266,6 +293,21 @@ impl Listening {
             evicted: registry.evicted(),
             timed_out: registry.timed_out(),
         })
+    }
+}
+
+/// Makes `slots` hold `wanted` permits instead of `had`: more at once, or
+/// fewer as clients leave.
+fn resize(slots: &Arc<Semaphore>, had: usize, wanted: usize) {
+    if wanted > had {
+        slots.add_permits(wanted - had);
+    } else if wanted < had {
+        let slots = slots.clone();
+        tokio::task::spawn_local(async move {
+            if let Ok(taken) = slots.acquire_many_owned((had - wanted) as u32).await {
+                taken.forget();
+            }
+        });
     }
 }
 

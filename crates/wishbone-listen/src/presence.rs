@@ -111,7 +111,7 @@ struct Clients {
 #[derive(Clone)]
 pub struct Registry {
     clients: Rc<RefCell<Clients>>,
-    frame_timeout: Option<Duration>,
+    frame_timeout: Rc<std::cell::Cell<Option<Duration>>>,
     evicted: Rc<Counted>,
     timed_out: Rc<Counted>,
 }
@@ -121,7 +121,7 @@ impl Registry {
     pub fn new(module: &str, frame_timeout: Option<Duration>) -> Self {
         Self {
             clients: Rc::default(),
-            frame_timeout,
+            frame_timeout: Rc::new(std::cell::Cell::new(frame_timeout)),
             evicted: Rc::new(Counted::new(module, "evicted")),
             timed_out: Rc::new(Counted::new(module, "timed_out")),
         }
@@ -170,6 +170,11 @@ impl Registry {
             }
             None => false,
         }
+    }
+
+    /// A new `frame_timeout`, for frames begun from now on (a reload's).
+    pub fn set_frame_timeout(&self, frame_timeout: Option<Duration>) {
+        self.frame_timeout.set(frame_timeout);
     }
 
     pub fn evicted(&self) -> u64 {
@@ -223,9 +228,11 @@ impl Presence {
         let deadline = {
             let clients = self.registry.clients.borrow();
             match clients.clients.get(&self.id).map(|client| client.progress) {
-                Some(Progress::Partial(since)) => {
-                    self.registry.frame_timeout.map(|timeout| since + timeout)
-                }
+                Some(Progress::Partial(since)) => self
+                    .registry
+                    .frame_timeout
+                    .get()
+                    .map(|timeout| since + timeout),
                 _ => None,
             }
         };

@@ -81,6 +81,9 @@ What an answer means
   At a stop the input stops accepting, answers the requests it took as
   their events settle, and closes.
 
+A reload (SIGHUP) that changes only max_connections or tls keeps the
+input and its clients' connections; new clients get the new values.
+
 Slots
   When all max_connections slots are taken and another client connects,
   the client quiet longest (no request finished for a second or more) is
@@ -185,6 +188,12 @@ impl Module for HttpInput {
 
     fn listens(&self) -> Option<ListenAddress> {
         Some(self.listening.address())
+    }
+
+    /// A reload that changes only these keeps the input and its clients'
+    /// connections; new clients get the new ones.
+    fn live_arguments(&self) -> &'static [&'static str] {
+        &["max_connections", "tls"]
     }
 }
 

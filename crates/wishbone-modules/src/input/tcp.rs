@@ -73,10 +73,11 @@ frames before it are delivered.
 When the server stops, a line a client had not finished is counted as
 incomplete and not delivered.
 
-A reload (SIGHUP) that changes only delimiter, framing, max_line_length or
-overlong_lines keeps the input, its socket and its clients' connections:
-each client cuts what it reads next with the new values (a line under way
-included).
+A reload (SIGHUP) that changes only delimiter, framing, max_line_length,
+overlong_lines, max_connections, tls or frame_timeout keeps the input, its
+socket and its clients' connections: each client cuts what it reads next
+with the new values (a line under way included); new clients get the new
+tls and slots, frames begun from then on the new frame_timeout.
 
 When the process runs out of file descriptors (or memory) to accept with,
 the input pauses accepting (50 ms, doubling up to 1 s) and logs it once per
@@ -204,10 +205,19 @@ impl Module for TcpInput {
         Some(self.listening.address())
     }
 
-    /// A reload that changes only how lines are cut keeps the input, its
+    /// A reload that changes only how lines are cut, or the listener's
+    /// live arguments (`wishbone_listen::LIVE`), keeps the input, its
     /// listening socket and its clients' connections.
     fn live_arguments(&self) -> &'static [&'static str] {
-        &["max_line_length", "delimiter", "overlong_lines", "framing"]
+        &[
+            "max_line_length",
+            "delimiter",
+            "overlong_lines",
+            "framing",
+            "max_connections",
+            "tls",
+            "frame_timeout",
+        ]
     }
 }
 

@@ -81,6 +81,9 @@ Sessions
   counted; other sessions go on. At a stop the server stops reading, answers
   what it took as its events settle, sends `serverclose` and closes.
 
+A reload (SIGHUP) that changes only max_connections, tls or frame_timeout
+keeps the input and its sessions; new sessions get the new values.
+
 Metrics (module.<name>.<counter>)
   connections      sessions accepted
   events           syslog frames put on outbox
@@ -185,6 +188,11 @@ impl Module for RelpInput {
 
     fn listens(&self) -> Option<ListenAddress> {
         Some(self.listening.address())
+    }
+
+    /// A reload that changes only these keeps the input and its sessions.
+    fn live_arguments(&self) -> &'static [&'static str] {
+        &wishbone_listen::LIVE
     }
 }
 
