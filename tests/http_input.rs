@@ -37,6 +37,9 @@ fn answers_say_what_reached_the_next_peer() {
     let port = wishbone.input_port("input");
     let (status, _, text) = post(port, "one\r\ntwo\n\nthree");
     assert_eq!((status, text.as_str()), (200, "3 events\n"));
+    // 200 means the peer's kernel has them; its program writes them out a
+    // moment later.
+    sink.wait_for_lines(3, MINUTE);
     assert_eq!(
         sink.received(),
         b"one\ntwo\nthree\n",
@@ -55,6 +58,7 @@ fn answers_say_what_reached_the_next_peer() {
     slow.write_all(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
         .unwrap();
     assert_eq!(post(port, "four\n").0, 200);
+    sink.wait_for_lines(4, MINUTE);
     assert!(wishbone.stop().success());
     assert_eq!(sink.received(), b"one\ntwo\nthree\nfour\n", "nothing else");
     let log = wishbone.output.text();
@@ -87,6 +91,7 @@ fn events_that_cannot_be_delivered_are_answered_503_and_sent_again_later() {
         assert_eq!(status, 503, "{text}");
         assert!(attempts < 60, "the peer is back: 200 at last");
     }
+    sink.wait_for_lines(1, MINUTE);
     assert!(wishbone.stop().success());
     assert_eq!(
         sink.received(),

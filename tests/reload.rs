@@ -407,3 +407,35 @@ fn the_metrics_of_a_removed_module_are_no_longer_reported() {
     assert_eq!(metrics.latest(".queue.output_3.inbox.out_total"), None);
     assert!(wishbone.stop().success());
 }
+
+#[test]
+fn the_graph_api_shows_the_reloaded_pipeline() {
+    let dir = scratch_dir("reload-graph");
+    let sinks: Vec<Sink> = (0..3)
+        .map(|index| Sink::start(&dir, &format!("sink_{index}")))
+        .collect();
+    let ports = [sinks[0].port, sinks[1].port, sinks[2].port];
+    let mut wishbone = Wishbone::start(&dir, &scenario(ports, false), &["--graph", "127.0.0.1:0"]);
+    let graph = wishbone.logged_port("graph page");
+    let names = || -> Vec<String> {
+        wishbone_e2e::http::get(graph, "/api/pipeline").json()["modules"]
+            .as_array()
+            .map(|modules| {
+                modules
+                    .iter()
+                    .filter_map(|module| Some(module["name"].as_str()?.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    wait_until(MINUTE, "the first pipeline", || names().len() == 4);
+    reload(&wishbone, &dir, &scenario(ports, true), "reloaded:", 1);
+    wait_until(MINUTE, "the third output on the page", || {
+        names().contains(&"output_3".to_string())
+    });
+    reload(&wishbone, &dir, &scenario(ports, false), "reloaded:", 2);
+    wait_until(MINUTE, "the third output gone from the page", || {
+        names() == ["input", "roundrobin", "output_1", "output_2"]
+    });
+    assert!(wishbone.stop().success());
+}
