@@ -3,6 +3,7 @@
 //! second server refused on a port already served, and `wishbone stop`
 //! draining them.
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -304,32 +305,52 @@ fn instances_stop_gracefully_when_their_launcher_is_killed() {
 
 #[test]
 fn reload_reaches_every_instance_and_a_replaced_input_keeps_the_shared_socket() {
-    let mut service = service("reload-instances");
-    let before = std::fs::read_to_string(&service.config).unwrap();
-    // A new frame_timeout replaces the input (the same address: its socket
-    // is handed over) in both instances.
-    std::fs::write(
-        &service.config,
-        before.replacen("port: ", "frame_timeout: 10, port: ", 1),
-    )
-    .unwrap();
+    let dir = scratch_dir("reload-instances");
+    let sink = Sink::start(&dir, "backend");
+    let port = free_port();
+    let config = dir.join("relp.yaml");
+    let bootstrap = |window: usize| {
+        format!(
+            "modules:\n  input: {{module: wishbone.input.relp, arguments: {{address: 127.0.0.1, port: {port}, window: {window}}}}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+             routingtable:\n  - input.outbox -> output.inbox\n",
+            sink.port
+        )
+    };
+    std::fs::write(&config, bootstrap(128)).unwrap();
+    let pid_file = dir.join("wishbone.pid");
+    let (mut launcher, log) = start(&config, &pid_file, 2);
+    // Both instances listen: their signal handlers are in place.
+    wait_until(MINUTE, "both instances listening", || {
+        log.count("listening module=input") >= 2
+    });
+    // A new window replaces the RELP input in both instances. Each would
+    // fail to bind the port a second time: the replacement must get the
+    // socket the launcher bound.
+    std::fs::write(&config, bootstrap(64)).unwrap();
     let reloaded = Command::new(binary("wishbone"))
         .arg("reload")
         .arg("--pid")
-        .arg(&service.pid_file)
+        .arg(&pid_file)
         .output()
         .unwrap();
     assert!(reloaded.status.success());
     let said = String::from_utf8_lossy(&reloaded.stdout);
     assert!(said.contains("reload requested of 3 process(es)"), "{said}");
     wait_until(MINUTE, "both instances reloaded", || {
-        service
-            .log
-            .count("reloaded: kept 1, started 0, replaced 1, stopped 0")
-            == 2
+        log.count("reloaded: kept 1, started 0, replaced 1, stopped 0") == 2
     });
-    assert_eq!(listeners(service.port), 1, "still one socket, never closed");
-    send(service.port, b"after the reload\n");
-    service.sink.wait_for_lines(1, MINUTE);
-    assert!(service.stop().contains("stopped 3 process(es)"));
+    wait_until(MINUTE, "both replacements listening", || {
+        log.count("listening module=input") >= 4
+    });
+    assert_eq!(listeners(port), 1, "still one socket, never closed");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let stopped = stop(&pid_file);
+    assert!(stopped.status.success());
+    assert!(wait_exit(&mut launcher).success());
+    let text = log.text();
+    assert!(
+        !text.contains("module failed") && !text.contains("instance died"),
+        "{text}"
+    );
 }

@@ -61,6 +61,10 @@ pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
 }
 
 fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode {
+    // A SIGHUP before the server listens for it (while the file is read)
+    // would end the process by default; until then it is ignored.
+    // SAFETY: setting a signal's disposition to "ignore" touches no Rust state.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let bootstrap = match catalog::load_as(&options.config, modules, format) {
         Ok(bootstrap) => bootstrap,
         Err(code) => return code,
