@@ -23,7 +23,8 @@ pub struct Seen {
     pub batches: Vec<usize>,
 }
 
-/// A store on a free loopback port.
+/// A store on a free loopback port; clones share what it saw.
+#[derive(Clone)]
 pub struct Store {
     pub port: u16,
     pub seen: Arc<Mutex<Seen>>,
@@ -47,23 +48,14 @@ impl Store {
             most_in_flight: Arc::default(),
         };
         let answering: Arc<Answering> = Arc::new(answering);
-        let shared = store.clone_handles();
+        let shared = store.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (shared, answering) = (shared.clone_handles(), answering.clone());
+                let (shared, answering) = (shared.clone(), answering.clone());
                 std::thread::spawn(move || shared.serve(stream, &*answering));
             }
         });
         store
-    }
-
-    fn clone_handles(&self) -> Store {
-        Store {
-            port: self.port,
-            seen: self.seen.clone(),
-            in_flight: self.in_flight.clone(),
-            most_in_flight: self.most_in_flight.clone(),
-        }
     }
 
     fn serve(&self, stream: TcpStream, answering: &Answering) {

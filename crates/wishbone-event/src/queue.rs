@@ -298,7 +298,8 @@ impl Permit {
                 Err(mpsc::error::SendError(Entry::Parcel { parcel, .. })) => {
                     Err(Closed(parcel.into_events()))
                 }
-                Err(_) => Ok(()),
+                // Only a parcel was sent here.
+                Err(mpsc::error::SendError(Entry::HandOver(_))) => Ok(()),
             },
         }
     }

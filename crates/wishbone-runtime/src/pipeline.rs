@@ -71,8 +71,6 @@ pub(crate) struct Pipeline {
     queues: HashMap<String, WeakSender>,
     running: FuturesUnordered<LocalBoxFuture<'static, Finished>>,
     generation: u64,
-    /// The abort signals of the modules a reload is waiting for.
-    pending_aborts: Vec<CancellationToken>,
 }
 
 impl Pipeline {
@@ -95,7 +93,6 @@ impl Pipeline {
             queues: HashMap::new(),
             running: FuturesUnordered::new(),
             generation: 0,
-            pending_aborts: Vec::new(),
         }
     }
 
@@ -113,6 +110,11 @@ impl Pipeline {
             tracing::info!(route = %route, "queue connected");
         }
         Ok(())
+    }
+
+    /// The bootstrap running now.
+    pub(crate) fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
     }
 
     /// Whether every module returned.
@@ -148,9 +150,9 @@ impl Pipeline {
 
     /// Wires the queues of `built` (of the current bootstrap) and starts
     /// them, downstream first. A lasting queue whose receiving module is
-    /// replaced comes from `handed`; one whose sending module is replaced
-    /// is reached through its weak sender.
-    fn start(&mut self, built: Built, mut handed: HashMap<String, Receiver>) {
+    /// replaced comes from `handed`, with a sender of it; one whose sending
+    /// module is replaced is reached through its weak sender.
+    fn start(&mut self, built: Built, mut handed: HashMap<String, (Sender, Receiver)>) {
         let starting: HashSet<String> = built.iter().map(|(name, _)| name.clone()).collect();
         let mut contexts: HashMap<String, ModuleContext> = HashMap::new();
         for name in &starting {
@@ -174,20 +176,16 @@ impl Pipeline {
                 continue;
             }
             let key = route.to_string();
-            let existing = self.queues.get(&key).and_then(WeakSender::upgrade);
-            let (sender, receiver) = match (handed.remove(&key), existing) {
-                (Some(receiver), Some(sender)) => (sender, Some(receiver)),
-                // Its feeders are gone: what is left in it drains, and the
-                // new sender feeds a fresh queue.
-                (Some(receiver), None) => {
-                    let (sender, _) = queue::channel(self.options.queue_size);
-                    (sender, Some(receiver))
-                }
-                (None, Some(sender)) if !to_new => (sender, None),
-                (None, _) => {
-                    let (sender, receiver) = queue::channel(self.options.queue_size);
-                    (sender, Some(receiver))
-                }
+            let (sender, receiver) = match handed.remove(&key) {
+                Some((sender, receiver)) => (sender, Some(receiver)),
+                None => match self.queues.get(&key).and_then(WeakSender::upgrade) {
+                    // A kept module receives from it: the new one feeds it.
+                    Some(sender) if !to_new => (sender, None),
+                    _ => {
+                        let (sender, receiver) = queue::channel(self.options.queue_size);
+                        (sender, Some(receiver))
+                    }
+                },
             };
             if let (true, Some(context)) = (to_new, contexts.get_mut(&route.to.module))
                 && let Some(receiver) = receiver
@@ -282,7 +280,7 @@ impl Pipeline {
         // Lasting queues with a stopping end stay open meanwhile; those
         // whose receiving module stops are handed over.
         let mut held: Vec<Sender> = Vec::new();
-        let mut answers: HashMap<String, oneshot::Receiver<Receiver>> = HashMap::new();
+        let mut answers: Vec<(String, Sender, oneshot::Receiver<Receiver>)> = Vec::new();
         for route in &self.bootstrap.routes {
             let key = route.to_string();
             let touches =
@@ -296,7 +294,7 @@ impl Pipeline {
             if stopping.contains(&route.to.module)
                 && let Some(answer) = sender.hand_over()
             {
-                answers.insert(key, answer);
+                answers.push((key, sender.clone(), answer));
             }
             held.push(sender);
         }
@@ -304,7 +302,7 @@ impl Pipeline {
             .iter()
             .map(|(name, module)| (name, module.listens()))
             .collect();
-        let mut waiting: HashMap<String, u64> = HashMap::new();
+        let mut waiting: HashMap<String, (u64, CancellationToken)> = HashMap::new();
         for name in &stopping {
             let Some(handle) = self.handles.remove(name) else {
                 continue;
@@ -313,16 +311,15 @@ impl Pipeline {
                 && listening.get(name).cloned().flatten() == handle.listens;
             handle.keep_listener.store(same_address, Ordering::SeqCst);
             handle.stop.cancel();
-            waiting.insert(name.clone(), handle.generation);
+            waiting.insert(name.clone(), (handle.generation, handle.abort));
             self.table.remove_module(name);
-            self.pending_aborts.push(handle.abort);
         }
         let (finished, failures) = self.wait_for(&mut waiting).await;
         let mut handed = HashMap::new();
-        for (key, answer) in answers {
+        for (key, sender, answer) in answers {
             match tokio::time::timeout(Duration::from_secs(1), answer).await {
                 Ok(Ok(receiver)) => {
-                    handed.insert(key, receiver);
+                    handed.insert(key, (sender, receiver));
                 }
                 _ => {
                     tracing::error!(queue = %key, "a queue was not handed over: its events wait in a module that did not return")
@@ -344,12 +341,12 @@ impl Pipeline {
         })
     }
 
-    /// Waits for the stopping modules (name and generation) to return,
-    /// aborting them after the drain timeout; also collects the other
-    /// modules that return meanwhile.
+    /// Waits for the stopping modules (by name: their generation and abort
+    /// signal) to return, aborting them after the drain timeout; also
+    /// collects the other modules that return meanwhile.
     async fn wait_for(
         &mut self,
-        waiting: &mut HashMap<String, u64>,
+        waiting: &mut HashMap<String, (u64, CancellationToken)>,
     ) -> (Vec<Finished>, Vec<(String, ModuleError)>) {
         let mut others = Vec::new();
         let mut failures = Vec::new();
@@ -361,7 +358,7 @@ impl Pipeline {
             tokio::select! {
                 finished = self.running.next() => {
                     let Some(finished) = finished else { break };
-                    if waiting.get(&finished.name) == Some(&finished.generation) {
+                    if waiting.get(&finished.name).map(|(generation, _)| *generation) == Some(finished.generation) {
                         waiting.remove(&finished.name);
                         if let Err(error) = finished.outcome {
                             failures.push((finished.name, error));
@@ -376,15 +373,12 @@ impl Pipeline {
                         break;
                     }
                     tracing::warn!(drain_timeout = ?self.options.drain_timeout, modules = ?waiting.keys().collect::<Vec<_>>(), "modules did not drain in time: aborting them");
-                    for abort in self.pending_aborts.drain(..) {
-                        abort.cancel();
-                    }
+                    waiting.values().for_each(|(_, abort)| abort.cancel());
                     aborted = true;
                     drain.as_mut().reset(tokio::time::Instant::now() + ABORT_GRACE);
                 }
             }
         }
-        self.pending_aborts.clear();
         tracing::debug!(elapsed = ?began.elapsed(), "stopping modules returned");
         (others, failures)
     }

@@ -170,7 +170,6 @@ impl Reloading {
             );
             return Vec::new();
         };
-        let copy = bootstrap.clone();
         match pipeline.reload(bootstrap).await {
             Err(problem) => {
                 self.failures.increment(1);
@@ -186,7 +185,7 @@ impl Reloading {
                     tracing::error!(%module, %error, undelivered = error.undelivered(), "a module stopped by the reload ended with an error");
                 }
                 if let Some(reloaded) = &self.reloaded {
-                    reloaded(&copy);
+                    reloaded(pipeline.bootstrap());
                 }
                 if let Some(metrics) = &self.metrics {
                     plan.stopped

@@ -273,6 +273,7 @@ impl Connection for HttpConnection {
             parcels = vec![rest];
         }
         let newline = Bytes::from_static(b"\n");
+        let (mut taken_events, mut taken_bytes) = (0, 0);
         for parcel in parcels {
             let (lines, tokened) = parcel.into_wire(&newline);
             if lines.is_empty() {
@@ -293,10 +294,14 @@ impl Connection for HttpConnection {
             pending.events += events;
             pending.bytes += bytes;
             pending.last = last;
+            taken_events += events;
+            taken_bytes += bytes;
+        }
+        if taken_events > 0 {
             let mut state = lock(&self.endpoint.state);
             state.average_bytes = match state.average_bytes {
-                0 => bytes / events,
-                average => (average * 7 + bytes / events) / 8,
+                0 => taken_bytes / taken_events,
+                average => (average * 7 + taken_bytes / taken_events) / 8,
             }
             .max(1);
         }

@@ -209,19 +209,22 @@ impl Module for TcpInput {
     /// live arguments (`wishbone_listen::LIVE`), keeps the input, its
     /// listening socket and its clients' connections.
     fn live_arguments(&self) -> &'static [&'static str] {
-        &[
-            "max_line_length",
-            "delimiter",
-            "overlong_lines",
-            "framing",
-            "max_connections",
-            "tls",
-            "frame_timeout",
-        ]
+        &LIVE_ARGUMENTS
     }
 }
 
-/// How lines are cut, and how many times a reload changed it.
+/// How lines are cut, and the listener's live arguments.
+const LIVE_ARGUMENTS: [&str; 7] = [
+    "max_line_length",
+    "delimiter",
+    "overlong_lines",
+    "framing",
+    wishbone_listen::LIVE[0],
+    wishbone_listen::LIVE[1],
+    wishbone_listen::LIVE[2],
+];
+
+/// How lines are cut.
 #[derive(Clone, Debug, PartialEq)]
 struct Cutting {
     framing: Framing,
