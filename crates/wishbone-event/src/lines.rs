@@ -105,6 +105,12 @@ impl Lines {
         &self.data[self.span(index)]
     }
 
+    /// The payload of event `index` as a buffer of its own, sharing this
+    /// one's memory.
+    pub fn line_bytes(&self, index: usize) -> Bytes {
+        self.data.slice(self.span(index))
+    }
+
     /// The payloads in order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         (0..self.len()).map(|index| self.line(index))
@@ -119,7 +125,7 @@ impl Lines {
 
     /// Events `range` as separate events sharing this buffer.
     pub fn events(&self, range: Range<usize>) -> impl Iterator<Item = Event> + '_ {
-        range.map(|index| Event::new(self.data.slice(self.span(index))))
+        range.map(|index| Event::new(self.line_bytes(index)))
     }
 
     /// Every event as a separate event sharing this buffer; a block's

@@ -9,8 +9,9 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use wishbone_runtime::queue::{self, Receiver, Sender};
-use wishbone_runtime::{Arguments, Event, ModuleContext, RuntimeOptions};
+use wishbone_runtime::{Arguments, Event, Lines, ModuleContext, Parcel, RuntimeOptions};
 
 mod support;
 
@@ -85,6 +86,15 @@ fn whole_lines(data: &[u8]) -> Vec<usize> {
     ))
 }
 
+/// How the numbered lines reach the output: as separate events (from a
+/// module that handles events one by one), or as lines still in their wire
+/// form (from a tcp input, through a round robin).
+#[derive(Clone, Copy)]
+enum Feed {
+    Events,
+    Lines,
+}
+
 /// Runs the module of `kind` on a current-thread runtime, feeding it
 /// `LINES` numbered lines, until its inbox closes and it returns.
 fn run_output(
@@ -92,6 +102,16 @@ fn run_output(
     arguments: &str,
     failed: Option<Sender>,
     watch: impl FnOnce(Sender) + Send + 'static,
+) {
+    run_output_fed(kind, arguments, failed, watch, Feed::Events);
+}
+
+fn run_output_fed(
+    kind: &wishbone_runtime::ModuleKind,
+    arguments: &str,
+    failed: Option<Sender>,
+    watch: impl FnOnce(Sender) + Send + 'static,
+    feed: Feed,
 ) {
     let module = (kind.build)(&Arguments::from_yaml(arguments).unwrap()).unwrap();
     let mut context = ModuleContext::detached("output", RuntimeOptions::default());
@@ -106,7 +126,11 @@ fn run_output(
         let task = tokio::task::spawn_local(module.run(context));
         for start in (0..LINES).step_by(1000) {
             let batch: Vec<Event> = (start..start + 1000).map(|n| Event::new(line(n))).collect();
-            to_module.send(batch).await.unwrap();
+            let parcel = match feed {
+                Feed::Events => Parcel::Events(batch),
+                Feed::Lines => Parcel::Lines(Lines::encode(&batch, &Bytes::from_static(b"\n"))),
+            };
+            to_module.send(parcel).await.unwrap();
         }
         drop(to_module);
         tokio::time::timeout(LIMIT, task)
@@ -265,6 +289,15 @@ const FRAME: usize = LINE - 1 + 6;
 
 #[test]
 fn websocket_output_sends_what_a_dead_server_never_acknowledged_to_the_next_one() {
+    websocket_output_resends_the_unacknowledged(Feed::Events);
+}
+
+#[test]
+fn websocket_output_sends_lines_a_dead_server_never_acknowledged_to_the_next_one() {
+    websocket_output_resends_the_unacknowledged(Feed::Lines);
+}
+
+fn websocket_output_resends_the_unacknowledged(feed: Feed) {
     let listener = small_listener();
     let port = listener.local_addr().unwrap().port();
     let peers = std::thread::spawn(move || {
@@ -281,13 +314,14 @@ fn websocket_output_sends_what_a_dead_server_never_acknowledged_to_the_next_one(
         }
         (acknowledged, received)
     });
-    run_output(
+    run_output_fed(
         &wishbone_modules::output::websocket::KIND,
         &format!(
             "{{url: \"ws://127.0.0.1:{port}/\", reconnect_initial: 0.01, reconnect_max: 0.05}}"
         ),
         None,
         drop,
+        feed,
     );
     let (acknowledged, received) = peers.join().unwrap();
     let first = acknowledged.len() / FRAME;

@@ -7,7 +7,8 @@
 //! `failed`. On a connection, everything written is recorded with its
 //! position in the connection's stream, in the transport's own [`Unit`]:
 //! a byte offset for TCP and for websocket frames
-//! ([`Delivery::record_lines`], [`Delivery::record_event`]), a message
+//! ([`Delivery::record_lines`], [`Delivery::record_frames`],
+//! [`Delivery::record_event`]), a message
 //! number for protocols that acknowledge messages (RELP, NATS, HTTP:
 //! [`Delivery::record_messages`]). What was written on a connection that can
 //! no longer acknowledge it (its write failed) is recorded as such
@@ -77,12 +78,12 @@ pub enum Unit {
 /// Something written on a connection.
 #[derive(Debug)]
 enum Record {
-    /// Lines starting at `start`, in the connection's unit: their wire form
-    /// in bytes, or one message each; when some carry a token, the events
-    /// themselves, to resolve one by one.
+    /// Lines starting at `start`, laid out on the connection as `layout`
+    /// says; when some carry a token, the events themselves, to resolve one
+    /// by one.
     Lines {
         start: u64,
-        unit: Unit,
+        layout: Layout,
         lines: Lines,
         tokens: Option<VecDeque<Event>>,
         /// Lines at the front already released.
@@ -90,6 +91,53 @@ enum Record {
     },
     /// One event whose encoding (or message) ends at `end`.
     Event { end: u64, event: Event },
+}
+
+/// How a record's lines lie on the connection.
+#[derive(Debug)]
+enum Layout {
+    /// As [`Lines::data`], each line followed by its delimiter, in bytes.
+    Delimited,
+    /// One message each.
+    Messages,
+    /// Each line in a frame of its own, `frame(payload length)` bytes long;
+    /// `passed` is the bytes of the frames released so far.
+    Framed {
+        frame: fn(usize) -> usize,
+        passed: u64,
+    },
+}
+
+impl Layout {
+    fn unit(&self) -> Unit {
+        match self {
+            Layout::Messages => Unit::Messages,
+            Layout::Delimited | Layout::Framed { .. } => Unit::Bytes,
+        }
+    }
+
+    /// How many of `lines` are whole within their first `within` positions,
+    /// never fewer than the `done` already released.
+    #[inline]
+    fn whole_within(&mut self, lines: &Lines, within: u64, done: usize) -> usize {
+        let within = within.min(usize::MAX as u64) as usize;
+        match self {
+            Layout::Delimited => lines.whole_within(within).max(done),
+            Layout::Messages => within.min(lines.len()).max(done),
+            Layout::Framed { frame, passed } => {
+                let mut whole = done;
+                while whole < lines.len() {
+                    let end = *passed + frame(lines.line(whole).len()) as u64;
+                    if end > within as u64 {
+                        break;
+                    }
+                    *passed = end;
+                    whole += 1;
+                }
+                whole
+            }
+        }
+    }
 }
 
 /// What an acknowledgement released.
@@ -196,7 +244,26 @@ impl Delivery {
     /// carry a token that must be resolved one by one.
     pub fn record_lines(&mut self, lines: Lines, events: Option<Batch>, now: Instant) {
         let length = lines.data().len() as u64;
-        self.push_lines(Unit::Bytes, lines, events, length, now);
+        self.push_lines(Layout::Delimited, lines, events, length, now);
+    }
+
+    /// Records lines written one frame each, the frame of a payload of `n`
+    /// bytes being `frame(n)` bytes long, the last frame ending at byte
+    /// `end` of the stream (or later: then every frame is taken to end
+    /// later than it does, never earlier). `events` as for
+    /// [`Delivery::record_lines`]. Ends must not decrease.
+    pub fn record_frames(
+        &mut self,
+        lines: Lines,
+        events: Option<Batch>,
+        frame: fn(usize) -> usize,
+        end: u64,
+        now: Instant,
+    ) {
+        let length: u64 = lines.iter().map(|line| frame(line.len()) as u64).sum();
+        self.skip_to(end.saturating_sub(length));
+        let layout = Layout::Framed { frame, passed: 0 };
+        self.push_lines(layout, lines, events, length, now);
     }
 
     /// Records a parcel written (or about to be) as one message per event,
@@ -206,7 +273,7 @@ impl Delivery {
         match parcel {
             Parcel::Lines(lines) => {
                 let count = lines.len() as u64;
-                self.push_lines(Unit::Messages, lines, None, count, now);
+                self.push_lines(Layout::Messages, lines, None, count, now);
             }
             Parcel::Events(batch) => {
                 self.set_unit(Unit::Messages);
@@ -221,7 +288,7 @@ impl Delivery {
 
     fn push_lines(
         &mut self,
-        unit: Unit,
+        layout: Layout,
         lines: Lines,
         events: Option<Batch>,
         length: u64,
@@ -230,7 +297,7 @@ impl Delivery {
         if lines.is_empty() {
             return;
         }
-        self.set_unit(unit);
+        self.set_unit(layout.unit());
         let tokens = events
             .filter(|events| events.iter().any(|event| event.ack().is_some()))
             .map(VecDeque::from);
@@ -241,7 +308,7 @@ impl Delivery {
         self.in_flight += lines.len();
         self.records.push_back(Record::Lines {
             start,
-            unit,
+            layout,
             lines,
             tokens,
             released: 0,
@@ -351,7 +418,7 @@ impl Delivery {
                 }
                 Record::Lines {
                     start,
-                    unit,
+                    layout,
                     lines,
                     tokens,
                     released: done,
@@ -359,13 +426,8 @@ impl Delivery {
                     if *start >= position {
                         break;
                     }
-                    let within = (position - *start).min(usize::MAX as u64) as usize;
-                    let whole = match unit {
-                        Unit::Bytes => lines.whole_within(within),
-                        Unit::Messages => within.min(lines.len()),
-                    }
-                    .max(*done);
-                    if *unit == Unit::Messages {
+                    let whole = layout.whole_within(lines, position - *start, *done);
+                    if messages {
                         released.bytes += (*done..whole)
                             .map(|index| lines.line(index).len() as u64)
                             .sum::<u64>();

@@ -177,6 +177,24 @@ impl<'a> Sent<'a> {
         self.delivery.skip_to(position);
     }
 
+    /// Lines written one frame each (a websocket's), the frame of a payload
+    /// of `n` bytes being `frame(n)` bytes long, the last ending at byte
+    /// `end` of the stream. An `end` later than the truth (control frames
+    /// written in between) only delays acknowledgements, so a count of
+    /// bytes written taken after the frames is a safe one. `events` as for
+    /// [`Sent::lines`]. Ends must not decrease.
+    #[inline]
+    pub fn frames(
+        &mut self,
+        lines: Lines,
+        events: Option<wishbone_runtime::Batch>,
+        frame: fn(usize) -> usize,
+        end: u64,
+    ) {
+        self.delivery
+            .record_frames(lines, events, frame, end, self.now);
+    }
+
     /// One event whose encoding ends at byte `end` of the stream (a
     /// websocket frame). Ends must not decrease.
     #[inline]

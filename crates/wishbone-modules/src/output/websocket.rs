@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -23,9 +24,7 @@ use wishbone_output::shared_arguments_docs;
 use wishbone_output::tcp::{CountingSocket, Progress};
 use wishbone_output::tls::{self, Socket, TlsArguments};
 use wishbone_output::{Connection, Output, Sent, Settings, Transport, room_below};
-use wishbone_runtime::{
-    ArgumentError, Arguments, Batch, Event, Module, ModuleKind, Parcel, QueueSpec,
-};
+use wishbone_runtime::{ArgumentError, Arguments, Event, Module, ModuleKind, Parcel, QueueSpec};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -215,15 +214,16 @@ impl Connection for WebSocketConnection {
     /// stops the writes: after `timeout` it counts as gone (its events are
     /// kept).
     async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
-        let frames: Batch = parcels.into_iter().flat_map(Parcel::into_events).collect();
-        let written = tokio::time::timeout(sent.timeout(), send_frames(&mut self.sink, &frames));
+        let written = tokio::time::timeout(sent.timeout(), send_frames(&mut self.sink, &parcels));
         match written.await {
             Ok(Ok(())) => {
-                record_frames(frames, sent, self.progress.written());
+                record_frames(parcels, sent, self.progress.written());
                 Ok(())
             }
             failed => {
-                sent.never_acknowledged(Parcel::Events(frames));
+                parcels
+                    .into_iter()
+                    .for_each(|parcel| sent.never_acknowledged(parcel));
                 Err(match failed {
                     Ok(Err(error)) => error,
                     _ => "the server stopped reading".to_string(),
@@ -262,41 +262,79 @@ impl Connection for WebSocketConnection {
     }
 }
 
-/// Writes one frame per event and flushes.
+/// Writes one frame per event and flushes. Lines go out as slices of
+/// their buffer: no event is made for them.
 async fn send_frames(
     sink: &mut SplitSink<WebSocket, Message>,
-    events: &Batch,
+    parcels: &[Parcel],
 ) -> Result<(), String> {
-    for event in events {
-        sink.feed(message(event))
-            .await
-            .map_err(|error| error.to_string())?;
+    for parcel in parcels {
+        match parcel {
+            Parcel::Lines(lines) => {
+                for index in 0..lines.len() {
+                    feed(sink, lines.line_bytes(index)).await?;
+                }
+            }
+            Parcel::Events(events) => {
+                for event in events {
+                    feed(sink, event.data().clone()).await?;
+                }
+            }
+        }
     }
     sink.flush().await.map_err(|error| error.to_string())
+}
+
+#[inline]
+async fn feed(sink: &mut SplitSink<WebSocket, Message>, payload: Bytes) -> Result<(), String> {
+    sink.feed(message(payload))
+        .await
+        .map_err(|error| error.to_string())
 }
 
 /// Records the frames written and flushed, with `written` bytes on the
 /// wire: every byte is in the kernel and the count is exact, so the last
 /// frame ends at or before it, each earlier one a frame's length before
 /// the next (a control frame written in between only makes these ends
-/// later, so no frame is ever taken as acknowledged too early).
-fn record_frames(events: Batch, sent: &mut Sent<'_>, written: u64) {
-    let mut end = written;
-    let mut ends = Vec::with_capacity(events.len());
-    for event in events.iter().rev() {
-        ends.push(end);
-        end = end.saturating_sub(frame_length(event.len()) as u64);
-    }
-    for (event, end) in events.into_iter().zip(ends.into_iter().rev()) {
-        sent.event_ending_at(event, end);
+/// later, so no frame is ever taken as acknowledged too early). Lines are
+/// recorded whole, so that a write-ahead buffer's block is resolved once,
+/// not split into a token per event.
+fn record_frames(parcels: Vec<Parcel>, sent: &mut Sent<'_>, written: u64) {
+    let lengths: Vec<u64> = parcels.iter().map(wire_length).collect();
+    let mut end = written.saturating_sub(lengths.iter().sum());
+    for (parcel, length) in parcels.into_iter().zip(lengths) {
+        match parcel {
+            Parcel::Lines(lines) => sent.frames(lines, None, frame_length, end + length),
+            Parcel::Events(events) => {
+                let mut event_end = end;
+                for event in events {
+                    event_end += frame_length(event.len()) as u64;
+                    sent.event_ending_at(event, event_end);
+                }
+            }
+        }
+        end += length;
     }
 }
 
-fn message(event: &Event) -> Message {
-    match Utf8Bytes::try_from(event.data().clone()) {
-        Ok(text) => Message::Text(text),
-        Err(_) => Message::Binary(event.data().clone()),
+/// Bytes of the frames that carry `parcel`.
+fn wire_length(parcel: &Parcel) -> u64 {
+    let frames = |lengths: &mut dyn Iterator<Item = usize>| -> u64 {
+        lengths.map(|length| frame_length(length) as u64).sum()
+    };
+    match parcel {
+        Parcel::Lines(lines) => frames(&mut lines.iter().map(<[u8]>::len)),
+        Parcel::Events(events) => frames(&mut events.iter().map(Event::len)),
     }
+}
+
+/// A text frame for UTF-8, a binary frame for anything else.
+fn message(payload: Bytes) -> Message {
+    if std::str::from_utf8(&payload).is_err() {
+        return Message::Binary(payload);
+    }
+    // SAFETY: checked to be UTF-8 just above.
+    Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload) })
 }
 
 #[cfg(test)]

@@ -49,6 +49,39 @@ fn events_with_known_ends_are_released_by_position() {
 }
 
 #[test]
+fn framed_lines_are_released_by_where_each_frame_ends_and_resolve_their_block_once() {
+    let now = Instant::now();
+    let (issuer, mut replies) = ack::issuer();
+    let mut delivery = Delivery::new(false, true);
+    delivery.begin(now);
+    let frame = |payload: usize| payload + 6;
+    // Frames of 9, 8 and 7 bytes, the last ending at 30: something else
+    // (a control frame) was written in the first 6 bytes.
+    let block = lines(&["aaa", "bb", "c"]).with_ack(issuer.issue(1));
+    delivery.record_frames(block, None, frame, 30, now);
+    assert_eq!(
+        delivery.acknowledge(14, now).events,
+        0,
+        "the first ends at 15"
+    );
+    assert_eq!(texts(&delivery.acknowledge(22, now).success), ["aaa"]);
+    assert_eq!(texts(&delivery.acknowledge(23, now).success), ["bb"]);
+    assert!(
+        replies.try_recv().is_err(),
+        "the block is resolved once, whole"
+    );
+    // Frames recorded next end after these, even when told an earlier end.
+    delivery.record_frames(lines(&["dddd"]), None, frame, 31, now);
+    assert_eq!(delivery.acknowledge(31, now).events, 1, "only c");
+    assert_eq!(
+        replies.try_recv().ok(),
+        Some((1, ack::Outcome::Acknowledged))
+    );
+    assert_eq!(texts(&delivery.acknowledge(40, now).success), ["dddd"]);
+    assert!(delivery.is_settled());
+}
+
+#[test]
 fn a_dead_connection_leaves_the_rest_to_send_first_and_counts_them_as_resends() {
     let now = Instant::now();
     let mut delivery = Delivery::new(false, false);
@@ -206,14 +239,22 @@ fn random_histories_lose_nothing_and_acknowledge_nothing_twice() {
         // and how many of them were acknowledged.
         let mut positions: Vec<(u64, u64)> = Vec::new();
         let mut acknowledged_here = 0;
-        let write = |delivery: &mut Delivery, positions: &mut Vec<(u64, u64)>, events: Batch| {
+        // Lines go out delimited, or (`framed`) one frame each, as a
+        // websocket's do, with 3 bytes of header.
+        let write = |delivery: &mut Delivery,
+                     positions: &mut Vec<(u64, u64)>,
+                     events: Batch,
+                     framed: bool| {
             let mut end = positions.last().map_or(0, |(end, _)| *end);
             for event in &events {
-                end += event.len() as u64 + 1;
+                end += event.len() as u64 + if framed { 3 } else { 1 };
                 positions.push((end, id_of(event)));
             }
             let encoded = Lines::encode(&events, &Bytes::from_static(b"\n"));
-            delivery.record_lines(encoded, None, now);
+            match framed {
+                true => delivery.record_frames(encoded, None, |n| n + 3, end, now),
+                false => delivery.record_lines(encoded, None, now),
+            }
         };
         let fresh = |next_id: &mut u64, count: u64| -> Batch {
             (0..count)
@@ -245,11 +286,13 @@ fn random_histories_lose_nothing_and_acknowledge_nothing_twice() {
                             "seed {seed}: acknowledged event sent again"
                         );
                     }
-                    write(&mut delivery, &mut positions, first);
+                    let framed = random.below(2) == 0;
+                    write(&mut delivery, &mut positions, first, framed);
                 }
                 (2 | 3, true) => {
                     let batch = fresh(&mut next_id, 1 + random.below(5));
-                    write(&mut delivery, &mut positions, batch);
+                    let framed = random.below(2) == 0;
+                    write(&mut delivery, &mut positions, batch, framed);
                 }
                 (4, true) => {
                     let total = positions.last().map_or(0, |(end, _)| *end);
