@@ -2,7 +2,7 @@
 //! against a socat hop on the same data in the same invocation.
 //!
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
-//!       [--only TEXT] [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
+//!       [--only TEXT] [--leave-out TEXT]... [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
 //!       [--disk-read-count N] [--relp-lines N] [--nats-messages N] [--json-lines N]
 //!       [--reloads N]
 //!
@@ -30,6 +30,9 @@
 //! `--only` runs just the configurations whose names hold TEXT (and the
 //! 128 KiB socat hop, the baseline), without latency and memory, for
 //! profiling them (`--only "tcp outputs"` runs the wal's and no wal's).
+//! `--leave-out` (as often as wanted) skips the configurations whose names
+//! hold TEXT: to run an older build, which lacks some modules, beside this
+//! one (`--leave-out "file,"`).
 //!
 //! Runs alternate (each repetition runs every configuration once) so that a
 //! noisy moment of the machine does not favour one of them; each figure is
@@ -70,6 +73,8 @@ struct Options {
     latency: bool,
     throughput: bool,
     only: Option<String>,
+    /// Configurations whose names hold one of these are not run.
+    leave_out: Vec<String>,
     data: PathBuf,
     /// Lines for the configurations with a write-ahead buffer; 0 skips them.
     buffered_lines: usize,
@@ -92,11 +97,16 @@ struct Options {
 }
 
 impl Options {
-    /// Whether `--only` leaves configuration `name` out: its text is not in the name.
+    /// Whether configuration `name` is left out: `--only`'s text is not in
+    /// the name, or a `--leave-out` text is.
     fn leaves_out(&self, name: &str) -> bool {
         self.only
             .as_deref()
             .is_some_and(|only| !name.contains(only))
+            || self
+                .leave_out
+                .iter()
+                .any(|text| name.contains(text.as_str()))
     }
 }
 
@@ -111,6 +121,7 @@ fn options() -> anyhow::Result<Options> {
         latency: true,
         throughput: true,
         only: None,
+        leave_out: Vec::new(),
         data: target.join("bench-lines.txt"),
         buffered_lines: 3_000_000,
         buffered_data: target.join("bench-buffered-lines.txt"),
@@ -143,6 +154,7 @@ fn options() -> anyhow::Result<Options> {
             "--skip-latency" => options.latency = false,
             "--skip-throughput" => options.throughput = false,
             "--only" => options.only = args.next(),
+            "--leave-out" => options.leave_out.extend(args.next()),
             "--wishbone" => options.wishbone = args.next().unwrap_or_default().into(),
             other => anyhow::bail!("unknown argument {other}; see the top of bench/src/main.rs"),
         }

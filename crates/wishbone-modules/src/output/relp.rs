@@ -10,6 +10,7 @@
 //! [`crate::relp`]'s.
 
 use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -39,7 +40,9 @@ Queues
 Arguments (default)
   host               server to connect to, an IP address or host name ("localhost")
   port               server's port, 1 to 65535 (2514)
-  window             frames sent and not yet answered, at most (128)
+  window             frames sent and not yet answered, at most (128); while
+                     some are unanswered, more are written once a quarter
+                     of the window is free, in one write
 "#,
     wishbone_tls::tls_arguments_docs!(),
     shared_arguments_docs!(),
@@ -140,6 +143,8 @@ struct RelpTransport {
 
 /// An open session.
 struct RelpConnection {
+    /// The TCP socket under both halves, open as long as they are.
+    fd: RawFd,
     reader: ReadHalf<Socket<TcpStream>>,
     writer: WriteHalf<Socket<TcpStream>>,
     /// What the server sent and was not read as a frame yet.
@@ -246,9 +251,11 @@ impl Transport for RelpTransport {
             .await
             .map_err(|error| error.to_string())?;
         let _ = stream.set_nodelay(true);
+        let fd = stream.as_raw_fd();
         let socket = Socket::connect(stream, self.tls.as_ref()).await?;
         let (reader, writer) = tokio::io::split(socket);
         let mut session = RelpConnection {
+            fd,
             reader,
             writer,
             received: BytesMut::new(),
@@ -286,8 +293,12 @@ impl Transport for RelpTransport {
 }
 
 impl Connection for RelpConnection {
+    /// What the window has free; while frames are in flight, nothing until
+    /// a quarter of it is: answers come back a few at a time, and writing
+    /// as few frames as each frees would cost both sides a system call per
+    /// handful of events (the silly window of TCP, avoided the same way).
     fn room(&self, in_flight: usize) -> usize {
-        self.window.saturating_sub(in_flight)
+        worth_writing(self.window, in_flight)
     }
 
     /// Encodes each event as a `syslog` frame, records it as a message and
@@ -309,12 +320,20 @@ impl Connection for RelpConnection {
         }
     }
 
+    /// Reads answers. Each read acknowledges what it read at once
+    /// (`TCP_QUICKACK`): this side may be waiting for more answers before
+    /// it writes (see `room`), and a server that holds back small writes
+    /// until the last is acknowledged (Nagle's algorithm, rsyslog's) would
+    /// otherwise wait for the delayed acknowledgement, 40 ms, each time.
     async fn heard(&mut self) -> Result<Option<u64>, String> {
         match self.reader.read_buf(&mut self.received).await {
             Ok(0) => return Err("the server closed the connection".into()),
             Err(error) => return Err(error.to_string()),
             Ok(_) => {}
         }
+        // SAFETY: the socket is open while `reader` is.
+        let socket = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        let _ = socket2::SockRef::from(&socket).set_quickack(true);
         let before = self.answered;
         self.take_answers()?;
         Ok((self.answered > before).then_some(self.answered))
@@ -343,9 +362,32 @@ impl Connection for RelpConnection {
     }
 }
 
+/// Room in a window of `window` frames with `in_flight` unanswered: all of
+/// it once a quarter or more is free, or nothing is in flight; else none.
+fn worth_writing(window: usize, in_flight: usize) -> usize {
+    let room = window.saturating_sub(in_flight);
+    if in_flight > 0 && room < window.div_ceil(4) {
+        0
+    } else {
+        room
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_wait_for_a_quarter_of_the_window_unless_none_are_in_flight() {
+        assert_eq!(worth_writing(1024, 0), 1024);
+        assert_eq!(worth_writing(1024, 768), 256, "a quarter free");
+        assert_eq!(worth_writing(1024, 769), 0);
+        assert_eq!(worth_writing(1024, 1024), 0);
+        assert_eq!(worth_writing(1, 0), 1);
+        assert_eq!(worth_writing(1, 1), 0);
+        assert_eq!(worth_writing(5, 3), 2, "a quarter of 5 is 2 frames");
+        assert_eq!(worth_writing(5, 4), 0);
+    }
 
     #[test]
     fn answers_acknowledge_in_order_and_anything_else_ends_the_session() {
