@@ -177,7 +177,12 @@ fn copytruncate_with_a_paused_writer_is_read_again_from_the_start() {
     // The copies are not read: they hold what was read already.
     let mut wishbone = Wishbone::start(
         &dir,
-        &bootstrap(&[app.clone()], &dir.join("checkpoints"), sink.port, ""),
+        &bootstrap(
+            std::slice::from_ref(&app),
+            &dir.join("checkpoints"),
+            sink.port,
+            "",
+        ),
         &[],
     );
     let data = numbered_lines(3_000);
@@ -260,7 +265,12 @@ fn a_partial_last_line_finished_after_a_restart_arrives_whole_once() {
     let dir = scratch_dir("files-partial");
     let path = dir.join("app.log");
     let sink = Sink::start(&dir, "receiver");
-    let config = bootstrap(&[path.clone()], &dir.join("checkpoints"), sink.port, "");
+    let config = bootstrap(
+        std::slice::from_ref(&path),
+        &dir.join("checkpoints"),
+        sink.port,
+        "",
+    );
     let mut wishbone = Wishbone::start(&dir, &config, &[]);
     let data = numbered_lines(101);
     let all = lines(&data);
@@ -327,7 +337,7 @@ fn a_100_mb_line_is_cut_and_counted_with_memory_bounded() {
     drop(file);
     let sink = Sink::start(&dir, "receiver");
     let config = bootstrap(
-        &[path.clone()],
+        std::slice::from_ref(&path),
         &dir.join("checkpoints"),
         sink.port,
         ", max_line_length: 65536",
@@ -366,7 +376,12 @@ fn checkpoints_on_a_full_disk_are_logged_once_and_written_when_room_comes_back()
     let data = numbered_lines(1_000);
     append(&path, &data);
     let sink = Sink::start(&dir, "receiver");
-    let config = bootstrap(&[path.clone()], &disk.0.join("checkpoints"), sink.port, "");
+    let config = bootstrap(
+        std::slice::from_ref(&path),
+        &disk.0.join("checkpoints"),
+        sink.port,
+        "",
+    );
     let mut wishbone = Wishbone::start(&dir, &config, &[]);
     wait_for_numbers(&sink, 1_000, MINUTE);
     std::thread::sleep(Duration::from_millis(2_500));
@@ -423,8 +438,13 @@ fn batches_an_output_gives_back_are_sent_again_until_a_peer_takes_them() {
     let port = free_port();
     // `failed: true` with nothing routed from it: while the peer is down
     // the output gives every event back, failing its token.
-    let config = bootstrap(&[path.clone()], &dir.join("checkpoints"), port, "")
-        .replace("reconnect_max: 0.2}", "reconnect_max: 0.2, failed: true}");
+    let config = bootstrap(
+        std::slice::from_ref(&path),
+        &dir.join("checkpoints"),
+        port,
+        "",
+    )
+    .replace("reconnect_max: 0.2}", "reconnect_max: 0.2, failed: true}");
     let mut wishbone = Wishbone::start(&dir, &config, &[]);
     std::thread::sleep(Duration::from_millis(1_500));
     let sink = Sink::start_on(&dir, "receiver", port, &[]);

@@ -111,7 +111,7 @@ fn a_consumer_deleted_while_in_use_is_made_again_where_the_input_left_off() {
     let payloads: Vec<Bytes> = numbered_lines(LINES)
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
-        .map(|line| Bytes::copy_from_slice(line))
+        .map(Bytes::copy_from_slice)
         .collect();
     publish(&nats.url(), "events.in", payloads, 256);
     let sink = Sink::start(&dir, "backend");

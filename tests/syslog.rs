@@ -257,14 +257,14 @@ fn encoded_events_reach_rsyslog_octet_counted_with_their_fields() {
     let written = String::from_utf8(rsyslog.written()).unwrap();
     let lines: Vec<&str> = written.lines().collect();
     assert_eq!(lines.len(), EVENTS);
-    for n in 0..EVENTS {
-        let fields: Vec<&str> = lines[n].splitn(9, '|').collect();
-        assert_eq!(fields[0], (n % 24).to_string(), "facility: {}", lines[n]);
-        assert_eq!(fields[1], (n % 8).to_string(), "severity: {}", lines[n]);
+    for (n, line) in lines.iter().enumerate() {
+        let fields: Vec<&str> = line.splitn(9, '|').collect();
+        assert_eq!(fields[0], (n % 24).to_string(), "facility: {}", line);
+        assert_eq!(fields[1], (n % 8).to_string(), "severity: {}", line);
         assert!(
             fields[2].starts_with(&format!("2026-12-04T10:{:02}:{:02}", n / 60 % 60, n % 60)),
             "{}",
-            lines[n]
+            line
         );
         assert_eq!(fields[3], format!("host-{}", n % 5));
         assert_eq!(fields[4], "billing");

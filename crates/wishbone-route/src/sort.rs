@@ -143,7 +143,7 @@ mod tests {
     /// Even numbers to 0, multiples of three to 1 too, the rest to 2.
     fn by_number(data: &[u8]) -> Choice {
         let n: u32 = std::str::from_utf8(data).unwrap().parse().unwrap();
-        match (n % 2 == 0, n % 3 == 0) {
+        match (n.is_multiple_of(2), n.is_multiple_of(3)) {
             (false, false) => 0b100,
             (even, three) => u64::from(even) | (u64::from(three) << 1),
         }

@@ -14,10 +14,12 @@ pub struct ModuleSet {
     built: Built,
 }
 
-/// Modules built and not yet taken, with their kind and arguments. Clones
-/// of a set share them.
+/// A module built, with its kind and the arguments it was built from.
+type BuiltModule = (&'static str, Arguments, Box<dyn Module>);
+
+/// Modules built and not yet taken. Clones of a set share them.
 #[derive(Clone, Default)]
-struct Built(Arc<Mutex<Vec<(&'static str, Arguments, Box<dyn Module>)>>>);
+struct Built(Arc<Mutex<Vec<BuiltModule>>>);
 
 impl std::fmt::Debug for Built {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -111,7 +111,7 @@ fn every_argument_is_described() {
         for name in names {
             let described = section
                 .lines()
-                .any(|line| line.trim_start().split_whitespace().next() == Some(name));
+                .any(|line| line.split_whitespace().next() == Some(name));
             if !described {
                 missing.push(format!("{}: `{name}`", kind.name));
             }

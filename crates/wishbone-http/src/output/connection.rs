@@ -297,11 +297,11 @@ impl Connection for HttpConnection {
             taken_events += events;
             taken_bytes += bytes;
         }
-        if taken_events > 0 {
+        if let Some(taken) = taken_bytes.checked_div(taken_events) {
             let mut state = lock(&self.endpoint.state);
             state.average_bytes = match state.average_bytes {
-                0 => taken_bytes / taken_events,
-                average => (average * 7 + taken_bytes / taken_events) / 8,
+                0 => taken,
+                average => (average * 7 + taken) / 8,
             }
             .max(1);
         }
