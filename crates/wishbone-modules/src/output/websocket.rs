@@ -24,7 +24,7 @@ use wishbone_output::shared_arguments_docs;
 use wishbone_output::tcp::{CountingSocket, Progress};
 use wishbone_output::tls::{self, Socket, TlsArguments};
 use wishbone_output::{Connection, Output, Sent, Settings, Transport, room_below};
-use wishbone_runtime::{ArgumentError, Arguments, Event, Module, ModuleKind, Parcel, QueueSpec};
+use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -216,8 +216,8 @@ impl Connection for WebSocketConnection {
     async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
         let written = tokio::time::timeout(sent.timeout(), send_frames(&mut self.sink, &parcels));
         match written.await {
-            Ok(Ok(())) => {
-                record_frames(parcels, sent, self.progress.written());
+            Ok(Ok(lengths)) => {
+                record_frames(parcels, lengths, sent, self.progress.written());
                 Ok(())
             }
             failed => {
@@ -262,34 +262,42 @@ impl Connection for WebSocketConnection {
     }
 }
 
-/// Writes one frame per event and flushes. Lines go out as slices of
-/// their buffer: no event is made for them.
+/// Writes one frame per event and flushes; returns the bytes of each
+/// parcel's frames. Lines go out as slices of their buffer: no event is
+/// made for them.
 async fn send_frames(
     sink: &mut SplitSink<WebSocket, Message>,
     parcels: &[Parcel],
-) -> Result<(), String> {
+) -> Result<Vec<u64>, String> {
+    let mut lengths = Vec::with_capacity(parcels.len());
     for parcel in parcels {
+        let mut length = 0;
         match parcel {
             Parcel::Lines(lines) => {
                 for index in 0..lines.len() {
-                    feed(sink, lines.line_bytes(index)).await?;
+                    length += feed(sink, lines.line_bytes(index)).await?;
                 }
             }
             Parcel::Events(events) => {
                 for event in events {
-                    feed(sink, event.data().clone()).await?;
+                    length += feed(sink, event.data().clone()).await?;
                 }
             }
         }
+        lengths.push(length);
     }
-    sink.flush().await.map_err(|error| error.to_string())
+    sink.flush().await.map_err(|error| error.to_string())?;
+    Ok(lengths)
 }
 
+/// Writes one frame; returns its length.
 #[inline]
-async fn feed(sink: &mut SplitSink<WebSocket, Message>, payload: Bytes) -> Result<(), String> {
+async fn feed(sink: &mut SplitSink<WebSocket, Message>, payload: Bytes) -> Result<u64, String> {
+    let length = frame_length(payload.len()) as u64;
     sink.feed(message(payload))
         .await
-        .map_err(|error| error.to_string())
+        .map_err(|error| error.to_string())?;
+    Ok(length)
 }
 
 /// Records the frames written and flushed, with `written` bytes on the
@@ -299,8 +307,7 @@ async fn feed(sink: &mut SplitSink<WebSocket, Message>, payload: Bytes) -> Resul
 /// later, so no frame is ever taken as acknowledged too early). Lines are
 /// recorded whole, so that a write-ahead buffer's block is resolved once,
 /// not split into a token per event.
-fn record_frames(parcels: Vec<Parcel>, sent: &mut Sent<'_>, written: u64) {
-    let lengths: Vec<u64> = parcels.iter().map(wire_length).collect();
+fn record_frames(parcels: Vec<Parcel>, lengths: Vec<u64>, sent: &mut Sent<'_>, written: u64) {
     let mut end = written.saturating_sub(lengths.iter().sum());
     for (parcel, length) in parcels.into_iter().zip(lengths) {
         match parcel {
@@ -314,17 +321,6 @@ fn record_frames(parcels: Vec<Parcel>, sent: &mut Sent<'_>, written: u64) {
             }
         }
         end += length;
-    }
-}
-
-/// Bytes of the frames that carry `parcel`.
-fn wire_length(parcel: &Parcel) -> u64 {
-    let frames = |lengths: &mut dyn Iterator<Item = usize>| -> u64 {
-        lengths.map(|length| frame_length(length) as u64).sum()
-    };
-    match parcel {
-        Parcel::Lines(lines) => frames(&mut lines.iter().map(<[u8]>::len)),
-        Parcel::Events(events) => frames(&mut events.iter().map(Event::len)),
     }
 }
 
