@@ -7,23 +7,36 @@
 //! wired, and one event's fate never settles another's. A token dropped
 //! unresolved counts as failed, so an event lost by mistake is replayed,
 //! never forgotten.
+//!
+//! A block that travels in parts (a round robin deals it, a selector sorts
+//! it, a fanout copies it) splits its token into shares that know which of
+//! the block's events they carry ([`Positions`]). The block is settled once
+//! every share is, and a failure names exactly the events that were not
+//! delivered ([`Outcome::Partly`]): the buffer sends those again, never the
+//! parts that a healthy destination already has.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-/// How an event ended, as its buffer learns it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use crate::Positions;
+
+/// How an event, or a block of them, ended, as its buffer learns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The peer has the event.
+    /// The peer has every event.
     Acknowledged,
-    /// The event could not be delivered: send it again.
+    /// No event can be said delivered: send them all again.
     Failed,
+    /// The events at these positions (in the block as the token was
+    /// issued with) were not delivered; every other one was. Send only
+    /// these again.
+    Partly(Positions),
 }
 
-/// The token one event carries back to the buffer that issued it. Clones
-/// (a fanout's copies) share it: the first resolution wins.
+/// The token one event, or one block of events, carries back to the buffer
+/// that issued it. Clones share it: the first resolution wins.
 #[derive(Clone, Debug)]
 pub struct Ack {
     inner: Arc<Token>,
@@ -38,20 +51,41 @@ struct Token {
 /// Where a token's resolution goes.
 #[derive(Debug)]
 enum Target {
-    /// To the buffer that issued it, as the event it knows as `id`.
+    /// To the buffer that issued it, as the block it knows as `id`.
     Buffer {
         id: u64,
         reply: mpsc::UnboundedSender<(u64, Outcome)>,
     },
-    /// To a token split into shares ([`Ack::split`]).
-    Share(Arc<Shares>),
+    /// To a token split into shares ([`Ack::parts`], [`Ack::each`],
+    /// [`Ack::copies`]); the share carries the events at `covers`.
+    Share { shares: Arc<Shares>, covers: Covers },
 }
 
-/// The shares of one split token that are still unresolved.
+/// Which events of the whole a share carries.
+#[derive(Debug)]
+enum Covers {
+    /// Every one (a copy).
+    All,
+    /// The one at this position.
+    One(usize),
+    /// These, in order.
+    Some(Positions),
+}
+
+/// The shares of one split token: how many are still unresolved, and what
+/// the resolved ones failed.
 #[derive(Debug)]
 struct Shares {
     whole: Ack,
     remaining: AtomicUsize,
+    failed: Mutex<Failed>,
+}
+
+/// What the resolved shares of a token failed, in the whole's positions.
+#[derive(Debug, Default)]
+struct Failed {
+    every: bool,
+    positions: Positions,
 }
 
 /// Where a buffer hears back about the events it issued.
@@ -70,7 +104,7 @@ pub fn issuer() -> (AckIssuer, Replies) {
 }
 
 impl AckIssuer {
-    /// A token for the event the buffer knows as `id`.
+    /// A token for the block the buffer knows as `id`.
     pub fn issue(&self, id: u64) -> Ack {
         Ack::to(Target::Buffer {
             id,
@@ -89,33 +123,67 @@ impl Ack {
         }
     }
 
-    /// Splits the token of a block of events into `parts` shares, one per
-    /// part of the block that travels on its own (a round robin's shares,
-    /// the events of a block taken one by one): the whole is acknowledged
-    /// once every share is, and failed as soon as one fails (or is dropped
-    /// unresolved). No parts at all acknowledge the whole at once.
-    pub fn split(&self, parts: usize) -> Vec<Ack> {
-        if parts == 0 {
+    fn shares(&self, covers: impl ExactSizeIterator<Item = Covers>) -> Vec<Ack> {
+        if covers.len() == 0 {
             self.acknowledge();
             return Vec::new();
         }
         let shares = Arc::new(Shares {
             whole: self.clone(),
-            remaining: AtomicUsize::new(parts),
+            remaining: AtomicUsize::new(covers.len()),
+            failed: Mutex::new(Failed::default()),
         });
-        (0..parts)
-            .map(|_| Ack::to(Target::Share(shares.clone())))
+        covers
+            .map(|covers| {
+                Ack::to(Target::Share {
+                    shares: shares.clone(),
+                    covers,
+                })
+            })
             .collect()
     }
 
-    /// The peer has the event.
+    /// Splits the token of a block into shares for parts that travel on
+    /// their own, each carrying the block's events at its positions (a
+    /// round robin's shares, a selector's destinations, a parcel cut to
+    /// fit). Once every share is resolved the whole is: acknowledged when
+    /// every share was, otherwise failed for exactly the events that
+    /// failed ([`Outcome::Partly`]). A share dropped unresolved fails its
+    /// events. No parts at all acknowledge the whole at once.
+    pub fn parts(&self, parts: Vec<Positions>) -> Vec<Ack> {
+        self.shares(parts.into_iter().map(Covers::Some))
+    }
+
+    /// One share per event of the block, in order: the block's events
+    /// taken one by one.
+    pub fn each(&self, events: usize) -> Vec<Ack> {
+        self.shares((0..events).map(Covers::One))
+    }
+
+    /// `count` shares that each carry every event of the block, for
+    /// destinations that each deliver a copy (a fanout's): an event fails
+    /// when any copy of it fails.
+    pub fn copies(&self, count: usize) -> Vec<Ack> {
+        self.shares((0..count).map(|_| Covers::All))
+    }
+
+    /// The peer has every event.
     pub fn acknowledge(&self) {
         self.inner.resolve(Outcome::Acknowledged);
     }
 
-    /// The event could not be delivered; its buffer will send it again.
+    /// No event could be delivered; its buffer will send them again.
     pub fn fail(&self) {
         self.inner.resolve(Outcome::Failed);
+    }
+
+    /// The events at `positions` (in what this token carries) could not be
+    /// delivered, every other one was; none at all acknowledges.
+    pub fn fail_only(&self, positions: Positions) {
+        self.inner.resolve(match positions.is_empty() {
+            true => Outcome::Acknowledged,
+            false => Outcome::Partly(positions),
+        });
     }
 }
 
@@ -124,16 +192,47 @@ impl Token {
         if self.resolved.swap(true, Ordering::AcqRel) {
             return;
         }
-        match (&self.target, outcome) {
-            (Target::Buffer { id, reply }, _) => {
+        match &self.target {
+            Target::Buffer { id, reply } => {
                 let _ = reply.send((*id, outcome));
             }
-            (Target::Share(shares), Outcome::Failed) => shares.whole.fail(),
-            (Target::Share(shares), Outcome::Acknowledged) => {
-                if shares.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    shares.whole.acknowledge();
+            Target::Share { shares, covers } => shares.resolve_one(covers, outcome),
+        }
+    }
+}
+
+impl Shares {
+    /// One share ended: what it failed is noted in the whole's positions,
+    /// and the last share resolves the whole.
+    fn resolve_one(&self, covers: &Covers, outcome: Outcome) {
+        if outcome != Outcome::Acknowledged
+            && let Ok(mut failed) = self.failed.lock()
+        {
+            match (covers, outcome) {
+                (Covers::All, Outcome::Failed) => failed.every = true,
+                (Covers::All, Outcome::Partly(local)) => failed.positions.union(&local),
+                (Covers::One(position), _) => failed.positions.push_range(*position..*position + 1),
+                (Covers::Some(positions), Outcome::Failed) => failed.positions.union(positions),
+                (Covers::Some(positions), Outcome::Partly(local)) => {
+                    failed.positions.union(&positions.pick(&local))
                 }
+                (_, Outcome::Acknowledged) => {}
             }
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let failed = self
+            .failed
+            .lock()
+            .map(|mut failed| std::mem::take(&mut *failed))
+            .unwrap_or(Failed {
+                every: true,
+                positions: Positions::new(),
+            });
+        match failed.every {
+            true => self.whole.fail(),
+            false => self.whole.fail_only(failed.positions),
         }
     }
 }
@@ -165,28 +264,69 @@ mod tests {
     #[test]
     fn a_split_token_is_acknowledged_when_every_share_is() {
         let (issuer, mut replies) = issuer();
-        let shares = issuer.issue(7).split(3);
+        let shares = issuer.issue(7).each(3);
         shares[0].acknowledge();
         shares[2].acknowledge();
         assert!(replies.try_recv().is_err(), "one share is still out");
         shares[1].acknowledge();
         assert_eq!(replies.try_recv().unwrap(), (7, Outcome::Acknowledged));
+        issuer.issue(10).parts(Vec::new());
+        assert_eq!(replies.try_recv().unwrap(), (10, Outcome::Acknowledged));
     }
 
     #[test]
-    fn one_failed_or_dropped_share_fails_the_whole() {
+    fn a_failed_share_fails_only_its_events_once_every_share_is_settled() {
         let (issuer, mut replies) = issuer();
-        let mut shares = issuer.issue(8).split(2);
-        shares[0].acknowledge();
+        // A round robin's two shares of six events: 0, 2, 4 and 1, 3, 5.
+        let odd_even = vec![
+            [0, 2, 4].into_iter().collect(),
+            [1, 3, 5].into_iter().collect(),
+        ];
+        let mut shares = issuer.issue(8).parts(odd_even);
         drop(shares.pop());
-        assert_eq!(replies.try_recv().unwrap(), (8, Outcome::Failed));
-        let shares = issuer.issue(9).split(2);
+        assert!(replies.try_recv().is_err(), "the other share is still out");
+        shares[0].acknowledge();
+        let failed: Positions = [1, 3, 5].into_iter().collect();
+        assert_eq!(replies.try_recv().unwrap(), (8, Outcome::Partly(failed)));
+
+        let shares = issuer.issue(9).each(4);
         shares[1].fail();
+        shares[3].fail();
         shares[0].acknowledge();
         drop(shares);
-        assert_eq!(replies.try_recv().unwrap(), (9, Outcome::Failed));
+        let failed: Positions = [1, 2, 3].into_iter().collect();
+        assert_eq!(replies.try_recv().unwrap(), (9, Outcome::Partly(failed)));
         assert!(replies.try_recv().is_err(), "resolved once");
-        issuer.issue(10).split(0);
-        assert_eq!(replies.try_recv().unwrap(), (10, Outcome::Acknowledged));
+    }
+
+    #[test]
+    fn shares_of_shares_name_the_failed_events_of_the_first_block() {
+        let (issuer, mut replies) = issuer();
+        let halves = issuer
+            .issue(1)
+            .parts(vec![Positions::range(0..10), Positions::range(10..20)]);
+        halves[0].acknowledge();
+        // The second half dealt again over two destinations, one of which
+        // copies it to two outputs, one of which fails a part of it.
+        let dealt = halves[1].parts(vec![
+            [0, 2, 4, 6, 8].into_iter().collect(),
+            [1, 3, 5, 7, 9].into_iter().collect(),
+        ]);
+        dealt[0].acknowledge();
+        let copies = dealt[1].copies(2);
+        copies[0].acknowledge();
+        assert!(replies.try_recv().is_err());
+        copies[1].fail_only(Positions::range(3..5));
+        let failed: Positions = [17, 19].into_iter().collect();
+        assert_eq!(replies.try_recv().unwrap(), (1, Outcome::Partly(failed)));
+
+        let copies = issuer.issue(2).copies(2);
+        copies[0].acknowledge();
+        copies[1].fail();
+        assert_eq!(
+            replies.try_recv().unwrap(),
+            (2, Outcome::Failed),
+            "a failed copy fails all"
+        );
     }
 }

@@ -2,7 +2,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::{Ack, Batch, Event};
+use crate::{Ack, Batch, Event, Positions};
 
 /// Events kept as they travel on the wire: one buffer holding every event
 /// followed by the delimiter, and where each event ends.
@@ -135,7 +135,7 @@ impl Lines {
         match &self.ack {
             None => events.collect(),
             Some(ack) => events
-                .zip(ack.split(self.len()))
+                .zip(ack.each(self.len()))
                 .map(|(event, share)| event.with_ack(share))
                 .collect(),
         }
@@ -168,6 +168,17 @@ impl Lines {
         }
     }
 
+    /// The events at `positions`, in order, in a buffer of their own and
+    /// without a token.
+    pub fn select(&self, positions: &Positions) -> Lines {
+        let mut builder =
+            LinesBuilder::new(self.delimiter.clone(), self.data.len(), positions.len());
+        for index in positions.iter().filter(|&index| index < self.len()) {
+            builder.push_from(self, index);
+        }
+        builder.finish()
+    }
+
     /// Keeps the first `at` events and returns the rest.
     pub fn split_off(&mut self, at: usize) -> Lines {
         if at >= self.len() {
@@ -175,16 +186,24 @@ impl Lines {
         }
         let cut = self.span(at).start;
         let data = self.data.split_off(cut);
-        let ends = self
+        let ends: Vec<usize> = self
             .ends
             .split_off(at)
             .into_iter()
             .map(|end| end - cut)
             .collect();
-        // Each half travels on its own: a block's token is shared by both.
-        let ack = self.ack.take().map(|ack| ack.split(2));
+        // Each half travels on its own with a share of the block's token
+        // that knows which of its events it carries.
+        let whole = self.len() + ends.len();
+        let ack = self
+            .ack
+            .take()
+            .map(|ack| ack.parts(vec![Positions::range(0..at), Positions::range(at..whole)]));
         let (front, back) = match ack {
-            Some(mut shares) => (shares.pop(), shares.pop()),
+            Some(mut shares) => {
+                let back = shares.pop();
+                (shares.pop(), back)
+            }
             None => (None, None),
         };
         self.ack = front;

@@ -106,7 +106,7 @@ impl Parcel {
             Parcel::Lines(mut lines) => match lines.take_ack() {
                 None => vec![Parcel::Lines(lines); count],
                 Some(ack) => ack
-                    .split(count)
+                    .copies(count)
                     .into_iter()
                     .map(|share| Parcel::Lines(lines.clone().with_ack(share)))
                     .collect(),
@@ -117,7 +117,7 @@ impl Parcel {
                     match event.ack() {
                         None => copies.iter_mut().for_each(|copy| copy.push(event.clone())),
                         Some(ack) => {
-                            let shares = ack.split(count);
+                            let shares = ack.copies(count);
                             let plain = event.with_data(event.data().clone());
                             for (copy, share) in copies.iter_mut().zip(shares) {
                                 copy.push(plain.clone().with_ack(share));
@@ -127,6 +127,21 @@ impl Parcel {
                 }
                 copies.into_iter().map(Parcel::Events).collect()
             }
+        }
+    }
+
+    /// The events at `positions`, in order (for a buffer that sends again
+    /// only the events that failed); tokens are not carried over.
+    pub fn select(&self, positions: &crate::Positions) -> Parcel {
+        match self {
+            Parcel::Lines(lines) => Parcel::Lines(lines.select(positions)),
+            Parcel::Events(batch) => Parcel::Events(
+                positions
+                    .iter()
+                    .filter_map(|at| batch.get(at))
+                    .map(|event| Event::new(event.data().clone()))
+                    .collect(),
+            ),
         }
     }
 

@@ -33,6 +33,7 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
     let (tx, rx) = mpsc::unbounded_channel();
     let space = Arc::new(Semaphore::new(capacity));
     let (locked_tx, locked_rx) = watch::channel(false);
+    let locked_tx = Arc::new(locked_tx);
     let stats = Arc::new(QueueStats::default());
     let sender = Sender {
         link: Some(Link {
@@ -331,12 +332,36 @@ impl LockWatch {
     }
 }
 
+/// Locks and unlocks one queue on behalf of its receiver
+/// ([`Receiver::locker`]).
+#[derive(Clone, Debug)]
+pub struct Locker(Arc<watch::Sender<bool>>);
+
+impl Locker {
+    /// Asks upstream flow modules to route around the queue.
+    pub fn lock(&self) {
+        self.0
+            .send_if_modified(|locked| !std::mem::replace(locked, true));
+    }
+
+    /// Takes the queue back into rotation.
+    pub fn unlock(&self) {
+        self.0
+            .send_if_modified(|locked| std::mem::replace(locked, false));
+    }
+
+    /// The current state.
+    pub fn is_locked(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
 /// The consuming end of a queue.
 #[derive(Debug)]
 pub struct Receiver {
     rx: mpsc::UnboundedReceiver<Entry>,
     space: Arc<Semaphore>,
-    locked: watch::Sender<bool>,
+    locked: Arc<watch::Sender<bool>>,
     stats: Arc<QueueStats>,
     capacity: usize,
     /// Asked to hand its end over ([`Sender::hand_over`]): the queue looks
@@ -413,6 +438,12 @@ impl Receiver {
         *self.locked.borrow()
     }
 
+    /// A handle that locks and unlocks this queue, for a module that hands
+    /// the receiver itself to a stream (a funnel merging its queues).
+    pub fn locker(&self) -> Locker {
+        Locker(self.locked.clone())
+    }
+
     /// The queue's counters.
     pub fn stats(&self) -> &Arc<QueueStats> {
         &self.stats
@@ -434,7 +465,7 @@ impl Drop for Receiver {
             let _ = back.send(Receiver {
                 rx: std::mem::replace(&mut self.rx, empty),
                 space: self.space.clone(),
-                locked: std::mem::replace(&mut self.locked, unlocked),
+                locked: std::mem::replace(&mut self.locked, Arc::new(unlocked)),
                 stats: self.stats.clone(),
                 capacity: self.capacity,
                 handing_over: None,

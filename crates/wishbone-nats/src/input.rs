@@ -342,19 +342,19 @@ impl NatsInput {
                 _ = abort.cancelled() => return Ended::Aborted,
                 Some((id, outcome)) = replies.recv() => {
                     let Some(message) = taken.remove(&id) else { continue };
-                    if let (Outcome::Acknowledged, Ok(info)) = (outcome, message.info()) {
+                    if let (Outcome::Acknowledged, Ok(info)) = (&outcome, message.info()) {
                         resume.acknowledged(info.stream_sequence);
                     }
                     let settled = match outcome {
                         Outcome::Acknowledged => message.ack().await,
-                        Outcome::Failed => message.ack_with(AckKind::Nak(None)).await,
+                        _ => message.ack_with(AckKind::Nak(None)).await,
                     };
                     if let Err(error) = settled {
                         return Ended::Lost(format!("cannot settle a message: {error}"));
                     }
                     match outcome {
                         Outcome::Acknowledged => counters.acked.add(1),
-                        Outcome::Failed => counters.naked.add(1),
+                        _ => counters.naked.add(1),
                     }
                 }
                 _ = stop.cancelled(), if !stopping => stopping = true,

@@ -26,7 +26,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use wishbone_runtime::{Batch, Event, Lines, Parcel};
+use wishbone_runtime::{Batch, Event, Lines, Parcel, Positions};
 
 /// The decisions and records of one output.
 #[derive(Debug)]
@@ -486,7 +486,8 @@ impl Delivery {
         for record in self.records.drain(..) {
             match record {
                 Record::Event { event, .. } => unacknowledged.push(event),
-                // A buffer's block goes back to it whole: it sends it again.
+                // A buffer's block goes back to it: the lines the peer
+                // acknowledged are settled, the rest it sends again.
                 Record::Lines {
                     mut lines,
                     released,
@@ -494,7 +495,7 @@ impl Delivery {
                 } if lines.ack().is_some() => {
                     blocks_returned += lines.len() - released;
                     if let Some(ack) = lines.take_ack() {
-                        ack.fail();
+                        ack.fail_only(Positions::range(released..lines.len()));
                     }
                 }
                 Record::Lines {

@@ -38,9 +38,13 @@ impl OutputState {
         if settings.failover && !failed.is_connected() {
             tracing::warn!(module = %context.name(), "failed: true but no route takes the failed queue: undeliverable events will be dropped and counted");
         }
+        let inbox = context.take_incoming("inbox");
+        // Down until the first connection: flow modules upstream route
+        // around the output from the start, not after its first failure.
+        inbox.lock();
         Self {
             module: context.name().to_string(),
-            inbox: context.take_incoming("inbox"),
+            inbox,
             inbox_open: true,
             delivery: Delivery::new(settings.failover, settings.success),
             timeout: settings.timeout,

@@ -1,8 +1,9 @@
 //! The loop the filter and the selector share: take a parcel, sort it,
-//! settle what goes nowhere, and send the rest on with backpressure.
+//! settle what goes nowhere, and send the rest on with backpressure; the
+//! inbox is down while a destination is.
 
 use wishbone_runtime::queue::Sender;
-use wishbone_runtime::{Counted, ModuleContext, ModuleError};
+use wishbone_runtime::{Counted, LockRelay, ModuleContext, ModuleError};
 
 use crate::sort::{Choice, Sorted, sort};
 
@@ -44,7 +45,17 @@ pub(crate) async fn route<'a>(
         .map(|queue| (queue.to_string(), context.outgoing(queue)))
         .collect();
     let errors = ConditionErrors::new(context.name());
-    while let Some(parcel) = inbox.recv_parcel().await {
+    // Any destination may get any event: while one is down, so is the inbox.
+    let mut relay = LockRelay::new(
+        vec![inbox.locker()],
+        destinations.iter().map(|(_, sender)| sender),
+    );
+    loop {
+        let parcel = tokio::select! {
+            parcel = inbox.recv_parcel() => parcel,
+            () = relay.follow() => continue,
+        };
+        let Some(parcel) = parcel else { break };
         let sorted = sort(parcel, destinations.len(), |event| choose(event, &errors));
         sorted.settle_unconnected(|index| destinations[index].1.is_connected());
         let Sorted(parcels) = sorted;

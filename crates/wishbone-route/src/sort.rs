@@ -9,7 +9,7 @@
 //! queue no route connects, so a buffer upstream does not replay events
 //! the configuration chose to drop.
 
-use wishbone_runtime::{Batch, LinesBuilder, Parcel};
+use wishbone_runtime::{Batch, LinesBuilder, Parcel, Positions};
 
 /// The destinations chosen for one event, one bit each (bit 0 is the first
 /// destination). At least one bit is set.
@@ -34,6 +34,10 @@ pub fn sort(
     match parcel {
         Parcel::Lines(mut lines) => {
             let mut builders: Vec<Option<LinesBuilder>> = (0..destinations).map(|_| None).collect();
+            // Which of the block's events each destination carries, for
+            // its share of the token: a failed share fails only those.
+            let mut carried: Option<Vec<Positions>> =
+                lines.ack().map(|_| vec![Positions::new(); destinations]);
             for (index, line) in lines.iter().enumerate() {
                 for_each_bit(choose(line), destinations, |destination| {
                     builders[destination]
@@ -45,11 +49,18 @@ pub fn sort(
                             )
                         })
                         .push_from(&lines, index);
+                    if let Some(carried) = &mut carried {
+                        carried[destination].push(index);
+                    }
                 });
             }
-            let mut shares = lines
-                .take_ack()
-                .map(|ack| ack.split(builders.iter().flatten().count()).into_iter());
+            let mut shares = lines.take_ack().zip(carried).map(|(ack, carried)| {
+                let parts = carried
+                    .into_iter()
+                    .filter(|part| !part.is_empty())
+                    .collect();
+                ack.parts(parts).into_iter()
+            });
             Sorted(
                 builders
                     .into_iter()
@@ -76,7 +87,7 @@ pub fn sort(
                         sorted[destination].push(event.clone())
                     }),
                     (copies, Some(ack)) => {
-                        let mut shares = ack.split(copies as usize).into_iter();
+                        let mut shares = ack.copies(copies as usize).into_iter();
                         let plain = event.with_data(event.data().clone());
                         drop(event);
                         for_each_bit(choice, destinations, |destination| {

@@ -31,6 +31,8 @@ mod pipeline;
 mod plan;
 mod publish;
 mod rates;
+mod relay;
+pub mod resend;
 mod server;
 mod set;
 mod table;
@@ -46,11 +48,12 @@ pub use module::{Module, ModuleError, ModuleKind};
 pub use options::{RecordedMetrics, RecordedValue, RuntimeOptions};
 pub use plan::Plan;
 pub use rates::{QueueRates, QueueReading};
+pub use relay::LockRelay;
 pub use server::{Reloaded, Reloader, Server, ServerError};
 pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 
 pub use wishbone_bootstrap::{ArgumentError, Arguments, OwnArguments, host_name, seconds};
 pub use wishbone_event::{
-    Batch, Event, Lines, LinesBuilder, Parcel, QueueSpec, ack, queue, random,
+    Batch, Event, Lines, LinesBuilder, Parcel, Positions, QueueSpec, ack, queue, random,
 };

@@ -24,12 +24,15 @@ mod writer;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::ack;
+use wishbone_runtime::resend::{self, ResendArguments, ResendChange};
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, Parcel, QueueSpec,
+    ArgumentError, Arguments, Counted, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
+    QueueSpec,
 };
 
 pub use block::{Location, Stored};
@@ -70,6 +73,10 @@ Arguments (default)
                             it will. A process crash loses nothing; a power
                             cut can lose whatever it had not written.
   sync_interval_ms  with `sync: interval` (1000)
+  resend_initial    seconds before a block that failed downstream is sent
+                    again (0.1); the pause doubles each time the same block
+                    fails
+  resend_max        longest such pause in seconds (1)
   max_memory_bytes  with `path`, payload bytes held in memory besides the
                 log (67108864): blocks in flight and the oldest waiting
                 ones; newer blocks wait on disk only and are read back
@@ -89,12 +96,23 @@ the round robin it feeds is) nothing is sent: events wait here, where
 when_full applies to them. Each block sent carries a token that the
 outputs which handle it resolve: acknowledged once every one of its events
 is with its peer (tcp: the peer's TCP stack acknowledged the bytes;
-websocket: likewise for the frames), failed as soon as one of them cannot
-be delivered (a connection died, an output is down). A round robin
-splits a block's token over its destinations' shares. A failed block is sent
-again whole, oldest first, to whichever output is up: events of it that had
-arrived may arrive twice. Only the block itself is settled by its token: a
-block in flight on one output is never acknowledged by another's progress.
+websocket: likewise for the frames). A block that travels in parts (a
+round robin deals it, a selector sorts it, an output cuts it to fit its
+window) is settled once every part is, and a failure names the events
+that were not delivered (a connection died before they were
+acknowledged, an output is down): only those are sent again, never what
+another output already delivered. A fanout's copies are one exception:
+an event one copy failed is sent again to every destination. A failed
+block is sent again after a pause (resend_initial, doubling each time the
+same block fails, up to resend_max), so a path that keeps failing costs no
+CPU and sends no copies elsewhere; then before anything newer, to
+whichever output is up. Resending is logged once when it starts and once
+when everything failed was delivered, and counted in
+module.<name>.resent (events sent again). Only the block itself is settled
+by its token: a block in flight on one output is never acknowledged by
+another's progress. With `path` the log records a block as settled only
+once all of it is: after a crash, a block of which a part was delivered
+is sent again whole.
 
 Upstream, an event that arrived with a token (from an acknowledging input,
 or another buffer) is acknowledged once it is kept: with `path`, written as
@@ -205,6 +223,12 @@ pub struct Config {
     /// Between fsyncs with `sync: interval`.
     #[serde(default = "default_sync_interval_ms")]
     pub sync_interval_ms: u64,
+    /// First pause before a failed block is sent again, seconds.
+    #[serde(default = "resend::default_resend_initial")]
+    pub resend_initial: f64,
+    /// Longest such pause, seconds.
+    #[serde(default = "resend::default_resend_max")]
+    pub resend_max: f64,
 }
 
 fn default_read_count() -> usize {
@@ -231,6 +255,22 @@ impl Config {
     /// A new segment file starts once one holds this many bytes.
     pub fn segment_bytes(&self) -> u64 {
         (self.max_bytes as u64 / 8).clamp(64 * 1024, 128 * 1024 * 1024)
+    }
+
+    /// The pauses before a failed block is sent again (checked at build:
+    /// the defaults stand in for values that would not pass).
+    pub fn resend_pauses(&self) -> (std::time::Duration, std::time::Duration) {
+        self.resend_arguments()
+            .pauses()
+            .or_else(|_| ResendArguments::default().pauses())
+            .unwrap_or_default()
+    }
+
+    fn resend_arguments(&self) -> ResendArguments {
+        ResendArguments {
+            resend_initial: self.resend_initial,
+            resend_max: self.resend_max,
+        }
     }
 
     /// The inbox waits while the log's files hold more than this.
@@ -261,6 +301,10 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     if let Some(path) = &config.path {
         usable_directory(path).map_err(ArgumentError::new)?;
     }
+    config
+        .resend_arguments()
+        .pauses()
+        .map_err(ArgumentError::new)?;
     if config.sync_interval_ms == 0 {
         return Err(ArgumentError::field(
             "sync_interval_ms",
@@ -305,7 +349,7 @@ fn with_token(block: Parcel, token: ack::Ack) -> Parcel {
     match block {
         Parcel::Lines(lines) => Parcel::Lines(lines.with_ack(token)),
         Parcel::Events(batch) => {
-            let shares = token.split(batch.len());
+            let shares = token.each(batch.len());
             Parcel::Events(
                 batch
                     .into_iter()
@@ -314,6 +358,23 @@ fn with_token(block: Parcel, token: ack::Ack) -> Parcel {
                     .collect(),
             )
         }
+    }
+}
+
+/// Counts what was sent again, and logs when resending starts and ends.
+fn report_resends(retention: &mut Retention, resent: &Counted, name: &str) {
+    let total = retention.resent();
+    if total > resent.total() {
+        resent.add(total - resent.total());
+    }
+    match retention.take_resend_change() {
+        Some(ResendChange::Started { events }) => {
+            tracing::warn!(module = %name, events, "events failed downstream; only those are sent again, after a pause");
+        }
+        Some(ResendChange::Ended { resent, lasted }) => {
+            tracing::info!(module = %name, resent, ?lasted, "events failed downstream are delivered again");
+        }
+        None => {}
     }
 }
 
@@ -342,6 +403,7 @@ impl Module for Wal {
                 None => (None, Retention::new(config.clone())),
             };
             let (issuer, mut replies) = ack::issuer();
+            let resent = Counted::new(&name, "resent");
             let mut blocked: VecDeque<Parcel> = VecDeque::new();
             let mut inbox_open = true;
             let mut reported = 0;
@@ -370,6 +432,7 @@ impl Module for Wal {
                         log.writer.send(Command::Load(loads));
                     }
                 }
+                report_resends(&mut retention, &resent, &name);
                 if retention.dropped() > reported {
                     inbox
                         .stats()
@@ -423,7 +486,13 @@ impl Module for Wal {
                             log.apply(report, &mut retention);
                         }
                     }
-                    Some((id, outcome)) = replies.recv() => retention.resolve(id, outcome),
+                    Some((id, outcome)) = replies.recv() => {
+                        retention.resolve(id, outcome, Instant::now());
+                        while let Ok((id, outcome)) = replies.try_recv() {
+                            retention.resolve(id, outcome, Instant::now());
+                        }
+                    }
+                    () = resend::until(retention.next_due()) => retention.release_due(Instant::now()),
                     () = outbox_lock.changed(), if held => {}
                     permit = outbox.reserve(sendable), if sendable > 0 => {
                         let Ok(permit) = permit else {

@@ -3,8 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use std::time::Instant;
+
 use wishbone_runtime::ack::{Ack, Outcome};
-use wishbone_runtime::{Event, Parcel};
+use wishbone_runtime::resend::{ResendChange, Resends};
+use wishbone_runtime::{Event, Parcel, Positions};
 
 use super::block::{Location, Stored, payload_bytes};
 use super::residency::Residency;
@@ -18,6 +21,8 @@ enum State {
     Writing,
     /// Kept, waiting to be sent (new, or failed and due again).
     Waiting,
+    /// Failed downstream, waiting out its pause before it is due again.
+    Paused,
     /// Sent, not yet settled by its outputs.
     InFlight,
     /// Delivered; the log has not yet recorded it (with `path` only). It
@@ -36,6 +41,9 @@ struct Block {
     /// The tokens the events arrived with: resolved once the block is
     /// kept (with `path`) or delivered (in memory), failed when dropped.
     upstream: Vec<Ack>,
+    /// The events still owed, by position in the block, once a part of it
+    /// was delivered; none: every event.
+    owed: Option<Positions>,
 }
 
 /// The bookkeeping.
@@ -54,6 +62,9 @@ pub struct Retention {
     config: Config,
     blocks: BTreeMap<u64, Block>,
     waiting: BTreeSet<u64>,
+    /// Blocks that failed, waiting out their pause.
+    paused: BTreeSet<u64>,
+    resends: Resends,
     /// Events kept in all (every state), waiting, and being written.
     kept_events: usize,
     waiting_events: usize,
@@ -63,6 +74,8 @@ pub struct Retention {
     bytes: usize,
     next_id: u64,
     dropped: u64,
+    /// Events sent again after failing downstream.
+    resent: u64,
     /// Blocks the log must record as settled.
     settlements: Vec<u64>,
     /// Blocks kept in memory that may still point into the buffer they
@@ -91,10 +104,13 @@ pub enum Pushed {
 impl Retention {
     /// A buffer kept in memory only.
     pub fn new(config: Config) -> Self {
+        let pauses = config.resend_pauses();
         Self {
             config,
             blocks: BTreeMap::new(),
             waiting: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            resends: Resends::new(pauses.0, pauses.1),
             kept_events: 0,
             waiting_events: 0,
             writing_events: 0,
@@ -102,6 +118,7 @@ impl Retention {
             bytes: 0,
             next_id: 0,
             dropped: 0,
+            resent: 0,
             settlements: Vec::new(),
             sharing: VecDeque::new(),
             residency: None,
@@ -133,6 +150,7 @@ impl Retention {
                     bytes: stored.bytes,
                     state: State::Waiting,
                     upstream: Vec::new(),
+                    owed: None,
                 },
             );
         }
@@ -206,6 +224,7 @@ impl Retention {
                 bytes: size,
                 state,
                 upstream,
+                owed: None,
             },
         );
         self.stop_sharing();
@@ -229,13 +248,26 @@ impl Retention {
         }
     }
 
-    /// Drops the oldest waiting block, counted; false when none waits.
+    /// Drops the oldest block waiting to be sent (or sent again after a
+    /// pause), counted; false when none waits.
     fn drop_oldest_waiting(&mut self) -> bool {
-        let Some(oldest) = self.waiting.pop_first() else {
+        let paused_first = match (self.waiting.first(), self.paused.first()) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(waiting), Some(paused)) => paused < waiting,
+        };
+        let oldest = match paused_first {
+            true => self.paused.pop_first(),
+            false => self.waiting.pop_first(),
+        };
+        let Some(oldest) = oldest else {
             return false;
         };
+        self.resends.forget(oldest);
         if let Some(dropped) = self.blocks.remove(&oldest) {
-            self.waiting_events -= dropped.events;
+            if !paused_first {
+                self.waiting_events -= dropped.events;
+            }
             self.forget(oldest, &dropped);
             self.dropped += dropped.events as u64;
             if self.has_log() {
@@ -330,6 +362,7 @@ impl Retention {
 
     /// Takes block `id`'s counts off the books.
     fn forget(&mut self, id: u64, block: &Block) {
+        self.resends.forget(id);
         self.kept_events -= block.events;
         self.bytes -= block.bytes;
         if let Some(residency) = &mut self.residency {
@@ -352,7 +385,9 @@ impl Retention {
             .first()
             .and_then(|id| self.blocks.get(id))
             .filter(|block| block.parcel.is_some()) // on disk only: read back first
-            .map_or(0, |block| block.events)
+            .map_or(0, |block| {
+                block.owed.as_ref().map_or(block.events, Positions::len)
+            })
     }
 
     /// Takes the oldest waiting blocks, now in flight, while they fit in
@@ -369,14 +404,23 @@ impl Retention {
                 return taken;
             };
             budget -= next;
-            self.waiting_events -= next;
             if let Some(block) = self.blocks.get_mut(&id) {
+                self.waiting_events -= block.events;
                 block.state = State::InFlight;
                 if let Some(residency) = &mut self.residency {
                     residency.sent(id);
                 }
                 if let Some(parcel) = &block.parcel {
-                    taken.push((id, parcel.clone()));
+                    // Once a part was delivered, only what is still owed.
+                    let sent = match &block.owed {
+                        None => parcel.clone(),
+                        Some(owed) => parcel.select(owed),
+                    };
+                    if self.resends.has(id) {
+                        self.resends.resent(sent.len());
+                        self.resent += sent.len() as u64;
+                    }
+                    taken.push((id, sent));
                 }
             }
         }
@@ -385,12 +429,15 @@ impl Retention {
     /// An output settled block `id`: delivered blocks are forgotten (with
     /// a log, once it has recorded them), failed ones wait to be sent
     /// again, before anything newer.
-    pub fn resolve(&mut self, id: u64, outcome: Outcome) {
+    pub fn resolve(&mut self, id: u64, outcome: Outcome, now: Instant) {
         let Some(block) = self.blocks.get_mut(&id) else {
             return;
         };
         if block.state != State::InFlight {
             return; // settled twice, or a stale token: nothing in flight to settle
+        }
+        if outcome == Outcome::Acknowledged {
+            self.resends.delivered(id, now);
         }
         match outcome {
             Outcome::Acknowledged if self.residency.is_some() => {
@@ -407,15 +454,48 @@ impl Retention {
                     self.forget(id, &block);
                 }
             }
-            Outcome::Failed => {
-                block.state = State::Waiting;
-                self.waiting_events += block.events;
-                self.waiting.insert(id);
+            Outcome::Failed | Outcome::Partly(_) => {
+                if let Outcome::Partly(failed) = outcome {
+                    // What was delivered of it is settled: only the failed
+                    // events are owed, named in the block's own positions.
+                    block.owed = Some(match &block.owed {
+                        None => failed,
+                        Some(owed) => owed.pick(&failed),
+                    });
+                }
+                block.state = State::Paused;
+                let owed = block.owed.as_ref().map_or(block.events, Positions::len);
+                self.paused.insert(id);
+                self.resends.failed(id, owed, now);
                 if let Some(residency) = &mut self.residency {
                     residency.failed(id);
                 }
             }
         }
+    }
+
+    /// Blocks whose pause is over wait to be sent again, before anything
+    /// newer.
+    pub fn release_due(&mut self, now: Instant) {
+        for id in self.resends.take_due(now) {
+            if self.paused.remove(&id)
+                && let Some(block) = self.blocks.get_mut(&id)
+            {
+                block.state = State::Waiting;
+                self.waiting_events += block.events;
+                self.waiting.insert(id);
+            }
+        }
+    }
+
+    /// When the next paused block is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.resends.next_due()
+    }
+
+    /// A change in resending worth a log line, once.
+    pub fn take_resend_change(&mut self) -> Option<ResendChange> {
+        self.resends.take_change()
     }
 
     /// What the log must record as settled since the last call.
@@ -459,6 +539,11 @@ impl Retention {
 
     pub fn is_empty(&self) -> bool {
         self.blocks.is_empty()
+    }
+
+    /// Events sent again so far after failing downstream.
+    pub fn resent(&self) -> u64 {
+        self.resent
     }
 
     /// Events dropped so far by the retention limits.

@@ -1,6 +1,8 @@
 //! The retention's decisions, without sockets or an actix system.
 
 use super::*;
+use std::time::{Duration, Instant};
+
 use wishbone_runtime::ack::Outcome;
 use wishbone_runtime::{Event, Lines};
 
@@ -14,7 +16,16 @@ fn config(when_full: WhenFull) -> Config {
         sync: SyncMode::Batch,
         sync_interval_ms: 1000,
         max_memory_bytes: 1 << 20,
+        resend_initial: 0.1,
+        resend_max: 1.0,
     }
+}
+
+/// Settles block `id`; a failed block's pause is over at once.
+fn settle(retention: &mut Retention, id: u64, outcome: Outcome) {
+    let now = Instant::now();
+    retention.resolve(id, outcome, now);
+    retention.release_due(now + Duration::from_secs(3600));
 }
 
 /// Keeps one event (a block of its own), applying `when_full`.
@@ -65,7 +76,7 @@ fn at_most_most_sharing_kept_blocks_hold_on_to_the_buffer_they_were_read_into() 
         assert!(inside(event.data()), "block {id} still shares, uncopied");
     }
     push(&mut retention, Event::new(read.slice(0..1))).unwrap();
-    retention.resolve(1, Outcome::Failed);
+    settle(&mut retention, 1, Outcome::Failed);
     let (id, resent) = retention.take(1).pop().unwrap();
     assert_eq!(id, 1, "the failed block goes first");
     let resent = resent.into_events().pop().unwrap();
@@ -119,7 +130,7 @@ fn a_block_is_sent_with_one_token_and_settled_whole() {
         panic!("lines stay lines")
     };
     sent.ack().unwrap().acknowledge();
-    retention.resolve(id, replies.try_recv().unwrap().1);
+    settle(&mut retention, id, replies.try_recv().unwrap().1);
     assert!(retention.is_empty());
 }
 
@@ -131,7 +142,7 @@ fn blocks_go_out_without_waiting_for_earlier_acknowledgements() {
     assert_eq!(ids(&retention.take(10)), [1, 2, 3]);
     assert_eq!(retention.in_flight(), 4, "more than read_count 2 in flight");
     assert_eq!(retention.sendable(), 0, "nothing waits");
-    retention.resolve(0, Outcome::Acknowledged);
+    settle(&mut retention, 0, Outcome::Acknowledged);
     assert_eq!(retention.len(), 3);
 }
 
@@ -140,14 +151,14 @@ fn what_is_in_flight_is_kept_so_max_elements_bounds_it() {
     let mut retention = filled(WhenFull::Block, 4);
     assert_eq!(ids(&retention.take(10)), [0, 1, 2, 3]);
     let back = push(&mut retention, Event::new("e4")).unwrap_err();
-    retention.resolve(2, Outcome::Failed);
+    settle(&mut retention, 2, Outcome::Failed);
     let back = retention.push_block(back).unwrap_err();
     assert_eq!(
         retention.in_flight(),
         3,
         "a failed block waits again, still kept"
     );
-    retention.resolve(1, Outcome::Acknowledged);
+    settle(&mut retention, 1, Outcome::Acknowledged);
     retention.push_block(back).unwrap();
     assert_eq!(ids(&retention.take(10)), [2, 4], "the failed block first");
 }
@@ -156,8 +167,8 @@ fn what_is_in_flight_is_kept_so_max_elements_bounds_it() {
 fn a_failed_event_is_sent_again_before_anything_newer() {
     let mut retention = filled(WhenFull::DropOldest, 4);
     retention.take(2);
-    retention.resolve(1, Outcome::Acknowledged);
-    retention.resolve(0, Outcome::Failed);
+    settle(&mut retention, 1, Outcome::Acknowledged);
+    settle(&mut retention, 0, Outcome::Failed);
     assert_eq!(ids(&retention.take(10)), [0, 2, 3]);
 }
 
@@ -165,13 +176,13 @@ fn a_failed_event_is_sent_again_before_anything_newer() {
 fn an_acknowledgement_settles_only_its_own_event() {
     let mut retention = filled(WhenFull::DropOldest, 3);
     retention.take(2);
-    retention.resolve(1, Outcome::Acknowledged);
+    settle(&mut retention, 1, Outcome::Acknowledged);
     assert_eq!(
         retention.in_flight(),
         1,
         "event 0 is still in flight on another output"
     );
-    retention.resolve(1, Outcome::Failed);
+    settle(&mut retention, 1, Outcome::Failed);
     assert_eq!(
         retention.len(),
         2,
@@ -186,7 +197,7 @@ fn drop_oldest_drops_the_oldest_waiting_and_counts() {
     push(&mut retention, Event::new("e4")).unwrap();
     push(&mut retention, Event::new("e5")).unwrap();
     assert_eq!(retention.dropped(), 2);
-    retention.resolve(0, Outcome::Acknowledged);
+    settle(&mut retention, 0, Outcome::Acknowledged);
     assert_eq!(ids(&retention.take(10)), [3, 4, 5]);
 }
 
@@ -203,7 +214,7 @@ fn block_gives_the_event_back_until_there_is_room() {
     let back = push(&mut retention, Event::new("e4")).unwrap_err();
     assert_eq!(retention.dropped(), 0);
     retention.take(1);
-    retention.resolve(0, Outcome::Acknowledged);
+    settle(&mut retention, 0, Outcome::Acknowledged);
     retention.push_block(back).unwrap();
     assert_eq!(retention.len(), 4);
 }
@@ -303,13 +314,13 @@ fn in_memory_upstream_hears_once_an_output_delivered_and_a_drop_fails_it() {
     ));
     let (id, _) = retention.take(10).pop().unwrap();
     assert!(heard.try_recv().is_err(), "kept in memory is not kept");
-    retention.resolve(id, Outcome::Failed);
+    settle(&mut retention, id, Outcome::Failed);
     assert!(
         heard.try_recv().is_err(),
         "a failure is the buffer's to retry"
     );
     let (id, _) = retention.take(10).pop().unwrap();
-    retention.resolve(id, Outcome::Acknowledged);
+    settle(&mut retention, id, Outcome::Acknowledged);
     assert_eq!(heard.try_recv().unwrap(), (1, Outcome::Acknowledged));
     for index in 0..5 {
         let _ = retention.push_block(acknowledging(&["x"], upstream.issue(10 + index)));
@@ -326,7 +337,7 @@ fn on_disk_a_delivered_block_holds_its_room_until_the_log_recorded_it() {
     let mut retention = on_disk(3, WhenFull::Block);
     keep_on_disk(&mut retention, &["a", "b", "c"]);
     assert_eq!(ids(&retention.take(10)), [0, 1, 2]);
-    retention.resolve(0, Outcome::Acknowledged);
+    settle(&mut retention, 0, Outcome::Acknowledged);
     assert_eq!(retention.take_settlements(), [0]);
     let back = retention
         .push_block(Parcel::Events(vec!["d".into()]))
@@ -393,4 +404,58 @@ fn on_disk_past_max_memory_bytes_a_block_is_read_back_before_it_is_sent() {
     let taken = retention.take(10);
     assert_eq!(ids(&taken), [2]);
     assert_eq!(taken[0].1, Parcel::Events(vec!["c".into()]));
+}
+
+#[test]
+fn a_block_failed_in_part_sends_only_its_failed_events_again_after_a_pause() {
+    let mut retention = Retention::new(Config {
+        read_count: 6,
+        max_elements: 100,
+        ..config(WhenFull::Block)
+    });
+    let events: Vec<Event> = (0..6).map(|n| Event::new(n.to_string())).collect();
+    let newline = bytes::Bytes::from_static(b"\n");
+    let _ = retention.push_block(Parcel::Lines(Lines::encode(&events, &newline)));
+    let (id, _) = retention.take(100).pop().unwrap();
+    let now = Instant::now();
+    // A round robin's share with 1, 3 and 5 failed, the other delivered.
+    retention.resolve(id, Outcome::Partly([1, 3, 5].into_iter().collect()), now);
+    assert_eq!(retention.sendable(), 0, "not at once");
+    assert_eq!(retention.next_due(), Some(now + Duration::from_millis(100)));
+    retention.release_due(now + Duration::from_millis(100));
+    assert_eq!(retention.sendable(), 3);
+    let (again, parcel) = retention.take(100).pop().unwrap();
+    assert_eq!(again, id, "the same block");
+    let texts: Vec<_> = parcel
+        .into_events()
+        .iter()
+        .map(|e| e.data().clone())
+        .collect();
+    assert_eq!(texts, ["1", "3", "5"], "only what failed");
+    assert_eq!(retention.resent(), 3);
+    // Of those, the middle one fails again: named in what was sent.
+    retention.resolve(id, Outcome::Partly([1].into_iter().collect()), now);
+    retention.release_due(now + Duration::from_millis(150));
+    assert_eq!(retention.sendable(), 0, "the second pause is twice as long");
+    retention.release_due(now + Duration::from_millis(200));
+    let (_, parcel) = retention.take(100).pop().unwrap();
+    assert_eq!(parcel.into_events(), [Event::new("3")]);
+    retention.resolve(id, Outcome::Acknowledged, now);
+    assert!(retention.is_empty(), "delivered whole at last");
+    assert!(matches!(
+        retention.take_resend_change(),
+        Some(wishbone_runtime::resend::ResendChange::Ended { resent: 4, .. })
+    ));
+}
+
+#[test]
+fn a_paused_block_is_the_oldest_to_drop() {
+    let mut retention = filled(WhenFull::DropOldest, 4);
+    let taken = retention.take(1);
+    let now = Instant::now();
+    retention.resolve(taken[0].0, Outcome::Failed, now);
+    assert_eq!(retention.len(), 4);
+    let _ = push(&mut retention, Event::new("new"));
+    assert_eq!(retention.dropped(), 1, "the paused block made room");
+    assert_eq!(retention.next_due(), None, "and waits no more");
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::ack::{self, Outcome};
 use wishbone_runtime::queue::Sender;
-use wishbone_runtime::{Lines, Parcel};
+use wishbone_runtime::{Lines, Parcel, Positions};
 
 /// What became of a request's events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,10 +38,11 @@ pub async fn forward(
 ) -> (Forwarded, u64) {
     let (issuer, mut replies) = ack::issuer();
     let size = outbox.capacity().max(1);
-    let mut shares = issuer
-        .issue(0)
-        .split(lines.len().div_ceil(size))
-        .into_iter();
+    let total = lines.len();
+    let parts = (0..total.div_ceil(size))
+        .map(|part| Positions::range(part * size..((part + 1) * size).min(total)))
+        .collect();
+    let mut shares = issuer.issue(0).parts(parts).into_iter();
     drop(issuer);
     let deadline = tokio::time::Instant::now() + wait;
     let mut sent = 0u64;

@@ -4,7 +4,7 @@
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    ArgumentError, Arguments, LockRelay, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
 
 /// What `wishbone show --docs` prints.
@@ -18,7 +18,11 @@ Arguments: none
 
 Copies share the payload; no bytes are copied. The slowest destination sets
 the pace for all. An event from a write-ahead buffer is delivered once every
-copy of it is, and sent again when one copy cannot be.
+copy of it is, and sent again when one copy cannot be (to every
+destination: a copy another destination delivered arrives there twice).
+While any destination is down (an output whose peer is down, or a module
+that passes that state on), the inbox is too: a round robin in front of the
+fanout routes around it, and a write-ahead buffer holds its events.
 
 Example
   modules:
@@ -66,8 +70,19 @@ impl Module for Fanout {
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let mut inbox = context.take_incoming("inbox");
         let destinations = context.destinations();
+        // Every destination must get a copy: while any is down, so is the
+        // inbox.
+        let mut relay = LockRelay::new(
+            vec![inbox.locker()],
+            destinations.iter().map(|(_, sender)| sender),
+        );
         Box::pin(async move {
-            while let Some(parcel) = inbox.recv_parcel().await {
+            loop {
+                let parcel = tokio::select! {
+                    parcel = inbox.recv_parcel() => parcel,
+                    () = relay.follow() => continue,
+                };
+                let Some(parcel) = parcel else { break };
                 // Each destination's copy carries a share of every token:
                 // the original is delivered once every copy is.
                 let copies = parcel.copies(destinations.len());

@@ -5,7 +5,7 @@ use futures::StreamExt;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
+    ArgumentError, Arguments, LockRelay, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
 
 /// What `wishbone show --docs` prints.
@@ -14,6 +14,11 @@ pub const DOCS: &str = r#"wishbone.flow.funnel: merges many queues into one.
 Queues
   <any>      every queue a route connects into it is an inbound queue
   outbox     all their events; each inbound queue's order is kept
+
+While the outbox's destination is down (an output whose peer is down, or
+a module that passes that state on), every inbound queue is too: a round
+robin in front of the funnel routes around it, and a write-ahead buffer
+holds its events instead of sending them where they can only fail.
 
 Arguments: none
 
@@ -65,15 +70,27 @@ impl Module for Funnel {
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let outbox = context.outgoing("outbox");
-        let inbound = context
-            .take_all_incoming()
-            .into_iter()
-            .map(|(_, mut receiver)| {
-                futures::stream::poll_fn(move |cx| receiver.poll_recv_parcel(cx)).boxed_local()
-            });
+        let inbound = context.take_all_incoming();
+        // While the outbox's destination is down, so are the inboxes: a
+        // round robin feeding one routes around it.
+        let mut relay = LockRelay::new(
+            inbound
+                .iter()
+                .map(|(_, receiver)| receiver.locker())
+                .collect(),
+            [&outbox],
+        );
+        let inbound = inbound.into_iter().map(|(_, mut receiver)| {
+            futures::stream::poll_fn(move |cx| receiver.poll_recv_parcel(cx)).boxed_local()
+        });
         let mut merged = futures::stream::select_all(inbound);
         Box::pin(async move {
-            while let Some(batch) = merged.next().await {
+            loop {
+                let batch = tokio::select! {
+                    batch = merged.next() => batch,
+                    () = relay.follow() => continue,
+                };
+                let Some(batch) = batch else { break };
                 if let Err(closed) = outbox.send(batch).await {
                     return Err(ModuleError::DownstreamGone {
                         queue: "outbox".into(),

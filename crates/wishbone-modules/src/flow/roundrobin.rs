@@ -14,7 +14,7 @@ use serde::Deserialize;
 use wishbone_runtime::queue::{LockWatch, Sender};
 use wishbone_runtime::{
     ArgumentError, Arguments, Batch, Lines, LinesBuilder, Module, ModuleContext, ModuleError,
-    ModuleKind, Parcel, QueueSpec,
+    ModuleKind, Parcel, Positions, QueueSpec,
 };
 
 /// What `wishbone show --docs` prints.
@@ -115,15 +115,26 @@ impl Rotation {
                         false => LinesBuilder::new(lines.delimiter().clone(), 0, 0),
                     })
                     .collect();
+                // Which of the block's events each share carries, for its
+                // token: a failed share fails only those.
+                let mut carried: Option<Vec<Positions>> =
+                    lines.ack().map(|_| vec![Positions::new(); up.len()]);
                 for index in 0..lines.len() {
-                    builders[self.following(up)].push_from(&lines, index);
+                    let destination = self.following(up);
+                    builders[destination].push_from(&lines, index);
+                    if let Some(carried) = &mut carried {
+                        carried[destination].push(index);
+                    }
                 }
                 let mut shares: Vec<Lines> =
                     builders.into_iter().map(LinesBuilder::finish).collect();
                 // A buffer's block is delivered once every share of it is.
-                if let Some(ack) = lines.take_ack() {
-                    let dealt = shares.iter().filter(|share| !share.is_empty()).count();
-                    let mut parts = ack.split(dealt).into_iter();
+                if let (Some(ack), Some(carried)) = (lines.take_ack(), carried) {
+                    let dealt = carried
+                        .into_iter()
+                        .filter(|part| !part.is_empty())
+                        .collect();
+                    let mut parts = ack.parts(dealt).into_iter();
                     for share in shares.iter_mut().filter(|share| !share.is_empty()) {
                         if let Some(part) = parts.next() {
                             let dealt = std::mem::replace(share, Lines::empty(Bytes::new()));

@@ -9,7 +9,7 @@
 //! Lines that all pass unchanged stay lines.
 
 use wishbone_runtime::queue::{Receiver, Sender};
-use wishbone_runtime::{Batch, Counted, Event, ModuleContext, ModuleError, Parcel};
+use wishbone_runtime::{Batch, Counted, Event, LockRelay, ModuleContext, ModuleError, Parcel};
 
 /// What becomes of one event.
 pub(crate) enum Converted {
@@ -52,7 +52,14 @@ pub(crate) async fn convert_all(
         name,
     } = queues;
     let refused_count = Counted::new(&name, "failed");
-    while let Some(parcel) = inbox.recv_parcel().await {
+    // While the outbox's destination is down, so is the inbox.
+    let mut relay = LockRelay::new(vec![inbox.locker()], [&outbox]);
+    loop {
+        let parcel = tokio::select! {
+            parcel = inbox.recv_parcel() => parcel,
+            () = relay.follow() => continue,
+        };
+        let Some(parcel) = parcel else { break };
         let (passed, refused) = convert_parcel(parcel, &mut convert);
         if let Some((_, reason)) = refused.first().filter(|_| refused_count.total() == 0) {
             tracing::warn!(module = %name, %reason, "an event was refused; it goes to failed (module.{name}.failed counts them)");

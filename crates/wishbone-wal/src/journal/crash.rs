@@ -90,6 +90,8 @@ fn random_crashes_lose_nothing_kept_and_bring_back_nothing_damaged() {
         sync: SyncMode::Batch,
         sync_interval_ms: 1000,
         max_memory_bytes: usize::MAX,
+        resend_initial: 0.1,
+        resend_max: 1.0,
     };
     for seed in 1..=60u64 {
         let dir = tempfile::tempdir().unwrap();

@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::PathBuf;
+use std::time::Instant;
 
-use wishbone_runtime::ack::{Ack, AckIssuer};
+use wishbone_runtime::ack::{Ack, AckIssuer, Outcome};
+use wishbone_runtime::resend::{ResendChange, Resends};
 use wishbone_runtime::{Batch, Parcel};
 
 use super::StartAt;
@@ -29,6 +31,8 @@ pub struct Files {
     given_up: Vec<(FileKey, Chunk)>,
     in_flight: HashMap<u64, InFlight>,
     in_flight_bytes: usize,
+    /// Batches that failed downstream, waiting out their pause.
+    resends: Resends,
     next_id: u64,
     /// Long lines of files already closed: (truncated, dropped).
     closed_overlong: (u64, u64),
@@ -60,6 +64,7 @@ impl Files {
         stored: Vec<Entry>,
         start_at: StartAt,
         cutting: Cutting,
+        resends: Resends,
     ) -> Self {
         Self {
             patterns,
@@ -71,6 +76,7 @@ impl Files {
             given_up: Vec::new(),
             in_flight: HashMap::new(),
             in_flight_bytes: 0,
+            resends,
             next_id: 0,
             closed_overlong: (0, 0),
             reported_overlong: (0, 0),
@@ -203,7 +209,8 @@ impl Files {
     }
 
     /// Batch `id` was delivered.
-    pub fn acknowledge(&mut self, id: u64) {
+    pub fn acknowledge(&mut self, id: u64, now: Instant) {
+        self.resends.delivered(id, now);
         if let Some(batch) = self.in_flight.remove(&id) {
             self.in_flight_bytes -= batch.bytes;
             if let Some(tailed) = self.open.get_mut(&batch.key) {
@@ -212,22 +219,57 @@ impl Files {
         }
     }
 
-    /// Batch `id` failed downstream: the same lines under a new token, in
-    /// the same place of their file; `None` if their file was truncated
-    /// since (the lines are gone from it).
-    pub fn resend(&mut self, id: u64, issuer: &AckIssuer) -> Option<Parcel> {
+    /// Batch `id` failed downstream, whole or in part: what was delivered
+    /// of it is settled, and only the failed lines are sent again, after a
+    /// pause ([`Files::take_due`]).
+    pub fn failed(&mut self, id: u64, outcome: Outcome, now: Instant) {
+        let Some(batch) = self.in_flight.get_mut(&id) else {
+            return;
+        };
+        if let Outcome::Partly(failed) = &outcome {
+            batch.parcel = batch.parcel.select(failed);
+        }
+        self.resends.failed(id, batch.parcel.len(), now);
+    }
+
+    /// When the next failed batch is due again.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.resends.next_due()
+    }
+
+    /// The failed batches whose pause is over, each under a new token, in
+    /// the same place of their file (none for a file truncated since: the
+    /// lines are gone from it).
+    pub fn take_due(&mut self, now: Instant, issuer: &AckIssuer) -> Vec<Parcel> {
+        let due = self.resends.take_due(now);
+        let parcels: Vec<Parcel> = due
+            .into_iter()
+            .filter_map(|id| self.resend(id, issuer))
+            .collect();
+        self.resends.resent(parcels.iter().map(Parcel::len).sum());
+        parcels
+    }
+
+    /// A change in resending worth a log line, once.
+    pub fn take_resend_change(&mut self) -> Option<ResendChange> {
+        self.resends.take_change()
+    }
+
+    fn resend(&mut self, id: u64, issuer: &AckIssuer) -> Option<Parcel> {
         let batch = self.in_flight.remove(&id)?;
         let tailed = self
             .open
             .get_mut(&batch.key)
             .filter(|tailed| tailed.committed.holds(id));
         let Some(tailed) = tailed else {
+            self.resends.forget(id);
             self.in_flight_bytes -= batch.bytes;
             return None;
         };
         let new_id = self.next_id;
         self.next_id += 1;
         tailed.committed.renumber(id, new_id);
+        self.resends.renumber(id, new_id);
         let parcel = with_token(batch.parcel.clone(), issuer.issue(new_id));
         self.in_flight.insert(new_id, batch);
         Some(parcel)
@@ -236,8 +278,17 @@ impl Files {
     /// Batch `id` failed and will not be sent again by this run: its lines
     /// stay behind the checkpoint, to be read again at the next start.
     pub fn forget(&mut self, id: u64) {
+        self.resends.forget(id);
         if let Some(batch) = self.in_flight.remove(&id) {
             self.in_flight_bytes -= batch.bytes;
+        }
+    }
+
+    /// A stop: the failed batches waiting out their pause are left for the
+    /// next start.
+    pub fn forget_failed(&mut self) {
+        for id in self.resends.take_all() {
+            self.forget(id);
         }
     }
 
@@ -337,7 +388,7 @@ fn with_token(parcel: Parcel, ack: Ack) -> Parcel {
     match parcel {
         Parcel::Lines(lines) => Parcel::Lines(lines.with_ack(ack)),
         Parcel::Events(events) => {
-            let shares = ack.split(events.len());
+            let shares = ack.each(events.len());
             let batch: Batch = events
                 .into_iter()
                 .zip(shares)
@@ -352,6 +403,8 @@ fn with_token(parcel: Parcel, ack: Ack) -> Parcel {
 mod tests {
     use std::io::Write;
 
+    use std::time::Duration;
+
     use wishbone_runtime::ack::{Outcome, issuer};
 
     use super::*;
@@ -362,11 +415,21 @@ mod tests {
         overlong: Overlong::Truncate,
     };
 
+    const PAUSE: Duration = Duration::from_millis(100);
+
+    fn resends() -> Resends {
+        Resends::new(PAUSE, 10 * PAUSE)
+    }
+
+    /// The lines' texts; their tokens are left alone.
     fn texts(parcels: &[Parcel]) -> Vec<String> {
         parcels
             .iter()
-            .flat_map(|parcel| parcel.clone().into_events())
-            .map(|event| String::from_utf8_lossy(event.data()).into_owned())
+            .flat_map(|parcel| match parcel {
+                Parcel::Lines(lines) => lines.iter().map(<[u8]>::to_vec).collect::<Vec<_>>(),
+                Parcel::Events(events) => events.iter().map(|e| e.data().to_vec()).collect(),
+            })
+            .map(|line| String::from_utf8_lossy(&line).into_owned())
             .collect()
     }
 
@@ -378,7 +441,13 @@ mod tests {
         let mut writer = File::create(&path).unwrap();
         writer.write_all(b"1\n2\n").unwrap();
         let (issuer, _replies) = issuer();
-        let mut files = Files::new(vec![pattern], Vec::new(), StartAt::Beginning, CUTTING);
+        let mut files = Files::new(
+            vec![pattern],
+            Vec::new(),
+            StartAt::Beginning,
+            CUTTING,
+            resends(),
+        );
         files.scan();
         assert_eq!(
             texts(&files.read_round(4096, usize::MAX, &issuer).parcels),
@@ -406,6 +475,7 @@ mod tests {
             Vec::new(),
             StartAt::Beginning,
             CUTTING,
+            resends(),
         );
         files.scan();
         let round = files.read_round(4096, usize::MAX, &issuer);
@@ -413,12 +483,15 @@ mod tests {
         drop(round);
         let (id, outcome) = replies.try_recv().unwrap();
         assert_eq!(outcome, Outcome::Failed, "a batch lost downstream fails");
-        let again = files.resend(id, &issuer).unwrap();
-        again.acknowledge();
-        assert_eq!(texts(&[again]), ["one", "two"]);
+        let now = Instant::now();
+        files.failed(id, outcome, now);
+        assert!(files.take_due(now, &issuer).is_empty(), "not at once");
+        let again = files.take_due(now + PAUSE, &issuer);
+        again[0].acknowledge();
+        assert_eq!(texts(&again), ["one", "two"]);
         let (id, outcome) = replies.try_recv().unwrap();
         assert_eq!(outcome, Outcome::Acknowledged);
-        files.acknowledge(id);
+        files.acknowledge(id, now + PAUSE);
         let entries = files.entries();
         assert_eq!((entries[0].offset, files.in_flight()), (8, 0));
         // A restart with the checkpoint reads nothing twice.
@@ -428,7 +501,13 @@ mod tests {
             .unwrap()
             .write_all(b"three\n")
             .unwrap();
-        let mut restarted = Files::new(vec![pattern], entries, StartAt::Beginning, CUTTING);
+        let mut restarted = Files::new(
+            vec![pattern],
+            entries,
+            StartAt::Beginning,
+            CUTTING,
+            resends(),
+        );
         restarted.scan();
         assert_eq!(
             texts(&restarted.read_round(4096, usize::MAX, &issuer).parcels),
@@ -442,7 +521,7 @@ mod tests {
         std::fs::write(dir.path().join("old.log"), b"old\nunfin").unwrap();
         let (issuer, _replies) = issuer();
         let pattern = format!("{}/*.log", dir.path().display());
-        let mut files = Files::new(vec![pattern], Vec::new(), StartAt::End, CUTTING);
+        let mut files = Files::new(vec![pattern], Vec::new(), StartAt::End, CUTTING, resends());
         files.scan();
         std::fs::write(dir.path().join("new.log"), b"new\n").unwrap();
         let old = std::fs::OpenOptions::new()
@@ -473,11 +552,78 @@ mod tests {
         }];
         let (issuer, _replies) = issuer();
         let pattern = format!("{}/*.log", dir.path().display());
-        let mut files = Files::new(vec![pattern], stored, StartAt::Beginning, CUTTING);
+        let mut files = Files::new(
+            vec![pattern],
+            stored,
+            StartAt::Beginning,
+            CUTTING,
+            resends(),
+        );
         files.scan();
         assert_eq!(
             texts(&files.read_round(4096, usize::MAX, &issuer).parcels),
             ["first content, long enough"]
         );
+    }
+
+    #[test]
+    fn a_batch_failed_in_part_sends_only_its_failed_lines_again_after_a_pause() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: String = (0..10).map(|n| format!("{n}\n")).collect();
+        std::fs::write(dir.path().join("app.log"), lines).unwrap();
+        let (issuer, mut replies) = issuer();
+        let pattern = format!("{}/*.log", dir.path().display());
+        let mut files = Files::new(
+            vec![pattern],
+            Vec::new(),
+            StartAt::Beginning,
+            CUTTING,
+            resends(),
+        );
+        files.scan();
+        let mut round = files.read_round(4096, usize::MAX, &issuer);
+        let Parcel::Lines(mut lines) = round.parcels.remove(0) else {
+            panic!("lines read stay lines")
+        };
+        // A selector sends 3 and 7 one way, the rest another: the first
+        // way fails.
+        let ack = lines.take_ack().unwrap();
+        let parts = ack.parts(vec![
+            [3, 7].into_iter().collect(),
+            [0, 1, 2, 4, 5, 6, 8, 9].into_iter().collect(),
+        ]);
+        parts[1].acknowledge();
+        parts[0].fail();
+        let (id, outcome) = replies.try_recv().unwrap();
+        let now = Instant::now();
+        files.failed(id, outcome, now);
+        assert_eq!(files.next_due(), Some(now + PAUSE));
+        let again = files.take_due(now + PAUSE, &issuer);
+        assert_eq!(texts(&again), ["3", "7"], "only what failed");
+        assert_eq!(
+            files.entries()[0].offset,
+            0,
+            "the batch is not delivered yet"
+        );
+        // It fails again, all of it (dropped downstream): the pause doubles.
+        drop(again);
+        let (id, outcome) = replies.try_recv().unwrap();
+        files.failed(id, outcome, now + PAUSE);
+        assert!(files.take_due(now + 2 * PAUSE, &issuer).is_empty());
+        let last = files.take_due(now + 3 * PAUSE, &issuer);
+        assert_eq!(texts(&last), ["3", "7"]);
+        last[0].acknowledge();
+        let (id, outcome) = replies.try_recv().unwrap();
+        assert_eq!(outcome, Outcome::Acknowledged);
+        files.acknowledge(id, now + 3 * PAUSE);
+        assert_eq!(
+            files.entries()[0].offset,
+            20,
+            "the checkpoint moves past all ten"
+        );
+        assert!(matches!(
+            files.take_resend_change(),
+            Some(wishbone_runtime::resend::ResendChange::Ended { resent: 4, .. })
+        ));
     }
 }

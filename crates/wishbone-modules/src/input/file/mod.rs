@@ -16,11 +16,12 @@ mod tail;
 mod watch;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::ack::{self, Outcome};
+use wishbone_runtime::resend::{self, ResendArguments, ResendChange, Resends};
 use wishbone_runtime::{
     ArgumentError, Arguments, Counted, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
     module_metric,
@@ -56,6 +57,10 @@ Arguments (default)
                     besides, the directories the patterns start from are
                     watched (inotify), so writes and new files are seen at
                     once
+  resend_initial    seconds before lines that failed downstream are sent
+                    again (0.1); the pause doubles each time the same lines
+                    fail
+  resend_max        longest such pause in seconds (1)
 
 Identity: a file is its device and inode plus a fingerprint of its first
 1024 bytes: a renamed file is the same file, a reused inode with other
@@ -70,14 +75,20 @@ Checkpoints: per file, the offset after the last line whose event was
 acknowledged downstream (an output's peer, a write-ahead buffer, a filter
 that routed it nowhere), replaced atomically at most once a second and at
 stop. After a SIGKILL the restart resumes there: at least once, the
-duplicates at most what was in flight. Events that come back failed are
-sent again at the next poll.
+duplicates at most what was in flight. A batch split downstream (a
+selector sorting it among outputs, a round robin dealing it) is settled
+part by part: only the lines that failed are sent again, after a pause
+(resend_initial, doubling up to resend_max), never lines another output
+already delivered. Resending is logged once when it starts and once when
+the failed lines are delivered. The checkpoint moves past a batch only
+once all of it is delivered: after a SIGKILL a batch of which a part was
+delivered is read again whole.
 
 Metrics (module.<name>.<metric>)
   events         lines put on outbox
   truncated      lines cut to max_line_length
   dropped        lines dropped for being longer (overlong_lines: drop)
-  resent         batches sent again after failing downstream
+  resent         lines sent again after failing downstream
   files_open     files open (a gauge)
   bytes_behind   bytes written to the open files and not yet read (a gauge)
 
@@ -120,6 +131,30 @@ pub struct Config {
     /// How often to look for new files and growth.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_ms: u64,
+    /// First pause before lines that failed downstream are sent again,
+    /// seconds.
+    #[serde(default = "resend::default_resend_initial")]
+    pub resend_initial: f64,
+    /// Longest such pause, seconds.
+    #[serde(default = "resend::default_resend_max")]
+    pub resend_max: f64,
+}
+
+impl Config {
+    fn resend_arguments(&self) -> ResendArguments {
+        ResendArguments {
+            resend_initial: self.resend_initial,
+            resend_max: self.resend_max,
+        }
+    }
+
+    /// The pauses before failed lines are sent again (checked at build).
+    fn resend_pauses(&self) -> (Duration, Duration) {
+        self.resend_arguments()
+            .pauses()
+            .or_else(|_| ResendArguments::default().pauses())
+            .unwrap_or_default()
+    }
 }
 
 /// The `start_at` argument.
@@ -162,6 +197,10 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             "must be at least 1",
         ));
     }
+    config
+        .resend_arguments()
+        .pauses()
+        .map_err(ArgumentError::new)?;
     checkpoint::usable_directory(&config.checkpoints)
         .map_err(|error| ArgumentError::field("checkpoints", error))?;
     Ok(Box::new(FileInput { config }))
@@ -221,11 +260,13 @@ impl FileInput {
             max_line_length: self.config.max_line_length,
             overlong: self.config.overlong_lines,
         };
+        let (initial, most) = self.config.resend_pauses();
         let mut files = Files::new(
             self.config.paths.clone(),
             stored,
             self.config.start_at,
             cutting,
+            Resends::new(initial, most),
         );
         let mut outbox = Some(context.outgoing("outbox"));
         let (stop, abort) = (context.stopping(), context.aborting());
@@ -244,8 +285,6 @@ impl FileInput {
         }
         let mut saved: Vec<Entry> = Vec::new();
         let mut more = false;
-        // Batches that failed downstream, to send again at the next poll.
-        let mut failed: Vec<u64> = Vec::new();
         let mut disk_full_logged = false;
         loop {
             if outbox.is_none() && files.in_flight() == 0 {
@@ -255,31 +294,32 @@ impl FileInput {
                 biased;
                 _ = abort.cancelled() => break,
                 _ = stop.cancelled(), if outbox.is_some() => {
-                    for id in std::mem::take(&mut failed) {
-                        files.forget(id);
-                    }
+                    files.forget_failed();
                     tracing::debug!(module = %name, in_flight = files.in_flight(), "stopping: waiting for what is in flight");
                     outbox = None;
                 }
-                Some((id, outcome)) = replies.recv() => match (outcome, &outbox) {
-                    (Outcome::Acknowledged, _) => files.acknowledge(id),
-                    // Stopping: read again at the next start.
-                    (Outcome::Failed, None) => files.forget(id),
-                    // Sent again at the next poll: an output that keeps
-                    // giving events up does not make a busy loop of it.
-                    (Outcome::Failed, Some(_)) => failed.push(id),
-                },
-                _ = poll.tick() => {
-                    if let Some(sender) = &outbox {
-                        let mut sent_all = true;
-                        for id in std::mem::take(&mut failed) {
-                            if let Some(parcel) = files.resend(id, &issuer) {
-                                metrics.resent.add(1);
-                                if !send(sender, parcel, &abort).await { sent_all = false; break; }
-                            }
-                        }
-                        if !sent_all { break; }
+                Some((id, outcome)) = replies.recv() => {
+                    match (outcome, &outbox) {
+                        (Outcome::Acknowledged, _) => files.acknowledge(id, Instant::now()),
+                        // Stopping: read again at the next start.
+                        (_, None) => files.forget(id),
+                        // What failed is sent again after a pause: an output
+                        // that keeps giving events up makes no busy loop of
+                        // it, and what was delivered is not sent again.
+                        (failed, Some(_)) => files.failed(id, failed, Instant::now()),
                     }
+                    report_resends(&mut files, &name);
+                }
+                () = resend::until(files.next_due()), if outbox.is_some() => {
+                    let Some(sender) = &outbox else { continue };
+                    let mut sent_all = true;
+                    for parcel in files.take_due(Instant::now(), &issuer) {
+                        metrics.resent.add(parcel.len() as u64);
+                        if !send(sender, parcel, &abort).await { sent_all = false; break; }
+                    }
+                    if !sent_all { break; }
+                }
+                _ = poll.tick() => {
                     scan(&mut files, &metrics, &name);
                     more = true;
                 }
@@ -335,6 +375,19 @@ impl FileInput {
             "input totals"
         );
         Ok(())
+    }
+}
+
+/// Logs when resending starts and ends.
+fn report_resends(files: &mut Files, name: &str) {
+    match files.take_resend_change() {
+        Some(ResendChange::Started { events }) => {
+            tracing::warn!(module = %name, events, "lines failed downstream; only those are sent again, after a pause");
+        }
+        Some(ResendChange::Ended { resent, lasted }) => {
+            tracing::info!(module = %name, resent, ?lasted, "lines failed downstream are delivered again");
+        }
+        None => {}
     }
 }
 

@@ -92,18 +92,21 @@ impl Answers {
                     outcome: Some(outcome),
                     ..
                 }) => {
-                    let data = match outcome {
-                        Outcome::Acknowledged => OK,
-                        Outcome::Failed => REFUSED,
-                    };
-                    for txnr in txnrs {
-                        relp::encode(out, *txnr, "rsp", data);
+                    // Frame i carried event i of the batch: with a part
+                    // refused, only its frames are answered 500.
+                    for (index, txnr) in txnrs.iter().enumerate() {
+                        let refused = match outcome {
+                            Outcome::Acknowledged => false,
+                            Outcome::Failed => true,
+                            Outcome::Partly(failed) => failed.contains(index),
+                        };
+                        relp::encode(out, *txnr, "rsp", if refused { REFUSED } else { OK });
+                        match refused {
+                            true => answered.refused += 1,
+                            false => answered.accepted += 1,
+                        }
                     }
                     self.unanswered -= txnrs.len();
-                    match outcome {
-                        Outcome::Acknowledged => answered.accepted += txnrs.len(),
-                        Outcome::Failed => answered.refused += txnrs.len(),
-                    }
                 }
             }
             self.owed.pop_front();
@@ -174,5 +177,28 @@ mod tests {
         answers.resolve(1, Outcome::Failed);
         answers.resolve(2, Outcome::Failed);
         assert_eq!(written(&mut answers).0, "9 rsp 6 200 OK\n");
+    }
+
+    #[test]
+    fn a_batch_failed_in_part_refuses_only_the_frames_of_its_failed_events() {
+        let mut answers = Answers::default();
+        answers.batch(1, vec![10, 11, 12]);
+        answers.resolve(1, Outcome::Partly([1].into_iter().collect()));
+        let refused = String::from_utf8(REFUSED.to_vec()).unwrap();
+        let (text, answered) = written(&mut answers);
+        assert_eq!(
+            text,
+            format!(
+                "10 rsp 6 200 OK\n11 rsp {len} {refused}\n12 rsp 6 200 OK\n",
+                len = refused.len()
+            )
+        );
+        assert_eq!(
+            answered,
+            Answered {
+                accepted: 2,
+                refused: 1
+            }
+        );
     }
 }

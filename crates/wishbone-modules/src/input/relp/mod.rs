@@ -119,9 +119,9 @@ pub const KIND: ModuleKind = ModuleKind {
 const REFUSAL_HOLD: Duration = Duration::from_secs(1);
 
 /// When the oldest refusal is due.
-async fn refusal_due(refusals: &VecDeque<(Instant, u64)>) {
+async fn refusal_due(refusals: &VecDeque<(Instant, u64, Outcome)>) {
     match refusals.front() {
-        Some((due, _)) => tokio::time::sleep_until(*due).await,
+        Some((due, _, _)) => tokio::time::sleep_until(*due).await,
         None => std::future::pending().await,
     }
 }
@@ -298,7 +298,7 @@ impl Session {
         // The buffer may hold whole frames not yet taken.
         let mut unread_frames = false;
         // Batches refused downstream, answered 500 when due.
-        let mut refusals: VecDeque<(Instant, u64)> = VecDeque::new();
+        let mut refusals: VecDeque<(Instant, u64, Outcome)> = VecDeque::new();
         loop {
             let answered = answers.take_ready(&mut out);
             self.counters.accepted.add(answered.accepted as u64);
@@ -362,14 +362,15 @@ impl Session {
                 Some((id, outcome)) = replies.recv() => match outcome {
                     // A refusal waits a moment: a client that sends again at
                     // once is held back instead of spinning on 500s.
-                    Outcome::Failed => refusals.push_back((Instant::now() + REFUSAL_HOLD, id)),
-                    outcome => answers.resolve(id, outcome),
+                    Outcome::Acknowledged => answers.resolve(id, Outcome::Acknowledged),
+                    refused => refusals.push_back((Instant::now() + REFUSAL_HOLD, id, refused)),
                 },
                 () = refusal_due(&refusals), if !refusals.is_empty() => {
                     let now = Instant::now();
-                    while let Some((_, id)) = refusals.front().copied().filter(|(due, _)| *due <= now) {
-                        refusals.pop_front();
-                        answers.resolve(id, Outcome::Failed);
+                    while refusals.front().is_some_and(|(due, _, _)| *due <= now) {
+                        if let Some((_, id, refused)) = refusals.pop_front() {
+                            answers.resolve(id, refused);
+                        }
                     }
                 }
                 _ = self.stop.cancelled(), if ending.is_none() => ending = Some(Ending::Stop),
@@ -534,7 +535,7 @@ impl Session {
             }
             Parcel::Lines(builder.finish().with_ack(token))
         } else {
-            let shares = token.split(data.len());
+            let shares = token.each(data.len());
             Parcel::Events(
                 data.into_iter()
                     .zip(shares)
