@@ -39,7 +39,16 @@ impl Store {
     pub fn start(
         answering: impl Fn(usize, &[u8]) -> Option<String> + Send + Sync + 'static,
     ) -> Store {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, answering)
+    }
+
+    /// The same on a given port (a store that comes up where an output
+    /// has been failing to connect).
+    pub fn start_on(
+        port: u16,
+        answering: impl Fn(usize, &[u8]) -> Option<String> + Send + Sync + 'static,
+    ) -> Store {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let store = Store {
             port,

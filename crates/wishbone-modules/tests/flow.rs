@@ -121,3 +121,59 @@ fn a_write_ahead_buffer_holds_its_events_while_its_outbox_is_locked() {
         },
     );
 }
+
+#[test]
+fn a_funnel_is_down_while_its_outbox_is_and_up_again_after() {
+    let (into_one, one) = queue::channel(100);
+    let (into_two, two) = queue::channel(100);
+    let (outbox_sender, outbox) = queue::channel(100);
+    outbox.lock();
+    let (watch_one, watch_two) = (into_one.clone(), into_two.clone());
+    beside_module(
+        &wishbone_modules::flow::funnel::KIND,
+        "{}",
+        |context| {
+            context.connect_incoming("one", one);
+            context.connect_incoming("two", two);
+            context.connect_outgoing("outbox", outbox_sender);
+        },
+        async move {
+            assert!(
+                watch_one.is_locked() && watch_two.is_locked(),
+                "down from the start: a round robin in front routes around it at once"
+            );
+            outbox.unlock();
+            until(|| !watch_one.is_locked() && !watch_two.is_locked()).await;
+            outbox.lock();
+            until(|| watch_one.is_locked() && watch_two.is_locked()).await;
+            drop((into_one, into_two));
+        },
+    );
+}
+
+#[test]
+fn a_fanout_is_down_while_any_destination_is() {
+    let (to_module, inbox) = queue::channel(100);
+    let (a_sender, a) = queue::channel(100);
+    let (b_sender, b) = queue::channel(100);
+    let watched = to_module.clone();
+    beside_module(
+        &wishbone_modules::flow::fanout::KIND,
+        "{}",
+        |context| {
+            context.connect_incoming("inbox", inbox);
+            context.connect_outgoing("a", a_sender);
+            context.connect_outgoing("b", b_sender);
+        },
+        async move {
+            assert!(!watched.is_locked());
+            b.lock();
+            until(|| watched.is_locked()).await;
+            b.unlock();
+            until(|| !watched.is_locked()).await;
+            a.lock();
+            until(|| watched.is_locked()).await;
+            drop(to_module);
+        },
+    );
+}

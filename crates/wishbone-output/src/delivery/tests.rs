@@ -171,7 +171,7 @@ fn a_buffers_tokens_are_resolved_one_by_one_and_failed_back_when_lost() {
 }
 
 #[test]
-fn a_buffers_block_is_resolved_whole_and_failed_back_whole() {
+fn a_buffers_block_is_resolved_whole_and_failed_back_in_what_the_peer_lacks() {
     let now = Instant::now();
     let (issuer, mut replies) = ack::issuer();
     let mut delivery = Delivery::new(false, false);
@@ -187,7 +187,11 @@ fn a_buffers_block_is_resolved_whole_and_failed_back_whole() {
         (1, 0),
         "d was never acknowledged"
     );
-    assert_eq!(replies.try_recv().unwrap(), (2, ack::Outcome::Failed));
+    assert_eq!(
+        replies.try_recv().unwrap(),
+        (2, ack::Outcome::Partly(Positions::range(1..2))),
+        "c was: only d is sent again"
+    );
     let waiting = lines(&["e"]).with_ack(issuer.issue(3));
     assert!(delivery.set_aside_parcel(Parcel::Lines(waiting)).is_empty());
     assert_eq!(replies.try_recv().unwrap(), (3, ack::Outcome::Failed));
