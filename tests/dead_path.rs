@@ -161,7 +161,6 @@ fn a_file_batch_split_between_a_healthy_and_a_dead_output_resends_only_the_dead_
     );
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
     tcp.wait_for_lines(10, MINUTE);
-    wishbone.output.wait_for("lines failed downstream", MINUTE);
     // Three seconds of the store being down: pauses of 0.1, 0.2, 0.4,
     // 0.8 and then 1 s allow a handful of resends, never a loop.
     std::thread::sleep(Duration::from_secs(3));
@@ -171,6 +170,7 @@ fn a_file_batch_split_between_a_healthy_and_a_dead_output_resends_only_the_dead_
         errors.values().all(|count| *count == 1),
         "each error line once at the tcp peer: {errors:?}"
     );
+    wishbone.output.wait_for("lines failed downstream", MINUTE);
     let store = Store::start_on(store_port, |_, _| None);
     wait_until(MINUTE, "the 90 other lines at the store", || {
         store.seen.lock().unwrap().accepted.len() >= 90
