@@ -197,13 +197,14 @@ fn a_file_batch_split_between_a_healthy_and_a_dead_output_resends_only_the_dead_
 }
 
 /// How often each line arrived.
-fn counts_of(data: &[u8]) -> BTreeMap<Vec<u8>, usize> {
+fn counts_of(data: &[u8]) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
     for line in data
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.is_empty())
     {
-        *seen.entry(line.to_vec()).or_insert(0) += 1;
+        let line = String::from_utf8_lossy(line).into_owned();
+        *seen.entry(line).or_insert(0) += 1;
     }
     seen
 }
