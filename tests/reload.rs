@@ -210,7 +210,7 @@ fn new_listening_settings_keep_the_input_and_its_clients() {
 }
 
 #[test]
-fn removing_an_output_whose_peer_is_down_ends_within_the_drain_timeout() {
+fn removing_an_output_whose_peer_is_down_drains_on_its_own_within_the_drain_timeout() {
     let dir = scratch_dir("reload-remove-down");
     let sink = Sink::start(&dir, "sink");
     let up = format!(
@@ -245,11 +245,19 @@ fn removing_an_output_whose_peer_is_down_ends_within_the_drain_timeout() {
         took < Duration::from_secs(10),
         "bounded by the drain timeout: {took:?}"
     );
-    let log = wishbone.output.text();
-    let report = log
-        .lines()
-        .find(|line| line.contains("a module stopped by the reload ended with an error"))
-        .expect("what was undelivered is reported");
+    let reloaded = wishbone.output.wait_for("reloaded: kept 2", MINUTE);
+    let elapsed: f64 = field(&reloaded, "elapsed_ms")
+        .unwrap()
+        .trim_matches('"')
+        .parse()
+        .unwrap();
+    assert!(
+        elapsed < 1000.0,
+        "the reload does not wait for a removed module's drain: {elapsed} ms"
+    );
+    let report = wishbone
+        .output
+        .wait_for("a module stopped by the reload ended with an error", MINUTE);
     assert!(
         report.contains("module=down") && report.contains("undelivered=100"),
         "{report}"
@@ -438,4 +446,84 @@ fn the_graph_api_shows_the_reloaded_pipeline() {
         names() == ["input", "roundrobin", "output_1", "output_2"]
     });
     assert!(wishbone.stop().success());
+}
+
+#[test]
+fn an_output_replaced_while_its_peer_is_down_hands_what_it_held_to_its_replacement() {
+    let dir = scratch_dir("reload-replace-down");
+    let port = free_port();
+    let bootstrap = |more: &str| {
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+             funnel: {{module: wishbone.flow.funnel}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port}, reconnect_max: 0.2{more}}}}}\n\
+             routingtable:\n  - input.outbox -> funnel.inbox\n  - funnel.outbox -> output.inbox\n"
+        )
+    };
+    let mut wishbone = Wishbone::start(&dir, &bootstrap(""), &["--drain-timeout", "2"]);
+    send(wishbone.input_port("input"), &numbered_lines(2000));
+    wishbone.output.wait_for("peer unavailable", MINUTE);
+    // Time for the output to take what its inbox has and hold it (a
+    // queue's worth); the rest waits in the queue. Both must arrive.
+    std::thread::sleep(Duration::from_millis(500));
+    reload(
+        &wishbone,
+        &dir,
+        &bootstrap(", timeout: 11"),
+        "reloaded: kept 2, started 0, replaced 1",
+        1,
+    );
+    assert_eq!(
+        wishbone.output.count("aborted"),
+        0,
+        "nothing aborted:\n{}",
+        wishbone.output.text()
+    );
+    let sink = Sink::start_on(&dir, "sink", port, &[]);
+    sink.wait_for_lines(2000, MINUTE);
+    let status = wishbone.stop();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        wishbone.output.text()
+    );
+    let received = sink.received();
+    let mut numbers: Vec<usize> = line_numbers(&received).collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 2000, "every line");
+    assert_eq!(sink.line_count(), 2000, "each once");
+}
+
+#[test]
+fn a_reload_that_moves_a_wal_to_another_path_is_refused_with_the_reason() {
+    let dir = scratch_dir("reload-wal-path");
+    let port = free_port();
+    let bootstrap = |path: &str| {
+        format!(
+            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+             wal: {{module: wishbone.flow.wal, arguments: {{path: {}}}}}\n  \
+             output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port}, reconnect_max: 0.2}}}}\n\
+             routingtable:\n  - input.outbox -> wal.inbox\n  - wal.outbox -> output.inbox\n",
+            dir.join(path).display()
+        )
+    };
+    let mut wishbone = Wishbone::start(&dir, &bootstrap("walA"), &[]);
+    send(wishbone.input_port("input"), &numbered_lines(1000));
+    wishbone.output.wait_for("peer unavailable", MINUTE);
+    reload(&wishbone, &dir, &bootstrap("walB"), "reload refused", 1);
+    let refused = wishbone.output.wait_for("reload refused", MINUTE);
+    assert!(
+        refused.contains("module `wal`") && refused.contains("would be stranded"),
+        "{refused}"
+    );
+    let sink = Sink::start_on(&dir, "sink", port, &[]);
+    sink.wait_for_lines(1000, MINUTE);
+    let status = wishbone.stop();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        wishbone.output.text()
+    );
+    assert_eq!(sink.line_count(), 1000, "every line once, from the old log");
 }

@@ -20,7 +20,9 @@
 //! goes, untouched, to the new module. A [`WeakSender`] lets the runtime
 //! reach a queue without keeping it open.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
@@ -35,11 +37,13 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
     let (locked_tx, locked_rx) = watch::channel(false);
     let locked_tx = Arc::new(locked_tx);
     let stats = Arc::new(QueueStats::default());
+    let asked = Arc::new(AtomicBool::new(false));
     let sender = Sender {
         link: Some(Link {
             tx,
             space: space.clone(),
             locked: locked_rx,
+            asked: asked.clone(),
         }),
         stats: stats.clone(),
         capacity,
@@ -51,6 +55,8 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
         stats,
         capacity,
         handing_over: None,
+        asked,
+        returned: VecDeque::new(),
     };
     (sender, receiver)
 }
@@ -88,6 +94,8 @@ struct Link {
     tx: mpsc::UnboundedSender<Entry>,
     space: Arc<Semaphore>,
     locked: watch::Receiver<bool>,
+    /// Set when the receiving end is asked to hand over.
+    asked: Arc<AtomicBool>,
 }
 
 /// What travels through the channel: a parcel and the room it takes, given
@@ -222,6 +230,7 @@ impl Sender {
         let link = self.link.as_ref()?;
         let (back, answer) = oneshot::channel();
         link.tx.send(Entry::HandOver(back)).ok()?;
+        link.asked.store(true, Ordering::Release);
         Some(answer)
     }
 
@@ -232,6 +241,7 @@ impl Sender {
                 tx: link.tx.downgrade(),
                 space: link.space.clone(),
                 locked: link.locked.clone(),
+                asked: link.asked.clone(),
             }),
             stats: self.stats.clone(),
             capacity: self.capacity,
@@ -253,6 +263,7 @@ struct WeakLink {
     tx: mpsc::WeakUnboundedSender<Entry>,
     space: Arc<Semaphore>,
     locked: watch::Receiver<bool>,
+    asked: Arc<AtomicBool>,
 }
 
 impl WeakSender {
@@ -265,6 +276,7 @@ impl WeakSender {
                 tx: link.tx.upgrade()?,
                 space: link.space.clone(),
                 locked: link.locked.clone(),
+                asked: link.asked.clone(),
             }),
         };
         Some(Sender {
@@ -367,6 +379,12 @@ pub struct Receiver {
     /// Asked to hand its end over ([`Sender::hand_over`]): the queue looks
     /// ended, and dropping the receiver hands the rest over.
     handing_over: Option<oneshot::Sender<Receiver>>,
+    /// Set by [`Sender::hand_over`] at once, before the request is reached
+    /// in the queue.
+    asked: Arc<AtomicBool>,
+    /// Parcels a module took and gave back ([`Receiver::give_back`]),
+    /// taken again before anything else on the queue.
+    returned: VecDeque<Parcel>,
 }
 
 impl Receiver {
@@ -391,6 +409,9 @@ impl Receiver {
         if self.handing_over.is_some() {
             return None;
         }
+        if let Some(parcel) = self.take_returned() {
+            return Some(parcel);
+        }
         let entry = self.rx.try_recv().ok()?;
         self.take(entry)
     }
@@ -399,6 +420,9 @@ impl Receiver {
     pub fn poll_recv_parcel(&mut self, cx: &mut Context<'_>) -> Poll<Option<Parcel>> {
         if self.handing_over.is_some() {
             return Poll::Ready(None);
+        }
+        if let Some(parcel) = self.take_returned() {
+            return Poll::Ready(Some(parcel));
         }
         self.rx
             .poll_recv(cx)
@@ -419,6 +443,35 @@ impl Receiver {
                 None
             }
         }
+    }
+
+    fn take_returned(&mut self) -> Option<Parcel> {
+        let parcel = self.returned.pop_front()?;
+        self.stats.record_out(parcel.len());
+        Some(parcel)
+    }
+
+    /// Whether this end is to be handed over to another module
+    /// ([`Sender::hand_over`]): the queue ends for this one, not because
+    /// every sender is gone. True as soon as it is asked, before the
+    /// module has taken what was sent before the request: dropping the
+    /// receiver then hands that on too, after what it gave back.
+    pub fn is_handed_over(&self) -> bool {
+        self.handing_over.is_some() || self.asked.load(Ordering::Acquire)
+    }
+
+    /// Puts back a parcel the module took and cannot deliver, to be taken
+    /// first: by this module again, or, once the queue is handed over, by
+    /// the module that replaces it (an output replaced by a reload while its
+    /// peer is down gives back what it held). Counted as put on the queue
+    /// again; it may briefly hold more than its capacity, by what the
+    /// module had taken.
+    pub fn give_back(&mut self, parcel: Parcel) {
+        if parcel.is_empty() {
+            return;
+        }
+        self.stats.record_in(parcel.len());
+        self.returned.push_back(parcel);
     }
 
     /// Asks upstream flow modules to route around this queue.
@@ -457,7 +510,21 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        if self.handing_over.is_none() && self.asked.load(Ordering::Acquire) {
+            // Dropped before reaching the request: what came before it goes
+            // along, after what the module gave back.
+            while let Ok(entry) = self.rx.try_recv() {
+                match entry {
+                    Entry::Parcel { parcel, .. } => self.returned.push_back(parcel),
+                    Entry::HandOver(back) => {
+                        self.handing_over = Some(back);
+                        break;
+                    }
+                }
+            }
+        }
         if let Some(back) = self.handing_over.take() {
+            self.asked.store(false, Ordering::Release);
             // The rest of the queue, untouched, for the next module; if
             // nobody waits for it any more, it is dropped (and closes).
             let (_, empty) = mpsc::unbounded_channel();
@@ -469,6 +536,8 @@ impl Drop for Receiver {
                 stats: self.stats.clone(),
                 capacity: self.capacity,
                 handing_over: None,
+                asked: self.asked.clone(),
+                returned: std::mem::take(&mut self.returned),
             });
             return;
         }
@@ -619,5 +688,53 @@ mod tests {
         assert_eq!(receiver.recv().await.unwrap().len(), 2);
         sender.reserve(2).await.unwrap().send(batch(2)).unwrap();
         assert_eq!(receiver.stats().snapshot().in_total, 4);
+    }
+
+    #[tokio::test]
+    async fn what_a_module_gives_back_goes_first_and_along_with_a_hand_over() {
+        let (sender, mut receiver) = channel(10);
+        sender.send(batch(2)).await.unwrap();
+        let taken = receiver.recv_parcel().await.unwrap();
+        receiver.give_back(taken.clone());
+        sender.send(batch(1)).await.unwrap();
+        assert_eq!(receiver.recv_parcel().await, Some(taken.clone()), "first");
+        assert_eq!(receiver.recv().await.unwrap().len(), 1);
+        let answer = sender.hand_over().unwrap();
+        sender.send(batch(3)).await.unwrap();
+        assert!(receiver.recv().await.is_none() && receiver.is_handed_over());
+        // Replaced: what it still held goes to the next module, first.
+        receiver.give_back(taken);
+        drop(receiver);
+        let mut next = answer.await.unwrap();
+        assert_eq!(next.recv().await.unwrap().len(), 2, "given back, handed on");
+        assert_eq!(next.recv().await.unwrap().len(), 3);
+        let snapshot = next.stats().snapshot();
+        assert_eq!((snapshot.in_total, snapshot.out_total), (10, 10));
+    }
+
+    #[tokio::test]
+    async fn a_receiver_dropped_before_it_reached_the_request_hands_on_what_came_before() {
+        let (sender, mut receiver) = channel(10);
+        sender.send(batch(1)).await.unwrap();
+        let held = receiver.recv_parcel().await.unwrap();
+        sender.send(batch(2)).await.unwrap();
+        let answer = sender.hand_over().unwrap();
+        sender.send(batch(3)).await.unwrap();
+        assert!(
+            receiver.is_handed_over(),
+            "known before the request is reached"
+        );
+        receiver.give_back(held);
+        drop(receiver);
+        let mut next = answer.await.unwrap();
+        assert!(!next.is_handed_over());
+        let sizes: Vec<usize> = [
+            next.recv().await.unwrap().len(),
+            next.recv().await.unwrap().len(),
+            next.recv().await.unwrap().len(),
+        ]
+        .into();
+        assert_eq!(sizes, [1, 2, 3], "given back, then the queue in order");
+        assert_eq!(next.stats().snapshot().size, 0);
     }
 }

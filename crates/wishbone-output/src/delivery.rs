@@ -583,6 +583,13 @@ impl Delivery {
         self.records.is_empty() && self.unsent.is_empty() && self.never_acknowledged.is_empty()
     }
 
+    /// Takes every event held for the next connection (for a replacement
+    /// to send instead).
+    pub fn take_held(&mut self) -> Batch {
+        self.held_unacknowledged = 0;
+        std::mem::take(&mut self.held)
+    }
+
     /// Events held for the next connection.
     pub fn held(&self) -> usize {
         self.held.len()

@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::future::LocalBoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wishbone_runtime::{Module, ModuleContext, ModuleError};
+use wishbone_runtime::{Module, ModuleContext, ModuleError, Parcel};
 
 use crate::arguments::Settings;
 use crate::pump::{Ended, pump};
@@ -157,6 +157,18 @@ impl OutputState {
         }
     }
 
+    /// Replaced by a reload while the peer is down: what the output held
+    /// for the next connection goes back on the queue, first, for the
+    /// module that replaces it, instead of waiting out the drain.
+    fn hand_on_held(&mut self) {
+        let held = self.delivery.take_held();
+        if held.is_empty() {
+            return;
+        }
+        tracing::info!(module = %self.module, events = held.len(), "replaced while the peer is down: what it held goes to its replacement");
+        self.inbox.give_back(Parcel::Events(held));
+    }
+
     /// Runs `work` while taking what the inbox holds: to `failed`, or held
     /// (up to a queue's worth) for the next connection. Ends early on an
     /// abort, and once the inbox closed with nothing left to deliver (a
@@ -168,6 +180,12 @@ impl OutputState {
     ) -> Down<T> {
         let mut work = std::pin::pin!(work);
         loop {
+            if self.stopping.is_cancelled() && self.inbox.is_handed_over() {
+                // Replaced: the replacement gets what this one held, then
+                // the queue, without waiting for this one's peer.
+                self.hand_on_held();
+                return Down::Drained;
+            }
             if !self.inbox_open && self.delivery.undelivered() == 0 {
                 return Down::Drained;
             }
@@ -175,6 +193,7 @@ impl OutputState {
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => return Down::Aborted,
+                _ = self.stopping.cancelled(), if !self.stopping.is_cancelled() => {}
                 done = &mut work => return Down::Done(done),
                 parcel = self.inbox.recv_parcel(), if self.inbox_open && room => match parcel {
                     None => self.inbox_open = false,

@@ -29,6 +29,9 @@ pub(crate) struct OutputState {
     /// Rejections not logged yet, and when one last was: one line a
     /// second at most.
     rejections: (u64, Option<Instant>),
+    /// Fires when the server stops, or a reload stops or replaces the
+    /// output.
+    pub(crate) stopping: CancellationToken,
 }
 
 impl OutputState {
@@ -53,6 +56,7 @@ impl OutputState {
             backoff: settings.backoff,
             counters: Counters::new(context.name()),
             rejections: (0, None),
+            stopping: context.stopping(),
         }
     }
 

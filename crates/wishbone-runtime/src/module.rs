@@ -42,6 +42,16 @@ pub trait Module: Send + 'static {
     fn live_arguments(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Whether this module may replace a running one of the same name that
+    /// was built from `previous` (a reload that changed its arguments). An
+    /// error refuses the whole reload, with nothing touched, and says why:
+    /// a write-ahead buffer whose `path` changes would strand the events
+    /// its old log holds. Any replacement is fine by default.
+    fn may_replace(&self, previous: &Arguments) -> Result<(), String> {
+        let _ = previous;
+        Ok(())
+    }
 }
 
 /// Why a module ended before its work was done. The supervisor totals

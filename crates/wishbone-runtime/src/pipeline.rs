@@ -71,6 +71,18 @@ pub(crate) struct Pipeline {
     queues: HashMap<String, WeakSender>,
     running: FuturesUnordered<LocalBoxFuture<'static, Finished>>,
     generation: u64,
+    /// Modules a reload removed, draining on their own (by generation):
+    /// nothing waits for them; they are aborted past their deadline.
+    draining: HashMap<u64, Draining>,
+}
+
+/// A removed module draining in the background.
+struct Draining {
+    name: String,
+    abort: CancellationToken,
+    /// When it is aborted; once aborted, when it is given up on.
+    deadline: tokio::time::Instant,
+    aborted: bool,
 }
 
 impl Pipeline {
@@ -93,6 +105,7 @@ impl Pipeline {
             queues: HashMap::new(),
             running: FuturesUnordered::new(),
             generation: 0,
+            draining: HashMap::new(),
         }
     }
 
@@ -127,9 +140,63 @@ impl Pipeline {
         self.running.len()
     }
 
-    /// The next module to return.
+    /// The next module to return, but for removed modules draining on
+    /// their own, which are reported here.
     pub(crate) async fn next_finished(&mut self) -> Option<Finished> {
-        self.running.next().await
+        loop {
+            let finished = self.running.next().await?;
+            if let Some(finished) = self.unless_draining(finished) {
+                return Some(finished);
+            }
+        }
+    }
+
+    /// A module that returned, unless it is one a reload removed: that one
+    /// is reported (an error, or what it left undelivered) and forgotten.
+    fn unless_draining(&mut self, finished: Finished) -> Option<Finished> {
+        let Some(draining) = self.draining.remove(&finished.generation) else {
+            return Some(finished);
+        };
+        match finished.outcome {
+            Ok(()) => {
+                tracing::info!(module = %draining.name, "a module removed by a reload drained")
+            }
+            Err(error) => {
+                tracing::error!(module = %draining.name, %error, undelivered = error.undelivered(), "a module stopped by the reload ended with an error")
+            }
+        }
+        None
+    }
+
+    /// When the next removed module is due to be aborted (or given up on).
+    pub(crate) fn drain_deadline(&self) -> Option<tokio::time::Instant> {
+        self.draining
+            .values()
+            .map(|draining| draining.deadline)
+            .min()
+    }
+
+    /// Aborts the removed modules past their drain timeout; gives up on
+    /// those that did not return within the grace after it.
+    pub(crate) fn abort_overdue(&mut self, now: tokio::time::Instant) {
+        let mut given_up = Vec::new();
+        for (generation, draining) in &mut self.draining {
+            if draining.deadline > now {
+                continue;
+            }
+            if draining.aborted {
+                tracing::error!(module = %draining.name, "a module removed by a reload did not finish after the abort; giving up on it");
+                given_up.push(*generation);
+                continue;
+            }
+            tracing::warn!(module = %draining.name, drain_timeout = ?self.options.drain_timeout, "a module removed by a reload did not drain in time: aborting it");
+            draining.abort.cancel();
+            draining.aborted = true;
+            draining.deadline = now + ABORT_GRACE;
+        }
+        for generation in given_up {
+            self.draining.remove(&generation);
+        }
     }
 
     /// Builds the named modules of `bootstrap`: all of them, or the module
@@ -268,6 +335,18 @@ impl Pipeline {
         let built = self
             .build(&new, &starting)
             .map_err(|(module, problem)| format!("module `{module}`: {problem}"))?;
+        for (name, module) in &built {
+            let previous = self
+                .bootstrap
+                .modules
+                .iter()
+                .find(|decl| &decl.name == name);
+            if let Some(previous) = previous.filter(|_| plan.replaced.contains(name)) {
+                module
+                    .may_replace(&previous.arguments)
+                    .map_err(|problem| format!("module `{name}`: {problem}"))?;
+            }
+        }
         self.set.forget_built();
         for decl in &new.modules {
             if plan.updated.contains(&decl.name)
@@ -303,6 +382,7 @@ impl Pipeline {
             .map(|(name, module)| (name, module.listens()))
             .collect();
         let mut waiting: HashMap<String, (u64, CancellationToken)> = HashMap::new();
+        let drain_until = tokio::time::Instant::now() + self.options.drain_timeout;
         for name in &stopping {
             let Some(handle) = self.handles.remove(name) else {
                 continue;
@@ -311,8 +391,23 @@ impl Pipeline {
                 && listening.get(name).cloned().flatten() == handle.listens;
             handle.keep_listener.store(same_address, Ordering::SeqCst);
             handle.stop.cancel();
-            waiting.insert(name.clone(), (handle.generation, handle.abort));
             self.table.remove_module(name);
+            // A replaced module is waited for: its replacement takes its
+            // queues (and its socket) once it returns. A removed one drains
+            // on its own, and nothing waits for it.
+            if plan.replaced.contains(name) {
+                waiting.insert(name.clone(), (handle.generation, handle.abort));
+            } else {
+                self.draining.insert(
+                    handle.generation,
+                    Draining {
+                        name: name.clone(),
+                        abort: handle.abort,
+                        deadline: drain_until,
+                        aborted: false,
+                    },
+                );
+            }
         }
         let (finished, failures) = self.wait_for(&mut waiting).await;
         let mut handed = HashMap::new();
@@ -363,7 +458,7 @@ impl Pipeline {
                         if let Err(error) = finished.outcome {
                             failures.push((finished.name, error));
                         }
-                    } else {
+                    } else if let Some(finished) = self.unless_draining(finished) {
                         others.push(finished);
                     }
                 }

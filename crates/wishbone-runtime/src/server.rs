@@ -244,6 +244,7 @@ async fn supervise(
                 .as_mut()
                 .reset(tokio::time::Instant::now() + ABORT_GRACE);
         }
+        let removed_due = drain_deadline_of(pipeline);
         let next = match finished.pop() {
             Some(done) => Some(done),
             None => tokio::select! {
@@ -253,6 +254,10 @@ async fn supervise(
                     break;
                 }
                 done = pipeline.next_finished() => done,
+                () = crate::resend::until(removed_due) => {
+                    pipeline.abort_overdue(tokio::time::Instant::now());
+                    None
+                }
                 Some(()) = stop_requests.next() => {
                     if stop.is_cancelled() {
                         tracing::warn!("second stop request: aborting the drain");
@@ -286,6 +291,13 @@ async fn supervise(
         }
     }
     failures
+}
+
+/// When a module a reload removed is due to be aborted, as a clock time.
+fn drain_deadline_of(pipeline: &Pipeline) -> Option<std::time::Instant> {
+    pipeline
+        .drain_deadline()
+        .map(tokio::time::Instant::into_std)
 }
 
 /// Publishes the queue statistics to the metrics recorder every `frequency`.

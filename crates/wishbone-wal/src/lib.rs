@@ -384,6 +384,22 @@ pub struct Wal {
 }
 
 impl Module for Wal {
+    /// A new `path` would leave what the old log holds behind: refused.
+    fn may_replace(&self, previous: &Arguments) -> Result<(), String> {
+        let Ok(previous) = previous.deserialize::<Config>() else {
+            return Ok(());
+        };
+        match (&previous.path, &self.config.path) {
+            (Some(old), new) if Some(old) != new.as_ref() => Err(format!(
+                "`path` cannot change by a reload: the events kept in {} would be stranded \
+                 (restart the server to move the log, or add a wal under another name and \
+                 remove this one once it has delivered everything)",
+                old.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     fn run(
         self: Box<Self>,
         mut context: ModuleContext,
