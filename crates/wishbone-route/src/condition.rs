@@ -60,6 +60,13 @@ impl std::error::Error for ConditionError {}
 impl Condition {
     /// Compiles a jq expression.
     pub fn compile(text: &str) -> Result<Condition, ConditionError> {
+        if let Some(name) = side_effect(text) {
+            return Err(error_at(
+                text,
+                name,
+                format!("`{name}` writes outside the pipeline (the log, standard error) or reads input; it is not allowed in a condition"),
+            ));
+        }
         let defs = jaq_core::defs()
             .chain(jaq_std::defs())
             .chain(jaq_json::defs());
@@ -165,6 +172,47 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// jq builtins that act outside the pipeline: `debug` and `stderr` would
+/// write each event's content to the log, `halt_error` to standard error,
+/// `input` and `inputs` read input a condition does not have.
+const SIDE_EFFECTS: [&str; 5] = ["debug", "stderr", "halt_error", "input", "inputs"];
+
+/// The first call of a builtin of [`SIDE_EFFECTS`] in `text` (not a field
+/// `.debug` or an object key `debug:`), as the slice of `text` naming it.
+fn side_effect(text: &str) -> Option<&str> {
+    use jaq_core::load::lex::{Lexer, StrPart, Tok, Token};
+    fn find<'a>(tokens: &[Token<&'a str>]) -> Option<&'a str> {
+        for (index, Token(slice, kind)) in tokens.iter().enumerate() {
+            match kind {
+                Tok::Word if SIDE_EFFECTS.contains(slice) => {
+                    let field = index > 0 && tokens[index - 1].0 == ".";
+                    let key = tokens.get(index + 1).is_some_and(|next| next.0 == ":");
+                    if !field && !key {
+                        return Some(slice);
+                    }
+                }
+                Tok::Block(inner) => {
+                    if let Some(found) = find(inner) {
+                        return Some(found);
+                    }
+                }
+                Tok::Str(parts) => {
+                    for part in parts {
+                        if let StrPart::Term(term) = part
+                            && let Some(found) = find(std::slice::from_ref(term))
+                        {
+                            return Some(found);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    find(&Lexer::new(text).lex().ok()?)
+}
+
 fn error_at(text: &str, part: &str, message: String) -> ConditionError {
     let (line, column) = position(text, load::span(text, part).start);
     ConditionError {
@@ -260,7 +308,7 @@ mod tests {
     #[test]
     fn halting_is_an_error_not_an_exit() {
         assert!(matches("halt", "{}").is_err());
-        assert!(matches("halt_error", "{}").is_err());
+        assert!(matches("halt(1)", "{}").is_err());
     }
 
     #[test]
@@ -324,6 +372,24 @@ mod tests {
         }
         for slow in ["select(.n > 1)", ".a? == 1", ".[0] == 1", ".a == .b"] {
             assert!(!Condition::compile(slow).unwrap().is_quick(), "{slow}");
+        }
+    }
+
+    #[test]
+    fn builtins_that_write_outside_the_pipeline_are_refused_where_they_stand() {
+        for (text, column) in [
+            ("debug | .a", 1),
+            (".a and (.b | stderr)", 14),
+            ("\"x\\(halt_error)\" == .a", 5),
+            ("[inputs] | length > 0", 2),
+            (".x == 1 or input", 12),
+        ] {
+            let error = Condition::compile(text).unwrap_err();
+            assert_eq!((error.line, error.column), (1, column), "{text}: {error}");
+            assert!(error.message.contains("not allowed"), "{error}");
+        }
+        for allowed in [".debug == true", "{debug: 1} | .debug", ".input.stderr"] {
+            assert!(Condition::compile(allowed).is_ok(), "{allowed}");
         }
     }
 }
