@@ -64,7 +64,9 @@ impl Condition {
             return Err(error_at(
                 text,
                 name,
-                format!("`{name}` writes outside the pipeline (the log, standard error) or reads input; it is not allowed in a condition"),
+                format!(
+                    "`{name}` writes outside the pipeline (the log, standard error) or reads input; it is not allowed in a condition"
+                ),
             ));
         }
         let defs = jaq_core::defs()
@@ -390,6 +392,27 @@ mod tests {
         }
         for allowed in [".debug == true", "{debug: 1} | .debug", ".input.stderr"] {
             assert!(Condition::compile(allowed).is_ok(), "{allowed}");
+        }
+    }
+
+    #[test]
+    fn the_quick_path_refuses_what_decoding_refuses() {
+        let quick = Condition::compile(r#".level == "error""#).unwrap();
+        assert!(quick.is_quick());
+        for bad in [
+            &br#"{"id":0001,"level":"error"}"#[..],
+            b"{\"a\":\"\xff\",\"level\":\"error\"}",
+            br#"{"level":"error"} {}"#,
+            br#"{"level":"error""#,
+            b"\xff{\"level\":\"error\"}",
+            br#"{"level":"error",}"#,
+            br#"{'level':'error'}"#,
+        ] {
+            assert!(
+                quick.matches(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -60,8 +60,12 @@ impl Fields {
 
     /// The value of every path in `document`, by slot.
     pub(crate) fn read<'a>(&self, document: &'a [u8]) -> Result<Vec<Value<'a>>, String> {
+        // JSON is UTF-8: serde_json checks only the strings it builds, and
+        // those it skips could hold anything.
+        let text = std::str::from_utf8(document)
+            .map_err(|error| format!("the event is not JSON: not UTF-8 ({error})"))?;
         let mut values = vec![Value::Null; self.count];
-        let mut deserializer = serde_json::Deserializer::from_slice(document);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         let seed = Seed {
             node: &self.root,
             values: &mut values,

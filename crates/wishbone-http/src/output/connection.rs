@@ -388,8 +388,30 @@ async fn start_of(response: Response<hyper::body::Incoming>) -> String {
         Ok(collected) => {
             let bytes = collected.to_bytes();
             let shown = &bytes[..bytes.len().min(ANSWER_SHOWN)];
-            String::from_utf8_lossy(shown).trim().to_string()
+            one_line(String::from_utf8_lossy(shown).trim())
         }
         Err(_) => "(an answer too long to show)".into(),
+    }
+}
+
+/// A peer's words as one line of the log: line breaks and other control
+/// characters escaped, so that one record stays one line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|character| match character.is_control() {
+            true => character.escape_default().collect::<Vec<_>>(),
+            false => vec![character],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_peer_answer_is_logged_on_one_line() {
+        assert_eq!(
+            super::one_line("Code: 27. DB::Exception:\nCannot parse\r\n\tline 2 ü"),
+            "Code: 27. DB::Exception:\\nCannot parse\\r\\n\\tline 2 ü"
+        );
     }
 }

@@ -90,7 +90,10 @@ fn json_object(data: &[u8]) -> Result<Converted, String> {
     if first != Some(&b'{') {
         return Err("the event is not a JSON object".into());
     }
-    serde_json::from_slice::<IgnoredAny>(data)
+    // JSON is UTF-8; serde_json does not check the strings it skips.
+    let text = std::str::from_utf8(data)
+        .map_err(|error| format!("the event is not JSON: not UTF-8 ({error})"))?;
+    serde_json::from_str::<IgnoredAny>(text)
         .map(|_| Converted::Same)
         .map_err(|error| format!("the event is not JSON: {error}"))
 }
@@ -125,6 +128,8 @@ mod tests {
             b"",
             b"\xff{}",
             b"{\"a\":1}x",
+            b"{\"a\":\"\xff\"}",
+            b"{\"id\":0001}",
         ] {
             assert!(json_object(bad).is_err(), "{bad:?}");
         }

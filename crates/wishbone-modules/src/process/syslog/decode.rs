@@ -17,6 +17,7 @@ pub fn to_json(
 ) -> Result<Vec<u8>, String> {
     let text =
         std::str::from_utf8(data).map_err(|error| format!("the message is not UTF-8: {error}"))?;
+    super::strict::check(text)?;
     let year = move |date: IncompleteDate| nearest_year(date, received());
     let message = syslog_loose::parse_message_with_year_exact(text, year, Variant::Either)
         .map_err(|_| "not a syslog message (RFC 5424 or RFC 3164)".to_string())?;
