@@ -285,6 +285,7 @@ impl FileInput {
         }
         let mut saved: Vec<Entry> = Vec::new();
         let mut more = false;
+        let (mut scan_problems, mut read_problems) = (Problems::default(), Problems::default());
         let mut disk_full_logged = false;
         loop {
             if outbox.is_none() && files.in_flight() == 0 {
@@ -320,11 +321,11 @@ impl FileInput {
                     if !sent_all { break; }
                 }
                 _ = poll.tick() => {
-                    scan(&mut files, &metrics, &name);
+                    scan(&mut files, &metrics, &name, &mut scan_problems);
                     more = true;
                 }
                 () = wakes.changed.notified() => {
-                    scan(&mut files, &metrics, &name);
+                    scan(&mut files, &metrics, &name, &mut scan_problems);
                     more = true;
                 }
                 () = wakes.grown.notified() => more = true,
@@ -345,9 +346,7 @@ impl FileInput {
                     let Some(sender) = &outbox else { continue };
                     let round = files.read_round(READ_SIZE, MAX_IN_FLIGHT_BYTES, &issuer);
                     more = round.more;
-                    for problem in &round.problems {
-                        tracing::warn!(module = %name, %problem, "file input");
-                    }
+                    read_problems.report(round.problems, &name);
                     let mut sent_all = true;
                     for parcel in round.parcels {
                         metrics.events.add(parcel.len() as u64);
@@ -391,11 +390,25 @@ fn report_resends(files: &mut Files, name: &str) {
     }
 }
 
-/// Looks for files, and updates the gauges.
-fn scan(files: &mut Files, metrics: &Metrics, name: &str) {
-    for problem in files.scan() {
-        tracing::warn!(module = %name, %problem, "file input");
+/// Problems of one kind (scanning, reading), each logged once while it
+/// lasts: a file that stays unreadable is not logged at every poll, and
+/// is logged again if its reason changes, or once it recurs.
+#[derive(Default)]
+struct Problems(std::collections::HashSet<String>);
+
+impl Problems {
+    fn report(&mut self, found: Vec<String>, name: &str) {
+        let found: std::collections::HashSet<String> = found.into_iter().collect();
+        for problem in found.difference(&self.0) {
+            tracing::warn!(module = %name, %problem, "file input");
+        }
+        self.0 = found;
     }
+}
+
+/// Looks for files, and updates the gauges.
+fn scan(files: &mut Files, metrics: &Metrics, name: &str, problems: &mut Problems) {
+    problems.report(files.scan(), name);
     let (open, behind) = files.gauges();
     metrics.files_open.set(open as f64);
     metrics.bytes_behind.set(behind as f64);
@@ -413,5 +426,28 @@ async fn send(
         biased;
         _ = abort.cancelled() => false,
         sent = sender.send(parcel) => sent.is_ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Problems;
+
+    #[test]
+    fn a_lasting_problem_is_kept_once_and_a_new_reason_or_a_recurrence_is_new() {
+        let mut problems = Problems::default();
+        let denied = || vec!["/var/log/a.log: Permission denied".to_string()];
+        problems.report(denied(), "app");
+        assert!(problems.0.contains(&denied()[0]));
+        let before = problems.0.clone();
+        problems.report(denied(), "app");
+        assert_eq!(problems.0, before, "the same problem again is not new");
+        problems.report(vec!["/var/log/a.log: Is a directory".into()], "app");
+        assert!(
+            !problems.0.contains(&denied()[0]),
+            "another reason replaces it"
+        );
+        problems.report(Vec::new(), "app");
+        assert!(problems.0.is_empty(), "gone: logged again if it recurs");
     }
 }
