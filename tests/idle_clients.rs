@@ -348,3 +348,36 @@ fn a_good_tls_client_is_served_while_clients_that_never_shake_hands_take_every_s
     assert_eq!(sink.received(), b"over tls\n");
     assert!(input_total(&wishbone, "evicted") > 0);
 }
+
+#[test]
+fn a_scrape_among_a_thousand_silent_connections_is_answered_within_a_second() {
+    let dir = scratch_dir("idle-scrape");
+    let bootstrap = "modules:\n  input: {module: wishbone.input.tcp, arguments: {address: 127.0.0.1, port: 0}}\n  \
+                     prometheus: {module: wishbone.metrics.prometheus, arguments: {address: 127.0.0.1, port: 0}}\n  \
+                     output: {module: wishbone.output.null}\nroutingtable:\n  - input.outbox -> output.inbox\n";
+    let mut wishbone = Wishbone::start(&dir, bootstrap, &[]);
+    let port = wishbone.logged_port("serving metrics for Prometheus");
+    let silent: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let began = std::time::Instant::now();
+    let mut scrape = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    scrape
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = scrape.read_to_string(&mut answer);
+    let took = began.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+    assert!(
+        took < Duration::from_secs(1),
+        "a scrape among 1,000 silent connections took {took:?}"
+    );
+    drop(silent);
+    wishbone.stop();
+    println!("scrape answered in {took:?} among 1,000 silent connections");
+}
