@@ -527,3 +527,23 @@ fn a_reload_that_moves_a_wal_to_another_path_is_refused_with_the_reason() {
     );
     assert_eq!(sink.line_count(), 1000, "every line once, from the old log");
 }
+
+#[test]
+fn a_hostile_reload_is_refused_while_delivery_goes_on() {
+    let dir = scratch_dir("reload-nested");
+    let sink = Sink::start(&dir, "sink");
+    let bootstrap = proxy_bootstrap(sink.port);
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let input = wishbone.input_port("input");
+    let nested = format!("modules: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    reload(&wishbone, &dir, &nested, "reload refused", 1);
+    send(input, &numbered_lines(1000));
+    sink.wait_for_lines(1000, MINUTE);
+    let status = wishbone.stop();
+    assert!(
+        status.success(),
+        "exit {status:?}\n{}",
+        wishbone.output.text()
+    );
+    assert!(wishbone.output.text().contains("nested deeper than 64"));
+}

@@ -256,3 +256,17 @@ fn a_wal_path_that_is_a_file_is_refused() {
         );
     }
 }
+
+#[test]
+fn brackets_nested_a_hundred_thousand_deep_are_refused_with_the_line() {
+    let dir = scratch_dir("validation-nested");
+    let file = dir.join("nested.yaml");
+    let text = format!("modules: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    std::fs::write(&file, text).unwrap();
+    let (code, text) = wishbone_check(&file);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("line 1 column 74") && text.contains("nested deeper than 64"),
+        "{text}"
+    );
+}

@@ -27,7 +27,10 @@ pub enum ServerError {
 
 /// Reads the bootstrap file again for a reload: the new bootstrap,
 /// validated, or `None` once every problem is logged.
-pub type Reloader = Box<dyn Fn() -> Option<Bootstrap>>;
+///
+/// It runs on a thread of its own: reading and checking a file (a huge
+/// or hostile one included) never holds up delivery, signals or a stop.
+pub type Reloader = std::sync::Arc<dyn Fn() -> Option<Bootstrap> + Send + Sync>;
 
 /// Hears of each bootstrap a reload put in place.
 pub type Reloaded = Box<dyn Fn(&Bootstrap)>;
@@ -156,14 +159,21 @@ struct Reloading {
 }
 
 impl Reloading {
-    /// Reads the file again and changes the pipeline to it; a file with a
+    /// Reads and checks the file again on a thread of its own.
+    fn read(&self) -> Option<tokio::task::JoinHandle<Option<Bootstrap>>> {
+        let reloader = self.reloader.clone()?;
+        Some(tokio::task::spawn_blocking(move || reloader()))
+    }
+
+    /// Changes the pipeline to what [`Reloading::read`] read; a file with a
     /// problem changes nothing. Returns the modules that failed meanwhile.
-    async fn reload(&self, pipeline: &mut Pipeline) -> Vec<Finished> {
-        let began = std::time::Instant::now();
-        let Some(reloader) = &self.reloader else {
-            return Vec::new();
-        };
-        let Some(bootstrap) = reloader() else {
+    async fn apply(
+        &self,
+        read: Option<Bootstrap>,
+        began: std::time::Instant,
+        pipeline: &mut Pipeline,
+    ) -> Vec<Finished> {
+        let Some(bootstrap) = read else {
             self.failures.increment(1);
             tracing::error!(
                 "reload refused: the bootstrap file has problems (logged above); the running pipeline is unchanged"
@@ -236,6 +246,13 @@ async fn supervise(
     let abort_grace = tokio::time::sleep(std::time::Duration::MAX / 4);
     let mut abort_grace = pin!(abort_grace);
     let mut finished: Vec<Finished> = Vec::new();
+    // A reload whose file is being read, and since when; another request
+    // meanwhile reads again once it is done.
+    let mut reading: Option<(
+        tokio::task::JoinHandle<Option<Bootstrap>>,
+        std::time::Instant,
+    )> = None;
+    let mut reload_again = false;
     while !pipeline.is_empty() || !finished.is_empty() {
         if abort.is_cancelled()
             && abort_grace.deadline() > tokio::time::Instant::now() + ABORT_GRACE
@@ -268,7 +285,24 @@ async fn supervise(
                     None
                 }
                 Some(()) = reload_requests.next(), if !stop.is_cancelled() => {
-                    finished = reloading.reload(pipeline).await;
+                    if reading.is_some() {
+                        tracing::info!("a reload is being read already; this request is covered by it once it is done");
+                        reload_again = true;
+                    } else {
+                        reading = reloading.read().map(|read| (read, std::time::Instant::now()));
+                    }
+                    None
+                }
+                read = async { (&mut reading.as_mut().expect("guarded").0).await }, if reading.is_some() && !stop.is_cancelled() => {
+                    let began = reading.take().map_or_else(std::time::Instant::now, |(_, began)| began);
+                    let read = read.unwrap_or_else(|error| {
+                        tracing::error!(%error, "reading the bootstrap file failed");
+                        None
+                    });
+                    finished = reloading.apply(read, began, pipeline).await;
+                    if std::mem::take(&mut reload_again) {
+                        reading = reloading.read().map(|read| (read, std::time::Instant::now()));
+                    }
                     None
                 }
                 () = &mut drain_deadline, if stop.is_cancelled() && !abort.is_cancelled() => {

@@ -105,7 +105,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     let (topologies, topology) = tokio::sync::watch::channel(topology(&bootstrap));
     let reloader = {
         let (config, modules) = (options.config.clone(), modules.clone());
-        Box::new(move || catalog::load_as(&config, &modules, format).ok())
+        std::sync::Arc::new(move || catalog::load_as(&config, &modules, format).ok())
     };
     let reloaded = Box::new(move |bootstrap: &Bootstrap| {
         topologies.send_replace(self::topology(bootstrap));
