@@ -27,13 +27,21 @@ macro_rules! take_in {
 /// Takes in what the connection said (`heard`, `acknowledged`, `tick`):
 /// an acknowledgement, nothing, or its end, which ends the pump's loop.
 macro_rules! take_in_or_end {
-    ($state:expr, $said:expr) => {
+    ($state:expr, $said:expr, $connection:expr) => {
         match $said {
             Ok(Some(position)) => take_in!($state, position),
             Ok(None) => {}
-            Err(error) => break Ended::Lost(error),
+            Err(error) => break lost(&$connection, error),
         }
     };
+}
+
+/// How a connection that failed ended: to be made again at once, or lost.
+fn lost<C: Connection>(connection: &C, error: String) -> Ended {
+    match connection.again_at_once() {
+        true => Ended::Again(error),
+        false => Ended::Lost(error),
+    }
 }
 
 /// How a connection's pump ended.
@@ -42,6 +50,8 @@ pub(crate) enum Ended {
     Drained,
     /// The connection died or was given up on.
     Lost(String),
+    /// The connection ended to send its events again at once: no outage.
+    Again(String),
     /// The server aborted the drain.
     Aborted,
 }
@@ -62,7 +72,7 @@ pub(crate) async fn pump<C: Connection>(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let ended = loop {
         if !state.delivery.is_settled() {
-            take_in_or_end!(state, connection.acknowledged());
+            take_in_or_end!(state, connection.acknowledged(), connection);
         }
         let room = connection.room(state.delivery.in_flight());
         if room > 0 && !waiting.is_empty() {
@@ -77,7 +87,7 @@ pub(crate) async fn pump<C: Connection>(
                 break Ended::Aborted;
             }
             if let Err(error) = result {
-                break Ended::Lost(error);
+                break lost(&connection, error);
             }
             continue;
         }
@@ -90,7 +100,7 @@ pub(crate) async fn pump<C: Connection>(
         tokio::select! {
             biased;
             _ = abort.cancelled() => break Ended::Aborted,
-            heard = connection.heard() => take_in_or_end!(state, heard),
+            heard = connection.heard() => take_in_or_end!(state, heard, connection),
             parcel = state.inbox.recv_parcel(), if state.inbox_open && (take || divert) => match parcel {
                 None => state.inbox_open = false,
                 Some(parcel) if divert => {
@@ -113,7 +123,7 @@ pub(crate) async fn pump<C: Connection>(
                 }
             },
             _ = tick.tick(), if !state.delivery.is_settled() => {
-                take_in_or_end!(state, connection.tick());
+                take_in_or_end!(state, connection.tick(), connection);
                 if connection.on_stall() == OnStall::Reconnect {
                     if state.stalled_now() {
                         break Ended::Lost(format!("no acknowledgement for {:?}", state.timeout));
@@ -124,7 +134,8 @@ pub(crate) async fn pump<C: Connection>(
             }
         }
     };
-    if let Some(position) = connection.finish(matches!(ended, Ended::Lost(_))).await {
+    let dead = matches!(ended, Ended::Lost(_) | Ended::Again(_));
+    if let Some(position) = connection.finish(dead).await {
         take_in!(state, position);
     }
     for parcel in waiting.parcels {

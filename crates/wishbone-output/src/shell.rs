@@ -90,6 +90,10 @@ impl OutputState {
                     match ended {
                         Ended::Drained => break Ok(()),
                         Ended::Aborted => break Err(self.undelivered()),
+                        Ended::Again(reason) => {
+                            tracing::debug!(module = %self.module, %target, %reason, "sending again at once");
+                            continue;
+                        }
                         Ended::Lost(reason) => {
                             self.backoff.connection_ended(began.elapsed());
                             format!("disconnected: {reason}")

@@ -97,6 +97,14 @@ pub trait Connection {
         OnStall::RouteAround
     }
 
+    /// Whether the connection ended only to send its events again at once
+    /// (an HTTP store that refused a batch for its data: the events go
+    /// again in halves), not because the peer is down: the shell then
+    /// reconnects without a backoff wait and without calling it an outage.
+    fn again_at_once(&self) -> bool {
+        false
+    }
+
     /// Everything was delivered and the inbox is closed: ends the
     /// connection as the protocol asks, within `timeout`.
     fn close(&mut self, timeout: Duration) -> impl Future<Output = ()>;

@@ -93,6 +93,9 @@ pub(super) struct HttpConnection {
     /// The first request that failed: the connection ends at this
     /// instant, with these words (a `Retry-After` makes it later).
     failure: Option<(Instant, String)>,
+    /// The failure was the data's, not the store's: its events go again
+    /// at once, in halves.
+    again_at_once: bool,
 }
 
 impl HttpConnection {
@@ -109,6 +112,7 @@ impl HttpConnection {
             pending: None,
             requests: FuturesOrdered::new(),
             failure: None,
+            again_at_once: false,
         }
     }
 
@@ -217,8 +221,14 @@ impl HttpConnection {
                 lock(&self.endpoint.state).give_up =
                     Some(format!("the store refused it alone: {}", done.shown));
             }
+            Verdict::Hold => {
+                if let Some(metrics) = &self.metrics {
+                    metrics.held.add(done.events as u64);
+                }
+            }
             Verdict::Retry | Verdict::Split => {}
         }
+        self.again_at_once = verdict.at_once();
         let wait = done.wait.unwrap_or_default().min(MOST_RETRY_AFTER);
         self.failure = Some((
             Instant::now() + wait,
@@ -342,6 +352,10 @@ impl Connection for HttpConnection {
                 else => std::future::pending::<()>().await,
             }
         }
+    }
+
+    fn again_at_once(&self) -> bool {
+        self.again_at_once
     }
 
     async fn close(&mut self, _timeout: Duration) {

@@ -4,10 +4,12 @@
 //! A transport on the one pump of `wishbone-output`: each request's events
 //! are recorded as messages, and a 2xx answer acknowledges them all
 //! (answers are taken in the order the requests were sent:
-//! `connection.rs`). A failed request ends the connection: the shell waits
-//! its backoff (longer if the answer said `Retry-After`), connects again and
-//! sends what was not acknowledged first, in halves when [`Batching`] says
-//! so; an event that fails alone is rejected to `failed`.
+//! `connection.rs`). A failed request ends the connection. After an
+//! outage or a configuration fault the shell waits its backoff (longer if
+//! the answer said `Retry-After`); after bad data it connects again at once
+//! ([`Connection::again_at_once`](wishbone_output::Connection)) and sends
+//! what was not acknowledged first, in halves as [`Batching`] says; an
+//! event that fails alone is rejected to `failed`.
 
 mod connection;
 
@@ -62,17 +64,26 @@ roots (`tls` is refused with an http:// url).
 Delivery
   An event is delivered when the answer to the request that carried it is
   2xx: its write-ahead buffer token is acknowledged then, and it goes to
-  `success` if routed. No answer (a refused or reset connection, a request
-  that took longer than `timeout`), 408, 429 and 5xx are retried after the
-  backoff (reconnect_initial doubling to reconnect_max, each wait cut by a
-  random part of up to half so that many senders do not retry together,
-  or the answer's Retry-After, up to a minute); while the store is down the inbox is
-  locked, so nothing is lost and the pipeline is held back. A batch that
-  gets an HTTP error answer three times (a 4xx other than 408 and 429: at
-  once) is sent again in halves, and so on, so that a bad event ends up
-  alone: an event that fails alone goes to `failed` with its payload as it
-  was (routed or not: with no route it is dropped and counted there),
-  counted in module.<name>.rejected, the status and the start of the answer
+  `success` if routed. What the answer says decides the rest:
+  - an outage (no answer: a refused or reset connection, a request that
+    took longer than `timeout`; 408, 429, 502, 503, 504): retried after the
+    backoff (reconnect_initial doubling to reconnect_max, each wait cut by
+    a random part of up to half so that many senders do not retry
+    together, or the answer's Retry-After, up to a minute); while the
+    store is down the inbox is locked, so nothing is lost and the pipeline
+    is held back;
+  - bad data (any other 4xx, such as 400, 413, 422; a 500 or other 5xx
+    answered twice): the batch is sent again at once in halves, without a
+    backoff wait, and so on, so that a bad event ends up alone within
+    milliseconds while the good halves are delivered: an event that fails
+    alone goes to `failed` with its payload as it was (routed or not: with
+    no route it is dropped and counted there), counted in
+    module.<name>.rejected, the status and the start of the answer logged
+    on one line;
+  - a wrong configuration (3xx, 401, 403, 404, 405, 407): the events are
+    held and sent again after the backoff, never split, never given up;
+    the cause is logged once per change and the events counted in
+    module.<name>.held_by_configuration.
   logged. Answers are taken in the order of the requests: with
   concurrency above 1, the first request that fails sends again every
   request after it, which the store may already hold (at least once).
@@ -330,6 +341,9 @@ struct HttpMetrics {
     batches: Counted,
     /// Requests whose events are sent again (as they were, or in halves).
     retries: Counted,
+    /// Events held because the store's answer says the configuration is
+    /// wrong (3xx, 401, 403, 404, 405, 407), counted at each such answer.
+    held: Counted,
     /// From a request's sending to the end of its answer.
     seconds: metrics::Histogram,
 }
@@ -354,6 +368,7 @@ impl Transport for HttpTransport {
             requests: Counted::new(module, "requests"),
             batches: Counted::new(module, "batches"),
             retries: Counted::new(module, "retries"),
+            held: Counted::new(module, "held_by_configuration"),
             seconds: metrics::histogram!(module_metric(module, "request_seconds")),
         }));
     }
