@@ -141,3 +141,57 @@ fn https_reaches_the_http_input_over_tls_and_a_wrong_name_is_refused() {
     assert!(middle.stop().success());
     assert_eq!(line_numbers(&sink.received()).count(), 5_000);
 }
+
+/// Posts `body` with `encoding` to the HTTP input on `port`; the status
+/// line of the answer.
+fn post_encoded(port: u16, encoding: &str, body: &[u8]) -> String {
+    use std::io::{BufRead, BufReader};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "POST /events HTTP/1.1\r\nHost: x\r\nContent-Encoding: {encoding}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut status = String::new();
+    BufReader::new(stream).read_line(&mut status).unwrap();
+    status.trim().to_string()
+}
+
+#[test]
+fn compressed_bodies_go_out_and_come_in_and_an_unknown_encoding_is_refused() {
+    let dir = scratch_dir("http-compression");
+    let sink = Sink::start(&dir, "sink");
+    let http_port = free_port();
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         gzip: {{module: wishbone.output.http, arguments: {{url: \"http://127.0.0.1:{http_port}/events\", compression: gzip}}}}\n  \
+         zstd: {{module: wishbone.output.http, arguments: {{url: \"http://127.0.0.1:{http_port}/events\", compression: zstd}}}}\n  \
+         fanout: {{module: wishbone.flow.fanout}}\n  \
+         http: {{module: wishbone.input.http, arguments: {{address: 127.0.0.1, port: {http_port}, path: /events}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n\
+         routingtable:\n  - input.outbox -> fanout.inbox\n  - fanout.one -> gzip.inbox\n  - fanout.two -> zstd.inbox\n  \
+         - http.outbox -> output.inbox\n",
+        sink.port
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    send(wishbone.input_port("input"), &numbered_lines(2000));
+    sink.wait_for_lines(4000, Duration::from_secs(60));
+    let mut body = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    body.write_all(b"a\nb\n").unwrap();
+    let gzipped = body.finish().unwrap();
+    assert_eq!(post_encoded(http_port, "gzip", &gzipped), "HTTP/1.1 200 OK");
+    assert!(post_encoded(http_port, "br", b"anything").starts_with("HTTP/1.1 415"));
+    assert!(post_encoded(http_port, "gzip", b"not gzip").starts_with("HTTP/1.1 400"));
+    sink.wait_for_lines(4002, Duration::from_secs(60));
+    assert!(wishbone.stop().success());
+    let received = sink.received();
+    let mut lines = sorted_lines(&received);
+    lines.dedup();
+    assert_eq!(
+        lines.len(),
+        2002,
+        "2,000 lines twice (gzip and zstd), and a and b"
+    );
+    assert!(lines.contains(&&b"a\n"[..]) && lines.contains(&&b"b\n"[..]));
+}

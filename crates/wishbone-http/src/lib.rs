@@ -8,5 +8,6 @@
 #![warn(missing_docs)]
 
 pub mod batching;
+pub mod encoding;
 pub mod input;
 pub mod output;

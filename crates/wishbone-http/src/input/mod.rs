@@ -21,7 +21,9 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, RETRY_AFTER};
+use hyper::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
+
+use crate::encoding::{self, Undecoded};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -73,6 +75,8 @@ What an answer means
        second later, so that a client sending again at once does not spin
        while every output is down). An output whose peer is down gives
        such events back at once (they wait in no memory of its own)
+  415  a Content-Encoding other than gzip and zstd (those are decoded,
+       and a body over max_body_bytes once decoded answers 413)
   413  a body over max_body_bytes; 408 a body not sent within
        frame_timeout; 404 another path; 405 another method; 400 a request
        hyper cannot read
@@ -351,9 +355,37 @@ impl Shared {
             self.counters.too_large.add(1);
             return answer(StatusCode::PAYLOAD_TOO_LARGE, "body over max_body_bytes\n");
         }
+        let encoding = request
+            .headers()
+            .get(CONTENT_ENCODING)
+            .map(|value| value.to_str().unwrap_or("?").to_string());
         let body = match self.read_body(request.into_body()).await {
             Ok(body) => body,
             Err(refusal) => return refusal,
+        };
+        let body = match encoding::decode(encoding.as_deref(), body, self.max_body_bytes) {
+            Ok(body) => body,
+            Err(Undecoded::TooLarge) => {
+                self.counters.too_large.add(1);
+                return answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body over max_body_bytes once decoded\n",
+                );
+            }
+            Err(Undecoded::Unsupported(name)) => {
+                self.counters.bad.add(1);
+                return answer(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("Content-Encoding `{name}` is not one of gzip, zstd\n"),
+                );
+            }
+            Err(Undecoded::Broken(error)) => {
+                self.counters.bad.add(1);
+                return answer(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot decode the body: {error}\n"),
+                );
+            }
         };
         presence.progress(true, false);
         let lines = body::lines(body);

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -242,12 +242,17 @@ impl HttpConnection {
             1 => body.into_iter().next().unwrap_or_default(),
             _ => body.concat().into(),
         };
+        let compression = self.endpoint.compression;
+        let body = compression.encode(body);
         let shape = &self.endpoint.request;
         let mut builder = Request::builder()
             .method(shape.method.clone())
             .uri(shape.target.as_str())
             .header(HOST, shape.authority.as_str())
             .header(CONTENT_TYPE, "application/x-ndjson");
+        if let Some(encoding) = compression.header() {
+            builder = builder.header(CONTENT_ENCODING, encoding);
+        }
         for (name, value) in &shape.headers {
             builder = builder.header(name, value);
         }

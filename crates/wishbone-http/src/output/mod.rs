@@ -13,6 +13,8 @@
 
 mod connection;
 
+use crate::encoding::Compression;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -50,6 +52,8 @@ Arguments (default)
                     events before it goes (100; 0: at once)
   concurrency       requests in flight at once, each on a connection of its
                     own (1, so that order holds; at most 64)
+  compression       none | gzip | zstd (none): bodies sent with that
+                    Content-Encoding (ClickHouse takes both)
 "#,
     shared_arguments_docs!(),
     tls_arguments_docs!(),
@@ -140,6 +144,9 @@ pub struct Config {
     /// Requests in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// How bodies are compressed.
+    #[serde(default)]
+    pub compression: Compression,
     /// TLS for an https:// url.
     #[serde(default)]
     pub tls: Option<TlsArguments>,
@@ -264,6 +271,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
                 tls,
                 timeout: settings.timeout,
                 concurrency: config.concurrency,
+                compression: config.compression,
                 batch_timeout: Duration::from_millis(config.batch_timeout_ms),
                 batch_max_bytes: config.batch_max_bytes,
                 state: Mutex::new(Shared {
@@ -299,6 +307,7 @@ struct Endpoint {
     /// For a connection, and for a request's answer.
     timeout: Duration,
     concurrency: usize,
+    compression: Compression,
     batch_timeout: Duration,
     batch_max_bytes: usize,
     state: Mutex<Shared>,
