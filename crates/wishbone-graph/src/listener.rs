@@ -1,7 +1,8 @@
 //! A listener that holds at most [`MAX_CONNECTIONS`] connections. When
 //! they are all taken and another client comes, the idlest connection (the
-//! one that has waited longest without sending a byte of a request) is
-//! closed to make room, as the listening inputs evict their idlest client:
+//! one that has waited longest without sending a byte of a request; one
+//! that never had an answer before a client's kept-alive one) is closed
+//! to make room, as the listening inputs evict their idlest client:
 //! silent clients cannot keep a scrape waiting. With no idle connection
 //! the new client waits until one closes. A connection that leaves a
 //! request unsent or unfinished for [`REQUEST_TIMEOUT`] (counted from the
@@ -51,6 +52,9 @@ struct Presence {
     /// Since when it waits for a request of which no byte came yet; none
     /// while a request is read or answered.
     idle_since: Mutex<Option<Instant>>,
+    /// Set once it was answered: a client's kept-alive connection, spared
+    /// while any connection that never sent a whole request is idle.
+    served: AtomicBool,
     /// Set to close it; its reader is woken.
     evicted: AtomicBool,
     waker: AtomicWaker,
@@ -94,8 +98,13 @@ impl Bounded {
         let idlest = held
             .iter()
             .filter(|presence| !presence.evicted.load(Ordering::Acquire))
-            .filter_map(|presence| presence.idle_since().map(|since| (since, presence)))
-            .min_by_key(|(since, _)| *since);
+            .filter_map(|presence| {
+                let served = presence.served.load(Ordering::Acquire);
+                presence
+                    .idle_since()
+                    .map(|since| ((served, since), presence))
+            })
+            .min_by_key(|(order, _)| *order);
         let Some((_, presence)) = idlest else {
             return false;
         };
@@ -135,6 +144,8 @@ pub struct Held {
     /// last write.
     due: Pin<Box<Sleep>>,
     reading: bool,
+    /// Whether a byte of the request being read came.
+    heard: bool,
     timed_out: Arc<AtomicU64>,
 }
 
@@ -165,16 +176,24 @@ impl axum::serve::Listener for Bounded {
                     // closing the idlest connection; with none idle, it
                     // waits for one to close.
                     self.waiting = Some(self.accept_one().await);
-                    self.evict_idlest();
                 }
             }
         }
-        let place = self
-            .room
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
+        // One connection is closed for the client that waits: the idlest
+        // now, or the first found idle (a connection is idle once it was
+        // read and had nothing).
+        let mut evicted = false;
+        let place = loop {
+            if !evicted {
+                evicted = self.evict_idlest();
+            }
+            tokio::select! {
+                place = self.room.clone().acquire_owned() => {
+                    break place.expect("the semaphore is never closed");
+                }
+                () = tokio::time::sleep(Duration::from_millis(10)), if !evicted => {}
+            }
+        };
         let (stream, address) = self.waiting.take().expect("a client waits");
         (self.hold(stream, place), address)
     }
@@ -187,7 +206,6 @@ impl axum::serve::Listener for Bounded {
 impl Bounded {
     fn hold(&self, stream: TcpStream, place: OwnedSemaphorePermit) -> Held {
         let presence = Arc::new(Presence::default());
-        presence.set_idle(Some(Instant::now()));
         self.held
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -199,6 +217,7 @@ impl Bounded {
             held: self.held.clone(),
             due: Box::pin(tokio::time::sleep(REQUEST_TIMEOUT)),
             reading: false,
+            heard: false,
             timed_out: self.timed_out.clone(),
         }
     }
@@ -216,13 +235,19 @@ impl AsyncRead for Held {
         }
         if !self.reading {
             self.reading = true;
-            self.presence.set_idle(Some(Instant::now()));
+            self.heard = false;
             self.due.as_mut().reset(Instant::now() + REQUEST_TIMEOUT);
         }
         let before = buf.filled().len();
         let read = Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.heard = true;
             self.presence.set_idle(None);
+        } else if read.is_pending() && !self.heard && self.presence.idle_since().is_none() {
+            // Idle from the moment it was found with nothing to read, not
+            // from its accept: a client whose request waits in the socket
+            // before its first read is never taken for an idle one.
+            self.presence.set_idle(Some(Instant::now()));
         }
         if read.is_pending() && self.due.as_mut().poll(cx).is_ready() {
             let count = self.timed_out.fetch_add(1, Ordering::Relaxed) + 1;
@@ -242,6 +267,7 @@ impl AsyncWrite for Held {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.reading = false;
+        self.presence.served.store(true, Ordering::Release);
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
 
@@ -267,7 +293,10 @@ mod tests {
         let mut bounded = Bounded::new(listener, 2);
         let _silent_1 = TcpStream::connect(address).await.unwrap();
         let (mut first, _) = bounded.accept().await;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Read, and found with nothing: idle from now.
+        let mut nothing = [0u8; 1];
+        let quiet = tokio::time::timeout(Duration::from_millis(10), first.read(&mut nothing)).await;
+        assert!(quiet.is_err());
         let mut busy = TcpStream::connect(address).await.unwrap();
         let (mut second, _) = bounded.accept().await;
         // The second is reading a request: not idle.

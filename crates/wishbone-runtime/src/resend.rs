@@ -78,6 +78,30 @@ pub enum ResendChange {
     },
 }
 
+impl ResendChange {
+    /// Logs the change for `module`, whose units are `what` (events,
+    /// lines): once when resending starts, once when it ends.
+    pub fn log(self, module: &str, what: &str) {
+        match self {
+            ResendChange::Started { events } => {
+                tracing::warn!(
+                    module,
+                    events,
+                    "{what} failed downstream; only those are sent again, after a pause"
+                );
+            }
+            ResendChange::Ended { resent, lasted } => {
+                tracing::info!(
+                    module,
+                    resent,
+                    ?lasted,
+                    "{what} failed downstream are delivered again"
+                );
+            }
+        }
+    }
+}
+
 /// The blocks of one source that wait to be sent again, and when.
 #[derive(Debug)]
 pub struct Resends {

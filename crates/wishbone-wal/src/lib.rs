@@ -29,7 +29,7 @@ use std::time::Instant;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::ack;
-use wishbone_runtime::resend::{self, ResendArguments, ResendChange};
+use wishbone_runtime::resend::{self, ResendArguments};
 use wishbone_runtime::{
     ArgumentError, Arguments, Counted, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
     QueueSpec,
@@ -367,14 +367,8 @@ fn report_resends(retention: &mut Retention, resent: &Counted, name: &str) {
     if total > resent.total() {
         resent.add(total - resent.total());
     }
-    match retention.take_resend_change() {
-        Some(ResendChange::Started { events }) => {
-            tracing::warn!(module = %name, events, "events failed downstream; only those are sent again, after a pause");
-        }
-        Some(ResendChange::Ended { resent, lasted }) => {
-            tracing::info!(module = %name, resent, ?lasted, "events failed downstream are delivered again");
-        }
-        None => {}
+    if let Some(change) = retention.take_resend_change() {
+        change.log(name, "events");
     }
 }
 

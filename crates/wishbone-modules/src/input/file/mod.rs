@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::ack::{self, Outcome};
-use wishbone_runtime::resend::{self, ResendArguments, ResendChange, Resends};
+use wishbone_runtime::resend::{self, ResendArguments, Resends};
 use wishbone_runtime::{
     ArgumentError, Arguments, Counted, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
     module_metric,
@@ -379,14 +379,8 @@ impl FileInput {
 
 /// Logs when resending starts and ends.
 fn report_resends(files: &mut Files, name: &str) {
-    match files.take_resend_change() {
-        Some(ResendChange::Started { events }) => {
-            tracing::warn!(module = %name, events, "lines failed downstream; only those are sent again, after a pause");
-        }
-        Some(ResendChange::Ended { resent, lasted }) => {
-            tracing::info!(module = %name, resent, ?lasted, "lines failed downstream are delivered again");
-        }
-        None => {}
+    if let Some(change) = files.take_resend_change() {
+        change.log(name, "lines");
     }
 }
 
