@@ -6,33 +6,36 @@
 /// The largest PRI: facility 23, severity 7.
 const MOST_PRI: u32 = 191;
 
-/// Why the message is refused, if it is.
+/// Why the message is refused, if it is. Bytes only, no allocation: it
+/// runs on every message decoded.
 pub fn check(text: &str) -> Result<(), String> {
-    let Some(rest) = text.strip_prefix('<') else {
+    let bytes = text.as_bytes();
+    if bytes.first() != Some(&b'<') {
         return Ok(());
-    };
-    let Some(close) = rest.find('>').filter(|close| (1..=3).contains(close)) else {
+    }
+    let digits = bytes[1..]
+        .iter()
+        .take(4)
+        .position(|byte| !byte.is_ascii_digit())
+        .unwrap_or(0);
+    if !(1..=3).contains(&digits) || bytes.get(1 + digits) != Some(&b'>') {
         return Ok(()); // not a PRI: the loose parse says what it is
-    };
-    let Ok(pri) = rest[..close].parse::<u32>() else {
-        return Ok(());
-    };
+    }
+    let pri = bytes[1..=digits]
+        .iter()
+        .fold(0u32, |pri, digit| pri * 10 + u32::from(digit - b'0'));
     if pri > MOST_PRI {
         return Err(format!("PRI {pri} is above {MOST_PRI}"));
     }
-    match rest[close + 1..].strip_prefix("1 ") {
-        Some(header) => structured_data(after_fields(header, 5)),
-        None => Ok(()), // RFC 3164: no structured data
+    let header = &bytes[2 + digits..];
+    if !header.starts_with(b"1 ") {
+        return Ok(()); // RFC 3164: no structured data
     }
-}
-
-/// What follows the first `count` space-separated fields.
-fn after_fields(text: &str, count: usize) -> &str {
-    let mut rest = text;
-    for _ in 0..count {
-        rest = rest.split_once(' ').map_or("", |(_, after)| after);
+    // After VERSION, five fields: TIMESTAMP HOSTNAME APP-NAME PROCID MSGID.
+    match memchr::memchr_iter(b' ', &header[2..]).nth(4) {
+        Some(space) => structured_data(&text[2 + digits + 2 + space + 1..]),
+        None => Ok(()),
     }
-    rest
 }
 
 /// RFC 5424's STRUCTURED-DATA at the start of `text`: `-`, or elements
