@@ -187,7 +187,7 @@ fn a_file_batch_split_between_a_healthy_and_a_dead_output_resends_only_the_dead_
     let totals = wishbone.output.wait_for("input totals module=app", MINUTE);
     let resent: usize = field(&totals, "resent").unwrap().parse().unwrap();
     assert!(
-        resent % 90 == 0 && (90..=90 * 10).contains(&resent),
+        resent.is_multiple_of(90) && (90..=90 * 10).contains(&resent),
         "only the 90 lines of the dead path are sent again, a handful of times: {resent}"
     );
     assert_eq!(store.seen.lock().unwrap().accepted.len(), 90);

@@ -56,6 +56,41 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// The keys of a mapping as strings, with the values; a non-string key
+/// becomes a problem.
+pub(crate) fn entries<'a>(
+    mapping: &'a Mapping,
+    place: &str,
+    problems: &mut Vec<Problem>,
+) -> Vec<(&'a str, &'a Value)> {
+    mapping
+        .iter()
+        .filter_map(|(key, value)| match key.as_str() {
+            Some(key) => Some((key, value)),
+            None => {
+                problems.push(Problem::new(
+                    place,
+                    format!("key {} is not a name", describe(key)),
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
+/// A short description of a value for error messages.
+pub(crate) fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("the boolean `{b}`"),
+        Value::Number(n) => format!("the number `{n}`"),
+        Value::String(s) => format!("the text `{s}`"),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(tagged) => format!("a value tagged `{}`", tagged.tag),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,40 +124,5 @@ mod tests {
             parse(&quoted).is_ok(),
             "brackets in quotes and comments do not count"
         );
-    }
-}
-
-/// The keys of a mapping as strings, with the values; a non-string key
-/// becomes a problem.
-pub(crate) fn entries<'a>(
-    mapping: &'a Mapping,
-    place: &str,
-    problems: &mut Vec<Problem>,
-) -> Vec<(&'a str, &'a Value)> {
-    mapping
-        .iter()
-        .filter_map(|(key, value)| match key.as_str() {
-            Some(key) => Some((key, value)),
-            None => {
-                problems.push(Problem::new(
-                    place,
-                    format!("key {} is not a name", describe(key)),
-                ));
-                None
-            }
-        })
-        .collect()
-}
-
-/// A short description of a value for error messages.
-pub(crate) fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("the boolean `{b}`"),
-        Value::Number(n) => format!("the number `{n}`"),
-        Value::String(s) => format!("the text `{s}`"),
-        Value::Sequence(_) => "a list".into(),
-        Value::Mapping(_) => "a mapping".into(),
-        Value::Tagged(tagged) => format!("a value tagged `{}`", tagged.tag),
     }
 }

@@ -42,7 +42,6 @@ impl Positions {
                 let mut merged = Positions::new();
                 merged.push_range(usize_range(&range));
                 self.union(&merged);
-                return;
             }
             Some(last) if range.start <= last.end => {
                 let end = range.end.max(last.end);
@@ -179,7 +178,7 @@ mod tests {
         assert_eq!(positions.ranges().collect::<Vec<_>>(), [0..3, 4..7]);
         assert_eq!(positions.len(), 6);
         positions.push(3);
-        assert_eq!(positions.ranges().collect::<Vec<_>>(), [0..7]);
+        assert_eq!(positions, Positions::range(0..7));
         assert_eq!(positions.len(), 7);
     }
 
