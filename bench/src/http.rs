@@ -124,7 +124,98 @@ fn batches(data: &Path, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
-/// One repetition of both runs, if `wanted` leaves them in.
+/// The JSON lines with a line that is not JSON after every `every`th, as
+/// `bad.ndjson` in `dir`.
+fn with_bad_rows(data: &Path, dir: &Path, every: usize) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read(data)?;
+    let mut out = Vec::with_capacity(text.len() + text.len() / every);
+    for (index, line) in text.split_inclusive(|byte| *byte == b'\n').enumerate() {
+        out.extend_from_slice(line);
+        if (index + 1) % every == 0 {
+            out.extend_from_slice(format!("not json {index}\n").as_bytes());
+        }
+    }
+    let path = dir.join("bad.ndjson");
+    std::fs::write(&path, out)?;
+    Ok(path)
+}
+
+/// `data` (whose valid lines are `rows`) through `tcp → http output →
+/// ClickHouse`, bad lines dropped from `failed`, timed until the table
+/// holds every valid row.
+fn through_wishbone(
+    name: &str,
+    wishbone: &Path,
+    clickhouse: &ClickHouse,
+    dir: &Path,
+    data: &Path,
+    rows: usize,
+) -> anyhow::Result<Figures> {
+    clickhouse.fresh_table()?;
+    std::fs::create_dir_all(dir)?;
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.http, arguments: {{url: \"{}\", batch_max_events: {BATCH}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n",
+        clickhouse.insert_url()
+    );
+    let proxy = Proxy::wishbone(wishbone, dir, &bootstrap, &[])?;
+    let begun = Instant::now();
+    let (file, port) = (data.to_path_buf(), proxy.input_port);
+    let sender = std::thread::spawn(move || send_file(&file, port));
+    let arrived = clickhouse.wait_for(rows);
+    let wall = begun.elapsed().as_secs_f64();
+    let (cpu, rss) = (cpu_seconds(proxy.pid()), peak_rss_mib(proxy.pid()));
+    proxy.stop();
+    let _ = sender.join();
+    let problem = (!arrived).then(|| "not every row arrived".to_string());
+    Ok(Figures::of(name, problem, rows as u64, wall, cpu, rss))
+}
+
+/// How long one bad row among `BATCH` takes to be isolated: from sending
+/// the batch (the output already connected) until the bad line arrives on
+/// `failed`, routed to a listener here; ClickHouse answers at once.
+pub fn time_to_isolate(wishbone: &Path, scratch: &Path) -> anyhow::Result<Duration> {
+    use std::io::{BufRead, BufReader, Write};
+    let clickhouse = ClickHouse::start(&scratch.join("clickhouse-isolate"))?;
+    clickhouse.fresh_table()?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let failed_port = listener.local_addr()?.port();
+    let dir = scratch.join("http-isolate");
+    std::fs::create_dir_all(&dir)?;
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         output: {{module: wishbone.output.http, arguments: {{url: \"{}\", batch_max_events: {BATCH}}}}}\n  \
+         failed: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {failed_port}}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n  - output.failed -> failed.inbox\n",
+        clickhouse.insert_url()
+    );
+    let proxy = Proxy::wishbone(wishbone, &dir, &bootstrap, &[])?;
+    let row = |id: usize| {
+        format!("{{\"id\":{id},\"level\":\"info\",\"service\":\"s\",\"message\":\"m\"}}\n")
+    };
+    let mut input = std::net::TcpStream::connect(("127.0.0.1", proxy.input_port))?;
+    input.write_all(row(0).as_bytes())?;
+    anyhow::ensure!(clickhouse.wait_for(1), "the first row did not arrive");
+    let batch: String = (1..BATCH)
+        .map(|id| match id {
+            500 => format!("not json\n{}", row(id)),
+            _ => row(id),
+        })
+        .collect();
+    let begun = Instant::now();
+    input.write_all(batch.as_bytes())?;
+    let (failed, _) = listener.accept()?;
+    let mut line = String::new();
+    BufReader::new(failed).read_line(&mut line)?;
+    let took = begun.elapsed();
+    anyhow::ensure!(line == "not json\n", "failed got {line:?}");
+    anyhow::ensure!(clickhouse.wait_for(BATCH), "the good rows did not arrive");
+    proxy.stop();
+    Ok(took)
+}
+
+/// One repetition of the runs, if `wanted` leaves them in.
 pub fn run_all(
     wishbone: &Path,
     scratch: &Path,
@@ -135,6 +226,7 @@ pub fn run_all(
     let names = [
         "http, wishbone tcp → http output → ClickHouse",
         "http, curl --data-binary → ClickHouse",
+        "http, wishbone, 1 bad row in 10,000",
     ];
     if !names.iter().any(|name| wanted(name)) {
         return Ok(Vec::new());
@@ -142,26 +234,28 @@ pub fn run_all(
     let clickhouse = ClickHouse::start(&scratch.join("clickhouse"))?;
     let mut runs = Vec::new();
     if wanted(names[0]) {
-        clickhouse.fresh_table()?;
         let dir = scratch.join("http-output");
+        runs.push(through_wishbone(
+            names[0],
+            wishbone,
+            &clickhouse,
+            &dir,
+            data,
+            rows,
+        )?);
+    }
+    if wanted(names[2]) {
+        let dir = scratch.join("http-bad-rows");
         std::fs::create_dir_all(&dir)?;
-        let bootstrap = format!(
-            "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
-             output: {{module: wishbone.output.http, arguments: {{url: \"{}\", batch_max_events: {BATCH}}}}}\n\
-             routingtable:\n  - input.outbox -> output.inbox\n",
-            clickhouse.insert_url()
-        );
-        let proxy = Proxy::wishbone(wishbone, &dir, &bootstrap, &[])?;
-        let begun = Instant::now();
-        let (file, port) = (data.to_path_buf(), proxy.input_port);
-        let sender = std::thread::spawn(move || send_file(&file, port));
-        let arrived = clickhouse.wait_for(rows);
-        let wall = begun.elapsed().as_secs_f64();
-        let (cpu, rss) = (cpu_seconds(proxy.pid()), peak_rss_mib(proxy.pid()));
-        proxy.stop();
-        let _ = sender.join();
-        let problem = (!arrived).then(|| "not every row arrived".to_string());
-        runs.push(Figures::of(names[0], problem, rows as u64, wall, cpu, rss));
+        let bad = with_bad_rows(data, &dir, 10_000)?;
+        runs.push(through_wishbone(
+            names[2],
+            wishbone,
+            &clickhouse,
+            &dir,
+            &bad,
+            rows,
+        )?);
     }
     if wanted(names[1]) {
         clickhouse.fresh_table()?;

@@ -9,7 +9,7 @@
 //!   one bad event ends up alone while the good halves go on; an event
 //!   refused alone is given up (to `failed`);
 //! - a server error that may be the data (500 and the other 5xx): tried
-//!   once more, then split as bad data;
+//!   once more at once, then split as bad data;
 //! - the configuration is wrong (3xx, 401, 403, 404, 405, 407): the events
 //!   are held and sent again after the backoff, never split and never given
 //!   up, until the store or the configuration changes.
@@ -21,6 +21,9 @@ pub enum Verdict {
     Delivered,
     /// An outage: send the same events again, after the backoff.
     Retry,
+    /// A server error that may be the data: send the same events once
+    /// more, at once.
+    Again,
     /// The configuration is wrong: hold the events, send them again after
     /// the backoff.
     Hold,
@@ -34,7 +37,7 @@ pub enum Verdict {
 impl Verdict {
     /// Whether the events go again at once, without a backoff wait.
     pub fn at_once(&self) -> bool {
-        matches!(self, Verdict::Split | Verdict::GiveUp)
+        matches!(self, Verdict::Again | Verdict::Split | Verdict::GiveUp)
     }
 }
 
@@ -95,7 +98,7 @@ impl Batching {
             500..=599 => {
                 self.errors += 1;
                 if self.errors < ATTEMPTS_BEFORE_SPLIT {
-                    return Verdict::Retry;
+                    return Verdict::Again;
                 }
             }
             _ => {}
@@ -116,10 +119,11 @@ mod tests {
     #[test]
     fn a_server_error_is_tried_once_more_then_split_down_to_the_bad_event() {
         let mut batching = Batching::new(8);
-        assert_eq!(batching.answered(8, Answer::Status(500)), Verdict::Retry);
+        assert_eq!(batching.answered(8, Answer::Status(500)), Verdict::Again);
+        assert!(Verdict::Again.at_once(), "no backoff: the store answered");
         assert_eq!(batching.answered(8, Answer::Status(500)), Verdict::Split);
         assert_eq!(batching.limit(), 4);
-        assert_eq!(batching.answered(4, Answer::Status(500)), Verdict::Retry);
+        assert_eq!(batching.answered(4, Answer::Status(500)), Verdict::Again);
         assert_eq!(batching.answered(4, Answer::Status(500)), Verdict::Split);
         assert_eq!(batching.limit(), 2);
         assert_eq!(

@@ -205,7 +205,7 @@ impl HttpConnection {
         if let Some(metrics) = &self.metrics {
             metrics.requests.add(1);
             metrics.seconds.record(done.seconds);
-            if matches!(verdict, Verdict::Retry | Verdict::Split) {
+            if matches!(verdict, Verdict::Retry | Verdict::Again | Verdict::Split) {
                 metrics.retries.add(1);
             }
         }
@@ -226,7 +226,7 @@ impl HttpConnection {
                     metrics.held.add(done.events as u64);
                 }
             }
-            Verdict::Retry | Verdict::Split => {}
+            Verdict::Retry | Verdict::Again | Verdict::Split => {}
         }
         self.again_at_once = verdict.at_once();
         let wait = done.wait.unwrap_or_default().min(MOST_RETRY_AFTER);
