@@ -172,10 +172,36 @@ fn through_wishbone(
     Ok(Figures::of(name, problem, rows as u64, wall, cpu, rss))
 }
 
+/// The name of the measurement of [`isolation_times`], for `--leave-out`.
+pub const ISOLATING: &str = "http, isolating a bad row";
+
+/// [`time_to_isolate`] five times, shortest first.
+pub fn isolation_times(wishbone: &Path, scratch: &Path) -> anyhow::Result<Vec<Duration>> {
+    eprintln!("{ISOLATING}: 5 batches of {BATCH} rows with one bad");
+    let mut times = (0..5)
+        .map(|_| time_to_isolate(wishbone, scratch))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    times.sort();
+    Ok(times)
+}
+
+/// Prints what [`isolation_times`] measured.
+pub fn print_isolation(times: &[Duration]) {
+    let ms: Vec<String> = times
+        .iter()
+        .map(|took| format!("{:.1}", took.as_secs_f64() * 1000.0))
+        .collect();
+    println!(
+        "\nfrom sending a batch of {BATCH} rows with one bad row (the HTTP output connected, ClickHouse answering at once) to the bad row on `failed`: median {} ms (all: {} ms)",
+        ms[ms.len() / 2],
+        ms.join(", ")
+    );
+}
+
 /// How long one bad row among `BATCH` takes to be isolated: from sending
 /// the batch (the output already connected) until the bad line arrives on
 /// `failed`, routed to a listener here; ClickHouse answers at once.
-pub fn time_to_isolate(wishbone: &Path, scratch: &Path) -> anyhow::Result<Duration> {
+fn time_to_isolate(wishbone: &Path, scratch: &Path) -> anyhow::Result<Duration> {
     use std::io::{BufRead, BufReader, Write};
     let clickhouse = ClickHouse::start(&scratch.join("clickhouse-isolate"))?;
     clickhouse.fresh_table()?;

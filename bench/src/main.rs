@@ -534,28 +534,14 @@ fn main() -> anyhow::Result<()> {
         eprintln!("reload latency: {} reloads, 5 restarts", options.reloads);
         summary.reload = Some(reload::measure(wishbone, scratch, options.reloads, 5)?);
     }
-    let isolating = "http, isolating a bad row";
-    let isolated = if options.json_lines > 0 && !options.leaves_out(isolating) {
-        eprintln!("{isolating}: 5 batches of {} rows with one bad", 1000);
-        let mut times = (0..5)
-            .map(|_| http::time_to_isolate(wishbone, scratch))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        times.sort();
-        Some(times)
+    let isolated = if options.json_lines > 0 && !options.leaves_out(http::ISOLATING) {
+        Some(http::isolation_times(wishbone, scratch)?)
     } else {
         None
     };
     report::print(&summary);
     if let Some(times) = isolated {
-        let ms: Vec<String> = times
-            .iter()
-            .map(|took| format!("{:.1}", took.as_secs_f64() * 1000.0))
-            .collect();
-        println!(
-            "\nfrom sending a batch of 1,000 rows with one bad row (the HTTP output connected, ClickHouse answering at once) to the bad row on `failed`: median {} ms (all: {} ms)",
-            ms[ms.len() / 2],
-            ms.join(", ")
-        );
+        http::print_isolation(&times);
     }
     if let Some(reload) = &summary.reload {
         println!(

@@ -381,34 +381,7 @@ impl Pipeline {
             .iter()
             .map(|(name, module)| (name, module.listens()))
             .collect();
-        let mut waiting: HashMap<String, (u64, CancellationToken)> = HashMap::new();
-        let drain_until = tokio::time::Instant::now() + self.options.drain_timeout;
-        for name in &stopping {
-            let Some(handle) = self.handles.remove(name) else {
-                continue;
-            };
-            let same_address = handle.listens.is_some()
-                && listening.get(name).cloned().flatten() == handle.listens;
-            handle.keep_listener.store(same_address, Ordering::SeqCst);
-            handle.stop.cancel();
-            self.table.remove_module(name);
-            // A replaced module is waited for: its replacement takes its
-            // queues (and its socket) once it returns. A removed one drains
-            // on its own, and nothing waits for it.
-            if plan.replaced.contains(name) {
-                waiting.insert(name.clone(), (handle.generation, handle.abort));
-            } else {
-                self.draining.insert(
-                    handle.generation,
-                    Draining {
-                        name: name.clone(),
-                        abort: handle.abort,
-                        deadline: drain_until,
-                        aborted: false,
-                    },
-                );
-            }
-        }
+        let mut waiting = self.stop_modules(&stopping, &plan, &listening);
         let (finished, failures) = self.wait_for(&mut waiting).await;
         let mut handed = HashMap::new();
         for (key, sender, answer) in answers {
@@ -434,6 +407,42 @@ impl Pipeline {
             finished,
             failures,
         })
+    }
+
+    /// Tells the stopping modules to stop. A replaced module is returned,
+    /// to be waited for: its replacement takes its queues (and its socket)
+    /// once it returns. A removed one drains on its own, and nothing waits
+    /// for it ([`Pipeline::abort_overdue`]).
+    fn stop_modules(
+        &mut self,
+        stopping: &[String],
+        plan: &Plan,
+        listening: &HashMap<&String, Option<ListenAddress>>,
+    ) -> HashMap<String, (u64, CancellationToken)> {
+        let mut waiting = HashMap::new();
+        let drain_until = tokio::time::Instant::now() + self.options.drain_timeout;
+        for name in stopping {
+            let Some(handle) = self.handles.remove(name) else {
+                continue;
+            };
+            let same_address = handle.listens.is_some()
+                && listening.get(name).cloned().flatten() == handle.listens;
+            handle.keep_listener.store(same_address, Ordering::SeqCst);
+            handle.stop.cancel();
+            self.table.remove_module(name);
+            if plan.replaced.contains(name) {
+                waiting.insert(name.clone(), (handle.generation, handle.abort));
+            } else {
+                let draining = Draining {
+                    name: name.clone(),
+                    abort: handle.abort,
+                    deadline: drain_until,
+                    aborted: false,
+                };
+                self.draining.insert(handle.generation, draining);
+            }
+        }
+        waiting
     }
 
     /// Waits for the stopping modules (by name: their generation and abort

@@ -58,15 +58,20 @@ impl LockRelay {
     /// Waits for a destination to lock or unlock, then passes the state on.
     /// Never returns for a module without destinations that can change.
     pub async fn follow(&mut self) {
-        if self.destinations.is_empty() {
-            std::future::pending::<()>().await;
+        match self.destinations.as_mut_slice() {
+            [] => std::future::pending::<()>().await,
+            // The usual case (a funnel's or a process module's one outbox):
+            // no allocation each time it is awaited beside the inbox.
+            [only] => only.changed().await,
+            _ => {
+                select_all(
+                    self.destinations
+                        .iter_mut()
+                        .map(|watch| Box::pin(watch.changed())),
+                )
+                .await;
+            }
         }
-        select_all(
-            self.destinations
-                .iter_mut()
-                .map(|watch| Box::pin(watch.changed())),
-        )
-        .await;
         self.apply();
     }
 }

@@ -42,6 +42,14 @@ pub fn default_resend_max() -> f64 {
 }
 
 impl ResendArguments {
+    /// The pauses; the defaults stand in for values [`ResendArguments::pauses`]
+    /// refuses (a module checks them when it is built).
+    pub fn pauses_or_default(&self) -> (Duration, Duration) {
+        self.pauses()
+            .or_else(|_| Self::default().pauses())
+            .unwrap_or_default()
+    }
+
     /// The pauses, or what is wrong with the arguments.
     pub fn pauses(&self) -> Result<(Duration, Duration), String> {
         let valid = |seconds: f64| seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0;

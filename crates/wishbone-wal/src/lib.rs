@@ -260,10 +260,7 @@ impl Config {
     /// The pauses before a failed block is sent again (checked at build:
     /// the defaults stand in for values that would not pass).
     pub fn resend_pauses(&self) -> (std::time::Duration, std::time::Duration) {
-        self.resend_arguments()
-            .pauses()
-            .or_else(|_| ResendArguments::default().pauses())
-            .unwrap_or_default()
+        self.resend_arguments().pauses_or_default()
     }
 
     fn resend_arguments(&self) -> ResendArguments {
@@ -361,6 +358,59 @@ fn with_token(block: Parcel, token: ack::Ack) -> Parcel {
     }
 }
 
+/// Keeps the blocks that wait for room, oldest first, as `when_full`
+/// allows; those the log must write, returned.
+fn keep_blocked(blocked: &mut VecDeque<Parcel>, retention: &mut Retention) -> Vec<(u64, Parcel)> {
+    let mut to_write = Vec::new();
+    while let Some(block) = blocked.pop_front() {
+        match retention.push_block(block) {
+            Err(block) => {
+                blocked.push_front(block);
+                break;
+            }
+            Ok(Pushed::Write(id, parcel)) => to_write.push((id, parcel)),
+            Ok(Pushed::Done) => {}
+        }
+    }
+    to_write
+}
+
+/// Hands the log what it must write, record as settled and read back.
+fn hand_to_log(log: &log::Log, retention: &mut Retention, to_write: Vec<(u64, Parcel)>) {
+    if !to_write.is_empty() {
+        log.writer.send(Command::Keep(to_write));
+    }
+    let settlements = retention.take_settlements();
+    if !settlements.is_empty() {
+        log.writer.send(Command::Settle(settlements));
+    }
+    let loads = retention.take_loads();
+    if !loads.is_empty() {
+        log.writer.send(Command::Load(loads));
+    }
+}
+
+/// An abort with a log: what the log was handed is written before its
+/// thread ends (unless writing still fails after `writer::FINAL_TRIES`),
+/// so only `blocked` is lost, and what was never written.
+fn aborted_on_disk(
+    log: &mut log::Log,
+    retention: &mut Retention,
+    blocked: &VecDeque<Parcel>,
+    name: &str,
+) -> Result<(), ModuleError> {
+    log.writer.finish();
+    while let Ok(report) = log.writer.reports.try_recv() {
+        log.apply(report, retention);
+    }
+    tracing::info!(module = %name, events = retention.len().saturating_sub(log.unwritten), "stopping; events not yet delivered stay in the wal for the next start");
+    let lost = blocked.iter().map(Parcel::len).sum::<usize>() + log.unwritten;
+    match lost {
+        0 => Ok(()),
+        _ => Err(ModuleError::Aborted { undelivered: lost }),
+    }
+}
+
 /// Counts what was sent again, and logs when resending starts and ends.
 fn report_resends(retention: &mut Retention, resent: &Counted, name: &str) {
     let total = retention.resent();
@@ -418,29 +468,9 @@ impl Module for Wal {
             let mut inbox_open = true;
             let mut reported = 0;
             loop {
-                let mut to_write = Vec::new();
-                while let Some(block) = blocked.pop_front() {
-                    match retention.push_block(block) {
-                        Err(block) => {
-                            blocked.push_front(block);
-                            break;
-                        }
-                        Ok(Pushed::Write(id, parcel)) => to_write.push((id, parcel)),
-                        Ok(Pushed::Done) => {}
-                    }
-                }
+                let to_write = keep_blocked(&mut blocked, &mut retention);
                 if let Some(log) = &log {
-                    if !to_write.is_empty() {
-                        log.writer.send(Command::Keep(to_write));
-                    }
-                    let settlements = retention.take_settlements();
-                    if !settlements.is_empty() {
-                        log.writer.send(Command::Settle(settlements));
-                    }
-                    let loads = retention.take_loads();
-                    if !loads.is_empty() {
-                        log.writer.send(Command::Load(loads));
-                    }
+                    hand_to_log(log, &mut retention, to_write);
                 }
                 report_resends(&mut retention, &resent, &name);
                 if retention.dropped() > reported {
@@ -475,19 +505,7 @@ impl Module for Wal {
                     biased;
                     _ = abort.cancelled() => {
                         return match &mut log {
-                            Some(log) => {
-                                // What the log was handed is written before
-                                // the thread ends (unless writing still
-                                // fails after `writer::FINAL_TRIES`): only
-                                // `blocked` is lost, and what was unwritten.
-                                log.writer.finish();
-                                while let Ok(report) = log.writer.reports.try_recv() {
-                                    log.apply(report, &mut retention);
-                                }
-                                tracing::info!(module = %name, events = retention.len().saturating_sub(log.unwritten), "stopping; events not yet delivered stay in the wal for the next start");
-                                let lost = blocked.iter().map(Parcel::len).sum::<usize>() + log.unwritten;
-                                if lost > 0 { Err(ModuleError::Aborted { undelivered: lost }) } else { Ok(()) }
-                            }
+                            Some(log) => aborted_on_disk(log, &mut retention, &blocked, &name),
                             None => Err(ModuleError::Aborted { undelivered }),
                         };
                     }

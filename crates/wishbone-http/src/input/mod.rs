@@ -363,29 +363,9 @@ impl Shared {
             Ok(body) => body,
             Err(refusal) => return refusal,
         };
-        let body = match encoding::decode(encoding.as_deref(), body, self.max_body_bytes) {
+        let body = match self.decode(encoding.as_deref(), body) {
             Ok(body) => body,
-            Err(Undecoded::TooLarge) => {
-                self.counters.too_large.add(1);
-                return answer(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body over max_body_bytes once decoded\n",
-                );
-            }
-            Err(Undecoded::Unsupported(name)) => {
-                self.counters.bad.add(1);
-                return answer(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    format!("Content-Encoding `{name}` is not one of gzip, zstd\n"),
-                );
-            }
-            Err(Undecoded::Broken(error)) => {
-                self.counters.bad.add(1);
-                return answer(
-                    StatusCode::BAD_REQUEST,
-                    format!("cannot decode the body: {error}\n"),
-                );
-            }
+            Err(refusal) => return refusal,
         };
         presence.progress(true, false);
         let lines = body::lines(body);
@@ -416,6 +396,34 @@ impl Shared {
             }
             Forwarded::Aborted => unavailable("the server stops\n"),
         }
+    }
+
+    /// The body as it was before its `Content-Encoding`, or the answer
+    /// that refuses it (counted).
+    fn decode(&self, encoding: Option<&str>, body: Bytes) -> Result<Bytes, Response<Full<Bytes>>> {
+        encoding::decode(encoding, body, self.max_body_bytes).map_err(|undecoded| match undecoded {
+            Undecoded::TooLarge => {
+                self.counters.too_large.add(1);
+                answer(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body over max_body_bytes once decoded\n",
+                )
+            }
+            Undecoded::Unsupported(name) => {
+                self.counters.bad.add(1);
+                answer(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    format!("Content-Encoding `{name}` is not one of gzip, zstd\n"),
+                )
+            }
+            Undecoded::Broken(error) => {
+                self.counters.bad.add(1);
+                answer(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot decode the body: {error}\n"),
+                )
+            }
+        })
     }
 
     /// The whole body, or the answer that refuses it (a body still coming

@@ -150,10 +150,7 @@ impl Config {
 
     /// The pauses before failed lines are sent again (checked at build).
     fn resend_pauses(&self) -> (Duration, Duration) {
-        self.resend_arguments()
-            .pauses()
-            .or_else(|_| ResendArguments::default().pauses())
-            .unwrap_or_default()
+        self.resend_arguments().pauses_or_default()
     }
 }
 
@@ -256,18 +253,7 @@ impl FileInput {
         let io_error = |message: String| ModuleError::Other(format!("checkpoints: {message}"));
         let store = Store::open(&self.config.checkpoints, &name).map_err(&io_error)?;
         let stored = store.load().map_err(&io_error)?;
-        let cutting = Cutting {
-            max_line_length: self.config.max_line_length,
-            overlong: self.config.overlong_lines,
-        };
-        let (initial, most) = self.config.resend_pauses();
-        let mut files = Files::new(
-            self.config.paths.clone(),
-            stored,
-            self.config.start_at,
-            cutting,
-            Resends::new(initial, most),
-        );
+        let mut files = self.files(stored);
         let mut outbox = Some(context.outgoing("outbox"));
         let (stop, abort) = (context.stopping(), context.aborting());
         // The outbox must close when reading ends, while acknowledgements
@@ -283,10 +269,9 @@ impl FileInput {
         for problem in problems {
             tracing::warn!(module = %name, %problem, "file input");
         }
-        let mut saved: Vec<Entry> = Vec::new();
+        let mut saving = Saving::default();
         let mut more = false;
         let (mut scan_problems, mut read_problems) = (Problems::default(), Problems::default());
-        let mut disk_full_logged = false;
         loop {
             if outbox.is_none() && files.in_flight() == 0 {
                 break;
@@ -313,12 +298,8 @@ impl FileInput {
                 }
                 () = resend::until(files.next_due()), if outbox.is_some() => {
                     let Some(sender) = &outbox else { continue };
-                    let mut sent_all = true;
-                    for parcel in files.take_due(Instant::now(), &issuer) {
-                        metrics.resent.add(parcel.len() as u64);
-                        if !send(sender, parcel, &abort).await { sent_all = false; break; }
-                    }
-                    if !sent_all { break; }
+                    let due = files.take_due(Instant::now(), &issuer);
+                    if !send_all(sender, due, &metrics.resent, &abort).await { break; }
                 }
                 _ = poll.tick() => {
                     scan(&mut files, &metrics, &name, &mut scan_problems);
@@ -329,30 +310,13 @@ impl FileInput {
                     more = true;
                 }
                 () = wakes.grown.notified() => more = true,
-                _ = save.tick() => {
-                    let entries = files.entries();
-                    if entries != saved {
-                        match store.save(&entries) {
-                            Ok(()) => { saved = entries; disk_full_logged = false; }
-                            Err(error) if !disk_full_logged => {
-                                tracing::error!(module = %name, %error, "cannot write the checkpoints; retrying every second");
-                                disk_full_logged = true;
-                            }
-                            Err(_) => {}
-                        }
-                    }
-                }
+                _ = save.tick() => saving.save_if_changed(&files, &store, &name),
                 () = std::future::ready(()), if more && outbox.is_some() && files.in_flight_bytes() < MAX_IN_FLIGHT_BYTES => {
                     let Some(sender) = &outbox else { continue };
                     let round = files.read_round(READ_SIZE, MAX_IN_FLIGHT_BYTES, &issuer);
                     more = round.more;
                     read_problems.report(round.problems, &name);
-                    let mut sent_all = true;
-                    for parcel in round.parcels {
-                        metrics.events.add(parcel.len() as u64);
-                        if !send(sender, parcel, &abort).await { sent_all = false; break; }
-                    }
-                    if !sent_all { break; }
+                    if !send_all(sender, round.parcels, &metrics.events, &abort).await { break; }
                     let (truncated, dropped) = files.take_overlong();
                     metrics.truncated.add(truncated);
                     metrics.dropped.add(dropped);
@@ -360,8 +324,7 @@ impl FileInput {
                 }
             }
         }
-        let entries = files.entries();
-        if let Err(error) = store.save(&entries) {
+        if let Err(error) = store.save(&files.entries()) {
             tracing::error!(module = %name, %error, "cannot write the checkpoints at stop");
         }
         tracing::info!(
@@ -375,6 +338,65 @@ impl FileInput {
         );
         Ok(())
     }
+
+    /// The files of the patterns, from the checkpoints `stored`.
+    fn files(&self, stored: Vec<Entry>) -> Files {
+        let cutting = Cutting {
+            max_line_length: self.config.max_line_length,
+            overlong: self.config.overlong_lines,
+        };
+        let (initial, most) = self.config.resend_pauses();
+        Files::new(
+            self.config.paths.clone(),
+            stored,
+            self.config.start_at,
+            cutting,
+            Resends::new(initial, most),
+        )
+    }
+}
+
+/// The checkpoints last written, and whether a failure to write them was
+/// logged (once until writing works again).
+#[derive(Default)]
+struct Saving {
+    saved: Vec<Entry>,
+    failure_logged: bool,
+}
+
+impl Saving {
+    /// Writes the checkpoints if they changed since the last write.
+    fn save_if_changed(&mut self, files: &Files, store: &Store, name: &str) {
+        let entries = files.entries();
+        if entries == self.saved {
+            return;
+        }
+        match store.save(&entries) {
+            Ok(()) => (self.saved, self.failure_logged) = (entries, false),
+            Err(error) if !self.failure_logged => {
+                tracing::error!(module = %name, %error, "cannot write the checkpoints; retrying every second");
+                self.failure_logged = true;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Puts parcels on the outbox, counting their events in `counter`; false
+/// when the server aborts or the pipeline is gone.
+async fn send_all(
+    sender: &wishbone_runtime::queue::Sender,
+    parcels: Vec<wishbone_runtime::Parcel>,
+    counter: &Counted,
+    abort: &tokio_util::sync::CancellationToken,
+) -> bool {
+    for parcel in parcels {
+        counter.add(parcel.len() as u64);
+        if !send(sender, parcel, abort).await {
+            return false;
+        }
+    }
+    true
 }
 
 /// Logs when resending starts and ends.
