@@ -363,9 +363,9 @@ impl Shared {
             Ok(body) => body,
             Err(refusal) => return refusal,
         };
-        let body = match self.decode(encoding.as_deref(), body) {
+        let body = match encoding::decode(encoding.as_deref(), body, self.max_body_bytes) {
             Ok(body) => body,
-            Err(refusal) => return refusal,
+            Err(undecoded) => return self.undecoded(undecoded),
         };
         presence.progress(true, false);
         let lines = body::lines(body);
@@ -398,10 +398,9 @@ impl Shared {
         }
     }
 
-    /// The body as it was before its `Content-Encoding`, or the answer
-    /// that refuses it (counted).
-    fn decode(&self, encoding: Option<&str>, body: Bytes) -> Result<Bytes, Response<Full<Bytes>>> {
-        encoding::decode(encoding, body, self.max_body_bytes).map_err(|undecoded| match undecoded {
+    /// The answer that refuses a body that cannot be decoded (counted).
+    fn undecoded(&self, undecoded: Undecoded) -> Response<Full<Bytes>> {
+        match undecoded {
             Undecoded::TooLarge => {
                 self.counters.too_large.add(1);
                 answer(
@@ -423,7 +422,7 @@ impl Shared {
                     format!("cannot decode the body: {error}\n"),
                 )
             }
-        })
+        }
     }
 
     /// The whole body, or the answer that refuses it (a body still coming
