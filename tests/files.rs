@@ -170,6 +170,36 @@ fn logrotate_under_a_writer_and_two_sigkills_lose_no_line() {
 }
 
 #[test]
+fn progress_after_each_restart_is_checkpointed_at_once() {
+    // Killed half a second after its lines arrived, three times: each
+    // start writes its first progress at once, so no line comes twice.
+    let dir = scratch_dir("files-kill-early");
+    let path = dir.join("app.log");
+    let sink = Sink::start(&dir, "receiver");
+    let config = bootstrap(
+        std::slice::from_ref(&path),
+        &dir.join("checkpoints"),
+        sink.port,
+        "",
+    );
+    const ROUND: usize = 1_000;
+    let data = numbered_lines(3 * ROUND);
+    let length = data.len() / 3;
+    for round in 0..3 {
+        let mut wishbone = Wishbone::start(&dir, &config, &[]);
+        append(&path, &data[round * length..(round + 1) * length]);
+        wait_for_numbers(&sink, (round + 1) * ROUND, MINUTE);
+        std::thread::sleep(Duration::from_millis(500));
+        wishbone.signal(libc::SIGKILL);
+        wishbone.wait(MINUTE);
+    }
+    let mut wishbone = Wishbone::start(&dir, &config, &[]);
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(wishbone.stop().success());
+    exactly_once(&sink, 3 * ROUND);
+}
+
+#[test]
 fn copytruncate_with_a_paused_writer_is_read_again_from_the_start() {
     let dir = scratch_dir("files-copytruncate");
     let app = dir.join("app.log");

@@ -66,6 +66,9 @@ impl OutputState {
         abort: CancellationToken,
     ) -> Result<(), ModuleError> {
         let target = transport.target();
+        // The last connection ended to send again at once: the next one is
+        // no news for the log.
+        let mut again = false;
         let outcome = loop {
             self.inbox.lock();
             if !self.inbox_open && self.delivery.undelivered() == 0 {
@@ -80,8 +83,9 @@ impl OutputState {
                     self.inbox.unlock();
                     let began = Instant::now();
                     let ended = self
-                        .pump_reporting_health::<T>(connection, &target, &abort)
+                        .pump_reporting_health::<T>(connection, &target, again, &abort)
                         .await;
+                    again = matches!(ended, Ended::Again(_));
                     self.counters.connected(false);
                     let lost = self.delivery.end();
                     if !lost.failed.is_empty() && !self.fail(lost.failed, &abort).await {
@@ -132,8 +136,9 @@ impl OutputState {
         outcome
     }
 
-    /// Runs the transport's pump on a new connection. Outside an outage
-    /// the connection is logged at once; during one, only once it has held
+    /// Runs the transport's pump on a new connection. After a connection
+    /// that ended to send again at once, it is logged at debug only;
+    /// outside an outage the connection is logged at once; during one, only once it has held
     /// for [`HELD`] (or the longest backoff wait, if shorter), so that a
     /// peer that accepts and then drops every connection never looks
     /// healthy in the logs.
@@ -141,9 +146,14 @@ impl OutputState {
         &mut self,
         connection: T::Connection,
         target: &str,
+        again: bool,
         abort: &CancellationToken,
     ) -> Ended {
         let module = self.module.clone();
+        if again {
+            tracing::debug!(%module, %target, "connected again");
+            return pump(connection, self, abort).await;
+        }
         if !self.backoff.in_outage() {
             tracing::info!(%module, %target, "connected");
             return pump(connection, self, abort).await;

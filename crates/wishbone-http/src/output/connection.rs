@@ -18,6 +18,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use regex::bytes::Regex;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use wishbone_output::{Connection, Sent};
@@ -94,21 +95,57 @@ pub(super) struct HttpConnection {
     /// instant, with these words (a `Retry-After` makes it later).
     failure: Option<(Instant, String)>,
     /// The failure was the data's, not the store's: its events go again
-    /// at once, in halves.
+    /// at once, in smaller batches, on the same connections.
     again_at_once: bool,
 }
 
+/// Connections to the store left open by an [`HttpConnection`] that ended
+/// to send its events again at once (the store answered; only the data
+/// was bad), for the next one to go on with.
+pub(super) struct Spare {
+    idle: Vec<SendRequest<Full<Bytes>>>,
+    drivers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Spare {
+    /// The connections, if one of them is still open.
+    pub(super) fn open(mut self) -> Option<Self> {
+        self.idle.retain(|sender| !sender.is_closed());
+        match self.idle.is_empty() {
+            true => {
+                self.drivers.iter().for_each(tokio::task::JoinHandle::abort);
+                None
+            }
+            false => Some(self),
+        }
+    }
+}
+
 impl HttpConnection {
+    /// Over `first`, a connection just opened.
     pub(super) fn new(
         endpoint: Arc<Endpoint>,
         metrics: Option<Arc<HttpMetrics>>,
         first: (SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
     ) -> Self {
+        let spare = Spare {
+            idle: vec![first.0],
+            drivers: vec![first.1],
+        };
+        Self::going_on(endpoint, metrics, spare)
+    }
+
+    /// Over the connections an earlier one left open.
+    pub(super) fn going_on(
+        endpoint: Arc<Endpoint>,
+        metrics: Option<Arc<HttpMetrics>>,
+        spare: Spare,
+    ) -> Self {
         Self {
             endpoint,
             metrics,
-            idle: vec![first.0],
-            drivers: vec![first.1],
+            idle: spare.idle,
+            drivers: spare.drivers,
             pending: None,
             requests: FuturesOrdered::new(),
             failure: None,
@@ -164,6 +201,7 @@ impl HttpConnection {
         let (events, last) = (pending.events, pending.last);
         let deadline = Instant::now() + self.endpoint.timeout;
         let timeout = self.endpoint.timeout;
+        let bad_row = self.endpoint.bad_row.clone();
         self.requests.push_back(Box::pin(async move {
             let sent_at = Instant::now();
             let answered = tokio::time::timeout_at(deadline, async move {
@@ -172,9 +210,10 @@ impl HttpConnection {
                     Ok(response) => {
                         let status = response.status();
                         let wait = retry_after(&response);
-                        let text = start_of(response).await;
+                        let (text, named) = read_answer(response, bad_row.as_ref()).await;
                         let shown = format!("{status}: {text}");
-                        (Answer::Status(status.as_u16()), wait, shown, Some(sender))
+                        let answer = Answer::Status(status.as_u16(), named);
+                        (answer, wait, shown, Some(sender))
                     }
                 }
             })
@@ -229,6 +268,10 @@ impl HttpConnection {
             Verdict::Retry | Verdict::Again | Verdict::Split => {}
         }
         self.again_at_once = verdict.at_once();
+        if self.again_at_once {
+            // The store answered: its connection serves the next attempt.
+            self.idle.extend(done.sender);
+        }
         let wait = done.wait.unwrap_or_default().min(MOST_RETRY_AFTER);
         self.failure = Some((
             Instant::now() + wait,
@@ -369,7 +412,17 @@ impl Connection for HttpConnection {
 }
 
 impl Drop for HttpConnection {
+    /// Ended to send again at once, the connections stay open for the next
+    /// attempt; otherwise they are closed.
     fn drop(&mut self) {
+        if self.again_at_once && !self.idle.is_empty() {
+            let spare = Spare {
+                idle: std::mem::take(&mut self.idle),
+                drivers: std::mem::take(&mut self.drivers),
+            };
+            lock(&self.endpoint.state).spare = Some(spare);
+            return;
+        }
         self.drivers.iter().for_each(tokio::task::JoinHandle::abort);
     }
 }
@@ -399,18 +452,33 @@ fn retry_after<B>(response: &Response<B>) -> Option<Duration> {
     .then(|| Duration::from_secs(wait))
 }
 
-/// The start of an answer's body, for the log; reading it whole also
-/// readies the connection for the next request.
-async fn start_of(response: Response<hyper::body::Incoming>) -> String {
+/// The start of an answer's body, for the log, and the row a refusal
+/// names as bad (with `bad_row`, when the answer is not 2xx); reading it
+/// whole also readies the connection for the next request.
+async fn read_answer(
+    response: Response<hyper::body::Incoming>,
+    bad_row: Option<&Regex>,
+) -> (String, Option<usize>) {
+    let refused = !response.status().is_success();
     let body = Limited::new(response.into_body(), 64 * 1024);
-    match body.collect().await {
-        Ok(collected) => {
-            let bytes = collected.to_bytes();
-            let shown = &bytes[..bytes.len().min(ANSWER_SHOWN)];
-            one_line(String::from_utf8_lossy(shown).trim())
-        }
-        Err(_) => "(an answer too long to show)".into(),
-    }
+    let Ok(collected) = body.collect().await else {
+        return ("(an answer too long to show)".into(), None);
+    };
+    let bytes = collected.to_bytes();
+    let shown = &bytes[..bytes.len().min(ANSWER_SHOWN)];
+    let shown = one_line(String::from_utf8_lossy(shown).trim());
+    let named = bad_row
+        .filter(|_| refused)
+        .and_then(|pattern| named_row(pattern, &bytes));
+    (shown, named)
+}
+
+/// The row (counted from 1) an answer names, by the first group of
+/// `pattern`.
+fn named_row(pattern: &Regex, answer: &[u8]) -> Option<usize> {
+    let captures = pattern.captures(answer)?;
+    let number = captures.get(1)?.as_bytes();
+    std::str::from_utf8(number).ok()?.parse().ok()
 }
 
 /// A peer's words as one line of the log: line breaks and other control
@@ -426,6 +494,22 @@ fn one_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_row_a_refusal_names_is_read_by_the_pattern() {
+        let pattern = regex::bytes::Regex::new(super::super::DEFAULT_BAD_ROW).unwrap();
+        let clickhouse = b"Code: 27, e.displayText() = DB::Exception: Cannot parse input: \
+            expected { before: not json\\n{\"id\": 1235}: (at row 1234)\n, e.what() = DB::Exception";
+        assert_eq!(super::named_row(&pattern, clickhouse), Some(1234));
+        assert_eq!(
+            super::named_row(&pattern, b"Code: 60. Table default.x doesn't exist"),
+            None
+        );
+        assert_eq!(
+            super::named_row(&pattern, b"(at row 99999999999999999999999)"),
+            None
+        );
+    }
+
     #[test]
     fn a_peer_answer_is_logged_on_one_line() {
         assert_eq!(

@@ -28,7 +28,7 @@ use wishbone_runtime::{
 };
 use wishbone_tls::{TlsArguments, tls_arguments_docs};
 
-use self::connection::HttpConnection;
+use self::connection::{HttpConnection, Spare};
 use crate::batching::Batching;
 
 /// What `wishbone show --docs` prints.
@@ -54,6 +54,10 @@ Arguments (default)
                     own (1, so that order holds; at most 64)
   compression       none | gzip | zstd (none): bodies sent with that
                     Content-Encoding (ClickHouse takes both)
+  bad_row_pattern   a regular expression that finds, in the body of a
+                    refusal, the number of the bad row (counted from 1) as
+                    its first group (`\(at row (\d+)\)`, ClickHouse's
+                    words; "" for none)
 "#,
     shared_arguments_docs!(),
     tls_arguments_docs!(),
@@ -77,9 +81,12 @@ Delivery
     store is down the inbox is locked, so nothing is lost and the pipeline
     is held back;
   - bad data (any other 4xx, such as 400, 413, 422; a 500 or other 5xx
-    answered twice): the batch is sent again at once in halves, without a
-    backoff wait, and so on, so that a bad event ends up alone within
-    milliseconds while the good halves are delivered: an event that fails
+    answered twice, or once when it names the bad row): the events are
+    sent again at once, without a backoff wait, so that a bad event ends
+    up alone within milliseconds while the good ones are delivered. When
+    the answer names the bad row (bad_row_pattern), the rows before it go
+    as one request and the named row alone; otherwise the batch is
+    halved, and the half that holds the bad row halved again: an event that fails
     alone goes to `failed` with its payload as it was (routed or not: with
     no route it is dropped and counted there), counted in
     module.<name>.rejected, the status and the start of the answer logged
@@ -147,6 +154,9 @@ pub struct Config {
     /// How bodies are compressed.
     #[serde(default)]
     pub compression: Compression,
+    /// Finds the number of the bad row in a refusal's body.
+    #[serde(default = "default_bad_row")]
+    pub bad_row_pattern: String,
     /// TLS for an https:// url.
     #[serde(default)]
     pub tls: Option<TlsArguments>,
@@ -170,6 +180,13 @@ fn default_batch_timeout_ms() -> u64 {
 
 fn default_concurrency() -> usize {
     1
+}
+
+/// ClickHouse's words for the row a refused insert stopped at.
+pub(crate) const DEFAULT_BAD_ROW: &str = r"\(at row (\d+)\)";
+
+fn default_bad_row() -> String {
+    DEFAULT_BAD_ROW.into()
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
@@ -249,6 +266,13 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             format!("must be from 1 to {MOST_CONCURRENCY}"),
         ));
     }
+    let bad_row = match config.bad_row_pattern.as_str() {
+        "" => None,
+        pattern => Some(
+            regex::bytes::Regex::new(pattern)
+                .map_err(|error| ArgumentError::value("bad_row_pattern", error.to_string()))?,
+        ),
+    };
     let authority = uri
         .authority()
         .map(|authority| authority.to_string())
@@ -272,12 +296,14 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
                 timeout: settings.timeout,
                 concurrency: config.concurrency,
                 compression: config.compression,
+                bad_row,
                 batch_timeout: Duration::from_millis(config.batch_timeout_ms),
                 batch_max_bytes: config.batch_max_bytes,
                 state: Mutex::new(Shared {
                     batching: Batching::new(config.batch_max_events),
                     average_bytes: 0,
                     give_up: None,
+                    spare: None,
                 }),
             }),
             metrics: None,
@@ -308,6 +334,8 @@ struct Endpoint {
     timeout: Duration,
     concurrency: usize,
     compression: Compression,
+    /// Finds the bad row in a refusal.
+    bad_row: Option<regex::bytes::Regex>,
     batch_timeout: Duration,
     batch_max_bytes: usize,
     state: Mutex<Shared>,
@@ -322,6 +350,8 @@ struct Shared {
     /// Why the event at the head was given up, to reject it when it comes
     /// back.
     give_up: Option<String>,
+    /// Connections the last one left open, sending again at once.
+    spare: Option<Spare>,
 }
 
 impl Shared {
@@ -383,6 +413,14 @@ impl Transport for HttpTransport {
     }
 
     async fn connect(&mut self) -> Result<HttpConnection, String> {
+        let spare = lock(&self.endpoint.state)
+            .spare
+            .take()
+            .and_then(Spare::open);
+        if let Some(spare) = spare {
+            let (endpoint, metrics) = (self.endpoint.clone(), self.metrics.clone());
+            return Ok(HttpConnection::going_on(endpoint, metrics, spare));
+        }
         let first = connection::open(&self.endpoint).await?;
         Ok(HttpConnection::new(
             self.endpoint.clone(),

@@ -221,7 +221,8 @@ impl Module for FileInput {
 const READ_SIZE: usize = 256 * 1024;
 /// Bytes of batches in flight, at most, before reading waits.
 const MAX_IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
-/// How often checkpoints are written, at most.
+/// How often checkpoints are written, at most (the first progress after
+/// a start is written at once).
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The module's counters and gauges.
@@ -263,13 +264,11 @@ impl FileInput {
         let metrics = Metrics::new(&name);
         let mut poll = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut save = tokio::time::interval(SAVE_INTERVAL);
-        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (wakes, problems) = Wakes::watch(&self.config.paths);
         for problem in problems {
             tracing::warn!(module = %name, %problem, "file input");
         }
-        let mut saving = Saving::default();
+        let mut saving = Saving::new(files.entries());
         let mut more = false;
         let (mut scan_problems, mut read_problems) = (Problems::default(), Problems::default());
         loop {
@@ -286,7 +285,10 @@ impl FileInput {
                 }
                 Some((id, outcome)) = replies.recv() => {
                     match (outcome, &outbox) {
-                        (Outcome::Acknowledged, _) => files.acknowledge(id, Instant::now()),
+                        (Outcome::Acknowledged, _) => {
+                            files.acknowledge(id, Instant::now());
+                            saving.progressed(Instant::now());
+                        }
                         // Stopping: read again at the next start.
                         (_, None) => files.forget(id),
                         // What failed is sent again after a pause: an output
@@ -303,14 +305,18 @@ impl FileInput {
                 }
                 _ = poll.tick() => {
                     scan(&mut files, &metrics, &name, &mut scan_problems);
+                    saving.scanned(&files, Instant::now());
                     more = true;
                 }
                 () = wakes.changed.notified() => {
                     scan(&mut files, &metrics, &name, &mut scan_problems);
+                    saving.scanned(&files, Instant::now());
                     more = true;
                 }
                 () = wakes.grown.notified() => more = true,
-                _ = save.tick() => saving.save_if_changed(&files, &store, &name),
+                () = resend::until(saving.due()) => {
+                    saving.save_if_changed(&files, &store, &name, Instant::now());
+                }
                 () = std::future::ready(()), if more && outbox.is_some() && files.in_flight_bytes() < MAX_IN_FLIGHT_BYTES => {
                     let Some(sender) = &outbox else { continue };
                     let round = files.read_round(READ_SIZE, MAX_IN_FLIGHT_BYTES, &issuer);
@@ -356,28 +362,92 @@ impl FileInput {
     }
 }
 
-/// The checkpoints last written, and whether a failure to write them was
-/// logged (once until writing works again).
-#[derive(Default)]
+/// When checkpoints are written: progress (an acknowledgement) at once
+/// when the last progress written is a second old, else a second after
+/// it, so that a kill repeats at most about a second's worth of lines; a
+/// file found or gone is written at once. A failure to write is logged
+/// once until writing works again, and retried every second.
 struct Saving {
     saved: Vec<Entry>,
+    /// The last write that recorded progress (or failed to).
+    progress_written: Option<Instant>,
+    /// Progress not yet written.
+    progress: bool,
+    /// When the next write is due.
+    due: Option<Instant>,
     failure_logged: bool,
 }
 
 impl Saving {
+    /// Checkpoints as loaded at the start: `saved` is what the store holds.
+    fn new(saved: Vec<Entry>) -> Self {
+        Self {
+            saved,
+            progress_written: None,
+            progress: false,
+            due: None,
+            failure_logged: false,
+        }
+    }
+
+    /// Files were found or forgotten: a write is due now.
+    fn changed(&mut self, now: Instant) {
+        self.due = Some(self.due.map_or(now, |due| due.min(now)));
+    }
+
+    /// Files were looked for: a write is due now if files were found or
+    /// forgotten (or renamed) since the last write.
+    fn scanned(&mut self, files: &Files, now: Instant) {
+        let same =
+            |entry: &Entry, saved: &Entry| entry.key == saved.key && entry.path == saved.path;
+        let entries = files.entries();
+        let unchanged = entries.len() == self.saved.len()
+            && entries
+                .iter()
+                .zip(&self.saved)
+                .all(|(entry, saved)| same(entry, saved));
+        if !unchanged {
+            self.changed(now);
+        }
+    }
+
+    /// Lines were delivered: a write is due a second after the last
+    /// progress written, or now if that is older.
+    fn progressed(&mut self, now: Instant) {
+        self.progress = true;
+        if self.due.is_none() {
+            let earliest = self
+                .progress_written
+                .map_or(now, |written| written + SAVE_INTERVAL);
+            self.due = Some(earliest.max(now));
+        }
+    }
+
+    /// When the next write is due.
+    fn due(&self) -> Option<Instant> {
+        self.due
+    }
+
     /// Writes the checkpoints if they changed since the last write.
-    fn save_if_changed(&mut self, files: &Files, store: &Store, name: &str) {
+    fn save_if_changed(&mut self, files: &Files, store: &Store, name: &str, now: Instant) {
+        self.due = None;
         let entries = files.entries();
         if entries == self.saved {
             return;
         }
+        if std::mem::take(&mut self.progress) {
+            self.progress_written = Some(now);
+        }
         match store.save(&entries) {
             Ok(()) => (self.saved, self.failure_logged) = (entries, false),
-            Err(error) if !self.failure_logged => {
-                tracing::error!(module = %name, %error, "cannot write the checkpoints; retrying every second");
-                self.failure_logged = true;
+            Err(error) => {
+                if !self.failure_logged {
+                    tracing::error!(module = %name, %error, "cannot write the checkpoints; retrying every second");
+                    self.failure_logged = true;
+                }
+                self.progress = true;
+                self.due = Some(now + SAVE_INTERVAL);
             }
-            Err(_) => {}
         }
     }
 }
@@ -447,7 +517,33 @@ async fn send(
 
 #[cfg(test)]
 mod tests {
-    use super::Problems;
+    use super::{Problems, SAVE_INTERVAL, Saving};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn progress_is_written_at_once_then_once_a_second_at_most() {
+        let start = Instant::now();
+        let mut saving = Saving::new(Vec::new());
+        assert_eq!(saving.due(), None, "nothing moved: nothing to write");
+        saving.changed(start);
+        assert_eq!(saving.due(), Some(start), "a file found: at once");
+        // Written (as save_if_changed records it): no progress in it.
+        saving.due = None;
+        let soon = start + Duration::from_millis(100);
+        saving.progressed(soon);
+        assert_eq!(saving.due(), Some(soon), "the first progress: at once");
+        (saving.due, saving.progress, saving.progress_written) = (None, false, Some(soon));
+        let then = soon + Duration::from_millis(100);
+        saving.progressed(then);
+        saving.progressed(then + Duration::from_millis(100));
+        assert_eq!(saving.due(), Some(soon + SAVE_INTERVAL), "a second after");
+        saving.changed(then);
+        assert_eq!(saving.due(), Some(then), "a file found or gone: at once");
+        (saving.due, saving.progress_written) = (None, Some(then));
+        let later = then + 5 * SAVE_INTERVAL;
+        saving.progressed(later);
+        assert_eq!(saving.due(), Some(later), "quiet for long: at once again");
+    }
 
     #[test]
     fn a_lasting_problem_is_kept_once_and_a_new_reason_or_a_recurrence_is_new() {
