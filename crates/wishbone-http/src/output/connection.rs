@@ -376,8 +376,11 @@ impl Connection for HttpConnection {
         loop {
             if let Some((at, _)) = &self.failure {
                 // The connection ends once the wait the answer asked for
-                // is over.
-                tokio::time::sleep_until(*at).await;
+                // is over (at once without one: a timer would round up to
+                // its next millisecond tick).
+                if *at > Instant::now() {
+                    tokio::time::sleep_until(*at).await;
+                }
                 let reason = self.failure.take().map(|(_, reason)| reason);
                 return Err(reason.unwrap_or_default());
             }
