@@ -17,7 +17,7 @@ mod listener;
 mod presence;
 
 pub use listener::{AcceptTotals, LIVE, Listening, SHARED, default_connection_limit};
-pub use presence::{Closing, MIN_IDLE, Presence};
+pub use presence::{Closing, MIN_IDLE, Presence, Registry};
 
 /// Where a listening input listens by default: every interface.
 pub fn default_listen_address() -> String {

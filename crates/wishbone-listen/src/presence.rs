@@ -177,10 +177,12 @@ impl Registry {
         self.frame_timeout.set(frame_timeout);
     }
 
+    /// Clients closed to make room, so far.
     pub fn evicted(&self) -> u64 {
         self.evicted.total()
     }
 
+    /// Clients closed for a frame left unfinished, so far.
     pub fn timed_out(&self) -> u64 {
         self.timed_out.total()
     }

@@ -32,6 +32,7 @@ mod plan;
 mod publish;
 mod rates;
 mod relay;
+pub mod reopen;
 pub mod resend;
 mod server;
 mod set;

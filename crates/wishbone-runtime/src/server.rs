@@ -394,7 +394,9 @@ fn signals(
     let hangup = listen(SignalKind::hangup(), "SIGHUP");
     let mut hangups = Vec::new();
     match (reloads, hangup) {
-        (true, Some(hangup)) => hangups.push(hangup),
+        (true, Some(hangup)) => {
+            hangups.push(hangup.inspect(|()| crate::reopen::request()).boxed_local())
+        }
         (false, Some(hangup)) => stops.push(hangup),
         (_, None) => {}
     }

@@ -8,6 +8,8 @@ use wishbone_runtime::{ModuleKind, ModuleSet};
 pub fn builtin() -> Vec<ModuleKind> {
     vec![
         wishbone_modules::input::tcp::KIND,
+        wishbone_modules::input::udp::KIND,
+        wishbone_modules::input::unix::KIND,
         wishbone_modules::input::relp::KIND,
         wishbone_modules::input::file::KIND,
         wishbone_modules::input::generator::KIND,

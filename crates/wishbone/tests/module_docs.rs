@@ -19,6 +19,8 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
     };
     vec![
         (input::tcp::KIND, listening(fields::<input::tcp::Config>())),
+        (input::udp::KIND, fields::<input::udp::Config>()),
+        (input::unix::KIND, fields::<input::unix::Config>()),
         (
             input::relp::KIND,
             listening(fields::<input::relp::Config>()),

@@ -2,37 +2,30 @@
 //! line into an event on `outbox`.
 //!
 //! The text `wishbone show --docs wishbone.input.tcp` prints is [`DOCS`].
-//! Each connection is served by its own task with its own framer: it reads
-//! up to 256 KiB at a time and sends the complete lines of one read as one
-//! parcel of [`Lines`](wishbone_runtime::Lines), still in the read's buffer. When
-//! `outbox` is full the task waits before reading again, so a slow pipeline
-//! slows the senders through TCP's own flow control instead of buffering
-//! without bound.
+//! Each connection is served by its own task with its own framer
+//! (`client.rs`, shared with the unix input): it reads up to 256 KiB at a
+//! time and sends the complete lines of one read as one parcel of
+//! [`Lines`](wishbone_runtime::Lines), still in the read's buffer. When
+//! `outbox` is full the task waits before reading again, so a slow
+//! pipeline slows the senders through TCP's own flow control instead of
+//! buffering without bound.
 
 use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
-use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio_util::sync::CancellationToken;
-use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
     ArgumentError, Arguments, ListenAddress, Module, ModuleContext, ModuleError, ModuleKind,
-    Parcel, QueueSpec,
+    QueueSpec,
 };
 
-use super::read_buffer::ReadBuffer;
-use crate::config::{default_delimiter, delimiter_bytes};
+use super::client::{Client, Counters, Cutting, SharedCutting, follow_updates};
+use crate::config::default_delimiter;
 use crate::framer::Overlong;
-use crate::framing::{Framing, StreamFramer};
-use crate::octet_framer::Malformed;
+use crate::framing::Framing;
 use wishbone_listen::Listening;
-use wishbone_listen::Presence;
-use wishbone_runtime::Counted;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -117,9 +110,6 @@ pub const KIND: ModuleKind = ModuleKind {
     build,
 };
 
-/// Bytes asked of the socket per read; one read becomes one parcel.
-const READ_SIZE: usize = 256 * 1024;
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -160,7 +150,7 @@ fn configured(arguments: &Arguments) -> Result<(Listening, Config), ArgumentErro
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (listening, config) = configured(arguments)?;
-    let cutting = Cutting::of(&config)?;
+    let cutting = Cutting::of_config(&config)?;
     Ok(Box::new(TcpInput { cutting, listening }))
 }
 
@@ -168,29 +158,6 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
 pub struct TcpInput {
     cutting: Cutting,
     listening: Listening,
-}
-
-/// What the clients of one input did: metrics as they happen, and the
-/// totals logged when it stops.
-#[derive(Debug)]
-struct Counters {
-    events: Counted,
-    truncated: Counted,
-    dropped: Counted,
-    incomplete: Counted,
-    malformed: Counted,
-}
-
-impl Counters {
-    fn new(module: &str) -> Self {
-        Self {
-            events: Counted::new(module, "events"),
-            truncated: Counted::new(module, "truncated"),
-            dropped: Counted::new(module, "dropped"),
-            incomplete: Counted::new(module, "incomplete"),
-            malformed: Counted::new(module, "malformed"),
-        }
-    }
 }
 
 impl Module for TcpInput {
@@ -224,54 +191,14 @@ const LIVE_ARGUMENTS: [&str; 7] = [
     wishbone_listen::LIVE[2],
 ];
 
-/// How lines are cut.
-#[derive(Clone, Debug, PartialEq)]
-struct Cutting {
-    framing: Framing,
-    delimiter: Bytes,
-    max_line_length: usize,
-    overlong: Overlong,
-}
-
 impl Cutting {
-    fn of(config: &Config) -> Result<Self, ArgumentError> {
-        Ok(Self {
-            framing: config.framing,
-            delimiter: delimiter_bytes(&config.delimiter)?,
-            max_line_length: config.max_line_length,
-            overlong: config.overlong_lines,
-        })
-    }
-
-    fn framer(&self) -> StreamFramer {
-        StreamFramer::new(
-            self.framing,
-            &self.delimiter,
-            self.max_line_length,
-            self.overlong,
+    fn of_config(config: &Config) -> Result<Self, ArgumentError> {
+        Cutting::of(
+            config.framing,
+            &config.delimiter,
+            config.max_line_length,
+            config.overlong_lines,
         )
-    }
-}
-
-/// The cutting every client follows: a reload replaces it.
-type SharedCutting = Rc<RefCell<Rc<Cutting>>>;
-
-/// Follows reloads that change how lines are cut: every client takes the
-/// new cutting after its next read.
-async fn follow_updates(
-    module: String,
-    mut updates: tokio::sync::watch::Receiver<Arguments>,
-    cutting: SharedCutting,
-) {
-    while updates.changed().await.is_ok() {
-        let arguments = updates.borrow_and_update().clone();
-        match configured(&arguments).and_then(|(_, config)| Cutting::of(&config)) {
-            Ok(new) => {
-                tracing::info!(module = %module, max_line_length = new.max_line_length, framing = ?new.framing, "new line cutting for every client");
-                *cutting.borrow_mut() = Rc::new(new);
-            }
-            Err(error) => tracing::error!(module = %module, %error, "reloaded arguments not taken"),
-        }
     }
 }
 
@@ -285,13 +212,14 @@ impl TcpInput {
             context.name().to_string(),
             context.updates(),
             cutting.clone(),
+            |arguments| configured(arguments).and_then(|(_, config)| Cutting::of_config(&config)),
         ));
         let accepted = self
             .listening
             .serve(&mut context, |peer, context| {
                 let client = Client {
                     module: context.name().to_string(),
-                    peer,
+                    peer: peer.to_string(),
                     framer: self.cutting.framer(),
                     cutting: cutting.clone(),
                     outbox: outbox.clone(),
@@ -319,130 +247,6 @@ impl TcpInput {
             "input totals"
         );
         Ok(())
-    }
-}
-
-/// One connected client.
-struct Client {
-    module: String,
-    peer: SocketAddr,
-    framer: StreamFramer,
-    /// How the input cuts lines now (a reload may change it).
-    cutting: SharedCutting,
-    outbox: Sender,
-    stop: CancellationToken,
-    abort: CancellationToken,
-    counters: Arc<Counters>,
-}
-
-impl Client {
-    async fn serve(mut self, mut stream: impl AsyncRead + Unpin, presence: Presence) {
-        tracing::debug!(module = %self.module, peer = %self.peer, "client connected");
-        let mut reading = ReadBuffer::new(READ_SIZE);
-        // Overlong lines already counted: (truncated, dropped).
-        let mut reported = (0, 0);
-        let mut cut = self.cutting.borrow().clone();
-        loop {
-            reading.make_room();
-            let read = tokio::select! {
-                biased;
-                _ = self.stop.cancelled() => {
-                    if !reading.bytes.is_empty() {
-                        self.counters.incomplete.add(1);
-                    }
-                    break;
-                }
-                closing = presence.closing() => {
-                    if !reading.bytes.is_empty() {
-                        self.counters.incomplete.add(1);
-                    }
-                    tracing::debug!(module = %self.module, peer = %self.peer, ?closing, "closing a client");
-                    break;
-                }
-                read = stream.read_buf(&mut reading.bytes) => read,
-            };
-            let ended = match read {
-                Ok(0) => true,
-                Ok(count) => {
-                    reading.read(count);
-                    false
-                }
-                Err(error) => {
-                    tracing::debug!(module = %self.module, peer = %self.peer, %error, "client read failed");
-                    true
-                }
-            };
-            let now = self.cutting.borrow().clone();
-            if !Rc::ptr_eq(&now, &cut) {
-                // Only the limit changed: the framer keeps its state; else
-                // a new one cuts what waits (a line under way included).
-                let same = Cutting {
-                    max_line_length: now.max_line_length,
-                    ..Cutting::clone(&cut)
-                };
-                if same == *now {
-                    self.framer.set_max_line_length(now.max_line_length);
-                } else {
-                    self.framer = now.framer();
-                    reported = (0, 0);
-                }
-                cut = now;
-            }
-            let before = reading.bytes.len();
-            let framed = if ended {
-                self.framer.finish(&mut reading.bytes)
-            } else {
-                self.framer.split(&mut reading.bytes)
-            };
-            let (parcel, framing) = framed;
-            let malformed = framing.is_err();
-            if let Err(Malformed(reason)) = framing {
-                tracing::warn!(module = %self.module, peer = %self.peer, %reason, "closing a client: malformed frame");
-                self.counters.malformed.add(1);
-            }
-            if ended && !reading.bytes.is_empty() && !malformed {
-                self.counters.incomplete.add(1);
-            }
-            presence.progress(reading.bytes.len() < before, !reading.bytes.is_empty());
-            let (truncated, dropped) = self.framer.overlong();
-            if (truncated, dropped) != reported {
-                self.counters.truncated.add(truncated - reported.0);
-                self.counters.dropped.add(dropped - reported.1);
-                if reported == (0, 0) {
-                    tracing::warn!(module = %self.module, peer = %self.peer, "a line was longer than max_line_length");
-                }
-                reported = (truncated, dropped);
-            }
-            if !self.forward(parcel).await || ended || malformed {
-                break;
-            }
-        }
-        tracing::debug!(module = %self.module, peer = %self.peer, "client disconnected");
-    }
-
-    /// Sends the events in parcels no larger than the queue; false when the
-    /// server is aborting or the pipeline is gone, which loses them (logged).
-    async fn forward(&self, mut events: Parcel) -> bool {
-        let capacity = self.outbox.capacity();
-        while !events.is_empty() {
-            let rest = events.split_off(capacity);
-            let parcel = std::mem::replace(&mut events, rest);
-            let count = parcel.len();
-            let outcome = tokio::select! {
-                biased;
-                outcome = self.outbox.send(parcel) => outcome,
-                _ = self.abort.cancelled() => {
-                    tracing::error!(module = %self.module, events = count + events.len(), "aborted with events not yet queued");
-                    return false;
-                }
-            };
-            if let Err(closed) = outcome {
-                tracing::error!(module = %self.module, events = closed.0.len() + events.len(), "outbox closed; events not queued");
-                return false;
-            }
-            self.counters.events.add(count as u64);
-        }
-        true
     }
 }
 
