@@ -24,6 +24,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         wishbone_route::queueselect::KIND,
         wishbone_wal::KIND,
         wishbone_modules::output::tcp::KIND,
+        wishbone_modules::output::file::KIND,
         wishbone_modules::output::stdout::KIND,
         wishbone_modules::output::null::KIND,
         wishbone_modules::output::websocket::KIND,

@@ -48,6 +48,10 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
             delivering(fields::<output::tcp::Config>()),
         ),
         (output::stdout::KIND, fields::<output::stdout::Config>()),
+        (
+            output::file::KIND,
+            delivering(fields::<output::file::Config>()),
+        ),
         (output::null::KIND, fields::<output::null::Config>()),
         (
             output::websocket::KIND,

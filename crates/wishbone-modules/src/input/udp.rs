@@ -29,8 +29,10 @@ Arguments (default)
   max_datagram          longest datagram in bytes, 1 to 65535 (65535); a
                         longer one is cut to it and counted in truncated
   receive_buffer_bytes  the socket's receive buffer (SO_RCVBUF; 0: the
-                        system's default, net.core.rmem_default); the
-                        kernel doubles it and caps it at net.core.rmem_max
+                        system's default, net.core.rmem_default); past
+                        net.core.rmem_max it is forced (SO_RCVBUFFORCE)
+                        where the process may (root); the size the kernel
+                        gives is logged at start
   reuse_port            share the port with other processes, SO_REUSEPORT
                         (false)
 
@@ -143,9 +145,7 @@ impl UdpInput {
                 .map_err(|error| format!("SO_REUSEPORT: {error}"))?;
         }
         if config.receive_buffer_bytes > 0 {
-            socket
-                .set_recv_buffer_size(config.receive_buffer_bytes)
-                .map_err(|error| format!("SO_RCVBUF: {error}"))?;
+            receive_buffer(&socket, config.receive_buffer_bytes)?;
         }
         count_kernel_drops(&socket).map_err(|error| format!("SO_RXQ_OVFL: {error}"))?;
         socket
@@ -182,6 +182,31 @@ impl UdpInput {
         .await;
         Ok(())
     }
+}
+
+/// Asks for a receive buffer of `bytes`: SO_RCVBUF, capped by the kernel
+/// at net.core.rmem_max, then SO_RCVBUFFORCE past that cap where the
+/// process may (root, or CAP_NET_ADMIN), as rsyslog's imudp does.
+fn receive_buffer(socket: &Socket, bytes: usize) -> Result<(), String> {
+    socket
+        .set_recv_buffer_size(bytes)
+        .map_err(|error| format!("SO_RCVBUF: {error}"))?;
+    // The kernel doubles what it is asked for, for its own bookkeeping.
+    if socket.recv_buffer_size().unwrap_or(0) >= bytes.saturating_mul(2) {
+        return Ok(());
+    }
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket, and an int option of its size.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    Ok(())
 }
 
 impl Module for UdpInput {

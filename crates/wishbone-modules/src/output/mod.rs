@@ -3,6 +3,7 @@
 //! `wishbone-output`: what they hold here is only how to connect, write and
 //! learn what the peer acknowledged.
 
+pub mod file;
 pub mod null;
 pub mod relp;
 pub mod stdout;

@@ -22,12 +22,18 @@ pub fn to_json(
     let message = syslog_loose::parse_message_with_year_exact(text, year, Variant::Either)
         .map_err(|_| "not a syslog message (RFC 5424 or RFC 3164)".to_string())?;
     let pid;
+    // A local RFC 3164 message (/dev/log) has no hostname: "app: text" is
+    // a tag, which the parser took for one.
+    let (hostname, appname) = match (message.hostname, message.appname) {
+        (Some(tag), None) if text.contains(&format!(" {tag}: ")) => (None, Some(tag)),
+        (hostname, appname) => (hostname, appname),
+    };
     let fields = Fields {
         facility: message.facility.map(|facility| facility as u8),
         severity: message.severity.map(|severity| severity as u8),
         timestamp: message.timestamp.map(|timestamp| timestamp.to_rfc3339()),
-        hostname: message.hostname,
-        appname: message.appname,
+        hostname,
+        appname,
         procid: match &message.procid {
             None => None,
             Some(ProcId::PID(number)) => {
@@ -145,6 +151,30 @@ mod tests {
             assert_eq!(value[field], Value::Null, "{field}");
         }
         assert_eq!(value["message"], "");
+    }
+
+    #[test]
+    fn a_local_rfc_3164_message_has_a_tag_and_no_hostname() {
+        let local = decoded("<13>Dec  7 04:18:29 app3: no pid", "2026-12-07T05:00:00Z").unwrap();
+        assert_eq!(
+            (&local["hostname"], &local["appname"]),
+            (&Value::Null, &"app3".into())
+        );
+        assert_eq!(local["message"], "no pid");
+        let remote = decoded(
+            "<13>Dec  7 04:18:29 host app4: remote",
+            "2026-12-07T05:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            (&remote["hostname"], &remote["appname"]),
+            (&"host".into(), &"app4".into())
+        );
+        let pid = decoded("<13>Dec  7 04:18:29 app3[12]: pid", "2026-12-07T05:00:00Z").unwrap();
+        assert_eq!(
+            (&pid["hostname"], &pid["appname"]),
+            (&Value::Null, &"app3".into())
+        );
     }
 
     #[test]

@@ -1,0 +1,400 @@
+//! `wishbone.output.file`: events appended to files whose path is a
+//! template filled from each event (`/var/log/remote/{{ .hostname }}/{{
+//! .appname }}.log`), on the one output pump of `wishbone-output`. The text
+//! `wishbone show --docs` prints is [`DOCS`].
+//!
+//! Each batch is grouped by file and written off the pump's thread (a
+//! write or an fdatasync may block); the batch is acknowledged once
+//! written, or once synced with `sync: batch`. An event whose path cannot
+//! be filled is rejected to `failed`; a write that fails ends the
+//! "connection", and the shell retries with backoff as for a peer that is
+//! down.
+
+mod open_files;
+mod template;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+use wishbone_output::{Connection, Output, Sent, Settings, Transport, shared_arguments_docs};
+use wishbone_runtime::{ArgumentError, Arguments, Event, Module, ModuleKind, Parcel, QueueSpec};
+
+use self::open_files::OpenFiles;
+pub use self::template::Template;
+
+/// What `wishbone show --docs` prints.
+pub const DOCS: &str = concat!(
+    r#"wishbone.output.file: appends events to files named from their fields.
+
+Queues
+  inbox      events to write
+  failed     events whose path cannot be filled (always); with
+             `failed: true` also what waits while the files cannot be written
+  success    with `success: true`, events written
+
+Arguments (default)
+  path            the file, a template: `{{ .field }}` parts are jq paths
+                  into the event's JSON object (`.hostname`, `.a.b`,
+                  `."a b"`), and `// "text"` gives the text for a missing
+                  or null field, e.g.
+                  /var/log/remote/{{ .hostname // "localhost" }}/{{ .appname }}.log
+                  (required). Each value is made safe for one path segment:
+                  `/`, NUL and control characters become `_`, as does an
+                  empty value and one of dots only (`.`, `..`), so a sender
+                  cannot write outside the directory before the first
+                  field. An event with a field missing or null, or a
+                  segment past 255 bytes, goes to `failed` with the reason.
+  format          raw | json | a line template (raw): the event's payload
+                  as it is; the event as a JSON line (a payload that is not
+                  a JSON object becomes {"message": payload}); or a template
+                  with fields, `-` for a missing one, e.g.
+                  "{{ .timestamp }} {{ .hostname }} {{ .appname }}: {{ .message }}"
+  sync            none | batch (none): an event counts as delivered once
+                  written (the kernel has it), or once the files of its
+                  batch are fdatasync'ed
+  max_open_files  files open at once (256); the least recently written is
+                  closed first
+  mode            permissions of new files, in octal ("0644"); new
+                  directories get the same with x wherever there is r
+"#,
+    shared_arguments_docs!(),
+    r#"
+Rotation
+  A file renamed or deleted under the output (logrotate's `create`) is
+  noticed at the first write a second or more after the last look, and
+  made anew; lines written meanwhile are in the renamed file. SIGHUP
+  (logrotate's `postrotate`) closes every file, to open each anew at its
+  next write, besides reloading the bootstrap file.
+
+Delivery
+  An event is delivered once written, or with sync: batch once on disk.
+  A write that fails (a full disk, a read-only file system, permissions)
+  is undone (the file is cut back to where it was), logged, and retried
+  with backoff (reconnect_initial to reconnect_max); meanwhile events wait
+  and the inbox is locked, or with `failed: true` they go to `failed`.
+
+Metrics (module.<name>.<counter>)
+  as the tcp output's (connected, connects, delivered, failed_over,
+  resent, rejected), and files_open (a gauge)
+
+Example
+  modules:
+    syslog: {module: wishbone.input.udp, arguments: {port: 514}}
+    decode: {module: wishbone.process.decode, arguments: {format: syslog}}
+    files:
+      module: wishbone.output.file
+      arguments:
+        path: "/var/log/remote/{{ .hostname }}/{{ .appname }}.log"
+        format: "{{ .timestamp }} {{ .hostname }} {{ .appname }}: {{ .message }}"
+  routingtable:
+    - syslog.outbox -> decode.inbox
+    - decode.outbox -> files.inbox
+"#
+);
+
+/// The kind, for the list of builtin modules.
+pub const KIND: ModuleKind = ModuleKind {
+    name: "wishbone.output.file",
+    aliases: &[],
+    description: "appends events to files named from their fields",
+    docs: DOCS,
+    queues: QueueSpec::SINK,
+    build,
+};
+
+/// When an event counts as delivered.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Sync {
+    /// Once written.
+    #[default]
+    None,
+    /// Once its batch's files are fdatasync'ed.
+    Batch,
+}
+
+/// The arguments besides the shared ones.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The file, a template.
+    pub path: String,
+    /// raw, json, or a line template.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// When an event counts as delivered.
+    #[serde(default)]
+    pub sync: Sync,
+    /// Files open at once.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+    /// Permissions of new files.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+}
+
+fn default_format() -> String {
+    "raw".into()
+}
+
+fn default_max_open_files() -> usize {
+    256
+}
+
+fn default_mode() -> String {
+    "0644".into()
+}
+
+/// How an event becomes a line.
+#[derive(Clone, Debug)]
+enum Format {
+    Raw,
+    Json,
+    Line(Template),
+}
+
+fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
+    let (settings, own) = Settings::split(arguments)?;
+    let config: Config = own.deserialize()?;
+    let path =
+        Template::parse(&config.path).map_err(|error| ArgumentError::field("path", error))?;
+    if config.path.is_empty() || config.path.ends_with('/') {
+        return Err(ArgumentError::field("path", "must name a file"));
+    }
+    let format = match config.format.as_str() {
+        "raw" => Format::Raw,
+        "json" => Format::Json,
+        line => {
+            let template =
+                Template::parse(line).map_err(|error| ArgumentError::field("format", error))?;
+            if !template.has_fields() {
+                return Err(ArgumentError::field(
+                    "format",
+                    format!("must be raw, json or a template with {{{{ .fields }}}}, not `{line}`"),
+                ));
+            }
+            Format::Line(template)
+        }
+    };
+    let mode = u32::from_str_radix(config.mode.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| {
+            ArgumentError::field(
+                "mode",
+                format!("must be octal, such as \"0644\", not `{}`", config.mode),
+            )
+        })?;
+    if config.max_open_files == 0 {
+        return Err(ArgumentError::field("max_open_files", "must be at least 1"));
+    }
+    let writer = Writer {
+        files: OpenFiles::new(config.max_open_files, mode),
+        path,
+        format,
+        sync: config.sync == Sync::Batch,
+        files_open: None,
+    };
+    Ok(Box::new(Output {
+        transport: FileTransport {
+            target: config.path,
+            writer: Arc::new(Mutex::new(writer)),
+        },
+        settings,
+    }))
+}
+
+/// What writes the files, shared by the output's connections.
+struct Writer {
+    files: OpenFiles,
+    path: Template,
+    format: Format,
+    sync: bool,
+    files_open: Option<metrics::Gauge>,
+}
+
+/// What writing a batch came to.
+struct Written {
+    /// Events written, in order.
+    written: Vec<Event>,
+    /// Events whose path could not be filled, with the reason.
+    rejected: Vec<(Event, String)>,
+    result: std::io::Result<()>,
+}
+
+impl Writer {
+    /// Writes `events`, grouped by file, in one write per file.
+    fn write(&mut self, events: Vec<Event>, now: Instant) -> Written {
+        if self.files.reopen_if_asked() {
+            tracing::info!(target: "wishbone_modules::output::file", "SIGHUP: reopening every file");
+        }
+        let mut groups: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let (mut written, mut rejected) = (Vec::with_capacity(events.len()), Vec::new());
+        for event in events {
+            match self.place(&event) {
+                Ok((path, line)) => {
+                    match groups.iter_mut().find(|(group, _)| *group == path) {
+                        Some((_, data)) => data.extend_from_slice(&line),
+                        None => groups.push((path, line)),
+                    }
+                    written.push(event);
+                }
+                Err(reason) => rejected.push((event, reason)),
+            }
+        }
+        let result = self.write_groups(&groups, now);
+        if let Some(gauge) = &self.files_open {
+            gauge.set(self.files.len() as f64);
+        }
+        Written {
+            written,
+            rejected,
+            result,
+        }
+    }
+
+    fn write_groups(&mut self, groups: &[(PathBuf, Vec<u8>)], now: Instant) -> std::io::Result<()> {
+        for (path, data) in groups {
+            self.files
+                .append(path, data, now)
+                .map_err(|error| with_path(error, path))?;
+        }
+        if self.sync {
+            for (path, _) in groups {
+                self.files
+                    .sync(path)
+                    .map_err(|error| with_path(error, path))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The file an event goes to, and its line.
+    fn place(&self, event: &Event) -> Result<(PathBuf, Vec<u8>), String> {
+        let data = event.data();
+        let needs_object = self.path.has_fields() || matches!(self.format, Format::Line(_));
+        let object: Option<Value> = match needs_object || matches!(self.format, Format::Json) {
+            true => serde_json::from_slice::<Value>(data)
+                .ok()
+                .filter(Value::is_object),
+            false => None,
+        };
+        let path = match (&object, self.path.has_fields()) {
+            (_, false) => self.path.fixed_start().to_string(),
+            (Some(object), true) => self.path.path(object)?,
+            (None, true) => {
+                return Err("the event is not a JSON object, so the path cannot be filled".into());
+            }
+        };
+        let mut line = Vec::with_capacity(data.len() + 1);
+        match (&self.format, &object) {
+            (Format::Raw, _) | (Format::Json, Some(_)) => line.extend_from_slice(data),
+            (Format::Json, None) => {
+                let text = String::from_utf8_lossy(data);
+                serde_json::to_writer(&mut line, &serde_json::json!({ "message": text }))
+                    .map_err(|error| error.to_string())?;
+            }
+            (Format::Line(template), Some(object)) => template.line(object, &mut line),
+            (Format::Line(_), None) => {
+                return Err("the event is not a JSON object, so the line cannot be filled".into());
+            }
+        }
+        line.push(b'\n');
+        Ok((PathBuf::from(path), line))
+    }
+}
+
+/// An error that names the file.
+fn with_path(error: std::io::Error, path: &Path) -> std::io::Error {
+    std::io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
+    writer
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The files, as the pump's peer.
+struct FileTransport {
+    target: String,
+    writer: Arc<Mutex<Writer>>,
+}
+
+impl Transport for FileTransport {
+    type Connection = FileConnection;
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    fn named(&mut self, module: &str) {
+        lock(&self.writer).files_open = Some(metrics::gauge!(wishbone_runtime::module_metric(
+            module,
+            "files_open"
+        )));
+    }
+
+    async fn connect(&mut self) -> Result<FileConnection, String> {
+        Ok(FileConnection {
+            writer: self.writer.clone(),
+            done: 0,
+        })
+    }
+}
+
+/// Writing, as one connection of the pump: positions are messages, one
+/// per event written.
+struct FileConnection {
+    writer: Arc<Mutex<Writer>>,
+    /// The last message written (and synced, with `sync: batch`).
+    done: u64,
+}
+
+/// Events taken in one write, at most.
+const BATCH: usize = 8192;
+
+impl Connection for FileConnection {
+    fn room(&self, _in_flight: usize) -> usize {
+        BATCH
+    }
+
+    async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
+        let events: Vec<Event> = parcels.into_iter().flat_map(Parcel::into_events).collect();
+        let writer = self.writer.clone();
+        let done = tokio::task::spawn_blocking(move || lock(&writer).write(events, Instant::now()))
+            .await
+            .map_err(|error| format!("the writing task failed: {error}"))?;
+        for (event, reason) in done.rejected {
+            sent.reject(event, reason);
+        }
+        let written = Parcel::Events(done.written);
+        match done.result {
+            Ok(()) => {
+                if !written.is_empty() {
+                    self.done = sent.messages(written);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                sent.never_acknowledged(written);
+                Err(format!("cannot write: {error}"))
+            }
+        }
+    }
+
+    /// Nothing comes back from a file: what was written is known at once
+    /// ([`Connection::acknowledged`]).
+    async fn heard(&mut self) -> Result<Option<u64>, String> {
+        std::future::pending().await
+    }
+
+    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
+        Ok(Some(self.done))
+    }
+
+    async fn close(&mut self, _timeout: Duration) {}
+}
