@@ -4,7 +4,7 @@
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--leave-out TEXT]... [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
 //!       [--disk-read-count N] [--relp-lines N] [--nats-messages N] [--json-lines N]
-//!       [--reloads N]
+//!       [--reloads N] [--central-messages N] [--central-rate N]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer: the seed's round-robin demo,
@@ -27,6 +27,10 @@
 //! whose input is unchanged (SIGHUP to the `reloaded` line) beside five
 //! restarts with the same change (`--only reload`).
 //!
+//! `--central-messages` (0: skipped) runs the central log server beside
+//! rsyslog and syslog-ng (`central.rs`), UDP offered at `--central-rate`
+//! (100,000 a second); `--only central` runs nothing else.
+//!
 //! `--only` runs just the configurations whose names hold TEXT (and the
 //! 128 KiB socat hop, the baseline), without latency and memory, for
 //! profiling them (`--only "tcp outputs"` runs the wal's and no wal's).
@@ -39,6 +43,7 @@
 //! the median of the repetitions. A run whose receivers did not get exactly
 //! the lines sent is reported as failed, not as a speed.
 
+mod central;
 mod data;
 mod files;
 mod http;
@@ -85,6 +90,10 @@ struct Options {
     nats_messages: usize,
     /// Reloads measured; 0 skips them.
     reloads: usize,
+    /// Messages of the central-server runs (0 skips them).
+    central_messages: usize,
+    /// The offered UDP rate of the central-server runs, a second.
+    central_rate: u64,
     nats_data: PathBuf,
     /// Lines for the RELP hops; 0 skips them.
     relp_lines: usize,
@@ -129,6 +138,8 @@ fn options() -> anyhow::Result<Options> {
         relp_lines: 300_000,
         nats_messages: 200_000,
         reloads: 20,
+        central_messages: 0,
+        central_rate: 100_000,
         nats_data: target.join("bench-nats-lines.txt"),
         relp_data: target.join("bench-relp-lines.txt"),
         json_lines: 1_000_000,
@@ -148,6 +159,10 @@ fn options() -> anyhow::Result<Options> {
             "--json-lines" => options.json_lines = args.next().unwrap_or_default().parse()?,
             "--nats-messages" => options.nats_messages = args.next().unwrap_or_default().parse()?,
             "--reloads" => options.reloads = args.next().unwrap_or_default().parse()?,
+            "--central-messages" => {
+                options.central_messages = args.next().unwrap_or_default().parse()?
+            }
+            "--central-rate" => options.central_rate = args.next().unwrap_or_default().parse()?,
             "--disk-read-count" => {
                 options.disk_read_count = args.next().unwrap_or_default().parse()?
             }
@@ -226,6 +241,14 @@ fn main() -> anyhow::Result<()> {
         decoded: routing::decoded_of(&options.syslog_data)?,
     };
     let wishbone = options.wishbone.as_path();
+    if options.central_messages > 0 {
+        central::run(
+            wishbone,
+            scratch,
+            options.central_messages,
+            options.central_rate,
+        )?;
+    }
     let mut runs: Vec<throughput::Figures> = Vec::new();
     let reps = if options.throughput { options.reps } else { 0 };
     for rep in 0..reps {

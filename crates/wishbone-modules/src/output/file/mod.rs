@@ -13,6 +13,7 @@
 mod open_files;
 mod template;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -232,13 +233,17 @@ impl Writer {
             tracing::info!(target: "wishbone_modules::output::file", "SIGHUP: reopening every file");
         }
         let mut groups: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let mut group_of: HashMap<String, usize> = HashMap::new();
         let (mut written, mut rejected) = (Vec::with_capacity(events.len()), Vec::new());
         for event in events {
             match self.place(&event) {
                 Ok((path, line)) => {
-                    match groups.iter_mut().find(|(group, _)| *group == path) {
-                        Some((_, data)) => data.extend_from_slice(&line),
-                        None => groups.push((path, line)),
+                    match group_of.get(&path) {
+                        Some(&group) => groups[group].1.extend_from_slice(&line),
+                        None => {
+                            group_of.insert(path.clone(), groups.len());
+                            groups.push((PathBuf::from(path), line));
+                        }
                     }
                     written.push(event);
                 }
@@ -273,7 +278,7 @@ impl Writer {
     }
 
     /// The file an event goes to, and its line.
-    fn place(&self, event: &Event) -> Result<(PathBuf, Vec<u8>), String> {
+    fn place(&self, event: &Event) -> Result<(String, Vec<u8>), String> {
         let data = event.data();
         let needs_object = self.path.has_fields() || matches!(self.format, Format::Line(_));
         let object: Option<Value> = match needs_object || matches!(self.format, Format::Json) {
@@ -303,7 +308,7 @@ impl Writer {
             }
         }
         line.push(b'\n');
-        Ok((PathBuf::from(path), line))
+        Ok((path, line))
     }
 }
 
@@ -355,7 +360,7 @@ struct FileConnection {
 }
 
 /// Events taken in one write, at most.
-const BATCH: usize = 8192;
+const BATCH: usize = 65_536;
 
 impl Connection for FileConnection {
     fn room(&self, _in_flight: usize) -> usize {

@@ -23,6 +23,9 @@ struct Open {
     checked: Instant,
     /// When it was last written to, for closing the least recent.
     used: u64,
+    /// Its length as this output knows it: at the open, then what it
+    /// wrote.
+    length: u64,
 }
 
 /// The open files, by path.
@@ -77,12 +80,12 @@ impl OpenFiles {
         let writes = self.writes;
         let open = self.open(path, now)?;
         open.used = writes;
-        let before = open.file.metadata()?.len();
         if let Err(error) = (&open.file).write_all(data) {
-            let _ = open.file.set_len(before);
+            let _ = open.file.set_len(open.length);
             self.files.remove(path);
             return Err(error);
         }
+        open.length += data.len() as u64;
         Ok(())
     }
 
@@ -138,6 +141,7 @@ impl OpenFiles {
             identity: (metadata.dev(), metadata.ino()),
             checked: now,
             used: 0,
+            length: metadata.len(),
         })
     }
 
