@@ -39,7 +39,7 @@ fn kill_mid_stream(run: usize, kill_after: usize, empty_window: bool) -> Run {
         0,
         &["--rcvbuf", "65536", "--read-size", &READ_SIZE.to_string()],
     );
-    let logs = ["--log-level", "info,wishbone_modules::input::tcp=debug"];
+    let logs = ["--log-level", "info,wishbone_modules::input::client=debug"];
     let mut wishbone = Wishbone::start(&dir, &scenario_3_bootstrap(one.port, two.port), &logs);
     let input = wishbone.input_port("input");
     let data = numbered_lines(LINES);

@@ -152,9 +152,10 @@ fn parse_mode(mode: &str) -> Result<u32, ArgumentError> {
         })
 }
 
-/// Whether something at `path` stops a socket from being made there.
+/// Whether something at `path` stops a socket from being made there (a
+/// link is followed: /dev/log is often one to journald's socket).
 fn occupied(path: &Path) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
+    match std::fs::metadata(path) {
         Err(_) => {
             let parent = path
                 .parent()

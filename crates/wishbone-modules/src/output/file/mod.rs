@@ -10,6 +10,7 @@
 //! "connection", and the shell retries with backoff as for a peer that is
 //! down.
 
+mod object;
 mod open_files;
 mod template;
 
@@ -19,10 +20,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde_json::Value;
 use wishbone_output::{Connection, Output, Sent, Settings, Transport, shared_arguments_docs};
 use wishbone_runtime::{ArgumentError, Arguments, Event, Module, ModuleKind, Parcel, QueueSpec};
 
+use self::object::Object;
 use self::open_files::OpenFiles;
 pub use self::template::Template;
 
@@ -280,19 +281,13 @@ impl Writer {
     /// The file an event goes to, and its line.
     fn place(&self, event: &Event) -> Result<(String, Vec<u8>), String> {
         let data = event.data();
-        let needs_object = self.path.has_fields() || matches!(self.format, Format::Line(_));
-        let object: Option<Value> = match needs_object || matches!(self.format, Format::Json) {
-            true => serde_json::from_slice::<Value>(data)
-                .ok()
-                .filter(Value::is_object),
-            false => None,
-        };
+        let wanted = self.path.has_fields() || !matches!(self.format, Format::Raw);
+        let object = wanted.then(|| Object::parse(data)).flatten();
+        let not_object = || "the event is not a JSON object, so the path or line cannot be filled";
         let path = match (&object, self.path.has_fields()) {
             (_, false) => self.path.fixed_start().to_string(),
             (Some(object), true) => self.path.path(object)?,
-            (None, true) => {
-                return Err("the event is not a JSON object, so the path cannot be filled".into());
-            }
+            (None, true) => return Err(not_object().into()),
         };
         let mut line = Vec::with_capacity(data.len() + 1);
         match (&self.format, &object) {
@@ -303,9 +298,7 @@ impl Writer {
                     .map_err(|error| error.to_string())?;
             }
             (Format::Line(template), Some(object)) => template.line(object, &mut line),
-            (Format::Line(_), None) => {
-                return Err("the event is not a JSON object, so the line cannot be filled".into());
-            }
+            (Format::Line(_), None) => return Err(not_object().into()),
         }
         line.push(b'\n');
         Ok((path, line))

@@ -2,7 +2,9 @@
 //! from an event's JSON object, either as a path (each value made safe for
 //! one path segment) or as a line.
 
-use serde_json::Value;
+use std::borrow::Cow;
+
+use super::object::{Found, Object};
 
 /// A parsed template.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,14 +66,14 @@ impl Template {
     /// `/`, no control characters or NUL, not `.` or `..`); a missing
     /// field, one that is not text, a number or a boolean, or a segment
     /// longer than 255 bytes is an error.
-    pub fn path(&self, event: &Value) -> Result<String, String> {
+    pub fn path(&self, event: &Object<'_>) -> Result<String, String> {
         let mut path = String::new();
         for part in &self.parts {
             match part {
                 Part::Text(text) => path.push_str(text),
                 Part::Field(names, default) => {
-                    let value = match (lookup(event, names), default) {
-                        (None | Some(Value::Null), Some(default)) => default.clone(),
+                    let value = match (event.lookup(names), default) {
+                        (Found::Missing, Some(default)) => Cow::Borrowed(default.as_str()),
                         (value, _) => scalar(value, names)?,
                     };
                     path.push_str(&segment_safe(&value));
@@ -93,16 +95,16 @@ impl Template {
 
     /// Filled as a line: values as they are, `-` for a missing field, an
     /// object or array as JSON.
-    pub fn line(&self, event: &Value, line: &mut Vec<u8>) {
+    pub fn line(&self, event: &Object<'_>, line: &mut Vec<u8>) {
         for part in &self.parts {
             match part {
                 Part::Text(text) => line.extend_from_slice(text.as_bytes()),
-                Part::Field(names, default) => match lookup(event, names) {
-                    None | Some(Value::Null) => {
+                Part::Field(names, default) => match event.lookup(names) {
+                    Found::Missing => {
                         line.extend_from_slice(default.as_deref().unwrap_or("-").as_bytes())
                     }
-                    Some(Value::String(text)) => line.extend_from_slice(text.as_bytes()),
-                    Some(other) => line.extend_from_slice(other.to_string().as_bytes()),
+                    Found::Text(text) => line.extend_from_slice(text.as_bytes()),
+                    Found::Json(json) => line.extend_from_slice(json.as_bytes()),
                 },
             }
         }
@@ -156,22 +158,15 @@ fn field_path(text: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn lookup<'a>(event: &'a Value, names: &[String]) -> Option<&'a Value> {
-    names
-        .iter()
-        .try_fold(event, |value, name| value.as_object()?.get(name))
-}
-
 /// A value as text for a path; an error for one that is missing, null,
 /// an object or an array.
-fn scalar(value: Option<&Value>, names: &[String]) -> Result<String, String> {
+fn scalar<'a>(value: Found<'a>, names: &[String]) -> Result<Cow<'a, str>, String> {
     let field = || format!(".{}", names.join("."));
     match value {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(Value::Number(number)) => Ok(number.to_string()),
-        Some(Value::Bool(boolean)) => Ok(boolean.to_string()),
-        None | Some(Value::Null) => Err(format!("the event has no `{}` for the path", field())),
-        Some(_) => Err(format!("`{}` is not text or a number", field())),
+        Found::Text(text) => Ok(text),
+        Found::Json(json) if !json.starts_with(['{', '[']) => Ok(Cow::Borrowed(json)),
+        Found::Json(_) => Err(format!("`{}` is not text or a number", field())),
+        Found::Missing => Err(format!("the event has no `{}` for the path", field())),
     }
 }
 
@@ -197,7 +192,21 @@ fn segment_safe(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// `template.path` of the event `value`.
+    fn path(template: &Template, value: Value) -> Result<String, String> {
+        let data = value.to_string();
+        template.path(&Object::parse(data.as_bytes()).unwrap())
+    }
+
+    /// `template.line` of the event `value`.
+    fn line(template: &Template, value: Value) -> Vec<u8> {
+        let data = value.to_string();
+        let mut line = Vec::new();
+        template.line(&Object::parse(data.as_bytes()).unwrap(), &mut line);
+        line
+    }
 
     #[test]
     fn fields_are_filled_from_the_event_and_cannot_leave_their_segment() {
@@ -205,29 +214,29 @@ mod tests {
         assert_eq!(template.fixed_start(), "/var/log/remote/");
         let event = json!({"hostname": "web1", "appname": "nginx"});
         assert_eq!(
-            template.path(&event).unwrap(),
+            path(&template, event.clone()).unwrap(),
             "/var/log/remote/web1/nginx.log"
         );
         let hostile = json!({"hostname": "../../etc", "appname": ".."});
         assert_eq!(
-            template.path(&hostile).unwrap(),
+            path(&template, hostile.clone()).unwrap(),
             "/var/log/remote/.._.._etc/__.log"
         );
         let hostile = json!({"hostname": "a/b\u{0}c\nd", "appname": ""});
         assert_eq!(
-            template.path(&hostile).unwrap(),
+            path(&template, hostile.clone()).unwrap(),
             "/var/log/remote/a_b_c_d/_.log"
         );
         let defaulted =
             Template::parse(r#"/l/{{ .hostname // "local" }}/{{ .appname // ".." }}"#).unwrap();
         assert_eq!(
-            defaulted.path(&json!({"appname": null})).unwrap(),
+            path(&defaulted, json!({"appname": null})).unwrap(),
             "/l/local/__",
             "a default is made safe too"
         );
         let number = json!({"hostname": 7, "appname": true});
         assert_eq!(
-            template.path(&number).unwrap(),
+            path(&template, number.clone()).unwrap(),
             "/var/log/remote/7/true.log"
         );
     }
@@ -235,23 +244,19 @@ mod tests {
     #[test]
     fn a_missing_field_or_an_overlong_segment_cannot_be_a_path() {
         let template = Template::parse("/logs/{{ .hostname }}/{{ .a.\"b c\" }}").unwrap();
-        let error = template.path(&json!({"hostname": "h"})).unwrap_err();
+        let error = path(&template, json!({"hostname": "h"})).unwrap_err();
         assert!(error.contains("no `.a.b c`"), "{error}");
-        let error = template
-            .path(&json!({"hostname": null, "a": {"b c": 1}}))
-            .unwrap_err();
+        let error = path(&template, json!({"hostname": null, "a": {"b c": 1}})).unwrap_err();
         assert!(error.contains("no `.hostname`"), "{error}");
         let long = "x".repeat(10_000);
-        let error = template
-            .path(&json!({"hostname": long, "a": {"b c": "d"}}))
-            .unwrap_err();
+        let error = path(&template, json!({"hostname": long, "a": {"b c": "d"}})).unwrap_err();
         assert!(error.contains("10000 bytes"), "{error}");
         assert_eq!(
-            template
-                .path(&json!({"hostname": "h", "a": {"b c": "d"}}))
-                .unwrap(),
+            path(&template, json!({"hostname": "h", "a": {"b c": "d"}})).unwrap(),
             "/logs/h/d"
         );
+        let error = path(&template, json!({"hostname": {"x": 1}, "a": {"b c": "d"}})).unwrap_err();
+        assert!(error.contains("not text or a number"), "{error}");
     }
 
     #[test]
@@ -259,16 +264,13 @@ mod tests {
         let template =
             Template::parse("{{ .timestamp }} {{ .hostname }} {{ .appname }}: {{ .message }}")
                 .unwrap();
-        let mut line = Vec::new();
-        template.line(
-            &json!({"hostname": "h", "appname": null, "message": "a/b"}),
-            &mut line,
+        let filled = line(
+            &template,
+            json!({"hostname": "h", "appname": null, "message": "a/b"}),
         );
-        assert_eq!(line, b"- h -: a/b");
+        assert_eq!(filled, b"- h -: a/b");
         let defaulted = Template::parse(r#"{{ .a // "none" }}"#).unwrap();
-        let mut line = Vec::new();
-        defaulted.line(&json!({}), &mut line);
-        assert_eq!(line, b"none");
+        assert_eq!(line(&defaulted, json!({})), b"none");
         for bad in [
             "{{ hostname }}",
             "{{ .a..b }}",
