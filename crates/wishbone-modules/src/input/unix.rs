@@ -22,7 +22,7 @@ use super::client::{Client, Counters, Cutting, SharedCutting};
 use super::datagrams::{count_kernel_drops, registered};
 use super::receiving::receive_all;
 use super::udp::{checked_max_datagram, default_max_datagram};
-use crate::config::default_delimiter;
+use crate::config::{default_delimiter, octal_mode};
 use crate::framer::Overlong;
 use crate::framing::Framing;
 
@@ -139,19 +139,6 @@ fn default_max_connections() -> usize {
     1024
 }
 
-/// An octal permission such as "0666".
-fn parse_mode(mode: &str) -> Result<u32, ArgumentError> {
-    u32::from_str_radix(mode.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|bits| *bits <= 0o7777)
-        .ok_or_else(|| {
-            ArgumentError::field(
-                "mode",
-                format!("must be permissions in octal, such as \"0666\", not `{mode}`"),
-            )
-        })
-}
-
 /// Whether something at `path` stops a socket from being made there (a
 /// link is followed: /dev/log is often one to journald's socket).
 fn occupied(path: &Path) -> Result<(), String> {
@@ -178,7 +165,7 @@ fn occupied(path: &Path) -> Result<(), String> {
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let config: Config = arguments.deserialize()?;
     checked_max_datagram(config.max_datagram)?;
-    let mode = config.mode.as_deref().map(parse_mode).transpose()?;
+    let mode = config.mode.as_deref().map(octal_mode).transpose()?;
     occupied(&config.path).map_err(|reason| ArgumentError::field("path", reason))?;
     if config.max_line_length == 0 || config.max_connections == 0 {
         return Err(ArgumentError::field(
@@ -373,11 +360,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn modes_are_octal_and_a_file_that_is_no_socket_is_refused() {
-        assert_eq!(parse_mode("0666").unwrap(), 0o666);
-        assert_eq!(parse_mode("660").unwrap(), 0o660);
-        assert!(parse_mode("0999").is_err());
-        assert!(parse_mode("rw-rw-rw-").is_err());
+    fn a_file_that_is_no_socket_is_refused_and_a_stale_socket_replaced() {
         let dir = std::env::temp_dir().join(format!("wishbone-unix-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("regular");

@@ -181,15 +181,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             Format::Line(template)
         }
     };
-    let mode = u32::from_str_radix(config.mode.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|mode| *mode <= 0o7777)
-        .ok_or_else(|| {
-            ArgumentError::field(
-                "mode",
-                format!("must be octal, such as \"0644\", not `{}`", config.mode),
-            )
-        })?;
+    let mode = crate::config::octal_mode(&config.mode)?;
     if config.max_open_files == 0 {
         return Err(ArgumentError::field("max_open_files", "must be at least 1"));
     }
