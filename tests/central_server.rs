@@ -131,17 +131,30 @@ fn logger_over_udp_a_unix_socket_and_tcp_writes_each_message_once_in_its_file() 
             .map(|(path, lines)| (path.clone(), lines.clone()))
             .collect::<Vec<_>>()
     };
-    wait_until(MINUTE, "every message in a file", || {
+    let lines_in = |name: &str| {
         let files = files_under(&base);
-        ["udpapp.log", "tcpapp.log", "unixapp.log"]
-            .iter()
-            .all(|name| {
-                by_name(&files, name)
-                    .first()
-                    .is_some_and(|(_, lines)| lines.len() >= EACH)
-            })
+        by_name(&files, name)
+            .first()
+            .map_or(0, |(_, lines)| lines.len())
+    };
+    wait_until(MINUTE, "every TCP and unix message in a file", || {
+        lines_in("tcpapp.log") >= EACH && lines_in("unixapp.log") >= EACH
     });
+    // UDP promises nothing: wait until its file is whole or stops growing.
+    let mut udp_lines = (lines_in("udpapp.log"), Instant::now());
+    while udp_lines.0 < EACH && udp_lines.1.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = lines_in("udpapp.log");
+        if now != udp_lines.0 {
+            udp_lines = (now, Instant::now());
+        }
+    }
     assert!(wishbone.stop().success());
+    let totals = wishbone.output.wait_for("input totals module=udp", MINUTE);
+    let dropped: usize = field(&totals, "dropped_by_kernel")
+        .unwrap()
+        .parse()
+        .unwrap();
     let files = files_under(&base);
     for (name, prefix) in [
         ("udpapp.log", "udp"),
@@ -150,11 +163,17 @@ fn logger_over_udp_a_unix_socket_and_tcp_writes_each_message_once_in_its_file() 
     ] {
         let found = by_name(&files, name);
         assert_eq!(found.len(), 1, "{name} in one directory: {files:?}");
-        assert_eq!(
-            found[0].1,
-            numbered(prefix, EACH),
-            "{name}: each message once, in order"
-        );
+        let lines = &found[0].1;
+        let expected = numbered(prefix, EACH);
+        if prefix == "udp" {
+            // What the kernel dropped is counted; the rest is each once.
+            assert_eq!(lines.len() + dropped, EACH, "{totals}");
+            let mut wanted = expected.iter();
+            let in_order = lines.iter().all(|line| wanted.any(|next| next == line));
+            assert!(in_order, "{name}: each message once, in order");
+        } else {
+            assert_eq!(lines, &expected, "{name}: each message once, in order");
+        }
     }
     let local = base.join("localhost/unixapp.log");
     assert!(
@@ -374,7 +393,13 @@ fn a_million_datagrams_in_a_burst_are_received_or_counted_as_dropped() {
     eprintln!(
         "sent {sent}, received {events}, dropped by the kernel at the socket {dropped}, before it {backlog}"
     );
-    assert_eq!(events + dropped + backlog, sent, "{totals}");
+    // Drops before the socket are counted for the whole machine: other
+    // traffic may add to them, never take away.
+    assert!(events + dropped <= sent, "{totals}");
+    assert!(
+        events + dropped + backlog >= sent,
+        "unaccounted for: {totals}"
+    );
     assert_eq!(wishbone.queue_total("out.inbox", "in_total"), events);
 }
 
