@@ -11,6 +11,7 @@
 //! | `queue.M.Q.in_rate` (and the other rates) | left out: `rate()` computes them |
 //! | `module.M.C`, a counter | `wishbone_module_C_total{module="M"}` |
 //! | `module.M.C`, a gauge | `wishbone_module_C{module="M"}` |
+//! | `server.C`, a counter | `wishbone_server_C_total` (the server's own: `reload_failures`) |
 //!
 //! Every family has `# HELP` and `# TYPE`, families are sorted, and label
 //! values are escaped, so `promtool check metrics` finds nothing to say.
@@ -59,7 +60,10 @@ pub fn render(values: &[RecordedValue]) -> String {
         let _ = writeln!(page, "# HELP {name} {}", family.help);
         let _ = writeln!(page, "# TYPE {name} {kind}");
         for (labels, value) in &family.samples {
-            let _ = writeln!(page, "{name}{{{labels}}} {}", number(*value));
+            let _ = match labels.is_empty() {
+                true => writeln!(page, "{name} {}", number(*value)),
+                false => writeln!(page, "{name}{{{labels}}} {}", number(*value)),
+            };
         }
     }
     page
@@ -68,15 +72,9 @@ pub fn render(values: &[RecordedValue]) -> String {
 /// The metric a path is shown as: its name, whether it is a counter, its
 /// help text and its labels; none for what is left out.
 fn metric(path: &str, counter: bool) -> Option<(String, bool, String, String)> {
-    let mut parts = path.split('.');
-    match (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next(),
-        parts.next(),
-    ) {
-        ("queue", module, queue, Some(stat), None) => {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts[..] {
+        ["queue", module, queue, stat] => {
             let labels = format!("module=\"{}\",queue=\"{}\"", escape(module), escape(queue));
             if stat == "size" {
                 let help = "events waiting in the queue".to_string();
@@ -90,7 +88,7 @@ fn metric(path: &str, counter: bool) -> Option<(String, bool, String, String)> {
                 labels,
             ))
         }
-        ("module", module, name, None, None) if is_name(name) => {
+        ["module", module, name] if is_name(name) => {
             let labels = format!("module=\"{}\"", escape(module));
             let (metric, help) = if counter {
                 let base = name.strip_suffix("_total").unwrap_or(name);
@@ -105,6 +103,21 @@ fn metric(path: &str, counter: bool) -> Option<(String, bool, String, String)> {
                 )
             };
             Some((metric, counter, help, labels))
+        }
+        ["server", name] if is_name(name) => {
+            let (metric, help) = if counter {
+                let base = name.strip_suffix("_total").unwrap_or(name);
+                (
+                    format!("wishbone_server_{base}_total"),
+                    format!("the server's `{name}` total (docs/metrics.md)"),
+                )
+            } else {
+                (
+                    format!("wishbone_server_{name}"),
+                    format!("the server's `{name}` now (docs/metrics.md)"),
+                )
+            };
+            Some((metric, counter, help, String::new()))
         }
         _ => None,
     }
@@ -158,6 +171,7 @@ mod tests {
             value("module.output_1.connected", 1.0, false),
             value("module.wal.disk_bytes", 1.5e6, false),
             value("graph.something.else", 1.0, true),
+            value("server.reload_failures", 2.0, true),
         ]);
         let expected = "\
 # HELP wishbone_module_connected the module's `connected` now (docs/metrics.md)
@@ -176,6 +190,9 @@ wishbone_queue_in_total{module=\"output_2\",queue=\"inbox\"} 150000
 # HELP wishbone_queue_size events waiting in the queue
 # TYPE wishbone_queue_size gauge
 wishbone_queue_size{module=\"input\",queue=\"outbox\"} 7
+# HELP wishbone_server_reload_failures_total the server's `reload_failures` total (docs/metrics.md)
+# TYPE wishbone_server_reload_failures_total counter
+wishbone_server_reload_failures_total 2
 ";
         assert_eq!(page, expected);
     }
