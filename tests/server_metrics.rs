@@ -1,6 +1,7 @@
 //! The server's own metrics: a reload refused for a broken file is counted
-//! in `server.reload_failures` on both paths, the Prometheus page
-//! (`wishbone_server_reload_failures_total`) and Graphite's lines.
+//! in `server.reload_failures`, and one carried out in `server.reloads`, on
+//! both paths: the Prometheus page (`wishbone_server_..._total`) and
+//! Graphite's lines.
 
 use std::time::Duration;
 

@@ -123,6 +123,7 @@ impl Server {
             reloaded,
             metrics: self.options.metrics.clone(),
             failures: metrics::counter!("server.reload_failures"),
+            reloads: metrics::counter!("server.reloads"),
         };
         let failures = supervise(
             &mut pipeline,
@@ -156,6 +157,8 @@ struct Reloading {
     metrics: Option<std::sync::Arc<dyn crate::RecordedMetrics>>,
     /// `server.reload_failures`: reloads refused.
     failures: metrics::Counter,
+    /// `server.reloads`: reloads carried out.
+    reloads: metrics::Counter,
 }
 
 impl Reloading {
@@ -194,6 +197,7 @@ impl Reloading {
                 for (module, error) in &failures {
                     tracing::error!(%module, %error, undelivered = error.undelivered(), "a module stopped by the reload ended with an error");
                 }
+                self.reloads.increment(1);
                 if let Some(reloaded) = &self.reloaded {
                     reloaded(pipeline.bootstrap());
                 }

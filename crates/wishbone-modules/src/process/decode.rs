@@ -17,8 +17,11 @@ pub const DOCS: &str = r#"wishbone.process.decode: parses events as JSON objects
 
 Queues
   inbox      events to decode
-  outbox     JSON objects: with json, the events as they came; with syslog,
-             {"facility": N, "severity": N, "timestamp": RFC3339 | null,
+  outbox     JSON objects: with json, the events as they came; with text,
+             {"message": TEXT}; with syslog,
+             {"facility": N, "severity": N, "facility_name": "local3",
+              "severity_name": "warning" (rsyslog's names; null without
+              a PRI), "timestamp": RFC3339 | null,
               "hostname", "appname", "procid", "msgid": TEXT | null (for -),
               "structured_data": {SD-ID: {NAME: VALUE}}, "message": TEXT}
   failed     events that do not decode, as
@@ -27,10 +30,13 @@ Queues
              and settled (a write-ahead buffer does not send them again)
 
 Arguments (default)
-  format     json | syslog (required). syslog takes RFC 5424 and RFC 3164,
-             told apart per message (parsed by syslog_loose); an RFC 3164
-             timestamp, which has no year, takes the year that puts it
-             nearest to the time it is decoded, in the local time zone.
+  format     json | syslog | text (required). syslog takes RFC 5424 and
+             RFC 3164, told apart per message (parsed by syslog_loose); an
+             RFC 3164 timestamp, which has no year, takes the year that
+             puts it nearest to the time it is decoded, in the local time
+             zone. text makes each event {"message": "<the event>"} (bytes
+             that are not UTF-8 replaced by U+FFFD), for plain lines that
+             go on as JSON.
 
 Example
   modules:
@@ -70,6 +76,8 @@ pub enum Format {
     Json,
     /// RFC 5424 or RFC 3164 messages, made JSON objects.
     Syslog,
+    /// Plain lines, each made `{"message": line}`.
+    Text,
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
@@ -98,6 +106,17 @@ fn json_object(data: &[u8]) -> Result<Converted, String> {
         .map_err(|error| format!("the event is not JSON: {error}"))
 }
 
+/// A plain line as `{"message": line}`.
+fn wrapped(data: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(data);
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend_from_slice(b"{\"message\":");
+    // Writing a string to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, &text);
+    out.push(b'}');
+    out
+}
+
 impl Module for Decode {
     fn run(
         self: Box<Self>,
@@ -109,6 +128,9 @@ impl Module for Decode {
             Format::Syslog => Box::pin(convert_all(queues, |data| {
                 to_json(data, chrono::Local::now).map(Converted::New)
             })),
+            Format::Text => Box::pin(convert_all(queues, |data| {
+                Ok(Converted::New(wrapped(data)))
+            })),
         }
     }
 }
@@ -116,6 +138,19 @@ impl Module for Decode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_becomes_a_message_field() {
+        assert_eq!(
+            wrapped(b"plain \"quoted\" line"),
+            br#"{"message":"plain \"quoted\" line"}"#
+        );
+        assert_eq!(
+            wrapped(b"bad \xff byte"),
+            "{\"message\":\"bad \u{fffd} byte\"}".as_bytes()
+        );
+        assert_eq!(wrapped(b""), br#"{"message":""}"#);
+    }
 
     #[test]
     fn only_whole_json_objects_pass() {

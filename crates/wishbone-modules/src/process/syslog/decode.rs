@@ -28,9 +28,13 @@ pub fn to_json(
         (Some(tag), None) if text.contains(&format!(" {tag}: ")) => (None, Some(tag)),
         (hostname, appname) => (hostname, appname),
     };
+    let facility = message.facility.map(|facility| facility as u8);
+    let severity = message.severity.map(|severity| severity as u8);
     let fields = Fields {
-        facility: message.facility.map(|facility| facility as u8),
-        severity: message.severity.map(|severity| severity as u8),
+        facility,
+        severity,
+        facility_name: facility.and_then(|number| FACILITIES.get(usize::from(number)).copied()),
+        severity_name: severity.and_then(|number| SEVERITIES.get(usize::from(number)).copied()),
         timestamp: message.timestamp.map(|timestamp| timestamp.to_rfc3339()),
         hostname,
         appname,
@@ -51,11 +55,46 @@ pub fn to_json(
     Ok(out)
 }
 
+/// Facilities by number, as rsyslog names them.
+const FACILITIES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+
+/// Severities by number, as rsyslog names them.
+const SEVERITIES: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
 /// The object written, field by field, borrowing from the message.
 #[derive(serde::Serialize)]
 struct Fields<'a> {
     facility: Option<u8>,
     severity: Option<u8>,
+    facility_name: Option<&'static str>,
+    severity_name: Option<&'static str>,
     timestamp: Option<String>,
     hostname: Option<&'a str>,
     appname: Option<&'a str>,
@@ -130,6 +169,8 @@ mod tests {
         .unwrap();
         assert_eq!(value["facility"], 20);
         assert_eq!(value["severity"], 5);
+        assert_eq!(value["facility_name"], "local4");
+        assert_eq!(value["severity_name"], "notice");
         assert_eq!(value["timestamp"], "2003-10-11T22:14:15.003+00:00");
         assert_eq!(value["hostname"], "mymachine.example.com");
         assert_eq!(value["appname"], "evntslog");
@@ -147,6 +188,10 @@ mod tests {
     #[test]
     fn nil_values_are_null() {
         let value = decoded("<13>1 - - - - - -", "2026-12-04T10:00:00Z").unwrap();
+        assert_eq!(
+            (&value["facility_name"], &value["severity_name"]),
+            (&"user".into(), &"notice".into())
+        );
         for field in ["timestamp", "hostname", "appname", "procid", "msgid"] {
             assert_eq!(value[field], Value::Null, "{field}");
         }
