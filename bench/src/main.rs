@@ -53,6 +53,7 @@ mod process;
 mod proxy;
 mod receiver;
 mod reload;
+mod repetition;
 mod report;
 mod routing;
 mod scenarios;
@@ -64,7 +65,6 @@ use std::time::Duration;
 
 use data::Fingerprint;
 use proxy::Proxy;
-use throughput::Receivers;
 
 /// The configuration every ratio is taken against.
 const BASELINE: &str = "socat hop, 128 KiB blocks";
@@ -253,299 +253,18 @@ fn main() -> anyhow::Result<()> {
     let reps = if options.throughput { options.reps } else { 0 };
     for rep in 0..reps {
         eprintln!("repetition {} of {}", rep + 1, options.reps);
-        let data = options.data.as_path();
-        let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, scratch, &bootstrap, &[]);
-        type Start<'a> = Box<dyn Fn(&[u16]) -> anyhow::Result<Proxy> + 'a>;
-        let configurations: [(&str, usize, Start); 8] = [
-            (
-                "socat hop, 8 KiB blocks",
-                1,
-                Box::new(|ports| Proxy::socat(8192, ports[0])),
-            ),
-            (
-                "socat hop, 128 KiB blocks",
-                1,
-                Box::new(|ports| Proxy::socat(131072, ports[0])),
-            ),
-            (
-                "wishbone scenario I",
-                1,
-                Box::new(|ports| wishbone_on(scenarios::proxy(ports[0]))),
-            ),
-            (
-                "wishbone scenario II",
-                2,
-                Box::new(|ports| wishbone_on(scenarios::round_robin(ports, false))),
-            ),
-            (
-                "wishbone scenario II, --graph",
-                2,
-                Box::new(|ports| {
-                    let bootstrap = scenarios::round_robin(ports, false);
-                    Proxy::wishbone(wishbone, scratch, &bootstrap, &["--graph", "127.0.0.1:0"])
-                }),
-            ),
-            (
-                "wishbone scenario II, Prometheus page scraped every 10 ms",
-                2,
-                Box::new(|ports| {
-                    let metrics = proxy::free_port()?;
-                    let bootstrap = scenarios::round_robin(ports, false).replace(
-                        "routingtable:",
-                        &format!("  prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: {metrics}}}}}\nroutingtable:"),
-                    );
-                    let proxy = wishbone_on(bootstrap)?;
-                    scraper::start(metrics);
-                    Ok(proxy)
-                }),
-            ),
-            (
-                "wishbone scenario II, 3 backends",
-                3,
-                Box::new(|ports| wishbone_on(scenarios::round_robin(ports, false))),
-            ),
-            (
-                "wishbone scenario II, metrics to absent carbon",
-                2,
-                // Metrics for a carbon that does not exist can never drain:
-                // the stop would wait the whole default drain timeout.
-                Box::new(|ports| {
-                    let bootstrap = scenarios::round_robin(ports, true);
-                    Proxy::wishbone(wishbone, scratch, &bootstrap, &["--drain-timeout", "1"])
-                }),
-            ),
-        ];
-        for (name, receivers, start) in configurations {
-            let wanted = name == BASELINE || !options.leaves_out(name);
-            if wanted {
-                runs.push(throughput::run(
-                    name,
-                    Receivers::Tcp(receivers),
-                    data,
-                    expected,
-                    start,
-                )?);
-            }
-        }
-        // The seed's demo with a write-ahead buffer, on fewer lines: with
-        // 20 events in flight, each must be acknowledged before more go.
-        let buffered: [(&str, Receivers, Option<usize>); 6] = [
-            (
-                "wal read_count 20, 3 websocket outputs",
-                Receivers::Websocket(3),
-                Some(20),
-            ),
-            (
-                "wal read_count 20, 2 tcp outputs",
-                Receivers::Tcp(2),
-                Some(20),
-            ),
-            (
-                "wal read_count 1000, 2 tcp outputs",
-                Receivers::Tcp(2),
-                Some(1000),
-            ),
-            (
-                "wal read_count 10000, 2 tcp outputs",
-                Receivers::Tcp(2),
-                Some(10000),
-            ),
-            ("no wal, 2 tcp outputs", Receivers::Tcp(2), None),
-            ("no wal, 3 websocket outputs", Receivers::Websocket(3), None),
-        ];
-        for (name, receivers, read_count) in buffered {
-            if options.buffered_lines == 0 || options.leaves_out(name) {
-                continue;
-            }
-            let websocket = matches!(receivers, Receivers::Websocket(_));
-            runs.push(throughput::run(
-                name,
-                receivers,
-                &options.buffered_data,
-                buffered_expected,
-                |ports| wishbone_on(scenarios::buffered(ports, read_count, websocket)),
-            )?);
-        }
-        // Every event through a disk, on the same lines: the wal with
-        // `path`, and rsyslog's disk queues.
-        let disk: [(&str, &str); 5] = [
-            ("wal on disk, sync batch", "batch"),
-            ("wal on disk, sync none", "none"),
-            (
-                "rsyslog, disk queue",
-                "queue.type=\"Disk\" queue.filename=\"bench\" queue.maxDiskSpace=\"2g\"",
-            ),
-            (
-                "rsyslog, disk queue fsynced",
-                "queue.type=\"Disk\" queue.filename=\"bench\" queue.maxDiskSpace=\"2g\" queue.syncQueueFiles=\"on\"",
-            ),
-            (
-                "rsyslog, disk-assisted memory queue",
-                "queue.type=\"LinkedList\" queue.size=\"100000\" queue.filename=\"bench\"",
-            ),
-        ];
-        for (name, setting) in disk {
-            // rsyslog fsyncing its disk queue takes about 7,000 lines a
-            // second: 3,000,000 lines would take minutes. Measured when named.
-            let named = options.only.as_deref() == Some(name);
-            if options.buffered_lines == 0
-                || options.leaves_out(name)
-                || (name.ends_with("fsynced") && !named)
-            {
-                continue;
-            }
-            let dir = scratch.join(name.replace([' ', ','], "-"));
-            runs.push(throughput::run(
-                name,
-                Receivers::Tcp(1),
-                &options.buffered_data,
-                buffered_expected,
-                |ports| {
-                    if name.starts_with("rsyslog") {
-                        return Proxy::rsyslog(&dir, ports[0], setting);
-                    }
-                    let _ = std::fs::remove_dir_all(&dir);
-                    wishbone_on(scenarios::on_disk(
-                        ports[0],
-                        &dir,
-                        options.disk_read_count,
-                        setting,
-                    ))
-                },
-            )?);
-        }
-        // A RELP hop: a client taking lines over TCP and sending them as
-        // RELP frames to a server, which sends them on over TCP.
-        for name in ["RELP hop, wishbone", "RELP hop, rsyslog"] {
-            if options.relp_lines == 0 || options.leaves_out(name) {
-                continue;
-            }
-            runs.push(throughput::run(
-                name,
-                Receivers::Tcp(1),
-                &options.relp_data,
-                relp_expected,
-                |ports| {
-                    let relp_port = proxy::free_port()?;
-                    if name.ends_with("rsyslog") {
-                        let (client, server) =
-                            (scratch.join("relp-client"), scratch.join("relp-server"));
-                        let server = Proxy::rsyslog_with(
-                            &server,
-                            relp_port,
-                            &scenarios::rsyslog_relp_server(&server, relp_port, ports[0]),
-                        )?;
-                        let input = proxy::free_port()?;
-                        let client = Proxy::rsyslog_with(
-                            &client,
-                            input,
-                            &scenarios::rsyslog_relp_client(&client, input, relp_port),
-                        )?;
-                        return Ok(Proxy::hop(client, server));
-                    }
-                    let server_dir = scratch.join("relp-server");
-                    std::fs::create_dir_all(&server_dir)?;
-                    let server = Proxy::wishbone(
-                        wishbone,
-                        &server_dir,
-                        &scenarios::relp_server(relp_port, ports[0]),
-                        &[],
-                    )?;
-                    let client = wishbone_on(scenarios::relp_client(relp_port))?;
-                    Ok(Proxy::hop(client, server))
-                },
-            )?);
-        }
-        // Scenario I as a hop between two wishbones, in plain TCP and in
-        // TLS (the first's output to the second's input).
-        for (name, tls) in [
-            ("wishbone hop, plain TCP", false),
-            ("wishbone hop, TLS", true),
-        ] {
-            if options.leaves_out(name) {
-                continue;
-            }
-            let certificates = if tls { Some(tls_files(scratch)?) } else { None };
-            runs.push(throughput::run(
-                name,
-                Receivers::Tcp(1),
-                data,
-                expected,
-                |ports| {
-                    let (server_side, client_side) = match &certificates {
-                        Some((server, client)) => (Some(server.as_str()), Some(client.as_str())),
-                        None => (None, None),
-                    };
-                    let second_dir = scratch.join("hop-second");
-                    std::fs::create_dir_all(&second_dir)?;
-                    let second = Proxy::wishbone(
-                        wishbone,
-                        &second_dir,
-                        &scenarios::hop_side(ports[0], server_side, None),
-                        &[],
-                    )?;
-                    let first =
-                        wishbone_on(scenarios::hop_side(second.input_port, None, client_side))?;
-                    Ok(Proxy::hop(first, second))
-                },
-            )?);
-        }
-        runs.extend(files::run_all(wishbone, scratch, data, expected, |name| {
-            !options.leaves_out(name)
-        })?);
-        if options.json_lines > 0 {
-            runs.extend(routing::run_all(&routing_inputs, |name| {
-                !options.leaves_out(name)
-            })?);
-            runs.extend(http::run_all(
-                wishbone,
-                scratch,
-                &options.json_data,
-                options.json_lines,
-                |name| !options.leaves_out(name),
-            )?);
-        }
-        // NATS JetStream, one node fsyncing every write: wishbone's output
-        // and input beside a plain client with the same bound in flight.
-        if options.nats_messages > 0 {
-            let payloads = nats::payloads(&options.nats_data)?;
-            let runs_of: [(&str, NatsRun); 4] = [
-                ("nats publish, wishbone", &|| {
-                    nats::publish_wishbone(wishbone, scratch, &options.nats_data, payloads.len())
-                }),
-                ("nats publish, plain async-nats client", &|| {
-                    nats::publish_plain(scratch, &payloads)
-                }),
-                ("nats consume, wishbone to null", &|| {
-                    nats::consume_wishbone(wishbone, scratch, &payloads)
-                }),
-                ("nats consume, plain async-nats client", &|| {
-                    nats::consume_plain(scratch, &payloads)
-                }),
-            ];
-            for (name, run) in runs_of {
-                if !options.leaves_out(name) {
-                    eprintln!("{name}");
-                    runs.push(run()?);
-                }
-            }
-        }
+        let repetition = repetition::Repetition {
+            options: &options,
+            scratch,
+            wishbone,
+            expected,
+            buffered_expected,
+            relp_expected,
+            routing_inputs: &routing_inputs,
+        };
+        runs.extend(repetition.run()?);
     }
-    let mut latencies = Vec::new();
-    if options.latency && options.only.is_none() {
-        for rate in (0..options.reps).flat_map(|_| [1_000, 100_000]) {
-            eprintln!("latency at {rate} events/s");
-            latencies.push(latency::measure(
-                "socat hop, 8 KiB blocks",
-                rate,
-                3,
-                |port| Proxy::socat(8192, port),
-            )?);
-            latencies.push(latency::measure("wishbone scenario I", rate, 3, |port| {
-                Proxy::wishbone(wishbone, scratch, &scenarios::proxy(port), &[])
-            })?);
-        }
-    }
+    let latencies = latencies(&options, wishbone, scratch)?;
     let pushed_back = if options.only.is_none() && options.throughput {
         eprintln!("memory with every backend down");
         memory_with_backends_down(wishbone, scratch, &options.data)?
@@ -562,9 +281,49 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    report::print(&summary);
+    print_summary(&summary, isolated.as_deref());
+    let json = serde_json::to_string_pretty(&summary)?;
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    std::fs::create_dir_all(&results)?;
+    std::fs::write(results.join("latest.json"), &json)?;
+    eprintln!("saved {}", results.join("latest.json").display());
+    anyhow::ensure!(
+        runs.iter().all(|run| run.ok),
+        "some runs did not deliver exactly the lines sent"
+    );
+    Ok(())
+}
+
+/// The latency runs (socat and scenario I at 1,000 and 100,000 events a
+/// second), when asked for and nothing is left out.
+fn latencies(
+    options: &Options,
+    wishbone: &Path,
+    scratch: &Path,
+) -> anyhow::Result<Vec<latency::Latency>> {
+    let mut latencies = Vec::new();
+    if options.latency && options.only.is_none() {
+        for rate in (0..options.reps).flat_map(|_| [1_000, 100_000]) {
+            eprintln!("latency at {rate} events/s");
+            latencies.push(latency::measure(
+                "socat hop, 8 KiB blocks",
+                rate,
+                3,
+                |port| Proxy::socat(8192, port),
+            )?);
+            latencies.push(latency::measure("wishbone scenario I", rate, 3, |port| {
+                Proxy::wishbone(wishbone, scratch, &scenarios::proxy(port), &[])
+            })?);
+        }
+    }
+    Ok(latencies)
+}
+
+/// Prints the tables, the isolation times and the reload latency.
+fn print_summary(summary: &report::Summary, isolated: Option<&[Duration]>) {
+    report::print(summary);
     if let Some(times) = isolated {
-        http::print_isolation(&times);
+        http::print_isolation(times);
     }
     if let Some(reload) = &summary.reload {
         println!(
@@ -576,16 +335,6 @@ fn main() -> anyhow::Result<()> {
             reload.restarts
         );
     }
-    let json = serde_json::to_string_pretty(&summary)?;
-    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
-    std::fs::create_dir_all(&results)?;
-    std::fs::write(results.join("latest.json"), &json)?;
-    eprintln!("saved {}", results.join("latest.json").display());
-    anyhow::ensure!(
-        runs.iter().all(|run| run.ok),
-        "some runs did not deliver exactly the lines sent"
-    );
-    Ok(())
 }
 
 /// Peak memory of scenario II whose two backends are down, while a sender

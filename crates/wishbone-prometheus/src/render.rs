@@ -90,36 +90,31 @@ fn metric(path: &str, counter: bool) -> Option<(String, bool, String, String)> {
         }
         ["module", module, name] if is_name(name) => {
             let labels = format!("module=\"{}\"", escape(module));
-            let (metric, help) = if counter {
-                let base = name.strip_suffix("_total").unwrap_or(name);
-                (
-                    format!("wishbone_module_{base}_total"),
-                    format!("the module's `{name}` total (docs/metrics.md)"),
-                )
-            } else {
-                (
-                    format!("wishbone_module_{name}"),
-                    format!("the module's `{name}` now (docs/metrics.md)"),
-                )
-            };
+            let (metric, help) = named("module", name, counter);
             Some((metric, counter, help, labels))
         }
         ["server", name] if is_name(name) => {
-            let (metric, help) = if counter {
-                let base = name.strip_suffix("_total").unwrap_or(name);
-                (
-                    format!("wishbone_server_{base}_total"),
-                    format!("the server's `{name}` total (docs/metrics.md)"),
-                )
-            } else {
-                (
-                    format!("wishbone_server_{name}"),
-                    format!("the server's `{name}` now (docs/metrics.md)"),
-                )
-            };
+            let (metric, help) = named("server", name, counter);
             Some((metric, counter, help, String::new()))
         }
         _ => None,
+    }
+}
+
+/// The metric and help text of `owner`'s (the module's, the server's)
+/// value `name`: a counter ends in `_total`.
+fn named(owner: &str, name: &str, counter: bool) -> (String, String) {
+    if counter {
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        (
+            format!("wishbone_{owner}_{base}_total"),
+            format!("the {owner}'s `{name}` total (docs/metrics.md)"),
+        )
+    } else {
+        (
+            format!("wishbone_{owner}_{name}"),
+            format!("the {owner}'s `{name}` now (docs/metrics.md)"),
+        )
     }
 }
 

@@ -201,7 +201,9 @@ impl HttpConnection {
         let (events, last) = (pending.events, pending.last);
         let deadline = Instant::now() + self.endpoint.timeout;
         let timeout = self.endpoint.timeout;
-        let bad_row = self.endpoint.bad_row.clone();
+        // The endpoint, not a clone of its pattern: a clone of a Regex
+        // starts with no search cache of its own.
+        let endpoint = self.endpoint.clone();
         self.requests.push_back(Box::pin(async move {
             let sent_at = Instant::now();
             let answered = tokio::time::timeout_at(deadline, async move {
@@ -210,7 +212,7 @@ impl HttpConnection {
                     Ok(response) => {
                         let status = response.status();
                         let wait = retry_after(&response);
-                        let (text, named) = read_answer(response, bad_row.as_ref()).await;
+                        let (text, named) = read_answer(response, endpoint.bad_row.as_ref()).await;
                         let shown = format!("{status}: {text}");
                         let answer = Answer::Status(status.as_u16(), named);
                         (answer, wait, shown, Some(sender))

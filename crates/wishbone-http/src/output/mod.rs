@@ -193,110 +193,25 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (mut settings, own) = Settings::split(arguments)?;
     let config: Config = own.deserialize()?;
     settings.backoff = settings.backoff.with_jitter(0);
-    let uri: Uri = config
-        .url
-        .parse()
-        .map_err(|error: hyper::http::uri::InvalidUri| {
-            ArgumentError::value("url", error.to_string())
-        })?;
-    let secure = match uri.scheme_str() {
-        Some("http") => false,
-        Some("https") => true,
-        _ => {
-            return Err(ArgumentError::field(
-                "url",
-                format!("must start with http:// or https://, not `{}`", config.url),
-            ));
-        }
+    check_limits(&config)?;
+    let store = Store::of(&config.url, config.tls.as_ref())?;
+    let request = RequestShape {
+        url: config.url.clone(),
+        method: method(&config.method)?,
+        authority: store.authority,
+        target: store.target,
+        headers: headers(&config.headers)?,
     };
-    let host = uri
-        .host()
-        .ok_or_else(|| ArgumentError::field("url", "names no host"))?
-        .to_string();
-    host_name("url", &host)?;
-    let port = peer_port(
-        "url",
-        uri.port_u16().unwrap_or(if secure { 443 } else { 80 }),
-    )?;
-    let tls = match (secure, &config.tls) {
-        (true, tls) => Some(wishbone_tls::connector(
-            &tls.clone().unwrap_or_default(),
-            &host,
-        )?),
-        (false, None) => None,
-        (false, Some(_)) => {
-            return Err(ArgumentError::field(
-                "tls",
-                "is for an https:// url; this one is http://",
-            ));
-        }
-    };
-    let method = match config.method.to_ascii_uppercase().as_str() {
-        "POST" => Method::POST,
-        "PUT" => Method::PUT,
-        other => {
-            return Err(ArgumentError::field(
-                "method",
-                format!("must be POST or PUT, not `{other}`"),
-            ));
-        }
-    };
-    let mut headers = Vec::new();
-    for (name, value) in &config.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-            ArgumentError::value("headers", format!("`{name}` is not a header name"))
-        })?;
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            ArgumentError::value(
-                "headers",
-                format!("the value of `{name}` is not a header value"),
-            )
-        })?;
-        headers.push((name, value));
-    }
-    if config.batch_max_events == 0 || config.batch_max_bytes == 0 {
-        return Err(ArgumentError::field(
-            "batch_max_events",
-            "batches must hold at least one event and one byte",
-        ));
-    }
-    if !(1..=MOST_CONCURRENCY).contains(&config.concurrency) {
-        return Err(ArgumentError::field(
-            "concurrency",
-            format!("must be from 1 to {MOST_CONCURRENCY}"),
-        ));
-    }
-    let bad_row = match config.bad_row_pattern.as_str() {
-        "" => None,
-        pattern => Some(
-            regex::bytes::Regex::new(pattern)
-                .map_err(|error| ArgumentError::value("bad_row_pattern", error.to_string()))?,
-        ),
-    };
-    let authority = uri
-        .authority()
-        .map(|authority| authority.to_string())
-        .unwrap_or(host.clone());
-    let target = uri
-        .path_and_query()
-        .map(|path| path.to_string())
-        .unwrap_or_else(|| "/".into());
     Ok(Box::new(Output {
         transport: HttpTransport {
             endpoint: Arc::new(Endpoint {
-                request: RequestShape {
-                    url: config.url,
-                    method,
-                    authority,
-                    target,
-                    headers,
-                },
-                address: (host, port),
-                tls,
+                request,
+                address: store.address,
+                tls: store.tls,
                 timeout: settings.timeout,
                 concurrency: config.concurrency,
                 compression: config.compression,
-                bad_row,
+                bad_row: bad_row(&config.bad_row_pattern)?,
                 batch_timeout: Duration::from_millis(config.batch_timeout_ms),
                 batch_max_bytes: config.batch_max_bytes,
                 state: Mutex::new(Shared {
@@ -310,6 +225,129 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         },
         settings,
     }))
+}
+
+/// Batches that hold something, and a concurrency in bounds.
+fn check_limits(config: &Config) -> Result<(), ArgumentError> {
+    if config.batch_max_events == 0 || config.batch_max_bytes == 0 {
+        return Err(ArgumentError::field(
+            "batch_max_events",
+            "batches must hold at least one event and one byte",
+        ));
+    }
+    if !(1..=MOST_CONCURRENCY).contains(&config.concurrency) {
+        return Err(ArgumentError::field(
+            "concurrency",
+            format!("must be from 1 to {MOST_CONCURRENCY}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Where the url points, and how to get there.
+struct Store {
+    address: (String, u16),
+    tls: Option<wishbone_tls::Connector>,
+    authority: String,
+    target: String,
+}
+
+impl Store {
+    /// From `url` (http:// or https://), with `tls` for an https:// one.
+    fn of(url: &str, tls: Option<&TlsArguments>) -> Result<Self, ArgumentError> {
+        let uri: Uri = url.parse().map_err(|error: hyper::http::uri::InvalidUri| {
+            ArgumentError::value("url", error.to_string())
+        })?;
+        let secure = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => {
+                return Err(ArgumentError::field(
+                    "url",
+                    format!("must start with http:// or https://, not `{url}`"),
+                ));
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| ArgumentError::field("url", "names no host"))?
+            .to_string();
+        host_name("url", &host)?;
+        let port = peer_port(
+            "url",
+            uri.port_u16().unwrap_or(if secure { 443 } else { 80 }),
+        )?;
+        let tls = match (secure, tls) {
+            (true, tls) => Some(wishbone_tls::connector(
+                &tls.cloned().unwrap_or_default(),
+                &host,
+            )?),
+            (false, None) => None,
+            (false, Some(_)) => {
+                return Err(ArgumentError::field(
+                    "tls",
+                    "is for an https:// url; this one is http://",
+                ));
+            }
+        };
+        let authority = uri
+            .authority()
+            .map(|authority| authority.to_string())
+            .unwrap_or(host.clone());
+        let target = uri
+            .path_and_query()
+            .map(|path| path.to_string())
+            .unwrap_or_else(|| "/".into());
+        Ok(Self {
+            address: (host, port),
+            tls,
+            authority,
+            target,
+        })
+    }
+}
+
+/// POST or PUT.
+fn method(method: &str) -> Result<Method, ArgumentError> {
+    match method.to_ascii_uppercase().as_str() {
+        "POST" => Ok(Method::POST),
+        "PUT" => Ok(Method::PUT),
+        other => Err(ArgumentError::field(
+            "method",
+            format!("must be POST or PUT, not `{other}`"),
+        )),
+    }
+}
+
+/// The `headers` argument, checked.
+fn headers(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, ArgumentError> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                ArgumentError::value("headers", format!("`{name}` is not a header name"))
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                ArgumentError::value(
+                    "headers",
+                    format!("the value of `{name}` is not a header value"),
+                )
+            })?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+/// `bad_row_pattern`, compiled; none when empty.
+fn bad_row(pattern: &str) -> Result<Option<regex::bytes::Regex>, ArgumentError> {
+    match pattern {
+        "" => Ok(None),
+        pattern => regex::bytes::Regex::new(pattern)
+            .map(Some)
+            .map_err(|error| ArgumentError::value("bad_row_pattern", error.to_string())),
+    }
 }
 
 /// Requests in flight, at most.

@@ -144,14 +144,23 @@ fn kernel_drops(header: &libc::msghdr) -> Option<u32> {
 
 /// Asks the kernel to say, with each datagram, how many it dropped.
 pub fn count_kernel_drops(socket: &socket2::Socket) -> io::Result<()> {
-    let on: libc::c_int = 1;
+    set_int_option(socket, libc::SO_RXQ_OVFL, 1)
+}
+
+/// Sets the `SOL_SOCKET` option `name`, one that socket2 does not offer,
+/// to `value`.
+pub fn set_int_option(
+    socket: &impl AsRawFd,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid socket, and an int option of its size.
     let result = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RXQ_OVFL,
-            (&on as *const libc::c_int).cast(),
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

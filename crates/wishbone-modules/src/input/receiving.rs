@@ -6,7 +6,6 @@
 //! drops what does not fit; those drops are counted in
 //! `module.<name>.dropped_by_kernel` and in the totals at stop.
 
-use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -98,7 +97,8 @@ pub(crate) async fn receive_all<S: AsRawFd>(
                     counters.received(&received);
                     count += more;
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                // Nothing more waits (WouldBlock), or an error the next
+                // wait reports.
                 Err(_) => break,
             }
         }

@@ -11,7 +11,7 @@ use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
 
-use super::datagrams::{count_kernel_drops, registered};
+use super::datagrams::{count_kernel_drops, registered, set_int_option};
 use super::receiving::receive_all;
 
 /// What `wishbone show --docs` prints.
@@ -196,16 +196,8 @@ fn receive_buffer(socket: &Socket, bytes: usize) -> Result<(), String> {
         return Ok(());
     }
     let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    // SAFETY: a valid socket, and an int option of its size.
-    unsafe {
-        libc::setsockopt(
-            std::os::fd::AsRawFd::as_raw_fd(socket),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&bytes as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    // Refused without the privilege: the buffer stays as SO_RCVBUF left it.
+    let _ = set_int_option(socket, libc::SO_RCVBUFFORCE, bytes);
     Ok(())
 }
 

@@ -118,11 +118,38 @@ pub const KIND: ModuleKind = ModuleKind {
 /// would spin.
 const REFUSAL_HOLD: Duration = Duration::from_secs(1);
 
-/// When the oldest refusal is due.
-async fn refusal_due(refusals: &VecDeque<(Instant, u64, Outcome)>) {
-    match refusals.front() {
-        Some((due, _, _)) => tokio::time::sleep_until(*due).await,
-        None => std::future::pending().await,
+/// Batches refused downstream, answered `500` once [`REFUSAL_HOLD`] has
+/// passed, oldest first.
+#[derive(Default)]
+struct Refusals(VecDeque<(Instant, u64, Outcome)>);
+
+impl Refusals {
+    /// Batch `id` was refused: its answer waits.
+    fn hold(&mut self, id: u64, refused: Outcome) {
+        self.0
+            .push_back((Instant::now() + REFUSAL_HOLD, id, refused));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// When the oldest refusal is due.
+    async fn due(&self) {
+        match self.0.front() {
+            Some((due, _, _)) => tokio::time::sleep_until(*due).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Hands the refusals that are due to `answers`.
+    fn release_due(&mut self, answers: &mut Answers) {
+        let now = Instant::now();
+        while self.0.front().is_some_and(|(due, _, _)| *due <= now) {
+            if let Some((_, id, refused)) = self.0.pop_front() {
+                answers.resolve(id, refused);
+            }
+        }
     }
 }
 
@@ -297,23 +324,11 @@ impl Session {
         let mut ending: Option<Ending> = None;
         // The buffer may hold whole frames not yet taken.
         let mut unread_frames = false;
-        // Batches refused downstream, answered 500 when due.
-        let mut refusals: VecDeque<(Instant, u64, Outcome)> = VecDeque::new();
+        let mut refusals = Refusals::default();
         loop {
-            let answered = answers.take_ready(&mut out);
-            self.counters.accepted.add(answered.accepted as u64);
-            self.counters.refused.add(answered.refused as u64);
-            if !out.is_empty() {
-                let written = tokio::select! {
-                    biased;
-                    _ = self.abort.cancelled() => Err(std::io::Error::other("aborted")),
-                    written = writer.write_all(&out) => written,
-                };
-                if let Err(error) = written {
-                    ending = Some(Ending::Broken(format!("cannot answer: {error}")));
-                    break;
-                }
-                out.clear();
+            if let Err(broken) = self.answer(&mut answers, &mut out, &mut writer).await {
+                ending = Some(broken);
+                break;
             }
             if ending.is_some() && answers.is_empty() {
                 break;
@@ -363,16 +378,9 @@ impl Session {
                     // A refusal waits a moment: a client that sends again at
                     // once is held back instead of spinning on 500s.
                     Outcome::Acknowledged => answers.resolve(id, Outcome::Acknowledged),
-                    refused => refusals.push_back((Instant::now() + REFUSAL_HOLD, id, refused)),
+                    refused => refusals.hold(id, refused),
                 },
-                () = refusal_due(&refusals), if !refusals.is_empty() => {
-                    let now = Instant::now();
-                    while refusals.front().is_some_and(|(due, _, _)| *due <= now) {
-                        if let Some((_, id, refused)) = refusals.pop_front() {
-                            answers.resolve(id, refused);
-                        }
-                    }
-                }
+                () = refusals.due(), if !refusals.is_empty() => refusals.release_due(&mut answers),
                 _ = self.stop.cancelled(), if ending.is_none() => ending = Some(Ending::Stop),
                 closing = presence.closing(), if ending.is_none() => {
                     ending = Some(Ending::Broken(format!("{closing:?}")));
@@ -397,6 +405,35 @@ impl Session {
                 }
             }
         }
+        self.end(ending, &mut writer).await;
+    }
+
+    /// Writes the answers that are ready, in order; the session's end
+    /// when they cannot be written.
+    async fn answer(
+        &self,
+        answers: &mut Answers,
+        out: &mut BytesMut,
+        writer: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<(), Ending> {
+        let answered = answers.take_ready(out);
+        self.counters.accepted.add(answered.accepted as u64);
+        self.counters.refused.add(answered.refused as u64);
+        if out.is_empty() {
+            return Ok(());
+        }
+        let written = tokio::select! {
+            biased;
+            _ = self.abort.cancelled() => Err(std::io::Error::other("aborted")),
+            written = writer.write_all(out) => written,
+        };
+        out.clear();
+        written.map_err(|error| Ending::Broken(format!("cannot answer: {error}")))
+    }
+
+    /// Ends the session: `serverclose` when the server stops, then the
+    /// stream is shut.
+    async fn end(&self, ending: Option<Ending>, writer: &mut (impl AsyncWrite + Unpin)) {
         if matches!(ending, Some(Ending::Stop)) {
             let mut close = BytesMut::new();
             relp::encode(&mut close, 0, "serverclose", b"");
