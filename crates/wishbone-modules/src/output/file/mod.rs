@@ -228,14 +228,17 @@ impl Writer {
         let mut groups: Vec<(PathBuf, Vec<u8>)> = Vec::new();
         let mut group_of: HashMap<String, usize> = HashMap::new();
         let (mut written, mut rejected) = (Vec::with_capacity(events.len()), Vec::new());
+        // One line at a time, copied into its file's group.
+        let mut line = Vec::new();
         for event in events {
-            match self.place(&event) {
-                Ok((path, line)) => {
+            line.clear();
+            match self.place(&event, &mut line) {
+                Ok(path) => {
                     match group_of.get(&path) {
                         Some(&group) => groups[group].1.extend_from_slice(&line),
                         None => {
                             group_of.insert(path.clone(), groups.len());
-                            groups.push((PathBuf::from(path), line));
+                            groups.push((PathBuf::from(path), line.clone()));
                         }
                     }
                     written.push(event);
@@ -270,8 +273,8 @@ impl Writer {
         Ok(())
     }
 
-    /// The file an event goes to, and its line.
-    fn place(&self, event: &Event) -> Result<(String, Vec<u8>), String> {
+    /// The file an event goes to; its line is written to `line`.
+    fn place(&self, event: &Event, line: &mut Vec<u8>) -> Result<String, String> {
         let data = event.data();
         let wanted = self.path.has_fields() || !matches!(self.format, Format::Raw);
         let object = wanted.then(|| Object::parse(data)).flatten();
@@ -281,19 +284,18 @@ impl Writer {
             (Some(object), true) => self.path.path(object)?,
             (None, true) => return Err(not_object().into()),
         };
-        let mut line = Vec::with_capacity(data.len() + 1);
         match (&self.format, &object) {
             (Format::Raw, _) | (Format::Json, Some(_)) => line.extend_from_slice(data),
             (Format::Json, None) => {
                 let text = String::from_utf8_lossy(data);
-                serde_json::to_writer(&mut line, &serde_json::json!({ "message": text }))
+                serde_json::to_writer(&mut *line, &serde_json::json!({ "message": text }))
                     .map_err(|error| error.to_string())?;
             }
-            (Format::Line(template), Some(object)) => template.line(object, &mut line),
+            (Format::Line(template), Some(object)) => template.line(object, line),
             (Format::Line(_), None) => return Err(not_object().into()),
         }
         line.push(b'\n');
-        Ok((path, line))
+        Ok(path)
     }
 }
 
@@ -387,4 +389,54 @@ impl Connection for FileConnection {
     }
 
     async fn close(&mut self, _timeout: Duration) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(path: &str, format: Format) -> Writer {
+        Writer {
+            files: OpenFiles::new(1, 0o644),
+            path: Template::parse(path).unwrap(),
+            format,
+            sync: false,
+            files_open: None,
+        }
+    }
+
+    fn placed(writer: &Writer, data: &'static str) -> Result<(String, String), String> {
+        let mut line = Vec::new();
+        let path = writer.place(&Event::new(data), &mut line)?;
+        Ok((path, String::from_utf8(line).unwrap()))
+    }
+
+    #[test]
+    fn each_format_makes_its_line_and_a_path_needs_an_object() {
+        let raw = writer("/l/{{ .host }}.log", Format::Raw);
+        let event = r#"{"host":"a","message":"m"}"#;
+        assert_eq!(
+            placed(&raw, event).unwrap(),
+            ("/l/a.log".into(), format!("{event}\n"))
+        );
+        let error = placed(&raw, "plain text").unwrap_err();
+        assert!(error.contains("not a JSON object"), "{error}");
+        let json = writer("/l/all.log", Format::Json);
+        assert_eq!(placed(&json, event).unwrap().1, format!("{event}\n"));
+        assert_eq!(
+            placed(&json, "plain \"text\"").unwrap(),
+            (
+                "/l/all.log".into(),
+                "{\"message\":\"plain \\\"text\\\"\"}\n".into()
+            )
+        );
+        let line = writer(
+            "/l/all.log",
+            Format::Line(Template::parse("{{ .host }}: {{ .message }}").unwrap()),
+        );
+        assert_eq!(placed(&line, event).unwrap().1, "a: m\n");
+        assert!(placed(&line, "plain text").is_err());
+        let plain = writer("/l/all.log", Format::Raw);
+        assert_eq!(placed(&plain, "plain text").unwrap().1, "plain text\n");
+    }
 }
