@@ -31,7 +31,13 @@ fn bootstrap(ports: [u16; 3], max_elements: usize, when_full: &str) -> String {
 
 /// The events a server received, as parsed JSON.
 fn events(sink: &Sink) -> Vec<Value> {
-    String::from_utf8(sink.received())
+    let received = sink.received();
+    // Whole lines only: the sink may be writing the last one as it is read.
+    let whole = received
+        .iter()
+        .rposition(|byte| *byte == b'\n')
+        .map_or(0, |end| end + 1);
+    String::from_utf8(received[..whole].to_vec())
         .unwrap()
         .lines()
         .map(|line| serde_json::from_str(line).expect("each frame is a JSON event"))
