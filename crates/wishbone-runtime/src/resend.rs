@@ -250,9 +250,6 @@ impl Resends {
 /// next due resend.
 pub async fn until(when: Option<Instant>) {
     match when {
-        // Due already: at once (a timer would wait for its next
-        // millisecond tick).
-        Some(when) if when <= Instant::now() => {}
         Some(when) => tokio::time::sleep_until(when.into()).await,
         None => std::future::pending().await,
     }
