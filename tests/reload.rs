@@ -547,3 +547,60 @@ fn a_hostile_reload_is_refused_while_delivery_goes_on() {
     );
     assert!(wishbone.output.text().contains("nested deeper than 64"));
 }
+
+#[test]
+fn a_fanout_put_in_front_of_an_output_keeps_that_output_and_its_totals() {
+    let dir = scratch_dir("reload-fanout");
+    let (first, second) = (Sink::start(&dir, "first"), Sink::start(&dir, "second"));
+    let output = |name: &str, port: u16| {
+        format!(
+            "  {name}: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {port}}}}}\n"
+        )
+    };
+    let input = "  input: {module: wishbone.input.tcp, arguments: {port: 0}}\n";
+    let direct = format!(
+        "modules:\n{input}{}routingtable:\n  - input.outbox -> output_1.inbox\n",
+        output("output_1", first.port)
+    );
+    let fanned = format!(
+        "modules:\n{input}  fanout: {{module: wishbone.flow.fanout}}\n{}{}routingtable:\n  - input.outbox -> fanout.inbox\n  - fanout.one -> output_1.inbox\n  - fanout.two -> output_2.inbox\n",
+        output("output_1", first.port),
+        output("output_2", second.port)
+    );
+    let mut wishbone = Wishbone::start(&dir, &direct, &[]);
+    let port = wishbone.input_port("input");
+    send(port, &numbered_lines(1_000));
+    first.wait_for_lines(1_000, MINUTE);
+    reload(&wishbone, &dir, &fanned, "reloaded:", 1);
+    let line = wishbone.output.wait_for("reloaded:", MINUTE);
+    assert!(
+        line.contains("kept 2, started 2, replaced 0, stopped 0"),
+        "{line}"
+    );
+    assert!(
+        field(&line, "started").is_some_and(|names| names.contains("fanout")),
+        "{line}"
+    );
+    assert!(
+        line.contains("rewired=\"input output_1\""),
+        "the kept modules are named: {line}"
+    );
+    send(port, &numbered_lines(500));
+    first.wait_for_lines(1_500, MINUTE);
+    second.wait_for_lines(500, MINUTE);
+    assert!(wishbone.stop().success());
+    assert_eq!(
+        wishbone.queue_total("output_1.inbox", "in_total"),
+        1_500,
+        "the kept output's queue counts on from before the reload"
+    );
+    let connections = wishbone
+        .output
+        .text()
+        .lines()
+        .filter(|line| line.contains(" connected module=output_1 "))
+        .count();
+    assert_eq!(connections, 1, "the kept output never reconnected");
+    assert_eq!(first.line_count(), 1_500);
+    assert_eq!(second.line_count(), 500);
+}

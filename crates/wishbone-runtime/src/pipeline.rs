@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use wishbone_bootstrap::Bootstrap;
 use wishbone_event::RESERVED_QUEUES;
-use wishbone_event::queue::{self, Receiver, Sender, WeakSender};
+use wishbone_event::queue::{self, Receiver, Rewiring, Sender, WeakSender};
 
 use crate::order::downstream_first;
 use crate::{
@@ -66,9 +66,14 @@ pub(crate) struct Pipeline {
     abort: CancellationToken,
     bootstrap: Bootstrap,
     handles: HashMap<String, Handle>,
-    /// Every route's queue, by the route's text; weak, so that a queue
-    /// closes once the modules feeding it are gone.
+    /// The queue into each connected incoming queue of a running module
+    /// (`module.queue`); weak, so that a queue closes once the modules
+    /// feeding it are gone.
     queues: HashMap<String, WeakSender>,
+    /// How to point each connected outgoing queue of a running module
+    /// (`module.queue`) at another queue, when a reload keeps the module
+    /// and the route leads elsewhere.
+    outgoing: HashMap<String, Rewiring>,
     running: FuturesUnordered<LocalBoxFuture<'static, Finished>>,
     generation: u64,
     /// Modules a reload removed, draining on their own (by generation):
@@ -103,6 +108,7 @@ impl Pipeline {
             bootstrap,
             handles: HashMap::new(),
             queues: HashMap::new(),
+            outgoing: HashMap::new(),
             running: FuturesUnordered::new(),
             generation: 0,
             draining: HashMap::new(),
@@ -216,9 +222,11 @@ impl Pipeline {
     }
 
     /// Wires the queues of `built` (of the current bootstrap) and starts
-    /// them, downstream first. A lasting queue whose receiving module is
-    /// replaced comes from `handed`, with a sender of it; one whose sending
-    /// module is replaced is reached through its weak sender.
+    /// them, downstream first. The queue into a replaced module comes from
+    /// `handed` (with a sender of it); the queue into a kept module stays
+    /// its own. A kept module whose route leads to another queue now is
+    /// pointed at it, once every new module holds its senders, so that no
+    /// queue a module keeps receiving from closes meanwhile.
     fn start(&mut self, built: Built, mut handed: HashMap<String, (Sender, Receiver)>) {
         let starting: HashSet<String> = built.iter().map(|(name, _)| name.clone()).collect();
         let mut contexts: HashMap<String, ModuleContext> = HashMap::new();
@@ -234,36 +242,42 @@ impl Pipeline {
             );
             contexts.insert(name.clone(), context);
         }
+        let mut rewirings: Vec<(Rewiring, Sender, &wishbone_bootstrap::QueueRef)> = Vec::new();
         for route in &self.bootstrap.routes {
-            let (from_new, to_new) = (
-                starting.contains(&route.from.module),
-                starting.contains(&route.to.module),
-            );
-            if !from_new && !to_new {
-                continue;
-            }
-            let key = route.to_string();
-            let (sender, receiver) = match handed.remove(&key) {
+            let inbox = route.to.to_string();
+            let outbox = route.from.to_string();
+            let (sender, receiver) = match handed.remove(&inbox) {
                 Some((sender, receiver)) => (sender, Some(receiver)),
-                None => match self.queues.get(&key).and_then(WeakSender::upgrade) {
-                    // A kept module receives from it: the new one feeds it.
-                    Some(sender) if !to_new => (sender, None),
+                None => match self.queues.get(&inbox).and_then(WeakSender::upgrade) {
+                    Some(sender) if !starting.contains(&route.to.module) => (sender, None),
                     _ => {
                         let (sender, receiver) = queue::channel(self.options.queue_size);
                         (sender, Some(receiver))
                     }
                 },
             };
-            if let (true, Some(context)) = (to_new, contexts.get_mut(&route.to.module))
+            if let Some(context) = contexts.get_mut(&route.to.module)
                 && let Some(receiver) = receiver
             {
                 context.connect_incoming(&route.to.queue, receiver);
             }
-            if let (true, Some(context)) = (from_new, contexts.get_mut(&route.from.module)) {
+            if let Some(context) = contexts.get_mut(&route.from.module) {
                 context.connect_outgoing(&route.from.queue, sender.clone());
+                self.outgoing.insert(outbox, sender.rewiring());
+            } else if let Some(rewiring) = self.outgoing.get(&outbox)
+                && !rewiring.sends_like(&sender)
+            {
+                rewirings.push((rewiring.clone(), sender.clone(), &route.from));
             }
-            self.queues.insert(key, sender.downgrade());
+            self.queues.insert(inbox, sender.downgrade());
         }
+        for (rewiring, sender, from) in &rewirings {
+            if rewiring.to(sender) {
+                self.table.set(&from.module, &from.queue, sender.stats());
+                tracing::debug!(queue = %from, "queue rewired");
+            }
+        }
+        drop(rewirings);
         for decl in &self.bootstrap.modules {
             let declared = self
                 .set
@@ -356,24 +370,19 @@ impl Pipeline {
             }
         }
         let stopping: Vec<String> = plan.stopping().cloned().collect();
-        // Lasting queues with a stopping end stay open meanwhile; those
-        // whose receiving module stops are handed over.
+        // Every queue into a module of the new file stays open meanwhile;
+        // those into replaced modules are handed over.
         let mut held: Vec<Sender> = Vec::new();
         let mut answers: Vec<(String, Sender, oneshot::Receiver<Receiver>)> = Vec::new();
-        for route in &self.bootstrap.routes {
-            let key = route.to_string();
-            let touches =
-                |module: &String| *module == route.from.module || *module == route.to.module;
-            if !plan.lasting_routes.contains(&key) || !stopping.iter().any(touches) {
-                continue;
-            }
-            let Some(sender) = self.queues.get(&key).and_then(WeakSender::upgrade) else {
+        for route in &new.routes {
+            let inbox = route.to.to_string();
+            let Some(sender) = self.queues.get(&inbox).and_then(WeakSender::upgrade) else {
                 continue;
             };
-            if stopping.contains(&route.to.module)
+            if plan.replaced.contains(&route.to.module)
                 && let Some(answer) = sender.hand_over()
             {
-                answers.push((key, sender.clone(), answer));
+                answers.push((inbox, sender.clone(), answer));
             }
             held.push(sender);
         }
@@ -394,11 +403,16 @@ impl Pipeline {
                 }
             }
         }
-        for route in &self.bootstrap.routes {
-            if !plan.lasting_routes.contains(&route.to_string()) {
-                self.queues.remove(&route.to_string());
-            }
-        }
+        self.queues.retain(|inbox, _| {
+            new.routes
+                .iter()
+                .any(|route| route.to.to_string() == *inbox)
+        });
+        self.outgoing.retain(|outbox, _| {
+            new.routes
+                .iter()
+                .any(|route| route.from.to_string() == *outbox)
+        });
         self.bootstrap = new;
         self.start(built, handed);
         drop(held);

@@ -1,23 +1,26 @@
 //! What a reload changes: the running bootstrap and the new one compared
 //! module by module, plain logic tested without a server.
 //!
-//! A module is **kept** when its kind, its arguments and every route that
-//! touches it (in the order of the routing table, which a flow module's
-//! destinations follow) are the same: it runs on untouched, and so does
-//! every queue it is connected to. Any other module of both files is
+//! A module is **kept** when its kind, its arguments and the names of its
+//! connected queues (its outgoing ones in the order of the routing table,
+//! which a flow module's destinations follow) are the same: it runs on
+//! untouched. When the module at the other end of one of its routes
+//! changed, it is also **rewired**: its queues now lead to and from other
+//! modules, and it keeps running. Any other module of both files is
 //! **replaced**, one only in the running file is **stopped**, one only in
-//! the new file is **started**. A route of both files is a queue that lives
-//! on: its events pass from the module that stops to the one that starts.
+//! the new file is **started**.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use wishbone_bootstrap::{Bootstrap, ModuleDecl};
 
 /// What a reload does to each module.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Runs on untouched.
+    /// Runs on untouched (the rewired ones among them too).
     pub kept: Vec<String>,
+    /// Kept, with routes into or out of it that lead elsewhere now.
+    pub rewired: Vec<String>,
     /// Runs on, given new values of its live arguments.
     pub updated: Vec<String>,
     /// Stops, and a new module of the same name takes its place.
@@ -26,22 +29,44 @@ pub struct Plan {
     pub stopped: Vec<String>,
     /// New.
     pub started: Vec<String>,
-    /// The routes (`a.outbox -> b.inbox`) of both files.
-    pub lasting_routes: BTreeSet<String>,
 }
 
-/// What makes a module the same: kind, arguments, and its routes in order.
+/// What makes a module the same: kind, arguments, and its connected
+/// queues, outgoing in order.
 #[derive(PartialEq)]
 struct Identity<'a> {
     kind: &'static str,
     arguments: &'a wishbone_bootstrap::Arguments,
+    incoming: Vec<&'a str>,
+    outgoing: Vec<&'a str>,
+}
+
+/// A module and its routes: what it is, and where its queues lead.
+struct Placed<'a> {
+    identity: Identity<'a>,
     routes: Vec<String>,
 }
 
-fn identity<'a>(bootstrap: &Bootstrap, decl: &'a ModuleDecl) -> Identity<'a> {
-    Identity {
-        kind: decl.kind,
-        arguments: &decl.arguments,
+fn placed<'a>(bootstrap: &'a Bootstrap, decl: &'a ModuleDecl) -> Placed<'a> {
+    let mut incoming: Vec<&str> = bootstrap
+        .routes
+        .iter()
+        .filter(|route| route.to.module == decl.name)
+        .map(|route| route.to.queue.as_str())
+        .collect();
+    incoming.sort_unstable();
+    Placed {
+        identity: Identity {
+            kind: decl.kind,
+            arguments: &decl.arguments,
+            incoming,
+            outgoing: bootstrap
+                .routes
+                .iter()
+                .filter(|route| route.from.module == decl.name)
+                .map(|route| route.from.queue.as_str())
+                .collect(),
+        },
         routes: bootstrap
             .routes
             .iter()
@@ -51,11 +76,11 @@ fn identity<'a>(bootstrap: &Bootstrap, decl: &'a ModuleDecl) -> Identity<'a> {
     }
 }
 
-fn identities(bootstrap: &Bootstrap) -> HashMap<&str, Identity<'_>> {
+fn every_placed(bootstrap: &Bootstrap) -> HashMap<&str, Placed<'_>> {
     bootstrap
         .modules
         .iter()
-        .map(|decl| (decl.name.as_str(), identity(bootstrap, decl)))
+        .map(|decl| (decl.name.as_str(), placed(bootstrap, decl)))
         .collect()
 }
 
@@ -68,7 +93,7 @@ impl Plan {
         new: &Bootstrap,
         live: impl Fn(&ModuleDecl) -> &'static [&'static str],
     ) -> Self {
-        let (before, after) = (identities(running), identities(new));
+        let (before, after) = (every_placed(running), every_placed(new));
         let mut plan = Plan::default();
         for decl in &running.modules {
             let name = decl.name.clone();
@@ -79,7 +104,11 @@ impl Plan {
                 plan.stopped.push(name);
                 continue;
             };
-            if old == next {
+            let (old_id, next_id) = (&old.identity, &next.identity);
+            if old_id == next_id {
+                if old.routes != next.routes {
+                    plan.rewired.push(name.clone());
+                }
                 plan.kept.push(name);
                 continue;
             }
@@ -88,9 +117,9 @@ impl Plan {
             match declared.map(&live) {
                 Some(live)
                     if !live.is_empty()
-                        && old.kind == next.kind
+                        && old_id.kind == next_id.kind
                         && old.routes == next.routes
-                        && fixed(old.arguments, live) == fixed(next.arguments, live) =>
+                        && fixed(old_id.arguments, live) == fixed(next_id.arguments, live) =>
                 {
                     plan.updated.push(name)
                 }
@@ -102,13 +131,6 @@ impl Plan {
             .iter()
             .filter(|decl| !before.contains_key(decl.name.as_str()))
             .map(|decl| decl.name.clone())
-            .collect();
-        let routes = |bootstrap: &Bootstrap| -> BTreeSet<String> {
-            bootstrap.routes.iter().map(ToString::to_string).collect()
-        };
-        plan.lasting_routes = routes(running)
-            .intersection(&routes(new))
-            .cloned()
             .collect();
         plan
     }
@@ -125,7 +147,8 @@ impl Plan {
 
     /// Nothing changes.
     pub fn is_empty(&self) -> bool {
-        self.updated.is_empty()
+        self.rewired.is_empty()
+            && self.updated.is_empty()
             && self.replaced.is_empty()
             && self.stopped.is_empty()
             && self.started.is_empty()
@@ -214,7 +237,7 @@ mod tests {
         let plan = Plan::new(&bootstrap(TWO), &bootstrap(TWO), NONE);
         assert!(plan.is_empty());
         assert_eq!(plan.kept, ["input", "rr", "a", "b"]);
-        assert_eq!(plan.lasting_routes.len(), 3);
+        assert!(plan.rewired.is_empty());
     }
 
     #[test]
@@ -228,11 +251,33 @@ mod tests {
         assert_eq!(plan.replaced, ["rr"]);
         assert_eq!(plan.started, ["c"]);
         assert!(plan.stopped.is_empty());
-        assert!(plan.lasting_routes.contains("input.outbox -> rr.inbox"));
+        assert!(plan.rewired.is_empty(), "no route of theirs changed");
         let back = Plan::new(&bootstrap(&three), &bootstrap(TWO), NONE);
         assert_eq!(
             (back.replaced, back.stopped),
             (vec!["rr".to_string()], vec!["c".to_string()])
+        );
+    }
+
+    const ONE: &str = "modules:\n  input: {module: test.input, arguments: {port: 1}}\n  a: {module: test.output}\nroutingtable:\n  - input.outbox -> a.inbox\n";
+
+    #[test]
+    fn a_flow_put_in_front_of_an_output_rewires_both_ends_and_keeps_them() {
+        let fanned = "modules:\n  input: {module: test.input, arguments: {port: 1}}\n  fan: {module: test.flow}\n  a: {module: test.output}\n  b: {module: test.output}\nroutingtable:\n  - input.outbox -> fan.inbox\n  - fan.one -> a.inbox\n  - fan.two -> b.inbox\n";
+        let plan = Plan::new(&bootstrap(ONE), &bootstrap(fanned), NONE);
+        assert_eq!(plan.kept, ["input", "a"]);
+        assert_eq!(plan.rewired, ["input", "a"]);
+        assert_eq!(plan.started, ["fan", "b"]);
+        assert!(plan.replaced.is_empty() && plan.stopped.is_empty());
+        let back = Plan::new(&bootstrap(fanned), &bootstrap(ONE), NONE);
+        assert_eq!(back.rewired, ["input", "a"]);
+        assert_eq!(back.stopped, ["fan", "b"]);
+        let unrouted = "modules:\n  input: {module: test.input, arguments: {port: 1}}\n  a: {module: test.output}\nroutingtable: []\n";
+        let plan = Plan::new(&bootstrap(ONE), &bootstrap(unrouted), NONE);
+        assert_eq!(
+            plan.replaced,
+            ["input", "a"],
+            "a queue connected or no longer is a change of the module"
         );
     }
 

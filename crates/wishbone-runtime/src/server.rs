@@ -206,8 +206,13 @@ impl Reloading {
                         .iter()
                         .for_each(|module| metrics.forget_module(module));
                 }
+                let names = |modules: &[String]| modules.join(" ");
                 tracing::info!(
-                    updated = plan.updated.len(),
+                    started = names(&plan.started),
+                    replaced = names(&plan.replaced),
+                    updated = names(&plan.updated),
+                    rewired = names(&plan.rewired),
+                    stopped = names(&plan.stopped),
                     elapsed_ms = format!("{:.1}", began.elapsed().as_secs_f64() * 1000.0),
                     "reloaded: kept {}, started {}, replaced {}, stopped {}",
                     plan.kept.len() + plan.updated.len(),

@@ -39,6 +39,21 @@ impl QueueTable {
         }
     }
 
+    /// Lists a queue, or points its entry at other counters: those of the
+    /// queue a kept module's outgoing queue leads into after a reload.
+    pub fn set(&self, module: &str, queue: &str, stats: Arc<QueueStats>) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.retain(|entry| entry.module != module || entry.queue != queue);
+        entries.push(QueueEntry {
+            module: module.to_string(),
+            queue: queue.to_string(),
+            stats,
+        });
+    }
+
     /// Forgets the queues of a module that stopped for good or is being
     /// replaced: its counters are no longer reported.
     pub fn remove_module(&self, module: &str) {
