@@ -162,7 +162,7 @@ fn every_panel_of_both_dashboards_shows_scenario_two_in_graphite_web() {
     let panels: Vec<(String, String)> = grafana
         .chain(graphite_web_targets(&loaded["state"]))
         .collect();
-    assert_eq!(panels.len(), 16);
+    assert_eq!(panels.len(), 18);
     for (title, target) in &panels {
         let series = web.render_json(target);
         let with_points = series

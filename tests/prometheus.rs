@@ -117,7 +117,7 @@ fn every_panel_of_the_prometheus_dashboard_has_data() {
         std::thread::sleep(Duration::from_millis(1500));
     }
     let queries = dashboard_queries(&format!("127.0.0.1:{port}"));
-    assert_eq!(queries.len(), 8, "one query per panel");
+    assert_eq!(queries.len(), 9, "one query per panel");
     for (title, query) in &queries {
         wait_until(MINUTE, &format!("data for `{title}`: {query}"), || {
             prometheus.series(query) > 0
@@ -246,4 +246,47 @@ fn graphite_and_prometheus_in_one_file_report_the_same_totals() {
         );
     }
     assert!(wishbone.stop().success());
+}
+
+#[test]
+fn a_filters_unrouted_rejected_is_discarded_not_dropped() {
+    let dir = scratch_dir("prometheus-discarded");
+    let sink = Sink::start(&dir, "errors");
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{port: 0}}}}\n  warn: {{module: wishbone.flow.filter, arguments: {{condition: '.level == \"error\"'}}}}\n  output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}}}}}\n  prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: 0}}}}\nroutingtable:\n  - input.outbox -> warn.inbox\n  - warn.outbox -> output.inbox\n",
+        sink.port
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let port = metrics_port(&wishbone);
+    let prometheus = Prometheus::start(&dir.join("prometheus"), port, "/metrics");
+    let lines: String = (0..250)
+        .map(|i| match i % 5 < 2 {
+            true => format!("{{\"level\":\"error\",\"n\":{i}}}\n"),
+            false => format!("{{\"level\":\"info\",\"n\":{i}}}\n"),
+        })
+        .collect();
+    send(wishbone.input_port("input"), lines.as_bytes());
+    sink.wait_for_lines(100, MINUTE);
+    let rejected = "{module=\"warn\",queue=\"rejected\"}";
+    let discarded = format!("sum(wishbone_queue_discarded_total{rejected})");
+    wait_until(MINUTE, "Prometheus to read the discarded total", || {
+        prometheus.query(&discarded) == Some(150.0)
+    });
+    assert_eq!(
+        prometheus.query(&format!("sum(wishbone_queue_dropped_total{rejected})")),
+        Some(0.0),
+        "filtering is not loss"
+    );
+    assert_eq!(
+        prometheus.query("sum(wishbone_queue_dropped_total)"),
+        Some(0.0),
+        "nothing was lost anywhere"
+    );
+    assert!(wishbone.stop().success());
+    assert_eq!(
+        wishbone.queue_total("warn.rejected", "discarded_total"),
+        150
+    );
+    assert_eq!(wishbone.queue_total("warn.rejected", "dropped_total"), 0);
+    assert_eq!(sink.line_count(), 100);
 }

@@ -8,6 +8,7 @@ pub struct QueueStats {
     in_total: AtomicU64,
     out_total: AtomicU64,
     dropped_total: AtomicU64,
+    discarded_total: AtomicU64,
 }
 
 /// The counters of one queue at one moment.
@@ -19,9 +20,14 @@ pub struct QueueSnapshot {
     pub in_total: u64,
     /// Events ever taken off the queue.
     pub out_total: u64,
-    /// Events dropped because the queue is not connected, or by a module that
-    /// was configured to drop (every drop in wishbone is counted somewhere).
+    /// Events dropped: no room where a user chose dropping, or a queue no
+    /// route connects where none was chosen (every drop in wishbone is
+    /// counted somewhere).
     pub dropped_total: u64,
+    /// Events a module's configuration chose not to pass on, on a queue no
+    /// route connects (a filter's `rejected`, a selector's `nomatch`):
+    /// filtering, not loss.
+    pub discarded_total: u64,
 }
 
 impl QueueStats {
@@ -38,6 +44,11 @@ impl QueueStats {
         self.dropped_total.fetch_add(events as u64, Relaxed);
     }
 
+    /// Counts events a module's configuration chose not to pass on.
+    pub fn record_discarded(&self, events: usize) {
+        self.discarded_total.fetch_add(events as u64, Relaxed);
+    }
+
     /// Reads all counters; `size` is derived so it can never disagree with them.
     pub fn snapshot(&self) -> QueueSnapshot {
         let out_total = self.out_total.load(Relaxed);
@@ -47,6 +58,7 @@ impl QueueStats {
             in_total,
             out_total,
             dropped_total: self.dropped_total.load(Relaxed),
+            discarded_total: self.discarded_total.load(Relaxed),
         }
     }
 }

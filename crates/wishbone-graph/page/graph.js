@@ -24,7 +24,7 @@ function count(value) {
 function shownQueues(module) {
   const order = { in: 0, out: 1, unrouted: 2 };
   return module.queues
-    .filter((q) => q.direction !== "unrouted" || q.in_total > 0 || q.dropped_total > 0)
+    .filter((q) => q.direction !== "unrouted" || q.in_total > 0 || q.dropped_total > 0 || q.discarded_total > 0)
     .sort((a, b) => order[a.direction] - order[b.direction]);
 }
 
@@ -133,6 +133,8 @@ function draw(pipeline) {
       figures.append(element("tspan", {}, " · "));
       figures.append(element("tspan", { "data-stat": "out_rate" }, `out ${count(queue.out_rate)}/s`));
       if (queue.dropped_total > 0) figures.append(element("tspan", { "data-stat": "dropped_total" }, ` · dropped ${count(queue.dropped_total)}`));
+      // Filtered out on purpose: shown, never marked as loss.
+      if (queue.discarded_total > 0) figures.append(element("tspan", { "data-stat": "discarded_total" }, ` · discarded ${count(queue.discarded_total)}`));
       row.append(figures);
       // Figures too long for the room beside the queue's name are narrowed
       // to fit, never drawn over the name or past the box.

@@ -55,7 +55,8 @@ pub enum Direction {
     In,
     /// The start of a route: the module puts events on it.
     Out,
-    /// No route: what a module puts there is dropped and counted.
+    /// No route: what a module puts there is dropped (or, where its
+    /// configuration chose to leave events, discarded) and counted.
     Unrouted,
 }
 
@@ -67,9 +68,11 @@ pub struct QueueFigures {
     pub in_total: u64,
     pub out_total: u64,
     pub dropped_total: u64,
+    pub discarded_total: u64,
     pub in_rate: f64,
     pub out_rate: f64,
     pub dropped_rate: f64,
+    pub discarded_rate: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -217,9 +220,11 @@ impl Sampler {
             in_total: reading.totals.in_total,
             out_total: reading.totals.out_total,
             dropped_total: reading.totals.dropped_total,
+            discarded_total: reading.totals.discarded_total,
             in_rate: reading.in_rate,
             out_rate: reading.out_rate,
             dropped_rate: reading.dropped_rate,
+            discarded_rate: reading.discarded_rate,
         }
     }
 }

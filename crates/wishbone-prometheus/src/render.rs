@@ -6,7 +6,7 @@
 //!
 //! | path | metric |
 //! |---|---|
-//! | `queue.M.Q.in_total` (and `out_total`, `dropped_total`) | `wishbone_queue_in_total{module="M",queue="Q"}`, a counter |
+//! | `queue.M.Q.in_total` (and `out_total`, `dropped_total`, `discarded_total`) | `wishbone_queue_in_total{module="M",queue="Q"}`, a counter |
 //! | `queue.M.Q.size` | `wishbone_queue_size{module="M",queue="Q"}`, a gauge |
 //! | `queue.M.Q.in_rate` (and the other rates) | left out: `rate()` computes them |
 //! | `module.M.C`, a counter | `wishbone_module_C_total{module="M"}` |
@@ -22,12 +22,16 @@ use std::fmt::Write;
 use wishbone_runtime::RecordedValue;
 
 /// The queue statistics that are totals (counters) and the one gauge.
-const QUEUE_TOTALS: [(&str, &str); 3] = [
+const QUEUE_TOTALS: [(&str, &str); 4] = [
     ("in_total", "events put on the queue"),
     ("out_total", "events taken off the queue"),
     (
         "dropped_total",
-        "events dropped: on a queue no route connects, or by a module that was told to drop",
+        "events lost: no room where dropping was chosen, or a queue no route connects",
+    ),
+    (
+        "discarded_total",
+        "events a module's configuration chose not to pass on (a filter's unrouted rejected): filtering, not loss",
     ),
 ];
 

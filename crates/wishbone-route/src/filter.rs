@@ -26,9 +26,11 @@ Arguments (default)
              neither false nor null. Compiled when the file is loaded: an
              error is reported with its line and column.
 
-Events on a queue no route connects (rejected, usually) are dropped, counted
-in that queue's dropped_total, and acknowledged: a write-ahead buffer or
-RELP input upstream does not send them again. See docs/routing.md.
+Events on rejected when no route connects it are discarded: counted in its
+discarded_total (filtering, not loss: dropped_total stays for events lost
+for want of room or of a route nobody chose to leave out), and
+acknowledged: a write-ahead buffer or RELP input upstream does not send
+them again. See docs/routing.md.
 
 Example
   modules:
@@ -86,6 +88,7 @@ impl Module for Filter {
         Box::pin(route(
             context,
             ["outbox", "rejected"],
+            "rejected",
             move |event, errors| match condition.matches(event) {
                 Ok(true) => 0b01,
                 Ok(false) => 0b10,

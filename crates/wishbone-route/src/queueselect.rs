@@ -31,8 +31,10 @@ Arguments (default)
 
 A rule's queue is a queue of the module: the routing table may route from
 it (and from nomatch, failed and success), and from no other name. Events
-on a queue no route connects are dropped, counted in its dropped_total, and
-acknowledged. See docs/routing.md.
+on nomatch when no route connects it are discarded: counted in its
+discarded_total (filtering, not loss) and acknowledged. Events on a rule's
+queue that no route connects are dropped, counted in its dropped_total.
+See docs/routing.md.
 
 Example
   modules:
@@ -199,7 +201,7 @@ impl Module for QueueSelect {
         let Self { rules, queues } = *self;
         Box::pin(async move {
             let names = queues.iter().map(String::as_str).chain(["nomatch"]);
-            route(context, names, move |event, errors| {
+            route(context, names, "nomatch", move |event, errors| {
                 rules.choose(event, |index, reason| {
                     errors.count(&format!("rules[{index}]"), reason)
                 })

@@ -32,17 +32,23 @@ impl ConditionErrors {
 }
 
 /// Sorts every parcel from the module's inbox into `queues` (in the order
-/// of a [`Choice`]'s bits) until it closes. At the end, the number of
-/// condition errors is logged.
+/// of a [`Choice`]'s bits) until it closes; events on `discarding`, when
+/// no route connects it, were filtered out on purpose and are counted as
+/// discarded, not dropped. At the end, the number of condition errors is
+/// logged.
 pub(crate) async fn route<'a>(
     mut context: ModuleContext,
     queues: impl IntoIterator<Item = &'a str>,
+    discarding: &str,
     mut choose: impl FnMut(&[u8], &ConditionErrors) -> Choice,
 ) -> Result<(), ModuleError> {
     let mut inbox = context.take_incoming("inbox");
     let destinations: Vec<(String, Sender)> = queues
         .into_iter()
-        .map(|queue| (queue.to_string(), context.outgoing(queue)))
+        .map(|queue| match queue == discarding {
+            true => (queue.to_string(), context.discards(queue)),
+            false => (queue.to_string(), context.outgoing(queue)),
+        })
         .collect();
     let errors = ConditionErrors::new(context.name());
     // Any destination may get any event: while one is down, so is the inbox.

@@ -140,6 +140,25 @@ impl ModuleContext {
         sender
     }
 
+    /// The sender of an outgoing queue where the module's configuration
+    /// leaves events it chose not to pass on (a filter's `rejected`). One no
+    /// route connects discards what is put on it and counts it in
+    /// `discarded_total`, apart from `dropped_total`.
+    pub fn discards(&mut self, name: &str) -> Sender {
+        if let Some((_, sender)) = self
+            .outgoing
+            .iter()
+            .find(|(queue, sender)| queue == name && sender.is_connected())
+        {
+            return sender.clone();
+        }
+        let sender = queue::discarding();
+        self.table.set(&self.name, name, sender.stats());
+        self.outgoing.retain(|(queue, _)| queue != name);
+        self.outgoing.push((name.to_string(), sender.clone()));
+        sender
+    }
+
     /// Every connected outgoing queue other than the reserved ones (`failed`,
     /// `success`), in routing-table order: a round robin's
     /// destinations.

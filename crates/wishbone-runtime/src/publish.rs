@@ -8,22 +8,25 @@ use metrics::Gauge;
 
 use crate::{QueueRates, QueueTable};
 
-/// The statistics of one queue, as the original Wishbone reported them.
-const STATS: [&str; 7] = [
+/// The statistics of one queue, as the original Wishbone reported them,
+/// and what was discarded on purpose.
+const STATS: [&str; 9] = [
     "size",
     "in_total",
     "out_total",
     "dropped_total",
+    "discarded_total",
     "in_rate",
     "out_rate",
     "dropped_rate",
+    "discarded_rate",
 ];
 
 /// Publishes the table's counters; cheap enough to never matter to the
 /// event flow (a few atomic stores per queue per report).
 #[derive(Default)]
 pub(crate) struct Publisher {
-    gauges: HashMap<(String, String), [Gauge; 7]>,
+    gauges: HashMap<(String, String), [Gauge; 9]>,
     rates: QueueRates,
 }
 
@@ -54,9 +57,11 @@ impl Publisher {
                 totals.in_total as f64,
                 totals.out_total as f64,
                 totals.dropped_total as f64,
+                totals.discarded_total as f64,
                 reading.in_rate,
                 reading.out_rate,
                 reading.dropped_rate,
+                reading.discarded_rate,
             ];
             for (gauge, value) in gauges.iter().zip(values) {
                 gauge.set(value);

@@ -10,7 +10,7 @@ use crate::QueueEntry;
 /// Each queue's totals at the last reading, by module and queue name.
 #[derive(Debug, Default)]
 pub struct QueueRates {
-    before: HashMap<(String, String), [u64; 3]>,
+    before: HashMap<(String, String), [u64; 4]>,
 }
 
 /// A queue's counters now, and its rates since the last reading.
@@ -24,6 +24,8 @@ pub struct QueueReading {
     pub out_rate: f64,
     /// Events dropped per second.
     pub dropped_rate: f64,
+    /// Events discarded per second.
+    pub discarded_rate: f64,
 }
 
 impl QueueRates {
@@ -31,7 +33,12 @@ impl QueueRates {
     /// first time, or `seconds` of 0, has rates of 0.
     pub fn read(&mut self, entry: &QueueEntry, seconds: f64) -> QueueReading {
         let totals = entry.stats.snapshot();
-        let now = [totals.in_total, totals.out_total, totals.dropped_total];
+        let now = [
+            totals.in_total,
+            totals.out_total,
+            totals.dropped_total,
+            totals.discarded_total,
+        ];
         let before = self
             .before
             .insert((entry.module.clone(), entry.queue.clone()), now)
@@ -48,6 +55,7 @@ impl QueueRates {
             in_rate: rate(0),
             out_rate: rate(1),
             dropped_rate: rate(2),
+            discarded_rate: rate(3),
         }
     }
 }

@@ -359,12 +359,13 @@ async fn publish_every(table: QueueTable, frequency: std::time::Duration) {
 fn report(table: &QueueTable) {
     for entry in table.entries() {
         let totals = entry.stats.snapshot();
-        if totals.in_total + totals.dropped_total > 0 {
+        if totals.in_total + totals.dropped_total + totals.discarded_total > 0 {
             tracing::info!(
                 queue = %format_args!("{}.{}", entry.module, entry.queue),
                 in_total = totals.in_total,
                 out_total = totals.out_total,
                 dropped_total = totals.dropped_total,
+                discarded_total = totals.discarded_total,
                 size = totals.size,
                 "queue totals"
             );

@@ -12,7 +12,8 @@
 //!
 //! A queue that no route connects is still a [`Sender`] ([`unconnected`]): what
 //! is put on it is dropped and counted in `dropped_total`, as in the original
-//! Wishbone.
+//! Wishbone; one where a module's configuration chose to leave events
+//! ([`discarding`]) counts them in `discarded_total` instead.
 //!
 //! A reload moves a queue's receiving end from the module it feeds to the
 //! module that replaces it ([`Sender::hand_over`]): the receiver sees its
@@ -62,6 +63,7 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
         }),
         stats: stats.clone(),
         capacity,
+        discards: false,
     });
     let receiver = Receiver {
         rx,
@@ -82,6 +84,19 @@ pub fn unconnected() -> Sender {
         link: None,
         stats: Arc::new(QueueStats::default()),
         capacity: usize::MAX,
+        discards: false,
+    })
+}
+
+/// A queue no route connects, where a module's configuration chose to
+/// leave events (a filter's `rejected`): what is put on it is discarded
+/// and counted in `discarded_total`, apart from what is dropped.
+pub fn discarding() -> Sender {
+    Sender::new(Endpoint {
+        link: None,
+        stats: Arc::new(QueueStats::default()),
+        capacity: usize::MAX,
+        discards: true,
     })
 }
 

@@ -15,6 +15,18 @@ pub(super) struct Endpoint {
     pub(super) link: Option<Link>,
     pub(super) stats: Arc<QueueStats>,
     pub(super) capacity: usize,
+    /// Unconnected, and what is put on it is discarded rather than dropped.
+    pub(super) discards: bool,
+}
+
+impl Endpoint {
+    /// Counts what a queue no route connects was given.
+    fn unrouted(&self, events: usize) {
+        match self.discards {
+            true => self.stats.record_discarded(events),
+            false => self.stats.record_dropped(events),
+        }
+    }
 }
 
 /// What every clone of one sender shares: the queue it sends to now.
@@ -35,7 +47,7 @@ pub struct Sender {
 #[derive(Debug)]
 pub struct Permit {
     link: Option<(mpsc::UnboundedSender<Entry>, OwnedSemaphorePermit)>,
-    stats: Arc<QueueStats>,
+    endpoint: Arc<Endpoint>,
 }
 
 impl Sender {
@@ -69,7 +81,7 @@ impl Sender {
         let Some(link) = &endpoint.link else {
             return Ok(Permit {
                 link: None,
-                stats: endpoint.stats.clone(),
+                endpoint: endpoint.clone(),
             });
         };
         let room = room_for(&endpoint, events);
@@ -81,7 +93,7 @@ impl Sender {
             .map_err(|_| ())?;
         Ok(Permit {
             link: Some((link.tx.clone(), permit)),
-            stats: endpoint.stats.clone(),
+            endpoint: endpoint.clone(),
         })
     }
 
@@ -89,9 +101,9 @@ impl Sender {
     /// this so they never hold up the event flow.
     pub fn try_send(&self, batch: impl Into<Parcel>) -> Result<(), TrySendError> {
         let batch = batch.into();
-        let endpoint = self.target.endpoint.load();
+        let endpoint = self.target.endpoint.load_full();
         let Some(link) = &endpoint.link else {
-            endpoint.stats.record_dropped(batch.len());
+            endpoint.unrouted(batch.len());
             return Ok(());
         };
         match link
@@ -101,7 +113,7 @@ impl Sender {
         {
             Ok(permit) => Permit {
                 link: Some((link.tx.clone(), permit)),
-                stats: endpoint.stats.clone(),
+                endpoint: endpoint.clone(),
             }
             .send(batch)
             .map_err(|Closed(batch)| TrySendError::Closed(batch)),
@@ -261,6 +273,7 @@ impl WeakSender {
             link,
             stats: self.stats.clone(),
             capacity: self.capacity,
+            discards: false,
         }))
     }
 }
@@ -275,7 +288,7 @@ impl Permit {
         let events = parcel.len();
         match self.link {
             None => {
-                self.stats.record_dropped(events);
+                self.endpoint.unrouted(events);
                 Ok(())
             }
             Some((tx, room)) => match tx.send(Entry::Parcel {
@@ -283,7 +296,7 @@ impl Permit {
                 _room: Some(room),
             }) {
                 Ok(()) => {
-                    self.stats.record_in(events);
+                    self.endpoint.stats.record_in(events);
                     Ok(())
                 }
                 Err(mpsc::error::SendError(Entry::Parcel { parcel, .. })) => {
