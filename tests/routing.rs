@@ -159,7 +159,7 @@ fn events_routed_nowhere_are_settled_so_a_wal_does_not_replay_them() {
         EVENTS as u64
     );
     assert_eq!(
-        wishbone.queue_total("errors.rejected", "dropped_total"),
+        wishbone.queue_total("errors.rejected", "discarded_total"),
         (EVENTS - errors) as u64
     );
 }

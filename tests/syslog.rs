@@ -129,7 +129,7 @@ fn logger_octet_counted_rfc_5424_is_decoded_and_filtered_exactly() {
                 .starts_with("billing gone")
     }));
     assert_eq!(
-        wishbone.queue_total("billing_errors.rejected", "dropped_total"),
+        wishbone.queue_total("billing_errors.rejected", "discarded_total"),
         400
     );
 }
