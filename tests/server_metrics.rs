@@ -1,7 +1,8 @@
 //! The server's own metrics: a reload refused for a broken file is counted
-//! in `server.reload_failures`, and one carried out in `server.reloads`, on
-//! both paths: the Prometheus page (`wishbone_server_..._total`) and
-//! Graphite's lines.
+//! in `server.reload_failures`, and one carried out in `server.reloads`
+//! with its time in `server.last_reload_at`, beside the start's time and
+//! the build's version, on both paths: the Prometheus page
+//! (`wishbone_server_...`, `wishbone_build_info`) and Graphite's lines.
 
 use std::time::Duration;
 
@@ -24,14 +25,39 @@ fn a_refused_reload_is_counted_on_prometheus_and_graphite() {
     );
     let mut wishbone = Wishbone::start(&dir, &config, &[]);
     let port = wishbone.logged_port("serving metrics for Prometheus");
-    let failures = || {
+    let scraped = |metric: &str| {
         let page = http::request(port, "GET", "/metrics", None).ok()?;
         page.text().lines().find_map(|line| {
-            line.strip_prefix("wishbone_server_reload_failures_total ")?
+            line.strip_prefix(&format!("{metric} "))?
                 .parse::<f64>()
                 .ok()
         })
     };
+    let graphite = |path: &str| -> Option<f64> {
+        String::from_utf8_lossy(&sink.received())
+            .lines()
+            .filter_map(|line| line.strip_prefix(&format!("test.{path} ")))
+            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+            .last()
+    };
+    let failures = || scraped("wishbone_server_reload_failures_total");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let version = env!("CARGO_PKG_VERSION");
+    wait_until(
+        MINUTE,
+        "the start's time and the build on both paths",
+        || {
+            scraped("wishbone_server_started_at").is_some_and(|at| (at - started).abs() < 60.0)
+                && scraped(&format!("wishbone_build_info{{version=\"{version}\"}}")) == Some(1.0)
+                && scraped("wishbone_server_last_reload_at") == Some(0.0)
+                && graphite("server.started_at").is_some_and(|at| (at - started).abs() < 60.0)
+                && graphite(&format!("server.build_info.v{}", version.replace('.', "_")))
+                    == Some(1.0)
+        },
+    );
     let path = dir.join("bootstrap.yaml");
     assert!(
         path.exists(),
@@ -44,9 +70,17 @@ fn a_refused_reload_is_counted_on_prometheus_and_graphite() {
         failures() == Some(1.0)
     });
     wait_until(MINUTE, "Graphite's lines to count it", || {
-        String::from_utf8_lossy(&sink.received())
-            .lines()
-            .any(|line| line.starts_with("test.server.reload_failures 1 "))
+        graphite("server.reload_failures") == Some(1.0)
+    });
+    assert_eq!(scraped("wishbone_server_last_reload_at"), Some(0.0));
+    std::fs::write(&path, &config).unwrap();
+    wishbone.signal(libc::SIGHUP);
+    wishbone.output.wait_for("reloaded:", MINUTE);
+    wait_until(MINUTE, "the reload's count and time on both paths", || {
+        scraped("wishbone_server_reloads_total") == Some(1.0)
+            && scraped("wishbone_server_last_reload_at").is_some_and(|at| at >= started.floor())
+            && graphite("server.reloads") == Some(1.0)
+            && graphite("server.last_reload_at").is_some_and(|at| at >= started.floor())
     });
     assert!(wishbone.stop().success());
 }

@@ -12,6 +12,8 @@
 //! | `module.M.C`, a counter | `wishbone_module_C_total{module="M"}` |
 //! | `module.M.C`, a gauge | `wishbone_module_C{module="M"}` |
 //! | `server.C`, a counter | `wishbone_server_C_total` (the server's own: `reload_failures`) |
+//! | `server.C`, a gauge | `wishbone_server_C` (`started_at`, `last_reload_at`) |
+//! | `server.build_info.vX_Y_Z` | `wishbone_build_info{version="X.Y.Z"} 1` |
 //!
 //! Every family has `# HELP` and `# TYPE`, families are sorted, and label
 //! values are escaped, so `promtool check metrics` finds nothing to say.
@@ -97,6 +99,12 @@ fn metric(path: &str, counter: bool) -> Option<(String, bool, String, String)> {
             let (metric, help) = named("module", name, counter);
             Some((metric, counter, help, labels))
         }
+        ["server", "build_info", version] => {
+            let version = version.strip_prefix('v')?.replace('_', ".");
+            let help = "the running build: its version, as a label".to_string();
+            let labels = format!("version=\"{}\"", escape(&version));
+            Some(("wishbone_build_info".into(), false, help, labels))
+        }
         ["server", name] if is_name(name) => {
             let (metric, help) = named("server", name, counter);
             Some((metric, counter, help, String::new()))
@@ -171,8 +179,13 @@ mod tests {
             value("module.wal.disk_bytes", 1.5e6, false),
             value("graph.something.else", 1.0, true),
             value("server.reload_failures", 2.0, true),
+            value("server.build_info.v1_2_3", 1.0, false),
+            value("server.started_at", 1_796_000_000.0, false),
         ]);
         let expected = "\
+# HELP wishbone_build_info the running build: its version, as a label
+# TYPE wishbone_build_info gauge
+wishbone_build_info{version=\"1.2.3\"} 1
 # HELP wishbone_module_connected the module's `connected` now (docs/metrics.md)
 # TYPE wishbone_module_connected gauge
 wishbone_module_connected{module=\"output_1\"} 1
@@ -192,6 +205,9 @@ wishbone_queue_size{module=\"input\",queue=\"outbox\"} 7
 # HELP wishbone_server_reload_failures_total the server's `reload_failures` total (docs/metrics.md)
 # TYPE wishbone_server_reload_failures_total counter
 wishbone_server_reload_failures_total 2
+# HELP wishbone_server_started_at the server's `started_at` now (docs/metrics.md)
+# TYPE wishbone_server_started_at gauge
+wishbone_server_started_at 1796000000
 ";
         assert_eq!(page, expected);
     }

@@ -118,12 +118,18 @@ impl Server {
             .start_all()
             .map_err(|(module, message)| ServerError::Build { module, message })?;
         let publishing = actix_rt::spawn(publish_every(table.clone(), self.options.frequency));
+        metrics::gauge!("server.started_at").set(unix_seconds());
+        let build = env!("CARGO_PKG_VERSION").replace(['.', '-', '+'], "_");
+        metrics::gauge!(format!("server.build_info.v{build}")).set(1.0);
+        let last_reload = metrics::gauge!("server.last_reload_at");
+        last_reload.set(0.0);
         let reloading = Reloading {
             reloader,
             reloaded,
             metrics: self.options.metrics.clone(),
             failures: metrics::counter!("server.reload_failures"),
             reloads: metrics::counter!("server.reloads"),
+            last_reload,
         };
         let failures = supervise(
             &mut pipeline,
@@ -159,6 +165,16 @@ struct Reloading {
     failures: metrics::Counter,
     /// `server.reloads`: reloads carried out.
     reloads: metrics::Counter,
+    /// `server.last_reload_at`: when the last one was, in seconds since
+    /// the Unix epoch.
+    last_reload: metrics::Gauge,
+}
+
+/// Now, in seconds since the Unix epoch.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64().floor())
 }
 
 impl Reloading {
@@ -198,6 +214,7 @@ impl Reloading {
                     tracing::error!(%module, %error, undelivered = error.undelivered(), "a module stopped by the reload ended with an error");
                 }
                 self.reloads.increment(1);
+                self.last_reload.set(unix_seconds());
                 if let Some(reloaded) = &self.reloaded {
                     reloaded(pipeline.bootstrap());
                 }
