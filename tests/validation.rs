@@ -81,6 +81,31 @@ fn an_unknown_argument_names_the_valid_ones() {
 }
 
 #[test]
+fn a_misspelled_argument_gets_the_right_suggestion_and_its_line() {
+    refused(
+        "misspelled",
+        "modules:\n  input:\n    module: wishbone.input.tcp\n    arguments:\n      address: 127.0.0.1\n      listen_port: 10000\n",
+        &[
+            "line 6, column 7: module `input`",
+            "unknown field `listen_port` (did you mean `port`?)",
+        ],
+    );
+    let (_, text) = check(
+        "closekind",
+        "modules:\n  roundrobin: {module: wishbone.flow.roundrobn}\n",
+    );
+    assert!(
+        text.contains("line 2, column 16:") && !text.contains("wishbone.output.tcp"),
+        "a close match is shown alone, at the `module:` key's place:\n{text}"
+    );
+    let (_, text) = check("farkind", "modules:\n  queue: {module: kafka.output}\n");
+    assert!(
+        text.contains("this program has: wishbone.input.tcp"),
+        "no close match: every kind:\n{text}"
+    );
+}
+
+#[test]
 fn an_ill_typed_argument() {
     refused(
         "typed",

@@ -101,15 +101,30 @@ impl fmt::Display for ArgumentError {
                         formatter,
                         "unknown field `{field}`: this module takes no arguments"
                     ),
-                    names => write!(
-                        formatter,
-                        "unknown field `{field}`, expected one of {}",
-                        names.join(", ")
-                    ),
+                    names => {
+                        let suggestion =
+                            crate::suggest::nearest(field, accepted_names(&self.problem))
+                                .map(|close| format!(" (did you mean `{close}`?)"))
+                                .unwrap_or_default();
+                        write!(
+                            formatter,
+                            "unknown field `{field}`{suggestion}, expected one of {}",
+                            names.join(", ")
+                        )
+                    }
                 }
             }
         }
     }
+}
+
+/// The arguments an unknown field's module takes.
+fn accepted_names(problem: &ArgumentProblem) -> impl Iterator<Item = &str> {
+    let accepted = match problem {
+        ArgumentProblem::Unknown { accepted } => accepted.as_slice(),
+        _ => &[],
+    };
+    accepted.iter().map(String::as_str)
 }
 
 impl std::error::Error for ArgumentError {}
@@ -132,7 +147,7 @@ mod tests {
             ArgumentError::unknown("prot", vec!["port".into()]).also_accepting(&["timeout"]);
         assert_eq!(
             unknown.to_string(),
-            "unknown field `prot`, expected one of `port`, `timeout`"
+            "unknown field `prot` (did you mean `port`?), expected one of `port`, `timeout`"
         );
         assert_eq!(unknown.field_name(), Some("prot"));
         let rule = ArgumentError::new("`a` and `b` go together").also_accepting(&["timeout"]);

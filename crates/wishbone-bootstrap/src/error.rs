@@ -1,6 +1,9 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::Location;
+use crate::locate::Locations;
+
 /// One thing wrong with a bootstrap file, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -8,6 +11,10 @@ pub struct Problem {
     pub place: String,
     /// What is wrong and what would be valid.
     pub message: String,
+    /// The line and column of the file it concerns, where known.
+    pub at: Option<Location>,
+    /// The keys leading to what it concerns, to find `at` with.
+    keys: Vec<String>,
 }
 
 impl Problem {
@@ -15,12 +22,37 @@ impl Problem {
         Self {
             place: place.into(),
             message: message.into(),
+            at: None,
+            keys: Vec::new(),
+        }
+    }
+
+    /// The problem concerns the key (or list item) at `keys`.
+    pub(crate) fn under(mut self, keys: &[&str]) -> Self {
+        self.keys = keys.iter().map(|key| key.to_string()).collect();
+        self
+    }
+
+    /// Finds the line and column of each problem's key in `text`.
+    pub(crate) fn locate_all(problems: &mut [Problem], text: &str) {
+        if problems.iter().all(|problem| problem.keys.is_empty()) {
+            return;
+        }
+        let locations = Locations::of(text);
+        for problem in problems {
+            let keys: Vec<&str> = problem.keys.iter().map(String::as_str).collect();
+            if !keys.is_empty() {
+                problem.at = locations.find(&keys);
+            }
         }
     }
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(at) = self.at {
+            write!(f, "line {}, column {}: ", at.line, at.column)?;
+        }
         write!(f, "{}: {}", self.place, self.message)
     }
 }

@@ -23,7 +23,8 @@
 //! what arguments they take is asked of a [`Catalog`], so this crate knows
 //! nothing of the modules themselves.
 //!
-//! This is the only crate that touches the YAML library: module arguments
+//! This is the only crate that touches the YAML libraries (serde_yaml for
+//! values, yaml-rust2 for where each key is): module arguments
 //! reach modules as [`Arguments`], which deserialize into each module's own
 //! `Config` type.
 
@@ -34,6 +35,7 @@ mod arguments;
 mod document;
 mod error;
 mod field_names;
+mod locate;
 mod route;
 mod suggest;
 mod validate;
@@ -42,6 +44,7 @@ pub use argument_error::{ArgumentError, ArgumentProblem};
 pub use arguments::{Arguments, OwnArguments, host_name, seconds};
 pub use error::{LoadError, Problem};
 pub use field_names::field_names;
+pub use locate::Location;
 pub use route::{QueueRef, Route};
 pub use suggest::nearest;
 pub use validate::{Bootstrap, Catalog, MAX_FILE_BYTES, ModuleDecl, Section, load, validate};

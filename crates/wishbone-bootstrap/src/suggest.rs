@@ -1,12 +1,26 @@
-/// The candidate nearest to `word`, if one is near enough to be a likely typo.
+/// The candidate nearest to `word`, if one is near enough to be a likely
+/// typo; else the longest candidate of three letters or more that `word`
+/// holds or that holds `word`, as another program's name for it
+/// (`listen_port` for `port`, `max_line` for `max_line_length`).
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
     let limit = (word.len() / 4).max(2);
-    candidates
-        .into_iter()
-        .map(|candidate| (strsim::damerau_levenshtein(word, candidate), candidate))
+    let typo = candidates
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(word, candidate), *candidate))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
+        .map(|(_, candidate)| candidate);
+    typo.or_else(|| {
+        candidates
+            .iter()
+            .filter(|candidate| {
+                candidate.len().min(word.len()) >= 3
+                    && (word.contains(**candidate) || candidate.contains(word))
+            })
+            .max_by_key(|candidate| candidate.len())
+            .copied()
+    })
 }
 
 /// `; did you mean `x`?` or nothing.
@@ -31,5 +45,10 @@ mod tests {
             Some("wishbone.flow.roundrobin")
         );
         assert_eq!(nearest("kafka", kinds), None);
+        let arguments = ["address", "port", "max_line_length", "reuse_port"];
+        assert_eq!(nearest("prot", arguments), Some("port"));
+        assert_eq!(nearest("listen_port", arguments), Some("port"));
+        assert_eq!(nearest("max_line", arguments), Some("max_line_length"));
+        assert_eq!(nearest("to", arguments), None, "too short to tell");
     }
 }

@@ -93,9 +93,12 @@ pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> 
 /// Validates bootstrap text; `path` is used in messages only.
 pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
     let mut problems = Vec::new();
-    let invalid = |problems| LoadError::Invalid {
-        path: path.to_path_buf(),
-        problems,
+    let invalid = |mut problems: Vec<Problem>| {
+        Problem::locate_all(&mut problems, text);
+        LoadError::Invalid {
+            path: path.to_path_buf(),
+            problems,
+        }
     };
     let document = match parse(text) {
         Ok(document) => document,
@@ -143,14 +146,17 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
                 &mut problems,
             ),
             "routingtable" => routing_lines = Some(value),
-            unknown => problems.push(Problem::new(
-                "top level",
-                format!(
-                    "unknown key `{unknown}`; valid keys are {}{}",
-                    TOP_LEVEL_KEYS.join(", "),
-                    did_you_mean(unknown, TOP_LEVEL_KEYS)
-                ),
-            )),
+            unknown => problems.push(
+                Problem::new(
+                    "top level",
+                    format!(
+                        "unknown key `{unknown}`; valid keys are {}{}",
+                        TOP_LEVEL_KEYS.join(", "),
+                        did_you_mean(unknown, TOP_LEVEL_KEYS)
+                    ),
+                )
+                .under(&[unknown]),
+            ),
         }
     }
     if !saw_modules {
@@ -197,30 +203,36 @@ fn read_modules(
         Value::Mapping(mapping) => mapping,
         Value::Null => return,
         other => {
-            problems.push(Problem::new(
-                format!("`{section_name}:`"),
-                format!(
-                    "expected a mapping of module names to modules, found {}",
-                    describe(other)
-                ),
-            ));
+            problems.push(
+                Problem::new(
+                    format!("`{section_name}:`"),
+                    format!(
+                        "expected a mapping of module names to modules, found {}",
+                        describe(other)
+                    ),
+                )
+                .under(&[section_name]),
+            );
             return;
         }
     };
     for (name, body) in entries(mapping, section_name, problems) {
-        let place = format!("module `{name}`");
+        let place = Place {
+            text: format!("module `{name}`"),
+            keys: [section_name, name],
+        };
         if !valid_module_name(name) {
-            problems.push(Problem::new(
-                &place,
+            problems.push(place.problem(
                 "a module name may hold only letters, digits, `_` and `-` (a dot would split it in routes)",
             ));
             continue;
         }
         if !defined.insert(name.to_string()) {
-            problems.push(Problem::new(
-                &place,
-                "defined twice (module names are shared by `modules:` and `metrics:`)",
-            ));
+            problems.push(
+                place.problem(
+                    "defined twice (module names are shared by `modules:` and `metrics:`)",
+                ),
+            );
             continue;
         }
         match read_module(name, body, section, catalog, &place, problems) {
@@ -239,32 +251,50 @@ fn valid_module_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// A module's place: how messages name it, and its keys in the file.
+struct Place<'a> {
+    text: String,
+    keys: [&'a str; 2],
+}
+
+impl Place<'_> {
+    /// A problem with the module as a whole.
+    fn problem(&self, message: impl Into<String>) -> Problem {
+        Problem::new(&self.text, message).under(&self.keys)
+    }
+
+    /// A problem with one key of the module (`module`, `arguments`, ...),
+    /// or with one key under it.
+    fn problem_at(&self, keys: &[&str], message: impl Into<String>) -> Problem {
+        let mut path = self.keys.to_vec();
+        path.extend_from_slice(keys);
+        Problem::new(&self.text, message).under(&path)
+    }
+}
+
 fn read_module(
     name: &str,
     body: &Value,
     section: Section,
     catalog: &dyn Catalog,
-    place: &str,
+    place: &Place,
     problems: &mut Vec<Problem>,
 ) -> Option<ModuleDecl> {
     let Value::Mapping(body) = body else {
-        problems.push(Problem::new(
-            place,
-            format!(
-                "expected a mapping with `module:` and optional `arguments:`, found {}",
-                describe(body)
-            ),
-        ));
+        problems.push(place.problem(format!(
+            "expected a mapping with `module:` and optional `arguments:`, found {}",
+            describe(body)
+        )));
         return None;
     };
     let mut kind_name = None;
     let mut arguments = Arguments::default();
-    for (key, value) in entries(body, place, problems) {
+    for (key, value) in entries(body, &place.text, problems) {
         match key {
             "module" => match value.as_str() {
                 Some(kind) => kind_name = Some(kind),
-                None => problems.push(Problem::new(
-                    place,
+                None => problems.push(place.problem_at(
+                    &["module"],
                     format!(
                         "`module:` must name a module kind, found {}",
                         describe(value)
@@ -273,15 +303,15 @@ fn read_module(
             },
             "arguments" => match value {
                 Value::Mapping(_) | Value::Null => arguments = Arguments::from_value(value.clone()),
-                other => problems.push(Problem::new(
-                    place,
+                other => problems.push(place.problem_at(
+                    &["arguments"],
                     format!("`arguments:` must be a mapping, found {}", describe(other)),
                 )),
             },
             // A note for readers of the file, as in the original Wishbone.
             "description" => {}
-            unknown => problems.push(Problem::new(
-                place,
+            unknown => problems.push(place.problem_at(
+                &[unknown],
                 format!(
                     "unknown key `{unknown}`; valid keys are {}{}",
                     MODULE_KEYS.join(", "),
@@ -291,34 +321,24 @@ fn read_module(
         }
     }
     let Some(kind_name) = kind_name else {
-        problems.push(Problem::new(
-            place,
-            "no `module:` key saying which kind of module this is (see `wishbone list`)",
-        ));
+        problems.push(
+            place.problem(
+                "no `module:` key saying which kind of module this is (see `wishbone list`)",
+            ),
+        );
         return None;
     };
     let Some(kind) = catalog.resolve(kind_name) else {
-        let names = catalog.kind_names();
-        let known: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|name| catalog.resolve(name) == Some(*name))
-            .collect();
-        problems.push(Problem::new(
-            place,
-            format!(
-                "unknown module kind `{kind_name}`{}; this program has: {}",
-                did_you_mean(kind_name, names.iter().copied()),
-                known.join(", ")
-            ),
-        ));
+        problems.push(place.problem_at(&["module"], unknown_kind(kind_name, catalog)));
         return None;
     };
     if let Err(error) = catalog.check_arguments(kind, &arguments) {
-        problems.push(Problem::new(
-            place,
-            format!("invalid arguments for {kind}: {error}"),
-        ));
+        let field = error
+            .field_name()
+            .into_iter()
+            .flat_map(|path| path.split('.'));
+        let keys: Vec<&str> = ["arguments"].into_iter().chain(field).collect();
+        problems.push(place.problem_at(&keys, format!("invalid arguments for {kind}: {error}")));
     }
     Some(ModuleDecl {
         name: name.to_string(),
@@ -326,6 +346,26 @@ fn read_module(
         arguments,
         section,
     })
+}
+
+/// What is said of a kind the catalog lacks: the close match when there is
+/// one, else every kind it has.
+fn unknown_kind(kind_name: &str, catalog: &dyn Catalog) -> String {
+    let names = catalog.kind_names();
+    if let Some(close) = crate::suggest::nearest(kind_name, names.iter().copied()) {
+        return format!(
+            "unknown module kind `{kind_name}`; did you mean `{close}`? (`wishbone list` shows every kind)"
+        );
+    }
+    let known: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| catalog.resolve(name) == Some(*name))
+        .collect();
+    format!(
+        "unknown module kind `{kind_name}`; this program has: {}",
+        known.join(", ")
+    )
 }
 
 fn read_routes(
@@ -346,46 +386,28 @@ fn read_routes(
         Value::Sequence(lines) => lines,
         Value::Null => return Vec::new(),
         other => {
-            problems.push(Problem::new(
-                "`routingtable:`",
-                format!("expected a list of routes, found {}", describe(other)),
-            ));
+            problems.push(
+                Problem::new(
+                    "`routingtable:`",
+                    format!("expected a list of routes, found {}", describe(other)),
+                )
+                .under(&["routingtable"]),
+            );
             return Vec::new();
         }
     };
     let mut routes = Vec::new();
     let mut connected: HashMap<QueueRef, QueueRef> = HashMap::new();
     for (index, line) in lines.iter().enumerate() {
-        let number = index + 1;
-        let Some(text) = line.as_str() else {
-            problems.push(Problem::new(
-                format!("route {number}"),
-                format!(
-                    "expected `module.queue -> module.queue`, found {}",
-                    describe(line)
-                ),
-            ));
-            continue;
-        };
-        let place = format!("route {number} `{text}`");
-        let Some(route) = Route::parse(text) else {
-            problems.push(Problem::new(
-                &place,
-                "not of the form `module.queue -> module.queue`",
-            ));
-            continue;
-        };
-        // An end whose module has an unknown kind was reported with the module.
-        let check = |end: &QueueRef, direction, problems: &mut Vec<Problem>| {
-            !unresolved.contains(&end.module)
-                && check_end(end, direction, &modules, catalog, &place, problems)
-        };
-        let from_ok = check(&route.from, Direction::From, problems);
-        let to_ok = check(&route.to, Direction::To, problems);
-        if !(from_ok && to_ok) {
-            continue;
+        let before = problems.len();
+        let route = read_route(index + 1, line, &modules, unresolved, catalog, problems);
+        let item = index.to_string();
+        for problem in &mut problems[before..] {
+            *problem = problem.clone().under(&["routingtable", &item]);
         }
+        let Some(route) = route else { continue };
         let mut clash = false;
+        let place = format!("route {} `{route}`", index + 1);
         for (end, other) in [(&route.from, &route.to), (&route.to, &route.from)] {
             if let Some(existing) = connected.get(end) {
                 let hint = if end == &route.to {
@@ -393,10 +415,13 @@ fn read_routes(
                 } else {
                     "; to send to several queues, route through a wishbone.flow.fanout or wishbone.flow.roundrobin"
                 };
-                problems.push(Problem::new(
-                    &place,
-                    format!("queue `{end}` is already connected to `{existing}`{hint}"),
-                ));
+                problems.push(
+                    Problem::new(
+                        &place,
+                        format!("queue `{end}` is already connected to `{existing}`{hint}"),
+                    )
+                    .under(&["routingtable", &item]),
+                );
                 clash = true;
             } else {
                 connected.insert(end.clone(), other.clone());
@@ -407,6 +432,43 @@ fn read_routes(
         }
     }
     routes
+}
+
+/// One line of the routing table, its ends checked against the modules.
+fn read_route(
+    number: usize,
+    line: &Value,
+    modules: &Modules,
+    unresolved: &HashSet<String>,
+    catalog: &dyn Catalog,
+    problems: &mut Vec<Problem>,
+) -> Option<Route> {
+    let Some(text) = line.as_str() else {
+        problems.push(Problem::new(
+            format!("route {number}"),
+            format!(
+                "expected `module.queue -> module.queue`, found {}",
+                describe(line)
+            ),
+        ));
+        return None;
+    };
+    let place = format!("route {number} `{text}`");
+    let Some(route) = Route::parse(text) else {
+        problems.push(Problem::new(
+            &place,
+            "not of the form `module.queue -> module.queue`",
+        ));
+        return None;
+    };
+    // An end whose module has an unknown kind was reported with the module.
+    let check = |end: &QueueRef, direction, problems: &mut Vec<Problem>| {
+        !unresolved.contains(&end.module)
+            && check_end(end, direction, modules, catalog, &place, problems)
+    };
+    let from_ok = check(&route.from, Direction::From, problems);
+    let to_ok = check(&route.to, Direction::To, problems);
+    (from_ok && to_ok).then_some(route)
 }
 
 /// The modules a route may name: in file order for messages, by name to
@@ -569,13 +631,25 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:#?}");
-        assert!(
-            problems[0].contains("unknown module kind `test.inptu`; did you mean `test.input`?; this program has: test.input, test.output, test.funnel")
+        assert_eq!(
+            problems[0],
+            "line 2, column 11: module `input`: unknown module kind `test.inptu`; did you mean `test.input`? (`wishbone list` shows every kind)",
+            "a close match, and not the whole list"
         );
-        assert!(problems[1].contains("unknown field `prot`"));
         assert!(
-            problems[2].contains("unknown key `routingtabel`")
+            problems[1].starts_with("line 3, column 45: module `output`: ")
+                && problems[1].contains("unknown field `prot` (did you mean `port`?)"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].starts_with("line 4, column 1: top level: unknown key `routingtabel`")
                 && problems[2].contains("did you mean `routingtable`")
+        );
+        let far = check("modules:\n  input: {module: kafka}\n").unwrap_err();
+        assert!(
+            far[0].contains("unknown module kind `kafka`; this program has: test.input, test.output, test.funnel"),
+            "no close match: the whole list, {far:?}"
         );
     }
 
@@ -600,6 +674,11 @@ mod tests {
         .unwrap_err();
         assert_eq!(problems.len(), 5, "{problems:#?}");
         assert!(problems[0].contains("module `outptu` is not defined; did you mean `output`?"));
+        assert!(
+            problems[0].starts_with("line 6, column 5: route 1")
+                && problems[4].starts_with("line 11, "),
+            "each route's line: {problems:#?}"
+        );
         assert!(
             problems[1].contains("has no queue `outbx`") && problems[1].contains("it has: outbox")
         );
