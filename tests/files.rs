@@ -490,3 +490,65 @@ fn batches_an_output_gives_back_are_sent_again_until_a_peer_takes_them() {
         .expect("the input's totals");
     assert!(resent > 0, "{log}");
 }
+
+#[test]
+fn with_origin_each_line_names_its_file_and_offset_and_files_are_logged_once() {
+    let dir = scratch_dir("files-origin");
+    let sink = Sink::start(&dir, "sink");
+    let (one, two) = (dir.join("one.log"), dir.join("two.log"));
+    append(&one, b"first line\nsecond \xff line\n");
+    append(&two, &"x".repeat(30).into_bytes());
+    append(&two, b"\nshort\n");
+    let pattern = dir.join("*.log");
+    let text = bootstrap(
+        &[pattern],
+        &dir,
+        sink.port,
+        ", with_origin: true, max_line_length: 20",
+    );
+    let mut wishbone = Wishbone::start(&dir, &text, &[]);
+    sink.wait_for_lines(4, MINUTE);
+    std::fs::remove_file(&one).unwrap();
+    wishbone
+        .output
+        .wait_for("file closed: gone, and read to its end", MINUTE);
+    assert!(wishbone.stop().success());
+    let received = String::from_utf8(sink.received()).unwrap();
+    let mut events: Vec<serde_json::Value> = received
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    events.sort_by_key(|event| (event["file"].to_string(), event["offset"].as_u64()));
+    let seen: Vec<(String, u64, String)> = events
+        .iter()
+        .map(|event| {
+            let file = event["file"].as_str().unwrap();
+            (
+                Path::new(file)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                event["offset"].as_u64().unwrap(),
+                event["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("one.log".into(), 0, "first line".into()),
+            ("one.log".into(), 11, "second \u{fffd} line".into()),
+            ("two.log".into(), 0, "x".repeat(20)),
+            ("two.log".into(), 31, "short".into()),
+        ],
+        "each line with its file and where it starts; a long one cut to 20"
+    );
+    let log = wishbone.output.text();
+    for file in [&one, &two] {
+        let opened = format!("file opened module=files path={} offset=0", file.display());
+        assert_eq!(log.matches(&opened).count(), 1, "{opened} once in:\n{log}");
+    }
+    assert_eq!(log.matches("file closed: gone").count(), 1);
+    assert!(log.contains(&format!("path={}", one.display())));
+}

@@ -55,10 +55,33 @@ impl LineFramer {
     /// the last delimiter stays for the next read. The events stay in one
     /// frozen piece of the buffer, as [`Lines`], unless a line was too long.
     pub fn split(&mut self, buffer: &mut BytesMut) -> Parcel {
+        self.split_tracking(buffer, None)
+    }
+
+    /// [`LineFramer::split`], with where each event starts: `front` is
+    /// the offset of the buffer's first byte in the stream, and one offset
+    /// per event comes back, in order.
+    pub fn split_with_starts(&mut self, buffer: &mut BytesMut, front: u64) -> (Parcel, Vec<u64>) {
+        let mut starts = Starts {
+            front,
+            offsets: Vec::new(),
+        };
+        let parcel = self.split_tracking(buffer, Some(&mut starts));
+        (parcel, starts.offsets)
+    }
+
+    fn split_tracking(&mut self, buffer: &mut BytesMut, mut starts: Option<&mut Starts>) -> Parcel {
         let width = self.delimiter.len();
         let mut parcel = Parcel::default();
-        if self.skipping && !self.skip_rest_of_line(buffer) {
-            return parcel;
+        if self.skipping {
+            let before = buffer.len();
+            let done = self.skip_rest_of_line(buffer);
+            if let Some(starts) = starts.as_deref_mut() {
+                starts.front += (before - buffer.len()) as u64;
+            }
+            if !done {
+                return parcel;
+            }
         }
         let from = self.searched;
         let mut ends = Vec::with_capacity((buffer.len() - from) / 64);
@@ -70,13 +93,29 @@ impl LineFramer {
         }
         if let Some(&last) = ends.last() {
             let chunk = buffer.split_to(last + width).freeze();
+            if let Some(starts) = starts.as_deref_mut() {
+                starts.lines(&ends, width, self.kept());
+                starts.front += chunk.len() as u64;
+            }
             parcel = self.cut(chunk, ends);
         }
         self.searched = buffer.len().saturating_sub(width - 1);
         if buffer.len() > self.max_line_length {
+            if let Some(starts) = starts.as_deref_mut()
+                && self.overlong == Overlong::Truncate
+            {
+                starts.offsets.push(starts.front);
+            }
             self.begin_skipping(buffer, &mut parcel);
         }
         parcel
+    }
+
+    /// Which lines (from their start to their delimiter) become events:
+    /// all but those over the limit, when they are dropped.
+    fn kept(&self) -> impl Fn(usize, usize) -> bool + use<> {
+        let (limit, dropping) = (self.max_line_length, self.overlong == Overlong::Drop);
+        move |start, end| !dropping || end - start <= limit
     }
 
     /// The events of a chunk that ends with a delimiter: as they are when
@@ -162,6 +201,27 @@ impl LineFramer {
         match self.delimiter.as_ref() {
             [byte] => memchr::memchr(*byte, haystack),
             delimiter => memchr::memmem::find(haystack, delimiter),
+        }
+    }
+}
+
+/// Where the events of one split start in the stream.
+struct Starts {
+    /// The offset of the buffer's first byte.
+    front: u64,
+    offsets: Vec<u64>,
+}
+
+impl Starts {
+    /// The lines of a chunk that begins at `front` and whose delimiters
+    /// are at `ends`; `kept` says which of them become events.
+    fn lines(&mut self, ends: &[usize], width: usize, kept: impl Fn(usize, usize) -> bool) {
+        let mut start = 0;
+        for &end in ends {
+            if kept(start, end) {
+                self.offsets.push(self.front + start as u64);
+            }
+            start = end + width;
         }
     }
 }
@@ -322,5 +382,49 @@ mod tests {
         assert_eq!(&lines.data()[..], b"a\nbb\n");
         assert_eq!(lines.data().as_ptr() as usize, read_at);
         assert_eq!(&buffer[..], b"c");
+    }
+
+    #[test]
+    fn each_event_knows_where_it_started_across_reads_and_long_lines() {
+        for overlong in [Overlong::Truncate, Overlong::Drop] {
+            let mut framer = LineFramer::new(b"\n", 5, overlong);
+            let mut buffer = BytesMut::from(&b"ab\ncdefghij\nk"[..]);
+            let (parcel, starts) = framer.split_with_starts(&mut buffer, 100);
+            let texts: Vec<Vec<u8>> = parcel
+                .into_events()
+                .iter()
+                .map(|e| e.data().to_vec())
+                .collect();
+            match overlong {
+                Overlong::Truncate => {
+                    assert_eq!(texts, [b"ab".to_vec(), b"cdefg".to_vec()]);
+                    assert_eq!(starts, [100, 103]);
+                }
+                Overlong::Drop => {
+                    assert_eq!(texts, [b"ab".to_vec()]);
+                    assert_eq!(starts, [100]);
+                }
+            }
+            // "k" waits at 113; a long partial line begins there.
+            buffer.extend_from_slice(b"lmnopq");
+            let (parcel, starts) = framer.split_with_starts(&mut buffer, 113);
+            match overlong {
+                Overlong::Truncate => {
+                    assert_eq!(parcel.len(), 1);
+                    assert_eq!(starts, [113]);
+                }
+                Overlong::Drop => assert!(parcel.is_empty() && starts.is_empty()),
+            }
+            buffer.extend_from_slice(b"rs\nxy\n");
+            // What is left of the buffer (nothing) starts after "klmnopq".
+            let front = 120;
+            let (parcel, starts) = framer.split_with_starts(&mut buffer, front);
+            assert_eq!(parcel.into_events()[0].data().as_ref(), b"xy");
+            assert_eq!(
+                starts,
+                [front + 3],
+                "after the skipped rest of the long line"
+            );
+        }
     }
 }

@@ -39,6 +39,15 @@ pub struct Files {
     reported_overlong: (u64, u64),
 }
 
+/// What one scan found: problems, and the files it opened and closed,
+/// each with its path and the offset reading starts from or ended at.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    pub problems: Vec<String>,
+    pub opened: Vec<(PathBuf, u64)>,
+    pub closed: Vec<(PathBuf, u64)>,
+}
+
 /// A batch sent and not yet acknowledged, without its token (a copy of the
 /// token would keep it from failing when the batch is lost).
 #[derive(Debug)]
@@ -85,9 +94,10 @@ impl Files {
 
     /// Looks for files: new ones are opened (from their checkpoint, if
     /// their identity has one), known ones found again under a new name,
-    /// truncated ones read again, finished ones closed. Returns problems.
-    pub fn scan(&mut self) -> Vec<String> {
-        let mut problems = Vec::new();
+    /// truncated ones read again, finished ones closed.
+    pub fn scan(&mut self) -> Scanned {
+        let mut scanned = Scanned::default();
+        let problems = &mut scanned.problems;
         let mut seen: BTreeMap<FileKey, (PathBuf, u64)> = BTreeMap::new();
         for pattern in &self.patterns {
             let paths = match glob::glob(pattern) {
@@ -118,6 +128,7 @@ impl Files {
             }
             match self.open_new(key, &path, size) {
                 Ok(Some(tailed)) => {
+                    scanned.opened.push((path, tailed.offset()));
                     self.open.insert(key, tailed);
                 }
                 Ok(None) => {}
@@ -140,9 +151,10 @@ impl Files {
                 let (truncated, dropped) = tailed.overlong();
                 self.closed_overlong.0 += truncated;
                 self.closed_overlong.1 += dropped;
+                scanned.closed.push((tailed.path.clone(), tailed.offset()));
             }
         }
-        problems
+        scanned
     }
 
     /// A file found for the first time: from its checkpoint when one
@@ -413,6 +425,7 @@ mod tests {
     const CUTTING: Cutting = Cutting {
         max_line_length: 1000,
         overlong: Overlong::Truncate,
+        with_origin: false,
     };
 
     const PAUSE: Duration = Duration::from_millis(100);

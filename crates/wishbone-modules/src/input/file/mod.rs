@@ -53,6 +53,10 @@ Arguments (default)
                     beginning
   max_line_length   longest line in bytes (1048576)
   overlong_lines    truncate | drop (truncate), as the tcp input
+  with_origin       false | true (false): each line becomes a JSON object
+                    {"message": LINE, "file": PATH, "offset": N}, PATH
+                    where the file is now, N the byte offset where the line
+                    starts in it (invalid UTF-8 in a line is replaced)
   poll_interval_ms  how often to look for new files and growth (250);
                     besides, the directories the patterns start from are
                     watched (inotify), so writes and new files are seen at
@@ -128,6 +132,10 @@ pub struct Config {
     /// What to do with a longer line.
     #[serde(default)]
     pub overlong_lines: Overlong,
+    /// Each line as a JSON object with the file's path and the line's
+    /// offset.
+    #[serde(default)]
+    pub with_origin: bool,
     /// How often to look for new files and growth.
     #[serde(default = "default_poll_interval")]
     pub poll_interval_ms: u64,
@@ -350,6 +358,7 @@ impl FileInput {
         let cutting = Cutting {
             max_line_length: self.config.max_line_length,
             overlong: self.config.overlong_lines,
+            with_origin: self.config.with_origin,
         };
         let (initial, most) = self.config.resend_pauses();
         Files::new(
@@ -492,9 +501,16 @@ impl Problems {
     }
 }
 
-/// Looks for files, and updates the gauges.
+/// Looks for files, logs each opened and closed, and updates the gauges.
 fn scan(files: &mut Files, metrics: &Metrics, name: &str, problems: &mut Problems) {
-    problems.report(files.scan(), name);
+    let scanned = files.scan();
+    for (path, offset) in &scanned.opened {
+        tracing::info!(module = %name, path = %path.display(), offset, "file opened");
+    }
+    for (path, offset) in &scanned.closed {
+        tracing::info!(module = %name, path = %path.display(), offset, "file closed: gone, and read to its end");
+    }
+    problems.report(scanned.problems, name);
     let (open, behind) = files.gauges();
     metrics.files_open.set(open as f64);
     metrics.bytes_behind.set(behind as f64);

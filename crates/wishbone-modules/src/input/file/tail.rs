@@ -5,8 +5,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use bytes::BytesMut;
-use wishbone_runtime::Parcel;
+use bytes::{Bytes, BytesMut};
+use serde::Serialize;
+use wishbone_runtime::{Batch, Event, Parcel};
 
 use super::checkpoint::{Committed, Entry};
 use super::identity::{FINGERPRINT_BYTES, FileKey, Fingerprint};
@@ -17,6 +18,16 @@ use crate::framer::{LineFramer, Overlong};
 pub struct Cutting {
     pub max_line_length: usize,
     pub overlong: Overlong,
+    /// Each line as a JSON object with the file's path and its offset.
+    pub with_origin: bool,
+}
+
+/// A line and where it came from (`with_origin`).
+#[derive(Serialize)]
+struct Origin<'a> {
+    message: &'a str,
+    file: &'a str,
+    offset: u64,
 }
 
 impl Cutting {
@@ -107,7 +118,14 @@ impl Tailed {
                 self.fingerprint = Fingerprint::read(&self.file)?;
             }
         }
-        let parcel = self.framer.split(&mut self.buffer);
+        let parcel = match self.cutting.with_origin {
+            false => self.framer.split(&mut self.buffer),
+            true => {
+                let front = self.read - self.buffer.len() as u64;
+                let (parcel, starts) = self.framer.split_with_starts(&mut self.buffer, front);
+                self.with_origin(parcel, &starts)
+            }
+        };
         if self.buffer.is_empty() {
             // What is left would pin the read's whole allocation.
             self.buffer = BytesMut::new();
@@ -147,12 +165,39 @@ impl Tailed {
         if self.idle_scans < 2 {
             return None;
         }
-        let parcel = self.framer.finish(&mut self.buffer);
+        let front = self.read - self.buffer.len() as u64;
+        let mut parcel = self.framer.finish(&mut self.buffer);
+        if self.cutting.with_origin {
+            parcel = self.with_origin(parcel, &[front]);
+        }
         Some(Chunk {
             parcel,
             end: self.read,
             more: false,
         })
+    }
+
+    /// The events of `parcel` as JSON objects: the line as `message`
+    /// (invalid UTF-8 replaced), the file's path as `file`, and where the
+    /// line starts in it as `offset`; `starts` holds one offset per event.
+    fn with_origin(&self, parcel: Parcel, starts: &[u64]) -> Parcel {
+        let file = self.path.to_string_lossy();
+        let events: Batch = parcel
+            .into_events()
+            .into_iter()
+            .zip(starts)
+            .map(|(event, &offset)| {
+                let message = String::from_utf8_lossy(event.data());
+                let origin = Origin {
+                    message: &message,
+                    file: &file,
+                    offset,
+                };
+                let json = serde_json::to_vec(&origin).unwrap_or_default();
+                Event::new(Bytes::from(json))
+            })
+            .collect();
+        Parcel::Events(events)
     }
 
     /// Whether the file can be closed: gone, read to its end, nothing of
@@ -162,6 +207,11 @@ impl Tailed {
             && self.read >= size
             && self.buffer.is_empty()
             && self.committed.in_flight() == 0
+    }
+
+    /// Where reading is: the offset after what was read.
+    pub fn offset(&self) -> u64 {
+        self.read
     }
 
     /// Bytes written to the file and not yet read.
