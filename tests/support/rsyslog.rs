@@ -124,7 +124,24 @@ impl Rsyslog {
         Self::start(dir, port, config)
     }
 
+    /// rsyslogd on a configuration of the caller's (a documented one, its
+    /// paths and ports made local), once `ready` holds: it listens on no
+    /// port of the harness's choosing.
+    pub fn with_config(dir: &Path, config: String, ready: impl FnMut() -> bool) -> Rsyslog {
+        let rsyslog = Self::spawn(dir, 0, config);
+        wait_until(Duration::from_secs(30), "rsyslogd to be ready", ready);
+        rsyslog
+    }
+
     fn start(dir: &Path, port: u16, config: String) -> Rsyslog {
+        let rsyslog = Self::spawn(dir, port, config);
+        wait_until(Duration::from_secs(30), "rsyslogd to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        rsyslog
+    }
+
+    fn spawn(dir: &Path, port: u16, config: String) -> Rsyslog {
         std::fs::create_dir_all(dir).unwrap();
         crate::require_installed(
             "command -v rsyslogd",
@@ -142,16 +159,12 @@ impl Rsyslog {
             .stderr(Stdio::null())
             .spawn()
             .expect("start rsyslogd");
-        let rsyslog = Rsyslog {
+        Rsyslog {
             child,
             port,
             dir: dir.to_path_buf(),
             config,
-        };
-        wait_until(Duration::from_secs(30), "rsyslogd to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        rsyslog
+        }
     }
 
     /// SIGKILL, then the same configuration again on the same port.

@@ -1,5 +1,7 @@
 /// The candidate nearest to `word`, if one is near enough to be a likely
-/// typo; else the longest candidate of three letters or more that `word`
+/// typo; else one of the same words in another order (`max_batch_events`
+/// for `batch_max_events`); else the longest candidate of three letters or
+/// more that `word`
 /// holds or that holds `word`, as another program's name for it
 /// (`listen_port` for `port`, `max_line` for `max_line_length`).
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -11,7 +13,18 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate);
+    let words = |text: &str| {
+        let mut words: Vec<String> = text.split(['_', '.', '-']).map(str::to_string).collect();
+        words.sort();
+        words
+    };
     typo.or_else(|| {
+        candidates
+            .iter()
+            .find(|candidate| words(candidate) == words(word))
+            .copied()
+    })
+    .or_else(|| {
         candidates
             .iter()
             .filter(|candidate| {
@@ -50,5 +63,9 @@ mod tests {
         assert_eq!(nearest("listen_port", arguments), Some("port"));
         assert_eq!(nearest("max_line", arguments), Some("max_line_length"));
         assert_eq!(nearest("to", arguments), None, "too short to tell");
+        assert_eq!(
+            nearest("max_batch_events", ["batch_max_bytes", "batch_max_events"]),
+            Some("batch_max_events")
+        );
     }
 }

@@ -249,6 +249,7 @@ mod tests {
     const CUTTING: Cutting = Cutting {
         max_line_length: 100,
         overlong: Overlong::Truncate,
+        with_origin: false,
     };
 
     fn lines(chunk: &Chunk) -> Vec<String> {
