@@ -36,9 +36,9 @@ fn a_refused_reload_is_counted_on_prometheus_and_graphite() {
     let graphite = |path: &str| -> Option<f64> {
         String::from_utf8_lossy(&sink.received())
             .lines()
+            .rev()
             .filter_map(|line| line.strip_prefix(&format!("test.{path} ")))
-            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
-            .last()
+            .find_map(|rest| rest.split(' ').next()?.parse().ok())
     };
     let failures = || scraped("wishbone_server_reload_failures_total");
     let started = std::time::SystemTime::now()

@@ -104,16 +104,9 @@ impl Walker {
 impl MarkedEventReceiver for Walker {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
-            Event::Scalar(text, ..) => {
-                if !self.begin(Some(&text), mark) {
-                    self.end();
-                }
-            }
-            Event::Alias(_) => {
-                if !self.begin(None, mark) {
-                    self.end();
-                }
-            }
+            // A scalar or an alias that is not a key is a whole value.
+            Event::Scalar(text, ..) if !self.begin(Some(&text), mark) => self.end(),
+            Event::Alias(_) if !self.begin(None, mark) => self.end(),
             Event::MappingStart(..) => {
                 self.begin(None, mark);
                 self.frames.push(Frame::Mapping { value_next: false });

@@ -101,7 +101,7 @@ impl LineFramer {
         }
         self.searched = buffer.len().saturating_sub(width - 1);
         if buffer.len() > self.max_line_length {
-            if let Some(starts) = starts.as_deref_mut()
+            if let Some(starts) = starts
                 && self.overlong == Overlong::Truncate
             {
                 starts.offsets.push(starts.front);
