@@ -18,10 +18,10 @@ pub struct Receiver {
     pub(super) locked: Arc<watch::Sender<bool>>,
     pub(super) stats: Arc<QueueStats>,
     pub(super) capacity: usize,
-    /// Asked to hand its end over ([`Sender::hand_over`]): the queue looks
+    /// Asked to hand its end over ([`Sender::hand_over`](super::Sender::hand_over)): the queue looks
     /// ended, and dropping the receiver hands the rest over.
     pub(super) handing_over: Option<oneshot::Sender<Receiver>>,
-    /// Set by [`Sender::hand_over`] at once, before the request is reached
+    /// Set by [`Sender::hand_over`](super::Sender::hand_over) at once, before the request is reached
     /// in the queue.
     pub(super) asked: Arc<AtomicBool>,
     /// Parcels a module took and gave back ([`Receiver::give_back`]),
@@ -94,7 +94,7 @@ impl Receiver {
     }
 
     /// Whether this end is to be handed over to another module
-    /// ([`Sender::hand_over`]): the queue ends for this one, not because
+    /// ([`Sender::hand_over`](super::Sender::hand_over)): the queue ends for this one, not because
     /// every sender is gone. True as soon as it is asked, before the
     /// module has taken what was sent before the request: dropping the
     /// receiver then hands that on too, after what it gave back.
