@@ -33,6 +33,17 @@ pub fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<Answer, ureq::Error> {
+    request_with_headers(port, method, path, &[], body)
+}
+
+/// [`request`] with these headers too.
+pub fn request_with_headers(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Answer, ureq::Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
@@ -43,6 +54,9 @@ pub fn request(
         .uri(format!("http://127.0.0.1:{port}{path}"));
     if body.is_some() {
         request = request.header("content-type", "application/x-www-form-urlencoded");
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let request = request.body(body.unwrap_or("").to_string())?;
     let mut response = agent.run(request)?;

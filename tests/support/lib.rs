@@ -250,6 +250,17 @@ impl Wishbone {
         Self::start_limited(dir, bootstrap, extra, None)
     }
 
+    /// As [`Wishbone::start`], with these variables added to its
+    /// environment.
+    pub fn start_with_env(
+        dir: &Path,
+        bootstrap: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Wishbone {
+        Self::launch(dir, bootstrap, extra, None, env)
+    }
+
     /// As [`Wishbone::start`], with at most `open_files` descriptors (what
     /// `ulimit -n` sets) when given.
     pub fn start_limited(
@@ -257,6 +268,16 @@ impl Wishbone {
         bootstrap: &str,
         extra: &[&str],
         open_files: Option<u64>,
+    ) -> Wishbone {
+        Self::launch(dir, bootstrap, extra, open_files, &[])
+    }
+
+    fn launch(
+        dir: &Path,
+        bootstrap: &str,
+        extra: &[&str],
+        open_files: Option<u64>,
+        env: &[(&str, &str)],
     ) -> Wishbone {
         use std::os::unix::process::CommandExt;
         let config = dir.join("bootstrap.yaml");
@@ -267,6 +288,7 @@ impl Wishbone {
             .arg("--config")
             .arg(&config)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(limit) = open_files {

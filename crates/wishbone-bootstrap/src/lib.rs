@@ -33,6 +33,7 @@
 mod argument_error;
 mod arguments;
 mod document;
+mod environment;
 mod error;
 mod field_names;
 mod locate;

@@ -100,7 +100,11 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
             problems,
         }
     };
-    let document = match parse(text) {
+    let text = match crate::environment::substitute(text, |name| std::env::var(name).ok()) {
+        Ok(text) => text,
+        Err(problems) => return Err(invalid(problems)),
+    };
+    let document = match parse(&text) {
         Ok(document) => document,
         Err(problem) => return Err(invalid(vec![problem])),
     };

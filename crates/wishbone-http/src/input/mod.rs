@@ -9,6 +9,7 @@
 //! acknowledgement token, split into shares when the body is larger than
 //! the outbox; the answer waits for the token.
 
+pub mod auth;
 pub mod body;
 pub mod forward;
 
@@ -21,7 +22,9 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER};
+use hyper::header::{
+    ALLOW, AUTHORIZATION, CONTENT_ENCODING, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 
 use crate::encoding::{self, Undecoded};
 use hyper::server::conn::http1;
@@ -32,6 +35,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use wishbone_listen::{Listening, Presence};
 
+use self::auth::{Auth, AuthConfig};
 use self::forward::{Forwarded, forward};
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
@@ -57,6 +61,16 @@ Arguments (default)
                    mutual TLS, as for wishbone.input.tcp
   frame_timeout    seconds a client may take to send a request's headers,
                    and then its body (30; 0: no limit); then 408
+  auth             who may POST (none: anyone), one of
+                     bearer_token_file  a file holding the token clients
+                                send as `Authorization: Bearer TOKEN`
+                     basic_users_file   `user:hash` lines with bcrypt
+                                hashes (`htpasswd -B -c FILE user`), for
+                                `Authorization: Basic`
+                   read when the file is loaded; others are answered 401
+                   before their body is read. Tokens are compared in
+                   constant time; a password checked once is remembered
+                   as a SHA-256 of what the client sent
 "#,
     r#"
 A body is NDJSON or plain lines: each line ending in a newline (a CR
@@ -77,6 +91,8 @@ What an answer means
        such events back at once (they wait in no memory of its own)
   415  a Content-Encoding other than gzip and zstd (those are decoded,
        and a body over max_body_bytes once decoded answers 413)
+  401  with auth, a request without the credentials (counted in
+       module.<name>.unauthorized); its body is not read
   413  a body over max_body_bytes; 408 a body not sent within
        frame_timeout; 404 another path; 405 another method; 400 a request
        hyper cannot read
@@ -96,6 +112,7 @@ Slots
 Metrics (module.<name>.<counter>)
   connections      clients accepted
   requests         requests answered
+  unauthorized     requests answered 401
   events           lines put on outbox
   accepted         events answered 200
   refused          events answered 503 because one of them failed downstream
@@ -141,6 +158,9 @@ pub struct Config {
     /// Largest body in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// What a request must carry; none: anyone may POST.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
 }
 
 fn default_path() -> String {
@@ -173,13 +193,24 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     if config.max_body_bytes == 0 {
         return Err(ArgumentError::field("max_body_bytes", "must be at least 1"));
     }
-    Ok(Box::new(HttpInput { config, listening }))
+    let auth = match &config.auth {
+        Some(auth) => {
+            Some(Auth::load(auth).map_err(|problem| ArgumentError::field("auth", problem))?)
+        }
+        None => None,
+    };
+    Ok(Box::new(HttpInput {
+        config,
+        listening,
+        auth,
+    }))
 }
 
 /// The module: a listener and one hyper connection per client.
 pub struct HttpInput {
     config: Config,
     listening: Listening,
+    auth: Option<Auth>,
 }
 
 impl Module for HttpInput {
@@ -204,6 +235,7 @@ impl Module for HttpInput {
 /// What the requests of one input came to.
 struct Counters {
     requests: Counted,
+    unauthorized: Counted,
     events: Counted,
     accepted: Counted,
     refused: Counted,
@@ -218,6 +250,7 @@ struct Shared {
     path: String,
     max_body_bytes: usize,
     frame_timeout: Option<Duration>,
+    auth: Option<Auth>,
     outbox: Sender,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -233,11 +266,13 @@ impl HttpInput {
             path: self.config.path.clone(),
             max_body_bytes: self.config.max_body_bytes,
             frame_timeout: self.listening.frame_timeout(),
+            auth: self.auth,
             outbox: context.outgoing("outbox"),
             stop: context.stopping(),
             abort: context.aborting(),
             counters: Counters {
                 requests: counted("requests"),
+                unauthorized: counted("unauthorized"),
                 events: counted("events"),
                 accepted: counted("accepted"),
                 refused: counted("refused"),
@@ -258,6 +293,7 @@ impl HttpInput {
             module = %module,
             connections = totals.connections,
             requests = counters.requests.total(),
+            unauthorized = counters.unauthorized.total(),
             events = counters.events.total(),
             accepted = counters.accepted.total(),
             refused = counters.refused.total(),
@@ -345,6 +381,21 @@ impl Shared {
             response
                 .headers_mut()
                 .insert(ALLOW, hyper::header::HeaderValue::from_static("POST, PUT"));
+            return response;
+        }
+        let authorization = request
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|value| value.as_bytes());
+        if let Some(auth) = &self.auth
+            && !auth.admits(authorization).await
+        {
+            self.counters.unauthorized.add(1);
+            let mut response = answer(StatusCode::UNAUTHORIZED, "credentials required\n");
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static(auth.challenge()),
+            );
             return response;
         }
         let declared = request
