@@ -50,6 +50,7 @@ pub mod queue;
 pub mod random;
 mod spec;
 mod stats;
+mod tap;
 
 pub use ack::{Ack, AckIssuer, Outcome};
 pub use event::{Batch, Event};
@@ -58,3 +59,4 @@ pub use parcel::Parcel;
 pub use positions::Positions;
 pub use spec::{QueueSpec, RESERVED_QUEUES};
 pub use stats::{QueueSnapshot, QueueStats};
+pub use tap::{Tap, TapPoint};

@@ -9,6 +9,7 @@ pub struct QueueStats {
     out_total: AtomicU64,
     dropped_total: AtomicU64,
     discarded_total: AtomicU64,
+    tap: crate::tap::TapPoint,
 }
 
 /// The counters of one queue at one moment.
@@ -47,6 +48,11 @@ impl QueueStats {
     /// Counts events a module's configuration chose not to pass on.
     pub fn record_discarded(&self, events: usize) {
         self.discarded_total.fetch_add(events as u64, Relaxed);
+    }
+
+    /// Where taps of this queue attach.
+    pub(crate) fn tap_point(&self) -> &crate::tap::TapPoint {
+        &self.tap
     }
 
     /// Reads all counters; `size` is derived so it can never disagree with them.

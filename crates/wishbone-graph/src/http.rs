@@ -1,6 +1,8 @@
 //! The HTTP side: the page's three files, `/api/pipeline` and
-//! `/api/stream` (server-sent events, one pipeline a second). Read-only:
-//! every route answers GET only, and the number of open streams is bounded.
+//! `/api/stream` (server-sent events, one pipeline a second), and the
+//! operator's routes (`/health`, `/ready`, `/api/tap`: `admin.rs`).
+//! Read-only: every route answers GET only, and the number of open
+//! streams and taps is bounded.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,7 +31,9 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
 pub(crate) struct Shared {
     /// The latest pipeline as JSON.
     pub latest: watch::Receiver<Arc<str>>,
+    /// Pages and taps served at once.
     pub viewers: Arc<Semaphore>,
+    pub admin: crate::admin::Admin,
 }
 
 pub(crate) fn router(shared: Shared) -> Router {
@@ -48,6 +52,9 @@ pub(crate) fn router(shared: Shared) -> Router {
         )
         .route("/api/pipeline", get(pipeline))
         .route("/api/stream", get(stream))
+        .route("/api/tap", get(crate::admin::tap))
+        .route("/health", get(crate::admin::health))
+        .route("/ready", get(crate::admin::ready))
         .with_state(shared)
 }
 
@@ -114,6 +121,10 @@ mod tests {
         let shared = Shared {
             latest,
             viewers: Arc::new(Semaphore::new(viewers)),
+            admin: crate::admin::Admin {
+                queues: wishbone_runtime::QueueTable::default(),
+                readiness: wishbone_runtime::Readiness::default(),
+            },
         };
         (publish, shared)
     }

@@ -1,4 +1,6 @@
-//! The live page of a running server, `wishbone debug|start --graph [ADDR]`.
+//! The operator listener of a running server, `wishbone debug|start
+//! --admin [ADDR]` (`--graph` is another name for it): the live page,
+//! `/health`, `/ready` and taps on queues.
 //!
 //! Once a second a [`Sampler`] reads every queue's counters from the
 //! server's [`QueueTable`] and every module's counters from the metrics
@@ -12,6 +14,7 @@
 //! slow browser never touches the event flow: all it shares with the
 //! modules are the counters they already keep.
 
+mod admin;
 mod http;
 mod layout;
 mod listener;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, watch};
-use wishbone_runtime::{QueueTable, RecordedMetrics};
+use wishbone_runtime::{QueueTable, Readiness, RecordedMetrics};
 
 pub use http::MAX_VIEWERS;
 pub use layout::{Position, layout};
@@ -40,6 +43,8 @@ pub struct Source {
     pub host: String,
     pub queues: QueueTable,
     pub metrics: Option<Arc<dyn RecordedMetrics>>,
+    /// What the modules say of their readiness, for `/ready`.
+    pub readiness: Readiness,
 }
 
 /// Serves the page on `listener` from a thread of its own, for the life of
@@ -69,7 +74,12 @@ async fn serve(listener: std::net::TcpListener, source: Source) -> std::io::Resu
         host,
         queues,
         metrics,
+        readiness,
     } = source;
+    let admin = admin::Admin {
+        queues: queues.clone(),
+        readiness,
+    };
     let mut sampler = Sampler::new(topology.borrow_and_update().clone(), host.clone());
     // The JSON of the pipeline now, and whether the server has wired its
     // queues yet (the page starts before the modules do). A new topology
@@ -103,6 +113,7 @@ async fn serve(listener: std::net::TcpListener, source: Source) -> std::io::Resu
     let shared = http::Shared {
         latest,
         viewers: Arc::new(Semaphore::new(MAX_VIEWERS)),
+        admin,
     };
     let listener = listener::Bounded::new(listener, MAX_CONNECTIONS);
     axum::serve(listener, http::router(shared)).await

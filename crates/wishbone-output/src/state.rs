@@ -54,7 +54,7 @@ impl OutputState {
             failed,
             success: context.outgoing("success"),
             backoff: settings.backoff,
-            counters: Counters::new(context.name()),
+            counters: Counters::new(context.name(), context.readiness()),
             rejections: (0, None),
             stopping: context.stopping(),
         }
@@ -208,6 +208,8 @@ impl OutputState {
 /// totalled for the log when it stops.
 pub(crate) struct Counters {
     connected: metrics::Gauge,
+    /// Not ready for `/ready` until the first connection.
+    readiness: wishbone_runtime::ModuleReadiness,
     pub(crate) connects: Counted,
     pub(crate) delivered: Counted,
     pub(crate) bytes: Counted,
@@ -217,9 +219,11 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn new(module: &str) -> Self {
+    fn new(module: &str, readiness: wishbone_runtime::ModuleReadiness) -> Self {
+        readiness.waiting("not connected to its peer yet");
         Self {
             connected: metrics::gauge!(module_metric(module, "connected")),
+            readiness,
             connects: Counted::new(module, "connects"),
             delivered: Counted::new(module, "delivered"),
             bytes: Counted::new(module, "bytes"),
@@ -233,6 +237,7 @@ impl Counters {
         self.connected.set(if up { 1.0 } else { 0.0 });
         if up {
             self.connects.add(1);
+            self.readiness.ready();
         }
     }
 }

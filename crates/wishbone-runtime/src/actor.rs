@@ -35,6 +35,7 @@ impl Actor for ModuleActor {
             return;
         };
         tracing::debug!(module = %self.name, "module started");
+        context.options().readiness.started(&self.name);
         let run = actix::fut::wrap_future::<_, Self>(module.run(context));
         ctx.spawn(run.map(|outcome, actor, ctx| {
             if let Some(done) = actor.done.take() {

@@ -184,6 +184,13 @@ impl ModuleContext {
         self.abort.clone()
     }
 
+    /// How this module tells `/ready` whether it is ready: ready once it
+    /// runs, unless it says it waits (an output, for its first
+    /// connection).
+    pub fn readiness(&self) -> crate::ModuleReadiness {
+        crate::ModuleReadiness::new(&self.name, self.options.readiness.clone())
+    }
+
     /// The server's settings.
     pub fn options(&self) -> &RuntimeOptions {
         &self.options

@@ -31,6 +31,7 @@ mod pipeline;
 mod plan;
 mod publish;
 mod rates;
+mod readiness;
 mod relay;
 pub mod reopen;
 pub mod resend;
@@ -49,6 +50,7 @@ pub use module::{Module, ModuleError, ModuleKind};
 pub use options::{RecordedMetrics, RecordedValue, RuntimeOptions};
 pub use plan::Plan;
 pub use rates::{QueueRates, QueueReading};
+pub use readiness::{ModuleReadiness, Readiness};
 pub use relay::LockRelay;
 pub use server::{Reloaded, Reloader, Server, ServerError};
 pub use set::ModuleSet;
@@ -56,5 +58,5 @@ pub use table::{QueueEntry, QueueTable};
 
 pub use wishbone_bootstrap::{ArgumentError, Arguments, OwnArguments, host_name, seconds};
 pub use wishbone_event::{
-    Batch, Event, Lines, LinesBuilder, Parcel, Positions, QueueSpec, ack, queue, random,
+    Batch, Event, Lines, LinesBuilder, Parcel, Positions, QueueSpec, Tap, ack, queue, random,
 };

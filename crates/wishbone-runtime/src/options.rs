@@ -22,6 +22,8 @@ pub struct RuntimeOptions {
     /// Which of `start --instances N` this process is, from 0 (0 when it
     /// runs alone): a module that serves its own port per instance adds it.
     pub instance: usize,
+    /// What the modules say of their readiness, for `/ready`.
+    pub readiness: crate::Readiness,
 }
 
 impl Default for RuntimeOptions {
@@ -34,6 +36,7 @@ impl Default for RuntimeOptions {
             hostname: "localhost".to_string(),
             metrics: None,
             instance: 0,
+            readiness: crate::Readiness::default(),
         }
     }
 }

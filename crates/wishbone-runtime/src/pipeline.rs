@@ -321,6 +321,7 @@ impl Pipeline {
                 },
             );
             let (done, outcome) = oneshot::channel();
+            self.options.readiness.starting(name);
             ModuleActor::new(module, context, done).start();
             let name = name.to_string();
             self.running.push(Box::pin(async move {
@@ -444,6 +445,7 @@ impl Pipeline {
             handle.keep_listener.store(same_address, Ordering::SeqCst);
             handle.stop.cancel();
             self.table.remove_module(name);
+            self.options.readiness.remove(name);
             if plan.replaced.contains(name) {
                 waiting.insert(name.clone(), (handle.generation, handle.abort));
             } else {

@@ -71,6 +71,29 @@ pub enum Command {
     Show(ShowOptions),
     /// Validate a bootstrap file and report every problem in it; exit 2 if any.
     Check(CheckOptions),
+    /// Print the events passing on queues of a running server, as they pass.
+    ///
+    /// One queue: each event as it is, one a line. Several: each line
+    /// starts with `module.queue: `. Tapping never slows the server: a tap
+    /// that reads slower than the queue loses events, and says how many at
+    /// the end. Ctrl+C ends it (exit 0).
+    Tap(TapOptions),
+}
+
+#[derive(Debug, Args)]
+pub struct TapOptions {
+    /// The server's operator listener: its `--admin` address.
+    #[arg(long, visible_alias = "graph", value_name = "IP:PORT", default_value = "127.0.0.1:8088", value_parser = graph_address)]
+    pub admin: SocketAddr,
+    /// The queues to watch, MODULE.QUEUE (`input.outbox`).
+    #[arg(required = true, value_name = "MODULE.QUEUE")]
+    pub queues: Vec<String>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Take each event with this probability, above 0 and up to 1.
+    #[arg(long, default_value_t = 1.0)]
+    pub sample: f64,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -94,10 +117,12 @@ pub struct RunOptions {
     /// First segment of metric paths sent with --graphite; the host name follows.
     #[arg(long, default_value = "wishbone")]
     pub graphite_prefix: String,
-    /// Serve a live page of the running pipeline at IP:PORT (127.0.0.1:8088
-    /// when no address is given): modules, routes, queue sizes and rates,
-    /// output counters; `/api/pipeline` has the same as JSON.
-    #[arg(long, value_name = "IP:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8088", value_parser = graph_address)]
+    /// Serve the operator listener at IP:PORT (127.0.0.1:8088 when no
+    /// address is given): a live page of the running pipeline (modules,
+    /// routes, queue sizes and rates, output counters; `/api/pipeline` as
+    /// JSON), `/health`, `/ready`, and taps (`wishbone tap`). `--graph` is
+    /// another name for it.
+    #[arg(long = "admin", visible_alias = "graph", value_name = "IP:PORT", num_args = 0..=1, default_missing_value = "127.0.0.1:8088", value_parser = graph_address)]
     pub graph: Option<SocketAddr>,
     /// Log filter: error, warn, info, debug, trace (or a RUST_LOG-style filter).
     #[arg(long, default_value = "info")]

@@ -16,6 +16,7 @@ mod logging;
 mod pidfile;
 mod run;
 mod stop;
+mod tap;
 
 use std::process::ExitCode;
 
@@ -41,5 +42,6 @@ pub fn main_with(modules: ModuleSet) -> ExitCode {
         cli::Command::List => catalog::list(&modules),
         cli::Command::Show(options) => catalog::show(&options, &modules),
         cli::Command::Check(options) => catalog::check(&options, &modules),
+        cli::Command::Tap(options) => tap::tap(&options),
     }
 }

@@ -94,6 +94,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
         metrics: install_metrics(options, &hostname, frequency),
         hostname,
         instance: wishbone_runtime::instance_from_environment(),
+        readiness: wishbone_runtime::Readiness::default(),
     };
     // A write past a file size limit (`ulimit -f`) then fails with EFBIG,
     // which the wal handles as a full disk, instead of killing the process.
@@ -101,6 +102,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     tracing::info!(config = %options.config.display(), modules = bootstrap.modules.len(), pid = std::process::id(), "starting");
     let metrics = runtime_options.metrics.clone();
+    let readiness = runtime_options.readiness.clone();
     let host = runtime_options.hostname.clone();
     let (topologies, topology) = tokio::sync::watch::channel(topology(&bootstrap));
     let reloader = {
@@ -118,6 +120,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
             host,
             queues: server.queues(),
             metrics,
+            readiness,
         };
         if let Err(error) = serve_graph(address, source) {
             tracing::error!(%address, %error, "cannot serve the graph page");
@@ -158,7 +161,7 @@ fn serve_graph(address: SocketAddr, source: wishbone_graph::Source) -> std::io::
     let listener = std::net::TcpListener::bind(address)?;
     let bound = listener.local_addr()?;
     wishbone_graph::spawn(listener, source)?;
-    tracing::info!(address = %bound, url = %format_args!("http://{bound}/"), "graph page");
+    tracing::info!(address = %bound, url = %format_args!("http://{bound}/"), "graph page (the operator listener: /health, /ready, /api/tap)");
     Ok(())
 }
 

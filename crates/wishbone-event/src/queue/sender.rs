@@ -291,20 +291,23 @@ impl Permit {
                 self.endpoint.unrouted(events);
                 Ok(())
             }
-            Some((tx, room)) => match tx.send(Entry::Parcel {
-                parcel,
-                _room: Some(room),
-            }) {
-                Ok(()) => {
-                    self.endpoint.stats.record_in(events);
-                    Ok(())
+            Some((tx, room)) => {
+                self.endpoint.stats.tap_point().offer(&parcel);
+                match tx.send(Entry::Parcel {
+                    parcel,
+                    _room: Some(room),
+                }) {
+                    Ok(()) => {
+                        self.endpoint.stats.record_in(events);
+                        Ok(())
+                    }
+                    Err(mpsc::error::SendError(Entry::Parcel { parcel, .. })) => {
+                        Err(Closed(parcel.into_events()))
+                    }
+                    // Only a parcel was sent here.
+                    Err(mpsc::error::SendError(Entry::HandOver(_))) => Ok(()),
                 }
-                Err(mpsc::error::SendError(Entry::Parcel { parcel, .. })) => {
-                    Err(Closed(parcel.into_events()))
-                }
-                // Only a parcel was sent here.
-                Err(mpsc::error::SendError(Entry::HandOver(_))) => Ok(()),
-            },
+            }
         }
     }
 }

@@ -36,9 +36,11 @@ const REMEMBERED: usize = 256;
 pub enum Auth {
     /// The token's bytes.
     Bearer(Vec<u8>),
-    /// Each user's bcrypt hash, and the credentials already verified.
+    /// Users with bcrypt hashes.
     Basic {
+        /// Each user's bcrypt hash.
         users: HashMap<String, String>,
+        /// SHA-256 digests of the `Basic` values already verified.
         verified: RefCell<HashSet<[u8; 32]>>,
     },
 }
