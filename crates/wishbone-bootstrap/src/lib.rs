@@ -39,6 +39,7 @@ mod field_names;
 mod locate;
 mod route;
 mod suggest;
+mod suite;
 mod validate;
 
 pub use argument_error::{ArgumentError, ArgumentProblem};
@@ -48,4 +49,5 @@ pub use field_names::field_names;
 pub use locate::Location;
 pub use route::{QueueRef, Route};
 pub use suggest::nearest;
+pub use suite::{Case, Expectation, Input, Suite, load_suite};
 pub use validate::{Bootstrap, Catalog, MAX_FILE_BYTES, ModuleDecl, Section, load, validate};

@@ -78,6 +78,24 @@ pub enum Command {
     /// that reads slower than the queue loses events, and says how many at
     /// the end. Ctrl+C ends it (exit 0).
     Tap(TapOptions),
+    /// Run test cases against a bootstrap's processing and flow modules.
+    ///
+    /// Each case puts events on a queue of a processing or flow module and
+    /// says what queues must carry: exactly these events, a count, or a
+    /// jq condition every event holds. Inputs and outputs are not started.
+    /// Exit 0 when every case passes, 1 with the differences when one
+    /// fails, 2 for a file that cannot be used.
+    Test(TestOptions),
+}
+
+#[derive(Debug, Args)]
+pub struct TestOptions {
+    /// The bootstrap file whose modules are tested.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The cases (docs/testing.md shows the shape).
+    #[arg(long, value_name = "FILE")]
+    pub tests: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -17,6 +17,7 @@ mod pidfile;
 mod run;
 mod stop;
 mod tap;
+mod testing;
 
 use std::process::ExitCode;
 
@@ -43,5 +44,6 @@ pub fn main_with(modules: ModuleSet) -> ExitCode {
         cli::Command::Show(options) => catalog::show(&options, &modules),
         cli::Command::Check(options) => catalog::check(&options, &modules),
         cli::Command::Tap(options) => tap::tap(&options),
+        cli::Command::Test(options) => testing::test(&options, &modules),
     }
 }
