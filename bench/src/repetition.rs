@@ -48,7 +48,7 @@ impl Repetition<'_> {
         let wishbone_on = |bootstrap: String| Proxy::wishbone(wishbone, scratch, &bootstrap, &[]);
         let (data, expected) = (options.data.as_path(), self.expected);
         type Start<'a> = Box<dyn Fn(&[u16]) -> anyhow::Result<Proxy> + 'a>;
-        let configurations: [(&str, usize, Start); 8] = [
+        let configurations: [(&str, usize, Start); 9] = [
             (
                 "socat hop, 8 KiB blocks",
                 1,
@@ -75,6 +75,19 @@ impl Repetition<'_> {
                 Box::new(|ports| {
                     let bootstrap = scenarios::round_robin(ports, false);
                     Proxy::wishbone(wishbone, scratch, &bootstrap, &["--graph", "127.0.0.1:0"])
+                }),
+            ),
+            (
+                "wishbone scenario II, --admin, a 1% tap on input.outbox",
+                2,
+                Box::new(|ports| {
+                    let bootstrap = scenarios::round_robin(ports, false);
+                    let admin = proxy::free_port()?;
+                    let address = format!("127.0.0.1:{admin}");
+                    let proxy =
+                        Proxy::wishbone(wishbone, scratch, &bootstrap, &["--admin", &address])?;
+                    scraper::tap(admin, "input.outbox", 0.01)?;
+                    Ok(proxy)
                 }),
             ),
             (

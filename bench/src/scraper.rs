@@ -35,3 +35,37 @@ fn scrape(port: u16) -> std::io::Result<usize> {
     stream.read_to_end(&mut answer)?;
     Ok(answer.len())
 }
+
+/// Taps `queue` through the operator listener at `127.0.0.1:port`, taking
+/// each event with probability `sample`: returns once the tap is attached,
+/// then reads (and drops) what it sends on its own thread until the
+/// server closes it.
+pub fn tap(port: u16, queue: &str, sample: f64) -> anyhow::Result<()> {
+    let mut stream = (0..500)
+        .find_map(|_| {
+            TcpStream::connect(("127.0.0.1", port))
+                .inspect_err(|_| std::thread::sleep(Duration::from_millis(10)))
+                .ok()
+        })
+        .ok_or_else(|| anyhow::anyhow!("the operator listener on {port} never answered"))?;
+    write!(
+        stream,
+        "GET /api/tap?queue={queue}&sample={sample} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    anyhow::ensure!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "the tap was refused: {}",
+        String::from_utf8_lossy(&head)
+    );
+    std::thread::spawn(move || {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while matches!(stream.read(&mut buffer), Ok(read) if read > 0) {}
+    });
+    Ok(())
+}

@@ -22,9 +22,18 @@ pub struct TapPoint {
 #[derive(Debug)]
 struct Sink {
     id: u64,
-    copies: mpsc::Sender<Bytes>,
-    /// A copy is taken when a draw below 2^64 falls under this.
-    threshold: u64,
+    /// The copies of one parcel go together: one wake of the reader per
+    /// parcel, not per copy.
+    copies: mpsc::UnboundedSender<Vec<Bytes>>,
+    /// Copies sent and not yet read, at most `capacity`.
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
+    /// The chance of each event being taken.
+    sample: f64,
+    /// Events to pass over before the next one taken: drawn from the
+    /// geometric distribution, so that a small sample costs nothing for
+    /// the events it does not take.
+    skip: u64,
     state: u64,
     lost: Arc<AtomicU64>,
 }
@@ -44,35 +53,55 @@ impl TapPoint {
             .sinks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut each = |data: &Bytes| {
-            for sink in sinks.iter_mut() {
-                if !sink.draw() {
-                    continue;
-                }
-                if sink.copies.try_send(data.clone()).is_err() {
-                    sink.lost.fetch_add(1, Relaxed);
-                }
+        let count = parcel.len() as u64;
+        for sink in sinks.iter_mut() {
+            let mut index = sink.skip;
+            let mut copies = Vec::new();
+            while index < count {
+                let copy = match parcel {
+                    Parcel::Lines(lines) => lines.events(index as usize..index as usize + 1).next(),
+                    Parcel::Events(events) => events.get(index as usize).cloned(),
+                };
+                copies.extend(copy.map(|copy| copy.data().clone()));
+                index += 1 + sink.next_skip();
             }
-        };
-        match parcel {
-            Parcel::Lines(lines) => lines
-                .events(0..lines.len())
-                .for_each(|event| each(event.data())),
-            Parcel::Events(events) => events.iter().for_each(|event| each(event.data())),
+            sink.skip = index - count;
+            sink.pass(copies);
         }
     }
 }
 
 impl Sink {
-    /// Whether this event is one of the sample (xorshift64*).
-    fn draw(&mut self) -> bool {
-        if self.threshold == u64::MAX {
-            return true;
+    /// Sends a parcel's copies, as many as the reader has room for; the
+    /// rest are counted lost.
+    fn pass(&self, mut copies: Vec<Bytes>) {
+        let room = self.capacity.saturating_sub(self.waiting.load(Relaxed));
+        if copies.len() > room {
+            self.lost.fetch_add((copies.len() - room) as u64, Relaxed);
+            copies.truncate(room);
         }
+        if copies.is_empty() {
+            return;
+        }
+        let count = copies.len();
+        self.waiting.fetch_add(count, Relaxed);
+        if self.copies.send(copies).is_err() {
+            self.waiting.fetch_sub(count, Relaxed);
+        }
+    }
+
+    /// How many events to pass over before the next one taken.
+    fn next_skip(&mut self) -> u64 {
+        if self.sample >= 1.0 {
+            return 0;
+        }
+        // xorshift64*, then the geometric distribution's inverse.
         self.state ^= self.state >> 12;
         self.state ^= self.state << 25;
         self.state ^= self.state >> 27;
-        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) < self.threshold
+        let draw = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        let uniform = ((draw >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        (uniform.ln() / (1.0 - self.sample).ln()).floor() as u64
     }
 }
 
@@ -80,7 +109,10 @@ impl Sink {
 /// detached when dropped.
 #[derive(Debug)]
 pub struct Tap {
-    copies: mpsc::Receiver<Bytes>,
+    copies: mpsc::UnboundedReceiver<Vec<Bytes>>,
+    /// The copies of the last batch not yet taken, in order.
+    batch: std::collections::VecDeque<Bytes>,
+    waiting: Arc<AtomicUsize>,
     lost: Arc<AtomicU64>,
     stats: Arc<QueueStats>,
     id: u64,
@@ -91,28 +123,31 @@ impl Tap {
     /// probability `sample` (1: every one).
     pub fn attach(stats: &Arc<QueueStats>, capacity: usize, sample: f64) -> Tap {
         let point = stats.tap_point();
-        let (copies, receiver) = mpsc::channel(capacity.max(1));
+        let (copies, receiver) = mpsc::unbounded_channel();
+        let waiting = Arc::new(AtomicUsize::new(0));
         let id = point.next_id.fetch_add(1, Relaxed);
         let lost = Arc::new(AtomicU64::new(0));
-        let threshold = match sample {
-            rate if rate >= 1.0 => u64::MAX,
-            rate if rate <= 0.0 => 0,
-            rate => (rate * u64::MAX as f64) as u64,
+        let mut sink = Sink {
+            id,
+            copies,
+            waiting: waiting.clone(),
+            capacity: capacity.max(1),
+            sample: sample.clamp(f64::MIN_POSITIVE, 1.0),
+            skip: 0,
+            state: 0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+            lost: lost.clone(),
         };
+        sink.skip = sink.next_skip();
         point
             .sinks
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(Sink {
-                id,
-                copies,
-                threshold,
-                state: 0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
-                lost: lost.clone(),
-            });
+            .push(sink);
         point.active.fetch_add(1, Relaxed);
         Tap {
             copies: receiver,
+            batch: Default::default(),
+            waiting,
             lost,
             stats: stats.clone(),
             id,
@@ -121,7 +156,24 @@ impl Tap {
 
     /// The next copy; waits while the queue is idle.
     pub async fn next(&mut self) -> Option<Bytes> {
-        self.copies.recv().await
+        if self.batch.is_empty() {
+            self.batch.extend(self.copies.recv().await?);
+        }
+        self.take()
+    }
+
+    /// The next copy if one waits.
+    pub fn try_next(&mut self) -> Option<Bytes> {
+        if self.batch.is_empty() {
+            self.batch.extend(self.copies.try_recv().ok()?);
+        }
+        self.take()
+    }
+
+    fn take(&mut self) -> Option<Bytes> {
+        let copy = self.batch.pop_front()?;
+        self.waiting.fetch_sub(1, Relaxed);
+        Some(copy)
     }
 
     /// Copies lost because this tap was behind.

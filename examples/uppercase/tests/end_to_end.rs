@@ -121,7 +121,20 @@ fn check_of_a_kind_the_binary_lacks_exits_2_and_lists_what_it_has() {
         "{text}"
     );
     assert!(
+        text.contains("did you mean `example.uppercase`?") && !text.contains("wishbone.input.tcp"),
+        "the close match alone: {text}"
+    );
+    std::fs::write(&config, "modules:\n  x: {module: example.kafka}\n").unwrap();
+    let output = Command::new(BINARY)
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
         text.contains("example.uppercase") && text.contains("wishbone.input.tcp"),
-        "the known kinds are listed: {text}"
+        "no close match: the known kinds are listed: {text}"
     );
 }

@@ -252,6 +252,26 @@ struct Store {
     target: String,
 }
 
+/// A url as logs show it: without a user and password before the host or
+/// a query after the path, where stores take credentials
+/// (`?user=…&password=…`).
+fn shown(url: &str) -> String {
+    let Ok(uri) = url.parse::<Uri>() else {
+        return "(a url)".into();
+    };
+    let port = uri
+        .port_u16()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    let query = if uri.query().is_some() { "?…" } else { "" };
+    format!(
+        "{}://{}{port}{}{query}",
+        uri.scheme_str().unwrap_or("http"),
+        uri.host().unwrap_or_default(),
+        uri.path()
+    )
+}
+
 impl Store {
     /// From `url` (http:// or https://), with `tls` for an https:// one.
     fn of(url: &str, tls: Option<&TlsArguments>) -> Result<Self, ArgumentError> {
@@ -437,7 +457,7 @@ impl Transport for HttpTransport {
     type Connection = HttpConnection;
 
     fn target(&self) -> String {
-        self.endpoint.request.url.clone()
+        shown(&self.endpoint.request.url)
     }
 
     fn named(&mut self, module: &str) {
@@ -465,5 +485,22 @@ impl Transport for HttpTransport {
             self.metrics.clone(),
             first,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_logged_url_shows_no_credentials() {
+        assert_eq!(
+            shown("http://writer:s3cret@clickhouse:8123/?user=writer&password=s3cret&query=INSERT"),
+            "http://clickhouse:8123/?…"
+        );
+        assert_eq!(
+            shown("https://store.example.net/bulk"),
+            "https://store.example.net/bulk"
+        );
     }
 }
