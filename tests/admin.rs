@@ -55,16 +55,23 @@ fn ready_only_once_the_outputs_peer_is_up_and_healthy_all_along() {
     assert!(wishbone.stop().success());
 }
 
-#[test]
-fn a_tap_prints_what_scenario_two_was_sent_and_waits_on_an_idle_queue() {
-    let dir = scratch_dir("admin-tap");
-    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
-    let mut wishbone = Wishbone::start(
-        &dir,
+/// Scenario II with the operator listener on a free port: its sinks, the
+/// server and the listener's port.
+fn scenario_two_with_admin(dir: &std::path::Path) -> ([Sink; 2], Wishbone, u16) {
+    let (one, two) = (Sink::start(dir, "one"), Sink::start(dir, "two"));
+    let wishbone = Wishbone::start(
+        dir,
         &scenario_2_bootstrap(one.port, two.port, ""),
         &["--admin", "127.0.0.1:0"],
     );
     let admin = admin_port(&wishbone);
+    ([one, two], wishbone, admin)
+}
+
+#[test]
+fn a_tap_prints_what_scenario_two_was_sent_and_waits_on_an_idle_queue() {
+    let dir = scratch_dir("admin-tap");
+    let ([one, two], mut wishbone, admin) = scenario_two_with_admin(&dir);
     let input = wishbone.input_port("input");
     let mut idle = tap(admin, &["output_1.failed"]);
     let mut five = tap(admin, &["input.outbox", "--limit", "5"]);
@@ -107,13 +114,7 @@ fn a_tap_prints_what_scenario_two_was_sent_and_waits_on_an_idle_queue() {
 #[test]
 fn a_tap_that_reads_nothing_does_not_hold_the_pipeline_back() {
     let dir = scratch_dir("admin-stuck-tap");
-    let (one, two) = (Sink::start(&dir, "one"), Sink::start(&dir, "two"));
-    let mut wishbone = Wishbone::start(
-        &dir,
-        &scenario_2_bootstrap(one.port, two.port, ""),
-        &["--admin", "127.0.0.1:0"],
-    );
-    let admin = admin_port(&wishbone);
+    let ([one, two], mut wishbone, admin) = scenario_two_with_admin(&dir);
     let mut stuck = TcpStream::connect(("127.0.0.1", admin)).unwrap();
     write!(
         stuck,

@@ -227,21 +227,56 @@ impl Pipeline {
     /// its own. A kept module whose route leads to another queue now is
     /// pointed at it, once every new module holds its senders, so that no
     /// queue a module keeps receiving from closes meanwhile.
-    fn start(&mut self, built: Built, mut handed: HashMap<String, (Sender, Receiver)>) {
+    fn start(&mut self, built: Built, handed: HashMap<String, (Sender, Receiver)>) {
         let starting: HashSet<String> = built.iter().map(|(name, _)| name.clone()).collect();
-        let mut contexts: HashMap<String, ModuleContext> = HashMap::new();
-        for name in &starting {
-            let stop = self.stop.child_token();
-            let abort = self.abort.child_token();
-            let context = ModuleContext::new(
-                name.clone(),
-                stop,
-                abort,
-                self.options.clone(),
-                self.table.clone(),
-            );
-            contexts.insert(name.clone(), context);
+        let mut contexts: HashMap<String, ModuleContext> = starting
+            .iter()
+            .map(|name| {
+                let context = ModuleContext::new(
+                    name.clone(),
+                    self.stop.child_token(),
+                    self.abort.child_token(),
+                    self.options.clone(),
+                    self.table.clone(),
+                );
+                (name.clone(), context)
+            })
+            .collect();
+        self.wire(&starting, &mut contexts, handed);
+        let mut built: HashMap<String, Box<dyn Module>> = built.into_iter().collect();
+        let names: Vec<String> = self
+            .bootstrap
+            .modules
+            .iter()
+            .map(|decl| decl.name.clone())
+            .collect();
+        let links: Vec<(&str, &str)> = self
+            .bootstrap
+            .routes
+            .iter()
+            .map(|route| (route.from.module.as_str(), route.to.module.as_str()))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let order: Vec<String> = downstream_first(&names, &links)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        for name in order {
+            if let (Some(module), Some(context)) = (built.remove(&name), contexts.remove(&name)) {
+                self.launch(name, module, context);
+            }
         }
+    }
+
+    /// Connects the queues of the starting modules' contexts, keeps each
+    /// queue's weak sender, and points kept modules' outgoing queues at the
+    /// queues their routes lead into now.
+    fn wire(
+        &mut self,
+        starting: &HashSet<String>,
+        contexts: &mut HashMap<String, ModuleContext>,
+        mut handed: HashMap<String, (Sender, Receiver)>,
+    ) {
         let mut rewirings: Vec<(Rewiring, Sender, &wishbone_bootstrap::QueueRef)> = Vec::new();
         for route in &self.bootstrap.routes {
             let inbox = route.to.to_string();
@@ -290,51 +325,36 @@ impl Pipeline {
                 }
             }
         }
-        let mut built: HashMap<String, Box<dyn Module>> = built.into_iter().collect();
-        let names: Vec<&str> = self
-            .bootstrap
-            .modules
-            .iter()
-            .map(|decl| decl.name.as_str())
-            .collect();
-        let links: Vec<(&str, &str)> = self
-            .bootstrap
-            .routes
-            .iter()
-            .map(|route| (route.from.module.as_str(), route.to.module.as_str()))
-            .collect();
-        for name in downstream_first(&names, &links) {
-            let (Some(module), Some(context)) = (built.remove(name), contexts.remove(name)) else {
-                continue;
-            };
-            self.generation += 1;
-            let generation = self.generation;
-            self.handles.insert(
-                name.to_string(),
-                Handle {
-                    generation,
-                    stop: context.stopping(),
-                    abort: context.aborting(),
-                    listens: module.listens(),
-                    keep_listener: context.listener_kept(),
-                    updating: context.updating(),
-                },
-            );
-            let (done, outcome) = oneshot::channel();
-            self.options.readiness.starting(name);
-            ModuleActor::new(module, context, done).start();
-            let name = name.to_string();
-            self.running.push(Box::pin(async move {
-                let outcome = outcome
-                    .await
-                    .unwrap_or_else(|_| Err(ModuleError::Other("the module vanished".into())));
-                Finished {
-                    name,
-                    generation,
-                    outcome,
-                }
-            }));
-        }
+    }
+
+    /// Starts one module's actor and follows its outcome.
+    fn launch(&mut self, name: String, module: Box<dyn Module>, context: ModuleContext) {
+        self.generation += 1;
+        let generation = self.generation;
+        self.handles.insert(
+            name.clone(),
+            Handle {
+                generation,
+                stop: context.stopping(),
+                abort: context.aborting(),
+                listens: module.listens(),
+                keep_listener: context.listener_kept(),
+                updating: context.updating(),
+            },
+        );
+        let (done, outcome) = oneshot::channel();
+        self.options.readiness.starting(&name);
+        ModuleActor::new(module, context, done).start();
+        self.running.push(Box::pin(async move {
+            let outcome = outcome
+                .await
+                .unwrap_or_else(|_| Err(ModuleError::Other("the module vanished".into())));
+            Finished {
+                name,
+                generation,
+                outcome,
+            }
+        }));
     }
 
     /// Changes the running pipeline into `new`'s, as [`Plan`] says. A

@@ -107,15 +107,18 @@ fn check_of_a_kind_the_binary_lacks_exits_2_and_lists_what_it_has() {
         std::process::id()
     ));
     let _removed = RemovedOnDrop(config.clone());
-    std::fs::write(&config, "modules:\n  x: {module: example.lowercase}\n").unwrap();
-    let output = Command::new(BINARY)
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2));
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let output = Command::new(BINARY)
+            .arg("check")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let text = check("modules:\n  x: {module: example.lowercase}\n");
     assert!(
         text.contains("unknown module kind `example.lowercase`"),
         "{text}"
@@ -124,15 +127,7 @@ fn check_of_a_kind_the_binary_lacks_exits_2_and_lists_what_it_has() {
         text.contains("did you mean `example.uppercase`?") && !text.contains("wishbone.input.tcp"),
         "the close match alone: {text}"
     );
-    std::fs::write(&config, "modules:\n  x: {module: example.kafka}\n").unwrap();
-    let output = Command::new(BINARY)
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2));
+    let text = check("modules:\n  x: {module: example.kafka}\n");
     assert!(
         text.contains("example.uppercase") && text.contains("wishbone.input.tcp"),
         "no close match: the known kinds are listed: {text}"

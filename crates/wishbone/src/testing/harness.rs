@@ -6,7 +6,7 @@
 //! result.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,7 +15,9 @@ use futures::future::LocalBoxFuture;
 use wishbone_bootstrap::{Bootstrap, ModuleDecl};
 use wishbone_event::RESERVED_QUEUES;
 use wishbone_runtime::queue::{self, Receiver, Sender};
-use wishbone_runtime::{Event, ModuleContext, ModuleKind, ModuleSet, QueueSpec, RuntimeOptions};
+use wishbone_runtime::{
+    Event, Module, ModuleContext, ModuleKind, ModuleSet, QueueSpec, RuntimeOptions,
+};
 
 /// How long the modules of one case may take to finish.
 const CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,6 +58,65 @@ pub fn check_input(bootstrap: &Bootstrap, set: &ModuleSet, queue: &str) -> Resul
     }
 }
 
+/// The modules of one case and the queues between them, being wired.
+struct Wiring<'a> {
+    bootstrap: &'a Bootstrap,
+    queue_size: usize,
+    contexts: HashMap<&'a str, ModuleContext>,
+    /// The queue into each incoming queue of a tested module.
+    inboxes: HashMap<String, Sender>,
+    recorded: Rc<RefCell<Recorded>>,
+    relays: Vec<LocalBoxFuture<'static, ()>>,
+}
+
+impl<'a> Wiring<'a> {
+    /// A sender into `module.queue`, made (and connected) the first time.
+    fn inbox(&mut self, module: &str, queue: &str) -> Sender {
+        let (contexts, size) = (&mut self.contexts, self.queue_size);
+        self.inboxes
+            .entry(format!("{module}.{queue}"))
+            .or_insert_with(|| {
+                let (sender, receiver) = queue::channel(size);
+                if let Some(context) = contexts.get_mut(module) {
+                    context.connect_incoming(queue, receiver);
+                }
+                sender
+            })
+            .clone()
+    }
+
+    /// Connects every queue the module may put events on to a recording
+    /// relay, which passes them on where a route leads to a tested module.
+    fn record_outgoing(&mut self, decl: &'a ModuleDecl, kind: &ModuleKind, module: &dyn Module) {
+        let mut queues: Vec<String> = kind.queues.outgoing.iter().map(|q| q.to_string()).collect();
+        queues.extend(module.outgoing_queues().unwrap_or_default());
+        queues.extend(RESERVED_QUEUES.iter().map(|q| q.to_string()));
+        let from_here = || {
+            self.bootstrap
+                .routes
+                .iter()
+                .filter(|route| route.from.module == decl.name)
+        };
+        queues.extend(from_here().map(|route| route.from.queue.clone()));
+        let mut seen = HashSet::new();
+        queues.retain(|queue| seen.insert(queue.clone()));
+        for queue in queues {
+            let next = from_here()
+                .find(|route| route.from.queue == queue)
+                .filter(|route| self.contexts.contains_key(route.to.module.as_str()))
+                .map(|route| (route.to.module.clone(), route.to.queue.clone()));
+            let next = next.map(|(module, queue)| self.inbox(&module, &queue));
+            let (sender, receiver) = queue::channel(self.queue_size);
+            if let Some(context) = self.contexts.get_mut(decl.name.as_str()) {
+                context.connect_outgoing(&queue, sender);
+            }
+            let name = format!("{}.{queue}", decl.name);
+            self.relays
+                .push(Box::pin(relay(receiver, next, name, self.recorded.clone())));
+        }
+    }
+}
+
 /// Runs one case: `events` on `input`; what every queue carried.
 pub async fn run(
     bootstrap: &Bootstrap,
@@ -64,90 +125,68 @@ pub async fn run(
     events: &[String],
 ) -> Result<Recorded, String> {
     let options = RuntimeOptions::default();
-    let tested: Vec<(&ModuleDecl, &ModuleKind)> = bootstrap
-        .modules
-        .iter()
-        .filter_map(|decl| Some((decl, kind_of(set, decl)?)))
-        .collect();
-    let mut contexts: HashMap<&str, ModuleContext> = HashMap::new();
+    let mut wiring = Wiring {
+        bootstrap,
+        queue_size: options.queue_size,
+        contexts: HashMap::new(),
+        inboxes: HashMap::new(),
+        recorded: Rc::default(),
+        relays: Vec::new(),
+    };
     let mut modules = Vec::new();
-    for (decl, kind) in &tested {
+    for decl in &bootstrap.modules {
+        let Some(kind) = kind_of(set, decl) else {
+            continue;
+        };
         let module = (kind.build)(&decl.arguments)
             .map_err(|error| format!("module `{}`: {error}", decl.name))?;
-        contexts.insert(
-            decl.name.as_str(),
-            ModuleContext::detached(&decl.name, options.clone()),
-        );
-        modules.push((decl.name.as_str(), module));
+        let context = ModuleContext::detached(&decl.name, options.clone());
+        wiring.contexts.insert(decl.name.as_str(), context);
+        modules.push((decl, kind, module));
     }
-    // The queue into each incoming queue of a tested module.
-    let mut inboxes: HashMap<String, Sender> = HashMap::new();
-    let mut connect_inbox =
-        |contexts: &mut HashMap<&str, ModuleContext>, module: &str, queue: &str| {
-            inboxes
-                .entry(format!("{module}.{queue}"))
-                .or_insert_with(|| {
-                    let (sender, receiver) = queue::channel(options.queue_size);
-                    if let Some(context) = contexts.get_mut(module) {
-                        context.connect_incoming(queue, receiver);
-                    }
-                    sender
-                })
-                .clone()
-        };
     let (input_module, input_queue) = input.split_once('.').unwrap_or((input, ""));
-    let feed = connect_inbox(&mut contexts, input_module, input_queue);
-    let recorded: Rc<RefCell<Recorded>> = Rc::default();
-    let mut relays: Vec<LocalBoxFuture<'static, ()>> = Vec::new();
-    for ((decl, kind), (_, module)) in tested.iter().zip(&modules) {
-        let mut queues: Vec<String> = kind.queues.outgoing.iter().map(|q| q.to_string()).collect();
-        queues.extend(module.outgoing_queues().unwrap_or_default());
-        queues.extend(RESERVED_QUEUES.iter().map(|q| q.to_string()));
-        for route in bootstrap
-            .routes
-            .iter()
-            .filter(|route| route.from.module == decl.name)
-        {
-            queues.push(route.from.queue.clone());
-        }
-        let mut seen = std::collections::HashSet::new();
-        queues.retain(|queue| seen.insert(queue.clone()));
-        for queue in queues {
-            let next = bootstrap
-                .routes
-                .iter()
-                .find(|route| route.from.module == decl.name && route.from.queue == queue)
-                .filter(|route| contexts.contains_key(route.to.module.as_str()))
-                .map(|route| connect_inbox(&mut contexts, &route.to.module, &route.to.queue));
-            let (sender, receiver) = queue::channel(options.queue_size);
-            if let Some(context) = contexts.get_mut(decl.name.as_str()) {
-                context.connect_outgoing(&queue, sender);
-            }
-            let name = format!("{}.{queue}", decl.name);
-            relays.push(Box::pin(relay(receiver, next, name, recorded.clone())));
-        }
+    let feed = wiring.inbox(input_module, input_queue);
+    for (decl, kind, module) in &modules {
+        wiring.record_outgoing(decl, kind, module.as_ref());
     }
+    let Wiring {
+        mut contexts,
+        recorded,
+        relays,
+        inboxes,
+        ..
+    } = wiring;
+    // Only the relays and the case's feed may keep a module's inbox open.
     drop(inboxes);
-    let mut running: Vec<LocalBoxFuture<'static, ()>> = Vec::new();
-    for (name, module) in modules {
-        let context = contexts.remove(name).expect("a context per module");
-        let name = name.to_string();
-        running.push(Box::pin(async move {
+    let running = modules.into_iter().map(|(decl, _, module)| {
+        let context = contexts
+            .remove(decl.name.as_str())
+            .expect("a context per module");
+        let name = decl.name.clone();
+        Box::pin(async move {
             if let Err(error) = module.run(context).await {
                 tracing::warn!(module = %name, %error, "a module ended with an error");
             }
-        }));
-    }
+        }) as LocalBoxFuture<'static, ()>
+    });
+    let handles: Vec<_> = running.chain(relays).map(actix_rt::spawn).collect();
     let batch: Vec<Event> = events
         .iter()
         .map(|event| Event::new(Bytes::from(event.clone())))
         .collect();
+    finish(feed, batch, handles).await?;
+    let recorded = recorded.borrow().clone();
+    Ok(recorded)
+}
+
+/// Puts the case's events on its queue, closes it, and waits for every
+/// module and relay to finish.
+async fn finish(
+    feed: Sender,
+    batch: Vec<Event>,
+    handles: Vec<actix_rt::task::JoinHandle<()>>,
+) -> Result<(), String> {
     let everything = async move {
-        let handles: Vec<_> = running
-            .into_iter()
-            .chain(relays)
-            .map(actix_rt::spawn)
-            .collect();
         if feed.send(batch).await.is_err() {
             return Err("the input queue's module did not take the events".to_string());
         }
@@ -164,9 +203,7 @@ pub async fn run(
                 "the modules did not finish within {} s",
                 CASE_TIMEOUT.as_secs()
             )
-        })??;
-    let recorded = recorded.borrow().clone();
-    Ok(recorded)
+        })?
 }
 
 /// Records what a module put on one queue, passing it on to the next
