@@ -9,11 +9,12 @@
 //! never forgotten.
 //!
 //! A block that travels in parts (a round robin deals it, a selector sorts
-//! it, a fanout copies it) splits its token into shares that know which of
-//! the block's events they carry ([`Positions`]). The block is settled once
-//! every share is, and a failure names exactly the events that were not
-//! delivered ([`Outcome::Partly`]): the buffer sends those again, never the
-//! parts that a healthy destination already has.
+//! it) splits its token into shares that know which of the block's events
+//! they carry ([`Positions`]); a block that is copied (a fanout's) splits it
+//! into shares that each carry every event ([`Ack::copies`]). The block is
+//! settled once every share is, and a failure names exactly the events that
+//! were not delivered ([`Outcome::Partly`]): the buffer sends those again,
+//! never the parts that a healthy destination already has.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
