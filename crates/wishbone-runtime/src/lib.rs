@@ -56,7 +56,9 @@ pub use server::{Reloaded, Reloader, Server, ServerError};
 pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 
-pub use wishbone_bootstrap::{ArgumentError, Arguments, OwnArguments, host_name, seconds};
+pub use wishbone_bootstrap::{
+    ArgumentError, Arguments, OwnArguments, field_names, host_name, seconds,
+};
 pub use wishbone_event::{
     Batch, Event, Lines, LinesBuilder, Parcel, Positions, QueueSpec, Tap, ack, queue, random,
 };

@@ -1,6 +1,7 @@
 //! What `show --docs` says of each builtin kind matches the kind: every
 //! field of its `Config` (and every argument it shares with its family) is
-//! described, and its example is a valid bootstrap.
+//! described, every argument described is taken, and its example is a
+//! valid bootstrap.
 
 use wishbone_bootstrap::field_names as fields;
 use wishbone_modules::{flow, input, metrics, output, process};
@@ -127,6 +128,23 @@ fn every_argument_is_described() {
         missing.is_empty(),
         "undocumented arguments:\n{}",
         missing.join("\n")
+    );
+}
+
+#[test]
+fn every_described_argument_is_taken() {
+    let mut unknown = Vec::new();
+    for (kind, names) in arguments() {
+        for name in kind.described_arguments() {
+            if !names.contains(&name) {
+                unknown.push(format!("{}: `{name}`", kind.name));
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "described but not taken:\n{}",
+        unknown.join("\n")
     );
 }
 

@@ -164,3 +164,19 @@ impl Connection for FileConnection {
 
     async fn close(&mut self, _timeout: Duration) {}
 }
+
+#[cfg(test)]
+mod documentation {
+    use super::{Config, KIND};
+
+    #[test]
+    fn the_docs_describe_exactly_the_arguments_taken() {
+        let mut taken = wishbone_runtime::field_names::<Config>();
+        // What every output that reaches a peer takes besides its own.
+        taken.extend(wishbone_output::arguments::SHARED);
+        let mut described = KIND.described_arguments();
+        taken.sort_unstable();
+        described.sort_unstable();
+        assert_eq!(described, taken);
+    }
+}

@@ -143,3 +143,17 @@ mod tests {
             .await;
     }
 }
+
+#[cfg(test)]
+mod documentation {
+    use super::{Config, KIND};
+
+    #[test]
+    fn the_docs_describe_exactly_the_arguments_taken() {
+        let mut taken = wishbone_runtime::field_names::<Config>();
+        let mut described = KIND.described_arguments();
+        taken.sort_unstable();
+        described.sort_unstable();
+        assert_eq!(described, taken);
+    }
+}
