@@ -8,8 +8,6 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::quick::Constant;
-
 /// The paths a condition reads, as a tree of keys; each path has a slot.
 #[derive(Debug, Default)]
 pub(crate) struct Fields {
@@ -281,6 +279,16 @@ impl<'de, 'n> Visitor<'de> for Key<'n> {
             .find(|(name, _)| name == key)
             .map(|(_, node)| node))
     }
+}
+
+/// A constant of the expression.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Constant {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
 }
 
 #[cfg(test)]

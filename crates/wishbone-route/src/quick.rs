@@ -13,7 +13,7 @@ use jaq_core::load::parse::{BinaryOp, Term};
 use jaq_core::ops::Cmp;
 use jaq_core::path::{Opt, Part};
 
-use crate::fields::{Fields, Value};
+use crate::fields::{Constant, Fields, Value};
 
 /// A condition of the quick shape, with the fields it reads.
 #[derive(Debug)]
@@ -31,16 +31,6 @@ enum Test {
     Not(Box<Test>),
     And(Box<Test>, Box<Test>),
     Or(Box<Test>, Box<Test>),
-}
-
-/// A constant of the expression.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Constant {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
 }
 
 impl Quick {

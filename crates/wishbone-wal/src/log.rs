@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::{Config, Journal, Report, Retention, Writer};
+use super::{Journal, Report, Retention, Writer};
+use crate::config::Config;
 use wishbone_runtime::ModuleError;
 use wishbone_runtime::module_metric;
 

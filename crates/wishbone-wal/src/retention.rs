@@ -11,7 +11,7 @@ use wishbone_runtime::{Event, Parcel, Positions};
 
 use super::block::{Location, Stored, payload_bytes};
 use super::residency::Residency;
-use super::{Config, WhenFull};
+use crate::config::{Config, WhenFull};
 
 /// Where a kept block stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc as tokio_mpsc;
 use wishbone_runtime::Parcel;
 
-use super::SyncMode;
 use super::block::Location;
 use super::journal::Journal;
+use crate::config::SyncMode;
 
 /// What the module asks of the log.
 #[derive(Debug)]

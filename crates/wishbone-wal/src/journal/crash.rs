@@ -14,7 +14,8 @@ use wishbone_runtime::{Event, Lines, Parcel};
 
 use super::Journal;
 use crate::Location;
-use crate::{Config, Retention, SyncMode, WhenFull};
+use crate::Retention;
+use crate::config::{Config, SyncMode, WhenFull};
 use wishbone_runtime::random::Random;
 
 /// Each segment file's length, as of the last fsync.
