@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use wishbone_runtime::Parcel;
 
+use self::segments::{Segment, Segments};
 use super::block::{Location, Stored, payload_bytes};
 use super::record::{self, Record};
 
@@ -50,41 +51,14 @@ pub struct Recovered {
     pub segments: usize,
 }
 
-/// One segment file.
-#[derive(Debug)]
-struct Segment {
-    sequence: u64,
-    len: u64,
-    /// The lowest and the highest block id written in it.
-    first_block: Option<u64>,
-    last_block: Option<u64>,
-}
-
-impl Segment {
-    fn new(sequence: u64) -> Segment {
-        Segment {
-            sequence,
-            len: 0,
-            first_block: None,
-            last_block: None,
-        }
-    }
-
-    /// Whether block `id` may lie in it (ids grow along the log).
-    fn may_hold(&self, id: u64) -> bool {
-        self.first_block.is_some_and(|first| first <= id)
-            && self.last_block.is_some_and(|last| id <= last)
-    }
-}
-
 /// The open log.
 #[derive(Debug)]
 pub struct Journal {
     dir: PathBuf,
     /// Held for as long as the log is open: the directory's lock.
     _lock: File,
-    /// Oldest first; the last one is appended to.
-    segments: VecDeque<Segment>,
+    /// Oldest first; the newest is appended to.
+    segments: Segments,
     file: File,
     /// Segments finished since the last sync, which it must cover too.
     unsynced: Vec<File>,
@@ -239,12 +213,15 @@ impl Journal {
         let live = blocks.keys().copied().collect();
         recovered.blocks = blocks.into_values().collect();
         let mut directory_changed = false;
-        if segments.is_empty() {
-            File::create(dir.join(segment_name(1))).map_err(io_error(dir))?;
-            segments.push_back(Segment::new(1));
-            directory_changed = true;
-        }
-        let newest = segments.back().map_or(1, |segment| segment.sequence);
+        let segments = match Segments::found(segments) {
+            Some(segments) => segments,
+            None => {
+                File::create(dir.join(segment_name(1))).map_err(io_error(dir))?;
+                directory_changed = true;
+                Segments::only(Segment::new(1))
+            }
+        };
+        let newest = segments.newest().sequence;
         let path = dir.join(segment_name(newest));
         let file = OpenOptions::new()
             .write(true)
@@ -280,13 +257,10 @@ impl Journal {
             layouts.push((*id, record::encode_block(&mut out, *id, parcel)));
             records.push(out.freeze());
         }
-        let segment = self.segments.back().expect("a log has a newest segment");
+        let segment = self.segments.newest();
         let (sequence, start) = (segment.sequence, segment.len);
         self.write_all(&records)?;
-        let segment = self
-            .segments
-            .back_mut()
-            .expect("a log has a newest segment");
+        let segment = self.segments.newest_mut();
         if let (Some((first, _)), Some((last, _))) = (blocks.first(), blocks.last()) {
             segment.first_block.get_or_insert(*first);
             segment.last_block = Some(*last);
@@ -390,10 +364,7 @@ impl Journal {
                 ));
             }
         }
-        let segment = self
-            .segments
-            .back_mut()
-            .expect("a log has a newest segment");
+        let segment = self.segments.newest_mut();
         let mut slices: Vec<IoSlice> = records.iter().map(|record| IoSlice::new(record)).collect();
         let mut rest = &mut slices[..];
         let mut file = &self.file;
@@ -425,23 +396,21 @@ impl Journal {
     /// file cannot be created the newest grows on, and the next write
     /// tries again: what was written stays written either way.
     fn roll_when_full(&mut self) {
-        let newest = self.segments.back().expect("a log has a newest segment");
-        if newest.len >= self.segment_bytes {
+        if self.segments.newest().len >= self.segment_bytes {
             let _ = self.start_segment();
         }
     }
 
     /// Starts a new segment now; what follows is appended to it.
     pub fn start_segment(&mut self) -> io::Result<()> {
-        let newest = self.segments.back().expect("a log has a newest segment");
-        let sequence = newest.sequence + 1;
+        let sequence = self.segments.newest().sequence + 1;
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .open(self.dir.join(segment_name(sequence)))?;
         self.unsynced.push(std::mem::replace(&mut self.file, file));
-        self.segments.push_back(Segment::new(sequence));
+        self.segments.push(Segment::new(sequence));
         self.directory_changed = true;
         Ok(())
     }
@@ -481,27 +450,24 @@ impl Journal {
         };
         let count = self
             .segments
-            .iter()
-            .take(self.segments.len() - 1)
+            .older()
             .take_while(|segment| settled(segment))
             .count();
-        let newest = self.segments.back().expect("a log has a newest segment");
-        let empty_newest = pressed && oldest_live.is_none() && newest.len > 0;
+        let empty_newest = pressed && oldest_live.is_none() && self.segments.newest().len > 0;
         if count == 0 && !empty_newest {
             return Ok(0);
         }
         self.sync()?;
         for _ in 0..count {
-            let sequence = self.segments.front().expect("counted above").sequence;
-            std::fs::remove_file(self.dir.join(segment_name(sequence)))?;
-            self.segments.pop_front();
+            let Some(oldest) = self.segments.older().next() else {
+                break;
+            };
+            std::fs::remove_file(self.dir.join(segment_name(oldest.sequence)))?;
+            self.segments.pop_oldest();
         }
         if empty_newest {
             self.file.set_len(0)?;
-            let newest = self
-                .segments
-                .back_mut()
-                .expect("a log has a newest segment");
+            let newest = self.segments.newest_mut();
             *newest = Segment::new(newest.sequence);
             return Ok(count + 1);
         }
@@ -533,6 +499,8 @@ impl Journal {
         self.live.len()
     }
 }
+
+mod segments;
 
 #[cfg(test)]
 mod crash;
