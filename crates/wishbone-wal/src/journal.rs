@@ -8,7 +8,7 @@
 //! struct does the file work and nothing else: when to sync is the
 //! writer's decision ([`super::writer`]).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -96,6 +96,146 @@ fn segment_sequence(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// Takes the log directory's lock, held for as long as the file is open.
+fn lock(dir: &Path) -> Result<File, JournalError> {
+    let lock_path = dir.join("lock");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_error(&lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(error)) => Err(io_error(&lock_path)(error)),
+    }
+}
+
+/// The sequence numbers of the segment files in `dir`, in order.
+fn segment_sequences(dir: &Path) -> Result<Vec<u64>, JournalError> {
+    let mut sequences = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        if let Some(sequence) = entry.file_name().to_str().and_then(segment_sequence) {
+            sequences.push(sequence);
+        }
+    }
+    sequences.sort_unstable();
+    Ok(sequences)
+}
+
+/// What reading a log's segments back has found so far.
+struct Reading {
+    recovered: Recovered,
+    /// Blocks read whole and not settled, by id.
+    blocks: BTreeMap<u64, Stored>,
+    /// Damaged blocks' ids and event counts, until settled later.
+    damaged: BTreeMap<u64, usize>,
+}
+
+impl Reading {
+    /// Reads one segment file: its records in order, a damaged one skipped
+    /// when whole records follow it. What is sent again must not vanish in
+    /// a later crash: the file as read, cut where it stops being whole, is
+    /// fsynced.
+    fn segment(&mut self, dir: &Path, sequence: u64) -> Result<Segment, JournalError> {
+        let path = dir.join(segment_name(sequence));
+        let data = Bytes::from(std::fs::read(&path).map_err(io_error(&path))?);
+        let mut at = 0;
+        // Where the last whole record ends: past it is a torn tail.
+        let mut whole = 0;
+        let mut segment = Segment::new(sequence);
+        while at < data.len() {
+            let Some((record, length)) = record::decode(&data.slice(at..)) else {
+                // Damaged: the next whole record, if one follows.
+                let Some(skip) = record::resync(&data.slice(at..)) else {
+                    break;
+                };
+                self.skip_damaged(&data[at..at + skip]);
+                at += skip;
+                continue;
+            };
+            let location = Location {
+                sequence,
+                offset: at as u64,
+                len: length as u64,
+            };
+            at += length;
+            whole = at;
+            self.apply(record, location, &mut segment);
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        if whole < data.len() {
+            self.recovered.cut_bytes += (data.len() - whole) as u64;
+            file.set_len(whole as u64).map_err(io_error(&path))?;
+        }
+        file.sync_all().map_err(io_error(&path))?;
+        segment.len = whole as u64;
+        Ok(segment)
+    }
+
+    /// Counts a damaged record, and the block it held, if it says.
+    fn skip_damaged(&mut self, bytes: &[u8]) {
+        self.recovered.damaged_records += 1;
+        self.recovered.damaged_bytes += bytes.len() as u64;
+        if let Some((id, events)) = record::damaged_block(bytes) {
+            self.damaged.insert(id, events);
+        }
+    }
+
+    /// One whole record, read at `location` of `segment`.
+    fn apply(&mut self, record: Record, location: Location, segment: &mut Segment) {
+        match record {
+            Record::Block { id, parcel } => {
+                segment.first_block.get_or_insert(id);
+                segment.last_block = Some(id);
+                // Written again whole after a failed fsync: not lost.
+                self.damaged.remove(&id);
+                self.recovered.next_id = self.recovered.next_id.max(id + 1);
+                let (events, bytes) = (parcel.len(), payload_bytes(&parcel));
+                let stored = Stored {
+                    id,
+                    location,
+                    events,
+                    bytes,
+                };
+                self.blocks.insert(id, stored);
+            }
+            Record::Settled(ids) => {
+                if let Some(highest) = ids.iter().max() {
+                    self.recovered.next_id = self.recovered.next_id.max(highest + 1);
+                }
+                // In log order: a settlement only ever follows its block,
+                // and an id used again after the segments that held it
+                // were deleted is a new block.
+                for id in ids {
+                    self.blocks.remove(&id);
+                    self.damaged.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// The ids of the blocks still live, and what was recovered.
+    fn finish(self) -> (BTreeSet<u64>, Recovered) {
+        let Reading {
+            mut recovered,
+            blocks,
+            mut damaged,
+        } = self;
+        // A damaged copy of a block read whole elsewhere is no loss either.
+        damaged.retain(|id, _| !blocks.contains_key(id));
+        recovered.lost_events = damaged.values().sum();
+        let live = blocks.keys().copied().collect();
+        recovered.blocks = blocks.into_values().collect();
+        (live, recovered)
+    }
+}
+
 impl Journal {
     /// Opens (or creates) the log in `dir`, locks it, and reads back what it
     /// holds: a damaged record is skipped when whole records follow it, and
@@ -103,117 +243,23 @@ impl Journal {
     /// A new segment starts once one reaches `segment_bytes`.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<(Journal, Recovered), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-        let lock_path = dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(JournalError::Locked(dir.to_path_buf()));
-            }
-            Err(std::fs::TryLockError::Error(error)) => return Err(io_error(&lock_path)(error)),
-        }
-        let mut sequences = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
-            let entry = entry.map_err(io_error(dir))?;
-            if let Some(sequence) = entry.file_name().to_str().and_then(segment_sequence) {
-                sequences.push(sequence);
-            }
-        }
-        sequences.sort_unstable();
-        let mut recovered = Recovered {
-            segments: sequences.len(),
-            ..Recovered::default()
+        let lock = lock(dir)?;
+        let sequences = segment_sequences(dir)?;
+        let mut reading = Reading {
+            recovered: Recovered {
+                segments: sequences.len(),
+                ..Recovered::default()
+            },
+            blocks: BTreeMap::new(),
+            damaged: BTreeMap::new(),
         };
-        let mut segments = VecDeque::new();
-        let mut blocks = std::collections::BTreeMap::new();
-        // Damaged blocks' ids and event counts, until settled later.
-        let mut damaged = std::collections::BTreeMap::new();
+        let mut found = VecDeque::new();
         for sequence in sequences {
-            let path = dir.join(segment_name(sequence));
-            let data = Bytes::from(std::fs::read(&path).map_err(io_error(&path))?);
-            let mut at = 0;
-            // Where the last whole record ends: past it is a torn tail.
-            let mut whole = 0;
-            let mut segment = Segment::new(sequence);
-            while at < data.len() {
-                let Some((record, length)) = record::decode(&data.slice(at..)) else {
-                    // Damaged: the next whole record, if one follows.
-                    let Some(skip) = record::resync(&data.slice(at..)) else {
-                        break;
-                    };
-                    recovered.damaged_records += 1;
-                    recovered.damaged_bytes += skip as u64;
-                    if let Some((id, events)) = record::damaged_block(&data[at..at + skip]) {
-                        damaged.insert(id, events);
-                    }
-                    at += skip;
-                    continue;
-                };
-                at += length;
-                whole = at;
-                match record {
-                    Record::Block { id, parcel } => {
-                        segment.first_block.get_or_insert(id);
-                        segment.last_block = Some(id);
-                        // Written again whole after a failed fsync: not lost.
-                        damaged.remove(&id);
-                        recovered.next_id = recovered.next_id.max(id + 1);
-                        let location = Location {
-                            sequence,
-                            offset: (at - length) as u64,
-                            len: length as u64,
-                        };
-                        let (events, bytes) = (parcel.len(), payload_bytes(&parcel));
-                        blocks.insert(
-                            id,
-                            Stored {
-                                id,
-                                location,
-                                events,
-                                bytes,
-                            },
-                        );
-                    }
-                    Record::Settled(ids) => {
-                        if let Some(highest) = ids.iter().max() {
-                            recovered.next_id = recovered.next_id.max(highest + 1);
-                        }
-                        // In log order: a settlement only ever follows its
-                        // block, and an id used again after the segments
-                        // that held it were deleted is a new block.
-                        for id in ids {
-                            blocks.remove(&id);
-                            damaged.remove(&id);
-                        }
-                    }
-                }
-            }
-            // What is sent again must not vanish in a later crash: the
-            // file as read, cut where it stops being whole, is fsynced.
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(io_error(&path))?;
-            if whole < data.len() {
-                recovered.cut_bytes += (data.len() - whole) as u64;
-                file.set_len(whole as u64).map_err(io_error(&path))?;
-            }
-            file.sync_all().map_err(io_error(&path))?;
-            segment.len = whole as u64;
-            segments.push_back(segment);
+            found.push_back(reading.segment(dir, sequence)?);
         }
-        // A damaged copy of a block read whole elsewhere is no loss either.
-        damaged.retain(|id, _| !blocks.contains_key(id));
-        recovered.lost_events = damaged.values().sum();
-        let live = blocks.keys().copied().collect();
-        recovered.blocks = blocks.into_values().collect();
+        let (live, recovered) = reading.finish();
         let mut directory_changed = false;
-        let segments = match Segments::found(segments) {
+        let segments = match Segments::found(found) {
             Some(segments) => segments,
             None => {
                 File::create(dir.join(segment_name(1))).map_err(io_error(dir))?;
@@ -221,8 +267,7 @@ impl Journal {
                 Segments::only(Segment::new(1))
             }
         };
-        let newest = segments.newest().sequence;
-        let path = dir.join(segment_name(newest));
+        let path = dir.join(segment_name(segments.newest().sequence));
         let file = OpenOptions::new()
             .write(true)
             .open(&path)
