@@ -148,6 +148,28 @@ impl ModuleKind {
             .filter_map(|line| line.split_whitespace().next())
             .collect()
     }
+
+    /// Whether the docs describe exactly the arguments `taken` (a
+    /// `Config`'s [`field_names`](crate::field_names) and those its family
+    /// shares); else what is missing either way.
+    pub fn docs_match(&self, taken: &[&str]) -> Result<(), String> {
+        let described = self.described_arguments();
+        let undescribed: Vec<&&str> = taken
+            .iter()
+            .filter(|name| !described.contains(name))
+            .collect();
+        let untaken: Vec<&&str> = described
+            .iter()
+            .filter(|name| !taken.contains(name))
+            .collect();
+        match (undescribed.is_empty(), untaken.is_empty()) {
+            (true, true) => Ok(()),
+            _ => Err(format!(
+                "{}: taken, not described: {undescribed:?}; described, not taken: {untaken:?}",
+                self.name
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

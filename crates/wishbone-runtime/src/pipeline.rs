@@ -117,18 +117,22 @@ impl Pipeline {
 
     /// Builds and starts every module of the bootstrap.
     pub(crate) fn start_all(&mut self) -> Result<(), (String, String)> {
-        let names: Vec<String> = self
-            .bootstrap
-            .modules
-            .iter()
-            .map(|decl| decl.name.clone())
-            .collect();
+        let names = self.module_names();
         let built = self.build(&self.bootstrap.clone(), &names)?;
         self.start(built, HashMap::new());
         for route in &self.bootstrap.routes {
             tracing::info!(route = %route, "queue connected");
         }
         Ok(())
+    }
+
+    /// The running bootstrap's modules' names, in file order.
+    fn module_names(&self) -> Vec<String> {
+        self.bootstrap
+            .modules
+            .iter()
+            .map(|decl| decl.name.clone())
+            .collect()
     }
 
     /// The bootstrap running now.
@@ -244,12 +248,7 @@ impl Pipeline {
             .collect();
         self.wire(&starting, &mut contexts, handed);
         let mut built: HashMap<String, Box<dyn Module>> = built.into_iter().collect();
-        let names: Vec<String> = self
-            .bootstrap
-            .modules
-            .iter()
-            .map(|decl| decl.name.clone())
-            .collect();
+        let names = self.module_names();
         let links: Vec<(&str, &str)> = self
             .bootstrap
             .routes

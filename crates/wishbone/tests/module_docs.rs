@@ -109,17 +109,9 @@ fn every_builtin_kind_is_checked_here() {
 fn every_argument_is_described() {
     let mut missing = Vec::new();
     for (kind, names) in arguments() {
-        let section = kind
-            .docs
-            .split("\nArguments")
-            .nth(1)
-            .unwrap_or_else(|| panic!("{}: no Arguments section", kind.name));
-        let section = section.split("\n\n").next().unwrap_or_default();
+        let described = kind.described_arguments();
         for name in names {
-            let described = section
-                .lines()
-                .any(|line| line.split_whitespace().next() == Some(name));
-            if !described {
+            if !described.contains(&name) {
                 missing.push(format!("{}: `{name}`", kind.name));
             }
         }
