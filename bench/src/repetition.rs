@@ -12,6 +12,30 @@ use crate::{
     BASELINE, NatsRun, Options, files, http, nats, routing, scenarios, scraper, tls_files,
 };
 
+/// Scenario II with the operator listener on, a 1% tap on `input.outbox`
+/// reading what it sends.
+fn tapped_round_robin(wishbone: &Path, scratch: &Path, ports: &[u16]) -> anyhow::Result<Proxy> {
+    let bootstrap = scenarios::round_robin(ports, false);
+    let admin = proxy::free_port()?;
+    let address = format!("127.0.0.1:{admin}");
+    let proxy = Proxy::wishbone(wishbone, scratch, &bootstrap, &["--admin", &address])?;
+    scraper::tap(admin, "input.outbox", 0.01)?;
+    Ok(proxy)
+}
+
+/// Scenario II with the Prometheus module, its page scraped every
+/// [`scraper::EVERY`].
+fn scraped_round_robin(wishbone: &Path, scratch: &Path, ports: &[u16]) -> anyhow::Result<Proxy> {
+    let metrics = proxy::free_port()?;
+    let bootstrap = scenarios::round_robin(ports, false).replace(
+        "routingtable:",
+        &format!("  prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: {metrics}}}}}\nroutingtable:"),
+    );
+    let proxy = Proxy::wishbone(wishbone, scratch, &bootstrap, &[])?;
+    scraper::start(metrics);
+    Ok(proxy)
+}
+
 /// What every run of a repetition reads.
 #[derive(Clone, Copy)]
 pub struct Repetition<'a> {
@@ -80,29 +104,12 @@ impl Repetition<'_> {
             (
                 "wishbone scenario II, --admin, a 1% tap on input.outbox",
                 2,
-                Box::new(|ports| {
-                    let bootstrap = scenarios::round_robin(ports, false);
-                    let admin = proxy::free_port()?;
-                    let address = format!("127.0.0.1:{admin}");
-                    let proxy =
-                        Proxy::wishbone(wishbone, scratch, &bootstrap, &["--admin", &address])?;
-                    scraper::tap(admin, "input.outbox", 0.01)?;
-                    Ok(proxy)
-                }),
+                Box::new(|ports| tapped_round_robin(wishbone, scratch, ports)),
             ),
             (
                 "wishbone scenario II, Prometheus page scraped every 10 ms",
                 2,
-                Box::new(|ports| {
-                    let metrics = proxy::free_port()?;
-                    let bootstrap = scenarios::round_robin(ports, false).replace(
-                        "routingtable:",
-                        &format!("  prometheus: {{module: wishbone.metrics.prometheus, arguments: {{port: {metrics}}}}}\nroutingtable:"),
-                    );
-                    let proxy = wishbone_on(bootstrap)?;
-                    scraper::start(metrics);
-                    Ok(proxy)
-                }),
+                Box::new(|ports| scraped_round_robin(wishbone, scratch, ports)),
             ),
             (
                 "wishbone scenario II, 3 backends",

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_yaml::{Mapping, Value};
 use wishbone_event::{QueueSpec, RESERVED_QUEUES};
 
 use crate::document::{describe, entries, parse};
@@ -108,72 +108,11 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
         Ok(document) => document,
         Err(problem) => return Err(invalid(vec![problem])),
     };
-    let top = match &document {
-        Value::Mapping(top) => top,
-        Value::Null => {
-            let message = "the file is empty; a bootstrap needs `modules:` and `routingtable:`";
-            return Err(invalid(vec![Problem::new("top level", message)]));
-        }
-        other => {
-            let message = format!(
-                "expected a mapping with `modules:` and `routingtable:`, found {}",
-                describe(other)
-            );
-            return Err(invalid(vec![Problem::new("top level", message)]));
-        }
+    let top = match top_level(&document) {
+        Ok(top) => top,
+        Err(problem) => return Err(invalid(vec![problem])),
     };
-    let mut modules = Vec::new();
-    // Modules whose kind is unknown: already reported, and not reported
-    // again as undefined by the routes that name them.
-    let mut unresolved = HashSet::new();
-    let mut routing_lines = None;
-    let mut saw_modules = false;
-    for (key, value) in entries(top, "top level", &mut problems) {
-        match key {
-            "modules" => {
-                saw_modules = true;
-                read_modules(
-                    value,
-                    Section::Modules,
-                    catalog,
-                    &mut modules,
-                    &mut unresolved,
-                    &mut problems,
-                );
-            }
-            "metrics" => read_modules(
-                value,
-                Section::Metrics,
-                catalog,
-                &mut modules,
-                &mut unresolved,
-                &mut problems,
-            ),
-            "routingtable" => routing_lines = Some(value),
-            unknown => problems.push(
-                Problem::new(
-                    "top level",
-                    format!(
-                        "unknown key `{unknown}`; valid keys are {}{}",
-                        TOP_LEVEL_KEYS.join(", "),
-                        did_you_mean(unknown, TOP_LEVEL_KEYS)
-                    ),
-                )
-                .under(&[unknown]),
-            ),
-        }
-    }
-    if !saw_modules {
-        problems.push(Problem::new(
-            "top level",
-            "no `modules:` section; a bootstrap needs at least one module",
-        ));
-    }
-    modules.sort_by_key(|module: &ModuleDecl| module.section == Section::Modules);
-    let routes = match routing_lines {
-        Some(lines) => read_routes(lines, &modules, &unresolved, catalog, &mut problems),
-        None => Vec::new(),
-    };
+    let (modules, routes) = read_top(top, catalog, &mut problems);
     if problems.is_empty() {
         Ok(Bootstrap {
             path: path.to_path_buf(),
@@ -183,6 +122,79 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
     } else {
         Err(invalid(problems))
     }
+}
+
+/// The file's top-level mapping, or why it is not one.
+fn top_level(document: &Value) -> Result<&Mapping, Problem> {
+    match document {
+        Value::Mapping(top) => Ok(top),
+        Value::Null => Err(Problem::new(
+            "top level",
+            "the file is empty; a bootstrap needs `modules:` and `routingtable:`",
+        )),
+        other => Err(Problem::new(
+            "top level",
+            format!(
+                "expected a mapping with `modules:` and `routingtable:`, found {}",
+                describe(other)
+            ),
+        )),
+    }
+}
+
+/// The modules (of both sections, `metrics:` first) and the routes of the
+/// top-level mapping; every problem found goes to `problems`.
+fn read_top(
+    top: &Mapping,
+    catalog: &dyn Catalog,
+    problems: &mut Vec<Problem>,
+) -> (Vec<ModuleDecl>, Vec<Route>) {
+    let mut modules = Vec::new();
+    // Modules whose kind is unknown: already reported, and not reported
+    // again as undefined by the routes that name them.
+    let mut unresolved = HashSet::new();
+    let mut routing_lines = None;
+    let mut saw_modules = false;
+    for (key, value) in entries(top, "top level", problems) {
+        let section = match key {
+            "modules" => Section::Modules,
+            "metrics" => Section::Metrics,
+            "routingtable" => {
+                routing_lines = Some(value);
+                continue;
+            }
+            unknown => {
+                let message = format!(
+                    "unknown key `{unknown}`; valid keys are {}{}",
+                    TOP_LEVEL_KEYS.join(", "),
+                    did_you_mean(unknown, TOP_LEVEL_KEYS)
+                );
+                problems.push(Problem::new("top level", message).under(&[unknown]));
+                continue;
+            }
+        };
+        saw_modules |= section == Section::Modules;
+        read_modules(
+            value,
+            section,
+            catalog,
+            &mut modules,
+            &mut unresolved,
+            problems,
+        );
+    }
+    if !saw_modules {
+        problems.push(Problem::new(
+            "top level",
+            "no `modules:` section; a bootstrap needs at least one module",
+        ));
+    }
+    modules.sort_by_key(|module: &ModuleDecl| module.section == Section::Modules);
+    let routes = match routing_lines {
+        Some(lines) => read_routes(lines, &modules, &unresolved, catalog, problems),
+        None => Vec::new(),
+    };
+    (modules, routes)
 }
 
 fn read_modules(
