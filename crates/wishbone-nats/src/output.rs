@@ -17,7 +17,7 @@ use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use serde::Deserialize;
 use wishbone_output::tls::TlsArguments;
-use wishbone_output::{Connection, OnStall, Output, Sent, Settings, Transport};
+use wishbone_output::{Connection, Heard, OnStall, Output, Sent, Settings, Transport};
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 use crate::{connect, message_id, parse_servers};
@@ -237,12 +237,9 @@ impl Connection for NatsConnection {
     }
 
     /// The next PubAck, and every one already in with it.
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
-        if self.acknowledgements.is_empty() {
-            return std::future::pending().await;
-        }
+    async fn heard(&mut self) -> Result<Heard, String> {
         let Some(mut next) = self.acknowledgements.next().await else {
-            return Ok(None);
+            return std::future::pending().await;
         };
         loop {
             let (result, number) = next;
@@ -250,7 +247,7 @@ impl Connection for NatsConnection {
             self.acknowledged = number;
             match futures::FutureExt::now_or_never(self.acknowledgements.next()) {
                 Some(Some(more)) => next = more,
-                _ => return Ok(Some(self.acknowledged)),
+                _ => return Ok(Heard::Acknowledged(self.acknowledged)),
             }
         }
     }

@@ -453,6 +453,47 @@ impl Delivery {
         released
     }
 
+    /// The peer refused message `message` for good, having every one
+    /// before it ([`Delivery::acknowledge`] them first): takes its event
+    /// out, settled on this connection, for `failed`. None when `message`
+    /// is not the next one owed, which then stays owed.
+    pub fn refuse(&mut self, message: u64, now: Instant) -> Option<Event> {
+        if self.unit != Some(Unit::Messages) || message != self.acknowledged + 1 {
+            return None;
+        }
+        let event = match self.records.front_mut()? {
+            Record::Event { end, .. } if *end == message => match self.records.pop_front() {
+                Some(Record::Event { event, .. }) => event,
+                _ => return None,
+            },
+            Record::Lines {
+                start,
+                lines,
+                tokens,
+                released,
+                ..
+            } if *start + *released as u64 + 1 == message => {
+                let event = match tokens {
+                    Some(tokens) => tokens.pop_front()?,
+                    None => lines.events(*released..*released + 1).next()?,
+                };
+                *released += 1;
+                if *released == lines.len() {
+                    if let Some(ack) = lines.take_ack() {
+                        ack.acknowledge();
+                    }
+                    self.records.pop_front();
+                }
+                event
+            }
+            _ => return None,
+        };
+        self.acknowledged = message;
+        self.last_progress = now;
+        self.in_flight -= 1;
+        Some(event)
+    }
+
     /// Whether the peer stopped acknowledging (or started again): stalled
     /// when something is outstanding and the acknowledged position has not
     /// moved for `timeout`.

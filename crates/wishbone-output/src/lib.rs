@@ -40,5 +40,5 @@ mod transport;
 pub use arguments::Settings;
 pub use delivery::{Delivery, Lost, Released, Stall, Unit};
 pub use shell::Output;
-pub use transport::{Connection, OnStall, Sent, Transport, room_below};
+pub use transport::{Connection, Heard, OnStall, Sent, Transport, room_below};
 pub use wishbone_tls as tls;

@@ -2,47 +2,22 @@
 //! take parcels from the inbox while the connection has room, gather what
 //! else waits into the same write, learn what the peer acknowledged, notice
 //! a peer that stopped acknowledging, and end when the inbox closed and
-//! everything is delivered, on an abort, or when the connection dies.
+//! everything is delivered, on an abort, or when the connection dies. Every
+//! write is the pump's ([`Connection::send`]); the connection only tells
+//! what it heard.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use wishbone_runtime::Parcel;
 
 use crate::state::OutputState;
-use crate::transport::{Connection, OnStall, Sent};
+use crate::transport::{Connection, Heard, OnStall, Sent};
 
-/// Takes in an acknowledgement of `$position`: what it released is
-/// counted, and handed to `success` when asked.
-macro_rules! take_in {
-    ($state:expr, $position:expr) => {{
-        let success = $state.release($position);
-        if !success.is_empty() {
-            $state.pass_on(success).await;
-        }
-    }};
-}
-
-/// Takes in what the connection said (`heard`, `acknowledged`, `tick`):
-/// an acknowledgement, nothing, or its end, which ends the pump's loop.
-macro_rules! take_in_or_end {
-    ($state:expr, $said:expr, $connection:expr) => {
-        match $said {
-            Ok(Some(position)) => take_in!($state, position),
-            Ok(None) => {}
-            Err(error) => break lost(&$connection, error),
-        }
-    };
-}
-
-/// How a connection that failed ended: to be made again at once, or lost.
-fn lost<C: Connection>(connection: &C, error: String) -> Ended {
-    match connection.again_at_once() {
-        true => Ended::Again(error),
-        false => Ended::Lost(error),
-    }
-}
+/// How often a stall is looked for while something is outstanding.
+const STALL_CHECK: Duration = Duration::from_millis(50);
 
 /// How a connection's pump ended.
 pub(crate) enum Ended {
@@ -56,11 +31,17 @@ pub(crate) enum Ended {
     Aborted,
 }
 
+/// What the pump does next, once a turn's news is taken in.
+enum Turn {
+    Go,
+    End(Ended),
+}
+
 /// Runs one connection until it ends. Before returning, every
 /// acknowledgement the connection can still learn of is taken in, and
 /// what was taken from the inbox and never written is recorded as unsent.
 pub(crate) async fn pump<C: Connection>(
-    mut connection: C,
+    connection: &mut C,
     state: &mut OutputState,
     abort: &CancellationToken,
 ) -> Ended {
@@ -68,26 +49,13 @@ pub(crate) async fn pump<C: Connection>(
     state.resending(resent);
     let mut waiting = Waiting::default();
     waiting.push(Parcel::Events(held));
-    let mut tick = tokio::time::interval(connection.tick_every());
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut stall_check = tokio::time::interval(STALL_CHECK);
+    stall_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let ended = loop {
-        if !state.delivery.is_settled() {
-            take_in_or_end!(state, connection.acknowledged(), connection);
-        }
         let room = connection.room(state.delivery.in_flight());
         if room > 0 && !waiting.is_empty() {
-            let parcels = waiting.take(room);
-            let mut sent = Sent::new(&mut state.delivery, state.timeout);
-            let result = connection.send(parcels, &mut sent).await;
-            let mut aborted = false;
-            for (event, reason) in sent.into_rejected() {
-                aborted = aborted || !state.reject(event, &reason, abort).await;
-            }
-            if aborted {
-                break Ended::Aborted;
-            }
-            if let Err(error) = result {
-                break lost(&connection, error);
+            if let Turn::End(ended) = write(connection, state, waiting.take(room), abort).await {
+                break ended;
             }
             continue;
         }
@@ -97,51 +65,116 @@ pub(crate) async fn pump<C: Connection>(
         }
         let take = waiting.is_empty() && room > 0;
         let divert = state.delivery.is_stalled() && state.delivery.fails_over();
-        tokio::select! {
+        let turn = tokio::select! {
             biased;
-            _ = abort.cancelled() => break Ended::Aborted,
-            heard = connection.heard() => take_in_or_end!(state, heard, connection),
+            _ = abort.cancelled() => Turn::End(Ended::Aborted),
+            heard = connection.heard() => match heard {
+                Ok(Heard::Writable) => write(connection, state, Vec::new(), abort).await,
+                Ok(heard) => state.take_in(heard, abort).await,
+                Err(error) => Turn::End(Ended::Lost(error)),
+            },
             parcel = state.inbox.recv_parcel(), if state.inbox_open && (take || divert) => match parcel {
-                None => state.inbox_open = false,
-                Some(parcel) if divert => {
-                    if !state.fail(parcel.into_events(), abort).await {
-                        break Ended::Aborted;
-                    }
+                None => {
+                    state.inbox_open = false;
+                    Turn::Go
                 }
+                Some(parcel) if divert => match state.fail(parcel.into_events(), abort).await {
+                    true => Turn::Go,
+                    false => Turn::End(Ended::Aborted),
+                },
                 Some(parcel) => {
-                    let mut events = parcel.len();
-                    waiting.push(parcel);
-                    if events < room {
-                        state
-                            .gather(|parcel| {
-                                events += parcel.len();
-                                waiting.push(parcel);
-                                events < room
-                            })
-                            .await;
-                    }
+                    waiting.gather(parcel, room, state).await;
+                    Turn::Go
                 }
             },
-            _ = tick.tick(), if !state.delivery.is_settled() => {
-                take_in_or_end!(state, connection.tick(), connection);
-                if connection.on_stall() == OnStall::Reconnect {
-                    if state.stalled_now() {
-                        break Ended::Lost(format!("no acknowledgement for {:?}", state.timeout));
+            _ = stall_check.tick(), if !state.delivery.is_settled() => {
+                match connection.on_stall() {
+                    OnStall::Reconnect if state.stalled_now() => Turn::End(Ended::Lost(format!(
+                        "no acknowledgement for {:?}",
+                        state.timeout
+                    ))),
+                    OnStall::Reconnect => Turn::Go,
+                    OnStall::RouteAround => {
+                        state.check_stall();
+                        Turn::Go
                     }
-                } else {
-                    state.check_stall();
                 }
             }
+        };
+        if let Turn::End(ended) = turn {
+            break ended;
         }
     };
     let dead = matches!(ended, Ended::Lost(_) | Ended::Again(_));
     if let Some(position) = connection.finish(dead).await {
-        take_in!(state, position);
+        let success = state.release(position);
+        if !success.is_empty() {
+            state.pass_on(success).await;
+        }
     }
     for parcel in waiting.parcels {
         state.delivery.record_unsent(parcel);
     }
     ended
+}
+
+/// One write: `parcels` (none, when the connection has writing of its own
+/// to do), then what it rejected and what it delivered at once.
+async fn write<C: Connection>(
+    connection: &mut C,
+    state: &mut OutputState,
+    parcels: Vec<Parcel>,
+    abort: &CancellationToken,
+) -> Turn {
+    let mut sent = Sent::new(&mut state.delivery, state.timeout);
+    let result = connection.send(parcels, &mut sent).await;
+    let (rejected, delivered) = sent.into_outcome();
+    for (event, reason) in rejected {
+        if !state.reject(event, &reason, abort).await {
+            return Turn::End(Ended::Aborted);
+        }
+    }
+    if let Some(position) = delivered {
+        let success = state.release(position);
+        if !success.is_empty() {
+            state.pass_on(success).await;
+        }
+    }
+    match result {
+        Ok(()) => Turn::Go,
+        Err(error) => Turn::End(Ended::Lost(error)),
+    }
+}
+
+impl OutputState {
+    /// Takes in what the connection heard (not [`Heard::Writable`], which
+    /// is a write).
+    async fn take_in(&mut self, heard: Heard, abort: &CancellationToken) -> Turn {
+        match heard {
+            Heard::Acknowledged(position) => {
+                let success = self.release(position);
+                if !success.is_empty() {
+                    self.pass_on(success).await;
+                }
+                Turn::Go
+            }
+            Heard::Refused { message, reason } => {
+                let (refused, success) = self.refuse(message);
+                if !success.is_empty() {
+                    self.pass_on(success).await;
+                }
+                match refused {
+                    Some(event) => match self.reject(event, &reason, abort).await {
+                        true => Turn::Go,
+                        false => Turn::End(Ended::Aborted),
+                    },
+                    None => Turn::Go,
+                }
+            }
+            Heard::Again(reason) => Turn::End(Ended::Again(reason)),
+            Heard::Writable => Turn::Go,
+        }
+    }
 }
 
 /// Parcels taken from the inbox and not yet handed to the connection,
@@ -162,6 +195,22 @@ impl Waiting {
     #[inline]
     fn is_empty(&self) -> bool {
         self.parcels.is_empty()
+    }
+
+    /// Takes `parcel`, and what else waits in the inbox while the whole
+    /// fits in `room` events: one write for all of it.
+    async fn gather(&mut self, parcel: Parcel, room: usize, state: &mut OutputState) {
+        let mut events = parcel.len();
+        self.push(parcel);
+        if events < room {
+            state
+                .gather(|parcel| {
+                    events += parcel.len();
+                    self.push(parcel);
+                    events < room
+                })
+                .await;
+        }
     }
 
     /// The oldest parcels, `room` events at most; a parcel that does not

@@ -78,13 +78,14 @@ impl OutputState {
             let failure = match self.while_down(attempt, &abort).await {
                 Down::Aborted => break Err(self.undelivered()),
                 Down::Drained => break Ok(()),
-                Down::Done(Ok(Ok(connection))) => {
+                Down::Done(Ok(Ok(mut connection))) => {
                     self.counters.connected(true);
                     self.inbox.unlock();
                     let began = Instant::now();
                     let ended = self
-                        .pump_reporting_health::<T>(connection, &target, again, &abort)
+                        .pump_reporting_health::<T>(&mut connection, &target, again, &abort)
                         .await;
+                    transport.ended(connection);
                     again = matches!(ended, Ended::Again(_));
                     self.counters.connected(false);
                     let lost = self.delivery.end();
@@ -144,7 +145,7 @@ impl OutputState {
     /// healthy in the logs.
     async fn pump_reporting_health<T: Transport>(
         &mut self,
-        connection: T::Connection,
+        connection: &mut T::Connection,
         target: &str,
         again: bool,
         abort: &CancellationToken,

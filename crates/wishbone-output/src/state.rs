@@ -163,6 +163,15 @@ impl OutputState {
         success
     }
 
+    /// The peer refused message `message` and has every one before it:
+    /// those are released (and returned for `success`), the refused event
+    /// is returned for [`OutputState::reject`].
+    pub(crate) fn refuse(&mut self, message: u64) -> (Option<Event>, Batch) {
+        let success = self.release(message.saturating_sub(1));
+        let refused = self.delivery.refuse(message, std::time::Instant::now());
+        (refused, success)
+    }
+
     /// Hands acknowledged events to `success`.
     pub(crate) async fn pass_on(&mut self, success: Batch) {
         if self.success.send(success).await.is_err() {

@@ -1,8 +1,9 @@
 //! What one kind of output says about its peer, and nothing else: how to
-//! connect ([`Transport`]), and on a live connection how to write a batch,
-//! learn what was acknowledged and end ([`Connection`]). Everything else
-//! (the inbox, backoff, `failed` and `success`, stalls, resends, draining)
-//! is the pump's and the shell's, the same for every output.
+//! connect ([`Transport`]), and on a live connection how to write
+//! ([`Connection::send`]), what the peer said ([`Connection::heard`], which
+//! only reads) and how to end. Everything else (the inbox, backoff,
+//! `failed` and `success`, stalls, resends, draining) is the pump's and the
+//! shell's, the same for every output.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -10,7 +11,6 @@ use std::time::{Duration, Instant};
 use wishbone_runtime::{Event, Lines, Parcel};
 
 use crate::delivery::Delivery;
-use crate::tcp::{ACK_INTERVAL, Progress};
 
 /// How one kind of output reaches its peer.
 pub trait Transport {
@@ -28,68 +28,69 @@ pub trait Transport {
     /// a transport with metrics of its own names them after it
     /// (`wishbone_runtime::module_metric`).
     fn named(&mut self, _module: &str) {}
+
+    /// A connection is over (after [`Connection::finish`]): what it
+    /// learned that outlives it (a batch size, connections left open)
+    /// comes back here for the next one.
+    fn ended(&mut self, _connection: Self::Connection) {}
 }
 
-/// One live connection to the peer, driven by the pump.
+/// What a connection heard from its peer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// The peer has everything up to this position.
+    Acknowledged(u64),
+    /// The peer has every message before `message`, and refuses that one
+    /// for good (it alone, sent alone, was refused): it goes to `failed`
+    /// or is dropped, counted as rejected and logged with `reason`.
+    Refused {
+        /// The refused message's number.
+        message: u64,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// The connection has writing of its own to do now (bytes the socket
+    /// did not take has room for them, a batch's time is up): the pump
+    /// calls [`Connection::send`] with no new parcels.
+    Writable,
+    /// The connection ends to send what it did not acknowledge again at
+    /// once: the peer answered, only the data was wrong (an HTTP store
+    /// that refused a batch: its events go again in halves). No backoff
+    /// wait, and no outage in the log.
+    Again(String),
+}
+
+/// One live connection to the peer, driven by the pump, which does every
+/// write through [`Connection::send`].
 ///
 /// Positions are in one unit per connection, counted from its start: bytes
 /// of the stream (recorded with [`Sent::lines`] or [`Sent::event_ending_at`])
 /// or messages (recorded with [`Sent::messages`]). Every acknowledgement
-/// returned says "everything up to this position", and never goes back.
+/// says "everything up to this position".
 pub trait Connection {
     /// How many more events the connection takes now, with `in_flight`
     /// written and not yet acknowledged (a window, a limit of pending
     /// publishes); 0 pauses the inbox.
     fn room(&self, in_flight: usize) -> usize;
 
-    /// Writes `parcels` (at most [`Connection::room`] events) and records
-    /// every one of their events in `sent`, whatever happens: with its
-    /// position, as never acknowledged (a write that failed), as unsent
-    /// (never written), or as rejected. An error ends the connection; what it
-    /// did not acknowledge is sent again on the next one, or fails over.
+    /// Writes `parcels` (at most [`Connection::room`] events; none after
+    /// [`Heard::Writable`]) and records every one of their events in
+    /// `sent`, whatever happens: with its position, as never acknowledged
+    /// (a write that failed), as unsent (never written), or as rejected.
+    /// An error ends the connection; what it did not acknowledge is sent
+    /// again on the next one, or fails over.
     fn send(
         &mut self,
         parcels: Vec<Parcel>,
         sent: &mut Sent<'_>,
     ) -> impl Future<Output = Result<(), String>>;
 
-    /// Waits until the peer says something: how far it acknowledged
-    /// (`Some`), nothing worth reporting (`None`: a wake-up, a read that
-    /// carried no acknowledgement), or that the connection is over (an
-    /// error). It runs beside the inbox and may be dropped at any await:
-    /// it must lose nothing when it is.
-    fn heard(&mut self) -> impl Future<Output = Result<Option<u64>, String>>;
-
-    /// For a connection over a [`CountingSocket`](crate::tcp::CountingSocket)
-    /// (under TLS, a websocket): its [`Progress`], from which the defaults
-    /// of [`Connection::acknowledged`], [`Connection::tick`],
-    /// [`Connection::tick_every`] and [`Connection::finish`] learn what the
-    /// peer's TCP stack acknowledged.
-    fn counting(&self) -> Option<&Progress> {
-        None
-    }
-
-    /// How far the peer acknowledged, as known now without waiting. Asked
-    /// at every turn while something is unacknowledged.
-    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
-        Ok(self.counting().and_then(Progress::acknowledged_now))
-    }
-
-    /// Asked every [`Connection::tick_every`] while something is
-    /// unacknowledged: a safety net for acknowledgements [`Connection::heard`]
-    /// would miss. Stalls are checked on the same tick.
-    fn tick(&mut self) -> Result<Option<u64>, String> {
-        Ok(self.counting().and_then(Progress::kernel_count))
-    }
-
-    /// How often [`Connection::tick`] runs: every [`ACK_INTERVAL`] over a
-    /// counting socket, else every 100 ms.
-    fn tick_every(&self) -> Duration {
-        match self.counting() {
-            Some(_) => ACK_INTERVAL,
-            None => Duration::from_millis(100),
-        }
-    }
+    /// Waits until there is news of the peer ([`Heard`]), or the
+    /// connection is over (an error). It only reads: reading a close
+    /// handshake is news, answering it is [`Connection::finish`]'s. It
+    /// runs beside the inbox and may be dropped at any await: it must
+    /// lose nothing when it is.
+    fn heard(&mut self) -> impl Future<Output = Result<Heard, String>>;
 
     /// What a peer that acknowledged nothing for `timeout` while something
     /// was outstanding means.
@@ -97,29 +98,16 @@ pub trait Connection {
         OnStall::RouteAround
     }
 
-    /// Whether the connection ended only to send its events again at once
-    /// (an HTTP store that refused a batch for its data: the events go
-    /// again in halves), not because the peer is down: the shell then
-    /// reconnects without a backoff wait and without calling it an outage.
-    fn again_at_once(&self) -> bool {
-        false
-    }
-
     /// Everything was delivered and the inbox is closed: ends the
     /// connection as the protocol asks, within `timeout`.
     fn close(&mut self, timeout: Duration) -> impl Future<Output = ()>;
 
-    /// The connection is over (`lost`: it died or was given up on): the
-    /// last acknowledgement it can still learn of, if any. Over a counting
-    /// socket, the kernel's count once it settled.
-    fn finish(&mut self, lost: bool) -> impl Future<Output = Option<u64>> {
-        let progress = self.counting().cloned();
-        async move {
-            match progress {
-                Some(progress) => progress.finish(lost).await,
-                None => None,
-            }
-        }
+    /// The connection is over (`lost`: it died or was given up on): ends
+    /// what the protocol still asks for (a close handshake to answer),
+    /// and returns the last acknowledgement it can still learn of, if any
+    /// (over TCP, the kernel's count once it settled).
+    fn finish(&mut self, _lost: bool) -> impl Future<Output = Option<u64>> {
+        std::future::ready(None)
     }
 }
 
@@ -149,6 +137,7 @@ pub struct Sent<'a> {
     now: Instant,
     timeout: Duration,
     rejected: Vec<(Event, String)>,
+    delivered: Option<u64>,
 }
 
 impl<'a> Sent<'a> {
@@ -159,6 +148,7 @@ impl<'a> Sent<'a> {
             now: Instant::now(),
             timeout,
             rejected: Vec::new(),
+            delivered: None,
         }
     }
 
@@ -240,8 +230,17 @@ impl<'a> Sent<'a> {
         self.rejected.push((event, reason));
     }
 
+    /// How far the write itself delivered, for a peer that is known to
+    /// have what was written as soon as the write returns (a file, written
+    /// and synced when asked): no [`Connection::heard`] needed.
     #[inline]
-    pub(crate) fn into_rejected(self) -> Vec<(Event, String)> {
-        self.rejected
+    pub fn delivered(&mut self, position: u64) {
+        self.delivered = Some(self.delivered.map_or(position, |known| known.max(position)));
+    }
+
+    /// What the write rejected, and how far it delivered.
+    #[inline]
+    pub(crate) fn into_outcome(self) -> (Vec<(Event, String)>, Option<u64>) {
+        (self.rejected, self.delivered)
     }
 }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wishbone_output::{Connection, Output, Sent, Settings, Transport};
+use wishbone_output::{Connection, Heard, Output, Sent, Settings, Transport};
 use wishbone_runtime::queue::{self, Receiver};
 use wishbone_runtime::{Arguments, Batch, Event, Module, ModuleContext, Parcel, RuntimeOptions};
 
@@ -18,6 +18,8 @@ struct Peer {
     connects: usize,
     /// Refuse every connection.
     unreachable: bool,
+    /// Refuse the message with this text, and never die.
+    refuse: Option<String>,
 }
 
 struct MemoryTransport(Arc<Mutex<Peer>>);
@@ -37,12 +39,14 @@ impl Transport for MemoryTransport {
         peer.connects += 1;
         // The first connection dies once it wrote 23 messages (as many as
         // its window lets it past the 20th), having acknowledged 20.
-        let dies = (peer.connects == 1).then_some((23, 20));
+        let dies = (peer.connects == 1 && peer.refuse.is_none()).then_some((23, 20));
         Ok(MemoryConnection {
             peer: self.0.clone(),
             written: 0,
             acknowledged: 0,
             dies,
+            texts: Vec::new(),
+            refuse: peer.refuse.clone(),
         })
     }
 }
@@ -53,6 +57,9 @@ struct MemoryConnection {
     acknowledged: u64,
     /// (after how many written, how many acknowledged by then)
     dies: Option<(u64, u64)>,
+    /// The messages written on this connection, the first being number 1.
+    texts: Vec<String>,
+    refuse: Option<String>,
 }
 
 impl Connection for MemoryConnection {
@@ -65,16 +72,36 @@ impl Connection for MemoryConnection {
             assert!(parcel.len() <= 3, "the window is 3");
             let mut peer = self.peer.lock().unwrap();
             for event in parcel.clone().into_events() {
-                peer.received
-                    .push(String::from_utf8_lossy(event.data()).into_owned());
+                let text = String::from_utf8_lossy(event.data()).into_owned();
+                peer.received.push(text.clone());
+                self.texts.push(text);
             }
             self.written = sent.messages(parcel);
         }
         Ok(())
     }
 
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
+    async fn heard(&mut self) -> Result<Heard, String> {
         tokio::time::sleep(Duration::from_millis(1)).await;
+        let refused = self
+            .texts
+            .iter()
+            .position(|text| Some(text) == self.refuse.as_ref());
+        if let Some(index) = refused.map(|index| index as u64)
+            && index >= self.acknowledged
+        {
+            // Everything before it first, then the refusal.
+            if index > self.acknowledged {
+                self.acknowledged = index;
+                return Ok(Heard::Acknowledged(index));
+            }
+            self.acknowledged = index + 1;
+            let reason = "too large".to_string();
+            return Ok(Heard::Refused {
+                message: index + 1,
+                reason,
+            });
+        }
         match self.dies {
             Some((after, acknowledged)) if self.written >= after => {
                 self.acknowledged = acknowledged;
@@ -82,11 +109,11 @@ impl Connection for MemoryConnection {
             }
             Some((_, acknowledged)) if self.written > acknowledged => {
                 self.acknowledged = acknowledged;
-                Ok(Some(acknowledged))
+                Ok(Heard::Acknowledged(acknowledged))
             }
             _ => {
                 self.acknowledged = self.written;
-                Ok(Some(self.written))
+                Ok(Heard::Acknowledged(self.written))
             }
         }
     }
@@ -178,4 +205,25 @@ async fn an_unreachable_peer_hands_everything_to_failed() {
     let expected: Vec<String> = (1..=100).map(|n| n.to_string()).collect();
     assert_eq!(failed, expected);
     assert!(peer.lock().unwrap().received.is_empty());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_message_goes_to_failed_and_the_rest_is_delivered() {
+    let peer = Arc::new(Mutex::new(Peer {
+        refuse: Some("42".into()),
+        ..Peer::default()
+    }));
+    let (success, failed) = run(peer.clone(), "{success: true, failed: true}").await;
+    let expected: Vec<String> = (1..=100)
+        .filter(|n| *n != 42)
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        success, expected,
+        "each other one acknowledged once, in order"
+    );
+    assert_eq!(failed, ["42"]);
+    let peer = peer.lock().unwrap();
+    assert_eq!(peer.connects, 1, "a refusal does not end the connection");
+    assert_eq!(peer.received.len(), 100, "nothing written twice");
 }

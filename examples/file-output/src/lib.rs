@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use wishbone_output::{Connection, Output, Sent, Settings, Transport};
+use wishbone_output::{Connection, Heard, Output, Sent, Settings, Transport};
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 /// What `show --docs example.output.file` prints.
@@ -143,6 +143,7 @@ impl Connection for FileConnection {
                 Ok(()) => {
                     self.done += lines.data().len() as u64;
                     sent.lines(lines, events);
+                    sent.delivered(self.done);
                 }
                 Err(_) => {
                     sent.never_acknowledged(events.map_or(Parcel::Lines(lines), Parcel::Events))
@@ -152,14 +153,10 @@ impl Connection for FileConnection {
         written
     }
 
-    /// Nothing comes back from a file: every acknowledgement is known at
-    /// once ([`Connection::acknowledged`]).
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
+    /// Nothing comes back from a file: what was written is delivered when
+    /// the write returns ([`Sent::delivered`]).
+    async fn heard(&mut self) -> Result<Heard, String> {
         std::future::pending().await
-    }
-
-    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
-        Ok(Some(self.done))
     }
 
     async fn close(&mut self, _timeout: Duration) {}

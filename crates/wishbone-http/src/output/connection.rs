@@ -4,6 +4,10 @@
 //! order they were sent (so that an acknowledgement says "everything up to
 //! here"). The first request that fails ends it all: the shell waits its
 //! backoff and sends again what was not acknowledged.
+//!
+//! Every request starts in [`Connection::send`]: with new events once the
+//! batch is full, or with none when [`Connection::heard`] said the batch's
+//! time is up. `heard` only waits: for answers, and for that time.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,12 +25,12 @@ use hyper_util::rt::TokioIo;
 use regex::bytes::Regex;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use wishbone_output::{Connection, Sent};
+use wishbone_output::{Connection, Heard, Sent};
 use wishbone_runtime::Parcel;
 use wishbone_tls::Socket;
 
-use super::{Endpoint, HttpMetrics, lock};
-use crate::batching::{Answer, Verdict};
+use super::{Endpoint, HttpMetrics};
+use crate::batching::{Answer, Batching, Verdict};
 
 /// The longest `Retry-After` waited for.
 const MOST_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -86,9 +90,11 @@ type Answering = Pin<Box<dyn Future<Output = Done>>>;
 pub(super) struct HttpConnection {
     pub(super) endpoint: Arc<Endpoint>,
     pub(super) metrics: Option<Arc<HttpMetrics>>,
+    /// What outlives this connection; the transport takes it back.
+    pub(super) learned: Learned,
     /// Connections ready for a request.
-    pub(super) idle: Vec<SendRequest<Full<Bytes>>>,
-    pub(super) drivers: Vec<tokio::task::JoinHandle<()>>,
+    idle: Vec<SendRequest<Full<Bytes>>>,
+    drivers: Drivers,
     pending: Option<Pending>,
     requests: FuturesOrdered<Answering>,
     /// The first request that failed: the connection ends at this
@@ -99,51 +105,130 @@ pub(super) struct HttpConnection {
     again_at_once: bool,
 }
 
+/// What outlives a connection: how big the next batch is, and the
+/// connections the last one left open.
+pub(super) struct Learned {
+    pub(super) batching: Batching,
+    /// The events' average size so far, for `batch_max_bytes`.
+    pub(super) average_bytes: usize,
+    /// Connections the last one left open, sending again at once.
+    pub(super) spare: Option<Spare>,
+}
+
+impl Learned {
+    /// Nothing learned yet: batches as `batching` starts them.
+    pub(super) fn new(batching: Batching) -> Self {
+        Self {
+            batching,
+            average_bytes: 0,
+            spare: None,
+        }
+    }
+
+    /// What stands in for it while a connection has it: the batch size
+    /// and the events' size, not the connections.
+    pub(super) fn fresh(&self) -> Self {
+        Self {
+            batching: self.batching.clone(),
+            average_bytes: self.average_bytes,
+            spare: None,
+        }
+    }
+
+    /// Events the next batch may hold, with batches of at most
+    /// `batch_max_bytes`.
+    fn room(&self, batch_max_bytes: usize) -> usize {
+        let by_bytes = match self.average_bytes {
+            0 => usize::MAX,
+            average => (batch_max_bytes / average).max(1),
+        };
+        self.batching.limit().min(by_bytes)
+    }
+
+    /// Takes in the size of `events` events of `bytes` bytes.
+    fn sized(&mut self, events: usize, bytes: usize) {
+        if let Some(taken) = bytes.checked_div(events) {
+            self.average_bytes = match self.average_bytes {
+                0 => taken,
+                average => (average * 7 + taken) / 8,
+            }
+            .max(1);
+        }
+    }
+}
+
+/// What an answer told.
+enum Told {
+    /// The store has every message up to this one.
+    Delivered(u64),
+    /// The store refused this message alone; the connection ends.
+    Refused(u64, String),
+    /// The request failed; the connection ends.
+    Failed,
+}
+
 /// Connections to the store left open by an [`HttpConnection`] that ended
 /// to send its events again at once (the store answered; only the data
 /// was bad), for the next one to go on with.
 pub(super) struct Spare {
     idle: Vec<SendRequest<Full<Bytes>>>,
-    drivers: Vec<tokio::task::JoinHandle<()>>,
+    drivers: Drivers,
 }
 
 impl Spare {
-    /// The connections, if one of them is still open.
+    /// One connection, just opened.
+    pub(super) fn opened(
+        (sender, driver): (SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
+    ) -> Self {
+        Self {
+            idle: vec![sender],
+            drivers: Drivers(vec![driver]),
+        }
+    }
+
+    /// The connections, if one of them is still open (the others are
+    /// closed).
     pub(super) fn open(mut self) -> Option<Self> {
         self.idle.retain(|sender| !sender.is_closed());
-        match self.idle.is_empty() {
-            true => {
-                self.drivers.iter().for_each(tokio::task::JoinHandle::abort);
-                None
-            }
-            false => Some(self),
-        }
+        (!self.idle.is_empty()).then_some(self)
+    }
+}
+
+/// The tasks that drive the open connections: dropped, they end, and
+/// their connections close.
+#[derive(Default)]
+struct Drivers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drivers {
+    fn push(&mut self, driver: tokio::task::JoinHandle<()>) {
+        self.0.retain(|driver| !driver.is_finished());
+        self.0.push(driver);
+    }
+
+    fn abort(&mut self) {
+        self.0.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
+
+impl Drop for Drivers {
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 
 impl HttpConnection {
-    /// Over `first`, a connection just opened.
+    /// Over `spare`: a connection just opened, or those an earlier one
+    /// left open.
     pub(super) fn new(
         endpoint: Arc<Endpoint>,
         metrics: Option<Arc<HttpMetrics>>,
-        first: (SendRequest<Full<Bytes>>, tokio::task::JoinHandle<()>),
-    ) -> Self {
-        let spare = Spare {
-            idle: vec![first.0],
-            drivers: vec![first.1],
-        };
-        Self::going_on(endpoint, metrics, spare)
-    }
-
-    /// Over the connections an earlier one left open.
-    pub(super) fn going_on(
-        endpoint: Arc<Endpoint>,
-        metrics: Option<Arc<HttpMetrics>>,
+        learned: Learned,
         spare: Spare,
     ) -> Self {
         Self {
             endpoint,
             metrics,
+            learned,
             idle: spare.idle,
             drivers: spare.drivers,
             pending: None,
@@ -153,13 +238,26 @@ impl HttpConnection {
         }
     }
 
+    /// What outlives the connection: connections left open when it ended
+    /// to send again at once (otherwise they are closed).
+    pub(super) fn into_learned(self) -> Learned {
+        let mut learned = self.learned;
+        if self.again_at_once && !self.idle.is_empty() {
+            learned.spare = Some(Spare {
+                idle: self.idle,
+                drivers: self.drivers,
+            });
+        }
+        learned
+    }
+
     /// Whether the batch being filled goes now: it is full or due, and a
     /// request may start.
     fn ready(&self) -> bool {
         let Some(pending) = &self.pending else {
             return false;
         };
-        let full = pending.events >= lock(&self.endpoint.state).room(self.endpoint.batch_max_bytes)
+        let full = pending.events >= self.learned.room(self.endpoint.batch_max_bytes)
             || pending.bytes >= self.endpoint.batch_max_bytes;
         self.failure.is_none()
             && self.requests.len() < self.endpoint.concurrency
@@ -183,7 +281,6 @@ impl HttpConnection {
                     self.endpoint.timeout
                 )
             })??;
-        self.drivers.retain(|driver| !driver.is_finished());
         self.drivers.push(driver);
         Ok(sender)
     }
@@ -238,11 +335,9 @@ impl HttpConnection {
     }
 
     /// Takes in the answer to the oldest request: how far the store
-    /// acknowledged, or none when it failed (the connection then ends).
-    fn answered(&mut self, done: Done) -> Option<u64> {
-        let verdict = lock(&self.endpoint.state)
-            .batching
-            .answered(done.events, done.answer);
+    /// acknowledged, or what failed (the connection then ends).
+    fn answered(&mut self, done: Done) -> Told {
+        let verdict = self.learned.batching.answered(done.events, done.answer);
         if let Some(metrics) = &self.metrics {
             metrics.requests.add(1);
             metrics.seconds.record(done.seconds);
@@ -250,24 +345,17 @@ impl HttpConnection {
                 metrics.retries.add(1);
             }
         }
-        match verdict {
-            Verdict::Delivered => {
-                if let Some(metrics) = &self.metrics {
-                    metrics.batches.add(1);
-                }
-                self.idle.extend(done.sender);
-                return Some(done.last);
+        if verdict == Verdict::Delivered {
+            if let Some(metrics) = &self.metrics {
+                metrics.batches.add(1);
             }
-            Verdict::GiveUp => {
-                lock(&self.endpoint.state).give_up =
-                    Some(format!("the store refused it alone: {}", done.shown));
-            }
-            Verdict::Hold => {
-                if let Some(metrics) = &self.metrics {
-                    metrics.held.add(done.events as u64);
-                }
-            }
-            Verdict::Retry | Verdict::Again | Verdict::Split => {}
+            self.idle.extend(done.sender);
+            return Told::Delivered(done.last);
+        }
+        if verdict == Verdict::Hold
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.held.add(done.events as u64);
         }
         self.again_at_once = verdict.at_once();
         if self.again_at_once {
@@ -279,7 +367,13 @@ impl HttpConnection {
             Instant::now() + wait,
             format!("{} ({verdict:?})", done.shown),
         ));
-        None
+        match verdict {
+            Verdict::GiveUp => Told::Refused(
+                done.last,
+                format!("the store refused it alone: {}", done.shown),
+            ),
+            _ => Told::Failed,
+        }
     }
 
     fn build(&self, body: Vec<Bytes>) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
@@ -311,7 +405,7 @@ impl Connection for HttpConnection {
         if self.failure.is_some() {
             return 0;
         }
-        let limit = lock(&self.endpoint.state).room(self.endpoint.batch_max_bytes);
+        let limit = self.learned.room(self.endpoint.batch_max_bytes);
         match &self.pending {
             None => limit,
             Some(pending) if pending.bytes >= self.endpoint.batch_max_bytes => 0,
@@ -319,19 +413,9 @@ impl Connection for HttpConnection {
         }
     }
 
+    /// Adds the parcels to the batch being filled, and sends it when it is
+    /// full or its time is up.
     async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
-        let mut parcels = parcels;
-        let give_up = lock(&self.endpoint.state).give_up.take();
-        if let Some(reason) = give_up {
-            // The event that failed alone comes back first: give it up.
-            let mut events =
-                Parcel::Events(parcels.into_iter().flat_map(Parcel::into_events).collect());
-            let rest = events.split_off(1);
-            for event in events.into_events() {
-                sent.reject(event, reason.clone());
-            }
-            parcels = vec![rest];
-        }
         let newline = Bytes::from_static(b"\n");
         let (mut taken_events, mut taken_bytes) = (0, 0);
         for parcel in parcels {
@@ -357,24 +441,17 @@ impl Connection for HttpConnection {
             taken_events += events;
             taken_bytes += bytes;
         }
-        if let Some(taken) = taken_bytes.checked_div(taken_events) {
-            let mut state = lock(&self.endpoint.state);
-            state.average_bytes = match state.average_bytes {
-                0 => taken,
-                average => (average * 7 + taken) / 8,
-            }
-            .max(1);
-        }
+        self.learned.sized(taken_events, taken_bytes);
         if self.ready() {
             self.dispatch().await?;
         }
         Ok(())
     }
 
-    /// Sends the batch being filled when it is due, and takes in the
-    /// answers in order; cancelled, it loses nothing (a request's answer
-    /// is awaited again next time, against the same deadline).
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
+    /// Takes in the answers in order, and says when the batch being
+    /// filled is due; cancelled, it loses nothing (a request's answer is
+    /// awaited again next time, against the same deadline).
+    async fn heard(&mut self) -> Result<Heard, String> {
         loop {
             if let Some((at, _)) = &self.failure {
                 // The connection ends once the wait the answer asked for
@@ -384,11 +461,14 @@ impl Connection for HttpConnection {
                     tokio::time::sleep_until(*at).await;
                 }
                 let reason = self.failure.take().map(|(_, reason)| reason);
-                return Err(reason.unwrap_or_default());
+                let reason = reason.unwrap_or_default();
+                return match self.again_at_once {
+                    true => Ok(Heard::Again(reason)),
+                    false => Err(reason),
+                };
             }
             if self.ready() {
-                self.dispatch().await?;
-                continue;
+                return Ok(Heard::Writable);
             }
             let due = self
                 .pending
@@ -397,8 +477,12 @@ impl Connection for HttpConnection {
                 .map(|pending| pending.due);
             tokio::select! {
                 Some(done) = self.requests.next(), if !self.requests.is_empty() => {
-                    if let Some(last) = self.answered(done) {
-                        return Ok(Some(last));
+                    match self.answered(done) {
+                        Told::Delivered(last) => return Ok(Heard::Acknowledged(last)),
+                        Told::Refused(message, reason) => {
+                            return Ok(Heard::Refused { message, reason });
+                        }
+                        Told::Failed => {}
                     }
                 }
                 () = sleep_until_some(due), if due.is_some() => {}
@@ -407,28 +491,8 @@ impl Connection for HttpConnection {
         }
     }
 
-    fn again_at_once(&self) -> bool {
-        self.again_at_once
-    }
-
     async fn close(&mut self, _timeout: Duration) {
-        self.drivers.iter().for_each(tokio::task::JoinHandle::abort);
-    }
-}
-
-impl Drop for HttpConnection {
-    /// Ended to send again at once, the connections stay open for the next
-    /// attempt; otherwise they are closed.
-    fn drop(&mut self) {
-        if self.again_at_once && !self.idle.is_empty() {
-            let spare = Spare {
-                idle: std::mem::take(&mut self.idle),
-                drivers: std::mem::take(&mut self.drivers),
-            };
-            lock(&self.endpoint.state).spare = Some(spare);
-            return;
-        }
-        self.drivers.iter().for_each(tokio::task::JoinHandle::abort);
+        self.drivers.abort();
     }
 }
 

@@ -15,7 +15,7 @@ mod connection;
 
 use crate::encoding::Compression;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue};
@@ -28,7 +28,7 @@ use wishbone_runtime::{
 };
 use wishbone_tls::{TlsArguments, tls_arguments_docs};
 
-use self::connection::{HttpConnection, Spare};
+use self::connection::{HttpConnection, Learned, Spare};
 use crate::batching::Batching;
 
 /// What `wishbone show --docs` prints.
@@ -214,14 +214,9 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
                 bad_row: bad_row(&config.bad_row_pattern)?,
                 batch_timeout: Duration::from_millis(config.batch_timeout_ms),
                 batch_max_bytes: config.batch_max_bytes,
-                state: Mutex::new(Shared {
-                    batching: Batching::new(config.batch_max_events),
-                    average_bytes: 0,
-                    give_up: None,
-                    spare: None,
-                }),
             }),
             metrics: None,
+            learned: Learned::new(Batching::new(config.batch_max_events)),
         },
         settings,
     }))
@@ -396,38 +391,14 @@ struct Endpoint {
     bad_row: Option<regex::bytes::Regex>,
     batch_timeout: Duration,
     batch_max_bytes: usize,
-    state: Mutex<Shared>,
-}
-
-/// What outlives a connection: how big the next batch is, and the event
-/// to give up on the next one.
-struct Shared {
-    batching: Batching,
-    /// The events' average size so far, for `batch_max_bytes`.
-    average_bytes: usize,
-    /// Why the event at the head was given up, to reject it when it comes
-    /// back.
-    give_up: Option<String>,
-    /// Connections the last one left open, sending again at once.
-    spare: Option<Spare>,
-}
-
-impl Shared {
-    /// Events the next batch may hold, with batches of at most
-    /// `batch_max_bytes`.
-    fn room(&self, batch_max_bytes: usize) -> usize {
-        let by_bytes = match self.average_bytes {
-            0 => usize::MAX,
-            average => (batch_max_bytes / average).max(1),
-        };
-        self.batching.limit().min(by_bytes)
-    }
 }
 
 /// The store.
 struct HttpTransport {
     endpoint: Arc<Endpoint>,
     metrics: Option<Arc<HttpMetrics>>,
+    /// What the last connection learned; lent to each connection.
+    learned: Learned,
 }
 
 /// The output's own metrics, besides the pump's.
@@ -443,14 +414,6 @@ struct HttpMetrics {
     held: Counted,
     /// From a request's sending to the end of its answer.
     seconds: metrics::Histogram,
-}
-
-/// The shared state; a panic elsewhere while it was held changes nothing
-/// in it that matters.
-fn lock(state: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
-    state
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Transport for HttpTransport {
@@ -471,20 +434,20 @@ impl Transport for HttpTransport {
     }
 
     async fn connect(&mut self) -> Result<HttpConnection, String> {
-        let spare = lock(&self.endpoint.state)
-            .spare
-            .take()
-            .and_then(Spare::open);
-        if let Some(spare) = spare {
-            let (endpoint, metrics) = (self.endpoint.clone(), self.metrics.clone());
-            return Ok(HttpConnection::going_on(endpoint, metrics, spare));
-        }
-        let first = connection::open(&self.endpoint).await?;
-        Ok(HttpConnection::new(
-            self.endpoint.clone(),
-            self.metrics.clone(),
-            first,
-        ))
+        let (endpoint, metrics) = (self.endpoint.clone(), self.metrics.clone());
+        let spare = match self.learned.spare.take().and_then(Spare::open) {
+            Some(spare) => spare,
+            None => Spare::opened(connection::open(&self.endpoint).await?),
+        };
+        // What was learned is lent only once connected: an attempt given
+        // up on (the shell's timeout) leaves it here.
+        let fresh = self.learned.fresh();
+        let learned = std::mem::replace(&mut self.learned, fresh);
+        Ok(HttpConnection::new(endpoint, metrics, learned, spare))
+    }
+
+    fn ended(&mut self, connection: HttpConnection) {
+        self.learned = connection.into_learned();
     }
 }
 

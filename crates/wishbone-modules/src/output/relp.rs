@@ -21,7 +21,7 @@ use tokio::net::TcpStream;
 use wishbone_output::arguments::peer_port;
 use wishbone_output::shared_arguments_docs;
 use wishbone_output::tls::{self, Socket, TlsArguments};
-use wishbone_output::{Connection, OnStall, Output, Sent, Settings, Transport};
+use wishbone_output::{Connection, Heard, OnStall, Output, Sent, Settings, Transport};
 use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
 };
@@ -325,18 +325,22 @@ impl Connection for RelpConnection {
     /// it writes (see `room`), and a server that holds back small writes
     /// until the last is acknowledged (Nagle's algorithm, rsyslog's) would
     /// otherwise wait for the delayed acknowledgement, 40 ms, each time.
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
-        match self.reader.read_buf(&mut self.received).await {
-            Ok(0) => return Err("the server closed the connection".into()),
-            Err(error) => return Err(error.to_string()),
-            Ok(_) => {}
+    async fn heard(&mut self) -> Result<Heard, String> {
+        loop {
+            match self.reader.read_buf(&mut self.received).await {
+                Ok(0) => return Err("the server closed the connection".into()),
+                Err(error) => return Err(error.to_string()),
+                Ok(_) => {}
+            }
+            // SAFETY: the socket is open while `reader` is.
+            let socket = unsafe { BorrowedFd::borrow_raw(self.fd) };
+            let _ = socket2::SockRef::from(&socket).set_quickack(true);
+            let before = self.answered;
+            self.take_answers()?;
+            if self.answered > before {
+                return Ok(Heard::Acknowledged(self.answered));
+            }
         }
-        // SAFETY: the socket is open while `reader` is.
-        let socket = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        let _ = socket2::SockRef::from(&socket).set_quickack(true);
-        let before = self.answered;
-        self.take_answers()?;
-        Ok((self.answered > before).then_some(self.answered))
     }
 
     fn on_stall(&self) -> OnStall {

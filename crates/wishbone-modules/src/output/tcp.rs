@@ -22,9 +22,9 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 use wishbone_output::arguments::peer_port;
 use wishbone_output::shared_arguments_docs;
-use wishbone_output::tcp::{ACK_INTERVAL, ack_reports, kernel_acknowledged, settle};
+use wishbone_output::tcp::{ack_reports, ack_ticks, kernel_acknowledged, settle};
 use wishbone_output::tls::{self, TlsArguments};
-use wishbone_output::{Connection, Output, Sent, Settings, Transport, room_below};
+use wishbone_output::{Connection, Heard, Output, Sent, Settings, Transport, room_below};
 use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
 };
@@ -192,6 +192,9 @@ impl Transport for TcpTransport {
             pending: VecDeque::new(),
             pending_bytes: 0,
             written: 0,
+            told: 0,
+            freed: false,
+            tick: ack_ticks(),
             scratch: vec![0; 4096],
         })
     }
@@ -209,6 +212,12 @@ struct TcpConnection {
     pending_bytes: usize,
     /// Bytes written on this connection.
     written: u64,
+    /// The furthest acknowledgement told.
+    told: u64,
+    /// A report came since the last write: the send buffer has room.
+    freed: bool,
+    /// When the kernel's count is asked while something is unacknowledged.
+    tick: tokio::time::Interval,
     /// Where what the peer sends is read (and dropped).
     scratch: Vec<u8>,
 }
@@ -234,51 +243,69 @@ impl Connection for TcpConnection {
             self.pending.push_back(encoded.data().clone());
             encoded.record(sent, start);
         }
+        self.freed = false;
         self.write().map_err(|error| error.to_string())
     }
 
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
-        self.write().map_err(|error| error.to_string())?;
+    /// The TCP stack's acknowledgements: the kernel's reports as they come
+    /// and its count every [`ACK_INTERVAL`](wishbone_output::tcp::ACK_INTERVAL) while something is
+    /// unacknowledged (the only source without reports, a safety net with
+    /// them). Says the socket is writable when pending bytes may go: a
+    /// report (an acknowledgement frees room in the send buffer), or,
+    /// without reports, the socket's readiness. What the peer sends is read
+    /// and dropped.
+    async fn heard(&mut self) -> Result<Heard, String> {
         let lost = |error: std::io::Error| error.to_string();
-        tokio::select! {
-            biased;
-            ready = self.stream.readable() => {
-                match ready.and_then(|()| self.stream.try_read(&mut self.scratch)) {
-                    Ok(0) => Err("the peer closed the connection".into()),
-                    Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => Err(lost(error)),
-                    _ => Ok(None),
+        loop {
+            if self.freed && !self.pending.is_empty() {
+                self.freed = false;
+                return Ok(Heard::Writable);
+            }
+            if !self.reports
+                && let Some(position) = self.kernel_count()?
+                && position > self.told
+            {
+                self.told = position;
+                return Ok(Heard::Acknowledged(position));
+            }
+            let outstanding = self.written > self.told;
+            tokio::select! {
+                biased;
+                ready = self.stream.readable() => {
+                    match ready.and_then(|()| self.stream.try_read(&mut self.scratch)) {
+                        Ok(0) => return Err("the peer closed the connection".into()),
+                        Err(error) if error.kind() != std::io::ErrorKind::WouldBlock => {
+                            return Err(lost(error));
+                        }
+                        _ => {}
+                    }
+                }
+                // Waiting for writability besides the reports would see
+                // their error readiness as a closed socket, over and over.
+                ready = self.stream.ready(Interest::ERROR), if self.reports => {
+                    ready.map_err(lost)?;
+                    self.freed = true;
+                    if let Some(position) = self.reported()
+                        && position > self.told
+                    {
+                        self.told = position;
+                        return Ok(Heard::Acknowledged(position));
+                    }
+                }
+                ready = self.stream.writable(), if !self.reports && !self.pending.is_empty() => {
+                    ready.map_err(lost)?;
+                    return Ok(Heard::Writable);
+                }
+                _ = self.tick.tick(), if outstanding => {
+                    if let Some(position) = self.kernel_count()?
+                        && position > self.told
+                    {
+                        self.told = position;
+                        return Ok(Heard::Acknowledged(position));
+                    }
                 }
             }
-            // With reports, each acknowledgement frees room in the send
-            // buffer and wakes the pump to write more; waiting for
-            // writability besides would see the reports' error readiness
-            // as a closed socket, over and over.
-            ready = self.stream.ready(Interest::ERROR), if self.reports => {
-                ready.map_err(lost)?;
-                Ok(self.reported())
-            }
-            ready = self.stream.writable(), if !self.reports && !self.pending.is_empty() => {
-                ready.map_err(lost)?;
-                Ok(None)
-            }
         }
-    }
-
-    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
-        if self.reports {
-            return Ok(None);
-        }
-        self.kernel_count()
-    }
-
-    fn tick(&mut self) -> Result<Option<u64>, String> {
-        // The kernel's count on every tick too: a safety net should
-        // reports stop coming, at one ioctl a tick.
-        self.kernel_count()
-    }
-
-    fn tick_every(&self) -> Duration {
-        ACK_INTERVAL
     }
 
     async fn close(&mut self, _timeout: Duration) {

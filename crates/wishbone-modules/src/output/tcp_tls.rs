@@ -14,9 +14,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use wishbone_output::tcp::{CountingSocket, Progress};
+use wishbone_output::tcp::{Acknowledgements, CountingSocket};
 use wishbone_output::tls::Connector;
-use wishbone_output::{Connection, Sent, Transport, room_below};
+use wishbone_output::{Connection, Heard, Sent, Transport, room_below};
 use wishbone_runtime::Parcel;
 
 use super::wire::Wire;
@@ -51,7 +51,7 @@ impl Transport for TlsTransport {
         Ok(TlsConnection {
             reader,
             writer,
-            progress,
+            acknowledgements: Acknowledgements::new(progress),
             wire: self.wire.clone(),
             scratch: vec![0; 4096],
         })
@@ -62,16 +62,12 @@ impl Transport for TlsTransport {
 pub(super) struct TlsConnection {
     reader: ReadHalf<TlsStream<CountingSocket>>,
     writer: WriteHalf<TlsStream<CountingSocket>>,
-    progress: Progress,
+    acknowledgements: Acknowledgements,
     wire: Wire,
     scratch: Vec<u8>,
 }
 
 impl Connection for TlsConnection {
-    fn counting(&self) -> Option<&Progress> {
-        Some(&self.progress)
-    }
-
     /// A bound on what is in flight, not a window: below it, everything
     /// waiting goes out in one write.
     fn room(&self, in_flight: usize) -> usize {
@@ -105,7 +101,10 @@ impl Connection for TlsConnection {
             return Err(error);
         }
         let plaintext: usize = blocks.iter().map(|block| block.data().len()).sum();
-        let mut start = self.progress.written().saturating_sub(plaintext as u64);
+        let mut start = self
+            .acknowledgements
+            .written()
+            .saturating_sub(plaintext as u64);
         sent.skip_to(start);
         for block in blocks {
             let length = block.data().len() as u64;
@@ -115,19 +114,29 @@ impl Connection for TlsConnection {
         Ok(())
     }
 
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
-        tokio::select! {
-            biased;
-            read = self.reader.read(&mut self.scratch) => match read {
-                Ok(0) => Err("the peer closed the connection".into()),
-                Ok(_) => Ok(None),
-                Err(error) => Err(error.to_string()),
-            },
-            reported = self.progress.reported() => reported.map(Some),
+    /// The TCP stack's acknowledgements; what the peer sends is read and
+    /// dropped.
+    async fn heard(&mut self) -> Result<Heard, String> {
+        loop {
+            tokio::select! {
+                biased;
+                read = self.reader.read(&mut self.scratch) => match read {
+                    Ok(0) => return Err("the peer closed the connection".into()),
+                    Ok(_) => {}
+                    Err(error) => return Err(error.to_string()),
+                },
+                acknowledged = self.acknowledgements.next() => {
+                    return acknowledged.map(Heard::Acknowledged);
+                }
+            }
         }
     }
 
     async fn close(&mut self, _timeout: Duration) {
         let _ = self.writer.shutdown().await;
+    }
+
+    async fn finish(&mut self, lost: bool) -> Option<u64> {
+        self.acknowledgements.finish(lost).await
     }
 }

@@ -21,9 +21,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use wishbone_output::arguments::peer_port;
 use wishbone_output::shared_arguments_docs;
-use wishbone_output::tcp::{CountingSocket, Progress};
+use wishbone_output::tcp::{Acknowledgements, CountingSocket};
 use wishbone_output::tls::{self, Socket, TlsArguments};
-use wishbone_output::{Connection, Output, Sent, Settings, Transport, room_below};
+use wishbone_output::{Connection, Heard, Output, Sent, Settings, Transport, room_below};
 use wishbone_runtime::{ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec};
 
 /// What `wishbone show --docs` prints.
@@ -183,8 +183,9 @@ impl Transport for WebSocketTransport {
         Ok(WebSocketConnection {
             sink,
             stream,
-            progress,
+            acknowledgements: Acknowledgements::new(progress),
             timeout: self.timeout,
+            closing: false,
         })
     }
 }
@@ -195,15 +196,13 @@ type WebSocket = tokio_tungstenite::WebSocketStream<Socket<CountingSocket>>;
 struct WebSocketConnection {
     sink: SplitSink<WebSocket, Message>,
     stream: SplitStream<WebSocket>,
-    progress: Progress,
+    acknowledgements: Acknowledgements,
     timeout: Duration,
+    /// The server sent its close frame: ours answers it at the end.
+    closing: bool,
 }
 
 impl Connection for WebSocketConnection {
-    fn counting(&self) -> Option<&Progress> {
-        Some(&self.progress)
-    }
-
     /// A bound on what is in flight, not a window: below it, everything
     /// waiting goes out in one write.
     fn room(&self, in_flight: usize) -> usize {
@@ -217,7 +216,7 @@ impl Connection for WebSocketConnection {
         let written = tokio::time::timeout(sent.timeout(), send_frames(&mut self.sink, &parcels));
         match written.await {
             Ok(Ok(lengths)) => {
-                record_frames(parcels, lengths, sent, self.progress.written());
+                record_frames(parcels, lengths, sent, self.acknowledgements.written());
                 Ok(())
             }
             failed => {
@@ -232,33 +231,46 @@ impl Connection for WebSocketConnection {
         }
     }
 
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
-        let message = tokio::select! {
-            biased;
-            message = self.stream.next() => message,
-            reported = self.progress.reported() => return reported.map(Some),
-        };
-        match message {
-            None => Err("the server closed the connection".into()),
-            Some(Err(error)) => Err(error.to_string()),
-            Some(Ok(Message::Close(_))) => {
-                // The server may still read what is in flight until our
-                // close answers its own: settle nothing before the
-                // connection ends.
-                let (sink, stream) = (&mut self.sink, &mut self.stream);
-                let _ = tokio::time::timeout(self.timeout, async {
-                    let _ = sink.close().await;
-                    while let Some(Ok(_)) = stream.next().await {}
-                })
-                .await;
-                Err("the server closed the connection".into())
+    /// The TCP stack's acknowledgements, and the server's frames (pongs are
+    /// dropped; a close frame ends the connection).
+    async fn heard(&mut self) -> Result<Heard, String> {
+        loop {
+            let message = tokio::select! {
+                biased;
+                message = self.stream.next() => message,
+                acknowledged = self.acknowledgements.next() => {
+                    return acknowledged.map(Heard::Acknowledged);
+                }
+            };
+            match message {
+                None => return Err("the server closed the connection".into()),
+                Some(Err(error)) => return Err(error.to_string()),
+                Some(Ok(Message::Close(_))) => {
+                    self.closing = true;
+                    return Err("the server closed the connection".into());
+                }
+                Some(Ok(_)) => {}
             }
-            Some(Ok(_)) => Ok(None),
         }
     }
 
     async fn close(&mut self, _timeout: Duration) {
         let _ = self.sink.close().await;
+    }
+
+    /// Answers a server's close frame first: the server may still read
+    /// what is in flight until our close answers its own, so nothing is
+    /// settled before that. Then the kernel's count.
+    async fn finish(&mut self, lost: bool) -> Option<u64> {
+        if self.closing {
+            let (sink, stream) = (&mut self.sink, &mut self.stream);
+            let _ = tokio::time::timeout(self.timeout, async {
+                let _ = sink.close().await;
+                while let Some(Ok(_)) = stream.next().await {}
+            })
+            .await;
+        }
+        self.acknowledgements.finish(lost).await
     }
 }
 

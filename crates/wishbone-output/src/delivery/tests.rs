@@ -415,3 +415,24 @@ fn what_a_failed_write_carried_is_sent_again_as_a_resend() {
     let (again, resent) = delivery.begin(now);
     assert_eq!((texts(&again), resent), (vec!["b".to_string()], 1));
 }
+
+#[test]
+fn a_refused_message_is_taken_out_and_the_rest_stays_owed() {
+    let now = Instant::now();
+    let mut delivery = Delivery::new(false, true);
+    // Messages 1-3 as lines, 4-5 as events.
+    delivery.record_messages(Parcel::Lines(lines(&["a", "b", "c"])), now);
+    let events: Batch = ["d", "e"].iter().map(|text| Event::new(*text)).collect();
+    assert_eq!(delivery.record_messages(Parcel::Events(events), now), 5);
+    assert!(delivery.refuse(2, now).is_none(), "message 1 is still owed");
+    assert_eq!(texts(&delivery.acknowledge(1, now).success), ["a"]);
+    let refused = delivery.refuse(2, now).expect("message 2 is next");
+    assert_eq!(refused.data().as_ref(), b"b");
+    assert_eq!(delivery.in_flight(), 3);
+    assert_eq!(delivery.in_flight(), delivery.in_flight_counted());
+    assert_eq!(texts(&delivery.acknowledge(3, now).success), ["c"]);
+    assert_eq!(delivery.refuse(4, now).unwrap().data().as_ref(), b"d");
+    assert!(delivery.refuse(4, now).is_none(), "refused once");
+    let lost = delivery.end();
+    assert_eq!(lost.held, 1, "only message 5 is sent again");
+}

@@ -1,10 +1,13 @@
 //! What a transport over TCP needs to know what its peer really received:
 //! the kernel's count of unacknowledged bytes ([`unacknowledged_bytes`],
 //! `SIOCOUTQ`), its reports of each acknowledgement as it happens
-//! ([`ack_reports`], `SO_TIMESTAMPING` TX_ACK), and a socket that counts
-//! every byte written under a protocol library ([`CountingSocket`]).
+//! ([`ack_reports`], `SO_TIMESTAMPING` TX_ACK), a socket that counts
+//! every byte written under a protocol library ([`CountingSocket`]), and
+//! what a connection over it hears of acknowledgements
+//! ([`Acknowledgements`]).
 
 pub mod ack_reports;
+mod acknowledgements;
 mod counting;
 mod unacknowledged;
 
@@ -13,12 +16,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use acknowledgements::Acknowledgements;
 pub use counting::{CountingSocket, Progress};
 pub use unacknowledged::unacknowledged_bytes;
 
 /// How often a connection that learns of acknowledgements by asking the
 /// kernel asks, while something is unacknowledged.
 pub const ACK_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Ticks every [`ACK_INTERVAL`], late ones delayed rather than bunched:
+/// when a connection asks the kernel's count.
+pub fn ack_ticks() -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(ACK_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
+}
 
 /// How long the unacknowledged count must hold still before a dead
 /// connection's events are settled.

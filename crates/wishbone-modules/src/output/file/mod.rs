@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use wishbone_output::{Connection, Output, Sent, Settings, Transport, shared_arguments_docs};
+use wishbone_output::{
+    Connection, Heard, Output, Sent, Settings, Transport, shared_arguments_docs,
+};
 use wishbone_runtime::{ArgumentError, Arguments, Event, Module, ModuleKind, Parcel, QueueSpec};
 
 use self::object::Object;
@@ -333,7 +335,6 @@ impl Transport for FileTransport {
     async fn connect(&mut self) -> Result<FileConnection, String> {
         Ok(FileConnection {
             writer: self.writer.clone(),
-            done: 0,
         })
     }
 }
@@ -342,8 +343,6 @@ impl Transport for FileTransport {
 /// per event written.
 struct FileConnection {
     writer: Arc<Mutex<Writer>>,
-    /// The last message written (and synced, with `sync: batch`).
-    done: u64,
 }
 
 /// Events taken in one write, at most.
@@ -367,7 +366,8 @@ impl Connection for FileConnection {
         match done.result {
             Ok(()) => {
                 if !written.is_empty() {
-                    self.done = sent.messages(written);
+                    let done = sent.messages(written);
+                    sent.delivered(done);
                 }
                 Ok(())
             }
@@ -378,14 +378,10 @@ impl Connection for FileConnection {
         }
     }
 
-    /// Nothing comes back from a file: what was written is known at once
-    /// ([`Connection::acknowledged`]).
-    async fn heard(&mut self) -> Result<Option<u64>, String> {
+    /// Nothing comes back from a file: what was written is delivered when
+    /// the write returns ([`Sent::delivered`]).
+    async fn heard(&mut self) -> Result<Heard, String> {
         std::future::pending().await
-    }
-
-    fn acknowledged(&mut self) -> Result<Option<u64>, String> {
-        Ok(Some(self.done))
     }
 
     async fn close(&mut self, _timeout: Duration) {}
