@@ -278,3 +278,28 @@ fn encoded_events_reach_rsyslog_octet_counted_with_their_fields() {
         assert_eq!(fields[8], format!("message {n}#012second line of it"));
     }
 }
+
+#[test]
+fn an_empty_event_is_rejected_by_octet_counting_and_the_stream_goes_on() {
+    // A frame's length starts at 1: "0 " would break the receiver's
+    // stream. The empty event goes to `failed` instead, counted.
+    let dir = scratch_dir("syslog-empty-octet");
+    let sink = Sink::start(&dir, "sink");
+    let failed = Sink::start(&dir, "failed");
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0, delimiter: \"|\"}}}}\n  \
+         output: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}, framing: octet_counted, failed: true, reconnect_max: 0.2}}}}\n  \
+         aside: {{module: wishbone.output.tcp, arguments: {{host: 127.0.0.1, port: {}, delimiter: \"|\\n\"}}}}\n\
+         routingtable:\n  - input.outbox -> output.inbox\n  - output.failed -> aside.inbox\n",
+        sink.port, failed.port
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    // Events that end in a newline, for the sink writes whole lines only.
+    send(wishbone.input_port("input"), b"one\n||two\n||three\n|");
+    wait_until(MINUTE, "the three frames and the two empty events", || {
+        sink.received() == b"4 one\n4 two\n6 three\n" && failed.received() == b"|\n|\n"
+    });
+    assert!(wishbone.stop().success());
+    assert_eq!(wishbone.queue_total("output.inbox", "in_total"), 5);
+    assert!(wishbone.output.text().contains("no octet-counted frame"));
+}

@@ -91,7 +91,7 @@ pub fn decoded_of(path: &Path) -> anyhow::Result<Fingerprint> {
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.is_empty())
     {
-        let mut decoded = wishbone_modules::process::syslog::decode::to_json(line, move || now)
+        let mut decoded = wishbone_codecs::syslog::decode::to_json(line, move || now)
             .map_err(|error| anyhow::anyhow!("{error}"))?;
         decoded.push(b'\n');
         fingerprint.add_lines(&decoded);

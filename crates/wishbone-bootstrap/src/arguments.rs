@@ -51,6 +51,20 @@ pub fn seconds(name: &str, value: f64) -> Result<Duration, ArgumentError> {
     })
 }
 
+/// File permissions written in octal (`"0666"`, `"0o640"`), for the
+/// argument `mode`.
+pub fn octal_mode(mode: &str) -> Result<u32, ArgumentError> {
+    u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|bits| *bits <= 0o7777)
+        .ok_or_else(|| {
+            ArgumentError::field(
+                "mode",
+                format!("must be permissions in octal, such as \"0644\", not `{mode}`"),
+            )
+        })
+}
+
 /// Refuses a host that is neither an IP address nor a well-formed host name
 /// (labels of letters, digits and `-`, at most 63 bytes each, 253 in all),
 /// so `wishbone check` catches what would only fail when the server starts.
@@ -146,6 +160,16 @@ impl Arguments {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn modes_are_octal() {
+        assert_eq!(super::octal_mode("0666").unwrap(), 0o666);
+        assert_eq!(super::octal_mode("0o640").unwrap(), 0o640);
+        assert_eq!(super::octal_mode("660").unwrap(), 0o660);
+        assert!(super::octal_mode("0999").is_err());
+        assert!(super::octal_mode("17777").is_err());
+        assert!(super::octal_mode("rw-rw-rw-").is_err());
+    }
     use super::*;
 
     #[test]

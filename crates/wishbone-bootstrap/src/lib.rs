@@ -43,11 +43,13 @@ mod suite;
 mod validate;
 
 pub use argument_error::{ArgumentError, ArgumentProblem};
-pub use arguments::{Arguments, OwnArguments, host_name, seconds};
+pub use arguments::{Arguments, OwnArguments, host_name, octal_mode, seconds};
 pub use error::{LoadError, Problem};
 pub use field_names::field_names;
 pub use locate::Location;
 pub use route::{QueueRef, Route};
 pub use suggest::nearest;
 pub use suite::{Case, Expectation, Input, Suite, load_suite};
-pub use validate::{Bootstrap, Catalog, MAX_FILE_BYTES, ModuleDecl, Section, load, validate};
+pub use validate::{
+    Bootstrap, Catalog, MAX_FILE_BYTES, ModuleDecl, Section, Validated, load, validate,
+};

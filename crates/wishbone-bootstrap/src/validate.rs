@@ -15,6 +15,9 @@ use crate::{ArgumentError, Arguments, LoadError, Problem, QueueRef, Route};
 /// What the validator needs to know about module kinds; the runtime answers
 /// from its list of modules.
 pub trait Catalog {
+    /// What checking a module's arguments makes: for the runtime, the module
+    /// itself, built once here and run as it is ([`Validated::built`]).
+    type Built;
     /// The canonical name of a kind given by any of its names (the article
     /// era's `wishbone.builtin.flow.roundrobin` is `wishbone.flow.roundrobin`).
     fn resolve(&self, kind: &str) -> Option<&'static str>;
@@ -22,13 +25,23 @@ pub trait Catalog {
     fn kind_names(&self) -> Vec<&'static str>;
     /// The queues of a kind.
     fn queues(&self, kind: &str) -> Option<QueueSpec>;
-    /// Whether the arguments fit the kind, checked without starting anything.
-    fn check_arguments(&self, kind: &str, arguments: &Arguments) -> Result<(), ArgumentError>;
-    /// For a kind whose outgoing queues are any names, the names these
-    /// arguments give it (a queueselect's rules), if they decide them.
-    fn outgoing_queues(&self, _kind: &str, _arguments: &Arguments) -> Option<Vec<String>> {
+    /// Checks the arguments by building the module, without starting
+    /// anything.
+    fn build(&self, kind: &str, arguments: &Arguments) -> Result<Self::Built, ArgumentError>;
+    /// For a kind whose outgoing queues are any names, the names a module
+    /// built gives itself (a queueselect's rules), if it decides them.
+    fn outgoing_queues(&self, _built: &Self::Built) -> Option<Vec<String>> {
         None
     }
+}
+
+/// A bootstrap that passed validation, with what validation built of it.
+pub struct Validated<B> {
+    /// The file, checked.
+    pub bootstrap: Bootstrap,
+    /// Each module, by name, as the catalog built it to check its
+    /// arguments.
+    pub built: HashMap<String, B>,
 }
 
 /// Which part of the file declared a module.
@@ -47,6 +60,8 @@ pub struct ModuleDecl {
     pub name: String,
     /// The canonical kind.
     pub kind: &'static str,
+    /// The kind's queues.
+    pub queues: QueueSpec,
     /// The `arguments:` block, for the kind's `Config`.
     pub arguments: Arguments,
     /// Which section declared it.
@@ -72,7 +87,10 @@ const MODULE_KEYS: [&str; 3] = ["module", "arguments", "description"];
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Reads and validates a bootstrap file of at most [`MAX_FILE_BYTES`].
-pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
+pub fn load<C: Catalog + ?Sized>(
+    path: &Path,
+    catalog: &C,
+) -> Result<Validated<C::Built>, LoadError> {
     let read_error = |source| LoadError::Read {
         path: path.to_path_buf(),
         source,
@@ -91,7 +109,11 @@ pub fn load(path: &Path, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> 
 }
 
 /// Validates bootstrap text; `path` is used in messages only.
-pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootstrap, LoadError> {
+pub fn validate<C: Catalog + ?Sized>(
+    path: &Path,
+    text: &str,
+    catalog: &C,
+) -> Result<Validated<C::Built>, LoadError> {
     let mut problems = Vec::new();
     let invalid = |mut problems: Vec<Problem>| {
         Problem::locate_all(&mut problems, text);
@@ -112,13 +134,14 @@ pub fn validate(path: &Path, text: &str, catalog: &dyn Catalog) -> Result<Bootst
         Ok(top) => top,
         Err(problem) => return Err(invalid(vec![problem])),
     };
-    let (modules, routes) = read_top(top, catalog, &mut problems);
+    let (modules, routes, built) = read_top(top, catalog, &mut problems);
     if problems.is_empty() {
-        Ok(Bootstrap {
+        let bootstrap = Bootstrap {
             path: path.to_path_buf(),
             modules,
             routes,
-        })
+        };
+        Ok(Validated { bootstrap, built })
     } else {
         Err(invalid(problems))
     }
@@ -144,12 +167,13 @@ fn top_level(document: &Value) -> Result<&Mapping, Problem> {
 
 /// The modules (of both sections, `metrics:` first) and the routes of the
 /// top-level mapping; every problem found goes to `problems`.
-fn read_top(
+fn read_top<C: Catalog + ?Sized>(
     top: &Mapping,
-    catalog: &dyn Catalog,
+    catalog: &C,
     problems: &mut Vec<Problem>,
-) -> (Vec<ModuleDecl>, Vec<Route>) {
+) -> (Vec<ModuleDecl>, Vec<Route>, HashMap<String, C::Built>) {
     let mut modules = Vec::new();
+    let mut built = HashMap::new();
     // Modules whose kind is unknown: already reported, and not reported
     // again as undefined by the routes that name them.
     let mut unresolved = HashSet::new();
@@ -174,14 +198,12 @@ fn read_top(
             }
         };
         saw_modules |= section == Section::Modules;
-        read_modules(
-            value,
-            section,
-            catalog,
-            &mut modules,
-            &mut unresolved,
-            problems,
-        );
+        let into = Declared {
+            modules: &mut modules,
+            built: &mut built,
+            unresolved: &mut unresolved,
+        };
+        read_modules(value, section, catalog, into, problems);
     }
     if !saw_modules {
         problems.push(Problem::new(
@@ -191,24 +213,32 @@ fn read_top(
     }
     modules.sort_by_key(|module: &ModuleDecl| module.section == Section::Modules);
     let routes = match routing_lines {
-        Some(lines) => read_routes(lines, &modules, &unresolved, catalog, problems),
+        Some(lines) => read_routes(lines, &modules, &built, &unresolved, catalog, problems),
         None => Vec::new(),
     };
-    (modules, routes)
+    (modules, routes, built)
 }
 
-fn read_modules(
+/// Where the modules read go.
+struct Declared<'a, B> {
+    modules: &'a mut Vec<ModuleDecl>,
+    built: &'a mut HashMap<String, B>,
+    /// Modules whose kind is unknown.
+    unresolved: &'a mut HashSet<String>,
+}
+
+fn read_modules<C: Catalog + ?Sized>(
     value: &Value,
     section: Section,
-    catalog: &dyn Catalog,
-    modules: &mut Vec<ModuleDecl>,
-    unresolved: &mut HashSet<String>,
+    catalog: &C,
+    into: Declared<'_, C::Built>,
     problems: &mut Vec<Problem>,
 ) {
-    let mut defined: HashSet<String> = modules
+    let mut defined: HashSet<String> = into
+        .modules
         .iter()
         .map(|module| module.name.clone())
-        .chain(unresolved.iter().cloned())
+        .chain(into.unresolved.iter().cloned())
         .collect();
     let section_name = if section == Section::Modules {
         "modules"
@@ -252,9 +282,14 @@ fn read_modules(
             continue;
         }
         match read_module(name, body, section, catalog, &place, problems) {
-            Some(module) => modules.push(module),
+            Some((module, built)) => {
+                if let Some(built) = built {
+                    into.built.insert(name.to_string(), built);
+                }
+                into.modules.push(module);
+            }
             None => {
-                unresolved.insert(name.to_string());
+                into.unresolved.insert(name.to_string());
             }
         }
     }
@@ -288,21 +323,13 @@ impl Place<'_> {
     }
 }
 
-fn read_module(
-    name: &str,
-    body: &Value,
-    section: Section,
-    catalog: &dyn Catalog,
+/// A module's `module:` and `arguments:` (and a `description:`, for
+/// readers of the file, as in the original Wishbone).
+fn read_module_keys<'a>(
+    body: &'a Mapping,
     place: &Place,
     problems: &mut Vec<Problem>,
-) -> Option<ModuleDecl> {
-    let Value::Mapping(body) = body else {
-        problems.push(place.problem(format!(
-            "expected a mapping with `module:` and optional `arguments:`, found {}",
-            describe(body)
-        )));
-        return None;
-    };
+) -> (Option<&'a str>, Arguments) {
     let mut kind_name = None;
     let mut arguments = Arguments::default();
     for (key, value) in entries(body, &place.text, problems) {
@@ -336,6 +363,27 @@ fn read_module(
             )),
         }
     }
+    (kind_name, arguments)
+}
+
+/// A module's declaration, and what the catalog built of it (none when its
+/// arguments are wrong: a problem says so).
+fn read_module<C: Catalog + ?Sized>(
+    name: &str,
+    body: &Value,
+    section: Section,
+    catalog: &C,
+    place: &Place,
+    problems: &mut Vec<Problem>,
+) -> Option<(ModuleDecl, Option<C::Built>)> {
+    let Value::Mapping(body) = body else {
+        problems.push(place.problem(format!(
+            "expected a mapping with `module:` and optional `arguments:`, found {}",
+            describe(body)
+        )));
+        return None;
+    };
+    let (kind_name, arguments) = read_module_keys(body, place, problems);
     let Some(kind_name) = kind_name else {
         problems.push(
             place.problem(
@@ -344,29 +392,41 @@ fn read_module(
         );
         return None;
     };
-    let Some(kind) = catalog.resolve(kind_name) else {
+    let (Some(kind), Some(queues)) = (
+        catalog.resolve(kind_name),
+        catalog
+            .resolve(kind_name)
+            .and_then(|kind| catalog.queues(kind)),
+    ) else {
         problems.push(place.problem_at(&["module"], unknown_kind(kind_name, catalog)));
         return None;
     };
-    if let Err(error) = catalog.check_arguments(kind, &arguments) {
-        let field = error
-            .field_name()
-            .into_iter()
-            .flat_map(|path| path.split('.'));
-        let keys: Vec<&str> = ["arguments"].into_iter().chain(field).collect();
-        problems.push(place.problem_at(&keys, format!("invalid arguments for {kind}: {error}")));
-    }
-    Some(ModuleDecl {
+    let built = match catalog.build(kind, &arguments) {
+        Ok(built) => Some(built),
+        Err(error) => {
+            let field = error
+                .field_name()
+                .into_iter()
+                .flat_map(|path| path.split('.'));
+            let keys: Vec<&str> = ["arguments"].into_iter().chain(field).collect();
+            let message = format!("invalid arguments for {kind}: {error}");
+            problems.push(place.problem_at(&keys, message));
+            None
+        }
+    };
+    let module = ModuleDecl {
         name: name.to_string(),
         kind,
+        queues,
         arguments,
         section,
-    })
+    };
+    Some((module, built))
 }
 
 /// What is said of a kind the catalog lacks: the close match when there is
 /// one, else every kind it has.
-fn unknown_kind(kind_name: &str, catalog: &dyn Catalog) -> String {
+fn unknown_kind<C: Catalog + ?Sized>(kind_name: &str, catalog: &C) -> String {
     let names = catalog.kind_names();
     if let Some(close) = crate::suggest::nearest(kind_name, names.iter().copied()) {
         return format!(
@@ -384,11 +444,12 @@ fn unknown_kind(kind_name: &str, catalog: &dyn Catalog) -> String {
     )
 }
 
-fn read_routes(
+fn read_routes<C: Catalog + ?Sized>(
     value: &Value,
     modules: &[ModuleDecl],
+    built: &HashMap<String, C::Built>,
     unresolved: &HashSet<String>,
-    catalog: &dyn Catalog,
+    catalog: &C,
     problems: &mut Vec<Problem>,
 ) -> Vec<Route> {
     let modules = Modules {
@@ -397,6 +458,7 @@ fn read_routes(
             .iter()
             .map(|module| (module.name.as_str(), module))
             .collect(),
+        built,
     };
     let lines = match value {
         Value::Sequence(lines) => lines,
@@ -451,12 +513,12 @@ fn read_routes(
 }
 
 /// One line of the routing table, its ends checked against the modules.
-fn read_route(
+fn read_route<C: Catalog + ?Sized>(
     number: usize,
     line: &Value,
-    modules: &Modules,
+    modules: &Modules<'_, C::Built>,
     unresolved: &HashSet<String>,
-    catalog: &dyn Catalog,
+    catalog: &C,
     problems: &mut Vec<Problem>,
 ) -> Option<Route> {
     let Some(text) = line.as_str() else {
@@ -489,9 +551,11 @@ fn read_route(
 
 /// The modules a route may name: in file order for messages, by name to
 /// look each up in constant time (a file may hold tens of thousands).
-struct Modules<'a> {
+struct Modules<'a, B> {
     in_order: &'a [ModuleDecl],
     by_name: HashMap<&'a str, &'a ModuleDecl>,
+    /// What validation built of each.
+    built: &'a HashMap<String, B>,
 }
 
 /// How many defined modules a message about an undefined one lists.
@@ -503,11 +567,11 @@ enum Direction {
     To,
 }
 
-fn check_end(
+fn check_end<C: Catalog + ?Sized>(
     end: &QueueRef,
     direction: Direction,
-    modules: &Modules,
-    catalog: &dyn Catalog,
+    modules: &Modules<'_, C::Built>,
+    catalog: &C,
     place: &str,
     problems: &mut Vec<Problem>,
 ) -> bool {
@@ -539,9 +603,10 @@ fn check_end(
         return false;
     };
     let named = match direction {
-        Direction::From if spec.any_outgoing => {
-            catalog.outgoing_queues(module.kind, &module.arguments)
-        }
+        Direction::From if spec.any_outgoing => modules
+            .built
+            .get(&module.name)
+            .and_then(|built| catalog.outgoing_queues(built)),
         _ => None,
     };
     let (fits, side, valid) = match (direction, named) {
@@ -581,6 +646,8 @@ mod tests {
     struct TwoKinds;
 
     impl Catalog for TwoKinds {
+        type Built = ();
+
         fn resolve(&self, kind: &str) -> Option<&'static str> {
             match kind {
                 "test.input" => Some("test.input"),
@@ -608,7 +675,7 @@ mod tests {
                 _ => None,
             }
         }
-        fn check_arguments(&self, _kind: &str, arguments: &Arguments) -> Result<(), ArgumentError> {
+        fn build(&self, _kind: &str, arguments: &Arguments) -> Result<(), ArgumentError> {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
             #[allow(dead_code)]
@@ -622,6 +689,7 @@ mod tests {
 
     fn check(text: &str) -> Result<Bootstrap, Vec<String>> {
         validate(Path::new("test.yaml"), text, &TwoKinds)
+            .map(|validated| validated.bootstrap)
             .map_err(|error| error.problems().iter().map(ToString::to_string).collect())
     }
 

@@ -4,7 +4,7 @@
 //!
 //! Once a second a [`Sampler`] reads every queue's counters from the
 //! server's [`QueueTable`] and every module's counters from the metrics
-//! recorder, and turns them into a [`Pipeline`]: the modules with their
+//! recorder, and turns them into a [`Snapshot`]: the modules with their
 //! places on the page, their queues with sizes and rates, and the routes.
 //! The page (`page/`: HTML, one stylesheet and a script drawing plain SVG,
 //! all compiled into the binary) follows it over server-sent events;
@@ -18,7 +18,7 @@ mod admin;
 mod http;
 mod layout;
 mod listener;
-mod pipeline;
+mod snapshot;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,8 +29,8 @@ use wishbone_runtime::{QueueTable, Readiness, RecordedMetrics};
 pub use http::MAX_VIEWERS;
 pub use layout::{Position, layout};
 pub use listener::{Bounded as BoundedListener, MAX_CONNECTIONS};
-pub use pipeline::{
-    Direction, ModuleFigures, Pipeline, QueueFigures, RouteFigures, Sampler, Topology,
+pub use snapshot::{
+    Direction, ModuleFigures, QueueFigures, RouteFigures, Sampler, Snapshot, Topology,
 };
 
 /// How often the figures are read and sent to the pages.

@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+mod accepting;
 mod listener;
 mod presence;
 

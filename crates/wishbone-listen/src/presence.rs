@@ -54,7 +54,7 @@ pub const MIN_IDLE: Duration = Duration::from_secs(1);
 
 /// A client's progress, and since when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
+pub enum Stage {
     /// Connected, no frame begun or completed yet.
     Silent(Instant),
     /// A frame begun and not completed.
@@ -63,12 +63,12 @@ pub enum Progress {
     Quiet(Instant),
 }
 
-impl Progress {
+impl Stage {
     /// How eagerly it is evicted (lower first), and since when.
     fn rank(self) -> (u8, Instant) {
         match self {
-            Progress::Silent(since) | Progress::Partial(since) => (0, since),
-            Progress::Quiet(since) => (1, since),
+            Stage::Silent(since) | Stage::Partial(since) => (0, since),
+            Stage::Quiet(since) => (1, since),
         }
     }
 }
@@ -76,12 +76,12 @@ impl Progress {
 /// The client to evict among `clients`, if any has been idle long enough;
 /// a quiet one only with `quiet`.
 pub fn choose(
-    clients: impl Iterator<Item = (u64, Progress)>,
+    clients: impl Iterator<Item = (u64, Stage)>,
     now: Instant,
     quiet: bool,
 ) -> Option<u64> {
     clients
-        .filter(|(_, progress)| quiet || !matches!(progress, Progress::Quiet(_)))
+        .filter(|(_, progress)| quiet || !matches!(progress, Stage::Quiet(_)))
         .filter(|(_, progress)| now.saturating_duration_since(progress.rank().1) >= MIN_IDLE)
         .min_by_key(|(id, progress)| (progress.rank(), *id))
         .map(|(id, _)| id)
@@ -97,7 +97,7 @@ pub enum Closing {
 }
 
 struct Client {
-    progress: Progress,
+    progress: Stage,
     evict: CancellationToken,
 }
 
@@ -136,7 +136,7 @@ impl Registry {
         clients.clients.insert(
             id,
             Client {
-                progress: Progress::Silent(Instant::now()),
+                progress: Stage::Silent(Instant::now()),
                 evict: evict.clone(),
             },
         );
@@ -205,9 +205,9 @@ impl Presence {
             return;
         };
         client.progress = match (client.progress, completed, partial) {
-            (Progress::Partial(since), false, true) => Progress::Partial(since),
-            (_, _, true) => Progress::Partial(now),
-            (_, true, false) => Progress::Quiet(now),
+            (Stage::Partial(since), false, true) => Stage::Partial(since),
+            (_, _, true) => Stage::Partial(now),
+            (_, true, false) => Stage::Quiet(now),
             (unchanged, false, false) => unchanged,
         };
     }
@@ -217,9 +217,9 @@ impl Presence {
     pub fn held_back(&self) {
         let mut clients = self.registry.clients.borrow_mut();
         if let Some(client) = clients.clients.get_mut(&self.id)
-            && let Progress::Partial(_) = client.progress
+            && let Stage::Partial(_) = client.progress
         {
-            client.progress = Progress::Quiet(Instant::now());
+            client.progress = Stage::Quiet(Instant::now());
         }
     }
 
@@ -230,7 +230,7 @@ impl Presence {
         let deadline = {
             let clients = self.registry.clients.borrow();
             match clients.clients.get(&self.id).map(|client| client.progress) {
-                Some(Progress::Partial(since)) => self
+                Some(Stage::Partial(since)) => self
                     .registry
                     .frame_timeout
                     .get()
@@ -273,12 +273,12 @@ mod tests {
         let start = Instant::now();
         let now = at(start, 100);
         let clients = [
-            (1, Progress::Quiet(at(start, 0))),
-            (2, Progress::Partial(at(start, 50))),
-            (3, Progress::Silent(at(start, 40))),
+            (1, Stage::Quiet(at(start, 0))),
+            (2, Stage::Partial(at(start, 50))),
+            (3, Stage::Silent(at(start, 40))),
             (
                 4,
-                Progress::Partial(at(start, 99) + Duration::from_millis(500)),
+                Stage::Partial(at(start, 99) + Duration::from_millis(500)),
             ),
         ];
         assert_eq!(choose(clients.into_iter(), now, true), Some(3));

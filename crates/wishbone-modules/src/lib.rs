@@ -9,12 +9,7 @@
 
 mod config;
 pub mod flow;
-pub mod framer;
-pub mod framing;
 pub mod input;
 pub mod metrics;
-pub mod octet_framer;
 pub mod output;
 pub mod process;
-pub mod relp;
-mod scan;

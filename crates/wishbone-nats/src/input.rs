@@ -30,6 +30,9 @@ use wishbone_runtime::{
 
 use crate::{connect, parse_servers};
 
+/// What a pull may fail with.
+type PullError = pull::MessagesError;
+
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.nats: events from a NATS JetStream stream, through a durable pull consumer.
 
@@ -272,53 +275,11 @@ impl NatsInput {
         counters: &Counters,
         resume: &mut Resume,
     ) -> Ended {
-        let config = &self.config;
-        let client = match connect(
-            &self.servers,
-            config.credentials.as_deref(),
-            self.tls.as_ref(),
-        )
-        .await
-        {
-            Ok(client) => client,
-            Err(reason) => return Ended::Lost(format!("cannot connect: {reason}")),
-        };
-        let jetstream = jetstream::new(client);
-        let stream = match jetstream.get_stream(&config.stream).await {
-            Ok(stream) => stream,
-            Err(error) => return Ended::Lost(format!("stream {}: {error}", config.stream)),
-        };
-        let consumer_config = pull::Config {
-            durable_name: Some(config.consumer.clone()),
-            filter_subject: config.filter_subject.clone().unwrap_or_default(),
-            max_ack_pending: config.max_ack_pending as i64,
-            ack_wait: Duration::from_secs_f64(config.ack_wait),
-            ack_policy: jetstream::consumer::AckPolicy::Explicit,
-            ..Default::default()
-        };
-        let consumer: jetstream::consumer::PullConsumer = match stream
-            .get_consumer(&config.consumer)
-            .await
-        {
+        let consumer = match self.consumer(name, resume).await {
             Ok(consumer) => consumer,
-            Err(_) => {
-                // Missing (never made, or deleted while this worker
-                // ran): made anew, from where this worker left off.
-                let mut consumer_config = consumer_config;
-                if let Some(start_sequence) = resume.start() {
-                    tracing::warn!(module = %name, consumer = %config.consumer, start_sequence, "the consumer is gone; making it again from the oldest message not acknowledged here");
-                    consumer_config.deliver_policy =
-                        jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence };
-                }
-                match stream.create_consumer(consumer_config).await {
-                    Ok(consumer) => consumer,
-                    Err(error) => {
-                        return Ended::Lost(format!("consumer {}: {error}", config.consumer));
-                    }
-                }
-            }
+            Err(reason) => return Ended::Lost(reason),
         };
-        let batch = config.max_ack_pending.clamp(1, MOST_AT_ONCE);
+        let batch = self.config.max_ack_pending.clamp(1, MOST_AT_ONCE);
         let mut messages = match consumer
             .stream()
             .max_messages_per_batch(batch)
@@ -328,33 +289,20 @@ impl NatsInput {
             Ok(messages) => messages,
             Err(error) => return Ended::Lost(format!("cannot pull: {error}")),
         };
+        let config = &self.config;
         tracing::info!(module = %name, stream = %config.stream, consumer = %config.consumer, "consuming");
-        let (issuer, mut replies) = ack::issuer();
-        let mut taken: HashMap<u64, jetstream::Message> = HashMap::new();
-        let mut next_id = 0u64;
+        let mut taken = Pulled::default();
         let mut stopping = false;
         loop {
-            if stopping && taken.is_empty() {
+            if stopping && taken.messages.is_empty() {
                 return Ended::Stopped;
             }
             tokio::select! {
                 biased;
                 _ = abort.cancelled() => return Ended::Aborted,
-                Some((id, outcome)) = replies.recv() => {
-                    let Some(message) = taken.remove(&id) else { continue };
-                    if let (Outcome::Acknowledged, Ok(info)) = (&outcome, message.info()) {
-                        resume.acknowledged(info.stream_sequence);
-                    }
-                    let settled = match outcome {
-                        Outcome::Acknowledged => message.ack().await,
-                        _ => message.ack_with(AckKind::Nak(None)).await,
-                    };
-                    if let Err(error) = settled {
-                        return Ended::Lost(format!("cannot settle a message: {error}"));
-                    }
-                    match outcome {
-                        Outcome::Acknowledged => counters.acked.add(1),
-                        _ => counters.naked.add(1),
+                Some((id, outcome)) = taken.replies.recv() => {
+                    if let Err(reason) = taken.settle(id, outcome, resume, counters).await {
+                        return Ended::Lost(reason);
                     }
                 }
                 _ = stop.cancelled(), if !stopping => stopping = true,
@@ -366,21 +314,10 @@ impl NatsInput {
                             None => break,
                         }
                     }
-                    let mut events = Vec::with_capacity(received.len());
-                    for message in received {
-                        let message = match message {
-                            Some(Ok(message)) => message,
-                            Some(Err(error)) => return Ended::Lost(format!("pull failed: {error}")),
-                            None => return Ended::Lost("the consumer ended".into()),
-                        };
-                        if let Ok(info) = message.info() {
-                            resume.taken(info.stream_sequence);
-                        }
-                        let token = issuer.issue(next_id);
-                        events.push(Event::new(message.payload.clone()).with_ack(token));
-                        taken.insert(next_id, message);
-                        next_id += 1;
-                    }
+                    let events = match taken.events(received, resume) {
+                        Ok(events) => events,
+                        Err(reason) => return Ended::Lost(reason),
+                    };
                     let count = events.len() as u64;
                     tokio::select! {
                         biased;
@@ -395,6 +332,123 @@ impl NatsInput {
                 }
             }
         }
+    }
+
+    /// Connects and finds the durable consumer, or makes it (anew from the
+    /// oldest message not acknowledged here, when it went away while this
+    /// worker ran).
+    async fn consumer(
+        &self,
+        name: &str,
+        resume: &Resume,
+    ) -> Result<jetstream::consumer::PullConsumer, String> {
+        let config = &self.config;
+        let client = connect(
+            &self.servers,
+            config.credentials.as_deref(),
+            self.tls.as_ref(),
+        )
+        .await
+        .map_err(|reason| format!("cannot connect: {reason}"))?;
+        let stream = jetstream::new(client)
+            .get_stream(&config.stream)
+            .await
+            .map_err(|error| format!("stream {}: {error}", config.stream))?;
+        if let Ok(consumer) = stream.get_consumer(&config.consumer).await {
+            return Ok(consumer);
+        }
+        let mut consumer_config = pull::Config {
+            durable_name: Some(config.consumer.clone()),
+            filter_subject: config.filter_subject.clone().unwrap_or_default(),
+            max_ack_pending: config.max_ack_pending as i64,
+            ack_wait: Duration::from_secs_f64(config.ack_wait),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        };
+        if let Some(start_sequence) = resume.start() {
+            tracing::warn!(module = %name, consumer = %config.consumer, start_sequence, "the consumer is gone; making it again from the oldest message not acknowledged here");
+            consumer_config.deliver_policy =
+                jetstream::consumer::DeliverPolicy::ByStartSequence { start_sequence };
+        }
+        stream
+            .create_consumer(consumer_config)
+            .await
+            .map_err(|error| format!("consumer {}: {error}", config.consumer))
+    }
+}
+
+/// The messages of a session sent on and not yet settled, by the number
+/// of their token.
+struct Pulled {
+    issuer: ack::AckIssuer,
+    replies: ack::Replies,
+    messages: HashMap<u64, jetstream::Message>,
+    next_id: u64,
+}
+
+impl Default for Pulled {
+    fn default() -> Self {
+        let (issuer, replies) = ack::issuer();
+        Self {
+            issuer,
+            replies,
+            messages: HashMap::new(),
+            next_id: 0,
+        }
+    }
+}
+
+impl Pulled {
+    /// The messages pulled, as events with tokens; an error ends the
+    /// session.
+    fn events(
+        &mut self,
+        received: Vec<Option<Result<jetstream::Message, PullError>>>,
+        resume: &mut Resume,
+    ) -> Result<Vec<Event>, String> {
+        let mut events = Vec::with_capacity(received.len());
+        for message in received {
+            let message = match message {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => return Err(format!("pull failed: {error}")),
+                None => return Err("the consumer ended".into()),
+            };
+            if let Ok(info) = message.info() {
+                resume.taken(info.stream_sequence);
+            }
+            let token = self.issuer.issue(self.next_id);
+            events.push(Event::new(message.payload.clone()).with_ack(token));
+            self.messages.insert(self.next_id, message);
+            self.next_id += 1;
+        }
+        Ok(events)
+    }
+
+    /// A message's token resolved: acked (or naked, to be delivered
+    /// again) at the server.
+    async fn settle(
+        &mut self,
+        id: u64,
+        outcome: Outcome,
+        resume: &mut Resume,
+        counters: &Counters,
+    ) -> Result<(), String> {
+        let Some(message) = self.messages.remove(&id) else {
+            return Ok(());
+        };
+        if let (Outcome::Acknowledged, Ok(info)) = (&outcome, message.info()) {
+            resume.acknowledged(info.stream_sequence);
+        }
+        let settled = match outcome {
+            Outcome::Acknowledged => message.ack().await,
+            _ => message.ack_with(AckKind::Nak(None)).await,
+        };
+        settled.map_err(|error| format!("cannot settle a message: {error}"))?;
+        match outcome {
+            Outcome::Acknowledged => counters.acked.add(1),
+            _ => counters.naked.add(1),
+        }
+        Ok(())
     }
 }
 

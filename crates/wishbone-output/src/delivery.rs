@@ -41,7 +41,7 @@ pub struct Delivery {
     /// unacknowledged: sending them again is a resend.
     held_unacknowledged: usize,
     /// What was recorded on the current connection and not acknowledged.
-    records: VecDeque<Record>,
+    records: VecDeque<Written>,
     /// Taken for the current connection and never written on it.
     unsent: Vec<Parcel>,
     /// Written (perhaps in part) on the current connection by a write that
@@ -77,13 +77,13 @@ pub enum Unit {
 
 /// Something written on a connection.
 #[derive(Debug)]
-enum Record {
-    /// Lines starting at `start`, laid out on the connection as `layout`
+enum Written {
+    /// Lines starting at `start`, laid out on the connection as `placement`
     /// says; when some carry a token, the events themselves, to resolve one
     /// by one.
     Lines {
         start: u64,
-        layout: Layout,
+        placement: Placement,
         lines: Lines,
         tokens: Option<VecDeque<Event>>,
         /// Lines at the front already released.
@@ -95,7 +95,7 @@ enum Record {
 
 /// How a record's lines lie on the connection.
 #[derive(Debug)]
-enum Layout {
+enum Placement {
     /// As [`Lines::data`], each line followed by its delimiter, in bytes.
     Delimited,
     /// One message each.
@@ -108,11 +108,11 @@ enum Layout {
     },
 }
 
-impl Layout {
+impl Placement {
     fn unit(&self) -> Unit {
         match self {
-            Layout::Messages => Unit::Messages,
-            Layout::Delimited | Layout::Framed { .. } => Unit::Bytes,
+            Placement::Messages => Unit::Messages,
+            Placement::Delimited | Placement::Framed { .. } => Unit::Bytes,
         }
     }
 
@@ -122,9 +122,9 @@ impl Layout {
     fn whole_within(&mut self, lines: &Lines, within: u64, done: usize) -> usize {
         let within = within.min(usize::MAX as u64) as usize;
         match self {
-            Layout::Delimited => lines.whole_within(within).max(done),
-            Layout::Messages => within.min(lines.len()).max(done),
-            Layout::Framed { frame, passed } => {
+            Placement::Delimited => lines.whole_within(within).max(done),
+            Placement::Messages => within.min(lines.len()).max(done),
+            Placement::Framed { frame, passed } => {
                 let mut whole = done;
                 while whole < lines.len() {
                     let end = *passed + frame(lines.line(whole).len()) as u64;
@@ -244,7 +244,7 @@ impl Delivery {
     /// carry a token that must be resolved one by one.
     pub fn record_lines(&mut self, lines: Lines, events: Option<Batch>, now: Instant) {
         let length = lines.data().len() as u64;
-        self.push_lines(Layout::Delimited, lines, events, length, now);
+        self.push_lines(Placement::Delimited, lines, events, length, now);
     }
 
     /// Records lines written one frame each, the frame of a payload of `n`
@@ -262,8 +262,8 @@ impl Delivery {
     ) {
         let length: u64 = lines.iter().map(|line| frame(line.len()) as u64).sum();
         self.skip_to(end.saturating_sub(length));
-        let layout = Layout::Framed { frame, passed: 0 };
-        self.push_lines(layout, lines, events, length, now);
+        let placement = Placement::Framed { frame, passed: 0 };
+        self.push_lines(placement, lines, events, length, now);
     }
 
     /// Records a parcel written (or about to be) as one message per event,
@@ -273,7 +273,7 @@ impl Delivery {
         match parcel {
             Parcel::Lines(lines) => {
                 let count = lines.len() as u64;
-                self.push_lines(Layout::Messages, lines, None, count, now);
+                self.push_lines(Placement::Messages, lines, None, count, now);
             }
             Parcel::Events(batch) => {
                 self.set_unit(Unit::Messages);
@@ -288,7 +288,7 @@ impl Delivery {
 
     fn push_lines(
         &mut self,
-        layout: Layout,
+        placement: Placement,
         lines: Lines,
         events: Option<Batch>,
         length: u64,
@@ -297,7 +297,7 @@ impl Delivery {
         if lines.is_empty() {
             return;
         }
-        self.set_unit(layout.unit());
+        self.set_unit(placement.unit());
         let tokens = events
             .filter(|events| events.iter().any(|event| event.ack().is_some()))
             .map(VecDeque::from);
@@ -306,9 +306,9 @@ impl Delivery {
         let start = self.recorded;
         self.recorded += length;
         self.in_flight += lines.len();
-        self.records.push_back(Record::Lines {
+        self.records.push_back(Written::Lines {
             start,
-            layout,
+            placement,
             lines,
             tokens,
             released: 0,
@@ -349,7 +349,7 @@ impl Delivery {
         self.outstanding_from(now);
         self.recorded = self.recorded.max(end);
         self.in_flight += 1;
-        self.records.push_back(Record::Event { end, event });
+        self.records.push_back(Written::Event { end, event });
     }
 
     /// Records what a write that failed carried: written perhaps in part,
@@ -404,11 +404,11 @@ impl Delivery {
         };
         while let Some(record) = self.records.front_mut() {
             match record {
-                Record::Event { end, .. } => {
+                Written::Event { end, .. } => {
                     if *end > position {
                         break;
                     }
-                    if let Some(Record::Event { event, .. }) = self.records.pop_front() {
+                    if let Some(Written::Event { event, .. }) = self.records.pop_front() {
                         if messages {
                             released.bytes += event.len() as u64;
                         }
@@ -416,9 +416,9 @@ impl Delivery {
                         released.events += 1;
                     }
                 }
-                Record::Lines {
+                Written::Lines {
                     start,
-                    layout,
+                    placement,
                     lines,
                     tokens,
                     released: done,
@@ -426,7 +426,7 @@ impl Delivery {
                     if *start >= position {
                         break;
                     }
-                    let whole = layout.whole_within(lines, position - *start, *done);
+                    let whole = placement.whole_within(lines, position - *start, *done);
                     if messages {
                         released.bytes += (*done..whole)
                             .map(|index| lines.line(index).len() as u64)
@@ -462,11 +462,11 @@ impl Delivery {
             return None;
         }
         let event = match self.records.front_mut()? {
-            Record::Event { end, .. } if *end == message => match self.records.pop_front() {
-                Some(Record::Event { event, .. }) => event,
+            Written::Event { end, .. } if *end == message => match self.records.pop_front() {
+                Some(Written::Event { event, .. }) => event,
                 _ => return None,
             },
-            Record::Lines {
+            Written::Lines {
                 start,
                 lines,
                 tokens,
@@ -526,10 +526,10 @@ impl Delivery {
         let mut blocks_returned = 0;
         for record in self.records.drain(..) {
             match record {
-                Record::Event { event, .. } => unacknowledged.push(event),
+                Written::Event { event, .. } => unacknowledged.push(event),
                 // A buffer's block goes back to it: the lines the peer
                 // acknowledged are settled, the rest it sends again.
-                Record::Lines {
+                Written::Lines {
                     mut lines,
                     released,
                     ..
@@ -539,7 +539,7 @@ impl Delivery {
                         ack.fail_only(Positions::range(released..lines.len()));
                     }
                 }
-                Record::Lines {
+                Written::Lines {
                     lines,
                     tokens: Some(tokens),
                     ..
@@ -547,7 +547,7 @@ impl Delivery {
                     debug_assert!(tokens.len() <= lines.len());
                     unacknowledged.extend(tokens);
                 }
-                Record::Lines {
+                Written::Lines {
                     lines, released, ..
                 } => unacknowledged.extend(lines.events(released..lines.len())),
             }
@@ -608,8 +608,8 @@ impl Delivery {
         self.records
             .iter()
             .map(|record| match record {
-                Record::Event { .. } => 1,
-                Record::Lines {
+                Written::Event { .. } => 1,
+                Written::Lines {
                     lines, released, ..
                 } => lines.len() - released,
             })

@@ -37,6 +37,7 @@ pub mod reopen;
 pub mod resend;
 mod server;
 mod set;
+mod supervision;
 mod table;
 
 pub use actor::ModuleActor;
@@ -57,8 +58,12 @@ pub use set::ModuleSet;
 pub use table::{QueueEntry, QueueTable};
 
 pub use wishbone_bootstrap::{
-    ArgumentError, Arguments, OwnArguments, field_names, host_name, seconds,
+    ArgumentError, Arguments, OwnArguments, Validated, field_names, host_name, octal_mode, seconds,
 };
+
+/// A bootstrap file loaded: checked, with each of its modules as checking
+/// its arguments built it, to run as it is.
+pub type Loaded = Validated<Box<dyn Module>>;
 pub use wishbone_event::{
     Batch, Event, Lines, LinesBuilder, Parcel, Positions, QueueSpec, Tap, ack, queue, random,
 };

@@ -14,13 +14,13 @@ use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
-use wishbone_bootstrap::Bootstrap;
+use wishbone_bootstrap::{Bootstrap, Validated};
 use wishbone_event::RESERVED_QUEUES;
 use wishbone_event::queue::{self, Receiver, Rewiring, Sender, WeakSender};
 
 use crate::order::downstream_first;
 use crate::{
-    ListenAddress, Module, ModuleActor, ModuleContext, ModuleError, ModuleSet, Plan, QueueTable,
+    ListenAddress, Loaded, Module, ModuleActor, ModuleContext, ModuleError, Plan, QueueTable,
     RuntimeOptions,
 };
 
@@ -60,7 +60,6 @@ pub(crate) struct Changed {
 /// The modules of one bootstrap, running.
 pub(crate) struct Pipeline {
     options: Arc<RuntimeOptions>,
-    set: ModuleSet,
     table: QueueTable,
     stop: CancellationToken,
     abort: CancellationToken,
@@ -93,7 +92,6 @@ struct Draining {
 impl Pipeline {
     pub(crate) fn new(
         bootstrap: Bootstrap,
-        set: ModuleSet,
         options: RuntimeOptions,
         table: QueueTable,
         stop: CancellationToken,
@@ -101,7 +99,6 @@ impl Pipeline {
     ) -> Self {
         Self {
             options: Arc::new(options),
-            set,
             table,
             stop,
             abort,
@@ -115,10 +112,14 @@ impl Pipeline {
         }
     }
 
-    /// Builds and starts every module of the bootstrap.
-    pub(crate) fn start_all(&mut self) -> Result<(), (String, String)> {
+    /// Starts every module of the bootstrap: `built`, those its validation
+    /// built.
+    pub(crate) fn start_all(
+        &mut self,
+        mut built: HashMap<String, Box<dyn Module>>,
+    ) -> Result<(), (String, String)> {
         let names = self.module_names();
-        let built = self.build(&self.bootstrap.clone(), &names)?;
+        let built = take_built(&mut built, &names)?;
         self.start(built, HashMap::new());
         for route in &self.bootstrap.routes {
             tracing::info!(route = %route, "queue connected");
@@ -209,22 +210,6 @@ impl Pipeline {
         }
     }
 
-    /// Builds the named modules of `bootstrap`: all of them, or the module
-    /// and what it said of its arguments.
-    fn build(&self, bootstrap: &Bootstrap, names: &[String]) -> Result<Built, (String, String)> {
-        let mut built = Vec::new();
-        for decl in &bootstrap.modules {
-            if names.contains(&decl.name) {
-                let module = self
-                    .set
-                    .build(decl.kind, &decl.arguments)
-                    .map_err(|error| (decl.name.clone(), error.to_string()))?;
-                built.push((decl.name.clone(), module));
-            }
-        }
-        Ok(built)
-    }
-
     /// Wires the queues of `built` (of the current bootstrap) and starts
     /// them, downstream first. The queue into a replaced module comes from
     /// `handed` (with a sender of it); the queue into a kept module stays
@@ -313,13 +298,8 @@ impl Pipeline {
         }
         drop(rewirings);
         for decl in &self.bootstrap.modules {
-            let declared = self
-                .set
-                .find(decl.kind)
-                .map(|kind| kind.queues.outgoing)
-                .unwrap_or_default();
             if let Some(context) = contexts.get_mut(&decl.name) {
-                for queue in declared.iter().chain(RESERVED_QUEUES.iter()) {
+                for queue in decl.queues.outgoing.iter().chain(RESERVED_QUEUES.iter()) {
                     context.outgoing(queue);
                 }
             }
@@ -359,29 +339,8 @@ impl Pipeline {
     /// Changes the running pipeline into `new`'s, as [`Plan`] says. A
     /// module of the new file that cannot be built refuses the whole
     /// reload before anything running is touched.
-    pub(crate) async fn reload(&mut self, new: Bootstrap) -> Result<Changed, String> {
-        let set = &self.set;
-        let plan = Plan::new(&self.bootstrap, &new, |decl| {
-            set.inspect(decl.kind, &decl.arguments, |module| module.live_arguments())
-                .unwrap_or(&[])
-        });
-        let starting: Vec<String> = plan.starting().cloned().collect();
-        let built = self
-            .build(&new, &starting)
-            .map_err(|(module, problem)| format!("module `{module}`: {problem}"))?;
-        for (name, module) in &built {
-            let previous = self
-                .bootstrap
-                .modules
-                .iter()
-                .find(|decl| &decl.name == name);
-            if let Some(previous) = previous.filter(|_| plan.replaced.contains(name)) {
-                module
-                    .may_replace(&previous.arguments)
-                    .map_err(|problem| format!("module `{name}`: {problem}"))?;
-            }
-        }
-        self.set.forget_built();
+    pub(crate) async fn reload(&mut self, loaded: Loaded) -> Result<Changed, String> {
+        let (new, plan, built) = self.plan(loaded)?;
         for decl in &new.modules {
             if plan.updated.contains(&decl.name)
                 && let Some(handle) = self.handles.get(&decl.name)
@@ -441,6 +400,44 @@ impl Pipeline {
             finished,
             failures,
         })
+    }
+
+    /// What a reload to `loaded` changes, and the modules it starts (taken
+    /// from those validation built; the others, kept running, are dropped
+    /// unrun). A replaced module that refuses its replacement refuses the
+    /// reload.
+    fn plan(&self, loaded: Loaded) -> Result<(Bootstrap, Plan, Built), String> {
+        let Validated {
+            bootstrap: new,
+            mut built,
+        } = loaded;
+        let plan = Plan::new(&self.bootstrap, &new, |decl| {
+            built
+                .get(&decl.name)
+                .map_or(&[], |module| module.live_arguments())
+        });
+        let starting: HashSet<&String> = plan.starting().collect();
+        let starting: Vec<String> = new
+            .modules
+            .iter()
+            .map(|decl| decl.name.clone())
+            .filter(|name| starting.contains(name))
+            .collect();
+        let built = take_built(&mut built, &starting)
+            .map_err(|(module, problem)| format!("module `{module}`: {problem}"))?;
+        for (name, module) in &built {
+            let previous = self
+                .bootstrap
+                .modules
+                .iter()
+                .find(|decl| &decl.name == name);
+            if let Some(previous) = previous.filter(|_| plan.replaced.contains(name)) {
+                module
+                    .may_replace(&previous.arguments)
+                    .map_err(|problem| format!("module `{name}`: {problem}"))?;
+            }
+        }
+        Ok((new, plan, built))
     }
 
     /// Tells the stopping modules to stop. A replaced module is returned,
@@ -521,4 +518,18 @@ impl Pipeline {
         tracing::debug!(elapsed = ?began.elapsed(), "stopping modules returned");
         (others, failures)
     }
+}
+
+/// The modules named, in that order, taken from those validation built.
+fn take_built(
+    built: &mut HashMap<String, Box<dyn Module>>,
+    names: &[String],
+) -> Result<Built, (String, String)> {
+    names
+        .iter()
+        .map(|name| match built.remove(name) {
+            Some(module) => Ok((name.clone(), module)),
+            None => Err((name.clone(), "was not built by validation".to_string())),
+        })
+        .collect()
 }

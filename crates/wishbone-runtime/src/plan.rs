@@ -204,6 +204,7 @@ mod tests {
             kind("test.output", QueueSpec::SINK),
         ]);
         wishbone_bootstrap::validate(std::path::Path::new("test.yaml"), text, &set)
+            .map(|validated| validated.bootstrap)
             .unwrap_or_else(|error| panic!("{error}"))
     }
 

@@ -1,12 +1,10 @@
-use std::pin::pin;
-
 use futures::stream::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 use wishbone_bootstrap::Bootstrap;
 
-use crate::pipeline::{ABORT_GRACE, Changed, Finished, Pipeline};
+use crate::pipeline::{Changed, Finished, Pipeline};
 use crate::publish::Publisher;
-use crate::{ModuleError, ModuleSet, QueueTable, RuntimeOptions};
+use crate::{Loaded, ModuleError, QueueTable, RuntimeOptions};
 
 /// Why a server did not end cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -30,15 +28,14 @@ pub enum ServerError {
 ///
 /// It runs on a thread of its own: reading and checking a file (a huge
 /// or hostile one included) never holds up delivery, signals or a stop.
-pub type Reloader = std::sync::Arc<dyn Fn() -> Option<Bootstrap> + Send + Sync>;
+pub type Reloader = std::sync::Arc<dyn Fn() -> Option<Loaded> + Send + Sync>;
 
 /// Hears of each bootstrap a reload put in place.
 pub type Reloaded = Box<dyn Fn(&Bootstrap)>;
 
 /// A wishbone server: the modules of one bootstrap, wired and running.
 pub struct Server {
-    bootstrap: Bootstrap,
-    modules: ModuleSet,
+    loaded: Loaded,
     options: RuntimeOptions,
     table: QueueTable,
     reloader: Option<Reloader>,
@@ -46,11 +43,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server for a validated bootstrap.
-    pub fn new(bootstrap: Bootstrap, modules: ModuleSet, options: RuntimeOptions) -> Self {
+    /// A server for a bootstrap file loaded: checked, with its modules
+    /// built by the checking, which are the ones that run.
+    pub fn new(loaded: Loaded, options: RuntimeOptions) -> Self {
         Self {
-            bootstrap,
-            modules,
+            loaded,
             options,
             table: QueueTable::default(),
             reloader: None,
@@ -107,15 +104,14 @@ impl Server {
         let reloader = self.reloader.take();
         let reloaded = self.reloaded.take();
         let mut pipeline = Pipeline::new(
-            self.bootstrap,
-            self.modules,
+            self.loaded.bootstrap,
             self.options.clone(),
             table.clone(),
             stop.clone(),
             abort.clone(),
         );
         pipeline
-            .start_all()
+            .start_all(self.loaded.built)
             .map_err(|(module, message)| ServerError::Build { module, message })?;
         let publishing = actix_rt::spawn(publish_every(table.clone(), self.options.frequency));
         metrics::gauge!("server.started_at").set(unix_seconds());
@@ -131,7 +127,7 @@ impl Server {
             reloads: metrics::counter!("server.reloads"),
             last_reload,
         };
-        let failures = supervise(
+        let failures = crate::supervision::supervise(
             &mut pipeline,
             stop_requests,
             reload_requests,
@@ -156,7 +152,7 @@ impl Server {
 }
 
 /// What a reload needs besides the pipeline.
-struct Reloading {
+pub(crate) struct Reloading {
     reloader: Option<Reloader>,
     reloaded: Option<Reloaded>,
     /// Where the metrics of stopped modules are forgotten.
@@ -179,27 +175,27 @@ fn unix_seconds() -> f64 {
 
 impl Reloading {
     /// Reads and checks the file again on a thread of its own.
-    fn read(&self) -> Option<tokio::task::JoinHandle<Option<Bootstrap>>> {
+    pub(crate) fn read(&self) -> Option<tokio::task::JoinHandle<Option<Loaded>>> {
         let reloader = self.reloader.clone()?;
         Some(tokio::task::spawn_blocking(move || reloader()))
     }
 
     /// Changes the pipeline to what [`Reloading::read`] read; a file with a
     /// problem changes nothing. Returns the modules that failed meanwhile.
-    async fn apply(
+    pub(crate) async fn apply(
         &self,
-        read: Option<Bootstrap>,
+        read: Option<Loaded>,
         began: std::time::Instant,
         pipeline: &mut Pipeline,
     ) -> Vec<Finished> {
-        let Some(bootstrap) = read else {
+        let Some(loaded) = read else {
             self.failures.increment(1);
             tracing::error!(
                 "reload refused: the bootstrap file has problems (logged above); the running pipeline is unchanged"
             );
             return Vec::new();
         };
-        match pipeline.reload(bootstrap).await {
+        match pipeline.reload(loaded).await {
             Err(problem) => {
                 self.failures.increment(1);
                 tracing::error!(%problem, "reload refused; the running pipeline is unchanged");
@@ -243,118 +239,8 @@ impl Reloading {
     }
 }
 
-/// Waits for every module, turning stop requests into the stop and abort
-/// signals, reload requests into reloads, and stopping the server when a
-/// module fails.
-async fn supervise(
-    pipeline: &mut Pipeline,
-    stop_requests: impl Stream<Item = ()>,
-    reload_requests: impl Stream<Item = ()>,
-    reloading: &Reloading,
-    stop: &CancellationToken,
-    abort: &CancellationToken,
-    options: &RuntimeOptions,
-) -> Vec<(String, ModuleError)> {
-    let mut stop_requests = pin!(stop_requests.fuse());
-    let mut reload_requests = pin!(reload_requests.fuse());
-    let mut failures = Vec::new();
-    let drain_deadline = tokio::time::sleep(std::time::Duration::MAX / 4);
-    let mut drain_deadline = pin!(drain_deadline);
-    let begin_stop = |reason: &str, deadline: &mut std::pin::Pin<&mut tokio::time::Sleep>| {
-        if !stop.is_cancelled() {
-            tracing::info!(reason, drain_timeout = ?options.drain_timeout, "stopping: inputs close, queues drain into outputs");
-            stop.cancel();
-            deadline
-                .as_mut()
-                .reset(tokio::time::Instant::now() + options.drain_timeout);
-        }
-    };
-    let abort_grace = tokio::time::sleep(std::time::Duration::MAX / 4);
-    let mut abort_grace = pin!(abort_grace);
-    let mut finished: Vec<Finished> = Vec::new();
-    // A reload whose file is being read, and since when; another request
-    // meanwhile reads again once it is done.
-    let mut reading: Option<(
-        tokio::task::JoinHandle<Option<Bootstrap>>,
-        std::time::Instant,
-    )> = None;
-    let mut reload_again = false;
-    while !pipeline.is_empty() || !finished.is_empty() {
-        if abort.is_cancelled()
-            && abort_grace.deadline() > tokio::time::Instant::now() + ABORT_GRACE
-        {
-            abort_grace
-                .as_mut()
-                .reset(tokio::time::Instant::now() + ABORT_GRACE);
-        }
-        let removed_due = drain_deadline_of(pipeline);
-        let next = match finished.pop() {
-            Some(done) => Some(done),
-            None => tokio::select! {
-                () = &mut abort_grace, if abort.is_cancelled() => {
-                    tracing::error!(modules = pipeline.len(), grace = ?ABORT_GRACE, "modules did not finish after the abort; giving up on them");
-                    failures.push(("server".to_string(), ModuleError::Other(format!("{} modules did not finish after the abort", pipeline.len()))));
-                    break;
-                }
-                done = pipeline.next_finished() => done,
-                () = crate::resend::until(removed_due) => {
-                    pipeline.abort_overdue(tokio::time::Instant::now());
-                    None
-                }
-                Some(()) = stop_requests.next() => {
-                    if stop.is_cancelled() {
-                        tracing::warn!("second stop request: aborting the drain");
-                        abort.cancel();
-                    } else {
-                        begin_stop("stop requested", &mut drain_deadline);
-                    }
-                    None
-                }
-                Some(()) = reload_requests.next(), if !stop.is_cancelled() => {
-                    if reading.is_some() {
-                        tracing::info!("a reload is being read already; this request is covered by it once it is done");
-                        reload_again = true;
-                    } else {
-                        reading = reloading.read().map(|read| (read, std::time::Instant::now()));
-                    }
-                    None
-                }
-                read = async { (&mut reading.as_mut().expect("guarded").0).await }, if reading.is_some() && !stop.is_cancelled() => {
-                    let began = reading.take().map_or_else(std::time::Instant::now, |(_, began)| began);
-                    let read = read.unwrap_or_else(|error| {
-                        tracing::error!(%error, "reading the bootstrap file failed");
-                        None
-                    });
-                    finished = reloading.apply(read, began, pipeline).await;
-                    if std::mem::take(&mut reload_again) {
-                        reading = reloading.read().map(|read| (read, std::time::Instant::now()));
-                    }
-                    None
-                }
-                () = &mut drain_deadline, if stop.is_cancelled() && !abort.is_cancelled() => {
-                    tracing::warn!(drain_timeout = ?options.drain_timeout, "queues did not drain in time: aborting");
-                    abort.cancel();
-                    None
-                }
-            },
-        };
-        let Some(Finished { name, outcome, .. }) = next else {
-            continue;
-        };
-        match outcome {
-            Ok(()) => tracing::debug!(module = %name, "module finished"),
-            Err(error) => {
-                tracing::error!(module = %name, %error, "module failed");
-                failures.push((name, error));
-                begin_stop("a module failed", &mut drain_deadline);
-            }
-        }
-    }
-    failures
-}
-
 /// When a module a reload removed is due to be aborted, as a clock time.
-fn drain_deadline_of(pipeline: &Pipeline) -> Option<std::time::Instant> {
+pub(crate) fn drain_deadline_of(pipeline: &Pipeline) -> Option<std::time::Instant> {
     pipeline
         .drain_deadline()
         .map(tokio::time::Instant::into_std)

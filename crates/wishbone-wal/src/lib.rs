@@ -17,21 +17,15 @@ mod block;
 mod config;
 mod journal;
 mod log;
-use log::open_log;
 pub mod record;
 mod residency;
 mod retention;
+mod running;
 mod writer;
 
-use std::collections::VecDeque;
-use std::time::Instant;
-
 use futures::future::LocalBoxFuture;
-use wishbone_runtime::ack;
-use wishbone_runtime::resend;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Counted, Module, ModuleContext, ModuleError, ModuleKind, Parcel,
-    QueueSpec,
+    ArgumentError, Arguments, Module, ModuleContext, ModuleError, ModuleKind, QueueSpec,
 };
 
 pub use block::{Location, Stored};
@@ -233,88 +227,6 @@ fn usable_directory(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A block on its way: its token, split over its events when they travel
-/// one by one.
-fn with_token(block: Parcel, token: ack::Ack) -> Parcel {
-    match block {
-        Parcel::Lines(lines) => Parcel::Lines(lines.with_ack(token)),
-        Parcel::Events(batch) => {
-            let shares = token.each(batch.len());
-            Parcel::Events(
-                batch
-                    .into_iter()
-                    .zip(shares)
-                    .map(|(event, share)| event.with_ack(share))
-                    .collect(),
-            )
-        }
-    }
-}
-
-/// Keeps the blocks that wait for room, oldest first, as `when_full`
-/// allows; those the log must write, returned.
-fn keep_blocked(blocked: &mut VecDeque<Parcel>, retention: &mut Retention) -> Vec<(u64, Parcel)> {
-    let mut to_write = Vec::new();
-    while let Some(block) = blocked.pop_front() {
-        match retention.push_block(block) {
-            Err(block) => {
-                blocked.push_front(block);
-                break;
-            }
-            Ok(Pushed::Write(id, parcel)) => to_write.push((id, parcel)),
-            Ok(Pushed::Done) => {}
-        }
-    }
-    to_write
-}
-
-/// Hands the log what it must write, record as settled and read back.
-fn hand_to_log(log: &log::Log, retention: &mut Retention, to_write: Vec<(u64, Parcel)>) {
-    if !to_write.is_empty() {
-        log.writer.send(Command::Keep(to_write));
-    }
-    let settlements = retention.take_settlements();
-    if !settlements.is_empty() {
-        log.writer.send(Command::Settle(settlements));
-    }
-    let loads = retention.take_loads();
-    if !loads.is_empty() {
-        log.writer.send(Command::Load(loads));
-    }
-}
-
-/// An abort with a log: what the log was handed is written before its
-/// thread ends (unless writing still fails after `writer::FINAL_TRIES`),
-/// so only `blocked` is lost, and what was never written.
-fn aborted_on_disk(
-    log: &mut log::Log,
-    retention: &mut Retention,
-    blocked: &VecDeque<Parcel>,
-    name: &str,
-) -> Result<(), ModuleError> {
-    log.writer.finish();
-    while let Ok(report) = log.writer.reports.try_recv() {
-        log.apply(report, retention);
-    }
-    tracing::info!(module = %name, events = retention.len().saturating_sub(log.unwritten), "stopping; events not yet delivered stay in the wal for the next start");
-    let lost = blocked.iter().map(Parcel::len).sum::<usize>() + log.unwritten;
-    match lost {
-        0 => Ok(()),
-        _ => Err(ModuleError::Aborted { undelivered: lost }),
-    }
-}
-
-/// Counts what was sent again, and logs when resending starts and ends.
-fn report_resends(retention: &mut Retention, resent: &Counted, name: &str) {
-    let total = retention.resent();
-    if total > resent.total() {
-        resent.add(total - resent.total());
-    }
-    if let Some(change) = retention.take_resend_change() {
-        change.log(name, "events");
-    }
-}
-
 /// The module.
 pub struct Wal {
     config: Config,
@@ -341,98 +253,8 @@ impl Module for Wal {
         self: Box<Self>,
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
-        let mut inbox = context.take_incoming("inbox");
-        let outbox = context.outgoing("outbox");
-        let mut outbox_lock = outbox.lock_watch();
-        let abort = context.aborting();
-        let name = context.name().to_string();
-        let config = self.config;
-        Box::pin(async move {
-            let (mut log, mut retention) = match &config.path {
-                Some(path) => {
-                    let (log, retention) = open_log(&config, path, &name)?;
-                    (Some(log), retention)
-                }
-                None => (None, Retention::new(config.clone())),
-            };
-            let (issuer, mut replies) = ack::issuer();
-            let resent = Counted::new(&name, "resent");
-            let mut blocked: VecDeque<Parcel> = VecDeque::new();
-            let mut inbox_open = true;
-            let mut reported = 0;
-            loop {
-                let to_write = keep_blocked(&mut blocked, &mut retention);
-                if let Some(log) = &log {
-                    hand_to_log(log, &mut retention, to_write);
-                }
-                report_resends(&mut retention, &resent, &name);
-                if retention.dropped() > reported {
-                    inbox
-                        .stats()
-                        .record_dropped((retention.dropped() - reported) as usize);
-                    reported = retention.dropped();
-                }
-                if !inbox_open && blocked.is_empty() && retention.is_empty() {
-                    if let Some(log) = &mut log {
-                        log.writer.finish();
-                    }
-                    return Ok(());
-                }
-                // A locked outbox (the output down, or every destination of
-                // a round robin) holds blocks here, where `when_full` applies.
-                let held = outbox_lock.is_locked();
-                let sendable = if held { 0 } else { retention.sendable() };
-                let readable = inbox_open
-                    && blocked.is_empty()
-                    && log
-                        .as_ref()
-                        .is_none_or(|log| log.has_room(&retention, &config));
-                let undelivered = retention.len() + blocked.iter().map(Parcel::len).sum::<usize>();
-                let report = async {
-                    match &mut log {
-                        Some(log) => log.writer.reports.recv().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    biased;
-                    _ = abort.cancelled() => {
-                        return match &mut log {
-                            Some(log) => aborted_on_disk(log, &mut retention, &blocked, &name),
-                            None => Err(ModuleError::Aborted { undelivered }),
-                        };
-                    }
-                    Some(report) = report => {
-                        if let Some(log) = &mut log {
-                            log.apply(report, &mut retention);
-                        }
-                    }
-                    Some((id, outcome)) = replies.recv() => {
-                        retention.resolve(id, outcome, Instant::now());
-                        while let Ok((id, outcome)) = replies.try_recv() {
-                            retention.resolve(id, outcome, Instant::now());
-                        }
-                    }
-                    () = resend::until(retention.next_due()) => retention.release_due(Instant::now()),
-                    () = outbox_lock.changed(), if held => {}
-                    permit = outbox.reserve(sendable), if sendable > 0 => {
-                        let Ok(permit) = permit else {
-                            return Err(ModuleError::DownstreamGone { queue: "outbox".into(), undelivered });
-                        };
-                        // `sendable` is the oldest waiting block's size: one block.
-                        if let Some((id, block)) = retention.take(sendable).pop()
-                            && permit.send(with_token(block, issuer.issue(id))).is_err()
-                        {
-                            tracing::error!(module = %name, "outbox closed");
-                        }
-                    }
-                    parcel = inbox.recv_parcel(), if readable => match parcel {
-                        None => inbox_open = false,
-                        Some(parcel) => blocked.extend(retention.cut(parcel)),
-                    },
-                }
-            }
-        })
+        let running = running::Running::new(&mut context, self.config);
+        Box::pin(running.run())
     }
 }
 

@@ -3,8 +3,9 @@
 use super::*;
 use std::time::{Duration, Instant};
 
+use crate::running::with_token;
 use wishbone_runtime::ack::Outcome;
-use wishbone_runtime::{Event, Lines};
+use wishbone_runtime::{Event, Lines, Parcel, ack};
 
 fn config(when_full: WhenFull) -> Config {
     Config {

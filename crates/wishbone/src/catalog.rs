@@ -4,22 +4,23 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use wishbone_bootstrap::{Bootstrap, LoadError, nearest};
-use wishbone_runtime::ModuleSet;
+use wishbone_bootstrap::{LoadError, nearest};
+use wishbone_runtime::{Loaded, ModuleSet};
 
 use crate::EXIT_INVALID;
 use crate::cli::{CheckOptions, ShowOptions};
 use crate::logging::Format;
 
-/// Loads and validates a bootstrap file; on failure prints every problem to
-/// standard error and gives the exit status.
-pub fn load(path: &Path, modules: &ModuleSet) -> Result<Bootstrap, ExitCode> {
+/// Loads and validates a bootstrap file (building each module once, to
+/// check its arguments); on failure prints every problem to standard error
+/// and gives the exit status.
+pub fn load(path: &Path, modules: &ModuleSet) -> Result<Loaded, ExitCode> {
     load_as(path, modules, Format::Text)
 }
 
 /// [`load`], with the problems written as the logs are: with
 /// `--log-format json`, one JSON object a problem (`place`, `problem`).
-pub fn load_as(path: &Path, modules: &ModuleSet, format: Format) -> Result<Bootstrap, ExitCode> {
+pub fn load_as(path: &Path, modules: &ModuleSet, format: Format) -> Result<Loaded, ExitCode> {
     wishbone_bootstrap::load(path, modules).map_err(|error| {
         match (format, error.problems()) {
             (Format::Json, []) => tracing::error!(config = %path.display(), %error, "cannot use the bootstrap file"),
@@ -41,7 +42,7 @@ pub fn load_as(path: &Path, modules: &ModuleSet, format: Format) -> Result<Boots
 
 pub fn check(options: &CheckOptions, modules: &ModuleSet) -> ExitCode {
     match load(&options.config, modules) {
-        Ok(bootstrap) => {
+        Ok(Loaded { bootstrap, .. }) => {
             println!(
                 "{} is valid: {} modules, {} routes",
                 options.config.display(),

@@ -17,8 +17,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitCode, ExitStatus};
 use std::time::{Duration, Instant};
 
-use wishbone_bootstrap::Bootstrap;
-use wishbone_runtime::{INSTANCE_VARIABLE, InheritedListeners, LISTENERS_VARIABLE, ModuleSet};
+use wishbone_runtime::{INSTANCE_VARIABLE, InheritedListeners, LISTENERS_VARIABLE, Loaded};
 
 use crate::cli::StartOptions;
 use crate::{EXIT_FAILED, pidfile};
@@ -75,8 +74,8 @@ struct Slot {
 
 /// Binds the listening sockets, starts the instances and looks after them
 /// until they have all ended.
-pub fn launch(options: &StartOptions, modules: &ModuleSet, bootstrap: &Bootstrap) -> ExitCode {
-    let listeners = match bind_listeners(modules, bootstrap) {
+pub fn launch(options: &StartOptions, loaded: &Loaded) -> ExitCode {
+    let listeners = match bind_listeners(loaded) {
         Ok(listeners) => listeners,
         Err(code) => return code,
     };
@@ -108,15 +107,17 @@ pub fn launch(options: &StartOptions, modules: &ModuleSet, bootstrap: &Bootstrap
 }
 
 /// Binds every socket a module of the bootstrap listens on, once, so a
-/// second server on the same port fails here with "address in use".
-fn bind_listeners(
-    modules: &ModuleSet,
-    bootstrap: &Bootstrap,
-) -> Result<Vec<(String, TcpListener)>, ExitCode> {
+/// second server on the same port fails here with "address in use". The
+/// modules are those validation built to check the file: the launcher asks
+/// them where they listen, and runs none (each instance loads the file and
+/// builds its own).
+fn bind_listeners(loaded: &Loaded) -> Result<Vec<(String, TcpListener)>, ExitCode> {
     let mut listeners = Vec::new();
-    for decl in &bootstrap.modules {
-        let Ok(Some(address)) =
-            modules.inspect(decl.kind, &decl.arguments, |module| module.listens())
+    for decl in &loaded.bootstrap.modules {
+        let Some(address) = loaded
+            .built
+            .get(&decl.name)
+            .and_then(|module| module.listens())
         else {
             continue;
         };

@@ -44,7 +44,7 @@ pub fn start(options: &StartOptions, modules: &ModuleSet) -> ExitCode {
     }
     if options.instances > 1 {
         return match catalog::load_as(&options.run.config, modules, options.log_format) {
-            Ok(bootstrap) => instances::launch(options, modules, &bootstrap),
+            Ok(loaded) => instances::launch(options, &loaded),
             Err(code) => code,
         };
     }
@@ -65,8 +65,8 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     // would end the process by default; until then it is ignored.
     // SAFETY: setting a signal's disposition to "ignore" touches no Rust state.
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
-    let bootstrap = match catalog::load_as(&options.config, modules, format) {
-        Ok(bootstrap) => bootstrap,
+    let loaded = match catalog::load_as(&options.config, modules, format) {
+        Ok(loaded) => loaded,
         Err(code) => return code,
     };
     let (Some(frequency), Some(drain_timeout)) =
@@ -100,11 +100,11 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     // which the wal handles as a full disk, instead of killing the process.
     // SAFETY: setting a signal's disposition to "ignore" touches no Rust state.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-    tracing::info!(config = %options.config.display(), modules = bootstrap.modules.len(), pid = std::process::id(), "starting");
+    tracing::info!(config = %options.config.display(), modules = loaded.bootstrap.modules.len(), pid = std::process::id(), "starting");
     let metrics = runtime_options.metrics.clone();
     let readiness = runtime_options.readiness.clone();
     let host = runtime_options.hostname.clone();
-    let (topologies, topology) = tokio::sync::watch::channel(topology(&bootstrap));
+    let (topologies, topology) = tokio::sync::watch::channel(topology(&loaded.bootstrap));
     let reloader = {
         let (config, modules) = (options.config.clone(), modules.clone());
         std::sync::Arc::new(move || catalog::load_as(&config, &modules, format).ok())
@@ -112,8 +112,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     let reloaded = Box::new(move |bootstrap: &Bootstrap| {
         topologies.send_replace(self::topology(bootstrap));
     });
-    let server =
-        Server::new(bootstrap, modules.clone(), runtime_options).with_reloads(reloader, reloaded);
+    let server = Server::new(loaded, runtime_options).with_reloads(reloader, reloaded);
     if let Some(address) = options.graph {
         let source = wishbone_graph::Source {
             topology,

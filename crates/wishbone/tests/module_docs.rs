@@ -26,7 +26,10 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
             input::relp::KIND,
             listening(fields::<input::relp::Config>()),
         ),
-        (input::file::KIND, fields::<input::file::Config>()),
+        (
+            wishbone_files::input::KIND,
+            fields::<wishbone_files::input::Config>(),
+        ),
         (input::generator::KIND, fields::<input::generator::Config>()),
         (input::metronome::KIND, fields::<input::metronome::Config>()),
         (process::modify::KIND, fields::<process::modify::Config>()),
@@ -50,8 +53,8 @@ fn arguments() -> Vec<(ModuleKind, Vec<&'static str>)> {
         ),
         (output::stdout::KIND, fields::<output::stdout::Config>()),
         (
-            output::file::KIND,
-            delivering(fields::<output::file::Config>()),
+            wishbone_files::output::KIND,
+            delivering(fields::<wishbone_files::output::Config>()),
         ),
         (output::null::KIND, fields::<output::null::Config>()),
         (

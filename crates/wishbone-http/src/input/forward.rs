@@ -87,7 +87,7 @@ mod tests {
 
     fn lines(count: usize) -> Lines {
         let body: String = (0..count).map(|n| format!("line {n}\n")).collect();
-        crate::input::body::lines(Bytes::from(body))
+        wishbone_codecs::ndjson::decode(Bytes::from(body))
     }
 
     const WAIT: Duration = Duration::from_secs(1);

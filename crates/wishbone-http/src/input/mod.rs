@@ -10,7 +10,6 @@
 //! the outbox; the answer waits for the token.
 
 pub mod auth;
-pub mod body;
 pub mod forward;
 
 use std::convert::Infallible;
@@ -419,7 +418,7 @@ impl Shared {
             Err(undecoded) => return self.undecoded(undecoded),
         };
         presence.progress(true, false);
-        let lines = body::lines(body);
+        let lines = wishbone_codecs::ndjson::decode(body);
         if lines.is_empty() {
             return answer(StatusCode::OK, "0 events\n");
         }

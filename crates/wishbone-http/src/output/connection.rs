@@ -25,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use regex::bytes::Regex;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use wishbone_codecs::ndjson;
 use wishbone_output::{Connection, Heard, Sent};
 use wishbone_runtime::Parcel;
 use wishbone_tls::Socket;
@@ -416,10 +417,9 @@ impl Connection for HttpConnection {
     /// Adds the parcels to the batch being filled, and sends it when it is
     /// full or its time is up.
     async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
-        let newline = Bytes::from_static(b"\n");
         let (mut taken_events, mut taken_bytes) = (0, 0);
         for parcel in parcels {
-            let (lines, tokened) = parcel.into_wire(&newline);
+            let (lines, tokened) = ndjson::encode(parcel);
             if lines.is_empty() {
                 continue;
             }

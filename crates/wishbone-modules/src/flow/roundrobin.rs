@@ -229,43 +229,77 @@ async fn deal_all(
     name: String,
     mut inbox: wishbone_runtime::queue::Receiver,
     destinations: Vec<(String, Sender)>,
-    mut rotation: Rotation,
+    rotation: Rotation,
     holding: Rc<Cell<usize>>,
 ) -> Result<(), ModuleError> {
     if destinations.is_empty() {
         tracing::warn!(module = %name, "no destinations connected: events are dropped and counted");
     }
-    let mut watches: Vec<LockWatch> = destinations
-        .iter()
-        .map(|(_, sender)| sender.lock_watch())
-        .collect();
-    let mut gone = vec![false; destinations.len()];
+    let mut dealer = Dealer {
+        name,
+        watches: destinations
+            .iter()
+            .map(|(_, sender)| sender.lock_watch())
+            .collect(),
+        gone: vec![false; destinations.len()],
+        destinations,
+        rotation,
+        holding,
+    };
     loop {
-        follow_destinations(&inbox, &destinations, &gone);
+        follow_destinations(&inbox, &dealer.destinations, &dealer.gone);
         let parcel = tokio::select! {
             biased;
             parcel = inbox.recv_parcel() => parcel,
-            () = any_changed(&mut watches), if !destinations.is_empty() => continue,
+            () = any_changed(&mut dealer.watches), if !dealer.destinations.is_empty() => continue,
         };
         let Some(parcel) = parcel else {
             break;
         };
-        if destinations.is_empty() {
+        if dealer.destinations.is_empty() {
             inbox.stats().record_dropped(parcel.len());
             continue;
         }
+        dealer.deal(parcel, &inbox).await?;
+    }
+    Ok(())
+}
+
+/// The destinations and how the next event is dealt.
+struct Dealer {
+    name: String,
+    destinations: Vec<(String, Sender)>,
+    watches: Vec<LockWatch>,
+    /// Destinations whose queue closed.
+    gone: Vec<bool>,
+    rotation: Rotation,
+    /// Events in the dealer's hands, for the report of an abort.
+    holding: Rc<Cell<usize>>,
+}
+
+impl Dealer {
+    /// Deals `parcel` until every event is in a destination's queue: to
+    /// those up, in turn; what one could not take (it locked meanwhile, or
+    /// is gone) is dealt again among the others. While none is up, the
+    /// inbox is locked and the dealer waits for a change.
+    async fn deal(
+        &mut self,
+        parcel: Parcel,
+        inbox: &wishbone_runtime::queue::Receiver,
+    ) -> Result<(), ModuleError> {
         let mut todo = parcel;
         while !todo.is_empty() {
-            holding.set(todo.len());
-            let up: Vec<bool> = destinations
+            self.holding.set(todo.len());
+            let up: Vec<bool> = self
+                .destinations
                 .iter()
-                .zip(&gone)
+                .zip(&self.gone)
                 .map(|((_, sender), gone)| !gone && !sender.is_locked())
                 .collect();
-            let shares = match rotation.deal(todo, &up) {
+            let shares = match self.rotation.deal(todo, &up) {
                 Ok(shares) => shares,
                 Err(batch) => {
-                    if gone.iter().all(|gone| *gone) {
+                    if self.gone.iter().all(|gone| *gone) {
                         return Err(ModuleError::DownstreamGone {
                             queue: "every destination".into(),
                             undelivered: batch.len(),
@@ -273,43 +307,46 @@ async fn deal_all(
                     }
                     todo = batch;
                     inbox.lock();
-                    any_changed(&mut watches).await;
+                    any_changed(&mut self.watches).await;
                     continue;
                 }
             };
             todo = Parcel::default();
-            for (index, share) in shares
-                .into_iter()
-                .enumerate()
-                .filter(|(_, share)| !share.is_empty())
-            {
-                let sender = &destinations[index].1;
-                let watch = &mut watches[index];
-                let count = share.len();
-                let reserved = tokio::select! {
-                    reserved = sender.reserve(share.len()) => reserved,
-                    () = locked(watch) => {
-                        todo.extend(share.into_events());
-                        continue;
-                    }
-                };
-                let refused = match reserved {
-                    Ok(permit) => permit.send(share).err().map(|closed| closed.0),
-                    Err(()) => Some(share.into_events()),
-                };
-                match refused {
-                    Some(share) => {
-                        tracing::warn!(module = %name, destination = %destinations[index].0, "destination gone");
-                        gone[index] = true;
-                        todo.extend(share);
-                    }
-                    None => holding.set(holding.get().saturating_sub(count)),
+            for (index, share) in shares.into_iter().enumerate() {
+                if share.is_empty() {
+                    continue;
+                }
+                if let Some(refused) = self.hand_over(index, share).await {
+                    todo.extend(refused);
                 }
             }
         }
-        holding.set(0);
+        self.holding.set(0);
+        Ok(())
     }
-    Ok(())
+
+    /// Hands `share` to destination `index`; what it could not take (it
+    /// locked while waiting for room, or its queue closed) comes back.
+    async fn hand_over(&mut self, index: usize, share: Parcel) -> Option<Batch> {
+        let sender = &self.destinations[index].1;
+        let count = share.len();
+        let reserved = tokio::select! {
+            reserved = sender.reserve(count) => reserved,
+            () = locked(&mut self.watches[index]) => return Some(share.into_events()),
+        };
+        let refused = match reserved {
+            Ok(permit) => permit.send(share).err().map(|closed| closed.0),
+            Err(()) => Some(share.into_events()),
+        };
+        match &refused {
+            Some(_) => {
+                tracing::warn!(module = %self.name, destination = %self.destinations[index].0, "destination gone");
+                self.gone[index] = true;
+            }
+            None => self.holding.set(self.holding.get().saturating_sub(count)),
+        }
+        refused
+    }
 }
 
 /// Locks the inbox while no destination can take events (each is locked or

@@ -18,9 +18,9 @@ use wishbone_runtime::{ArgumentError, Counted, Parcel};
 
 use super::read_buffer::ReadBuffer;
 use crate::config::delimiter_bytes;
-use crate::framer::Overlong;
-use crate::framing::{Framing, StreamFramer};
-use crate::octet_framer::Malformed;
+use wishbone_codecs::framing::{Framing, StreamFramer};
+use wishbone_codecs::lines::Overlong;
+use wishbone_codecs::octet_counted::Malformed;
 
 /// Bytes asked of the stream per read; one read becomes one parcel.
 const READ_SIZE: usize = 256 * 1024;

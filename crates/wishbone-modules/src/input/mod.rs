@@ -2,7 +2,6 @@
 
 mod client;
 mod datagrams;
-pub mod file;
 pub mod generator;
 pub use wishbone_listen::SHARED as LISTENING_ARGUMENTS;
 pub mod metronome;

@@ -23,8 +23,8 @@ use wishbone_runtime::{
 
 use super::client::{Client, Counters, Cutting, SharedCutting, follow_updates};
 use crate::config::default_delimiter;
-use crate::framer::Overlong;
-use crate::framing::Framing;
+use wishbone_codecs::framing::Framing;
+use wishbone_codecs::lines::Overlong;
 use wishbone_listen::Listening;
 
 /// What `wishbone show --docs` prints.

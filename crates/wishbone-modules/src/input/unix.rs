@@ -22,9 +22,10 @@ use super::client::{Client, Counters, Cutting, SharedCutting};
 use super::datagrams::{count_kernel_drops, registered};
 use super::receiving::receive_all;
 use super::udp::{checked_max_datagram, default_max_datagram};
-use crate::config::{default_delimiter, octal_mode};
-use crate::framer::Overlong;
-use crate::framing::Framing;
+use crate::config::default_delimiter;
+use wishbone_codecs::framing::Framing;
+use wishbone_codecs::lines::Overlong;
+use wishbone_runtime::octal_mode;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.unix: events from a unix socket: datagrams (as /dev/log) or streams.

@@ -3,11 +3,9 @@
 //! `wishbone-output`: what they hold here is only how to connect, write and
 //! learn what the peer acknowledged.
 
-pub mod file;
 pub mod null;
 pub mod relp;
 pub mod stdout;
 pub mod tcp;
 mod tcp_tls;
 pub mod websocket;
-mod wire;

@@ -7,7 +7,7 @@
 //! server is down are `wishbone-output`'s. Each event is one message, and
 //! the server's answers acknowledge messages in order: the `n`th `200`
 //! answer on a session acknowledges its first `n` messages. The frames are
-//! [`crate::relp`]'s.
+//! [`wishbone_codecs::relp`]'s.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -26,7 +26,7 @@ use wishbone_runtime::{
     ArgumentError, Arguments, Module, ModuleKind, Parcel, QueueSpec, host_name,
 };
 
-use crate::relp::{self, Frame};
+use wishbone_codecs::relp::{self, Frame};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -151,7 +151,7 @@ struct RelpConnection {
     received: BytesMut,
     next_txnr: u32,
     window: usize,
-    in_flight: InFlight,
+    in_flight: Unanswered,
     /// Messages the server answered `200` on this session.
     answered: u64,
     /// Frames encoded for the next write.
@@ -204,11 +204,11 @@ impl RelpConnection {
 /// The transaction numbers of the frames sent on a session and not
 /// answered yet, oldest first.
 #[derive(Debug, Default)]
-pub struct InFlight {
+pub struct Unanswered {
     frames: VecDeque<u32>,
 }
 
-impl InFlight {
+impl Unanswered {
     /// A frame `txnr` was sent.
     pub fn sent(&mut self, txnr: u32) {
         self.frames.push_back(txnr);
@@ -261,7 +261,7 @@ impl Transport for RelpTransport {
             received: BytesMut::new(),
             next_txnr: 1,
             window: self.window,
-            in_flight: InFlight::default(),
+            in_flight: Unanswered::default(),
             answered: 0,
             out: BytesMut::new(),
         };
@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn answers_acknowledge_in_order_and_anything_else_ends_the_session() {
-        let mut in_flight = InFlight::default();
+        let mut in_flight = Unanswered::default();
         for txnr in [2, 3, 4] {
             in_flight.sent(txnr);
         }

@@ -30,8 +30,8 @@ use wishbone_runtime::{
 };
 
 use super::tcp_tls::TlsTransport;
-use super::wire::Wire;
 use crate::config::{default_delimiter, delimiter_bytes};
+use wishbone_codecs::wire::{Encoded, Wire};
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = concat!(
@@ -235,13 +235,12 @@ impl Connection for TcpConnection {
     async fn send(&mut self, parcels: Vec<Parcel>, sent: &mut Sent<'_>) -> Result<(), String> {
         for parcel in parcels {
             let encoded = self.wire.encode(parcel);
-            if encoded.data().is_empty() {
-                continue;
-            }
             let start = self.written + self.pending_bytes as u64;
-            self.pending_bytes += encoded.data().len();
-            self.pending.push_back(encoded.data().clone());
-            encoded.record(sent, start);
+            if !encoded.data().is_empty() {
+                self.pending_bytes += encoded.data().len();
+                self.pending.push_back(encoded.data().clone());
+            }
+            record(encoded, sent, start);
         }
         self.freed = false;
         self.write().map_err(|error| error.to_string())
@@ -374,3 +373,24 @@ impl TcpConnection {
             .map_err(|error| error.to_string())
     }
 }
+
+/// Records a block as written from stream position `start` on, right after
+/// everything recorded before it: delimited lines as lines, octet-counted
+/// frames event by event at their ends. An empty event has no octet-counted
+/// frame: it is rejected.
+pub(super) fn record(encoded: Encoded, sent: &mut Sent<'_>, start: u64) {
+    match encoded {
+        Encoded::Lines(lines, events) => sent.lines(lines, events),
+        Encoded::Frames(framed) => {
+            for (event, end) in framed.events {
+                sent.event_ending_at(event, start + end as u64);
+            }
+            for event in framed.empty {
+                sent.reject(event, EMPTY_FRAME.into());
+            }
+        }
+    }
+}
+
+/// Why an empty event is not written with octet counting.
+const EMPTY_FRAME: &str = "an empty event has no octet-counted frame (lengths start at 1)";

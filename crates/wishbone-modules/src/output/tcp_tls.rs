@@ -19,7 +19,7 @@ use wishbone_output::tls::Connector;
 use wishbone_output::{Connection, Heard, Sent, Transport, room_below};
 use wishbone_runtime::Parcel;
 
-use super::wire::Wire;
+use wishbone_codecs::wire::Wire;
 
 /// Events in flight before the inbox is read again.
 const MAX_IN_FLIGHT: usize = 65536;
@@ -108,7 +108,7 @@ impl Connection for TlsConnection {
         sent.skip_to(start);
         for block in blocks {
             let length = block.data().len() as u64;
-            block.record(sent, start);
+            super::tcp::record(block, sent, start);
             start += length;
         }
         Ok(())

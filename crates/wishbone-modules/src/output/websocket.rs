@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::http::Uri;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use wishbone_codecs::websocket::frame_length;
 use wishbone_output::arguments::peer_port;
 use wishbone_output::shared_arguments_docs;
 use wishbone_output::tcp::{Acknowledgements, CountingSocket};
@@ -132,16 +133,6 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         },
         settings,
     }))
-}
-
-/// Bytes of a masked client frame with a payload of `payload` bytes.
-pub fn frame_length(payload: usize) -> usize {
-    let extended = match payload {
-        0..=125 => 0,
-        126..=65535 => 2,
-        _ => 8,
-    };
-    2 + extended + 4 + payload
 }
 
 /// The server the output connects to.
@@ -343,18 +334,4 @@ fn message(payload: Bytes) -> Message {
     }
     // SAFETY: checked to be UTF-8 just above.
     Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(payload) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_frame_lengths_follow_the_protocol() {
-        assert_eq!(frame_length(0), 6);
-        assert_eq!(frame_length(125), 131);
-        assert_eq!(frame_length(126), 134);
-        assert_eq!(frame_length(65535), 65543);
-        assert_eq!(frame_length(65536), 65550);
-    }
 }

@@ -10,7 +10,7 @@ use wishbone_runtime::{
 };
 
 use super::convert::{Converted, Queues, convert_all};
-use super::syslog::decode::to_json;
+use wishbone_codecs::syslog::decode::to_json;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.process.decode: parses events as JSON objects or syslog messages.

@@ -8,7 +8,7 @@ use wishbone_runtime::{
 };
 
 use super::convert::{Converted, Queues, convert_all};
-use super::syslog::encode::from_json;
+use wishbone_codecs::syslog::encode::from_json;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.process.encode: writes JSON objects as RFC 5424 syslog messages.

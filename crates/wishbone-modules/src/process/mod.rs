@@ -4,4 +4,3 @@ pub(crate) mod convert;
 pub mod decode;
 pub mod encode;
 pub mod modify;
-pub mod syslog;

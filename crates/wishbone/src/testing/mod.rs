@@ -16,8 +16,9 @@ use crate::{EXIT_FAILED, EXIT_INVALID, catalog};
 /// Runs the command: exit 0 when every case passes, 1 when one fails, 2
 /// for a file that cannot be used.
 pub fn test(options: &TestOptions, modules: &ModuleSet) -> ExitCode {
+    // Each case runs modules of its own, built for it.
     let bootstrap = match catalog::load(&options.config, modules) {
-        Ok(bootstrap) => bootstrap,
+        Ok(loaded) => loaded.bootstrap,
         Err(code) => return code,
     };
     let suite = match load_suite(&options.tests) {

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use wishbone_runtime::ack::Outcome;
 
-use crate::relp;
+use wishbone_codecs::relp;
 
 /// What the next answers are.
 #[derive(Debug)]

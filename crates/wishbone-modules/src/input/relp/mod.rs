@@ -3,7 +3,7 @@
 //! safe downstream.
 //!
 //! The text `wishbone show --docs wishbone.input.relp` prints is [`DOCS`].
-//! The frames are [`crate::relp`]'s; the order of answers is
+//! The frames are [`wishbone_codecs::relp`]'s; the order of answers is
 //! `input/relp/answers.rs`. Each session reads what the client sent, sends the
 //! `syslog` frames of one read downstream as one parcel carrying one
 //! acknowledgement token, and answers them once that token is resolved.
@@ -32,7 +32,7 @@ use wishbone_runtime::{
 
 use self::answers::Answers;
 use super::read_buffer::ReadBuffer;
-use crate::relp::{self, Frame};
+use wishbone_codecs::relp::{self, Frame};
 use wishbone_listen::Listening;
 use wishbone_listen::Presence;
 use wishbone_runtime::Counted;
@@ -291,6 +291,43 @@ enum Ending {
     Broken(String),
 }
 
+/// What one session keeps while it runs.
+struct Exchange {
+    issuer: AckIssuer,
+    replies: ack::Replies,
+    answers: Answers,
+    reading: ReadBuffer,
+    /// Answers encoded, to write.
+    out: BytesMut,
+    /// The client sent `open`.
+    opened: bool,
+    batches: u64,
+    /// Why the session ends, once it knows (it ends once everything
+    /// taken is answered).
+    ending: Option<Ending>,
+    /// The buffer may hold whole frames not yet taken.
+    unread_frames: bool,
+    refusals: Refusals,
+}
+
+impl Default for Exchange {
+    fn default() -> Self {
+        let (issuer, replies) = ack::issuer();
+        Self {
+            issuer,
+            replies,
+            answers: Answers::default(),
+            reading: ReadBuffer::new(READ_SIZE),
+            out: BytesMut::new(),
+            opened: false,
+            batches: 0,
+            ending: None,
+            unread_frames: false,
+            refusals: Refusals::default(),
+        }
+    }
+}
+
 /// How far [`Session::take`] got through the buffer.
 enum Taken {
     /// Every whole frame: the rest waits for more bytes.
@@ -315,97 +352,112 @@ impl Session {
     async fn serve(self, stream: impl AsyncRead + AsyncWrite + Unpin, presence: Presence) {
         tracing::debug!(module = %self.module, peer = %self.peer, "session connected");
         let (mut reader, mut writer) = tokio::io::split(stream);
-        let (issuer, mut replies) = ack::issuer();
-        let mut answers = Answers::default();
-        let mut reading = ReadBuffer::new(READ_SIZE);
-        let mut out = BytesMut::new();
-        let mut opened = false;
-        let mut batches = 0u64;
-        let mut ending: Option<Ending> = None;
-        // The buffer may hold whole frames not yet taken.
-        let mut unread_frames = false;
-        let mut refusals = Refusals::default();
-        loop {
-            if let Err(broken) = self.answer(&mut answers, &mut out, &mut writer).await {
-                ending = Some(broken);
-                break;
+        let mut exchange = Exchange::default();
+        let ending = loop {
+            if let Err(broken) = self
+                .answer(&mut exchange.answers, &mut exchange.out, &mut writer)
+                .await
+            {
+                break broken;
             }
-            if ending.is_some() && answers.is_empty() {
-                break;
+            if exchange.ending.is_some() && exchange.answers.is_empty() {
+                break exchange.ending.take().unwrap_or(Ending::Client);
             }
-            let room = self.window.saturating_sub(answers.unanswered());
+            let room = self.window.saturating_sub(exchange.answers.unanswered());
             // Whole frames already read are taken before reading more, as
             // the window allows: a client that sends without reading
             // answers has at most `window` frames unanswered.
-            if ending.is_none() && room > 0 && unread_frames {
-                let before = reading.bytes.len();
-                let taken = self
-                    .take(
-                        &mut reading.bytes,
-                        &mut opened,
-                        room,
-                        &issuer,
-                        &mut answers,
-                        &mut batches,
-                    )
-                    .await;
-                match &taken {
-                    Ok(Taken::UpToWindow) => presence.held_back(),
-                    _ => presence.progress(reading.bytes.len() < before, !reading.bytes.is_empty()),
-                }
-                match taken {
-                    Ok(Taken::All) => unread_frames = false,
-                    Ok(Taken::UpToWindow) => {}
-                    Ok(Taken::Close) => ending = Some(Ending::Client),
-                    Err(broken) => {
-                        ending = Some(broken);
-                        break;
-                    }
+            if exchange.ending.is_none() && room > 0 && exchange.unread_frames {
+                if let Err(broken) = self.take_read(&mut exchange, room, &presence).await {
+                    break broken;
                 }
                 continue;
             }
-            let readable = ending.is_none() && room > 0;
-            if readable {
-                reading.make_room();
+            if let Some(broken) = self.wait(&mut exchange, &mut reader, room, &presence).await {
+                break broken;
             }
-            tokio::select! {
-                biased;
-                _ = self.abort.cancelled() => {
-                    ending = Some(Ending::Broken("aborted".into()));
-                    break;
-                }
-                Some((id, outcome)) = replies.recv() => match outcome {
-                    // A refusal waits a moment: a client that sends again at
-                    // once is held back instead of spinning on 500s.
-                    Outcome::Acknowledged => answers.resolve(id, Outcome::Acknowledged),
-                    refused => refusals.hold(id, refused),
-                },
-                () = refusals.due(), if !refusals.is_empty() => refusals.release_due(&mut answers),
-                _ = self.stop.cancelled(), if ending.is_none() => ending = Some(Ending::Stop),
-                closing = presence.closing(), if ending.is_none() => {
-                    ending = Some(Ending::Broken(format!("{closing:?}")));
-                    break;
-                }
-                read = reader.read_buf(&mut reading.bytes), if readable => {
-                    match read {
-                        Ok(0) => {
-                            // The client is gone: nobody is left to answer.
-                            ending = Some(Ending::Client);
-                            break;
-                        }
-                        Err(error) => {
-                            ending = Some(Ending::Broken(format!("read failed: {error}")));
-                            break;
-                        }
-                        Ok(count) => {
-                            reading.read(count);
-                            unread_frames = true;
-                        }
-                    }
-                }
-            }
-        }
+        };
         self.end(ending, &mut writer).await;
+    }
+
+    /// Takes the whole frames read, as many as `room` allows.
+    async fn take_read(
+        &self,
+        exchange: &mut Exchange,
+        room: usize,
+        presence: &Presence,
+    ) -> Result<(), Ending> {
+        let before = exchange.reading.bytes.len();
+        let taken = self
+            .take(
+                &mut exchange.reading.bytes,
+                &mut exchange.opened,
+                room,
+                &exchange.issuer,
+                &mut exchange.answers,
+                &mut exchange.batches,
+            )
+            .await;
+        let left = exchange.reading.bytes.len();
+        match &taken {
+            Ok(Taken::UpToWindow) => presence.held_back(),
+            _ => presence.progress(left < before, left > 0),
+        }
+        match taken? {
+            Taken::All => exchange.unread_frames = false,
+            Taken::UpToWindow => {}
+            Taken::Close => exchange.ending = Some(Ending::Client),
+        }
+        Ok(())
+    }
+
+    /// Waits for what comes next: an outcome downstream, a refusal's
+    /// time, a stop, more bytes (while the window has `room`). The end
+    /// when the session cannot go on.
+    async fn wait(
+        &self,
+        exchange: &mut Exchange,
+        reader: &mut (impl AsyncRead + Unpin),
+        room: usize,
+        presence: &Presence,
+    ) -> Option<Ending> {
+        let readable = exchange.ending.is_none() && room > 0;
+        if readable {
+            exchange.reading.make_room();
+        }
+        let open = exchange.ending.is_none();
+        tokio::select! {
+            biased;
+            _ = self.abort.cancelled() => Some(Ending::Broken("aborted".into())),
+            Some((id, outcome)) = exchange.replies.recv() => {
+                match outcome {
+                    // A refusal waits a moment: a client that sends again
+                    // at once is held back instead of spinning on 500s.
+                    Outcome::Acknowledged => exchange.answers.resolve(id, Outcome::Acknowledged),
+                    refused => exchange.refusals.hold(id, refused),
+                }
+                None
+            }
+            () = exchange.refusals.due(), if !exchange.refusals.is_empty() => {
+                exchange.refusals.release_due(&mut exchange.answers);
+                None
+            }
+            _ = self.stop.cancelled(), if open => {
+                exchange.ending = Some(Ending::Stop);
+                None
+            }
+            closing = presence.closing(), if open => Some(Ending::Broken(format!("{closing:?}"))),
+            read = reader.read_buf(&mut exchange.reading.bytes), if readable => match read {
+                // The client is gone: nobody is left to answer.
+                Ok(0) => Some(Ending::Client),
+                Err(error) => Some(Ending::Broken(format!("read failed: {error}"))),
+                Ok(count) => {
+                    exchange.reading.read(count);
+                    exchange.unread_frames = true;
+                    None
+                }
+            },
+        }
     }
 
     /// Writes the answers that are ready, in order; the session's end
@@ -433,14 +485,14 @@ impl Session {
 
     /// Ends the session: `serverclose` when the server stops, then the
     /// stream is shut.
-    async fn end(&self, ending: Option<Ending>, writer: &mut (impl AsyncWrite + Unpin)) {
-        if matches!(ending, Some(Ending::Stop)) {
+    async fn end(&self, ending: Ending, writer: &mut (impl AsyncWrite + Unpin)) {
+        if matches!(ending, Ending::Stop) {
             let mut close = BytesMut::new();
             relp::encode(&mut close, 0, "serverclose", b"");
             let _ = writer.write_all(&close).await;
         }
         let _ = writer.shutdown().await;
-        if let Some(Ending::Broken(reason)) = ending {
+        if let Ending::Broken(reason) = ending {
             tracing::debug!(module = %self.module, peer = %self.peer, %reason, "session ended");
         }
     }

@@ -31,9 +31,9 @@ pub use checkpoint::{Committed, Entry, Store};
 pub use files::Files;
 pub use identity::{FileKey, Fingerprint};
 
-use crate::framer::Overlong;
-use tail::Cutting;
+use tail::LineRules;
 use watch::Wakes;
+use wishbone_codecs::lines::Overlong;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.file: tails files, one event per line, checkpointing what was delivered.
@@ -244,6 +244,24 @@ struct Metrics {
 }
 
 impl Metrics {
+    /// Lines cut to `max_line_length` and lines dropped, since last asked.
+    fn overlong(&self, (truncated, dropped): (u64, u64)) {
+        self.truncated.add(truncated);
+        self.dropped.add(dropped);
+    }
+
+    fn log_totals(&self, module: &str, undelivered_batches: usize) {
+        tracing::info!(
+            module = %module,
+            events = self.events.total(),
+            resent = self.resent.total(),
+            truncated = self.truncated.total(),
+            dropped = self.dropped.total(),
+            undelivered_batches,
+            "input totals"
+        );
+    }
+
     fn new(module: &str) -> Self {
         Self {
             events: Counted::new(module, "events"),
@@ -259,10 +277,7 @@ impl Metrics {
 impl FileInput {
     async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
         let name = context.name().to_string();
-        let io_error = |message: String| ModuleError::Other(format!("checkpoints: {message}"));
-        let store = Store::open(&self.config.checkpoints, &name).map_err(&io_error)?;
-        let stored = store.load().map_err(&io_error)?;
-        let mut files = self.files(stored);
+        let (store, mut files) = self.checkpointed(&name)?;
         let mut outbox = Some(context.outgoing("outbox"));
         let (stop, abort) = (context.stopping(), context.aborting());
         // The outbox must close when reading ends, while acknowledgements
@@ -292,18 +307,7 @@ impl FileInput {
                     outbox = None;
                 }
                 Some((id, outcome)) = replies.recv() => {
-                    match (outcome, &outbox) {
-                        (Outcome::Acknowledged, _) => {
-                            files.acknowledge(id, Instant::now());
-                            saving.progressed(Instant::now());
-                        }
-                        // Stopping: read again at the next start.
-                        (_, None) => files.forget(id),
-                        // What failed is sent again after a pause: an output
-                        // that keeps giving events up makes no busy loop of
-                        // it, and what was delivered is not sent again.
-                        (failed, Some(_)) => files.failed(id, failed, Instant::now()),
-                    }
+                    settle(&mut files, &mut saving, id, outcome, outbox.is_none());
                     report_resends(&mut files, &name);
                 }
                 () = resend::until(files.next_due()), if outbox.is_some() => {
@@ -331,9 +335,7 @@ impl FileInput {
                     more = round.more;
                     read_problems.report(round.problems, &name);
                     if !send_all(sender, round.parcels, &metrics.events, &abort).await { break; }
-                    let (truncated, dropped) = files.take_overlong();
-                    metrics.truncated.add(truncated);
-                    metrics.dropped.add(dropped);
+                    metrics.overlong(files.take_overlong());
                     tokio::task::yield_now().await;
                 }
             }
@@ -341,21 +343,22 @@ impl FileInput {
         if let Err(error) = store.save(&files.entries()) {
             tracing::error!(module = %name, %error, "cannot write the checkpoints at stop");
         }
-        tracing::info!(
-            module = %name,
-            events = metrics.events.total(),
-            resent = metrics.resent.total(),
-            truncated = metrics.truncated.total(),
-            dropped = metrics.dropped.total(),
-            undelivered_batches = files.in_flight(),
-            "input totals"
-        );
+        metrics.log_totals(&name, files.in_flight());
         Ok(())
+    }
+
+    /// The checkpoint store, and the files of the patterns from what it
+    /// holds.
+    fn checkpointed(&self, name: &str) -> Result<(Store, Files), ModuleError> {
+        let io_error = |message: String| ModuleError::Other(format!("checkpoints: {message}"));
+        let store = Store::open(&self.config.checkpoints, name).map_err(&io_error)?;
+        let stored = store.load().map_err(&io_error)?;
+        Ok((store, self.files(stored)))
     }
 
     /// The files of the patterns, from the checkpoints `stored`.
     fn files(&self, stored: Vec<Entry>) -> Files {
-        let cutting = Cutting {
+        let cutting = LineRules {
             max_line_length: self.config.max_line_length,
             overlong: self.config.overlong_lines,
             with_origin: self.config.with_origin,
@@ -479,6 +482,21 @@ async fn send_all(
 }
 
 /// Logs when resending starts and ends.
+/// A batch's token resolved: delivered moves its checkpoint on; while
+/// stopping, anything else is read again at the next start; otherwise what
+/// failed is sent again after a pause (an output that keeps giving events
+/// up makes no busy loop of it, and what was delivered is not sent again).
+fn settle(files: &mut Files, saving: &mut Saving, id: u64, outcome: Outcome, stopping: bool) {
+    match outcome {
+        Outcome::Acknowledged => {
+            files.acknowledge(id, Instant::now());
+            saving.progressed(Instant::now());
+        }
+        _ if stopping => files.forget(id),
+        failed => files.failed(id, failed, Instant::now()),
+    }
+}
+
 fn report_resends(files: &mut Files, name: &str) {
     if let Some(change) = files.take_resend_change() {
         change.log(name, "lines");

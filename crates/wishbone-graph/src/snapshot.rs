@@ -21,7 +21,7 @@ pub struct Topology {
 
 /// The pipeline at one moment.
 #[derive(Clone, Debug, Serialize)]
-pub struct Pipeline {
+pub struct Snapshot {
     /// When the figures were read, in milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
     /// The host name, as metric paths carry it.
@@ -82,7 +82,7 @@ pub struct RouteFigures {
     pub to: String,
 }
 
-/// Turns the queue table and the recorded counters into [`Pipeline`]s,
+/// Turns the queue table and the recorded counters into [`Snapshot`]s,
 /// remembering the totals of the previous sample for the rates.
 pub struct Sampler {
     topology: Topology,
@@ -138,7 +138,7 @@ impl Sampler {
         values: &[RecordedValue],
         now: Instant,
         wall: SystemTime,
-    ) -> Pipeline {
+    ) -> Snapshot {
         let seconds = self
             .last
             .map_or(0.0, |last| now.duration_since(last).as_secs_f64());
@@ -187,7 +187,7 @@ impl Sampler {
                 }
             }
         }
-        Pipeline {
+        Snapshot {
             timestamp_ms: wall
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |since| since.as_millis() as u64),

@@ -1,5 +1,5 @@
-//! A request body as events: one per line, plain logic tested without
-//! sockets.
+//! NDJSON bodies, both ways: an HTTP request's body as events
+//! ([`decode`]), and events as the body of a request ([`encode`]).
 //!
 //! Lines end with `\n` (a `\r` before it is dropped, as from a client that
 //! writes CRLF); the last line needs no newline; empty lines carry no
@@ -8,10 +8,10 @@
 //! over the body itself, without a copy.
 
 use bytes::Bytes;
-use wishbone_runtime::{Lines, LinesBuilder};
+use wishbone_event::{Batch, Lines, LinesBuilder, Parcel};
 
 /// The events of `body`, each followed by a newline.
-pub fn lines(body: Bytes) -> Lines {
+pub fn decode(body: Bytes) -> Lines {
     let newline = Bytes::from_static(b"\n");
     let mut ends = Vec::new();
     let mut start = 0;
@@ -37,12 +37,19 @@ pub fn lines(body: Bytes) -> Lines {
     builder.finish()
 }
 
+/// `parcel` as a body: each event followed by a newline, lines already in
+/// that form taken as they are; and events that came as events, for an
+/// output to resolve their tokens one by one ([`Parcel::into_wire`]).
+pub fn encode(parcel: Parcel) -> (Lines, Option<Batch>) {
+    parcel.into_wire(&Bytes::from_static(b"\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn events(body: &'static [u8]) -> Vec<Vec<u8>> {
-        lines(Bytes::from_static(body))
+        decode(Bytes::from_static(body))
             .iter()
             .map(<[u8]>::to_vec)
             .collect()
@@ -51,7 +58,7 @@ mod tests {
     #[test]
     fn ndjson_becomes_lines_over_the_body_itself() {
         let body = Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n");
-        let lines = lines(body.clone());
+        let lines = decode(body.clone());
         assert_eq!(lines.len(), 2);
         assert_eq!(lines.data().as_ptr(), body.as_ptr(), "no copy");
         assert_eq!(lines.line(1), b"{\"b\":2}");
@@ -69,5 +76,26 @@ mod tests {
         assert!(events(b"\n\r\n").is_empty());
         let garbage: &'static [u8] = &[0xff, 0x00, b'\n', 0xfe];
         assert_eq!(events(garbage), [vec![0xff, 0x00], vec![0xfe]]);
+    }
+
+    #[test]
+    fn what_is_encoded_decodes_to_the_same_events() {
+        let events: Batch = ["{\"a\":1}", "plain text", "ü"]
+            .iter()
+            .map(|text| wishbone_event::Event::new(text.to_string()))
+            .collect();
+        let (lines, tokened) = encode(Parcel::Events(events));
+        assert_eq!(tokened.map(|events| events.len()), Some(3));
+        assert_eq!(
+            lines.data().as_ref(),
+            "{\"a\":1}\nplain text\nü\n".as_bytes()
+        );
+        let decoded = decode(lines.data().clone());
+        assert_eq!(
+            decoded.data().as_ptr(),
+            lines.data().as_ptr(),
+            "no copy back"
+        );
+        assert_eq!(decoded.len(), 3);
     }
 }

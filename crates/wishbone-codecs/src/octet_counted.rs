@@ -1,13 +1,16 @@
-//! Cutting a byte stream into events by octet counting (RFC 6587 3.4.1):
-//! each frame is its length in decimal, a space, and that many bytes, as
-//! rsyslog's `TCP_Framing="octet-counted"` and `logger --octet-count`
-//! send it. Written here because it is twenty lines of parsing that must
+//! Octet counting (RFC 6587 3.4.1), both ways: each frame is its length in
+//! decimal, a space, and that many bytes, as rsyslog's
+//! `TCP_Framing="octet-counted"` and `logger --octet-count` send it.
+//! [`OctetFramer`] cuts a byte stream into events, [`encode`] frames
+//! events. Written here because it is twenty lines of parsing that must
 //! share the line framer's bounds and counters, which no crate offers.
 
-use bytes::{Buf, BytesMut};
-use wishbone_runtime::{Batch, Event, Parcel};
+use std::fmt::Write;
 
-use crate::framer::Overlong;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use wishbone_event::{Batch, Event, Parcel};
+
+use crate::lines::Overlong;
 
 /// Digits a length may have: more than any `max_line_length` needs.
 const MOST_DIGITS: usize = 10;
@@ -123,6 +126,41 @@ fn header(buffer: &[u8]) -> Result<Option<(usize, usize)>, Malformed> {
     Ok(Some((digits + 1, length)))
 }
 
+/// Events as octet-counted frames.
+#[derive(Debug, Default)]
+pub struct Framed {
+    /// The frames.
+    pub data: Bytes,
+    /// Each event framed, with where its frame ends in `data`.
+    pub events: Vec<(Event, usize)>,
+    /// Empty events: a frame's length starts at 1 (RFC 6587 `MSG-LEN`), so
+    /// no frame carries them, and a receiver would take `0 ` for a broken
+    /// stream.
+    pub empty: Batch,
+}
+
+/// `events` as octet-counted frames.
+pub fn encode(events: Batch) -> Framed {
+    let bytes: usize = events.iter().map(|event| event.len() + 12).sum();
+    let mut data = BytesMut::with_capacity(bytes);
+    let mut framed = Framed {
+        events: Vec::with_capacity(events.len()),
+        ..Framed::default()
+    };
+    for event in events {
+        if event.is_empty() {
+            framed.empty.push(event);
+            continue;
+        }
+        // No string per event: the length is formatted in place.
+        let _ = write!(data, "{} ", event.len());
+        data.put_slice(event.data());
+        framed.events.push((event, data.len()));
+    }
+    framed.data = data.freeze();
+    framed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +248,25 @@ mod tests {
             assert!(buffer.len() <= 1000);
         }
         assert_eq!(framer.truncated, 1);
+    }
+
+    #[test]
+    fn what_is_encoded_decodes_to_the_same_events() {
+        let texts = ["hello", "a\nb", "12 not a length", &"x".repeat(300)];
+        let mut events: Batch = texts
+            .iter()
+            .map(|text| Event::new(text.to_string()))
+            .collect();
+        events.insert(1, Event::new(""));
+        let framed = encode(events);
+        let ends: Vec<usize> = framed.events.iter().map(|(_, end)| *end).collect();
+        assert_eq!(ends[..2], [7, 12], "each event with where its frame ends");
+        assert_eq!(*ends.last().unwrap(), framed.data.len());
+        assert_eq!(framed.empty.len(), 1, "an empty event has no frame");
+        let mut framer = OctetFramer::new(1000, Overlong::Truncate);
+        assert_eq!(
+            feed(&mut framer, &[&framed.data]),
+            Ok(texts.map(String::from).to_vec())
+        );
     }
 }

@@ -14,7 +14,7 @@ use wishbone_runtime::{Batch, Parcel};
 use super::StartAt;
 use super::checkpoint::Entry;
 use super::identity::FileKey;
-use super::tail::{Chunk, Cutting, Tailed};
+use super::tail::{Chunk, LineRules, Tailed};
 
 /// Every file of one input.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub struct Files {
     stored: Vec<Entry>,
     start_at: StartAt,
     first_scan: bool,
-    cutting: Cutting,
+    cutting: LineRules,
     open: BTreeMap<FileKey, Tailed>,
     /// Unfinished last lines of files gone, to send.
     given_up: Vec<(FileKey, Chunk)>,
@@ -72,7 +72,7 @@ impl Files {
         patterns: Vec<String>,
         stored: Vec<Entry>,
         start_at: StartAt,
-        cutting: Cutting,
+        cutting: LineRules,
         resends: Resends,
     ) -> Self {
         Self {
@@ -420,9 +420,9 @@ mod tests {
     use wishbone_runtime::ack::{Outcome, issuer};
 
     use super::*;
-    use crate::framer::Overlong;
+    use wishbone_codecs::lines::Overlong;
 
-    const CUTTING: Cutting = Cutting {
+    const CUTTING: LineRules = LineRules {
         max_line_length: 1000,
         overlong: Overlong::Truncate,
         with_origin: false,

@@ -3,7 +3,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 use serde::Deserialize;
-use wishbone_runtime::{Batch, Event, Lines, Parcel};
+use wishbone_event::{Batch, Event, Lines, Parcel};
 
 /// What to do with a line longer than `max_line_length`.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use wishbone_runtime::{Batch, Event, Parcel};
 
 use super::checkpoint::{Committed, Entry};
 use super::identity::{FINGERPRINT_BYTES, FileKey, Fingerprint};
-use crate::framer::{LineFramer, Overlong};
+use wishbone_codecs::lines::{LineFramer, Overlong};
 
 /// How lines are cut, for every file of one input.
 #[derive(Clone, Copy, Debug)]
-pub struct Cutting {
+pub struct LineRules {
     pub max_line_length: usize,
     pub overlong: Overlong,
     /// Each line as a JSON object with the file's path and its offset.
@@ -30,7 +30,7 @@ struct Origin<'a> {
     offset: u64,
 }
 
-impl Cutting {
+impl LineRules {
     fn framer(&self) -> LineFramer {
         LineFramer::new(b"\n", self.max_line_length, self.overlong)
     }
@@ -51,7 +51,7 @@ pub struct Tailed {
     /// Read and not yet a whole line.
     buffer: BytesMut,
     framer: LineFramer,
-    cutting: Cutting,
+    cutting: LineRules,
     pub committed: Committed,
     /// Scans in a row that found it gone and no longer growing.
     idle_scans: u32,
@@ -75,7 +75,7 @@ impl Tailed {
         path: PathBuf,
         file: File,
         offset: u64,
-        cutting: Cutting,
+        cutting: LineRules,
     ) -> std::io::Result<Self> {
         let fingerprint = Fingerprint::read(&file)?;
         Ok(Self {
@@ -246,7 +246,7 @@ mod tests {
 
     use super::*;
 
-    const CUTTING: Cutting = Cutting {
+    const CUTTING: LineRules = LineRules {
         max_line_length: 100,
         overlong: Overlong::Truncate,
         with_origin: false,

@@ -183,7 +183,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
             Format::Line(template)
         }
     };
-    let mode = crate::config::octal_mode(&config.mode)?;
+    let mode = wishbone_runtime::octal_mode(&config.mode)?;
     if config.max_open_files == 0 {
         return Err(ArgumentError::field("max_open_files", "must be at least 1"));
     }

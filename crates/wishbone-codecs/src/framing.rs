@@ -3,10 +3,10 @@
 
 use bytes::BytesMut;
 use serde::Deserialize;
-use wishbone_runtime::Parcel;
+use wishbone_event::Parcel;
 
-use crate::framer::{LineFramer, Overlong};
-use crate::octet_framer::{Malformed, OctetFramer};
+use crate::lines::{LineFramer, Overlong};
+use crate::octet_counted::{Malformed, OctetFramer};
 
 /// The `framing` argument.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
