@@ -392,12 +392,10 @@ fn read_module<C: Catalog + ?Sized>(
         );
         return None;
     };
-    let (Some(kind), Some(queues)) = (
-        catalog.resolve(kind_name),
-        catalog
-            .resolve(kind_name)
-            .and_then(|kind| catalog.queues(kind)),
-    ) else {
+    let found = catalog
+        .resolve(kind_name)
+        .and_then(|kind| Some((kind, catalog.queues(kind)?)));
+    let Some((kind, queues)) = found else {
         problems.push(place.problem_at(&["module"], unknown_kind(kind_name, catalog)));
         return None;
     };

@@ -70,7 +70,7 @@ pub(crate) async fn pump<C: Connection>(
             _ = abort.cancelled() => Turn::End(Ended::Aborted),
             heard = connection.heard() => match heard {
                 Ok(Heard::Writable) => write(connection, state, Vec::new(), abort).await,
-                Ok(heard) => state.take_in(heard, abort).await,
+                Ok(heard) => state.take_in_heard(heard, abort).await,
                 Err(error) => Turn::End(Ended::Lost(error)),
             },
             parcel = state.inbox.recv_parcel(), if state.inbox_open && (take || divert) => match parcel {
@@ -107,10 +107,7 @@ pub(crate) async fn pump<C: Connection>(
     };
     let dead = matches!(ended, Ended::Lost(_) | Ended::Again(_));
     if let Some(position) = connection.finish(dead).await {
-        let success = state.release(position);
-        if !success.is_empty() {
-            state.pass_on(success).await;
-        }
+        state.take_in(position).await;
     }
     for parcel in waiting.parcels {
         state.delivery.record_unsent(parcel);
@@ -135,10 +132,7 @@ async fn write<C: Connection>(
         }
     }
     if let Some(position) = delivered {
-        let success = state.release(position);
-        if !success.is_empty() {
-            state.pass_on(success).await;
-        }
+        state.take_in(position).await;
     }
     match result {
         Ok(()) => Turn::Go,
@@ -147,15 +141,21 @@ async fn write<C: Connection>(
 }
 
 impl OutputState {
+    /// The peer acknowledged up to `position`: what that released is
+    /// counted, and handed to `success` when asked.
+    async fn take_in(&mut self, position: u64) {
+        let success = self.release(position);
+        if !success.is_empty() {
+            self.pass_on(success).await;
+        }
+    }
+
     /// Takes in what the connection heard (not [`Heard::Writable`], which
     /// is a write).
-    async fn take_in(&mut self, heard: Heard, abort: &CancellationToken) -> Turn {
+    async fn take_in_heard(&mut self, heard: Heard, abort: &CancellationToken) -> Turn {
         match heard {
             Heard::Acknowledged(position) => {
-                let success = self.release(position);
-                if !success.is_empty() {
-                    self.pass_on(success).await;
-                }
+                self.take_in(position).await;
                 Turn::Go
             }
             Heard::Refused { message, reason } => {

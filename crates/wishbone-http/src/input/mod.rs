@@ -38,7 +38,7 @@ use self::auth::{Auth, AuthConfig};
 use self::forward::{Forwarded, forward};
 use wishbone_runtime::queue::Sender;
 use wishbone_runtime::{
-    ArgumentError, Arguments, Counted, ListenAddress, Module, ModuleContext, ModuleError,
+    ArgumentError, Arguments, Counted, Lines, ListenAddress, Module, ModuleContext, ModuleError,
     ModuleKind, QueueSpec,
 };
 
@@ -370,40 +370,8 @@ impl Shared {
         presence: &Presence,
     ) -> Response<Full<Bytes>> {
         self.counters.requests.add(1);
-        if request.uri().path() != self.path {
-            self.counters.bad.add(1);
-            return answer(StatusCode::NOT_FOUND, "events go to another path\n");
-        }
-        if !matches!(*request.method(), Method::POST | Method::PUT) {
-            self.counters.bad.add(1);
-            let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, "POST events\n");
-            response
-                .headers_mut()
-                .insert(ALLOW, hyper::header::HeaderValue::from_static("POST, PUT"));
-            return response;
-        }
-        let authorization = request
-            .headers()
-            .get(AUTHORIZATION)
-            .map(|value| value.as_bytes());
-        if let Some(auth) = &self.auth
-            && !auth.admits(authorization).await
-        {
-            self.counters.unauthorized.add(1);
-            let mut response = answer(StatusCode::UNAUTHORIZED, "credentials required\n");
-            response.headers_mut().insert(
-                WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static(auth.challenge()),
-            );
-            return response;
-        }
-        let declared = request
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > self.max_body_bytes as u64) {
-            self.counters.too_large.add(1);
-            return answer(StatusCode::PAYLOAD_TOO_LARGE, "body over max_body_bytes\n");
+        if let Some(refusal) = self.refusal(&request).await {
+            return refusal;
         }
         let encoding = request
             .headers()
@@ -422,6 +390,56 @@ impl Shared {
         if lines.is_empty() {
             return answer(StatusCode::OK, "0 events\n");
         }
+        self.deliver(lines).await
+    }
+
+    /// The answer to a request refused before its body is read: another
+    /// path, another method, no credentials, a declared length too large.
+    async fn refusal(&self, request: &Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+        if request.uri().path() != self.path {
+            self.counters.bad.add(1);
+            return Some(answer(StatusCode::NOT_FOUND, "events go to another path\n"));
+        }
+        if !matches!(*request.method(), Method::POST | Method::PUT) {
+            self.counters.bad.add(1);
+            let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, "POST events\n");
+            response
+                .headers_mut()
+                .insert(ALLOW, hyper::header::HeaderValue::from_static("POST, PUT"));
+            return Some(response);
+        }
+        let authorization = request
+            .headers()
+            .get(AUTHORIZATION)
+            .map(|value| value.as_bytes());
+        if let Some(auth) = &self.auth
+            && !auth.admits(authorization).await
+        {
+            self.counters.unauthorized.add(1);
+            let mut response = answer(StatusCode::UNAUTHORIZED, "credentials required\n");
+            response.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static(auth.challenge()),
+            );
+            return Some(response);
+        }
+        let declared = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|length| length.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.max_body_bytes as u64) {
+            self.counters.too_large.add(1);
+            return Some(answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body over max_body_bytes\n",
+            ));
+        }
+        None
+    }
+
+    /// Sends the body's events on, and answers once they are delivered
+    /// (or not).
+    async fn deliver(&self, lines: Lines) -> Response<Full<Bytes>> {
         let count = lines.len() as u64;
         let (forwarded, sent) = forward(&self.outbox, lines, BUSY_WAIT, &self.abort).await;
         self.counters.events.add(sent);

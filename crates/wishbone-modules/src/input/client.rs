@@ -159,22 +159,7 @@ impl Client {
                     true
                 }
             };
-            let now = self.cutting.borrow().clone();
-            if !Rc::ptr_eq(&now, &cut) {
-                // Only the limit changed: the framer keeps its state; else
-                // a new one cuts what waits (a line under way included).
-                let same = Cutting {
-                    max_line_length: now.max_line_length,
-                    ..Cutting::clone(&cut)
-                };
-                if same == *now {
-                    self.framer.set_max_line_length(now.max_line_length);
-                } else {
-                    self.framer = now.framer();
-                    reported = (0, 0);
-                }
-                cut = now;
-            }
+            self.follow_cutting(&mut cut, &mut reported);
             let before = reading.bytes.len();
             let framed = if ended {
                 self.framer.finish(&mut reading.bytes)
@@ -191,20 +176,48 @@ impl Client {
                 self.counters.incomplete.add(1);
             }
             presence.progress(reading.bytes.len() < before, !reading.bytes.is_empty());
-            let (truncated, dropped) = self.framer.overlong();
-            if (truncated, dropped) != reported {
-                self.counters.truncated.add(truncated - reported.0);
-                self.counters.dropped.add(dropped - reported.1);
-                if reported == (0, 0) {
-                    tracing::warn!(module = %self.module, peer = %self.peer, "a line was longer than max_line_length");
-                }
-                reported = (truncated, dropped);
-            }
+            self.count_overlong(&mut reported);
             if !self.forward(parcel).await || ended || malformed {
                 break;
             }
         }
         tracing::debug!(module = %self.module, peer = %self.peer, "client disconnected");
+    }
+
+    /// Takes a reload's new cutting, `cut` being the one in use: when only
+    /// the limit changed the framer keeps its state; else a new one cuts
+    /// what waits (a line under way included), and its counts start again.
+    fn follow_cutting(&mut self, cut: &mut Rc<Cutting>, reported: &mut (u64, u64)) {
+        let now = self.cutting.borrow().clone();
+        if Rc::ptr_eq(&now, cut) {
+            return;
+        }
+        let same = Cutting {
+            max_line_length: now.max_line_length,
+            ..Cutting::clone(cut)
+        };
+        if same == *now {
+            self.framer.set_max_line_length(now.max_line_length);
+        } else {
+            self.framer = now.framer();
+            *reported = (0, 0);
+        }
+        *cut = now;
+    }
+
+    /// Counts the lines cut or dropped for their length since `reported`
+    /// (logged at the first).
+    fn count_overlong(&self, reported: &mut (u64, u64)) {
+        let (truncated, dropped) = self.framer.overlong();
+        if (truncated, dropped) == *reported {
+            return;
+        }
+        self.counters.truncated.add(truncated - reported.0);
+        self.counters.dropped.add(dropped - reported.1);
+        if *reported == (0, 0) {
+            tracing::warn!(module = %self.module, peer = %self.peer, "a line was longer than max_line_length");
+        }
+        *reported = (truncated, dropped);
     }
 
     /// Sends the events in parcels no larger than the queue; false when the
