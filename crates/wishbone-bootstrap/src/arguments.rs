@@ -106,6 +106,14 @@ impl Arguments {
             .map_err(|error| ArgumentError::new(error.to_string()))
     }
 
+    /// Arguments a program writes for a module it adds itself (such as
+    /// the metrics route `--graphite` adds), from any serializable value.
+    pub fn from_serialize<T: serde::Serialize>(value: &T) -> Result<Self, ArgumentError> {
+        serde_yaml::to_value(value)
+            .map(Self::from_value)
+            .map_err(|error| ArgumentError::new(error.to_string()))
+    }
+
     /// Splits off the entries named in `keys` (arguments several kinds of
     /// module share, deserialized on their own): those, and the rest.
     pub fn split(&self, keys: &[&str]) -> (Arguments, Arguments) {

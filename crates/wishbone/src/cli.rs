@@ -128,8 +128,9 @@ pub struct RunOptions {
     /// Seconds a stop waits for queues to drain before aborting.
     #[arg(long, default_value_t = 30.0)]
     pub drain_timeout: f64,
-    /// Also send every metric straight to carbon's plaintext port, HOST:PORT,
-    /// with no route in the bootstrap (the `metrics:` section routes them instead).
+    /// Send every metric to carbon's plaintext port, HOST:PORT: adds the
+    /// route a `metrics:` section writes (modules `wishbone_metrics` and
+    /// `wishbone_carbon`); reports carbon cannot take are dropped and counted.
     #[arg(long, value_name = "HOST:PORT", value_parser = host_and_port)]
     pub graphite: Option<String>,
     /// First segment of metric paths sent with --graphite; the host name follows.

@@ -9,6 +9,7 @@
 //! ```
 
 mod builtin;
+mod carbon;
 mod catalog;
 mod cli;
 mod instances;

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use metrics_exporter_graphite::{GraphiteBuilder, sanitize};
+use metrics_exporter_graphite::GraphiteBuilder;
 use wishbone_bootstrap::{Bootstrap, QueueRef};
 use wishbone_modules::metrics::graphite::RecordedByGraphite;
-use wishbone_runtime::{InheritedListeners, ModuleSet, RecordedMetrics, RuntimeOptions, Server};
+use wishbone_runtime::{
+    InheritedListeners, Loaded, ModuleSet, RecordedMetrics, RuntimeOptions, Server,
+};
 
+use crate::carbon::Carbon;
 use crate::cli::{RunOptions, StartOptions};
 use crate::logging::{self, Format};
 use crate::{EXIT_FAILED, EXIT_INVALID, catalog, instances, pidfile};
@@ -65,7 +68,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     // would end the process by default; until then it is ignored.
     // SAFETY: setting a signal's disposition to "ignore" touches no Rust state.
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
-    let loaded = match catalog::load_as(&options.config, modules, format) {
+    let loaded = match load(options, modules, format) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -91,7 +94,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
         frequency,
         drain_timeout,
         listeners,
-        metrics: install_metrics(options, &hostname, frequency),
+        metrics: install_metrics(frequency),
         hostname,
         instance: wishbone_runtime::instance_from_environment(),
         readiness: wishbone_runtime::Readiness::default(),
@@ -106,8 +109,8 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     let host = runtime_options.hostname.clone();
     let (topologies, topology) = tokio::sync::watch::channel(topology(&loaded.bootstrap));
     let reloader = {
-        let (config, modules) = (options.config.clone(), modules.clone());
-        std::sync::Arc::new(move || catalog::load_as(&config, &modules, format).ok())
+        let (options, modules) = (options.clone(), modules.clone());
+        std::sync::Arc::new(move || load(&options, &modules, format).ok())
     };
     let reloaded = Box::new(move |bootstrap: &Bootstrap| {
         topologies.send_replace(self::topology(bootstrap));
@@ -138,6 +141,23 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
     }
 }
 
+/// Loads the bootstrap file, with the metrics route `--graphite` adds.
+fn load(options: &RunOptions, modules: &ModuleSet, format: Format) -> Result<Loaded, ExitCode> {
+    let mut loaded = catalog::load_as(&options.config, modules, format)?;
+    if let Some(address) = &options.graphite {
+        let carbon = Carbon {
+            address,
+            prefix: &options.graphite_prefix,
+        };
+        if let Err(problem) = carbon.add_to(&mut loaded, modules) {
+            tracing::error!(config = %options.config.display(), %problem, "cannot use the bootstrap file");
+            return Err(ExitCode::from(EXIT_INVALID));
+        }
+        tracing::info!(%address, "sending metrics to carbon through the modules wishbone_metrics and wishbone_carbon");
+    }
+    Ok(loaded)
+}
+
 /// The modules and routes the graph page draws.
 fn topology(bootstrap: &Bootstrap) -> wishbone_graph::Topology {
     let end = |queue: &QueueRef| (queue.module.clone(), queue.queue.clone());
@@ -164,25 +184,10 @@ fn serve_graph(address: SocketAddr, source: wishbone_graph::Source) -> std::io::
     Ok(())
 }
 
-/// Installs the recorder every module's counters go to; with --graphite it
-/// also pushes them straight to carbon.
-fn install_metrics(
-    options: &RunOptions,
-    hostname: &str,
-    frequency: Duration,
-) -> Option<Arc<dyn RecordedMetrics>> {
-    let prefix = format!(
-        "{}.{}",
-        sanitize(&options.graphite_prefix),
-        sanitize(hostname)
-    );
-    let mut builder = GraphiteBuilder::new()
-        .with_prefix(prefix)
-        .with_interval(frequency);
-    if let Some(address) = &options.graphite {
-        tracing::info!(%address, "sending metrics to carbon");
-        builder = builder.with_address(address.clone());
-    }
+/// Installs the recorder every module's counters go to; `wishbone.metrics.graphite`
+/// reads it back (the one way to carbon, which `--graphite` adds).
+fn install_metrics(frequency: Duration) -> Option<Arc<dyn RecordedMetrics>> {
+    let builder = GraphiteBuilder::new().with_interval(frequency);
     match builder.install() {
         Ok(handle) => Some(Arc::new(RecordedByGraphite(handle))),
         Err(error) => {
