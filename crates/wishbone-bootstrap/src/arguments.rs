@@ -114,6 +114,23 @@ impl Arguments {
             .map_err(|error| ArgumentError::new(error.to_string()))
     }
 
+    /// These arguments without `key`.
+    pub fn without(&self, key: &str) -> Arguments {
+        self.split(&[key]).1
+    }
+
+    /// These arguments with `key` set to `value`, written as YAML.
+    pub fn with_yaml(&self, key: &str, value: &str) -> Result<Arguments, ArgumentError> {
+        let value: serde_yaml::Value = serde_yaml::from_str(value)
+            .map_err(|error| ArgumentError::value(key, error.to_string()))?;
+        let mut mapping = match &self.value {
+            serde_yaml::Value::Mapping(mapping) => mapping.clone(),
+            _ => serde_yaml::Mapping::new(),
+        };
+        mapping.insert(serde_yaml::Value::String(key.to_string()), value);
+        Ok(Self::from_value(serde_yaml::Value::Mapping(mapping)))
+    }
+
     /// Splits off the entries named in `keys` (arguments several kinds of
     /// module share, deserialized on their own): those, and the rest.
     pub fn split(&self, keys: &[&str]) -> (Arguments, Arguments) {

@@ -94,6 +94,17 @@ pub struct AcceptTotals {
     pub timed_out: u64,
 }
 
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening")
+            .field("address", &self.address)
+            .field("max_connections", &self.max_connections)
+            .field("tls", &self.acceptor.is_some())
+            .field("frame_timeout", &self.frame_timeout)
+            .finish()
+    }
+}
+
 impl Listening {
     /// Listening as the shared arguments say (`port` defaulting to
     /// `default_port`), and the input's own arguments.

@@ -20,8 +20,8 @@
 #[macro_export]
 macro_rules! slots_docs {
     () => {
-        "  frame_timeout    seconds a client may take to complete a frame it began
-                   (a line, a RELP frame) (30; 0: no limit); then it is
+        "  frame_timeout    seconds a client may take to complete a frame it began,
+                   a line or a RELP frame (30; 0: no limit); then it is
                    closed, its unfinished frame counted as incomplete.
                    A client quiet between whole frames is never closed
                    for it

@@ -53,8 +53,8 @@ Arguments (default)
   ack_wait         seconds before the server delivers again a message not
                    acked (30)
   credentials      a NATS credentials file (none)
-  tls              TLS to the servers: {ca, cert, key} as for
-                   wishbone.output.tcp (the system's roots when no ca);
+  tls              TLS to the servers (none: plain TCP): {ca, cert,
+                   key} as for wishbone.output.tcp, the system's roots when no ca;
                    each server's certificate must carry the host of its
                    URL, so `server_name` is refused
 

@@ -37,8 +37,8 @@ Arguments (default)
   subject            subject to publish to; a stream must take it (required)
   max_pending        publishes awaiting their PubAck, at most (1024)
   credentials        a NATS credentials file (none)
-  tls                TLS to the servers: {ca, cert, key} as for
-                     wishbone.output.tcp (the system's roots when no ca);
+  tls                TLS to the servers (none: plain TCP): {ca, cert,
+                     key} as for wishbone.output.tcp, the system's roots when no ca;
                      each server's certificate must carry the host of its
                      URL, so `server_name` is refused
 "#,

@@ -25,9 +25,10 @@ Arguments (default)
   rules        a list of {queue: NAME, condition: JQ} (required); a
                condition is true when its first output is neither false nor
                null. Several rules may name one queue.
-  first_match  false: an event goes to every queue whose rule matches, each
-               its own copy (an event from a write-ahead buffer counts as
-               delivered once every copy is). true: only to the first.
+  first_match  send an event only to the first queue whose rule matches
+               (false); with false it goes to every queue whose rule
+               matches, each its own copy, and an event from a write-ahead
+               buffer counts as delivered once every copy is
 
 A rule's queue is a queue of the module: the routing table may route from
 it (and from nomatch, failed and success), and from no other name. Events

@@ -22,6 +22,7 @@
 
 mod actor;
 mod context;
+mod kind_docs;
 mod listen;
 mod metric;
 mod module;
@@ -42,6 +43,7 @@ mod table;
 
 pub use actor::ModuleActor;
 pub use context::ModuleContext;
+pub use kind_docs::read_config;
 pub use listen::{
     INSTANCE_VARIABLE, InheritedListeners, LISTENERS_VARIABLE, ListenAddress, bind,
     instance_from_environment,

@@ -126,52 +126,6 @@ pub struct ModuleKind {
     pub build: fn(&Arguments) -> Result<Box<dyn Module>, ArgumentError>,
 }
 
-impl ModuleKind {
-    /// The arguments [`ModuleKind::docs`] describes: the first word of each
-    /// line of its `Arguments` section indented by two spaces (deeper lines
-    /// go on describing one); none after `Arguments: none`. A test compares
-    /// them with the kind's `Config` both ways.
-    pub fn described_arguments(&self) -> Vec<&'static str> {
-        let section = self
-            .docs
-            .split("\nArguments")
-            .nth(1)
-            .filter(|rest| !rest.starts_with(": none"))
-            .and_then(|rest| rest.split_once('\n'))
-            .map_or("", |(_, lines)| lines);
-        section
-            .split("\n\n")
-            .next()
-            .unwrap_or_default()
-            .lines()
-            .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
-            .filter_map(|line| line.split_whitespace().next())
-            .collect()
-    }
-
-    /// Whether the docs describe exactly the arguments `taken` (a
-    /// `Config`'s [`field_names`](crate::field_names) and those its family
-    /// shares); else what is missing either way.
-    pub fn docs_match(&self, taken: &[&str]) -> Result<(), String> {
-        let described = self.described_arguments();
-        let undescribed: Vec<&&str> = taken
-            .iter()
-            .filter(|name| !described.contains(name))
-            .collect();
-        let untaken: Vec<&&str> = described
-            .iter()
-            .filter(|name| !taken.contains(name))
-            .collect();
-        match (undescribed.is_empty(), untaken.is_empty()) {
-            (true, true) => Ok(()),
-            _ => Err(format!(
-                "{}: taken, not described: {undescribed:?}; described, not taken: {untaken:?}",
-                self.name
-            )),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::ModuleError;

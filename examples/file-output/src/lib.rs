@@ -173,4 +173,14 @@ mod documentation {
         taken.extend(wishbone_output::arguments::SHARED);
         assert_eq!(KIND.docs_match(&taken), Ok(()));
     }
+
+    #[test]
+    fn the_docs_give_the_defaults_the_code_takes() {
+        let example = wishbone_runtime::Arguments::from_yaml("{path: /tmp/out.log}").unwrap();
+        let read = |arguments: &wishbone_runtime::Arguments| {
+            let (settings, own) = wishbone_output::arguments::Settings::split(arguments)?;
+            Ok(format!("{settings:?} {:?}", own.deserialize::<Config>()?))
+        };
+        assert_eq!(KIND.defaults_match(&example, read), Ok(()));
+    }
 }

@@ -115,4 +115,11 @@ mod documentation {
         let taken = wishbone_runtime::field_names::<Config>();
         assert_eq!(KIND.docs_match(&taken), Ok(()));
     }
+
+    #[test]
+    fn the_docs_give_the_defaults_the_code_takes() {
+        let example = wishbone_runtime::Arguments::from_yaml("{interval_ms: 100}").unwrap();
+        let read = wishbone_runtime::read_config::<Config>;
+        assert_eq!(KIND.defaults_match(&example, read), Ok(()));
+    }
 }

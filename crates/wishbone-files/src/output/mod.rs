@@ -40,12 +40,12 @@ Queues
   success    with `success: true`, events written
 
 Arguments (default)
-  path            the file, a template: `{{ .field }}` parts are jq paths
-                  into the event's JSON object (`.hostname`, `.a.b`,
-                  `."a b"`), and `// "text"` gives the text for a missing
-                  or null field, e.g.
-                  /var/log/remote/{{ .hostname // "localhost" }}/{{ .appname }}.log
-                  (required). Each value is made safe for one path segment:
+  path            the file, a template (required): `{{ .field }}` parts
+                  are jq paths into the event's JSON object (`.hostname`,
+                  `.a.b`, `."a b"`), and `// "text"` gives the text for a
+                  missing or null field, e.g.
+                  /var/log/remote/{{ .hostname // "localhost" }}/{{ .appname }}.log.
+                  Each value is made safe for one path segment:
                   `/`, NUL and control characters become `_`, as does an
                   empty value and one of dots only (`.`, `..`), so a sender
                   cannot write outside the directory before the first

@@ -56,8 +56,8 @@ Arguments (default)
   max_body_bytes   largest body in bytes (10485760); larger answers 413
   max_connections  clients served at once (0: half the process's open-file limit)
   reuse_port       share the port with other processes, SO_REUSEPORT (false)
-  tls              HTTPS: {cert, key} (required), {ca, verify_peer} for
-                   mutual TLS, as for wishbone.input.tcp
+  tls              HTTPS (none: plain HTTP): {cert, key}, and {ca,
+                   verify_peer} for mutual TLS, as for wishbone.input.tcp
   frame_timeout    seconds a client may take to send a request's headers,
                    and then its body (30; 0: no limit); then 408
   auth             who may POST (none: anyone), one of
@@ -170,7 +170,8 @@ fn default_max_body_bytes() -> usize {
     10 * 1024 * 1024
 }
 
-const DEFAULT_PORT: u16 = 8080;
+/// The port it listens on when `port` is not given.
+pub const DEFAULT_PORT: u16 = 8080;
 
 /// How long a request waits for room on a full outbox before it is
 /// answered 503.

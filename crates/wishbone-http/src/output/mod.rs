@@ -54,10 +54,10 @@ Arguments (default)
                     own (1, so that order holds; at most 64)
   compression       none | gzip | zstd (none): bodies sent with that
                     Content-Encoding (ClickHouse takes both)
-  bad_row_pattern   a regular expression that finds, in the body of a
-                    refusal, the number of the bad row (counted from 1) as
-                    its first group (`\(at row (\d+)\)`, ClickHouse's
-                    words; "" for none)
+  bad_row_pattern   a regular expression ("\\(at row (\\d+)\\)", ClickHouse's
+                    words; "" for none) whose first group finds, in the
+                    body of a refusal, the number of the bad row, counted
+                    from 1
 "#,
     shared_arguments_docs!(),
     tls_arguments_docs!(),

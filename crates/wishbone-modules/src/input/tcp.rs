@@ -51,7 +51,7 @@ Arguments (default)
   reuse_port       share the port with other processes, SO_REUSEPORT (false)
   max_line_length  longest event in bytes (1048576); memory per client never
                    grows past it
-  overlong_lines   what to do with a longer line (or frame): truncate | drop
+  overlong_lines   what to do with a longer line or frame: truncate | drop
                    (truncate); either way it is counted and logged once per
                    connection
 "#,
@@ -127,9 +127,8 @@ pub struct Config {
     pub framing: Framing,
 }
 
-fn default_port() -> u16 {
-    19283
-}
+/// The port it listens on when `port` is not given.
+pub const DEFAULT_PORT: u16 = 19283;
 
 fn default_max_line_length() -> usize {
     1024 * 1024
@@ -137,7 +136,7 @@ fn default_max_line_length() -> usize {
 
 /// The listening arguments and the input's own, checked.
 fn configured(arguments: &Arguments) -> Result<(Listening, Config), ArgumentError> {
-    let (listening, own) = Listening::split(arguments, default_port())?;
+    let (listening, own) = Listening::split(arguments, DEFAULT_PORT)?;
     let config: Config = own.deserialize()?;
     if config.max_line_length == 0 {
         return Err(ArgumentError::field(

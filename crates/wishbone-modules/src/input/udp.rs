@@ -28,7 +28,7 @@ Arguments (default)
                         at start
   max_datagram          longest datagram in bytes, 1 to 65535 (65535); a
                         longer one is cut to it and counted in truncated
-  receive_buffer_bytes  the socket's receive buffer (SO_RCVBUF; 0: the
+  receive_buffer_bytes  the socket's receive buffer, SO_RCVBUF (0: the
                         system's default, net.core.rmem_default); past
                         net.core.rmem_max it is forced (SO_RCVBUFFORCE)
                         where the process may (root); the size the kernel

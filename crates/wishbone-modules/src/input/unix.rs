@@ -42,9 +42,9 @@ Arguments (default)
   type             datagram | stream (datagram): /dev/log and `logger -u`
                    send datagrams; `logger --socket-type stream` and
                    other senders streams
-  mode             the socket file's permissions, in octal, quoted ("0666"
-                   lets every local user write; default: as the process's
-                   umask leaves them)
+  mode             the socket file's permissions, in octal, quoted (none:
+                   as the process's umask leaves them); "0666" lets every
+                   local user write
   max_datagram     with datagram, longest datagram in bytes, 1 to 65535
                    (65535); a longer one is cut to it and counted
   framing          with stream: newline | octet_counted | auto (newline),

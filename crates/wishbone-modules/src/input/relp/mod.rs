@@ -54,8 +54,9 @@ Arguments (default)
                    is not read, which holds the client back
   max_frame        largest frame data in bytes (131072); a larger frame closes
                    the session
-  tls              TLS on every session: {cert, key} (required), {ca,
-                   verify_peer} for mutual TLS, as for wishbone.input.tcp
+  tls              TLS on every session (none: plain TCP): {cert, key},
+                   and {ca, verify_peer} for mutual TLS, as for
+                   wishbone.input.tcp
 "#,
     wishbone_listen::slots_docs!(),
     r#"
@@ -167,9 +168,8 @@ pub struct Config {
     pub max_frame: usize,
 }
 
-fn default_port() -> u16 {
-    2514
-}
+/// The port it listens on when `port` is not given.
+pub const DEFAULT_PORT: u16 = 2514;
 
 fn default_window() -> usize {
     128
@@ -180,7 +180,7 @@ fn default_max_frame() -> usize {
 }
 
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
-    let (listening, own) = Listening::split(arguments, default_port())?;
+    let (listening, own) = Listening::split(arguments, DEFAULT_PORT)?;
     let config: Config = own.deserialize()?;
     if config.window == 0 || config.max_frame == 0 {
         return Err(ArgumentError::new(
