@@ -4,7 +4,7 @@
 //!   cargo run --release -p wishbone-bench -- [--lines N] [--reps N] [--skip-latency]
 //!       [--only TEXT] [--leave-out TEXT]... [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
 //!       [--disk-read-count N] [--relp-lines N] [--nats-messages N] [--json-lines N]
-//!       [--reloads N] [--central-messages N] [--central-rate N]
+//!       [--reloads N] [--central-messages N] [--central-rate N] [--against PATH]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer: the seed's round-robin demo,
@@ -37,6 +37,12 @@
 //! `--leave-out` (as often as wanted) skips the configurations whose names
 //! hold TEXT: to run an older build, which lacks some modules, beside this
 //! one (`--leave-out "file,"`).
+//!
+//! `--against PATH` (another wishbone binary, such as the build before a
+//! change) runs every wishbone configuration left in with that binary too,
+//! in each repetition, named with ` [against]`: the two builds alternate
+//! which goes first, and share the socat baseline of the same run, so
+//! "no path slower" is read from one run rather than from two.
 //!
 //! Runs alternate (each repetition runs every configuration once) so that a
 //! noisy moment of the machine does not favour one of them; each figure is
@@ -103,6 +109,8 @@ struct Options {
     json_data: PathBuf,
     syslog_data: PathBuf,
     wishbone: PathBuf,
+    /// Another build, run beside `wishbone` in every repetition.
+    against: Option<PathBuf>,
 }
 
 impl Options {
@@ -146,6 +154,7 @@ fn options() -> anyhow::Result<Options> {
         json_data: target.join("bench-json-lines.txt"),
         syslog_data: target.join("bench-syslog-lines.txt"),
         wishbone: target.join("wishbone"),
+        against: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -171,6 +180,7 @@ fn options() -> anyhow::Result<Options> {
             "--only" => options.only = args.next(),
             "--leave-out" => options.leave_out.extend(args.next()),
             "--wishbone" => options.wishbone = args.next().unwrap_or_default().into(),
+            "--against" => options.against = args.next().map(PathBuf::from),
             other => anyhow::bail!("unknown argument {other}; see the top of bench/src/main.rs"),
         }
     }
@@ -253,16 +263,27 @@ fn main() -> anyhow::Result<()> {
     let reps = if options.throughput { options.reps } else { 0 };
     for rep in 0..reps {
         eprintln!("repetition {} of {}", rep + 1, options.reps);
-        let repetition = repetition::Repetition {
-            options: &options,
-            scratch,
-            wishbone,
-            expected,
-            buffered_expected,
-            relp_expected,
-            routing_inputs: &routing_inputs,
-        };
-        runs.extend(repetition.run()?);
+        for build in builds(&options, rep) {
+            let routing_inputs = routing::Inputs {
+                wishbone: build,
+                ..routing_inputs
+            };
+            let repetition = repetition::Repetition {
+                options: &options,
+                scratch,
+                wishbone: build,
+                expected,
+                buffered_expected,
+                relp_expected,
+                routing_inputs: &routing_inputs,
+            };
+            let figures = repetition.run()?;
+            if build == wishbone {
+                runs.extend(figures);
+            } else {
+                runs.extend(figures.into_iter().filter_map(against));
+            }
+        }
     }
     let latencies = latencies(&options, wishbone, scratch)?;
     let pushed_back = if options.only.is_none() && options.throughput {
@@ -292,6 +313,31 @@ fn main() -> anyhow::Result<()> {
         "some runs did not deliver exactly the lines sent"
     );
     Ok(())
+}
+
+/// The builds a repetition runs: this one, and `--against`'s, first in
+/// every other repetition.
+fn builds(options: &Options, rep: usize) -> Vec<&Path> {
+    let this = options.wishbone.as_path();
+    match options.against.as_deref() {
+        Some(other) if rep % 2 == 1 => vec![other, this],
+        Some(other) => vec![this, other],
+        None => vec![this],
+    }
+}
+
+/// A figure of the `--against` build: its wishbone configurations renamed,
+/// the baseline kept as one more sample of it, the other peers dropped
+/// (they ran with this build already).
+fn against(mut figures: throughput::Figures) -> Option<throughput::Figures> {
+    if figures.name == BASELINE {
+        return Some(figures);
+    }
+    if !figures.name.contains("wishbone") {
+        return None;
+    }
+    figures.name.push_str(" [against]");
+    Some(figures)
 }
 
 /// The latency runs (socat and scenario I at 1,000 and 100,000 events a

@@ -137,6 +137,7 @@ fn rsyslog_filter(dir: &Path, input_port: u16, port: u16) -> String {
 }
 
 /// What the routing runs are given.
+#[derive(Clone, Copy)]
 pub struct Inputs<'a> {
     pub wishbone: &'a Path,
     pub scratch: &'a Path,

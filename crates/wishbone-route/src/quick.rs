@@ -130,7 +130,7 @@ fn mirror(cmp: Cmp) -> Cmp {
 }
 
 /// The keys of `.a.b`, `.["a"]`: object keys from the input, none optional.
-fn path(term: &Term<&str>) -> Option<Vec<String>> {
+pub(crate) fn path(term: &Term<&str>) -> Option<Vec<String>> {
     let Term::Path(start, path) = term else {
         return None;
     };
@@ -147,7 +147,7 @@ fn path(term: &Term<&str>) -> Option<Vec<String>> {
 }
 
 /// A string without interpolation or format.
-fn text(term: &Term<&str>) -> Option<String> {
+pub(crate) fn text(term: &Term<&str>) -> Option<String> {
     let Term::Str(None, parts) = term else {
         return None;
     };
@@ -178,6 +178,17 @@ fn constant(term: &Term<&str>) -> Option<Constant> {
         Term::Str(..) => text(term).map(Constant::Str),
         _ => None,
     }
+}
+
+/// A constant as the JSON text jq writes for it.
+pub(crate) fn constant_json(term: &Term<&str>) -> Option<String> {
+    Some(match constant(term)? {
+        Constant::Null => "null".into(),
+        Constant::Bool(value) => value.to_string(),
+        Constant::Int(value) => value.to_string(),
+        Constant::Float(value) => serde_json::Number::from_f64(value)?.to_string(),
+        Constant::Str(value) => serde_json::to_string(&value).ok()?,
+    })
 }
 
 fn number_constant(number: &str, negative: bool) -> Option<Constant> {

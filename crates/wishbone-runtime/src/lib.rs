@@ -36,6 +36,7 @@ mod readiness;
 mod relay;
 pub mod reopen;
 pub mod resend;
+pub mod rewrite;
 mod server;
 mod set;
 mod supervision;

@@ -1,6 +1,6 @@
 //! The one list of every builtin kind of module: what `wishbone list`
 //! shows and a bootstrap may name. A kind from another crate (the NATS
-//! modules bring their client, the routing modules their jq engine) is listed here too.
+//! modules bring their client, the jq modules their jq engine) is listed here too.
 
 use wishbone_runtime::{ModuleKind, ModuleSet};
 
@@ -17,6 +17,7 @@ pub fn builtin() -> Vec<ModuleKind> {
         wishbone_modules::process::modify::KIND,
         wishbone_modules::process::decode::KIND,
         wishbone_modules::process::encode::KIND,
+        wishbone_route::jq::KIND,
         wishbone_modules::flow::roundrobin::KIND,
         wishbone_modules::flow::funnel::KIND,
         wishbone_modules::flow::fanout::KIND,

@@ -74,6 +74,7 @@ fn arguments() -> Vec<Checked> {
         own::<process::modify::Config>(process::modify::KIND),
         own::<process::decode::Config>(process::decode::KIND),
         own::<process::encode::Config>(process::encode::KIND),
+        own::<wishbone_route::jq::Config>(wishbone_route::jq::KIND),
         own::<wishbone_route::filter::Config>(wishbone_route::filter::KIND),
         own::<wishbone_route::queueselect::Config>(wishbone_route::queueselect::KIND),
         own::<flow::roundrobin::Config>(flow::roundrobin::KIND),

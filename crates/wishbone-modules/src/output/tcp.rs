@@ -299,6 +299,9 @@ impl Connection for TcpConnection {
                     if let Some(position) = self.kernel_count()?
                         && position > self.told
                     {
+                        // What the peer acknowledged left the send buffer:
+                        // pending bytes may go, report or not.
+                        self.freed = true;
                         self.told = position;
                         return Ok(Heard::Acknowledged(position));
                     }

@@ -1,0 +1,479 @@
+//! The programs run without jaq: stages joined by `|` that edit an
+//! object's top-level fields, the common shape of a reshaping program.
+//!
+//! - `select(CONDITION)` first, where the condition has the quick shape of
+//!   [`crate::quick`];
+//! - `.k = .j` and `.k = CONSTANT` (a number, a string, `true`, `false`,
+//!   `null`): set a field, in place if it is there, else last;
+//! - `del(.k)`, `del(.k, .j)`: remove fields;
+//! - `.k |= ascii_downcase`, `.k |= ascii_upcase` on a string field;
+//! - `{k: .j, m: CONSTANT, n}`: a new object of such fields.
+//!
+//! The object's fields are read once, each value kept as its text, and
+//! written back once: no value is built for the whole document. An event
+//! that is not an object, a field of another type than a function takes,
+//! or an object with many fields is left to jaq, so every answer and every
+//! error is jq's; the tests compare the two on generated events. Values
+//! that are not edited keep the text they came with (a number written
+//! `1.50` stays so; jaq would write `1.5`).
+
+use std::borrow::Cow;
+
+use jaq_core::load::parse::{BinaryOp, Term};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::quick::{Quick, constant_json, path, text as constant_text};
+
+/// Objects with more fields than this go to jaq: a field is found by
+/// looking at each.
+const MOST_FIELDS: usize = 64;
+
+/// A program of the quick shape.
+#[derive(Debug)]
+pub(crate) struct Edits {
+    select: Vec<Quick>,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug)]
+enum Step {
+    Set(String, Source),
+    Delete(Vec<String>),
+    Update(String, Function),
+    Build(Vec<(String, Source)>),
+}
+
+#[derive(Debug)]
+enum Source {
+    Field(String),
+    /// A constant as JSON text.
+    Constant(String),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Function {
+    Downcase,
+    Upcase,
+}
+
+/// One field's value: its text in the event, or a text made here.
+#[derive(Clone, Debug)]
+enum Text<'a> {
+    Raw(&'a str),
+    Made(String),
+}
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Raw(text) => text,
+            Text::Made(text) => text,
+        }
+    }
+}
+
+/// An object key, borrowed from the event when it has no escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+type Fields<'a> = Vec<(Cow<'a, str>, Text<'a>)>;
+
+impl Edits {
+    /// The quick form of a program's term, if it has the shape.
+    pub(crate) fn new(term: &Term<&str>) -> Option<Edits> {
+        let mut stages = Vec::new();
+        flatten(term, &mut stages);
+        let mut edits = Edits {
+            select: Vec::new(),
+            steps: Vec::new(),
+        };
+        for stage in stages {
+            match stage {
+                Term::Call("select", arguments) if arguments.len() == 1 => {
+                    if !edits.steps.is_empty() {
+                        return None;
+                    }
+                    edits.select.push(Quick::new(&arguments[0])?);
+                }
+                _ => edits.steps.push(step(stage)?),
+            }
+        }
+        Some(edits)
+    }
+
+    /// What the program yields for `event` (nothing, when a `select` does
+    /// not hold), or `None` when jaq must answer.
+    pub(crate) fn apply(&self, event: &[u8]) -> Option<Option<Vec<u8>>> {
+        for select in &self.select {
+            if !select.matches(event).ok()? {
+                return Some(None);
+            }
+        }
+        let mut fields = read(event)?;
+        for step in &self.steps {
+            step.apply(&mut fields)?;
+        }
+        Some(Some(write(&fields)))
+    }
+}
+
+/// The stages of `a | b | c`, in order.
+fn flatten<'t, 's>(term: &'t Term<&'s str>, stages: &mut Vec<&'t Term<&'s str>>) {
+    match term {
+        Term::BinOp(left, BinaryOp::Pipe(None), right) => {
+            flatten(left, stages);
+            flatten(right, stages);
+        }
+        other => stages.push(other),
+    }
+}
+
+fn step(term: &Term<&str>) -> Option<Step> {
+    match term {
+        Term::BinOp(left, BinaryOp::Assign, right) => Some(Step::Set(key(left)?, source(right)?)),
+        Term::BinOp(left, BinaryOp::Update, right) => {
+            let function = match &**right {
+                Term::Call("ascii_downcase", arguments) if arguments.is_empty() => {
+                    Function::Downcase
+                }
+                Term::Call("ascii_upcase", arguments) if arguments.is_empty() => Function::Upcase,
+                _ => return None,
+            };
+            Some(Step::Update(key(left)?, function))
+        }
+        Term::Call("del", arguments) if arguments.len() == 1 => {
+            let mut paths = Vec::new();
+            comma_separated(&arguments[0], &mut paths);
+            Some(Step::Delete(
+                paths.into_iter().map(key).collect::<Option<_>>()?,
+            ))
+        }
+        Term::Obj(entries) => Some(Step::Build(
+            entries
+                .iter()
+                .map(|(name, value)| {
+                    let name = constant_text(name).or_else(|| match name {
+                        Term::Call(name, arguments) if arguments.is_empty() => {
+                            Some(name.to_string())
+                        }
+                        _ => None,
+                    })?;
+                    let source = match value {
+                        Some(value) => source(value)?,
+                        None => Source::Field(name.clone()),
+                    };
+                    Some((name, source))
+                })
+                .collect::<Option<_>>()?,
+        )),
+        _ => None,
+    }
+}
+
+fn comma_separated<'t, 's>(term: &'t Term<&'s str>, terms: &mut Vec<&'t Term<&'s str>>) {
+    match term {
+        Term::BinOp(left, BinaryOp::Comma, right) => {
+            comma_separated(left, terms);
+            comma_separated(right, terms);
+        }
+        other => terms.push(other),
+    }
+}
+
+/// The key of `.k`: one step from the input.
+fn key(term: &Term<&str>) -> Option<String> {
+    match path(term)?.as_slice() {
+        [key] => Some(key.clone()),
+        _ => None,
+    }
+}
+
+fn source(term: &Term<&str>) -> Option<Source> {
+    if let Some(key) = key(term) {
+        return Some(Source::Field(key));
+    }
+    constant_json(term).map(Source::Constant)
+}
+
+impl Step {
+    fn apply<'a>(&self, fields: &mut Fields<'a>) -> Option<()> {
+        match self {
+            Step::Set(key, source) => {
+                let value = source.value(fields);
+                set(fields, key, value);
+            }
+            Step::Delete(keys) => fields.retain(|(name, _)| !keys.iter().any(|key| key == name)),
+            Step::Update(key, function) => {
+                let index = fields.iter().position(|(name, _)| name == key)?;
+                let text: String = serde_json::from_str(fields[index].1.as_str()).ok()?;
+                let changed = match function {
+                    Function::Downcase => text.to_ascii_lowercase(),
+                    Function::Upcase => text.to_ascii_uppercase(),
+                };
+                fields[index].1 = Text::Made(serde_json::to_string(&changed).ok()?);
+            }
+            Step::Build(entries) => {
+                let mut built: Fields<'a> = Vec::with_capacity(entries.len());
+                for (key, source) in entries {
+                    let value = source.value(fields);
+                    set(&mut built, key, value);
+                }
+                *fields = built;
+            }
+        }
+        Some(())
+    }
+}
+
+impl Source {
+    fn value<'a>(&self, fields: &Fields<'a>) -> Text<'a> {
+        match self {
+            Source::Field(key) => fields
+                .iter()
+                .find(|(name, _)| name == key)
+                .map_or(Text::Raw("null"), |(_, value)| value.clone()),
+            Source::Constant(json) => Text::Made(json.clone()),
+        }
+    }
+}
+
+/// Sets `key` where it is, else last, as jq does.
+fn set<'a>(fields: &mut Fields<'a>, key: &str, value: Text<'a>) {
+    match fields.iter_mut().find(|(name, _)| name == key) {
+        Some((_, old)) => *old = value,
+        None => fields.push((Cow::Owned(key.to_string()), value)),
+    }
+}
+
+/// The object's fields in order, a repeated key keeping its first place
+/// and its last value (as jq reads it); `None` for anything else, or an
+/// object of more than [`MOST_FIELDS`].
+fn read(event: &[u8]) -> Option<Fields<'_>> {
+    let text = std::str::from_utf8(event).ok()?;
+    let entries: Vec<(Key<'_>, &RawValue)> =
+        serde_json::from_str::<ObjectEntries<'_>>(text).ok()?.0;
+    if entries.len() > MOST_FIELDS {
+        return None;
+    }
+    let mut fields: Fields<'_> = Vec::with_capacity(entries.len() + 2);
+    for (Key(key), value) in entries {
+        let value = Text::Raw(value.get());
+        match fields.iter_mut().find(|(name, _)| *name == key) {
+            Some((_, old)) => *old = value,
+            None => fields.push((key, value)),
+        }
+    }
+    Some(fields)
+}
+
+/// A JSON object's entries in order, duplicates included.
+struct ObjectEntries<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for ObjectEntries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ObjectEntries<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(ObjectEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The object as compact JSON.
+fn write(fields: &Fields<'_>) -> Vec<u8> {
+    let size: usize = fields
+        .iter()
+        .map(|(key, value)| key.len() + value.as_str().len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(size + 2);
+    out.push(b'{');
+    for (index, (key, value)) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        push_key(&mut out, key);
+        out.push(b':');
+        push_compact(&mut out, value.as_str());
+    }
+    out.push(b'}');
+    out
+}
+
+/// Appends a key as a JSON string.
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    if key
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, key);
+    }
+}
+
+/// Appends a JSON text without the whitespace between its tokens.
+fn push_compact(out: &mut Vec<u8>, json: &str) {
+    if !json
+        .bytes()
+        .any(|byte| matches!(byte, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        out.extend_from_slice(json.as_bytes());
+        return;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in json.bytes() {
+        if in_string {
+            out.push(byte);
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+            out.push(byte);
+        } else if !byte.is_ascii_whitespace() {
+            out.push(byte);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wishbone_runtime::random::Random;
+
+    use crate::program::Program;
+
+    /// Programs of the quick shape.
+    const QUICK: [&str; 12] = [
+        ".x = .a | del(.a)",
+        r#".a = "const" | .b = 1 | .c = null | .d = true | .e = -2.5"#,
+        "del(.a, .b)",
+        r#"select(.level == "error") | .msg = .message | del(.message)"#,
+        ".level |= ascii_downcase",
+        ".level |= ascii_upcase | .n = 3",
+        r#"{msg: .a, host: "h", level}"#,
+        r#"{"a b": .b, c: 1}"#,
+        "select(.a > 1) | del(.b)",
+        ".a = .a",
+        r#".["d e"] = .level | del(.level)"#,
+        "select(.a) | select(.b == null)",
+    ];
+
+    fn value(random: &mut Random) -> String {
+        match random.below(10) {
+            0 => "null".into(),
+            1 => "true".into(),
+            2 => (random.below(2000) as i64 - 1000).to_string(),
+            3 => "1.50".into(),
+            4 => r#""Error \"quoted\" \u00e9 é""#.into(),
+            5 => r#"{"n": [1, 2 ,{"m" : "x y"}]}"#.into(),
+            6 => "[ ]".into(),
+            7 => r#""INFO""#.into(),
+            8 => r#""error""#.into(),
+            _ => format!("\"text {}\"", random.below(100)),
+        }
+    }
+
+    fn event(random: &mut Random) -> String {
+        const KEYS: [&str; 8] = ["a", "b", "level", "message", "d e", "c", "k\\u0041", "a"];
+        match random.below(20) {
+            0 => return "[1,2]".into(),
+            1 => return "\"text\"".into(),
+            2 => return "{not json".into(),
+            _ => {}
+        }
+        let fields = random.below(6) as usize;
+        let entries: Vec<String> = (0..fields)
+            .map(|_| {
+                let key = KEYS[random.below(KEYS.len() as u64) as usize];
+                format!("\"{key}\": {}", value(random))
+            })
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    fn parsed(values: &[Vec<u8>]) -> Vec<serde_json::Value> {
+        values
+            .iter()
+            .map(|value| serde_json::from_slice(value).expect("valid JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn quick_programs_answer_as_jaq_does() {
+        let mut random = Random(7);
+        for text in QUICK {
+            let program = Program::compile(text).unwrap();
+            assert!(program.is_quick(), "{text} is not quick");
+            let term = jaq_core::load::parse(text, |parser| parser.term()).unwrap();
+            let edits = super::Edits::new(&term).unwrap();
+            let mut answered = 0;
+            for _ in 0..2_000 {
+                let event = event(&mut random);
+                answered += usize::from(edits.apply(event.as_bytes()).is_some());
+                let (mut quick, mut jaq) = (Vec::new(), Vec::new());
+                let answers = (
+                    program.run(event.as_bytes(), &mut quick),
+                    program.run_in_jaq(event.as_bytes(), &mut jaq),
+                );
+                match answers {
+                    (Ok(()), Ok(())) => assert_eq!(
+                        parsed(&quick),
+                        parsed(&jaq),
+                        "{text} on {event}: {:?}",
+                        String::from_utf8_lossy(&quick.concat())
+                    ),
+                    (Err(_), Err(_)) => {}
+                    other => panic!("{text} on {event}: {other:?}"),
+                }
+            }
+            assert!(answered > 150, "{text}: {answered} of 2,000 answered quick");
+        }
+    }
+
+    #[test]
+    fn values_keep_their_text_and_lose_their_spaces() {
+        let program = Program::compile(".b = .a").unwrap();
+        let mut out = Vec::new();
+        program
+            .run(br#"{"a": {"x": [1, 2]}, "n": 1.50}"#, &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            [br#"{"a":{"x":[1,2]},"n":1.50,"b":{"x":[1,2]}}"#.to_vec()]
+        );
+    }
+
+    #[test]
+    fn other_shapes_go_to_jaq() {
+        for text in [
+            ".a.b = 1",
+            "map(.)",
+            ".a |= . + 1",
+            "select(.a) | .b = 1 | select(.c)",
+            "del(.a[0])",
+        ] {
+            assert!(!Program::compile(text).unwrap().is_quick(), "{text}");
+        }
+    }
+}
