@@ -9,13 +9,18 @@
 //! - [`relp`]: RELP frames, parsed and encoded;
 //! - [`syslog`]: syslog messages as JSON objects and back;
 //! - [`ndjson`]: HTTP bodies of one JSON document a line;
+//! - [`object`]: a JSON object's top-level fields, edited as text;
+//! - [`logfmt`] and [`csv`]: text parsed into such objects;
 //! - [`websocket`]: what a client's frames cost on the wire.
 //!
 //! Nothing here does I/O.
 
+pub mod csv;
 pub mod framing;
 pub mod lines;
+pub mod logfmt;
 pub mod ndjson;
+pub mod object;
 pub mod octet_counted;
 pub mod relp;
 mod scan;

@@ -17,11 +17,8 @@
 //! that are not edited keep the text they came with (a number written
 //! `1.50` stays so; jaq would write `1.5`).
 
-use std::borrow::Cow;
-
 use jaq_core::load::parse::{BinaryOp, Term};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use wishbone_codecs::object::{Object, Text};
 
 use crate::quick::{Quick, constant_json, path, text as constant_text};
 
@@ -57,28 +54,6 @@ enum Function {
     Upcase,
 }
 
-/// One field's value: its text in the event, or a text made here.
-#[derive(Clone, Debug)]
-enum Text<'a> {
-    Raw(&'a str),
-    Made(String),
-}
-
-impl Text<'_> {
-    fn as_str(&self) -> &str {
-        match self {
-            Text::Raw(text) => text,
-            Text::Made(text) => text,
-        }
-    }
-}
-
-/// An object key, borrowed from the event when it has no escapes.
-#[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
-type Fields<'a> = Vec<(Cow<'a, str>, Text<'a>)>;
-
 impl Edits {
     /// The quick form of a program's term, if it has the shape.
     pub(crate) fn new(term: &Term<&str>) -> Option<Edits> {
@@ -110,11 +85,11 @@ impl Edits {
                 return Some(None);
             }
         }
-        let mut fields = read(event)?;
+        let mut object = read(event)?;
         for step in &self.steps {
-            step.apply(&mut fields)?;
+            step.apply(&mut object)?;
         }
-        Some(Some(write(&fields)))
+        Some(Some(object.to_bytes()))
     }
 }
 
@@ -197,29 +172,27 @@ fn source(term: &Term<&str>) -> Option<Source> {
 }
 
 impl Step {
-    fn apply<'a>(&self, fields: &mut Fields<'a>) -> Option<()> {
+    fn apply<'a>(&self, object: &mut Object<'a>) -> Option<()> {
         match self {
             Step::Set(key, source) => {
-                let value = source.value(fields);
-                set(fields, key, value);
+                let value = source.value(object);
+                object.set(key.clone(), value);
             }
-            Step::Delete(keys) => fields.retain(|(name, _)| !keys.iter().any(|key| key == name)),
+            Step::Delete(keys) => object.remove(keys),
             Step::Update(key, function) => {
-                let index = fields.iter().position(|(name, _)| name == key)?;
-                let text: String = serde_json::from_str(fields[index].1.as_str()).ok()?;
-                let changed = match function {
+                let value = object.get_mut(key)?;
+                let text = value.to_text()?;
+                *value = Text::string(&match function {
                     Function::Downcase => text.to_ascii_lowercase(),
                     Function::Upcase => text.to_ascii_uppercase(),
-                };
-                fields[index].1 = Text::Made(serde_json::to_string(&changed).ok()?);
+                });
             }
             Step::Build(entries) => {
-                let mut built: Fields<'a> = Vec::with_capacity(entries.len());
+                let mut built = Object::new();
                 for (key, source) in entries {
-                    let value = source.value(fields);
-                    set(&mut built, key, value);
+                    built.set(key.clone(), source.value(object));
                 }
-                *fields = built;
+                *object = built;
             }
         }
         Some(())
@@ -227,134 +200,19 @@ impl Step {
 }
 
 impl Source {
-    fn value<'a>(&self, fields: &Fields<'a>) -> Text<'a> {
+    fn value<'a>(&self, object: &Object<'a>) -> Text<'a> {
         match self {
-            Source::Field(key) => fields
-                .iter()
-                .find(|(name, _)| name == key)
-                .map_or(Text::Raw("null"), |(_, value)| value.clone()),
+            Source::Field(key) => object.get(key).cloned().unwrap_or(Text::Raw("null")),
             Source::Constant(json) => Text::Made(json.clone()),
         }
     }
 }
 
-/// Sets `key` where it is, else last, as jq does.
-fn set<'a>(fields: &mut Fields<'a>, key: &str, value: Text<'a>) {
-    match fields.iter_mut().find(|(name, _)| name == key) {
-        Some((_, old)) => *old = value,
-        None => fields.push((Cow::Owned(key.to_string()), value)),
-    }
-}
-
-/// The object's fields in order, a repeated key keeping its first place
-/// and its last value (as jq reads it); `None` for anything else, or an
-/// object of more than [`MOST_FIELDS`].
-fn read(event: &[u8]) -> Option<Fields<'_>> {
-    let text = std::str::from_utf8(event).ok()?;
-    let entries: Vec<(Key<'_>, &RawValue)> =
-        serde_json::from_str::<ObjectEntries<'_>>(text).ok()?.0;
-    if entries.len() > MOST_FIELDS {
-        return None;
-    }
-    let mut fields: Fields<'_> = Vec::with_capacity(entries.len() + 2);
-    for (Key(key), value) in entries {
-        let value = Text::Raw(value.get());
-        match fields.iter_mut().find(|(name, _)| *name == key) {
-            Some((_, old)) => *old = value,
-            None => fields.push((key, value)),
-        }
-    }
-    Some(fields)
-}
-
-/// A JSON object's entries in order, duplicates included.
-struct ObjectEntries<'a>(Vec<(Key<'a>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for ObjectEntries<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = ObjectEntries<'de>;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-                formatter.write_str("an object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<Self::Value, M::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(ObjectEntries(entries))
-            }
-        }
-        deserializer.deserialize_map(Visitor)
-    }
-}
-
-/// The object as compact JSON.
-fn write(fields: &Fields<'_>) -> Vec<u8> {
-    let size: usize = fields
-        .iter()
-        .map(|(key, value)| key.len() + value.as_str().len() + 4)
-        .sum();
-    let mut out = Vec::with_capacity(size + 2);
-    out.push(b'{');
-    for (index, (key, value)) in fields.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        push_key(&mut out, key);
-        out.push(b':');
-        push_compact(&mut out, value.as_str());
-    }
-    out.push(b'}');
-    out
-}
-
-/// Appends a key as a JSON string.
-fn push_key(out: &mut Vec<u8>, key: &str) {
-    if key
-        .bytes()
-        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
-    {
-        out.push(b'"');
-        out.extend_from_slice(key.as_bytes());
-        out.push(b'"');
-    } else {
-        // Writing a string to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, key);
-    }
-}
-
-/// Appends a JSON text without the whitespace between its tokens.
-fn push_compact(out: &mut Vec<u8>, json: &str) {
-    if !json
-        .bytes()
-        .any(|byte| matches!(byte, b' ' | b'\n' | b'\r' | b'\t'))
-    {
-        out.extend_from_slice(json.as_bytes());
-        return;
-    }
-    let mut in_string = false;
-    let mut escaped = false;
-    for byte in json.bytes() {
-        if in_string {
-            out.push(byte);
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-        } else if byte == b'"' {
-            in_string = true;
-            out.push(byte);
-        } else if !byte.is_ascii_whitespace() {
-            out.push(byte);
-        }
-    }
+/// The event as an object of at most [`MOST_FIELDS`]; `None` for
+/// anything else.
+fn read(event: &[u8]) -> Option<Object<'_>> {
+    let object = Object::parse(std::str::from_utf8(event).ok()?).ok()?;
+    (object.len() <= MOST_FIELDS).then_some(object)
 }
 
 #[cfg(test)]

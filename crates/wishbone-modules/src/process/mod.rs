@@ -4,3 +4,5 @@ pub(crate) mod convert;
 pub mod decode;
 pub mod encode;
 pub mod modify;
+mod parsers;
+mod timestamp;

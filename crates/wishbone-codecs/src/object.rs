@@ -1,0 +1,259 @@
+//! A JSON object's top-level fields, in order, each value kept as its JSON
+//! text: read once, edited, written once, without building a value for the
+//! whole document. A repeated key keeps its first place and its last value
+//! (as jq reads it); a field set that is not there goes last.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One field's value as JSON text: as it was in the event, or made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Text<'a> {
+    /// Borrowed from the event.
+    Raw(&'a str),
+    /// Made here (a string written as JSON, a constant).
+    Made(String),
+}
+
+impl Text<'_> {
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Raw(text) => text,
+            Text::Made(text) => text,
+        }
+    }
+
+    /// A string value as JSON text.
+    pub fn string(value: &str) -> Text<'static> {
+        // Writing a string cannot fail.
+        Text::Made(serde_json::to_string(value).unwrap_or_default())
+    }
+
+    /// The value as a string, if it is one.
+    pub fn to_text(&self) -> Option<String> {
+        let text = self.as_str();
+        text.starts_with('"')
+            .then(|| serde_json::from_str(text).ok())
+            .flatten()
+    }
+}
+
+/// The fields of one object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Object<'a> {
+    fields: Vec<(Cow<'a, str>, Text<'a>)>,
+}
+
+/// An object key, borrowed from the event when it has no escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A JSON object's entries in order, repeated keys included.
+struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Entries<'de>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+impl<'a> Object<'a> {
+    /// No fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The fields of a JSON object; an error for anything else.
+    pub fn parse(text: &'a str) -> Result<Self, String> {
+        let entries = serde_json::from_str::<Entries<'a>>(text)
+            .map_err(|error| format!("the event is not a JSON object: {error}"))?;
+        let mut object = Object {
+            fields: Vec::with_capacity(entries.0.len() + 2),
+        };
+        for (Key(key), value) in entries.0 {
+            object.set(key, Text::Raw(value.get()));
+        }
+        Ok(object)
+    }
+
+    /// The same fields, owning their text.
+    pub fn into_owned(self) -> Object<'static> {
+        Object {
+            fields: self
+                .fields
+                .into_iter()
+                .map(|(key, value)| {
+                    let value = match value {
+                        Text::Raw(text) => Text::Made(text.to_string()),
+                        Text::Made(text) => Text::Made(text),
+                    };
+                    (Cow::Owned(key.into_owned()), value)
+                })
+                .collect(),
+        }
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Text<'a>> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value)
+    }
+
+    /// The value of `key`, to change in place.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Text<'a>> {
+        self.fields
+            .iter_mut()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value)
+    }
+
+    /// Sets `key` where it is, else last.
+    pub fn set(&mut self, key: impl Into<Cow<'a, str>>, value: Text<'a>) {
+        let key = key.into();
+        match self.get_mut(&key) {
+            Some(old) => *old = value,
+            None => self.fields.push((key, value)),
+        }
+    }
+
+    /// Removes the fields named in `keys`.
+    pub fn remove(&mut self, keys: &[String]) {
+        self.fields
+            .retain(|(name, _)| !keys.iter().any(|key| key == name));
+    }
+
+    /// Every field of `other`, set here in its order.
+    pub fn merge(&mut self, other: Object<'a>) {
+        for (key, value) in other.fields {
+            self.set(key, value);
+        }
+    }
+
+    /// The object as compact JSON: values written as they came, without
+    /// the whitespace between their tokens.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let size: usize = self
+            .fields
+            .iter()
+            .map(|(key, value)| key.len() + value.as_str().len() + 4)
+            .sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'{');
+        for (index, (key, value)) in self.fields.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            push_key(&mut out, key);
+            out.push(b':');
+            push_compact(&mut out, value.as_str());
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// Appends a key as a JSON string.
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    if key
+        .bytes()
+        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, key);
+    }
+}
+
+/// Appends a JSON text without the whitespace between its tokens.
+fn push_compact(out: &mut Vec<u8>, json: &str) {
+    if !json
+        .bytes()
+        .any(|byte| matches!(byte, b' ' | b'\n' | b'\r' | b'\t'))
+    {
+        out.extend_from_slice(json.as_bytes());
+        return;
+    }
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in json.bytes() {
+        if in_string {
+            out.push(byte);
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if byte == b'"' {
+            in_string = true;
+            out.push(byte);
+        } else if !byte.is_ascii_whitespace() {
+            out.push(byte);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_their_order_and_text() {
+        let mut object = Object::parse(r#"{"b": 1.50, "a": {"x": [1, 2]}, "b": "again"}"#).unwrap();
+        assert_eq!(object.len(), 2);
+        assert_eq!(object.get("b").unwrap().to_text().as_deref(), Some("again"));
+        object.set("c", Text::string("new \"one\""));
+        object.remove(&["a".to_string()]);
+        assert_eq!(
+            String::from_utf8(object.to_bytes()).unwrap(),
+            r#"{"b":"again","c":"new \"one\""}"#
+        );
+        let spaced = Object::parse(r#"{"s": "a b", "n": [1, 2]}"#).unwrap();
+        assert_eq!(spaced.to_bytes(), br#"{"s":"a b","n":[1,2]}"#);
+    }
+
+    #[test]
+    fn only_objects_are_read() {
+        for text in ["[1]", "\"x\"", "{", "{\"a\":1} x"] {
+            assert!(Object::parse(text).is_err(), "{text}");
+        }
+        let mut odd = Object::new();
+        odd.set("a\"b\n", Text::Raw("1"));
+        assert_eq!(odd.to_bytes(), br#"{"a\"b\n":1}"#);
+    }
+}
