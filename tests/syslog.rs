@@ -303,3 +303,60 @@ fn an_empty_event_is_rejected_by_octet_counting_and_the_stream_goes_on() {
     assert_eq!(wishbone.queue_total("output.inbox", "in_total"), 5);
     assert!(wishbone.output.text().contains("no octet-counted frame"));
 }
+
+/// `logger` sends RFC 5424 messages whose text is logfmt: decoded, the
+/// text read as logfmt, reshaped by a jq program and filtered; every field
+/// of every message that passes is checked.
+#[test]
+fn logger_logfmt_messages_are_parsed_reshaped_and_filtered_field_by_field() {
+    require_installed(
+        "command -v logger",
+        "logger is missing: `apt-get install bsdutils`",
+    );
+    let dir = scratch_dir("syslog-logfmt");
+    let sink = Sink::start(&dir, "slow");
+    let middle = [
+        (
+            "pairs",
+            "{module: wishbone.process.decode, arguments: {format: logfmt, field: message}}",
+        ),
+        (
+            "reshape",
+            "{module: wishbone.process.jq, arguments: {program: '{time: .timestamp, host: .hostname, app: .appname, user, path, took: (.duration | tonumber)}'}}",
+        ),
+        (
+            "slow",
+            "{module: wishbone.flow.filter, arguments: {condition: '.took >= 500'}}",
+        ),
+    ];
+    let mut wishbone = Wishbone::start(
+        &dir,
+        &decoding_bootstrap("octet_counted", &middle, sink.port),
+        &[],
+    );
+    let lines: Vec<String> = (0..1_000)
+        .map(|n| {
+            format!(
+                "user=u{n} path=\"/orders/{n} list\" duration={} note=\"a \\\"quoted\\\" word\"",
+                n % 1_000
+            )
+        })
+        .collect();
+    logger(&dir, wishbone.input_port("input"), "shop", "local0.info", &lines);
+    sink.wait_for_lines(500, MINUTE);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(wishbone.stop().success());
+    let received = events(&sink);
+    assert_eq!(received.len(), 500);
+    let host = host_name();
+    for (event, n) in received.iter().zip(500..) {
+        let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 6, "{event}");
+        assert!(event["time"].as_str().unwrap().starts_with("20"), "{event}");
+        assert!(event["host"].as_str().unwrap().starts_with(&host), "{event}");
+        assert_eq!(event["app"], "shop", "{event}");
+        assert_eq!(event["user"], format!("u{n}"), "{event}");
+        assert_eq!(event["path"], format!("/orders/{n} list"), "{event}");
+        assert_eq!(event["took"], n, "{event}");
+    }
+}
