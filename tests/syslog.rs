@@ -342,7 +342,13 @@ fn logger_logfmt_messages_are_parsed_reshaped_and_filtered_field_by_field() {
             )
         })
         .collect();
-    logger(&dir, wishbone.input_port("input"), "shop", "local0.info", &lines);
+    logger(
+        &dir,
+        wishbone.input_port("input"),
+        "shop",
+        "local0.info",
+        &lines,
+    );
     sink.wait_for_lines(500, MINUTE);
     std::thread::sleep(Duration::from_millis(300));
     assert!(wishbone.stop().success());
@@ -353,7 +359,10 @@ fn logger_logfmt_messages_are_parsed_reshaped_and_filtered_field_by_field() {
         let keys: Vec<&String> = event.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 6, "{event}");
         assert!(event["time"].as_str().unwrap().starts_with("20"), "{event}");
-        assert!(event["host"].as_str().unwrap().starts_with(&host), "{event}");
+        assert!(
+            event["host"].as_str().unwrap().starts_with(&host),
+            "{event}"
+        );
         assert_eq!(event["app"], "shop", "{event}");
         assert_eq!(event["user"], format!("u{n}"), "{event}");
         assert_eq!(event["path"], format!("/orders/{n} list"), "{event}");

@@ -11,6 +11,7 @@
 //! - [`ndjson`]: HTTP bodies of one JSON document a line;
 //! - [`object`]: a JSON object's top-level fields, edited as text;
 //! - [`logfmt`] and [`csv`]: text parsed into such objects;
+//! - [`multiline`]: lines joined into one event (stack traces);
 //! - [`websocket`]: what a client's frames cost on the wire.
 //!
 //! Nothing here does I/O.
@@ -19,6 +20,7 @@ pub mod csv;
 pub mod framing;
 pub mod lines;
 pub mod logfmt;
+pub mod multiline;
 pub mod ndjson;
 pub mod object;
 pub mod octet_counted;

@@ -35,8 +35,10 @@ pub struct Files {
     resends: Resends,
     next_id: u64,
     /// Long lines of files already closed: (truncated, dropped).
-    closed_overlong: (u64, u64),
-    reported_overlong: (u64, u64),
+    /// Lines cut and dropped for their length, and groups cut for
+    /// theirs, of the files closed.
+    closed_overlong: (u64, u64, u64),
+    reported_overlong: (u64, u64, u64),
 }
 
 /// What one scan found: problems, and the files it opened and closed,
@@ -87,8 +89,8 @@ impl Files {
             in_flight_bytes: 0,
             resends,
             next_id: 0,
-            closed_overlong: (0, 0),
-            reported_overlong: (0, 0),
+            closed_overlong: (0, 0, 0),
+            reported_overlong: (0, 0, 0),
         }
     }
 
@@ -151,6 +153,7 @@ impl Files {
                 let (truncated, dropped) = tailed.overlong();
                 self.closed_overlong.0 += truncated;
                 self.closed_overlong.1 += dropped;
+                self.closed_overlong.2 += tailed.groups_cut();
                 scanned.closed.push((tailed.path.clone(), tailed.offset()));
             }
         }
@@ -181,7 +184,7 @@ impl Files {
                 offset = entry.offset;
             }
         }
-        Tailed::new(key, path.to_path_buf(), file, offset, self.cutting).map(Some)
+        Tailed::new(key, path.to_path_buf(), file, offset, self.cutting.clone()).map(Some)
     }
 
     /// Reads from every open file in turn, each up to `size` bytes, while
@@ -200,10 +203,14 @@ impl Files {
                 round.parcels.push(sending.send(tailed, chunk));
             }
         }
+        let now = Instant::now();
         for tailed in self.open.values_mut() {
             if *sending.in_flight_bytes >= budget {
                 round.more = true;
                 break;
+            }
+            if let Some(chunk) = tailed.expired_group(now) {
+                round.parcels.push(sending.send(tailed, chunk));
             }
             match tailed.read(size) {
                 Ok(chunk) => {
@@ -329,18 +336,20 @@ impl Files {
     }
 
     /// Lines cut and dropped for their length since the last call.
-    pub fn take_overlong(&mut self) -> (u64, u64) {
-        let (mut truncated, mut dropped) = self.closed_overlong;
+    pub fn take_overlong(&mut self) -> (u64, u64, u64) {
+        let (mut truncated, mut dropped, mut cut) = self.closed_overlong;
         for tailed in self.open.values() {
             let (t, d) = tailed.overlong();
             truncated += t;
             dropped += d;
+            cut += tailed.groups_cut();
         }
         let delta = (
             truncated - self.reported_overlong.0,
             dropped - self.reported_overlong.1,
+            cut - self.reported_overlong.2,
         );
-        self.reported_overlong = (truncated, dropped);
+        self.reported_overlong = (truncated, dropped, cut);
         delta
     }
 }
@@ -426,6 +435,7 @@ mod tests {
         max_line_length: 1000,
         overlong: Overlong::Truncate,
         with_origin: false,
+        multiline: None,
     };
 
     const PAUSE: Duration = Duration::from_millis(100);

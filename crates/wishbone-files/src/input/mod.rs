@@ -34,6 +34,7 @@ pub use identity::{FileKey, Fingerprint};
 use tail::LineRules;
 use watch::Wakes;
 use wishbone_codecs::lines::Overlong;
+use wishbone_codecs::multiline;
 
 /// What `wishbone show --docs` prints.
 pub const DOCS: &str = r#"wishbone.input.file: tails files, one event per line, checkpointing what was delivered.
@@ -65,6 +66,26 @@ Arguments (default)
                     again (0.1); the pause doubles each time the same lines
                     fail
   resend_max        longest such pause in seconds (1)
+  multiline         (none) join lines into one event: java | python | go,
+                    or {start_pattern, condition_pattern, mode,
+                    timeout_ms, max_bytes}; see Multi-line below
+
+Multi-line: a line matching start_pattern opens a group; each line after
+it is tested against condition_pattern, and mode says what a match means:
+continue_through (lines that match join; the first that does not ends the
+group and is looked at anew), continue_past (lines that match join, and
+the first that does not joins and ends it), halt_before (lines that do not
+match join; the first that does is looked at anew), halt_with (lines that
+do not match join; the first that does joins and ends it). A line that
+opens no group is an event alone. The lines of a group are joined with
+\n. A group open for timeout_ms (1000) is sent as it is; one longer than
+max_bytes (1048576) keeps its first max_bytes, counted in multiline_cut.
+java: a line not starting with a space, then the exception, `at` frames,
+`... N more`, `Caused by:` and `Suppressed:`; python: `Traceback (most
+recent call last):` to the exception's line; go: `panic:` or `fatal
+error:` to `exit status`. The checkpoint never passes the first line of
+a group not yet delivered: after a SIGKILL in the middle of a stack trace,
+the whole trace comes again.
 
 Identity: a file is its device and inode plus a fingerprint of its first
 1024 bytes: a renamed file is the same file, a reused inode with other
@@ -92,6 +113,7 @@ Metrics (module.<name>.<metric>)
   events         lines put on outbox
   truncated      lines cut to max_line_length
   dropped        lines dropped for being longer (overlong_lines: drop)
+  multiline_cut  multi-line groups cut at max_bytes
   resent         lines sent again after failing downstream
   files_open     files open (a gauge)
   bytes_behind   bytes written to the open files and not yet read (a gauge)
@@ -146,6 +168,9 @@ pub struct Config {
     /// Longest such pause, seconds.
     #[serde(default = "resend::default_resend_max")]
     pub resend_max: f64,
+    /// How lines are joined into multi-line events.
+    #[serde(default)]
+    pub multiline: Option<multiline::Config>,
 }
 
 impl Config {
@@ -208,12 +233,19 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .map_err(ArgumentError::new)?;
     checkpoint::usable_directory(&config.checkpoints)
         .map_err(|error| ArgumentError::field("checkpoints", error))?;
-    Ok(Box::new(FileInput { config }))
+    let multiline = config
+        .multiline
+        .as_ref()
+        .map(multiline::Config::rules)
+        .transpose()
+        .map_err(|error| ArgumentError::field("multiline", error))?;
+    Ok(Box::new(FileInput { config, multiline }))
 }
 
 /// The module.
 pub struct FileInput {
     config: Config,
+    multiline: Option<multiline::Rules>,
 }
 
 impl Module for FileInput {
@@ -238,6 +270,8 @@ struct Metrics {
     events: Counted,
     truncated: Counted,
     dropped: Counted,
+    /// Multi-line groups cut at `max_bytes`.
+    multiline_cut: Counted,
     resent: Counted,
     files_open: metrics::Gauge,
     bytes_behind: metrics::Gauge,
@@ -245,9 +279,15 @@ struct Metrics {
 
 impl Metrics {
     /// Lines cut to `max_line_length` and lines dropped, since last asked.
-    fn overlong(&self, (truncated, dropped): (u64, u64)) {
+    fn overlong(&self, (truncated, dropped, cut): (u64, u64, u64)) {
         self.truncated.add(truncated);
         self.dropped.add(dropped);
+        if cut > 0 && self.multiline_cut.total() == 0 {
+            tracing::warn!(
+                "a multi-line group was longer than max_bytes: cut, and counted in multiline_cut"
+            );
+        }
+        self.multiline_cut.add(cut);
     }
 
     fn log_totals(&self, module: &str, undelivered_batches: usize) {
@@ -257,6 +297,7 @@ impl Metrics {
             resent = self.resent.total(),
             truncated = self.truncated.total(),
             dropped = self.dropped.total(),
+            multiline_cut = self.multiline_cut.total(),
             undelivered_batches,
             "input totals"
         );
@@ -267,6 +308,7 @@ impl Metrics {
             events: Counted::new(module, "events"),
             truncated: Counted::new(module, "truncated"),
             dropped: Counted::new(module, "dropped"),
+            multiline_cut: Counted::new(module, "multiline_cut"),
             resent: Counted::new(module, "resent"),
             files_open: metrics::gauge!(module_metric(module, "files_open")),
             bytes_behind: metrics::gauge!(module_metric(module, "bytes_behind")),
@@ -362,6 +404,7 @@ impl FileInput {
             max_line_length: self.config.max_line_length,
             overlong: self.config.overlong_lines,
             with_origin: self.config.with_origin,
+            multiline: self.multiline.clone(),
         };
         let (initial, most) = self.config.resend_pauses();
         Files::new(

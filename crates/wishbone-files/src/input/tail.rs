@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -12,14 +13,17 @@ use wishbone_runtime::{Batch, Event, Parcel};
 use super::checkpoint::{Committed, Entry};
 use super::identity::{FINGERPRINT_BYTES, FileKey, Fingerprint};
 use wishbone_codecs::lines::{LineFramer, Overlong};
+use wishbone_codecs::multiline::{Grouped, Grouper, Rules};
 
 /// How lines are cut, for every file of one input.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LineRules {
     pub max_line_length: usize,
     pub overlong: Overlong,
     /// Each line as a JSON object with the file's path and its offset.
     pub with_origin: bool,
+    /// How lines are joined into multi-line events, if they are.
+    pub multiline: Option<Rules>,
 }
 
 /// A line and where it came from (`with_origin`).
@@ -52,6 +56,10 @@ pub struct Tailed {
     buffer: BytesMut,
     framer: LineFramer,
     cutting: LineRules,
+    /// With `multiline`: the group being gathered.
+    grouper: Option<Grouper>,
+    /// Groups finished outside a read (a truncation), sent by the next.
+    finished_groups: Vec<Grouped>,
     pub committed: Committed,
     /// Scans in a row that found it gone and no longer growing.
     idle_scans: u32,
@@ -87,6 +95,8 @@ impl Tailed {
             read: offset,
             buffer: BytesMut::new(),
             framer: cutting.framer(),
+            grouper: cutting.multiline.clone().map(Grouper::new),
+            finished_groups: Vec::new(),
             cutting,
             committed: Committed::at(offset),
             idle_scans: 0,
@@ -118,12 +128,19 @@ impl Tailed {
                 self.fingerprint = Fingerprint::read(&self.file)?;
             }
         }
-        let parcel = match self.cutting.with_origin {
-            false => self.framer.split(&mut self.buffer),
-            true => {
+        let parcel = match (self.cutting.with_origin, self.grouper.is_some()) {
+            (false, false) => self.framer.split(&mut self.buffer),
+            (with_origin, grouped) => {
                 let front = self.read - self.buffer.len() as u64;
-                let (parcel, starts) = self.framer.split_with_starts(&mut self.buffer, front);
-                self.with_origin(parcel, &starts)
+                let (mut parcel, mut starts) =
+                    self.framer.split_with_starts(&mut self.buffer, front);
+                if grouped {
+                    (parcel, starts) = self.group(parcel, &starts, Instant::now());
+                }
+                match with_origin {
+                    true => self.with_origin(parcel, &starts),
+                    false => parcel,
+                }
             }
         };
         if self.buffer.is_empty() {
@@ -132,9 +149,80 @@ impl Tailed {
         }
         Ok(Chunk {
             parcel,
-            end: self.read - self.buffer.len() as u64,
+            end: self.sent_to(),
             more: read == asked,
         })
+    }
+
+    /// Where what was sent ends: before the partial line, and before the
+    /// first line of a group still open, so that a checkpoint never passes
+    /// the start of a multi-line event not yet sent.
+    fn sent_to(&self) -> u64 {
+        let read_to = self.read - self.buffer.len() as u64;
+        self.grouper
+            .as_ref()
+            .and_then(Grouper::open_start)
+            .map_or(read_to, |start| start.min(read_to))
+    }
+
+    /// The lines of `parcel` (which start at `starts`) joined into groups:
+    /// the groups finished, and where each starts.
+    fn group(&mut self, parcel: Parcel, starts: &[u64], now: Instant) -> (Parcel, Vec<u64>) {
+        let mut grouped = std::mem::take(&mut self.finished_groups);
+        if let Some(grouper) = &mut self.grouper {
+            grouper.flush_expired(now, &mut grouped);
+            for (event, &start) in parcel.into_events().iter().zip(starts) {
+                grouper.push(event.data(), start, now, &mut grouped);
+            }
+        }
+        let starts = grouped.iter().map(|group| group.start).collect();
+        let events = grouped
+            .into_iter()
+            .map(|group| Event::new(group.data))
+            .collect();
+        (Parcel::Events(events), starts)
+    }
+
+    /// With `multiline`: the group open for its timeout by `now`, if any,
+    /// sent as it is.
+    pub fn expired_group(&mut self, now: Instant) -> Option<Chunk> {
+        let deadline = self.grouper.as_ref()?.deadline()?;
+        if deadline > now && self.present {
+            return None;
+        }
+        let mut chunk = self.flush_group()?;
+        if self.cutting.with_origin {
+            // One group: its start is where sending had stopped.
+            let start = chunk.end;
+            chunk.end = self.sent_to();
+            chunk.parcel = self.with_origin(chunk.parcel, &[start]);
+        } else {
+            chunk.end = self.sent_to();
+        }
+        Some(chunk)
+    }
+
+    /// The open group, sent now; the chunk's `end` is where the group
+    /// started (the caller sets where sending is).
+    fn flush_group(&mut self) -> Option<Chunk> {
+        let grouper = self.grouper.as_mut()?;
+        let start = grouper.open_start()?;
+        let mut grouped = Vec::new();
+        grouper.flush(&mut grouped);
+        let events: Batch = grouped
+            .into_iter()
+            .map(|group| Event::new(group.data))
+            .collect();
+        Some(Chunk {
+            parcel: Parcel::Events(events),
+            end: start,
+            more: false,
+        })
+    }
+
+    /// Groups cut for `max_bytes` so far.
+    pub fn groups_cut(&self) -> u64 {
+        self.grouper.as_ref().map_or(0, Grouper::cut)
     }
 
     /// A scan found the file at `size` bytes: smaller than what was read
@@ -146,6 +234,9 @@ impl Tailed {
         }
         self.read = 0;
         self.buffer.clear();
+        if let Some(grouper) = &mut self.grouper {
+            grouper.flush(&mut self.finished_groups);
+        }
         self.framer = self.cutting.framer();
         self.committed.restart();
         self.fingerprint = Fingerprint::of(b"");
@@ -167,8 +258,24 @@ impl Tailed {
         }
         let front = self.read - self.buffer.len() as u64;
         let mut parcel = self.framer.finish(&mut self.buffer);
+        let mut starts = vec![front];
+        if self.grouper.is_some() {
+            // The file is done: its last group is finished too.
+            (parcel, starts) = self.group(parcel, &starts, Instant::now());
+            if let Some(Chunk {
+                parcel: last,
+                end: start,
+                ..
+            }) = self.flush_group()
+            {
+                let mut events = parcel.into_events();
+                events.extend(last.into_events());
+                parcel = Parcel::Events(events);
+                starts.push(start);
+            }
+        }
         if self.cutting.with_origin {
-            parcel = self.with_origin(parcel, &[front]);
+            parcel = self.with_origin(parcel, &starts);
         }
         Some(Chunk {
             parcel,
@@ -206,6 +313,11 @@ impl Tailed {
         !self.present
             && self.read >= size
             && self.buffer.is_empty()
+            && self
+                .grouper
+                .as_ref()
+                .is_none_or(|grouper| grouper.open_start().is_none())
+            && self.finished_groups.is_empty()
             && self.committed.in_flight() == 0
     }
 
@@ -250,6 +362,7 @@ mod tests {
         max_line_length: 100,
         overlong: Overlong::Truncate,
         with_origin: false,
+        multiline: None,
     };
 
     fn lines(chunk: &Chunk) -> Vec<String> {
@@ -316,5 +429,41 @@ mod tests {
             (vec!["partial".to_string()], 13)
         );
         assert!(tailed.finished(13));
+    }
+
+    #[test]
+    fn a_group_being_gathered_holds_the_checkpoint_at_its_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        let mut writer = File::create(&path).unwrap();
+        writer.write_all(b"plain\nboom\n\tat one\n").unwrap();
+        let file = File::open(&path).unwrap();
+        let key = FileKey::of(&file.metadata().unwrap());
+        let rules = wishbone_codecs::multiline::Rules::preset(
+            "java",
+            std::time::Duration::from_millis(200),
+            1 << 20,
+        );
+        let cutting = LineRules {
+            multiline: rules,
+            max_line_length: 1000,
+            ..CUTTING
+        };
+        let mut tailed = Tailed::new(key, path.clone(), file, 0, cutting).unwrap();
+        let chunk = tailed.read(4096).unwrap();
+        // "plain" is finished by "boom", whose group is open: the
+        // checkpoint may pass "plain", not "boom".
+        assert_eq!((lines(&chunk), chunk.end), (vec!["plain".to_string()], 6));
+        writer.write_all(b"\tat two\nnext\n").unwrap();
+        let chunk = tailed.read(4096).unwrap();
+        assert_eq!(
+            (lines(&chunk), chunk.end),
+            (vec!["boom\n\tat one\n\tat two".to_string()], 27)
+        );
+        assert!(tailed.expired_group(Instant::now()).is_none(), "not yet");
+        let later = Instant::now() + std::time::Duration::from_millis(300);
+        let chunk = tailed.expired_group(later).unwrap();
+        assert_eq!((lines(&chunk), chunk.end), (vec!["next".to_string()], 32));
+        assert!(tailed.expired_group(later).is_none());
     }
 }
