@@ -259,32 +259,8 @@ fn main() -> anyhow::Result<()> {
             options.central_rate,
         )?;
     }
-    let mut runs: Vec<throughput::Figures> = Vec::new();
-    let reps = if options.throughput { options.reps } else { 0 };
-    for rep in 0..reps {
-        eprintln!("repetition {} of {}", rep + 1, options.reps);
-        for build in builds(&options, rep) {
-            let routing_inputs = routing::Inputs {
-                wishbone: build,
-                ..routing_inputs
-            };
-            let repetition = repetition::Repetition {
-                options: &options,
-                scratch,
-                wishbone: build,
-                expected,
-                buffered_expected,
-                relp_expected,
-                routing_inputs: &routing_inputs,
-            };
-            let figures = repetition.run()?;
-            if build == wishbone {
-                runs.extend(figures);
-            } else {
-                runs.extend(figures.into_iter().filter_map(against));
-            }
-        }
-    }
+    let fingerprints = (expected, buffered_expected, relp_expected);
+    let runs = repetitions(&options, scratch, fingerprints, &routing_inputs)?;
     let latencies = latencies(&options, wishbone, scratch)?;
     let pushed_back = if options.only.is_none() && options.throughput {
         eprintln!("memory with every backend down");
@@ -313,6 +289,43 @@ fn main() -> anyhow::Result<()> {
         "some runs did not deliver exactly the lines sent"
     );
     Ok(())
+}
+
+/// Every repetition of every configuration left in, with each build
+/// (this one, and `--against`'s).
+fn repetitions(
+    options: &Options,
+    scratch: &Path,
+    (expected, buffered_expected, relp_expected): (Fingerprint, Fingerprint, Fingerprint),
+    routing_inputs: &routing::Inputs<'_>,
+) -> anyhow::Result<Vec<throughput::Figures>> {
+    let mut runs: Vec<throughput::Figures> = Vec::new();
+    let reps = if options.throughput { options.reps } else { 0 };
+    for rep in 0..reps {
+        eprintln!("repetition {} of {}", rep + 1, options.reps);
+        for build in builds(options, rep) {
+            let routing_inputs = routing::Inputs {
+                wishbone: build,
+                ..*routing_inputs
+            };
+            let repetition = repetition::Repetition {
+                options,
+                scratch,
+                wishbone: build,
+                expected,
+                buffered_expected,
+                relp_expected,
+                routing_inputs: &routing_inputs,
+            };
+            let figures = repetition.run()?;
+            if build == options.wishbone {
+                runs.extend(figures);
+            } else {
+                runs.extend(figures.into_iter().filter_map(against));
+            }
+        }
+    }
+    Ok(runs)
 }
 
 /// The builds a repetition runs: this one, and `--against`'s, first in

@@ -12,15 +12,24 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
+use wishbone_codecs::multiline::Grouper;
 use wishbone_listen::Presence;
 use wishbone_runtime::queue::Sender;
-use wishbone_runtime::{ArgumentError, Counted, Parcel};
+use wishbone_runtime::{ArgumentError, Counted, Event, Parcel};
 
 use super::read_buffer::ReadBuffer;
 use crate::config::delimiter_bytes;
 use wishbone_codecs::framing::{Framing, StreamFramer};
 use wishbone_codecs::lines::Overlong;
 use wishbone_codecs::octet_counted::Malformed;
+
+/// Waits until `deadline` (forever without one).
+async fn until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Bytes asked of the stream per read; one read becomes one parcel.
 const READ_SIZE: usize = 256 * 1024;
@@ -34,6 +43,7 @@ pub(crate) struct Counters {
     pub(crate) dropped: Counted,
     pub(crate) incomplete: Counted,
     pub(crate) malformed: Counted,
+    pub(crate) multiline_cut: Counted,
 }
 
 impl Counters {
@@ -44,6 +54,7 @@ impl Counters {
             dropped: Counted::new(module, "dropped"),
             incomplete: Counted::new(module, "incomplete"),
             malformed: Counted::new(module, "malformed"),
+            multiline_cut: Counted::new(module, "multiline_cut"),
         }
     }
 }
@@ -118,6 +129,8 @@ pub(crate) struct Client {
     pub(crate) stop: CancellationToken,
     pub(crate) abort: CancellationToken,
     pub(crate) counters: Arc<Counters>,
+    /// With `multiline`: the lines of this client joined into events.
+    pub(crate) grouper: Option<Grouper>,
 }
 
 impl Client {
@@ -131,6 +144,7 @@ impl Client {
         let mut cut = self.cutting.borrow().clone();
         loop {
             reading.make_room();
+            let deadline = self.grouper.as_ref().and_then(Grouper::deadline);
             let read = tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => {
@@ -145,6 +159,13 @@ impl Client {
                     }
                     tracing::debug!(module = %self.module, peer = %self.peer, ?closing, "closing a client");
                     break;
+                }
+                () = until(deadline), if deadline.is_some() => {
+                    let expired = self.grouped(Parcel::default(), false);
+                    if !self.forward(expired).await {
+                        return;
+                    }
+                    continue;
                 }
                 read = stream.read_buf(&mut reading.bytes) => read,
             };
@@ -177,11 +198,46 @@ impl Client {
             }
             presence.progress(reading.bytes.len() < before, !reading.bytes.is_empty());
             self.count_overlong(&mut reported);
+            let parcel = self.grouped(parcel, ended || malformed);
             if !self.forward(parcel).await || ended || malformed {
                 break;
             }
         }
+        let last = self.grouped(Parcel::default(), true);
+        self.forward(last).await;
         tracing::debug!(module = %self.module, peer = %self.peer, "client disconnected");
+    }
+
+    /// With `multiline`: the events the lines of `parcel` finish, with the
+    /// group whose time is up (or, at the `end` of the client, the one
+    /// open). Without, the parcel as it is.
+    fn grouped(&mut self, parcel: Parcel, end: bool) -> Parcel {
+        let Some(grouper) = &mut self.grouper else {
+            return parcel;
+        };
+        let now = std::time::Instant::now();
+        let before = grouper.cut();
+        let mut groups = Vec::new();
+        grouper.flush_expired(now, &mut groups);
+        for event in parcel.into_events() {
+            grouper.push(event.data(), 0, now, &mut groups);
+        }
+        if end {
+            grouper.flush(&mut groups);
+        }
+        let cut = grouper.cut() - before;
+        if cut > 0 {
+            if self.counters.multiline_cut.total() == 0 {
+                tracing::warn!(module = %self.module, peer = %self.peer, "a multi-line group was longer than max_bytes: cut, and counted in multiline_cut");
+            }
+            self.counters.multiline_cut.add(cut);
+        }
+        Parcel::Events(
+            groups
+                .into_iter()
+                .map(|group| Event::new(group.data))
+                .collect(),
+        )
     }
 
     /// Takes a reload's new cutting, `cut` being the one in use: when only

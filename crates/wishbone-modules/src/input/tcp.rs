@@ -25,6 +25,7 @@ use super::client::{Client, Counters, Cutting, SharedCutting, follow_updates};
 use crate::config::default_delimiter;
 use wishbone_codecs::framing::Framing;
 use wishbone_codecs::lines::Overlong;
+use wishbone_codecs::multiline::{self, Grouper};
 use wishbone_listen::Listening;
 
 /// What `wishbone show --docs` prints.
@@ -54,6 +55,12 @@ Arguments (default)
   overlong_lines   what to do with a longer line or frame: truncate | drop
                    (truncate); either way it is counted and logged once per
                    connection
+  multiline        (none) join each client's lines into one event: java |
+                   python | go, or {start_pattern, condition_pattern, mode,
+                   timeout_ms, max_bytes}, as wishbone.input.file takes it
+                   (`wishbone show --docs wishbone.input.file`); a group
+                   open when its client leaves, or at a stop, is sent as
+                   it is
 "#,
     wishbone_tls::tls_arguments_docs!(),
     wishbone_listen::slots_docs!(),
@@ -84,6 +91,7 @@ Metrics (module.<name>.<counter>)
   incomplete       unfinished lines of clients still connected at a stop,
                    or closed (frame_timeout, or to make room)
   malformed        connections closed for a malformed frame length
+  multiline_cut    multi-line groups cut at max_bytes
   evicted          clients closed to make room for a new one
   timed_out        clients closed for a line not finished in frame_timeout
   accept_failures  accepts that failed for want of descriptors or memory
@@ -125,6 +133,9 @@ pub struct Config {
     /// How events are cut from the stream.
     #[serde(default)]
     pub framing: Framing,
+    /// How lines are joined into multi-line events, per connection.
+    #[serde(default)]
+    pub multiline: Option<multiline::Config>,
 }
 
 /// The port it listens on when `port` is not given.
@@ -150,13 +161,25 @@ fn configured(arguments: &Arguments) -> Result<(Listening, Config), ArgumentErro
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (listening, config) = configured(arguments)?;
     let cutting = Cutting::of_config(&config)?;
-    Ok(Box::new(TcpInput { cutting, listening }))
+    let multiline = config
+        .multiline
+        .as_ref()
+        .map(multiline::Config::rules)
+        .transpose()
+        .map_err(|error| ArgumentError::field("multiline", error))?;
+    Ok(Box::new(TcpInput {
+        cutting,
+        listening,
+        multiline,
+    }))
 }
 
 /// The module: a listener and one task per client.
 pub struct TcpInput {
     cutting: Cutting,
     listening: Listening,
+    /// With `multiline`: how each client's lines are joined.
+    multiline: Option<multiline::Rules>,
 }
 
 impl Module for TcpInput {
@@ -225,6 +248,7 @@ impl TcpInput {
                     stop: stop.clone(),
                     abort: context.aborting(),
                     counters: counters.clone(),
+                    grouper: self.multiline.clone().map(Grouper::new),
                 };
                 move |socket, presence| client.serve(socket, presence)
             })
@@ -239,6 +263,7 @@ impl TcpInput {
             dropped = counters.dropped.total(),
             incomplete = counters.incomplete.total(),
             malformed = counters.malformed.total(),
+            multiline_cut = counters.multiline_cut.total(),
             accept_failures = accepted.accept_failures,
             handshake_failures = accepted.handshake_failures,
             evicted = accepted.evicted,

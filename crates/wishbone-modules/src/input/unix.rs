@@ -324,6 +324,7 @@ impl UnixInput {
                 stop: stop.clone(),
                 abort: abort.clone(),
                 counters: counters.clone(),
+                grouper: None,
             };
             let presence = registry.join();
             clients.push(tokio::task::spawn_local(client.serve(stream, presence)));
