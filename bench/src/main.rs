@@ -17,7 +17,10 @@
 //! (`--only nats` runs just these). `--json-lines` (1,000,000; 0 skips
 //! them) go through a filter on a JSON field (wishbone, rsyslog with
 //! mmjsonparse, and jq reading the file), and as many RFC 5424 lines
-//! through wishbone's syslog decoding (`--only filter`, `--only decode`).
+//! through wishbone's syslog decoding (`--only filter`, `--only decode`);
+//! a jq program reshapes the JSON lines (wishbone, `jq -c`), and as many
+//! RFC 5424 lines with logfmt text are parsed by wishbone, rsyslog and
+//! syslog-ng (`--only reshape`, `--only parse`; `reshaping.rs`).
 //! The JSON lines are also inserted into ClickHouse by wishbone's HTTP
 //! output and by curl (`--only http`). The data file (1 GB at 10,000,000
 //! lines) is also read from disk by
@@ -59,6 +62,7 @@ mod process;
 mod proxy;
 mod receiver;
 mod reload;
+mod reshaping;
 mod repetition;
 mod report;
 mod routing;
@@ -108,6 +112,7 @@ struct Options {
     json_lines: usize,
     json_data: PathBuf,
     syslog_data: PathBuf,
+    logfmt_data: PathBuf,
     wishbone: PathBuf,
     /// Another build, run beside `wishbone` in every repetition.
     against: Option<PathBuf>,
@@ -153,6 +158,7 @@ fn options() -> anyhow::Result<Options> {
         json_lines: 1_000_000,
         json_data: target.join("bench-json-lines.txt"),
         syslog_data: target.join("bench-syslog-lines.txt"),
+        logfmt_data: target.join("bench-logfmt-lines.txt"),
         wishbone: target.join("wishbone"),
         against: None,
     };
@@ -241,6 +247,7 @@ fn main() -> anyhow::Result<()> {
     let relp_expected = Fingerprint::of_file(&options.relp_data)?;
     routing::generate_json(&options.json_data, options.json_lines)?;
     routing::generate_syslog(&options.syslog_data, options.json_lines)?;
+    reshaping::generate_logfmt(&options.logfmt_data, options.json_lines)?;
     let routing_inputs = routing::Inputs {
         wishbone: options.wishbone.as_path(),
         scratch,
@@ -249,6 +256,8 @@ fn main() -> anyhow::Result<()> {
         errors: routing::errors_of(&options.json_data)?,
         syslog: &options.syslog_data,
         decoded: routing::decoded_of(&options.syslog_data)?,
+        reshaped: reshaping::reshaped_of(&options.json_data)?,
+        logfmt: &options.logfmt_data,
     };
     let wishbone = options.wishbone.as_path();
     if options.central_messages > 0 {

@@ -29,3 +29,20 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// Waits for `child`, sampling its CPU seconds and peak memory (MiB) as it
+/// runs: those, and how it ended.
+pub fn follow(
+    child: &mut std::process::Child,
+) -> std::io::Result<(f64, f64, std::process::ExitStatus)> {
+    let pid = child.id();
+    let (mut cpu, mut rss) = (0.0f64, 0.0f64);
+    loop {
+        cpu = cpu.max(cpu_seconds(pid));
+        rss = rss.max(peak_rss_mib(pid));
+        if let Some(status) = child.try_wait()? {
+            return Ok((cpu, rss, status));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}

@@ -118,7 +118,7 @@ impl Proxy {
 
     /// Runs `command` and waits until it listens on `port`; `package` is
     /// what to install when it is missing.
-    fn listening_on(
+    pub(crate) fn listening_on(
         mut command: Command,
         port: u16,
         program: &'static str,

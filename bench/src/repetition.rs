@@ -370,6 +370,9 @@ impl Repetition<'_> {
             runs.extend(routing::run_all(self.routing_inputs, |name| {
                 !options.leaves_out(name)
             })?);
+            runs.extend(crate::reshaping::run_all(self.routing_inputs, |name| {
+                !options.leaves_out(name)
+            })?);
             runs.extend(http::run_all(
                 wishbone,
                 scratch,

@@ -19,7 +19,7 @@ const CONDITION: &str = r#".level == "error""#;
 /// Writes `lines` JSON lines of exactly 100 bytes, every tenth an error,
 /// unless a file of the right size is there.
 pub fn generate_json(path: &Path, lines: usize) -> anyhow::Result<()> {
-    generate(
+    generate_lines(
         path,
         lines,
         |number| {
@@ -35,7 +35,7 @@ pub fn generate_json(path: &Path, lines: usize) -> anyhow::Result<()> {
 
 /// Writes `lines` RFC 5424 lines of exactly 100 bytes.
 pub fn generate_syslog(path: &Path, lines: usize) -> anyhow::Result<()> {
-    generate(
+    generate_lines(
         path,
         lines,
         |number| {
@@ -51,7 +51,7 @@ pub fn generate_syslog(path: &Path, lines: usize) -> anyhow::Result<()> {
 
 /// Lines of `start(number)`, padded with dots, then `end`, 100 bytes with
 /// the newline.
-fn generate(
+pub(crate) fn generate_lines(
     path: &Path,
     lines: usize,
     start: impl Fn(usize) -> String,
@@ -101,7 +101,7 @@ pub fn decoded_of(path: &Path) -> anyhow::Result<Fingerprint> {
 
 /// A tcp input, the `middle` modules in a row (module lines), a tcp
 /// output; a queueselect among them sends on from its queue `on`.
-fn through(middle: &[&str], port: u16) -> String {
+pub(crate) fn through(middle: &[&str], port: u16) -> String {
     let mut text = "modules:\n  input: {module: wishbone.input.tcp, arguments: {address: 127.0.0.1, port: 0}}\n".to_string();
     for (index, module) in middle.iter().enumerate() {
         text += &format!("  step{index}: {module}\n");
@@ -146,6 +146,11 @@ pub struct Inputs<'a> {
     pub errors: Fingerprint,
     pub syslog: &'a Path,
     pub decoded: Fingerprint,
+    /// What the reshaping program gives for the JSON lines, in jq's key
+    /// order and in jaq's.
+    pub reshaped: (Fingerprint, Fingerprint),
+    /// RFC 5424 lines whose text is logfmt.
+    pub logfmt: &'a Path,
 }
 
 /// How a configuration's proxy starts, given the receiver's port.
@@ -231,17 +236,7 @@ fn jq(name: &str, inputs: &Inputs) -> anyhow::Result<Figures> {
         .stdout(std::fs::File::create(&out)?)
         .stderr(Stdio::null())
         .spawn()?;
-    let pid = child.id();
-    let mut cpu = 0.0f64;
-    let mut rss = 0.0f64;
-    let status = loop {
-        cpu = cpu.max(crate::process::cpu_seconds(pid));
-        rss = rss.max(crate::process::peak_rss_mib(pid));
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    };
+    let (cpu, rss, status) = crate::process::follow(&mut child)?;
     let wall = begun.elapsed().as_secs_f64();
     let got = Fingerprint::of_file(&out)?;
     let problem = match (status.success(), got == inputs.errors) {

@@ -52,6 +52,34 @@ pub fn run_counting(
     expected: Fingerprint,
     start: impl FnOnce(&[u16]) -> anyhow::Result<Proxy>,
 ) -> anyhow::Result<Figures> {
+    run_checked(name, receivers, data, sent, (expected, true), start)
+}
+
+/// As [`run`], for a proxy that writes a line of its own for each of the
+/// `lines` sent (a peer's parser): only their number is checked.
+pub fn run_counted(
+    name: &str,
+    data: &Path,
+    lines: u64,
+    start: impl FnOnce(&[u16]) -> anyhow::Result<Proxy>,
+) -> anyhow::Result<Figures> {
+    let expected = Fingerprint {
+        lines,
+        ..Fingerprint::default()
+    };
+    run_checked(name, Receivers::Tcp(1), data, lines, (expected, false), start)
+}
+
+/// The runs of [`run_counting`] and [`run_counted`]: with `content`, the
+/// lines that arrive must be the lines `expected`, else only as many.
+fn run_checked(
+    name: &str,
+    receivers: Receivers,
+    data: &Path,
+    sent: u64,
+    (expected, content): (Fingerprint, bool),
+    start: impl FnOnce(&[u16]) -> anyhow::Result<Proxy>,
+) -> anyhow::Result<Figures> {
     let (count, start_one): (usize, fn() -> anyhow::Result<Receiver>) = match receivers {
         Receivers::Tcp(count) => (count, Receiver::start),
         Receivers::Websocket(count) => (count, Receiver::start_websocket),
@@ -81,8 +109,8 @@ pub fn run_counting(
         rss = rss.max(proxy.pids().into_iter().map(peak_rss_mib).sum());
         let now = total();
         if now.lines >= expected.lines {
-            break (now != expected)
-                .then(|| "the lines that arrived are not the lines sent".to_string());
+            let wrong = if content { now != expected } else { now.lines != expected.lines };
+            break wrong.then(|| "the lines that arrived are not the lines sent".to_string());
         }
         if now.lines != last_progress.1 {
             last_progress = (Instant::now(), now.lines);

@@ -177,7 +177,13 @@ impl<'a> Object<'a> {
             }
             push_key(&mut out, key);
             out.push(b':');
-            push_compact(&mut out, value.as_str());
+            match value {
+                // Made here compact, or a string, which has no space
+                // outside its quotes.
+                Text::Made(text) => out.extend_from_slice(text.as_bytes()),
+                Text::Raw(text) if text.starts_with('"') => out.extend_from_slice(text.as_bytes()),
+                Text::Raw(text) => push_compact(&mut out, text),
+            }
         }
         out.push(b'}');
         out
