@@ -144,3 +144,55 @@ fn check_names_the_module_the_argument_and_the_place_of_a_broken_program() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("not allowed in a program"), "{text}");
 }
+
+/// Bad input on the way: a 100 MB line (cut to `max_line_length` by the
+/// input and counted, then not JSON to the program: to failed, counted), a
+/// regular expression that matches nothing (to failed, counted); the lines
+/// around them pass, and nothing is lost.
+#[test]
+fn a_huge_line_and_a_pattern_that_matches_nothing_are_counted_and_the_rest_passes() {
+    let dir = scratch_dir("reshape-bad-input");
+    let (passed, failed) = (Sink::start(&dir, "passed"), Sink::start(&dir, "failed"));
+    let bootstrap = format!(
+        "modules:\n  input: {{module: wishbone.input.tcp, arguments: {{address: 127.0.0.1, port: 0}}}}\n  \
+         reshape: {{module: wishbone.process.jq, arguments: {{program: '{{text: .message}}'}}}}\n  \
+         words: {{module: wishbone.process.decode, arguments: {{format: regex, field: text, pattern: '^(?P<first>[a-z]+) (?P<second>[a-z]+)$'}}}}\n  \
+         failures: {{module: wishbone.flow.funnel}}\n{}{}\
+         routingtable:\n  - input.outbox -> reshape.inbox\n  - reshape.outbox -> words.inbox\n  - words.outbox -> passed.inbox\n  \
+         - reshape.failed -> failures.reshape\n  - words.failed -> failures.words\n  - failures.outbox -> failed.inbox\n",
+        output("passed", passed.port),
+        output("failed", failed.port),
+    );
+    let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
+    let mut data = b"{\"message\":\"hello world\"}\n{\"message\":\"".to_vec();
+    data.extend(std::iter::repeat_n(b'x', 100 * 1024 * 1024));
+    data.extend_from_slice(
+        b"\"}\n{\"message\":\"no match here 42\"}\n{\"message\":\"good bye\"}\n",
+    );
+    send(wishbone.input_port("input"), &data);
+    passed.wait_for_lines(2, MINUTE);
+    failed.wait_for_lines(2, MINUTE);
+    assert!(wishbone.stop().success());
+    let words: Vec<Value> = values(&passed);
+    assert_eq!(
+        words[0],
+        json!({"text": "hello world", "first": "hello", "second": "world"})
+    );
+    assert_eq!(
+        words[1],
+        json!({"text": "good bye", "first": "good", "second": "bye"})
+    );
+    let reports = values(&failed);
+    assert_eq!(reports.len(), 2);
+    let errors: Vec<&str> = reports
+        .iter()
+        .map(|report| report["error"].as_str().unwrap())
+        .collect();
+    assert!(
+        errors.iter().any(|error| error.contains("not JSON")),
+        "{errors:?}"
+    );
+    assert!(errors.contains(&"the pattern does not match"), "{errors:?}");
+    let log = wishbone.output.text();
+    assert!(log.contains("truncated=1"), "{log}");
+}

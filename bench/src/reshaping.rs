@@ -26,11 +26,11 @@ use crate::proxy::{Proxy, free_port};
 use crate::throughput::{self, Figures, Receivers};
 
 /// The program measured: two fields renamed, one deleted, one added.
-pub const PROGRAM: &str =
-    r#".severity = .level | .msg = .message | del(.level, .message, .service) | .pipeline = "edge""#;
+pub const PROGRAM: &str = r#".severity = .level | .msg = .message | del(.level, .message, .service) | .pipeline = "edge""#;
 
 /// The regular expression the regex runs parse a message's text with.
-const PATTERN: &str = r"^user=(?P<user>\S+) status=(?P<status>\d+) path=(?P<path>\S+) took=(?P<took>\d+)";
+const PATTERN: &str =
+    r"^user=(?P<user>\S+) status=(?P<status>\d+) path=(?P<path>\S+) took=(?P<took>\d+)";
 
 /// Writes `lines` RFC 5424 lines of 100 bytes whose text is logfmt.
 pub fn generate_logfmt(path: &Path, lines: usize) -> anyhow::Result<()> {
@@ -56,11 +56,17 @@ pub fn generate_logfmt(path: &Path, lines: usize) -> anyhow::Result<()> {
 /// place).
 pub fn reshaped_of(path: &Path) -> anyhow::Result<(Fingerprint, Fingerprint)> {
     let program = wishbone_route::Program::compile(PROGRAM)?;
-    anyhow::ensure!(program.is_quick(), "the program measured is of the quick shape");
+    anyhow::ensure!(
+        program.is_quick(),
+        "the program measured is of the quick shape"
+    );
     let data = std::fs::read(path)?;
     let (mut quick, mut jaq) = (Fingerprint::default(), Fingerprint::default());
     let mut out = Vec::new();
-    for line in data.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
+    for line in data
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.is_empty())
+    {
         for (fingerprint, in_jaq) in [(&mut quick, false), (&mut jaq, true)] {
             out.clear();
             let ran = match in_jaq {
@@ -93,12 +99,21 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
             &[],
         )
     };
-    let jq = |program: &str| format!("{{module: wishbone.process.jq, arguments: {{program: '{program}'}}}}");
+    let jq = |program: &str| {
+        format!("{{module: wishbone.process.jq, arguments: {{program: '{program}'}}}}")
+    };
     let syslog = "{module: wishbone.process.decode, arguments: {format: syslog}}".to_string();
-    let logfmt = "{module: wishbone.process.decode, arguments: {format: logfmt, field: message}}".to_string();
-    let regex = format!("{{module: wishbone.process.decode, arguments: {{format: regex, field: message, pattern: '{PATTERN}'}}}}");
+    let logfmt = "{module: wishbone.process.decode, arguments: {format: logfmt, field: message}}"
+        .to_string();
+    let regex = format!(
+        "{{module: wishbone.process.decode, arguments: {{format: regex, field: message, pattern: '{PATTERN}'}}}}"
+    );
     let checked: [(&str, Fingerprint, Start); 2] = [
-        ("reshape, wishbone tcp → jq → tcp", inputs.reshaped.0, Box::new(|port| through(&[jq(PROGRAM)], port))),
+        (
+            "reshape, wishbone tcp → jq → tcp",
+            inputs.reshaped.0,
+            Box::new(|port| through(&[jq(PROGRAM)], port)),
+        ),
         (
             "reshape, wishbone, the same program run by jaq",
             inputs.reshaped.1,
@@ -111,7 +126,13 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
     let mut runs = Vec::new();
     for (name, expected, start) in checked {
         if wanted(name) {
-            runs.push(throughput::run(name, Receivers::Tcp(1), inputs.json, expected, |ports| start(ports[0]))?);
+            runs.push(throughput::run(
+                name,
+                Receivers::Tcp(1),
+                inputs.json,
+                expected,
+                |ports| start(ports[0]),
+            )?);
         }
     }
     let name = "reshape, jq -c on the file";
@@ -120,23 +141,47 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
     }
     let rsyslog_dir = inputs.scratch.join("rsyslog-parse");
     let counted: [(&str, Start); 6] = [
-        ("parse logfmt, wishbone tcp → decode syslog → decode logfmt → tcp", Box::new(|port| through(&[syslog.clone(), logfmt.clone()], port))),
-        ("parse regex, wishbone tcp → decode syslog → decode regex → tcp", Box::new(|port| through(&[syslog.clone(), regex.clone()], port))),
-        ("parse logfmt, rsyslog mmnormalize name-value-list", Box::new(|port| rsyslog(&rsyslog_dir, port, RSYSLOG_LOGFMT))),
-        ("parse regex, rsyslog re_extract", Box::new(|port| rsyslog(&rsyslog_dir, port, RSYSLOG_REGEX))),
-        ("parse logfmt, syslog-ng kv-parser", Box::new(|port| syslog_ng(inputs.scratch, port, SYSLOG_NG_LOGFMT))),
-        ("parse regex, syslog-ng regexp-parser", Box::new(|port| syslog_ng(inputs.scratch, port, SYSLOG_NG_REGEX))),
+        (
+            "parse logfmt, wishbone tcp → decode syslog → decode logfmt → tcp",
+            Box::new(|port| through(&[syslog.clone(), logfmt.clone()], port)),
+        ),
+        (
+            "parse regex, wishbone tcp → decode syslog → decode regex → tcp",
+            Box::new(|port| through(&[syslog.clone(), regex.clone()], port)),
+        ),
+        (
+            "parse logfmt, rsyslog mmnormalize name-value-list",
+            Box::new(|port| rsyslog(&rsyslog_dir, port, RSYSLOG_LOGFMT)),
+        ),
+        (
+            "parse regex, rsyslog re_extract",
+            Box::new(|port| rsyslog(&rsyslog_dir, port, RSYSLOG_REGEX)),
+        ),
+        (
+            "parse logfmt, syslog-ng kv-parser",
+            Box::new(|port| syslog_ng(inputs.scratch, port, SYSLOG_NG_LOGFMT)),
+        ),
+        (
+            "parse regex, syslog-ng regexp-parser",
+            Box::new(|port| syslog_ng(inputs.scratch, port, SYSLOG_NG_REGEX)),
+        ),
     ];
     for (name, start) in counted {
         if !wanted(name) || (name.contains("syslog-ng") && !syslog_ng_root().exists()) {
             continue;
         }
-        runs.push(throughput::run_counted(name, inputs.logfmt, inputs.json_lines, |ports| start(ports[0]))?);
+        runs.push(throughput::run_counted(
+            name,
+            inputs.logfmt,
+            inputs.json_lines,
+            |ports| start(ports[0]),
+        )?);
     }
     Ok(runs)
 }
 
-const RSYSLOG_LOGFMT: &str = r#"  action(type="mmnormalize" rule=["rule=:%kv:name-value-list%"] useRawMsg="off")"#;
+const RSYSLOG_LOGFMT: &str =
+    r#"  action(type="mmnormalize" rule=["rule=:%kv:name-value-list%"] useRawMsg="off")"#;
 
 const RSYSLOG_REGEX: &str = r#"  set $!user = re_extract($msg, "user=([^ ]+)", 0, 1, "");
   set $!status = re_extract($msg, "status=([0-9]+)", 0, 1, "");
@@ -194,7 +239,10 @@ fn syslog_ng(scratch: &Path, port: u16, parser: &str) -> anyhow::Result<Proxy> {
     let mut command = Command::new(root.join("usr/sbin/syslog-ng"));
     command
         .env("LD_LIBRARY_PATH", libraries)
-        .arg(format!("--module-path={}", root.join("usr/lib/syslog-ng/3.38").display()))
+        .arg(format!(
+            "--module-path={}",
+            root.join("usr/lib/syslog-ng/3.38").display()
+        ))
         .args(["-F", "-f"])
         .arg(&config)
         .arg("-R")
@@ -218,10 +266,20 @@ fn jq_on_file(name: &str, inputs: &Inputs) -> anyhow::Result<Figures> {
         .spawn()?;
     let (cpu, rss, status) = crate::process::follow(&mut child)?;
     let wall = begun.elapsed().as_secs_f64();
-    let problem = match (status.success(), Fingerprint::of_file(&out)? == inputs.reshaped.0) {
+    let problem = match (
+        status.success(),
+        Fingerprint::of_file(&out)? == inputs.reshaped.0,
+    ) {
         (false, _) => Some(format!("jq failed: {status}")),
         (true, false) => Some("jq's output is not the lines expected".to_string()),
         (true, true) => None,
     };
-    Ok(Figures::of(name, problem, inputs.json_lines, wall, cpu, rss))
+    Ok(Figures::of(
+        name,
+        problem,
+        inputs.json_lines,
+        wall,
+        cpu,
+        rss,
+    ))
 }

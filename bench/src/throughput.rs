@@ -67,7 +67,14 @@ pub fn run_counted(
         lines,
         ..Fingerprint::default()
     };
-    run_checked(name, Receivers::Tcp(1), data, lines, (expected, false), start)
+    run_checked(
+        name,
+        Receivers::Tcp(1),
+        data,
+        lines,
+        (expected, false),
+        start,
+    )
 }
 
 /// The runs of [`run_counting`] and [`run_counted`]: with `content`, the
@@ -109,7 +116,11 @@ fn run_checked(
         rss = rss.max(proxy.pids().into_iter().map(peak_rss_mib).sum());
         let now = total();
         if now.lines >= expected.lines {
-            let wrong = if content { now != expected } else { now.lines != expected.lines };
+            let wrong = if content {
+                now != expected
+            } else {
+                now.lines != expected.lines
+            };
             break wrong.then(|| "the lines that arrived are not the lines sent".to_string());
         }
         if now.lines != last_progress.1 {
