@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use wishbone_e2e::*;
@@ -90,14 +89,7 @@ fn logrotate_under_a_writer_and_two_sigkills_lose_no_line() {
         "",
     );
     let mut wishbone = Wishbone::start(&dir, &config, &[]);
-    std::fs::write(
-        dir.join("rot.conf"),
-        format!(
-            "{} {{\n  rotate 10\n  create\n  nocompress\n  missingok\n}}\n",
-            app.display()
-        ),
-    )
-    .unwrap();
+    rotation::logrotate_config(&dir, &app);
     const LINES: usize = 160_000;
     const RATE: f64 = 20_000.0;
     let writer = {
@@ -128,30 +120,12 @@ fn logrotate_under_a_writer_and_two_sigkills_lose_no_line() {
             }
         })
     };
-    let begun = Instant::now();
-    let mut rotations = 0;
-    let mut kills = 0;
-    while !writer.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
-        let elapsed = begun.elapsed().as_secs_f64();
-        if elapsed > 2.0 * (rotations + 1) as f64 {
-            let status = Command::new("logrotate")
-                .arg("-f")
-                .arg("-s")
-                .arg(dir.join("rot.state"))
-                .arg(dir.join("rot.conf"))
-                .status()
-                .unwrap();
-            assert!(status.success(), "logrotate ran");
-            rotations += 1;
-        }
-        if kills < 2 && elapsed > 3.0 * (kills + 1) as f64 {
-            wishbone.signal(libc::SIGKILL);
-            wishbone.wait(MINUTE);
-            wishbone = Wishbone::start(&dir, &config, &[]);
-            kills += 1;
-        }
-    }
+    let turbulence = rotation::Turbulence {
+        rotate_every: 2.0,
+        kill_every: 3.0,
+        kills: 2,
+    };
+    let (rotations, kills) = turbulence.run(&writer, &dir, &config, &mut wishbone);
     writer.join().unwrap();
     assert!(
         rotations >= 3 && kills == 2,

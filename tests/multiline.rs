@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use wishbone_e2e::*;
@@ -181,14 +180,7 @@ fn traces_tailed_through_logrotate_and_sigkills_arrive_whole() {
     let sink = Sink::start(&dir, "output");
     let bootstrap = pipeline(&file_input(&logs, &dir.join("checkpoints")), sink.port);
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
-    std::fs::write(
-        dir.join("rot.conf"),
-        format!(
-            "{} {{\n  rotate 10\n  create\n  nocompress\n  missingok\n}}\n",
-            app.display()
-        ),
-    )
-    .unwrap();
+    rotation::logrotate_config(&dir, &app);
     const TRACES: usize = 12_000;
     let writer = {
         let app = app.clone();
@@ -217,29 +209,12 @@ fn traces_tailed_through_logrotate_and_sigkills_arrive_whole() {
             }
         })
     };
-    let begun = Instant::now();
-    let (mut rotations, mut kills) = (0, 0);
-    while !writer.is_finished() {
-        std::thread::sleep(Duration::from_millis(100));
-        let elapsed = begun.elapsed().as_secs_f64();
-        if elapsed > 2.0 * (rotations + 1) as f64 {
-            let status = Command::new("logrotate")
-                .arg("-f")
-                .arg("-s")
-                .arg(dir.join("rot.state"))
-                .arg(dir.join("rot.conf"))
-                .status()
-                .unwrap();
-            assert!(status.success(), "logrotate ran");
-            rotations += 1;
-        }
-        if kills < 2 && elapsed > 2.5 * (kills + 1) as f64 {
-            wishbone.signal(libc::SIGKILL);
-            wishbone.wait(MINUTE);
-            wishbone = Wishbone::start(&dir, &bootstrap, &[]);
-            kills += 1;
-        }
-    }
+    let turbulence = rotation::Turbulence {
+        rotate_every: 2.0,
+        kill_every: 2.5,
+        kills: 2,
+    };
+    let (rotations, kills) = turbulence.run(&writer, &dir, &bootstrap, &mut wishbone);
     writer.join().unwrap();
     assert!(
         rotations >= 2 && kills == 2,

@@ -226,8 +226,34 @@ action(type="omfile" dynaFile="perhost" template="line" dynaFileCacheSize="1000"
     started("rsyslog", command, out, udp, tcp)
 }
 
+/// syslog-ng, unpacked, in the foreground on `config`, its state in `dir`.
+pub(crate) fn syslog_ng_command(config: &Path, dir: &Path) -> Command {
+    let root = syslog_ng_root();
+    let libraries = format!(
+        "{}:{}",
+        root.join("usr/lib/x86_64-linux-gnu").display(),
+        root.join("usr/lib/syslog-ng").display()
+    );
+    let mut command = Command::new(root.join("usr/sbin/syslog-ng"));
+    command
+        .env("LD_LIBRARY_PATH", libraries)
+        .arg(format!(
+            "--module-path={}",
+            root.join("usr/lib/syslog-ng/3.38").display()
+        ))
+        .args(["-F", "-f"])
+        .arg(config)
+        .arg("-R")
+        .arg(dir.join("persist"))
+        .arg("-p")
+        .arg(dir.join("pid"))
+        .arg("-c")
+        .arg(dir.join("ctl"));
+    command
+}
+
 /// Where syslog-ng is unpacked.
-fn syslog_ng_root() -> PathBuf {
+pub(crate) fn syslog_ng_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/syslog-ng/sng")
 }
 
@@ -258,27 +284,7 @@ log {{ source(s); destination(d); }};
             out = out.display()
         ),
     )?;
-    let libraries = format!(
-        "{}:{}",
-        root.join("usr/lib/x86_64-linux-gnu").display(),
-        root.join("usr/lib/syslog-ng").display()
-    );
-    let mut command = Command::new(root.join("usr/sbin/syslog-ng"));
-    command
-        .env("LD_LIBRARY_PATH", libraries)
-        .arg(format!(
-            "--module-path={}",
-            root.join("usr/lib/syslog-ng/3.38").display()
-        ))
-        .arg("-F")
-        .arg("-f")
-        .arg(&config)
-        .arg("-R")
-        .arg(dir.join("persist"))
-        .arg("-p")
-        .arg(dir.join("pid"))
-        .arg("-c")
-        .arg(dir.join("ctl"));
+    let command = syslog_ng_command(&config, &dir);
     started("syslog-ng", command, out, udp, tcp).map(Some)
 }
 

@@ -17,12 +17,11 @@
 //! program and the parsers give in this process; rsyslog's and
 //! syslog-ng's, which write their own JSON, are counted.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::path::Path;
 
 use crate::data::Fingerprint;
 use crate::proxy::{Proxy, free_port};
+use crate::routing::Inputs;
 use crate::throughput::{self, Figures, Receivers};
 
 /// The program measured: two fields renamed, one deleted, one added.
@@ -82,8 +81,6 @@ pub fn reshaped_of(path: &Path) -> anyhow::Result<(Fingerprint, Fingerprint)> {
     }
     Ok((quick, jaq))
 }
-
-use crate::routing::Inputs;
 
 /// How a configuration's proxy starts, given the receiver's port.
 type Start<'a> = Box<dyn Fn(u16) -> anyhow::Result<Proxy> + 'a>;
@@ -167,7 +164,9 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
         ),
     ];
     for (name, start) in counted {
-        if !wanted(name) || (name.contains("syslog-ng") && !syslog_ng_root().exists()) {
+        if !wanted(name)
+            || (name.contains("syslog-ng") && !crate::central::syslog_ng_root().exists())
+        {
             continue;
         }
         runs.push(throughput::run_counted(
@@ -207,15 +206,9 @@ const SYSLOG_NG_LOGFMT: &str = r#"parser p { kv-parser(prefix("kv.") template("$
 
 const SYSLOG_NG_REGEX: &str = r#"parser p { regexp-parser(template("${MESSAGE}") prefix("re.") patterns('^user=(?<user>\S+) status=(?<status>\d+) path=(?<path>\S+) took=(?<took>\d+)')); };"#;
 
-/// Where syslog-ng is unpacked (`central.rs` says how).
-fn syslog_ng_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/syslog-ng/sng")
-}
-
 /// syslog-ng parsing with `parser` and forwarding the JSON of what it
 /// parsed, one line a message.
 fn syslog_ng(scratch: &Path, port: u16, parser: &str) -> anyhow::Result<Proxy> {
-    let root = syslog_ng_root();
     let dir = scratch.join("syslog-ng-parse");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -231,55 +224,11 @@ fn syslog_ng(scratch: &Path, port: u16, parser: &str) -> anyhow::Result<Proxy> {
              log {{ source(s); parser(p); destination(d); flags(flow-control); }};\n"
         ),
     )?;
-    let libraries = format!(
-        "{}:{}",
-        root.join("usr/lib/x86_64-linux-gnu").display(),
-        root.join("usr/lib/syslog-ng").display()
-    );
-    let mut command = Command::new(root.join("usr/sbin/syslog-ng"));
-    command
-        .env("LD_LIBRARY_PATH", libraries)
-        .arg(format!(
-            "--module-path={}",
-            root.join("usr/lib/syslog-ng/3.38").display()
-        ))
-        .args(["-F", "-f"])
-        .arg(&config)
-        .arg("-R")
-        .arg(dir.join("persist"))
-        .arg("-p")
-        .arg(dir.join("pid"))
-        .arg("-c")
-        .arg(dir.join("ctl"));
+    let command = crate::central::syslog_ng_command(&config, &dir);
     Proxy::listening_on(command, input, "syslog-ng", "syslog-ng-core (unpacked)")
 }
 
 /// `jq -c PROGRAM` over the file, its output checked like a receiver's.
 fn jq_on_file(name: &str, inputs: &Inputs) -> anyhow::Result<Figures> {
-    let out = inputs.scratch.join("jq-reshaped.txt");
-    let begun = Instant::now();
-    let mut child = Command::new("jq")
-        .args(["-c", PROGRAM])
-        .arg(inputs.json)
-        .stdout(std::fs::File::create(&out)?)
-        .stderr(Stdio::null())
-        .spawn()?;
-    let (cpu, rss, status) = crate::process::follow(&mut child)?;
-    let wall = begun.elapsed().as_secs_f64();
-    let problem = match (
-        status.success(),
-        Fingerprint::of_file(&out)? == inputs.reshaped.0,
-    ) {
-        (false, _) => Some(format!("jq failed: {status}")),
-        (true, false) => Some("jq's output is not the lines expected".to_string()),
-        (true, true) => None,
-    };
-    Ok(Figures::of(
-        name,
-        problem,
-        inputs.json_lines,
-        wall,
-        cpu,
-        rss,
-    ))
+    crate::routing::jq_over(name, PROGRAM, inputs, inputs.reshaped.0)
 }

@@ -228,10 +228,20 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
 
 /// `jq -c 'select(…)'` over the file, its output checked like a receiver's.
 fn jq(name: &str, inputs: &Inputs) -> anyhow::Result<Figures> {
+    jq_over(name, &format!("select({CONDITION})"), inputs, inputs.errors)
+}
+
+/// `jq -c PROGRAM` over the JSON lines, its output the lines `expected`.
+pub(crate) fn jq_over(
+    name: &str,
+    program: &str,
+    inputs: &Inputs,
+    expected: Fingerprint,
+) -> anyhow::Result<Figures> {
     let out = inputs.scratch.join("jq-out.txt");
     let begun = Instant::now();
     let mut child = Command::new("jq")
-        .args(["-c", &format!("select({CONDITION})")])
+        .args(["-c", program])
         .arg(inputs.json)
         .stdout(std::fs::File::create(&out)?)
         .stderr(Stdio::null())
@@ -239,7 +249,7 @@ fn jq(name: &str, inputs: &Inputs) -> anyhow::Result<Figures> {
     let (cpu, rss, status) = crate::process::follow(&mut child)?;
     let wall = begun.elapsed().as_secs_f64();
     let got = Fingerprint::of_file(&out)?;
-    let problem = match (status.success(), got == inputs.errors) {
+    let problem = match (status.success(), got == expected) {
         (false, _) => Some(format!("jq failed: {status}")),
         (true, false) => Some("jq's output is not the lines expected".to_string()),
         (true, true) => None,

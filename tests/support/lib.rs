@@ -18,6 +18,7 @@ pub use metrics::PlaintextMetrics;
 mod rsyslog;
 pub use rsyslog::Rsyslog;
 mod clickhouse;
+pub mod rotation;
 pub use clickhouse::ClickHouse;
 pub mod nats;
 pub use nats::Nats;

@@ -129,6 +129,11 @@ fn default_max_bytes() -> usize {
 }
 
 impl Config {
+    /// The rules an input's optional `multiline` argument says, if given.
+    pub fn rules_of(config: Option<&Config>) -> Result<Option<Rules>, String> {
+        config.map(Config::rules).transpose()
+    }
+
     /// The rules this says; an error names what is wrong.
     pub fn rules(&self) -> Result<Rules, String> {
         match self {

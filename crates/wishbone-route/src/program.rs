@@ -10,7 +10,7 @@ use crate::compile::{CompileError, Filter};
 use crate::edits::Edits;
 
 /// A compiled program. One of the common reshaping shape (top-level fields
-/// renamed, deleted, added, a `select` first: [`crate::edits`]) is run
+/// renamed, deleted, added, a `select` first: the `edits` module) is run
 /// without jaq.
 pub struct Program {
     text: String,

@@ -233,11 +233,7 @@ fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
         .map_err(ArgumentError::new)?;
     checkpoint::usable_directory(&config.checkpoints)
         .map_err(|error| ArgumentError::field("checkpoints", error))?;
-    let multiline = config
-        .multiline
-        .as_ref()
-        .map(multiline::Config::rules)
-        .transpose()
+    let multiline = multiline::Config::rules_of(config.multiline.as_ref())
         .map_err(|error| ArgumentError::field("multiline", error))?;
     Ok(Box::new(FileInput { config, multiline }))
 }

@@ -161,11 +161,7 @@ fn configured(arguments: &Arguments) -> Result<(Listening, Config), ArgumentErro
 fn build(arguments: &Arguments) -> Result<Box<dyn Module>, ArgumentError> {
     let (listening, config) = configured(arguments)?;
     let cutting = Cutting::of_config(&config)?;
-    let multiline = config
-        .multiline
-        .as_ref()
-        .map(multiline::Config::rules)
-        .transpose()
+    let multiline = multiline::Config::rules_of(config.multiline.as_ref())
         .map_err(|error| ArgumentError::field("multiline", error))?;
     Ok(Box::new(TcpInput {
         cutting,
