@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wishbone_e2e::*;
 
@@ -92,34 +92,9 @@ fn logrotate_under_a_writer_and_two_sigkills_lose_no_line() {
     rotation::logrotate_config(&dir, &app);
     const LINES: usize = 160_000;
     const RATE: f64 = 20_000.0;
-    let writer = {
-        let app = app.clone();
-        std::thread::spawn(move || {
-            let data = numbered_lines(LINES);
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&app)
-                .unwrap();
-            let begun = Instant::now();
-            for (index, line) in lines(&data).into_iter().enumerate() {
-                if index % 100 == 0 {
-                    let due = begun + Duration::from_secs_f64(index as f64 / RATE);
-                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                    // A daemon reopens its log once rotated (here: when it sees it).
-                    let current = std::fs::metadata(&app).map(|metadata| metadata.ino()).ok();
-                    if current != Some(file.metadata().unwrap().ino()) {
-                        file = std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&app)
-                            .unwrap();
-                    }
-                }
-                file.write_all(line).unwrap();
-            }
-        })
-    };
+    let data = numbered_lines(LINES);
+    let items = lines(&data).into_iter().map(<[u8]>::to_vec).collect();
+    let writer = rotation::writer(app.clone(), items, RATE, 100);
     let turbulence = rotation::Turbulence {
         rotate_every: 2.0,
         kill_every: 3.0,

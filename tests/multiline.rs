@@ -6,9 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wishbone_e2e::*;
 
@@ -182,33 +181,9 @@ fn traces_tailed_through_logrotate_and_sigkills_arrive_whole() {
     let mut wishbone = Wishbone::start(&dir, &bootstrap, &[]);
     rotation::logrotate_config(&dir, &app);
     const TRACES: usize = 12_000;
-    let writer = {
-        let app = app.clone();
-        std::thread::spawn(move || {
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&app)
-                .unwrap();
-            let begun = Instant::now();
-            for n in 0..TRACES {
-                // 1,500 entries a second, each written whole.
-                if n.is_multiple_of(50) {
-                    let due = begun + Duration::from_secs_f64(n as f64 / 1_500.0);
-                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                    let current = std::fs::metadata(&app).map(|metadata| metadata.ino()).ok();
-                    if current != Some(file.metadata().unwrap().ino()) {
-                        file = std::fs::OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&app)
-                            .unwrap();
-                    }
-                }
-                file.write_all(text(n..n + 1).as_bytes()).unwrap();
-            }
-        })
-    };
+    // 1,500 entries a second, each written whole.
+    let items = (0..TRACES).map(|n| text(n..n + 1).into_bytes()).collect();
+    let writer = rotation::writer(app.clone(), items, 1_500.0, 50);
     let turbulence = rotation::Turbulence {
         rotate_every: 2.0,
         kill_every: 2.5,

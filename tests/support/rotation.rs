@@ -2,7 +2,9 @@
 //! logrotate (`create`) run every few seconds on `app.log` in `dir`, and
 //! SIGKILL with a restart of the same bootstrap every few seconds more.
 
-use std::path::Path;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -65,4 +67,32 @@ impl Turbulence {
         }
         (rotations, kills)
     }
+}
+
+/// A writer appending `items` to `log`, each in one write, `rate` items a
+/// second; every `batch` items it reopens the log if it was rotated, as a
+/// daemon does once it notices.
+pub fn writer(log: PathBuf, items: Vec<Vec<u8>>, rate: f64, batch: usize) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let open = || {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap()
+        };
+        let mut file = open();
+        let begun = Instant::now();
+        for (index, item) in items.iter().enumerate() {
+            if index % batch == 0 {
+                let due = begun + Duration::from_secs_f64(index as f64 / rate);
+                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let current = std::fs::metadata(&log).map(|metadata| metadata.ino()).ok();
+                if current != Some(file.metadata().unwrap().ino()) {
+                    file = open();
+                }
+            }
+            file.write_all(item).unwrap();
+        }
+    })
 }
