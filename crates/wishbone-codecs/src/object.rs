@@ -28,16 +28,26 @@ impl Text<'_> {
 
     /// A string value as JSON text.
     pub fn string(value: &str) -> Text<'static> {
+        if value.bytes().all(plain) {
+            let mut text = String::with_capacity(value.len() + 2);
+            text.push('"');
+            text.push_str(value);
+            text.push('"');
+            return Text::Made(text);
+        }
         // Writing a string cannot fail.
         Text::Made(serde_json::to_string(value).unwrap_or_default())
     }
 
-    /// The value as a string, if it is one.
-    pub fn to_text(&self) -> Option<String> {
+    /// The value as a string, if it is one: borrowed from the JSON text
+    /// when it has no escapes.
+    pub fn to_text(&self) -> Option<Cow<'_, str>> {
         let text = self.as_str();
-        text.starts_with('"')
-            .then(|| serde_json::from_str(text).ok())
-            .flatten()
+        let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+        if !inner.contains('\\') && !inner.contains('"') {
+            return Some(Cow::Borrowed(inner));
+        }
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
     }
 }
 
@@ -190,12 +200,14 @@ impl<'a> Object<'a> {
     }
 }
 
+/// A byte a JSON string holds as it is.
+fn plain(byte: u8) -> bool {
+    byte >= 0x20 && byte != b'"' && byte != b'\\'
+}
+
 /// Appends a key as a JSON string.
 fn push_key(out: &mut Vec<u8>, key: &str) {
-    if key
-        .bytes()
-        .all(|byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
-    {
+    if key.bytes().all(plain) {
         out.push(b'"');
         out.extend_from_slice(key.as_bytes());
         out.push(b'"');
