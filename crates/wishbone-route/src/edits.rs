@@ -6,7 +6,9 @@
 //! - `.k = .j` and `.k = CONSTANT` (a number, a string, `true`, `false`,
 //!   `null`): set a field, in place if it is there, else last;
 //! - `del(.k)`, `del(.k, .j)`: remove fields;
-//! - `.k |= ascii_downcase`, `.k |= ascii_upcase` on a string field;
+//! - `.k |= ascii_downcase`, `ascii_upcase`, `ltrimstr("x")`,
+//!   `rtrimstr("x")` on a string field, and `tonumber` on one that holds
+//!   a plain integer;
 //! - `{k: .j, m: CONSTANT, n}`: a new object of such fields.
 //!
 //! The object's fields are read once, each value kept as its text, and
@@ -48,10 +50,15 @@ enum Source {
     Constant(String),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Function {
     Downcase,
     Upcase,
+    /// A string of digits (an optional minus, no leading zero) as the
+    /// integer; anything else goes to jaq.
+    ToNumber,
+    TrimStart(String),
+    TrimEnd(String),
 }
 
 impl Edits {
@@ -113,6 +120,13 @@ fn step(term: &Term<&str>) -> Option<Step> {
                     Function::Downcase
                 }
                 Term::Call("ascii_upcase", arguments) if arguments.is_empty() => Function::Upcase,
+                Term::Call("tonumber", arguments) if arguments.is_empty() => Function::ToNumber,
+                Term::Call("ltrimstr", arguments) if arguments.len() == 1 => {
+                    Function::TrimStart(constant_text(&arguments[0])?)
+                }
+                Term::Call("rtrimstr", arguments) if arguments.len() == 1 => {
+                    Function::TrimEnd(constant_text(&arguments[0])?)
+                }
                 _ => return None,
             };
             Some(Step::Update(key(left)?, function))
@@ -181,11 +195,7 @@ impl Step {
             Step::Delete(keys) => object.remove(keys),
             Step::Update(key, function) => {
                 let value = object.get_mut(key)?;
-                let text = value.to_text()?;
-                *value = Text::string(&match function {
-                    Function::Downcase => text.to_ascii_lowercase(),
-                    Function::Upcase => text.to_ascii_uppercase(),
-                });
+                *value = function.apply(value)?;
             }
             Step::Build(entries) => {
                 let mut built = Object::new();
@@ -196,6 +206,36 @@ impl Step {
             }
         }
         Some(())
+    }
+}
+
+impl Function {
+    /// The function of a field's value; `None` where jaq must answer (a
+    /// value of another type, a number that is not a plain integer).
+    fn apply(&self, value: &Text<'_>) -> Option<Text<'static>> {
+        let text = value.to_text()?;
+        Some(match self {
+            Function::Downcase => Text::string(&text.to_ascii_lowercase()),
+            Function::Upcase => Text::string(&text.to_ascii_uppercase()),
+            Function::ToNumber => {
+                let digits = text.strip_prefix('-').unwrap_or(&text);
+                let plain = !digits.is_empty()
+                    && digits.len() <= 15
+                    && digits.bytes().all(|byte| byte.is_ascii_digit())
+                    && (digits == "0" || !digits.starts_with('0'))
+                    && text != "-0";
+                if !plain {
+                    return None;
+                }
+                Text::Made(text.into_owned())
+            }
+            Function::TrimStart(prefix) => {
+                Text::string(text.strip_prefix(prefix.as_str()).unwrap_or(&text))
+            }
+            Function::TrimEnd(suffix) => {
+                Text::string(text.strip_suffix(suffix.as_str()).unwrap_or(&text))
+            }
+        })
     }
 }
 
@@ -248,6 +288,10 @@ mod tests {
             6 => "[ ]".into(),
             7 => r#""INFO""#.into(),
             8 => r#""error""#.into(),
+            9 if random.below(2) == 0 => [
+                "\"42\"", "\"-7\"", "\"007\"", "\"1.5\"", "\"-0\"", "\"0\"", "\"\"", "\"12a\"",
+            ][random.below(8) as usize]
+                .into(),
             _ => format!("\"text {}\"", random.below(100)),
         }
     }
@@ -307,6 +351,68 @@ mod tests {
             }
             assert!(answered > 150, "{text}: {answered} of 2,000 answered quick");
         }
+    }
+
+    /// The quick path's answer for `{"a":1,"c":VALUE}` is jaq's, and it
+    /// answers (rather than leaving it to jaq) when `quick`.
+    fn answers_as_jaq(text: &str, cases: &[(&str, bool)]) {
+        let program = Program::compile(text).unwrap();
+        let term = jaq_core::load::parse(text, |parser| parser.term()).unwrap();
+        let edits = super::Edits::new(&term).unwrap();
+        for (value, quick) in cases {
+            let event = format!(r#"{{"a":1,"c":{value}}}"#);
+            assert_eq!(
+                edits.apply(event.as_bytes()).is_some(),
+                *quick,
+                "{text}: {value}"
+            );
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            match (
+                program.run(event.as_bytes(), &mut fast),
+                program.run_in_jaq(event.as_bytes(), &mut slow),
+            ) {
+                (Ok(()), Ok(())) => assert_eq!(parsed(&fast), parsed(&slow), "{text}: {value}"),
+                (Err(_), Err(_)) => {}
+                other => panic!("{text}: {value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn trimming_is_quick_for_strings_and_jaq_s_for_the_rest() {
+        let cases = [
+            ("\"error\"", true),
+            ("\"terror\"", true),
+            ("\"er\"", true),
+            ("\"\"", true),
+            ("\"é er é\"", true),
+            ("17", false),
+            ("null", false),
+        ];
+        answers_as_jaq(r#".c |= ltrimstr("er")"#, &cases);
+        answers_as_jaq(r#".c |= rtrimstr("or")"#, &cases);
+        answers_as_jaq(r#".c |= ltrimstr("")"#, &cases);
+    }
+
+    #[test]
+    fn tonumber_is_quick_for_plain_integers_and_jaq_s_for_the_rest() {
+        answers_as_jaq(
+            ".c |= tonumber",
+            &[
+                ("\"42\"", true),
+                ("\"-7\"", true),
+                ("\"0\"", true),
+                ("\"123456789012345\"", true),
+                ("\"007\"", false),
+                ("\"1.5\"", false),
+                ("\"-0\"", false),
+                ("\"\"", false),
+                ("\"12a\"", false),
+                ("\"1e3\"", false),
+                ("17", false),
+                ("null", false),
+            ],
+        );
     }
 
     #[test]
