@@ -87,29 +87,32 @@ type Start<'a> = Box<dyn Fn(u16) -> anyhow::Result<Proxy> + 'a>;
 
 /// One repetition of every configuration `wanted` leaves in.
 pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result<Vec<Figures>> {
-    let through = |middle: &[String], port: u16| {
-        let middle: Vec<&str> = middle.iter().map(String::as_str).collect();
-        Proxy::wishbone(
-            inputs.wishbone,
-            inputs.scratch,
-            &crate::routing::through(&middle, port),
-            &[],
-        )
-    };
+    let mut runs = reshaping(inputs, &wanted)?;
+    runs.extend(parsing(inputs, &wanted)?);
+    Ok(runs)
+}
+
+/// `tcp → middle modules → tcp` with wishbone, sending to `port`.
+fn through(inputs: &Inputs, middle: &[String], port: u16) -> anyhow::Result<Proxy> {
+    let middle: Vec<&str> = middle.iter().map(String::as_str).collect();
+    Proxy::wishbone(
+        inputs.wishbone,
+        inputs.scratch,
+        &crate::routing::through(&middle, port),
+        &[],
+    )
+}
+
+/// The jq program on the JSON lines: wishbone's two paths, `jq -c`.
+fn reshaping(inputs: &Inputs, wanted: &impl Fn(&str) -> bool) -> anyhow::Result<Vec<Figures>> {
     let jq = |program: &str| {
         format!("{{module: wishbone.process.jq, arguments: {{program: '{program}'}}}}")
     };
-    let syslog = "{module: wishbone.process.decode, arguments: {format: syslog}}".to_string();
-    let logfmt = "{module: wishbone.process.decode, arguments: {format: logfmt, field: message}}"
-        .to_string();
-    let regex = format!(
-        "{{module: wishbone.process.decode, arguments: {{format: regex, field: message, pattern: '{PATTERN}'}}}}"
-    );
     let checked: [(&str, Fingerprint, Start); 2] = [
         (
             "reshape, wishbone tcp → jq → tcp",
             inputs.reshaped.0,
-            Box::new(|port| through(&[jq(PROGRAM)], port)),
+            Box::new(|port| through(inputs, &[jq(PROGRAM)], port)),
         ),
         (
             "reshape, wishbone, the same program run by jaq",
@@ -117,7 +120,7 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
             // `| .` is not of the quick shape, and holds no second
             // reference to the event (which would make jaq copy it at
             // each assignment).
-            Box::new(|port| through(&[jq(&format!("{PROGRAM} | ."))], port)),
+            Box::new(|port| through(inputs, &[jq(&format!("{PROGRAM} | ."))], port)),
         ),
     ];
     let mut runs = Vec::new();
@@ -136,15 +139,27 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
     if wanted(name) {
         runs.push(jq_on_file(name, inputs)?);
     }
+    Ok(runs)
+}
+
+/// The syslog lines' logfmt text parsed by wishbone, rsyslog and
+/// syslog-ng (where it is unpacked); the peers' lines counted.
+fn parsing(inputs: &Inputs, wanted: &impl Fn(&str) -> bool) -> anyhow::Result<Vec<Figures>> {
+    let syslog = "{module: wishbone.process.decode, arguments: {format: syslog}}".to_string();
+    let logfmt = "{module: wishbone.process.decode, arguments: {format: logfmt, field: message}}"
+        .to_string();
+    let regex = format!(
+        "{{module: wishbone.process.decode, arguments: {{format: regex, field: message, pattern: '{PATTERN}'}}}}"
+    );
     let rsyslog_dir = inputs.scratch.join("rsyslog-parse");
     let counted: [(&str, Start); 6] = [
         (
             "parse logfmt, wishbone tcp → decode syslog → decode logfmt → tcp",
-            Box::new(|port| through(&[syslog.clone(), logfmt.clone()], port)),
+            Box::new(|port| through(inputs, &[syslog.clone(), logfmt.clone()], port)),
         ),
         (
             "parse regex, wishbone tcp → decode syslog → decode regex → tcp",
-            Box::new(|port| through(&[syslog.clone(), regex.clone()], port)),
+            Box::new(|port| through(inputs, &[syslog.clone(), regex.clone()], port)),
         ),
         (
             "parse logfmt, rsyslog mmnormalize name-value-list",
@@ -163,10 +178,10 @@ pub fn run_all(inputs: &Inputs, wanted: impl Fn(&str) -> bool) -> anyhow::Result
             Box::new(|port| syslog_ng(inputs.scratch, port, SYSLOG_NG_REGEX)),
         ),
     ];
+    let unpacked = crate::central::syslog_ng_root().exists();
+    let mut runs = Vec::new();
     for (name, start) in counted {
-        if !wanted(name)
-            || (name.contains("syslog-ng") && !crate::central::syslog_ng_root().exists())
-        {
+        if !wanted(name) || (name.contains("syslog-ng") && !unpacked) {
             continue;
         }
         runs.push(throughput::run_counted(

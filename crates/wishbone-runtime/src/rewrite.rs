@@ -83,10 +83,13 @@ impl Rewriting {
             if !failed.is_connected() {
                 refused.iter().for_each(Event::acknowledge);
             }
+            let refused = (!refused.is_empty()).then_some(Parcel::Events(refused));
             for (queue, sender, parcel) in [
-                ("outbox", &outbox, passed),
-                ("failed", &failed, Parcel::Events(refused)),
+                ("outbox", &outbox, Some(passed)),
+                ("failed", &failed, refused),
             ] {
+                // Nothing refused: no parcel for `failed`.
+                let Some(parcel) = parcel else { continue };
                 if let Err(closed) = sender.send(parcel).await {
                     return Err(ModuleError::DownstreamGone {
                         queue: queue.into(),

@@ -42,7 +42,8 @@ impl Carbon<'_> {
                 ));
             }
         }
-        let (host, port) = self.host_and_port()?;
+        let (host, port) = crate::cli::split_host_and_port(self.address)
+            .ok_or_else(|| format!("`{}` is not HOST:PORT", self.address))?;
         let metrics = serde_json::json!({"prefix": self.prefix, "include_hostname": true});
         let carbon = serde_json::json!({"host": host, "port": port, "failed": true});
         for (name, kind, arguments) in [
@@ -68,17 +69,6 @@ impl Carbon<'_> {
             .expect("the names are valid queue names");
         loaded.bootstrap.routes.push(route);
         Ok(())
-    }
-
-    /// The host (an IPv6 address without its brackets) and the port.
-    fn host_and_port(&self) -> Result<(&str, u16), String> {
-        let malformed = || format!("`{}` is not HOST:PORT", self.address);
-        let (host, port) = self.address.rsplit_once(':').ok_or_else(malformed)?;
-        let host = host
-            .strip_prefix('[')
-            .and_then(|inner| inner.strip_suffix(']'))
-            .unwrap_or(host);
-        Ok((host, port.parse().map_err(|_| malformed())?))
     }
 }
 

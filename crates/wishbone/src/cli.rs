@@ -168,20 +168,27 @@ pub struct StartOptions {
 /// 65535; the host is resolved when connecting, not here.
 fn host_and_port(text: &str) -> Result<String, String> {
     let malformed = || format!("`{text}` is not HOST:PORT (such as 127.0.0.1:2003)");
-    let (host, port) = text.rsplit_once(':').ok_or_else(malformed)?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|inner| inner.strip_suffix(']'))
-        .unwrap_or(host);
+    let (host, port) = split_host_and_port(text).ok_or_else(malformed)?;
     let host_ok = !host.is_empty()
         && (host.parse::<std::net::IpAddr>().is_ok()
             || host
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
-    match port.parse::<u16>() {
-        Ok(port) if port > 0 && host_ok => Ok(text.to_string()),
-        _ => Err(malformed()),
+    match port > 0 && host_ok {
+        true => Ok(text.to_string()),
+        false => Err(malformed()),
     }
+}
+
+/// `HOST:PORT` as the host (an IPv6 address without its brackets) and
+/// the port, if it has that shape.
+pub(crate) fn split_host_and_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((host, port.parse().ok()?))
 }
 
 /// `IP:PORT` to serve the graph page on; a host name would have to be
