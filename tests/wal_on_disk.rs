@@ -273,7 +273,7 @@ fn a_disk_that_takes_no_more_pushes_the_input_back_until_it_does() {
     );
     let mut wishbone = start(&dir, &bootstrap, &[]);
     let input = wishbone.input_port("input");
-    limit_file_size(wishbone.pid(), 1 << 20);
+    limit_file_size(wishbone.pid(), 1 << 14);
     const LINES: usize = 300_000;
     let sender = std::thread::spawn(move || send(input, &numbered_lines(LINES)));
     wishbone.output.wait_for("cannot write the wal", MINUTE);

@@ -371,7 +371,14 @@ impl Wishbone {
 }
 
 impl Drop for Wishbone {
+    /// Kills the server; a failing test shows the end of its log.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = self.output.text();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            eprintln!("--- the end of wishbone's log ---\n{}", tail.join("\n"));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -45,10 +45,19 @@ pub(crate) fn compile(text: &str, what: &str) -> Result<Filter, CompileError> {
             ),
         ));
     }
-    let defs = jaq_core::defs()
-        .chain(jaq_std::defs())
-        .chain(jaq_json::defs());
-    let funs = jaq_core::funs()
+    if let Some(name) =
+        load::parse(text, |parser| parser.term()).and_then(|term| crate::budget::recursion(&term))
+    {
+        return Err(error_at(
+            text,
+            name,
+            format!(
+                "`{name}` calls itself, which may never end; recursion is not allowed in {what} (use reduce, foreach, limit or the builtins, whose loops are bounded per event)"
+            ),
+        ));
+    }
+    let defs = crate::budget::defs();
+    let funs = crate::budget::funs()
         .chain(jaq_std::funs())
         .chain(jaq_json::funs());
     let arena = Arena::default();

@@ -73,6 +73,7 @@ impl Condition {
         let input: Val = serde_json::from_slice(event)
             .map_err(|error| format!("the event is not JSON: {error}"))?;
         let context = Ctx::<data::JustLut<Val>>::new(&self.program.lut, Vars::new([]));
+        let _budget = crate::budget::Scope::enter();
         match self.program.id.run((context, input)).next() {
             None => Ok(false),
             Some(Ok(value)) => Ok(!matches!(value, Val::Null | Val::Bool(false))),
@@ -102,6 +103,11 @@ impl Conditions {
             quick.add(term.as_ref());
         }
         Self { each, quick }
+    }
+
+    /// Whether every condition is answered without jaq.
+    pub fn is_quick(&self) -> bool {
+        self.each.iter().all(Condition::is_quick)
     }
 
     /// Each condition's answer to `event`, in order, handed to `answer`

@@ -85,10 +85,12 @@ impl Module for Filter {
         context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let condition = self.condition;
+        let paced = !condition.is_quick();
         Box::pin(route(
             context,
             ["outbox", "rejected"],
             "rejected",
+            paced,
             move |event, errors| match condition.matches(event) {
                 Ok(true) => 0b01,
                 Ok(false) => 0b10,

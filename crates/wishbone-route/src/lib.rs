@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod budget;
 mod compile;
 pub mod condition;
 mod edits;

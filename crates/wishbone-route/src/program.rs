@@ -68,6 +68,7 @@ impl Program {
             .map_err(|error| format!("the event is not JSON: {error}"))?;
         let before = out.len();
         let context = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
+        let _budget = crate::budget::Scope::enter();
         for value in self.filter.id.run((context, input)) {
             match value {
                 Ok(value) => out.push(compact(&value)),

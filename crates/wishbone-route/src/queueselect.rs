@@ -171,6 +171,11 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// Whether every rule is answered without jaq.
+    pub fn is_quick(&self) -> bool {
+        self.conditions.is_quick()
+    }
+
     /// Where an event goes; `failed` hears of every condition that failed
     /// on it (by rule index).
     pub fn choose(&self, event: &[u8], mut failed: impl FnMut(usize, &str)) -> Choice {
@@ -202,7 +207,8 @@ impl Module for QueueSelect {
         let Self { rules, queues } = *self;
         Box::pin(async move {
             let names = queues.iter().map(String::as_str).chain(["nomatch"]);
-            route(context, names, "nomatch", move |event, errors| {
+            let paced = !rules.is_quick();
+            route(context, names, "nomatch", paced, move |event, errors| {
                 rules.choose(event, |index, reason| {
                     errors.count(&format!("rules[{index}]"), reason)
                 })

@@ -11,6 +11,7 @@
 
 use bytes::Bytes;
 use wishbone_runtime::rewrite::Rewritten;
+use wishbone_runtime::turn::each_in_turn;
 use wishbone_runtime::{Batch, Event, Lines, LinesBuilder, Parcel};
 
 use crate::program::Program;
@@ -27,22 +28,25 @@ pub struct Reshaped {
 /// it was refused.
 type Results = Vec<Result<std::ops::Range<usize>, String>>;
 
-/// Runs `program` on every event of `parcel`.
-pub fn reshape(program: &Program, parcel: Parcel) -> Reshaped {
+/// Runs `program` on the events of `parcel`: every one, unless the
+/// program runs in jaq (its time per event is then up to its budget) and
+/// the module's turn ends first; the events not reached are the
+/// rewritten's `rest`.
+pub fn reshape(program: &Program, mut parcel: Parcel) -> Reshaped {
     let mut values = Vec::new();
-    let mut run = |data: &[u8]| {
+    let mut results: Results = Vec::with_capacity(parcel.len());
+    each_in_turn(&parcel, !program.is_quick(), |data| {
         let start = values.len();
-        program.run(data, &mut values).map(|()| start..values.len())
-    };
-    let results: Results = match &parcel {
-        Parcel::Lines(lines) => lines.iter().map(&mut run).collect(),
-        Parcel::Events(events) => events.iter().map(|event| run(event.data())).collect(),
-    };
+        results.push(program.run(data, &mut values).map(|()| start..values.len()));
+    });
+    let rest = parcel.split_off(results.len());
     let parcel = match parcel {
         Parcel::Lines(lines) => match as_lines(lines, &results, &values) {
             Ok(reshaped) => {
+                let mut rewritten = Rewritten::unchanged(Parcel::Lines(reshaped));
+                rewritten.rest = rest;
                 return Reshaped {
-                    rewritten: Rewritten::unchanged(Parcel::Lines(reshaped)),
+                    rewritten,
                     dropped: 0,
                 };
             }
@@ -50,7 +54,9 @@ pub fn reshape(program: &Program, parcel: Parcel) -> Reshaped {
         },
         events => events,
     };
-    as_events(parcel.into_events(), results, values)
+    let mut reshaped = as_events(parcel.into_events(), results, values);
+    reshaped.rewritten.rest = rest;
+    reshaped
 }
 
 /// The lines the values make, when each line yielded one value and no
@@ -114,6 +120,7 @@ fn as_events(events: Batch, results: Results, values: Vec<Vec<u8>>) -> Reshaped 
         rewritten: Rewritten {
             passed: Parcel::Events(passed),
             refused,
+            rest: Parcel::default(),
         },
         dropped,
     }

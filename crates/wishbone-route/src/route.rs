@@ -1,8 +1,12 @@
 //! The loop the filter and the selector share: take a parcel, sort it,
 //! settle what goes nowhere, and send the rest on with backpressure; the
-//! inbox is down while a destination is.
+//! inbox is down while a destination is. A parcel whose conditions take
+//! long is sorted in slices, taking turns with the other modules of the
+//! thread (`wishbone_runtime::pace`).
 
+use wishbone_runtime::Parcel;
 use wishbone_runtime::queue::Sender;
+use wishbone_runtime::turn::each_in_turn;
 use wishbone_runtime::{Counted, LockRelay, ModuleContext, ModuleError};
 
 use crate::sort::{Choice, Sorted, sort};
@@ -40,6 +44,7 @@ pub(crate) async fn route<'a>(
     mut context: ModuleContext,
     queues: impl IntoIterator<Item = &'a str>,
     discarding: &str,
+    paced: bool,
     mut choose: impl FnMut(&[u8], &ConditionErrors) -> Choice,
 ) -> Result<(), ModuleError> {
     let mut inbox = context.take_incoming("inbox");
@@ -61,23 +66,52 @@ pub(crate) async fn route<'a>(
             parcel = inbox.recv_parcel() => parcel,
             () = relay.follow() => continue,
         };
-        let Some(parcel) = parcel else { break };
-        let sorted = sort(parcel, destinations.len(), |event| choose(event, &errors));
-        sorted.settle_unconnected(|index| destinations[index].1.is_connected());
-        let Sorted(parcels) = sorted;
-        let mut parcels = parcels.into_iter();
-        for (name, sender) in &destinations {
-            let Some(parcel) = parcels.next() else { break };
-            if let Err(closed) = sender.send(parcel).await {
-                let undelivered =
-                    closed.0.len() + parcels.map(|parcel| parcel.len()).sum::<usize>();
-                return Err(ModuleError::DownstreamGone {
-                    queue: name.clone(),
-                    undelivered,
-                });
+        let Some(mut parcel) = parcel else { break };
+        while !parcel.is_empty() {
+            let (choices, rest) =
+                choose_in_turn(&mut parcel, paced, |event| choose(event, &errors));
+            let mut chosen = choices.into_iter();
+            let sorted = sort(parcel, destinations.len(), |_| chosen.next().unwrap_or(1));
+            deliver(sorted, &destinations).await?;
+            if !rest.is_empty() {
+                // The module's turn ended: the others of its thread run.
+                tokio::task::yield_now().await;
             }
+            parcel = rest;
         }
     }
     tracing::info!(module = %errors.module, condition_errors = errors.counted.total(), "routing totals");
+    Ok(())
+}
+
+/// Where each event of `parcel` goes, in order, for as many events as a
+/// turn allows when `paced` (every one otherwise); the events not reached
+/// are split off and returned.
+fn choose_in_turn(
+    parcel: &mut Parcel,
+    paced: bool,
+    mut choose: impl FnMut(&[u8]) -> Choice,
+) -> (Vec<Choice>, Parcel) {
+    let mut choices = Vec::with_capacity(parcel.len());
+    each_in_turn(parcel, paced, |data| choices.push(choose(data)));
+    let rest = parcel.split_off(choices.len());
+    (choices, rest)
+}
+
+/// Sends each destination its parcel of `sorted`.
+async fn deliver(sorted: Sorted, destinations: &[(String, Sender)]) -> Result<(), ModuleError> {
+    sorted.settle_unconnected(|index| destinations[index].1.is_connected());
+    let Sorted(parcels) = sorted;
+    let mut parcels = parcels.into_iter();
+    for (name, sender) in destinations {
+        let Some(parcel) = parcels.next() else { break };
+        if let Err(closed) = sender.send(parcel).await {
+            let undelivered = closed.0.len() + parcels.map(|parcel| parcel.len()).sum::<usize>();
+            return Err(ModuleError::DownstreamGone {
+                queue: name.clone(),
+                undelivered,
+            });
+        }
+    }
     Ok(())
 }

@@ -41,6 +41,8 @@ mod server;
 mod set;
 mod supervision;
 mod table;
+mod threads;
+pub mod turn;
 
 pub use actor::ModuleActor;
 pub use context::ModuleContext;

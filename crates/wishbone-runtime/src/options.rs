@@ -24,6 +24,11 @@ pub struct RuntimeOptions {
     pub instance: usize,
     /// What the modules say of their readiness, for `/ready`.
     pub readiness: crate::Readiness,
+    /// How many threads run the modules (`--threads`): 1 runs them on the
+    /// server's own thread; more places them, in turn, on that many threads
+    /// of their own, so that the server's thread (signals, stop, reload)
+    /// never waits for a busy module.
+    pub threads: usize,
 }
 
 impl Default for RuntimeOptions {
@@ -37,6 +42,7 @@ impl Default for RuntimeOptions {
             metrics: None,
             instance: 0,
             readiness: crate::Readiness::default(),
+            threads: 1,
         }
     }
 }

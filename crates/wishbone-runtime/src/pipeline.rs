@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use actix::Actor;
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
@@ -19,6 +18,7 @@ use wishbone_event::RESERVED_QUEUES;
 use wishbone_event::queue::{self, Receiver, Rewiring, Sender, WeakSender};
 
 use crate::order::downstream_first;
+use crate::threads::Threads;
 use crate::{
     ListenAddress, Loaded, Module, ModuleActor, ModuleContext, ModuleError, Plan, QueueTable,
     RuntimeOptions,
@@ -78,6 +78,8 @@ pub(crate) struct Pipeline {
     /// Modules a reload removed, draining on their own (by generation):
     /// nothing waits for them; they are aborted past their deadline.
     draining: HashMap<u64, Draining>,
+    /// The threads modules run on (none with `threads: 1`: the server's).
+    threads: Threads,
 }
 
 /// A removed module draining in the background.
@@ -97,6 +99,7 @@ impl Pipeline {
         stop: CancellationToken,
         abort: CancellationToken,
     ) -> Self {
+        let threads = Threads::new(options.threads);
         Self {
             options: Arc::new(options),
             table,
@@ -109,6 +112,7 @@ impl Pipeline {
             running: FuturesUnordered::new(),
             generation: 0,
             draining: HashMap::new(),
+            threads,
         }
     }
 
@@ -323,7 +327,7 @@ impl Pipeline {
         );
         let (done, outcome) = oneshot::channel();
         self.options.readiness.starting(&name);
-        ModuleActor::new(module, context, done).start();
+        self.threads.start(ModuleActor::new(module, context, done));
         self.running.push(Box::pin(async move {
             let outcome = outcome
                 .await
@@ -350,21 +354,26 @@ impl Pipeline {
         }
         let stopping: Vec<String> = plan.stopping().cloned().collect();
         // Every queue into a module of the new file stays open meanwhile;
-        // those into replaced modules are handed over.
-        let mut held: Vec<Sender> = Vec::new();
-        let mut answers: Vec<(String, Sender, oneshot::Receiver<Receiver>)> = Vec::new();
-        for route in &new.routes {
-            let inbox = route.to.to_string();
-            let Some(sender) = self.queues.get(&inbox).and_then(WeakSender::upgrade) else {
-                continue;
-            };
-            if plan.replaced.contains(&route.to.module)
-                && let Some(answer) = sender.hand_over()
-            {
-                answers.push((inbox, sender.clone(), answer));
-            }
-            held.push(sender);
-        }
+        // those into replaced modules are handed over. Every queue is held
+        // before any hand-over is asked for: a module on another thread
+        // returns as soon as it is asked, dropping its senders.
+        let held: Vec<(&wishbone_bootstrap::QueueRef, Sender)> = new
+            .routes
+            .iter()
+            .filter_map(|route| {
+                let sender = self.queues.get(&route.to.to_string())?.upgrade()?;
+                Some((&route.to, sender))
+            })
+            .collect();
+        let answers: Vec<(String, Sender, oneshot::Receiver<Receiver>)> = held
+            .iter()
+            .filter(|(to, _)| plan.replaced.contains(&to.module))
+            .filter_map(|(to, sender)| {
+                let answer = sender.hand_over()?;
+                Some((to.to_string(), sender.clone(), answer))
+            })
+            .collect();
+        let held: Vec<Sender> = held.into_iter().map(|(_, sender)| sender).collect();
         let listening: HashMap<&String, Option<ListenAddress>> = built
             .iter()
             .map(|(name, module)| (name, module.listens()))

@@ -19,6 +19,10 @@ pub struct Rewritten {
     pub passed: Parcel,
     /// The events refused, with the reason, as they came.
     pub refused: Vec<(Event, String)>,
+    /// The events not rewritten yet, the module's turn being over
+    /// ([`crate::turn`]): they are rewritten next, once the other modules
+    /// of the thread had their turn.
+    pub rest: Parcel,
 }
 
 impl Rewritten {
@@ -27,6 +31,7 @@ impl Rewritten {
         Self {
             passed: parcel,
             refused: Vec::new(),
+            rest: Parcel::default(),
         }
     }
 }
@@ -70,37 +75,60 @@ impl Rewriting {
                 parcel = inbox.recv_parcel() => parcel,
                 () = relay.follow() => continue,
             };
-            let Some(parcel) = parcel else { break };
-            let Rewritten { passed, refused } = rewrite(parcel);
-            if let Some((_, reason)) = refused.first().filter(|_| refused_count.total() == 0) {
-                tracing::warn!(module = %name, %reason, "an event was refused; it goes to failed (module.{name}.failed counts them)");
-            }
-            refused_count.add(refused.len() as u64);
-            let refused: Batch = refused
-                .into_iter()
-                .map(|(event, reason)| report(&event, &reason))
-                .collect();
-            if !failed.is_connected() {
-                refused.iter().for_each(Event::acknowledge);
-            }
-            let refused = (!refused.is_empty()).then_some(Parcel::Events(refused));
-            for (queue, sender, parcel) in [
-                ("outbox", &outbox, Some(passed)),
-                ("failed", &failed, refused),
-            ] {
-                // Nothing refused: no parcel for `failed`.
-                let Some(parcel) = parcel else { continue };
-                if let Err(closed) = sender.send(parcel).await {
-                    return Err(ModuleError::DownstreamGone {
-                        queue: queue.into(),
-                        undelivered: closed.0.len(),
-                    });
+            let Some(mut parcel) = parcel else { break };
+            while !parcel.is_empty() {
+                let mut rewritten = rewrite(parcel);
+                parcel = std::mem::take(&mut rewritten.rest);
+                pass_on(rewritten, &name, &refused_count, &outbox, &failed).await?;
+                if !parcel.is_empty() {
+                    // The module's turn ended: the others of its thread run.
+                    tokio::task::yield_now().await;
                 }
             }
         }
         tracing::info!(module = %name, failed = refused_count.total(), "conversion totals");
         Ok(())
     }
+}
+
+/// Sends what passed to `outbox` and what was refused to `failed`; the
+/// first refusal is logged with its reason.
+async fn pass_on(
+    rewritten: Rewritten,
+    name: &str,
+    refused_count: &Counted,
+    outbox: &Sender,
+    failed: &Sender,
+) -> Result<(), ModuleError> {
+    let Rewritten {
+        passed, refused, ..
+    } = rewritten;
+    if let Some((_, reason)) = refused.first().filter(|_| refused_count.total() == 0) {
+        tracing::warn!(module = %name, %reason, "an event was refused; it goes to failed (module.{name}.failed counts them)");
+    }
+    refused_count.add(refused.len() as u64);
+    let refused: Batch = refused
+        .into_iter()
+        .map(|(event, reason)| report(&event, &reason))
+        .collect();
+    if !failed.is_connected() {
+        refused.iter().for_each(Event::acknowledge);
+    }
+    let refused = (!refused.is_empty()).then_some(Parcel::Events(refused));
+    for (queue, sender, parcel) in [
+        ("outbox", outbox, Some(passed)),
+        ("failed", failed, refused),
+    ] {
+        // Nothing refused: no parcel for `failed`.
+        let Some(parcel) = parcel else { continue };
+        if let Err(closed) = sender.send(parcel).await {
+            return Err(ModuleError::DownstreamGone {
+                queue: queue.into(),
+                undelivered: closed.0.len(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What goes to `failed` for a refused event: the reason and the event as

@@ -146,6 +146,11 @@ pub struct RunOptions {
     /// Log filter: error, warn, info, debug, trace (or a RUST_LOG-style filter).
     #[arg(long, default_value = "info")]
     pub log_level: String,
+    /// Threads that run the modules, each module on one of them in turn
+    /// (default: the number of cores). 1 runs every module on the thread
+    /// that also answers signals.
+    #[arg(long, env = "WISHBONE_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]

@@ -251,6 +251,15 @@ impl Launcher<'_> {
         changed
     }
 
+    /// Threads of each instance: as asked, else the cores shared out.
+    fn threads(&self) -> usize {
+        let instances = usize::from(self.options.instances).max(1);
+        self.options
+            .run
+            .threads
+            .map_or_else(|| (crate::run::cores() / instances).max(1), usize::from)
+    }
+
     fn spawn(&self, index: usize) -> std::io::Result<libc::pid_t> {
         let run = &self.options.run;
         let (variable, descriptors) = InheritedListeners::describe(&self.listeners);
@@ -269,6 +278,7 @@ impl Launcher<'_> {
             .args(["--log-level", &run.log_level])
             .args(["--graphite-prefix", &run.graphite_prefix])
             .args(["--log-format", &log_format])
+            .args(["--threads", &self.threads().to_string()])
             .args(
                 run.graphite
                     .iter()

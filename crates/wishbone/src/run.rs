@@ -98,6 +98,7 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
         hostname,
         instance: wishbone_runtime::instance_from_environment(),
         readiness: wishbone_runtime::Readiness::default(),
+        threads: options.threads.map_or_else(cores, usize::from),
     };
     // A write past a file size limit (`ulimit -f`) then fails with EFBIG,
     // which the wal handles as a full disk, instead of killing the process.
@@ -139,6 +140,11 @@ fn serve(options: &RunOptions, modules: &ModuleSet, format: Format) -> ExitCode 
             ExitCode::from(EXIT_FAILED)
         }
     }
+}
+
+/// The cores this process may run on: the default of `--threads`.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Loads the bootstrap file, with the metrics route `--graphite` adds.

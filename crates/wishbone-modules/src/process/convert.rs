@@ -26,7 +26,11 @@ pub(crate) async fn convert_all(
     queues
         .run(move |parcel| {
             let (passed, refused) = convert_parcel(parcel, &mut convert);
-            Rewritten { passed, refused }
+            Rewritten {
+                passed,
+                refused,
+                rest: Parcel::default(),
+            }
         })
         .await
 }

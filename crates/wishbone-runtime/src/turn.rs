@@ -1,0 +1,84 @@
+//! Taking turns on a shared thread: a module whose work per event may be
+//! long (a jq condition or program runs up to its budget per event) stops
+//! working through a parcel once a turn is over, passes on what it has
+//! done, and lets the other modules of its thread run before it takes up
+//! the rest. A quick module never looks at the clock.
+
+use std::time::{Duration, Instant};
+
+use crate::Parcel;
+
+/// How long a module keeps its thread before letting others run.
+pub const TURN: Duration = Duration::from_millis(2);
+
+/// One turn of a module's work.
+#[derive(Clone, Copy, Debug)]
+pub struct Turn {
+    /// When it ends; `None` for a module that does not take turns.
+    ends: Option<Instant>,
+}
+
+impl Turn {
+    /// A turn from now, if the module takes turns (`paced`); otherwise one
+    /// that never ends.
+    pub fn start(paced: bool) -> Self {
+        Self {
+            ends: paced.then(|| Instant::now() + TURN),
+        }
+    }
+
+    /// Whether the turn is over: the module passes on what it has done.
+    pub fn is_over(&self) -> bool {
+        self.ends.is_some_and(|ends| Instant::now() >= ends)
+    }
+}
+
+/// Hands `each` the events of `parcel`, in order: every one, or, when
+/// `paced`, as many as a turn allows (at least one). Returns how many.
+pub fn each_in_turn(parcel: &Parcel, paced: bool, mut each: impl FnMut(&[u8])) -> usize {
+    let turn = Turn::start(paced);
+    let mut count = 0;
+    let mut take = |data: &[u8]| {
+        each(data);
+        count += 1;
+        !turn.is_over()
+    };
+    match parcel {
+        Parcel::Lines(lines) => lines.iter().take_while(|line| take(line)).for_each(drop),
+        Parcel::Events(batch) => batch
+            .iter()
+            .take_while(|event| take(event.data()))
+            .for_each(drop),
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turn_ends_after_its_time_and_an_unpaced_one_never() {
+        let turn = Turn::start(true);
+        assert!(!turn.is_over());
+        std::thread::sleep(TURN + Duration::from_millis(1));
+        assert!(turn.is_over());
+        assert!(!Turn::start(false).is_over());
+    }
+
+    #[test]
+    fn a_paced_parcel_is_handed_out_until_the_turn_ends() {
+        let parcel = Parcel::Events((0..10).map(|n| crate::Event::new(n.to_string())).collect());
+        let mut seen = Vec::new();
+        let slow = |data: &[u8]| {
+            seen.push(data.to_vec());
+            std::thread::sleep(TURN);
+        };
+        assert_eq!(each_in_turn(&parcel, true, slow), 1);
+        assert_eq!(seen, vec![b"0".to_vec()]);
+        assert_eq!(
+            each_in_turn(&parcel, false, |_| std::thread::sleep(TURN)),
+            10
+        );
+    }
+}
