@@ -228,12 +228,23 @@ fn a_new_file_on_a_reused_inode_is_read_from_its_start() {
     wait_until(MINUTE, "the input to close the deleted file", || {
         !holds_open(wishbone.pid(), &path)
     });
-    append(&path, &all[1_000..].concat());
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().ino(),
-        inode,
-        "the file system gave the new file the freed inode"
+    // The inode is free once nothing holds it (the input's watch on the
+    // deleted file may outlive its descriptor by a moment): an empty file
+    // is made until it gets that inode, then written to.
+    wait_until(
+        MINUTE,
+        "the file system to give a new file the freed inode",
+        || {
+            std::fs::File::create(&path).unwrap();
+            let reused = std::fs::metadata(&path).unwrap().ino() == inode;
+            if !reused {
+                std::fs::remove_file(&path).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            reused
+        },
     );
+    append(&path, &all[1_000..].concat());
     wait_for_numbers(&sink, 2_000, MINUTE);
     assert!(wishbone.stop().success());
     exactly_once(&sink, 2_000);

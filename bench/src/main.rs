@@ -5,6 +5,7 @@
 //!       [--only TEXT] [--leave-out TEXT]... [--skip-throughput] [--wishbone PATH] [--buffered-lines N]
 //!       [--disk-read-count N] [--relp-lines N] [--nats-messages N] [--json-lines N]
 //!       [--reloads N] [--central-messages N] [--central-rate N] [--against PATH]
+//!       [--chain-events N]
 //!
 //! `--buffered-lines` (3,000,000; 0 skips them) is the data of the
 //! configurations with a write-ahead buffer: the seed's round-robin demo,
@@ -25,6 +26,9 @@
 //! output and by curl (`--only http`). The data file (1 GB at 10,000,000
 //! lines) is also read from disk by
 //! wishbone's file input, `socat` and rsyslog's imfile (`--only "file,"`).
+//!
+//! `--chain-events N` (0: skipped) runs an in-process chain of CPU-bound
+//! modules at `--threads 1` and `--threads 2` (`chain.rs`).
 //!
 //! `--reloads` (20; 0 skips them) times a reload of a scenario III file
 //! whose input is unchanged (SIGHUP to the `reloaded` line) beside five
@@ -53,6 +57,7 @@
 //! the lines sent is reported as failed, not as a speed.
 
 mod central;
+mod chain;
 mod data;
 mod files;
 mod http;
@@ -104,6 +109,8 @@ struct Options {
     central_messages: usize,
     /// The offered UDP rate of the central-server runs, a second.
     central_rate: u64,
+    /// Events of the in-process chain (`chain.rs`); 0 skips it.
+    chain_events: u64,
     nats_data: PathBuf,
     /// Lines for the RELP hops; 0 skips them.
     relp_lines: usize,
@@ -153,6 +160,7 @@ fn options() -> anyhow::Result<Options> {
         reloads: 20,
         central_messages: 0,
         central_rate: 100_000,
+        chain_events: 0,
         nats_data: target.join("bench-nats-lines.txt"),
         relp_data: target.join("bench-relp-lines.txt"),
         json_lines: 1_000_000,
@@ -178,6 +186,7 @@ fn options() -> anyhow::Result<Options> {
                 options.central_messages = args.next().unwrap_or_default().parse()?
             }
             "--central-rate" => options.central_rate = args.next().unwrap_or_default().parse()?,
+            "--chain-events" => options.chain_events = args.next().unwrap_or_default().parse()?,
             "--disk-read-count" => {
                 options.disk_read_count = args.next().unwrap_or_default().parse()?
             }
@@ -260,6 +269,9 @@ fn main() -> anyhow::Result<()> {
         logfmt: &options.logfmt_data,
     };
     let wishbone = options.wishbone.as_path();
+    if options.chain_events > 0 {
+        chain::run(wishbone, scratch, options.chain_events, options.reps)?;
+    }
     if options.central_messages > 0 {
         central::run(
             wishbone,
