@@ -80,6 +80,12 @@ pub struct Filter {
 }
 
 impl Module for Filter {
+    /// In jaq, a condition or program takes microseconds per event: worth
+    /// a thread of its own.
+    fn cpu_bound(&self) -> bool {
+        !self.condition.is_quick()
+    }
+
     fn run(
         self: Box<Self>,
         context: ModuleContext,

@@ -79,6 +79,12 @@ pub struct Jq {
 }
 
 impl Module for Jq {
+    /// In jaq, a condition or program takes microseconds per event: worth
+    /// a thread of its own.
+    fn cpu_bound(&self) -> bool {
+        !self.program.is_quick()
+    }
+
     fn run(
         self: Box<Self>,
         mut context: ModuleContext,

@@ -200,6 +200,12 @@ impl Rules {
 }
 
 impl Module for QueueSelect {
+    /// In jaq, a condition or program takes microseconds per event: worth
+    /// a thread of its own.
+    fn cpu_bound(&self) -> bool {
+        !self.rules.is_quick()
+    }
+
     fn run(
         self: Box<Self>,
         context: ModuleContext,

@@ -43,6 +43,16 @@ pub trait Module: Send + 'static {
         &[]
     }
 
+    /// Whether the module's work per event is long (a jq condition or
+    /// program that runs in jaq): with `--threads` above 1 it then runs on
+    /// the least busy thread rather than its pipeline's, so that a chain of
+    /// such modules uses several cores. Handing parcels between threads
+    /// costs more than it gains for quick modules, which stay with their
+    /// pipeline. False by default.
+    fn cpu_bound(&self) -> bool {
+        false
+    }
+
     /// Whether this module may replace a running one of the same name that
     /// was built from `previous` (a reload that changed its arguments). An
     /// error refuses the whole reload, with nothing touched, and says why:

@@ -1,5 +1,6 @@
 //! The order modules start in: downstream first, so an output is ready
-//! before anything can send to it, and inputs last.
+//! before anything can send to it, and inputs last; and which modules are
+//! joined by routes, so as to run on one thread.
 
 use std::collections::HashMap;
 
@@ -20,6 +21,37 @@ pub(crate) fn downstream_first<'a>(
         visit(module, &next, &mut state, &mut order);
     }
     order
+}
+
+/// For each module, the first module (in `modules`' order) of the
+/// modules joined to it by links, in either direction: one name for every
+/// pipeline of the file.
+pub(crate) fn components<'a>(
+    modules: &[&'a str],
+    links: &[(&'a str, &'a str)],
+) -> HashMap<&'a str, &'a str> {
+    let mut first: HashMap<&str, &str> = modules.iter().map(|module| (*module, *module)).collect();
+    // Merges until nothing changes: files hold tens of modules.
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for (from, to) in links {
+            let (Some(&a), Some(&b)) = (first.get(from), first.get(to)) else {
+                continue;
+            };
+            if a == b {
+                continue;
+            }
+            let rank = |name: &str| modules.iter().position(|module| *module == name);
+            let (keep, gone) = if rank(a) <= rank(b) { (a, b) } else { (b, a) };
+            first
+                .values_mut()
+                .filter(|name| **name == gone)
+                .for_each(|name| *name = keep);
+            changed = true;
+        }
+    }
+    first
 }
 
 fn visit<'a>(
@@ -59,6 +91,26 @@ mod tests {
         assert!(at("output_1") < at("funnel") && at("funnel") < at("output_2"));
         assert!(at("output_2") < at("roundrobin") && at("roundrobin") < at("input"));
         assert_eq!(order.len(), 5);
+    }
+
+    #[test]
+    fn modules_joined_by_routes_share_the_first_ones_name() {
+        let modules = ["metrics", "in_b", "out_a", "in_a", "rr", "out_b", "carbon"];
+        let parts = components(
+            &modules,
+            &[
+                ("in_a", "out_a"),
+                ("in_b", "rr"),
+                ("rr", "out_b"),
+                ("metrics", "carbon"),
+            ],
+        );
+        let of = |name| parts[name];
+        assert_eq!([of("in_b"), of("rr"), of("out_b")], ["in_b"; 3]);
+        assert_eq!([of("in_a"), of("out_a")], ["out_a"; 2]);
+        assert_eq!([of("metrics"), of("carbon")], ["metrics"; 2]);
+        let alone = components(&["a", "b"], &[]);
+        assert_eq!((alone["a"], alone["b"]), ("a", "b"));
     }
 
     #[test]

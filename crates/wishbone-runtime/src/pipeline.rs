@@ -17,7 +17,7 @@ use wishbone_bootstrap::{Bootstrap, Validated};
 use wishbone_event::RESERVED_QUEUES;
 use wishbone_event::queue::{self, Receiver, Rewiring, Sender, WeakSender};
 
-use crate::order::downstream_first;
+use crate::order::{components, downstream_first};
 use crate::threads::Threads;
 use crate::{
     ListenAddress, Loaded, Module, ModuleActor, ModuleContext, ModuleError, Plan, QueueTable,
@@ -249,9 +249,17 @@ impl Pipeline {
             .into_iter()
             .map(str::to_string)
             .collect();
+        let pipelines: HashMap<String, String> = components(&names, &links)
+            .into_iter()
+            .map(|(module, first)| (module.to_string(), first.to_string()))
+            .collect();
         for name in order {
             if let (Some(module), Some(context)) = (built.remove(&name), contexts.remove(&name)) {
-                self.launch(name, module, context);
+                let pipeline = pipelines
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| name.clone());
+                self.launch(name, module, context, &pipeline);
             }
         }
     }
@@ -310,8 +318,15 @@ impl Pipeline {
         }
     }
 
-    /// Starts one module's actor and follows its outcome.
-    fn launch(&mut self, name: String, module: Box<dyn Module>, context: ModuleContext) {
+    /// Starts one module's actor, on the thread of `pipeline`, and follows
+    /// its outcome.
+    fn launch(
+        &mut self,
+        name: String,
+        module: Box<dyn Module>,
+        context: ModuleContext,
+        pipeline: &str,
+    ) {
         self.generation += 1;
         let generation = self.generation;
         self.handles.insert(
@@ -327,7 +342,9 @@ impl Pipeline {
         );
         let (done, outcome) = oneshot::channel();
         self.options.readiness.starting(&name);
-        self.threads.start(ModuleActor::new(module, context, done));
+        let cpu_bound = module.cpu_bound();
+        self.threads
+            .start(ModuleActor::new(module, context, done), pipeline, cpu_bound);
         self.running.push(Box::pin(async move {
             let outcome = outcome
                 .await

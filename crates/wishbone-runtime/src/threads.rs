@@ -3,12 +3,22 @@
 //! With one thread every module runs on the server's own thread, as an
 //! actix actor among the others. With more, the server starts that many
 //! actix arbiters (a thread with its own event loop each) and places each
-//! module it starts on the next of them in turn, so that neighbouring
-//! modules of a chain (started downstream first) run on different threads
-//! and a chain of busy modules uses every core. The server's own thread
-//! then runs no module: signals, stop and reload answer whatever a module
-//! does. A module's future is built on the thread it runs on, so it need
-//! not be `Send`; what crosses threads are its queues, which are.
+//! pipeline of the file (the modules joined by routes) on the next of them
+//! in turn: the modules of one pipeline hand each other their parcels on
+//! one thread, as cheaply as with one thread, and separate pipelines (and
+//! modules with no routes, such as a Prometheus page) run side by side. A
+//! module whose work per event is long ([`crate::Module::cpu_bound`]: a jq
+//! program or condition in jaq) goes to the least busy thread instead, so
+//! that a chain of such modules runs on several cores.
+//! Handing every parcel to another thread costs more than it gains for
+//! modules that do little per event: placing a scenario's input and
+//! output on two threads moved 0.71x the lines of one thread on the
+//! 2-core development machine (`docs/performance.md`). The server's own
+//! thread runs no module: signals, stop and reload answer whatever a
+//! module does. A module's future is built on the thread it runs on, so
+//! it need not be `Send`; what crosses threads are its queues, which are.
+
+use std::collections::HashMap;
 
 use actix::{Actor, Arbiter};
 
@@ -17,8 +27,10 @@ use crate::ModuleActor;
 /// Where modules are started.
 pub(crate) struct Threads {
     arbiters: Vec<Arbiter>,
-    /// The arbiter the next module goes to.
-    next: usize,
+    /// The arbiter of each pipeline, by the name of its first module.
+    placed: HashMap<String, usize>,
+    /// Pipelines and CPU-bound modules placed on each arbiter.
+    load: Vec<usize>,
 }
 
 impl Threads {
@@ -29,19 +41,49 @@ impl Threads {
         } else {
             Vec::new()
         };
-        Self { arbiters, next: 0 }
+        let load = vec![0; arbiters.len()];
+        Self {
+            arbiters,
+            placed: HashMap::new(),
+            load,
+        }
     }
 
-    /// Starts a module's actor on the next thread.
-    pub(crate) fn start(&mut self, actor: ModuleActor) {
+    /// Starts a module's actor on the thread of its pipeline (named by
+    /// its first module; the least busy thread for a pipeline not placed
+    /// yet), or, `cpu_bound`, on the least busy thread.
+    pub(crate) fn start(&mut self, actor: ModuleActor, pipeline: &str, cpu_bound: bool) {
         if self.arbiters.is_empty() {
             actor.start();
             return;
         }
-        let arbiter = &self.arbiters[self.next % self.arbiters.len()];
-        self.next = self.next.wrapping_add(1);
-        ModuleActor::start_in_arbiter(&arbiter.handle(), move |_| actor);
+        let index = match (cpu_bound, self.placed.get(pipeline)) {
+            (false, Some(index)) => *index,
+            (false, None) => {
+                let index = self.least_busy();
+                self.placed.insert(pipeline.to_string(), index);
+                index
+            }
+            (true, _) => self.least_busy(),
+        };
+        ModuleActor::start_in_arbiter(&self.arbiters[index].handle(), move |_| actor);
     }
+
+    /// The thread with the fewest pipelines and CPU-bound modules (the
+    /// first of those), counted as taken once more.
+    fn least_busy(&mut self) -> usize {
+        let index = placement(&self.load);
+        self.load[index] += 1;
+        index
+    }
+}
+
+/// The index of the smallest load, the first of equals.
+fn placement(load: &[usize]) -> usize {
+    load.iter()
+        .enumerate()
+        .min_by_key(|(index, load)| (**load, *index))
+        .map_or(0, |(index, _)| index)
 }
 
 impl Drop for Threads {
@@ -50,5 +92,17 @@ impl Drop for Threads {
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placement;
+
+    #[test]
+    fn the_least_busy_thread_is_chosen_the_first_of_equals() {
+        assert_eq!(placement(&[0, 0]), 0);
+        assert_eq!(placement(&[1, 0]), 1);
+        assert_eq!(placement(&[2, 1, 1]), 1);
     }
 }
