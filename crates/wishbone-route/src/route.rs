@@ -72,7 +72,9 @@ pub(crate) async fn route<'a>(
                 choose_in_turn(&mut parcel, paced, |event| choose(event, &errors));
             let mut chosen = choices.into_iter();
             let sorted = sort(parcel, destinations.len(), |_| chosen.next().unwrap_or(1));
-            deliver(sorted, &destinations).await?;
+            deliver(sorted, &destinations)
+                .await
+                .map_err(|error| error.holding_more(rest.len()))?;
             if !rest.is_empty() {
                 // The module's turn ended: the others of its thread run.
                 tokio::task::yield_now().await;

@@ -107,6 +107,20 @@ impl ModuleError {
         }
     }
 
+    /// The same error, counting `more` events the module held besides.
+    pub fn holding_more(self, more: usize) -> Self {
+        match self {
+            ModuleError::Aborted { undelivered } => ModuleError::Aborted {
+                undelivered: undelivered + more,
+            },
+            ModuleError::DownstreamGone { queue, undelivered } => ModuleError::DownstreamGone {
+                queue,
+                undelivered: undelivered + more,
+            },
+            other => other,
+        }
+    }
+
     /// An I/O failure with what the module was doing.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         ModuleError::Io {
@@ -157,6 +171,7 @@ mod tests {
             std::io::ErrorKind::AddrInUse.into(),
         );
         assert_eq!(io.undelivered(), 0);
+        assert_eq!(gone.holding_more(4).undelivered(), 7);
         assert!(io.to_string().starts_with("cannot listen on 0.0.0.0:1: "));
     }
 }

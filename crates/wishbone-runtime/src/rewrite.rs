@@ -79,7 +79,9 @@ impl Rewriting {
             while !parcel.is_empty() {
                 let mut rewritten = rewrite(parcel);
                 parcel = std::mem::take(&mut rewritten.rest);
-                pass_on(rewritten, &name, &refused_count, &outbox, &failed).await?;
+                pass_on(rewritten, &name, &refused_count, &outbox, &failed)
+                    .await
+                    .map_err(|error| error.holding_more(parcel.len()))?;
                 if !parcel.is_empty() {
                     // The module's turn ended: the others of its thread run.
                     tokio::task::yield_now().await;
