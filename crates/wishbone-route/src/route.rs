@@ -2,7 +2,7 @@
 //! settle what goes nowhere, and send the rest on with backpressure; the
 //! inbox is down while a destination is. A parcel whose conditions take
 //! long is sorted in slices, taking turns with the other modules of the
-//! thread (`wishbone_runtime::pace`).
+//! thread (`wishbone_runtime::turn`).
 
 use wishbone_runtime::Parcel;
 use wishbone_runtime::queue::Sender;

@@ -25,9 +25,10 @@ pub struct RuntimeOptions {
     /// What the modules say of their readiness, for `/ready`.
     pub readiness: crate::Readiness,
     /// How many threads run the modules (`--threads`): 1 runs them on the
-    /// server's own thread; more places them, in turn, on that many threads
-    /// of their own, so that the server's thread (signals, stop, reload)
-    /// never waits for a busy module.
+    /// server's own thread; more runs each pipeline (and each CPU-bound
+    /// module) on one of that many threads of their own, so that the
+    /// server's thread (signals, stop, reload) never waits for a busy
+    /// module.
     pub threads: usize,
 }
 
