@@ -78,7 +78,7 @@ impl Serving {
     pub(crate) fn housekeep(&mut self) {
         self.reap();
         if self.trim.after(self.clients.len()) {
-            give_back_free_memory();
+            wishbone_runtime::memory::give_back();
         }
     }
 
@@ -276,16 +276,6 @@ impl Trim {
             return true;
         }
         false
-    }
-}
-
-/// Returns the allocator's free pages to the system (glibc's
-/// `malloc_trim`; elsewhere nothing).
-fn give_back_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -93,10 +93,11 @@ impl Module for Jq {
         let dropped = Counted::new(context.name(), "dropped");
         let rewriting = Rewriting::of(&mut context);
         let name = context.name().to_string();
+        let workers = context.options().threads;
         Box::pin(async move {
             let ended = rewriting
                 .run(|parcel| {
-                    let reshaped = reshape(&program, parcel);
+                    let reshaped = reshape(&program, parcel, workers);
                     dropped.add(reshaped.dropped as u64);
                     reshaped.rewritten
                 })

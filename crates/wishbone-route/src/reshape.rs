@@ -11,7 +11,7 @@
 
 use bytes::Bytes;
 use wishbone_runtime::rewrite::Rewritten;
-use wishbone_runtime::turn::each_in_turn;
+use wishbone_runtime::turn::{each_in_turn, map_in_turn};
 use wishbone_runtime::{Batch, Event, Lines, LinesBuilder, Parcel};
 
 use crate::program::Program;
@@ -31,14 +31,29 @@ type Results = Vec<Result<std::ops::Range<usize>, String>>;
 /// Runs `program` on the events of `parcel`: every one, unless the
 /// program runs in jaq (its time per event is then up to its budget) and
 /// the module's turn ends first; the events not reached are the
-/// rewritten's `rest`.
-pub fn reshape(program: &Program, mut parcel: Parcel) -> Reshaped {
+/// rewritten's `rest`. A program in jaq runs on `workers` threads.
+pub fn reshape(program: &Program, mut parcel: Parcel, workers: usize) -> Reshaped {
+    let paced = !program.is_quick();
     let mut values = Vec::new();
     let mut results: Results = Vec::with_capacity(parcel.len());
-    each_in_turn(&parcel, !program.is_quick(), |data| {
-        let start = values.len();
-        results.push(program.run(data, &mut values).map(|()| start..values.len()));
-    });
+    if paced && workers > 1 {
+        let each = map_in_turn(&parcel, paced, workers, |data| {
+            let mut out = Vec::new();
+            program.run(data, &mut out).map(|()| out)
+        });
+        for outcome in each {
+            let start = values.len();
+            results.push(outcome.map(|out| {
+                values.extend(out);
+                start..values.len()
+            }));
+        }
+    } else {
+        each_in_turn(&parcel, paced, |data| {
+            let start = values.len();
+            results.push(program.run(data, &mut values).map(|()| start..values.len()));
+        });
+    }
     let rest = parcel.split_off(results.len());
     let parcel = match parcel {
         Parcel::Lines(lines) => match as_lines(lines, &results, &values) {
@@ -162,7 +177,7 @@ mod tests {
     fn lines_that_each_yield_one_object_stay_lines_under_their_token() {
         let (ack, mut outcomes, _issuer) = token();
         let parcel = Parcel::Lines(lines(&[r#"{"a":1}"#, r#"{"a":2}"#]).with_ack(ack));
-        let reshaped = reshape(&program("{b: .a}"), parcel);
+        let reshaped = reshape(&program("{b: .a}"), parcel, 1);
         let Parcel::Lines(passed) = &reshaped.rewritten.passed else {
             panic!("not lines")
         };
@@ -181,7 +196,7 @@ mod tests {
             Event::new(r#"{"n":1}"#).with_ack(ack),
             Event::new(r#"{"n":2}"#),
         ]);
-        let reshaped = reshape(&program("select(.n > 1)"), parcel);
+        let reshaped = reshape(&program("select(.n > 1)"), parcel, 1);
         assert_eq!(reshaped.dropped, 1);
         assert_eq!(texts(reshaped.rewritten.passed), [r#"{"n":2}"#]);
         assert_eq!(outcomes.try_recv().unwrap().1, Outcome::Acknowledged);
@@ -191,7 +206,7 @@ mod tests {
     fn several_values_share_the_token_which_fails_when_one_fails() {
         let (ack, mut outcomes, _issuer) = token();
         let parcel = Parcel::Events(vec![Event::new(r#"{"items":[1,2,3]}"#).with_ack(ack)]);
-        let reshaped = reshape(&program(".items[] | {id: .}"), parcel);
+        let reshaped = reshape(&program(".items[] | {id: .}"), parcel, 1);
         let events = reshaped.rewritten.passed.into_events();
         assert_eq!(events.len(), 3);
         events[0].acknowledge();
@@ -207,7 +222,7 @@ mod tests {
     #[test]
     fn a_failure_refuses_the_event_as_it_came() {
         let parcel = Parcel::Lines(lines(&[r#"{"a":"x"}"#, r#"{"a":1}"#]));
-        let reshaped = reshape(&program(".a + 1"), parcel);
+        let reshaped = reshape(&program(".a + 1"), parcel, 1);
         assert_eq!(texts(reshaped.rewritten.passed), ["2"]);
         let refused = &reshaped.rewritten.refused;
         assert_eq!(refused.len(), 1);
@@ -218,7 +233,45 @@ mod tests {
     fn a_value_holding_the_delimiter_makes_events_not_lines() {
         let parcel =
             Parcel::Lines(lines(&[r#"{"a":"x"}"#]).with_delimiter(&Bytes::from_static(b"x")));
-        let reshaped = reshape(&program("."), parcel);
+        let reshaped = reshape(&program("."), parcel, 1);
         assert!(matches!(reshaped.rewritten.passed, Parcel::Events(_)));
+    }
+
+    #[test]
+    fn a_program_in_jaq_on_several_threads_gives_what_it_gives_on_one() {
+        // Interpolation keeps the program off the quick path.
+        let program = program(
+            r#"if .n % 7 == 0 then error("seven") elif .n % 5 == 0 then empty elif .n % 3 == 0 then ({m: "\(.n)"}, {m: "again"}) else {m: "\(.n)"} end"#,
+        );
+        assert!(!program.is_quick());
+        let texts_of: Vec<String> = (0..500).map(|n| format!(r#"{{"n":{n}}}"#)).collect();
+        let texts_of: Vec<&str> = texts_of.iter().map(String::as_str).collect();
+        let mut every = Vec::new();
+        for workers in [1, 3] {
+            let mut parcel = Parcel::Lines(lines(&texts_of));
+            let (mut passed, mut refused, mut dropped) = (Vec::new(), Vec::new(), 0);
+            while !parcel.is_empty() {
+                let reshaped = reshape(&program, parcel, workers);
+                dropped += reshaped.dropped;
+                let Rewritten {
+                    passed: out,
+                    refused: no,
+                    rest,
+                } = reshaped.rewritten;
+                passed.extend(texts(out));
+                refused.extend(
+                    no.into_iter()
+                        .map(|(event, reason)| (texts(Parcel::Events(vec![event])), reason)),
+                );
+                parcel = rest;
+            }
+            every.push((passed, refused, dropped));
+        }
+        assert_eq!(every[0], every[1]);
+        let (passed, refused, dropped) = &every[0];
+        assert_eq!(refused.len(), 72);
+        // Multiples of 5 but not of 35, from 0.
+        assert_eq!(*dropped, 100 - 15);
+        assert!(passed.len() > 500 - 72 - 86);
     }
 }

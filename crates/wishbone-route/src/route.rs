@@ -6,7 +6,7 @@
 
 use wishbone_runtime::Parcel;
 use wishbone_runtime::queue::Sender;
-use wishbone_runtime::turn::each_in_turn;
+use wishbone_runtime::turn::map_in_turn;
 use wishbone_runtime::{Counted, LockRelay, ModuleContext, ModuleError};
 
 use crate::sort::{Choice, Sorted, sort};
@@ -45,7 +45,7 @@ pub(crate) async fn route<'a>(
     queues: impl IntoIterator<Item = &'a str>,
     discarding: &str,
     paced: bool,
-    mut choose: impl FnMut(&[u8], &ConditionErrors) -> Choice,
+    choose: impl Fn(&[u8], &ConditionErrors) -> Choice + Sync,
 ) -> Result<(), ModuleError> {
     let mut inbox = context.take_incoming("inbox");
     let destinations: Vec<(String, Sender)> = queues
@@ -56,6 +56,7 @@ pub(crate) async fn route<'a>(
         })
         .collect();
     let errors = ConditionErrors::new(context.name());
+    let workers = context.options().threads;
     // Any destination may get any event: while one is down, so is the inbox.
     let mut relay = LockRelay::new(
         vec![inbox.locker()],
@@ -69,7 +70,7 @@ pub(crate) async fn route<'a>(
         let Some(mut parcel) = parcel else { break };
         while !parcel.is_empty() {
             let (choices, rest) =
-                choose_in_turn(&mut parcel, paced, |event| choose(event, &errors));
+                choose_in_turn(&mut parcel, paced, workers, |event| choose(event, &errors));
             let mut chosen = choices.into_iter();
             let sorted = sort(parcel, destinations.len(), |_| chosen.next().unwrap_or(1));
             deliver(sorted, &destinations)
@@ -87,15 +88,15 @@ pub(crate) async fn route<'a>(
 }
 
 /// Where each event of `parcel` goes, in order, for as many events as a
-/// turn allows when `paced` (every one otherwise); the events not reached
-/// are split off and returned.
+/// turn allows when `paced` (every one otherwise), asked on `workers`
+/// threads when paced; the events not reached are split off and returned.
 fn choose_in_turn(
     parcel: &mut Parcel,
     paced: bool,
-    mut choose: impl FnMut(&[u8]) -> Choice,
+    workers: usize,
+    choose: impl Fn(&[u8]) -> Choice + Sync,
 ) -> (Vec<Choice>, Parcel) {
-    let mut choices = Vec::with_capacity(parcel.len());
-    each_in_turn(parcel, paced, |data| choices.push(choose(data)));
+    let choices = map_in_turn(parcel, paced, workers, choose);
     let rest = parcel.split_off(choices.len());
     (choices, rest)
 }

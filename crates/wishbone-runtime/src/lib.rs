@@ -24,6 +24,7 @@ mod actor;
 mod context;
 mod kind_docs;
 mod listen;
+pub mod memory;
 mod metric;
 mod module;
 mod options;
@@ -43,6 +44,7 @@ mod supervision;
 mod table;
 mod threads;
 pub mod turn;
+pub mod workers;
 
 pub use actor::ModuleActor;
 pub use context::ModuleContext;

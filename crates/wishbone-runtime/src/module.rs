@@ -46,7 +46,10 @@ pub trait Module: Send + 'static {
     /// Whether the module's work per event is long (a jq condition or
     /// program that runs in jaq): with `--threads` above 1 it then runs on
     /// the least busy thread rather than its pipeline's, so that a chain of
-    /// such modules uses several cores. Handing parcels between threads
+    /// such modules uses several cores. (Such a module may also share its
+    /// work on a parcel out to the pool of [`crate::workers`] through
+    /// [`crate::turn::map_in_turn`], as the built-in ones do.)
+    /// Handing parcels between threads
     /// costs more than it gains for quick modules, which stay with their
     /// pipeline. False by default.
     fn cpu_bound(&self) -> bool {

@@ -9,7 +9,9 @@
 //! modules with no routes, such as a Prometheus page) run side by side. A
 //! module whose work per event is long ([`crate::Module::cpu_bound`]: a jq
 //! program or condition in jaq) goes to the least busy thread instead, so
-//! that a chain of such modules runs on several cores.
+//! that a chain of such modules runs on several cores; it also shares
+//! each parcel's events out to a pool of threads ([`crate::workers`]), so
+//! that one such module alone uses several cores.
 //! Handing every parcel to another thread costs more than it gains for
 //! modules that do little per event: placing a scenario's input and
 //! output on two threads moved 0.71x the lines of one thread on the
