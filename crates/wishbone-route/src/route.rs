@@ -118,3 +118,31 @@ async fn deliver(sorted: Sorted, destinations: &[(String, Sender)]) -> Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wishbone_runtime::Event;
+
+    #[test]
+    fn choices_asked_on_several_threads_are_those_of_one_in_order() {
+        let parcel = || Parcel::Events((0..2000).map(|n: u32| Event::new(n.to_string())).collect());
+        let choose = |data: &[u8]| -> Choice {
+            let n: u32 = std::str::from_utf8(data).unwrap().parse().unwrap();
+            1 << (n % 3)
+        };
+        let mut every = Vec::new();
+        for workers in [1, 3] {
+            let (mut all, mut parcel) = (Vec::new(), parcel());
+            while !parcel.is_empty() {
+                let (choices, rest) = choose_in_turn(&mut parcel, true, workers, choose);
+                assert_eq!(choices.len(), parcel.len(), "one choice an event kept");
+                all.extend(choices);
+                parcel = rest;
+            }
+            every.push(all);
+        }
+        assert_eq!(every[0].len(), 2000);
+        assert_eq!(every[0], every[1]);
+    }
+}

@@ -16,7 +16,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use rayon::iter::{IntoParallelRefIterator, ParallelExtend, ParallelIterator};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::turn::Turn;
 
 /// A pool of threads that work on one module's events at a time, or on
 /// several modules' events side by side.
@@ -51,18 +54,50 @@ pub fn pool(count: usize) -> Option<Arc<Pool>> {
         .clone()
 }
 
+/// The longest piece of events a thread takes at once, and how long a
+/// piece may last before the next is no longer doubled.
+const MAX_PIECE: usize = 64;
+const QUICK_PIECE: Duration = Duration::from_micros(200);
+
 impl Pool {
-    /// Appends what `f` makes of each of `events` to `out`, in order, the
-    /// events shared out among the pool's threads; the calling thread waits.
-    /// A panic in `f` is the caller's, as it would be on one thread.
-    pub fn map<T: Send>(
+    /// What `f` makes of each of `events`, in order from the first, for as
+    /// many as `turn` allows (at least one, every one if it never ends).
+    /// Every thread of the pool takes the next piece of events in turn
+    /// (one event, then twice as many while a piece takes under 200 µs,
+    /// up to 64) until the events or the turn run out; what was taken is
+    /// always finished, so what is done is a run from the first event, and
+    /// a turn is overrun by at most one piece a thread. The calling thread
+    /// waits; a panic in `f` is the caller's, as it would be on one thread.
+    pub fn map_in_turn<T: Send>(
         &self,
         events: &[&[u8]],
         f: &(impl Fn(&[u8]) -> T + Sync),
-        out: &mut Vec<T>,
-    ) {
-        self.0
-            .install(|| out.par_extend(events.par_iter().map(|data| f(data))));
+        turn: Turn,
+    ) -> Vec<T> {
+        let next = AtomicUsize::new(0);
+        let taken: Vec<Vec<(usize, Vec<T>)>> = self.0.broadcast(|_| {
+            let mut pieces = Vec::new();
+            let mut size = 1;
+            while !(turn.is_over() && next.load(Ordering::Relaxed) > 0) {
+                let start = next.fetch_add(size, Ordering::Relaxed);
+                let Some(piece) = events.get(start..(start + size).min(events.len())) else {
+                    break;
+                };
+                let began = Instant::now();
+                pieces.push((start, piece.iter().map(|data| f(data)).collect()));
+                if began.elapsed() < QUICK_PIECE {
+                    size = (size * 2).min(MAX_PIECE);
+                }
+            }
+            pieces
+        });
+        let mut pieces: Vec<(usize, Vec<T>)> = taken.into_iter().flatten().collect();
+        pieces.sort_unstable_by_key(|(start, _)| *start);
+        let mut out = Vec::with_capacity(events.len().min(next.into_inner()));
+        for (_, results) in pieces {
+            out.extend(results);
+        }
+        out
     }
 
     /// How many threads the pool has.
@@ -89,17 +124,16 @@ mod tests {
         let texts: Vec<String> = (0..10_000).map(|n| n.to_string()).collect();
         let events: Vec<&[u8]> = texts.iter().map(String::as_bytes).collect();
         let threads = Mutex::new(std::collections::HashSet::new());
-        let mut out = vec![usize::MAX];
-        pool.map(
+        let out = pool.map_in_turn(
             &events,
             &|data: &[u8]| {
                 threads.lock().unwrap().insert(std::thread::current().id());
                 std::str::from_utf8(data).unwrap().parse::<usize>().unwrap()
             },
-            &mut out,
+            Turn::start(false),
         );
-        assert_eq!(out.len(), 10_001);
-        assert!(out[1..].iter().enumerate().all(|(index, n)| index == *n));
+        assert_eq!(out.len(), 10_000);
+        assert!(out.iter().enumerate().all(|(index, n)| index == *n));
         assert!(
             !threads
                 .lock()
