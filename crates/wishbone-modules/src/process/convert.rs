@@ -4,6 +4,7 @@
 //! stay lines.
 
 use wishbone_runtime::rewrite::Rewritten;
+use wishbone_runtime::turn::map_shared;
 use wishbone_runtime::{Batch, Event, ModuleError, Parcel};
 
 /// What becomes of one event.
@@ -21,11 +22,12 @@ pub(crate) use wishbone_runtime::rewrite::Rewriting as Queues;
 /// ([`wishbone_runtime::rewrite`]).
 pub(crate) async fn convert_all(
     queues: Queues,
-    mut convert: impl FnMut(&[u8]) -> Result<Converted, String>,
+    workers: usize,
+    convert: impl Fn(&[u8]) -> Result<Converted, String> + Sync,
 ) -> Result<(), ModuleError> {
     queues
         .run(move |parcel| {
-            let (passed, refused) = convert_parcel(parcel, &mut convert);
+            let (passed, refused) = convert_parcel(parcel, workers, &convert);
             Rewritten {
                 passed,
                 refused,
@@ -35,15 +37,15 @@ pub(crate) async fn convert_all(
         .await
 }
 
-/// The events that pass, and the reports of those refused with the reason.
+/// The events that pass, and the reports of those refused with the reason;
+/// a large parcel's events are converted on `workers` threads
+/// ([`wishbone_runtime::turn::map_shared`]).
 pub(crate) fn convert_parcel(
     parcel: Parcel,
-    convert: &mut impl FnMut(&[u8]) -> Result<Converted, String>,
+    workers: usize,
+    convert: &(impl Fn(&[u8]) -> Result<Converted, String> + Sync),
 ) -> (Parcel, Vec<(Event, String)>) {
-    let results: Vec<Result<Converted, String>> = match &parcel {
-        Parcel::Lines(lines) => lines.iter().map(&mut *convert).collect(),
-        Parcel::Events(events) => events.iter().map(|event| convert(event.data())).collect(),
-    };
+    let results = map_shared(&parcel, workers, convert);
     if results
         .iter()
         .all(|result| matches!(result, Ok(Converted::Same)))
@@ -84,14 +86,14 @@ mod tests {
 
     #[test]
     fn lines_that_all_pass_stay_lines() {
-        let (passed, refused) = convert_parcel(lines(&[2, 4]), &mut even_only);
+        let (passed, refused) = convert_parcel(lines(&[2, 4]), 1, &even_only);
         assert!(matches!(passed, Parcel::Lines(_)));
         assert!(refused.is_empty());
     }
 
     #[test]
     fn refused_events_become_reports_with_the_reason() {
-        let (passed, refused) = convert_parcel(lines(&[2, 3, 4]), &mut even_only);
+        let (passed, refused) = convert_parcel(lines(&[2, 3, 4]), 1, &even_only);
         assert_eq!(passed.len(), 2);
         assert_eq!(refused.len(), 1);
         let (event, reason) = &refused[0];
@@ -101,8 +103,31 @@ mod tests {
             report,
             serde_json::json!({"error": "3 is odd", "event": "3"})
         );
-        let mut upper = |data: &[u8]| Ok(Converted::New(data.to_ascii_uppercase()));
-        let (passed, _) = convert_parcel(Parcel::Events(vec![Event::new("a")]), &mut upper);
+        let upper = |data: &[u8]| Ok(Converted::New(data.to_ascii_uppercase()));
+        let (passed, _) = convert_parcel(Parcel::Events(vec![Event::new("a")]), 1, &upper);
         assert_eq!(passed.into_events()[0].data().as_ref(), b"A");
+    }
+
+    #[test]
+    fn a_large_parcel_converted_on_several_threads_is_what_one_makes() {
+        let numbers: Vec<u32> = (0..3000).collect();
+        let (one, refused_one) = convert_parcel(lines(&numbers), 1, &even_only);
+        let (three, refused_three) = convert_parcel(lines(&numbers), 3, &even_only);
+        let texts = |parcel: Parcel| -> Vec<Vec<u8>> {
+            parcel
+                .into_events()
+                .iter()
+                .map(|event| event.data().to_vec())
+                .collect()
+        };
+        assert_eq!(refused_one.len(), 1500);
+        assert_eq!(refused_three.len(), 1500);
+        assert!(
+            refused_one
+                .iter()
+                .zip(&refused_three)
+                .all(|(a, b)| a.0.data() == b.0.data() && a.1 == b.1)
+        );
+        assert_eq!(texts(one), texts(three));
     }
 }

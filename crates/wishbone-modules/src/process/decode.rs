@@ -227,7 +227,8 @@ impl Module for Decode {
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let queues = Queues::of(&mut context);
-        Box::pin(async move { convert_all(queues, |data| self.convert(data)).await })
+        let workers = context.options().threads;
+        Box::pin(async move { convert_all(queues, workers, |data| self.convert(data)).await })
     }
 }
 

@@ -79,7 +79,7 @@ impl Module for Encode {
         mut context: ModuleContext,
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let queues = Queues::of(&mut context);
-        Box::pin(convert_all(queues, |data| {
+        Box::pin(convert_all(queues, 1, |data| {
             from_json(data).map(Converted::New)
         }))
     }

@@ -129,7 +129,7 @@ impl Module for Modify {
     ) -> LocalBoxFuture<'static, Result<(), ModuleError>> {
         let merge = Merge::new(&self.config.merge, &context.options().hostname);
         let queues = Queues::of(&mut context);
-        Box::pin(convert_all(queues, move |data| {
+        Box::pin(convert_all(queues, 1, move |data| {
             merge.apply(data).map(Converted::New)
         }))
     }
