@@ -1,7 +1,7 @@
 //! The pool of threads a module shares one parcel's work out to: a filter,
-//! queueselect or jq program that runs in jaq spends long on each event,
-//! and one such module on one thread bounds a whole pipeline however many
-//! cores the host has. With `--threads N` above 1, such a module hands its
+//! queueselect or jq program that runs in jaq spends long on each event
+//! (and a decoder, less, on many), and one such module on one thread
+//! bounds a whole pipeline however many cores the host has. With `--threads N` above 1, such a module hands its
 //! events to a pool of N threads (rayon's, built once per size and kept for
 //! the life of the process) and takes the results back in the events'
 //! order, so the order within a queue, the tokens and the routing stay what
