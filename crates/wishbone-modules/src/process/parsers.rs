@@ -19,10 +19,10 @@ pub(crate) enum Parser {
     Text,
     /// `key=value` pairs.
     Logfmt,
-    /// A regular expression's named groups.
+    /// A regular expression's named groups, by their index.
     Regex {
         pattern: regex::Regex,
-        names: Vec<String>,
+        names: Vec<(usize, String)>,
     },
     /// A CSV record, its fields named by columns.
     Csv(Columns),
@@ -32,10 +32,10 @@ impl Parser {
     /// A parser of a regular expression, which must name a group.
     pub(crate) fn regex(pattern: &str) -> Result<Parser, String> {
         let pattern = regex::Regex::new(pattern).map_err(|error| error.to_string())?;
-        let names: Vec<String> = pattern
+        let names: Vec<(usize, String)> = pattern
             .capture_names()
-            .flatten()
-            .map(String::from)
+            .enumerate()
+            .filter_map(|(index, name)| Some((index, name?.to_string())))
             .collect();
         if names.is_empty() {
             return Err("names no group: write (?P<name>...) for each field".into());
@@ -57,8 +57,8 @@ impl Parser {
         }
     }
 
-    /// One string, as the fields it holds.
-    pub(crate) fn object(&self, text: &str) -> Result<Object<'static>, String> {
+    /// One string, as the fields it holds (named as the parser names them).
+    pub(crate) fn object(&self, text: &str) -> Result<Object<'_>, String> {
         match self {
             Parser::Json => Ok(Object::parse(text)?.into_owned()),
             Parser::Syslog => {
@@ -77,9 +77,9 @@ impl Parser {
                     .captures(text)
                     .ok_or_else(|| "the pattern does not match".to_string())?;
                 let mut object = Object::new();
-                for name in names {
-                    if let Some(found) = captures.name(name) {
-                        object.set(name.clone(), Text::string(found.as_str()));
+                for (index, name) in names {
+                    if let Some(found) = captures.get(*index) {
+                        object.set(name.as_str(), Text::string(found.as_str()));
                     }
                 }
                 Ok(object)
