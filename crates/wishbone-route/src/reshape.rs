@@ -36,7 +36,8 @@ pub fn reshape(program: &Program, mut parcel: Parcel, workers: usize) -> Reshape
     let paced = !program.is_quick();
     let mut values = Vec::new();
     let mut results: Results = Vec::with_capacity(parcel.len());
-    if paced && workers > 1 {
+    if paced {
+        // In jaq: on the pool when there is one, values gathered per event.
         let each = map_in_turn(&parcel, paced, workers, |data| {
             let mut out = Vec::new();
             program.run(data, &mut out).map(|()| out)
@@ -49,7 +50,8 @@ pub fn reshape(program: &Program, mut parcel: Parcel, workers: usize) -> Reshape
             }));
         }
     } else {
-        each_in_turn(&parcel, paced, |data| {
+        // The quick path: every value straight into one vector.
+        each_in_turn(&parcel, false, |data| {
             let start = values.len();
             results.push(program.run(data, &mut values).map(|()| start..values.len()));
         });

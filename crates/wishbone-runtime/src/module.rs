@@ -48,10 +48,9 @@ pub trait Module: Send + 'static {
     /// the least busy thread rather than its pipeline's, so that a chain of
     /// such modules uses several cores. (Such a module may also share its
     /// work on a parcel out to the pool of [`crate::workers`] through
-    /// [`crate::turn::map_in_turn`], as the built-in ones do.)
-    /// Handing parcels between threads
-    /// costs more than it gains for quick modules, which stay with their
-    /// pipeline. False by default.
+    /// [`crate::turn::map_in_turn`], as the built-in ones do.) Handing
+    /// parcels between threads costs more than it gains for quick modules,
+    /// which stay with their pipeline. False by default.
     fn cpu_bound(&self) -> bool {
         false
     }

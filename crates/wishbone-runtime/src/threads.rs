@@ -3,8 +3,8 @@
 //! With one thread every module runs on the server's own thread, as an
 //! actix actor among the others. With more, the server starts that many
 //! actix arbiters (a thread with its own event loop each) and places each
-//! pipeline of the file (the modules joined by routes) on the next of them
-//! in turn: the modules of one pipeline hand each other their parcels on
+//! pipeline of the file (the modules joined by routes) on the least busy
+//! of them: the modules of one pipeline hand each other their parcels on
 //! one thread, as cheaply as with one thread, and separate pipelines (and
 //! modules with no routes, such as a Prometheus page) run side by side. A
 //! module whose work per event is long ([`crate::Module::cpu_bound`]: a jq

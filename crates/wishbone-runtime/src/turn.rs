@@ -65,12 +65,8 @@ pub fn map_in_turn<T: Send>(
     workers: usize,
     f: impl Fn(&[u8]) -> T + Sync,
 ) -> Vec<T> {
-    let Some(pool) = paced.then(|| crate::workers::pool(workers)).flatten() else {
-        let mut out = Vec::with_capacity(parcel.len());
-        each_in_turn(parcel, paced, |data| out.push(f(data)));
-        return out;
-    };
-    pool.map_in_turn(&events_of(parcel), &f, Turn::start(true))
+    let pool = paced.then(|| crate::workers::pool(workers)).flatten();
+    map_on(pool, parcel, paced, f)
 }
 
 /// How many events a parcel of a quick module needs before they are shared
@@ -90,12 +86,23 @@ pub fn map_shared<T: Send>(
     let pool = (parcel.len() >= SHARED_FROM)
         .then(|| crate::workers::pool(workers))
         .flatten();
+    map_on(pool, parcel, false, f)
+}
+
+/// What `f` makes of the events of `parcel`, in order, as many as a turn
+/// allows when `paced`: on `pool` if there is one, else on this thread.
+fn map_on<T: Send>(
+    pool: Option<std::sync::Arc<crate::workers::Pool>>,
+    parcel: &Parcel,
+    paced: bool,
+    f: impl Fn(&[u8]) -> T + Sync,
+) -> Vec<T> {
     let Some(pool) = pool else {
         let mut out = Vec::with_capacity(parcel.len());
-        each_in_turn(parcel, false, |data| out.push(f(data)));
+        each_in_turn(parcel, paced, |data| out.push(f(data)));
         return out;
     };
-    pool.map_in_turn(&events_of(parcel), &f, Turn::start(false))
+    pool.map_in_turn(&events_of(parcel), &f, Turn::start(paced))
 }
 
 fn events_of(parcel: &Parcel) -> Vec<&[u8]> {

@@ -1,11 +1,12 @@
 //! The pool of threads a module shares one parcel's work out to: a filter,
 //! queueselect or jq program that runs in jaq spends long on each event
 //! (and a decoder, less, on many), and one such module on one thread
-//! bounds a whole pipeline however many cores the host has. With `--threads N` above 1, such a module hands its
-//! events to a pool of N threads (rayon's, built once per size and kept for
-//! the life of the process) and takes the results back in the events'
-//! order, so the order within a queue, the tokens and the routing stay what
-//! they are on one thread (`crate::turn::map_in_turn`).
+//! bounds a whole pipeline however many cores the host has. With
+//! `--threads N` above 1, such a module hands its events to a pool of N
+//! threads (rayon's, built once per size and kept for the life of the
+//! process) and takes the results back in the events' order, so the order
+//! within a queue, the tokens and the routing stay what they are on one
+//! thread (`crate::turn::map_in_turn`, `crate::turn::map_shared`).
 //!
 //! The module's own thread waits while the pool works, so the pool adds
 //! threads to the arbiters but not work: on N cores, N pool threads and
@@ -14,9 +15,8 @@
 //! is also how long another module's share may wait for it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::turn::Turn;
