@@ -115,6 +115,9 @@ fn a_tap_prints_what_scenario_two_was_sent_and_waits_on_an_idle_queue() {
 fn a_tap_that_reads_nothing_does_not_hold_the_pipeline_back() {
     let dir = scratch_dir("admin-stuck-tap");
     let ([one, two], mut wishbone, admin) = scenario_two_with_admin(&dir);
+    // The operator listener answers before the pipeline's queues exist;
+    // once the input listens, they do.
+    let input = wishbone.input_port("input");
     let mut stuck = TcpStream::connect(("127.0.0.1", admin)).unwrap();
     write!(
         stuck,
@@ -126,7 +129,7 @@ fn a_tap_that_reads_nothing_does_not_hold_the_pipeline_back() {
     assert_eq!(&head, b"HTTP/1.1 200", "the tap is attached");
     // Never read again: a million lines go through all the same.
     const LINES: usize = 1_000_000;
-    send(wishbone.input_port("input"), &numbered_lines(LINES));
+    send(input, &numbered_lines(LINES));
     one.wait_for_lines(LINES / 2, MINUTE);
     two.wait_for_lines(LINES / 2, MINUTE);
     assert!(wishbone.stop().success());
