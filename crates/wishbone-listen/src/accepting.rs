@@ -13,7 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use wishbone_output::backoff::Backoff;
-use wishbone_runtime::{Counted, ModuleError};
+use wishbone_runtime::{Counted, ModuleError, Spread};
 use wishbone_tls::Socket;
 
 use crate::listener::{AcceptTotals, Listening, default_connection_limit};
@@ -99,9 +99,9 @@ impl Serving {
         Ok(Some(slot))
     }
 
-    /// Serves a client in a task of its own: its TLS handshake (which its
-    /// eviction may cut short), then `start`; its slot is given back at
-    /// the end.
+    /// Serves a client in a task of its own on this thread: its TLS
+    /// handshake (which its eviction may cut short), then `start`; its
+    /// slot is given back at the end.
     pub(crate) fn spawn<Start, Served>(
         &mut self,
         stream: TcpStream,
@@ -112,22 +112,62 @@ impl Serving {
         Start: FnOnce(Socket<TcpStream>, Presence) -> Served + 'static,
         Served: Future<Output = ()> + 'static,
     {
-        let presence = self.registry.join();
-        let acceptor = self.acceptor.clone();
-        let failures = self.handshake_failures.clone();
-        let module = self.module.clone();
-        self.clients.spawn_local(async move {
-            // A client still shaking hands may be made to give up its slot
-            // too.
-            let socket = tokio::select! {
-                socket = handshake(acceptor, stream, &module, peer, &failures) => socket,
-                _ = presence.closing() => None,
-            };
-            if let Some(socket) = socket {
-                start(socket, presence).await;
+        let arrival = self.arrival(peer, slot);
+        self.clients.spawn_local(arrival.serve(stream, start));
+    }
+
+    /// As [`Serving::spawn`], on the thread `spread` chooses: the
+    /// connection leaves this thread's event loop for that one's, and this
+    /// thread keeps a task that ends when the client's does, so that a
+    /// stop waits for it as for any other.
+    pub(crate) fn spawn_on<Start, Served>(
+        &mut self,
+        spread: &Spread,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+        start: Start,
+    ) where
+        Start: FnOnce(Socket<TcpStream>, Presence) -> Served + Send + 'static,
+        Served: Future<Output = ()> + 'static,
+    {
+        let arrival = self.arrival(peer, slot);
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(module = %self.module, %peer, %error, "cannot hand a client to another thread; closed");
+                return;
             }
-            drop(slot);
+        };
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        // When the thread has stopped, the client is dropped unserved
+        // (closed), which ends the wait too.
+        spread.run(move |placed| {
+            tokio::task::spawn_local(async move {
+                let _held = (placed, done);
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => arrival.serve(stream, start).await,
+                    Err(error) => {
+                        tracing::warn!(module = %arrival.module, %peer, %error, "cannot serve a client handed to this thread; closed");
+                    }
+                }
+            });
         });
+        self.clients.spawn_local(async move {
+            let _ = finished.await;
+        });
+    }
+
+    /// What serving a client just accepted takes from here.
+    fn arrival(&self, peer: SocketAddr, slot: OwnedSemaphorePermit) -> Arrival {
+        Arrival {
+            module: self.module.clone(),
+            peer,
+            slot,
+            presence: self.registry.join(),
+            acceptor: self.acceptor.clone(),
+            failures: self.handshake_failures.clone(),
+        }
     }
 
     /// An accept failed: pauses as [`AcceptPauses`] says. False when the
@@ -166,6 +206,44 @@ impl Serving {
 }
 
 /// Clients served at once for `max_connections` (0: the default).
+/// A client accepted, not yet served: what its task needs, on whichever
+/// thread it runs.
+struct Arrival {
+    module: String,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+    presence: Presence,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    failures: Arc<Counted>,
+}
+
+impl Arrival {
+    /// The TLS handshake (which eviction may cut short), then `start`; the
+    /// slot is given back at the end.
+    async fn serve<Start, Served>(self, stream: TcpStream, start: Start)
+    where
+        Start: FnOnce(Socket<TcpStream>, Presence) -> Served,
+        Served: Future<Output = ()>,
+    {
+        let Arrival {
+            module,
+            peer,
+            slot,
+            presence,
+            acceptor,
+            failures,
+        } = self;
+        let socket = tokio::select! {
+            socket = handshake(acceptor, stream, &module, peer, &failures) => socket,
+            _ = presence.closing() => None,
+        };
+        if let Some(socket) = socket {
+            start(socket, presence).await;
+        }
+        drop(slot);
+    }
+}
+
 fn limit_of(max_connections: usize) -> usize {
     match max_connections {
         0 => default_connection_limit(),

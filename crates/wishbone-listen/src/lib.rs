@@ -8,7 +8,10 @@
 //!
 //! An input splits the shared arguments ([`SHARED`]) off its own with
 //! [`Listening::split`], says where it listens with [`Listening::address`]
-//! (its `Module::listens`), and serves with [`Listening::serve`]. Its docs
+//! (its `Module::listens`), and serves with [`Listening::serve`] (every
+//! client on the module's thread) or [`Listening::serve_spread`] (each on
+//! the thread where it has the fewest, for a client that is `Send` until
+//! it is served). Its docs
 //! take [`slots_docs!`] for the slots and `frame_timeout`.
 
 #![warn(missing_docs)]

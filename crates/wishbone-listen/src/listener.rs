@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use wishbone_runtime::{ArgumentError, Arguments, ListenAddress, ModuleContext, ModuleError};
 
@@ -152,15 +153,58 @@ impl Listening {
     /// is accepted, and what it returns gets the connection once the TLS
     /// handshake (if any) is done, with the client's [`Presence`], which it
     /// tells of its progress and whose [`Presence::closing`] it heeds.
+    /// Every client is served on the module's own thread.
     pub async fn serve<F, Start, Served>(
         &self,
         context: &mut ModuleContext,
-        mut prepare: F,
+        prepare: F,
     ) -> Result<AcceptTotals, ModuleError>
     where
         F: FnMut(SocketAddr, &ModuleContext) -> Start,
         Start: FnOnce(Socket<TcpStream>, Presence) -> Served + 'static,
         Served: Future<Output = ()> + 'static,
+    {
+        self.accept(context, prepare, Serving::spawn).await
+    }
+
+    /// As [`Listening::serve`], with each client served on the thread
+    /// where the module has the fewest clients, its own first among equals
+    /// ([`ModuleContext::spread`]; with `--threads 1` all on its own): one
+    /// client stays where the module's queues are, and several share the
+    /// cores. A client's TLS handshake and its future run on its thread, so
+    /// what `prepare` returns must be `Send`; the future it builds need not
+    /// be. A client's order is its own: each is read on one thread.
+    pub async fn serve_spread<F, Start, Served>(
+        &self,
+        context: &mut ModuleContext,
+        prepare: F,
+    ) -> Result<AcceptTotals, ModuleError>
+    where
+        F: FnMut(SocketAddr, &ModuleContext) -> Start,
+        Start: FnOnce(Socket<TcpStream>, Presence) -> Served + Send + 'static,
+        Served: Future<Output = ()> + 'static,
+    {
+        let spread = context.spread();
+        self.accept(
+            context,
+            prepare,
+            move |serving, stream, peer, slot, start| match &spread {
+                Some(spread) => serving.spawn_on(spread, stream, peer, slot, start),
+                None => serving.spawn(stream, peer, slot, start),
+            },
+        )
+        .await
+    }
+
+    /// The accept loop, `place` serving each client accepted.
+    async fn accept<F, Start>(
+        &self,
+        context: &mut ModuleContext,
+        mut prepare: F,
+        mut place: impl FnMut(&mut Serving, TcpStream, SocketAddr, OwnedSemaphorePermit, Start),
+    ) -> Result<AcceptTotals, ModuleError>
+    where
+        F: FnMut(SocketAddr, &ModuleContext) -> Start,
     {
         let wanted = &self.address;
         let listener = context
@@ -198,7 +242,7 @@ impl Listening {
                         break;
                     };
                     let start = prepare(peer, context);
-                    serving.spawn(stream, peer, slot, start);
+                    place(&mut serving, stream, peer, slot, start);
                 }
                 Err(error) => {
                     if !serving.accept_failed(error, &stop).await {

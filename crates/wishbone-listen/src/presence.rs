@@ -39,9 +39,8 @@ Slots
     };
 }
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -110,27 +109,27 @@ struct Clients {
 /// The clients of one listening input.
 #[derive(Clone)]
 pub struct Registry {
-    clients: Rc<RefCell<Clients>>,
-    frame_timeout: Rc<std::cell::Cell<Option<Duration>>>,
-    evicted: Rc<Counted>,
-    timed_out: Rc<Counted>,
+    clients: Arc<Mutex<Clients>>,
+    frame_timeout: Arc<Mutex<Option<Duration>>>,
+    evicted: Arc<Counted>,
+    timed_out: Arc<Counted>,
 }
 
 impl Registry {
     /// `frame_timeout` none: a frame may take as long as it takes.
     pub fn new(module: &str, frame_timeout: Option<Duration>) -> Self {
         Self {
-            clients: Rc::default(),
-            frame_timeout: Rc::new(std::cell::Cell::new(frame_timeout)),
-            evicted: Rc::new(Counted::new(module, "evicted")),
-            timed_out: Rc::new(Counted::new(module, "timed_out")),
+            clients: Arc::default(),
+            frame_timeout: Arc::new(Mutex::new(frame_timeout)),
+            evicted: Arc::new(Counted::new(module, "evicted")),
+            timed_out: Arc::new(Counted::new(module, "timed_out")),
         }
     }
 
     /// A new client, silent since now.
     pub fn join(&self) -> Presence {
         let evict = CancellationToken::new();
-        let mut clients = self.clients.borrow_mut();
+        let mut clients = self.clients();
         let id = clients.next;
         clients.next += 1;
         clients.clients.insert(
@@ -152,7 +151,7 @@ impl Registry {
     /// is chosen only with `quiet`: the listener asks for one only after a
     /// wait of [`MIN_IDLE`] found no silent or unfinished client to close.
     pub fn make_room(&self, quiet: bool) -> bool {
-        let clients = self.clients.borrow();
+        let clients = self.clients();
         let chosen = choose(
             clients
                 .clients
@@ -172,9 +171,14 @@ impl Registry {
         }
     }
 
+    /// The clients, locked (clients may be served on several threads).
+    fn clients(&self) -> MutexGuard<'_, Clients> {
+        lock(&self.clients)
+    }
+
     /// A new `frame_timeout`, for frames begun from now on (a reload's).
     pub fn set_frame_timeout(&self, frame_timeout: Option<Duration>) {
-        self.frame_timeout.set(frame_timeout);
+        *lock(&self.frame_timeout) = frame_timeout;
     }
 
     /// Clients closed to make room, so far.
@@ -200,7 +204,7 @@ impl Presence {
     /// and whether a `partial` one waits for more bytes.
     pub fn progress(&self, completed: bool, partial: bool) {
         let now = Instant::now();
-        let mut clients = self.registry.clients.borrow_mut();
+        let mut clients = self.registry.clients();
         let Some(client) = clients.clients.get_mut(&self.id) else {
             return;
         };
@@ -215,7 +219,7 @@ impl Presence {
     /// The frame under way is not ours to time: the input itself holds
     /// the client back (a full window), so it cannot complete.
     pub fn held_back(&self) {
-        let mut clients = self.registry.clients.borrow_mut();
+        let mut clients = self.registry.clients();
         if let Some(client) = clients.clients.get_mut(&self.id)
             && let Stage::Partial(_) = client.progress
         {
@@ -228,13 +232,11 @@ impl Presence {
     /// [`Presence::progress`]).
     pub async fn closing(&self) -> Closing {
         let deadline = {
-            let clients = self.registry.clients.borrow();
+            let clients = self.registry.clients();
             match clients.clients.get(&self.id).map(|client| client.progress) {
-                Some(Stage::Partial(since)) => self
-                    .registry
-                    .frame_timeout
-                    .get()
-                    .map(|timeout| since + timeout),
+                Some(Stage::Partial(since)) => {
+                    lock(&self.registry.frame_timeout).map(|timeout| since + timeout)
+                }
                 _ => None,
             }
         };
@@ -256,8 +258,16 @@ impl Presence {
 
 impl Drop for Presence {
     fn drop(&mut self) {
-        self.registry.clients.borrow_mut().clients.remove(&self.id);
+        self.registry.clients().clients.remove(&self.id);
     }
+}
+
+/// A lock taken even when a thread panicked holding it: what it guards
+/// stays consistent, each change being one assignment or map operation.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

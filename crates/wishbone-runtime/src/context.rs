@@ -7,7 +7,7 @@ use wishbone_event::queue::{self, Receiver, Sender};
 
 use wishbone_bootstrap::Arguments;
 
-use crate::{QueueTable, RuntimeOptions};
+use crate::{QueueTable, RuntimeOptions, Spread};
 
 /// What a running module gets from the runtime: its queues, the stop and
 /// abort signals, and the server's settings.
@@ -30,6 +30,8 @@ pub struct ModuleContext {
     updates: tokio::sync::watch::Receiver<Arguments>,
     /// Where the runtime sends them.
     updating: Arc<tokio::sync::watch::Sender<Arguments>>,
+    /// The threads the module may spread its work over (none with one).
+    spread: Option<Spread>,
 }
 
 impl ModuleContext {
@@ -52,7 +54,19 @@ impl ModuleContext {
             keep_listener: Arc::default(),
             updates,
             updating: Arc::new(updating),
+            spread: None,
         }
+    }
+
+    /// The threads this module may spread its own work over (a listening
+    /// input its clients): `None` with `--threads 1`.
+    pub fn spread(&self) -> Option<Spread> {
+        self.spread.clone()
+    }
+
+    /// Gives the module the threads it may spread its work over.
+    pub(crate) fn set_spread(&mut self, spread: Option<Spread>) {
+        self.spread = spread;
     }
 
     /// Where a reload sends this module new arguments.

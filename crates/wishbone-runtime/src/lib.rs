@@ -40,6 +40,7 @@ pub mod resend;
 pub mod rewrite;
 mod server;
 mod set;
+mod spread;
 mod supervision;
 mod table;
 mod threads;
@@ -62,6 +63,7 @@ pub use readiness::{ModuleReadiness, Readiness};
 pub use relay::LockRelay;
 pub use server::{Reloaded, Reloader, Server, ServerError};
 pub use set::ModuleSet;
+pub use spread::{Placed, Spread};
 pub use table::{QueueEntry, QueueTable};
 
 pub use wishbone_bootstrap::{

@@ -324,7 +324,7 @@ impl Pipeline {
         &mut self,
         name: String,
         module: Box<dyn Module>,
-        context: ModuleContext,
+        mut context: ModuleContext,
         pipeline: &str,
     ) {
         self.generation += 1;
@@ -342,9 +342,10 @@ impl Pipeline {
         );
         let (done, outcome) = oneshot::channel();
         self.options.readiness.starting(&name);
-        let cpu_bound = module.cpu_bound();
+        let home = self.threads.place(pipeline, module.cpu_bound());
+        context.set_spread(self.threads.spread(home));
         self.threads
-            .start(ModuleActor::new(module, context, done), pipeline, cpu_bound);
+            .start(ModuleActor::new(module, context, done), home);
         self.running.push(Box::pin(async move {
             let outcome = outcome
                 .await

@@ -11,7 +11,9 @@
 //! program or condition in jaq) goes to the least busy thread instead, so
 //! that a chain of such modules runs on several cores; it also shares
 //! each parcel's events out to a pool of threads ([`crate::workers`]), so
-//! that one such module alone uses several cores.
+//! that one such module alone uses several cores. A module may spread
+//! work of its own over the threads ([`crate::Spread`]): the tcp input
+//! its clients.
 //! Handing every parcel to another thread costs more than it gains for
 //! modules that do little per event: placing a scenario's input and
 //! output on two threads moved 0.71x the lines of one thread on the
@@ -21,14 +23,18 @@
 //! it need not be `Send`; what crosses threads are its queues, which are.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use actix::{Actor, Arbiter};
+use actix::{Actor, Arbiter, ArbiterHandle};
 
 use crate::ModuleActor;
+use crate::spread::Spread;
 
 /// Where modules are started.
 pub(crate) struct Threads {
     arbiters: Vec<Arbiter>,
+    /// The same threads, for the modules' [`Spread`].
+    handles: Arc<[ArbiterHandle]>,
     /// The arbiter of each pipeline, by the name of its first module.
     placed: HashMap<String, usize>,
     /// Pipelines and CPU-bound modules placed on each arbiter.
@@ -44,8 +50,10 @@ impl Threads {
             Vec::new()
         };
         let load = vec![0; arbiters.len()];
+        let handles = arbiters.iter().map(Arbiter::handle).collect();
         Self {
             arbiters,
+            handles,
             placed: HashMap::new(),
             load,
         }
@@ -54,12 +62,14 @@ impl Threads {
     /// Starts a module's actor on the thread of its pipeline (named by
     /// its first module; the least busy thread for a pipeline not placed
     /// yet), or, `cpu_bound`, on the least busy thread.
-    pub(crate) fn start(&mut self, actor: ModuleActor, pipeline: &str, cpu_bound: bool) {
+    /// Where a module of `pipeline` goes: the thread of its pipeline, or
+    /// for a CPU-bound one the least busy; `None` with one thread (the
+    /// server's own).
+    pub(crate) fn place(&mut self, pipeline: &str, cpu_bound: bool) -> Option<usize> {
         if self.arbiters.is_empty() {
-            actor.start();
-            return;
+            return None;
         }
-        let index = match (cpu_bound, self.placed.get(pipeline)) {
+        Some(match (cpu_bound, self.placed.get(pipeline)) {
             (false, Some(index)) => *index,
             (false, None) => {
                 let index = self.least_busy();
@@ -67,12 +77,26 @@ impl Threads {
                 index
             }
             (true, _) => self.least_busy(),
-        };
-        ModuleActor::start_in_arbiter(&self.arbiters[index].handle(), move |_| actor);
+        })
     }
 
-    /// The thread with the fewest pipelines and CPU-bound modules (the
-    /// first of those), counted as taken once more.
+    /// The threads a module placed at `home` may spread its work over.
+    pub(crate) fn spread(&self, home: Option<usize>) -> Option<Spread> {
+        home.map(|home| Spread::new(self.handles.clone(), home))
+    }
+
+    /// Starts the module's actor where [`Threads::place`] put it.
+    pub(crate) fn start(&self, actor: ModuleActor, home: Option<usize>) {
+        match home {
+            None => {
+                actor.start();
+            }
+            Some(index) => {
+                ModuleActor::start_in_arbiter(&self.arbiters[index].handle(), move |_| actor);
+            }
+        }
+    }
+
     fn least_busy(&mut self) -> usize {
         let index = placement(&self.load);
         self.load[index] += 1;

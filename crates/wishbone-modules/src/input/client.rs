@@ -5,9 +5,9 @@
 //! the outbox is full, so that a slow pipeline slows the sender through
 //! the stream's own flow control.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -95,7 +95,7 @@ impl Cutting {
 }
 
 /// The cutting every client follows: a reload replaces it.
-pub(crate) type SharedCutting = Rc<RefCell<Rc<Cutting>>>;
+pub(crate) type SharedCutting = Arc<ArcSwap<Cutting>>;
 
 /// Follows reloads that change how lines are cut (`cutting_of` reads the
 /// new arguments): every client takes the new cutting after its next read.
@@ -110,7 +110,7 @@ pub(crate) async fn follow_updates(
         match cutting_of(&arguments) {
             Ok(new) => {
                 tracing::info!(module = %module, max_line_length = new.max_line_length, framing = ?new.framing, "new line cutting for every client");
-                *cutting.borrow_mut() = Rc::new(new);
+                cutting.store(Arc::new(new));
             }
             Err(error) => tracing::error!(module = %module, %error, "reloaded arguments not taken"),
         }
@@ -141,7 +141,7 @@ impl Client {
         let mut reading = ReadBuffer::new(READ_SIZE);
         // Overlong lines already counted: (truncated, dropped).
         let mut reported = (0, 0);
-        let mut cut = self.cutting.borrow().clone();
+        let mut cut = self.cutting.load_full();
         loop {
             reading.make_room();
             let deadline = self.grouper.as_ref().and_then(Grouper::deadline);
@@ -243,11 +243,11 @@ impl Client {
     /// Takes a reload's new cutting, `cut` being the one in use: when only
     /// the limit changed the framer keeps its state; else a new one cuts
     /// what waits (a line under way included), and its counts start again.
-    fn follow_cutting(&mut self, cut: &mut Rc<Cutting>, reported: &mut (u64, u64)) {
-        let now = self.cutting.borrow().clone();
-        if Rc::ptr_eq(&now, cut) {
+    fn follow_cutting(&mut self, cut: &mut Arc<Cutting>, reported: &mut (u64, u64)) {
+        if Arc::ptr_eq(&self.cutting.load(), cut) {
             return;
         }
+        let now = self.cutting.load_full();
         let same = Cutting {
             max_line_length: now.max_line_length,
             ..Cutting::clone(cut)

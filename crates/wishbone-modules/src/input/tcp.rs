@@ -10,10 +10,9 @@
 //! pipeline slows the senders through TCP's own flow control instead of
 //! buffering without bound.
 
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_runtime::{
@@ -72,6 +71,12 @@ closes that connection with the reason logged, counted as malformed; the
 frames before it are delivered.
 When the server stops, a line a client had not finished is counted as
 incomplete and not delivered.
+
+With --threads above 1, each client is read (and its TLS handshake and
+decryption done) on the thread where the input has the fewest clients,
+its own thread first among equals: one client is read beside the
+pipeline, several on every thread. A client is read on one thread from
+start to end, so its lines keep their order.
 
 A reload (SIGHUP) that changes only delimiter, framing, max_line_length,
 overlong_lines, max_connections, tls or frame_timeout keeps the input, its
@@ -225,7 +230,7 @@ impl TcpInput {
         let outbox = context.outgoing("outbox");
         let stop = context.stopping();
         let counters = Arc::new(Counters::new(context.name()));
-        let cutting: SharedCutting = Rc::new(RefCell::new(Rc::new(self.cutting.clone())));
+        let cutting: SharedCutting = Arc::new(ArcSwap::from_pointee(self.cutting.clone()));
         let following = tokio::task::spawn_local(follow_updates(
             context.name().to_string(),
             context.updates(),
@@ -234,7 +239,7 @@ impl TcpInput {
         ));
         let accepted = self
             .listening
-            .serve(&mut context, |peer, context| {
+            .serve_spread(&mut context, |peer, context| {
                 let client = Client {
                     module: context.name().to_string(),
                     peer: peer.to_string(),

@@ -3,14 +3,13 @@
 //! frames, as the tcp input cuts them). The text `wishbone show --docs`
 //! prints is [`DOCS`].
 
-use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use futures::future::LocalBoxFuture;
 use serde::Deserialize;
 use wishbone_listen::Registry;
@@ -289,7 +288,7 @@ impl UnixInput {
         let outbox = context.outgoing("outbox");
         let (stop, abort) = (context.stopping(), context.aborting());
         let counters = Arc::new(Counters::new(&module));
-        let cutting: SharedCutting = Rc::new(RefCell::new(Rc::new(self.cutting.clone())));
+        let cutting: SharedCutting = Arc::new(ArcSwap::from_pointee(self.cutting.clone()));
         let registry = Registry::new(&module, None);
         let mut clients: Vec<tokio::task::JoinHandle<()>> = Vec::new();
         let mut accepted = 0u64;
