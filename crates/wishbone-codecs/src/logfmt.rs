@@ -13,7 +13,7 @@ use crate::object::{Object, Text};
 
 /// The pairs of one logfmt line, as an object of string values (`true`
 /// for a bare key); an error says what is wrong and where.
-pub fn decode(line: &str) -> Result<Object<'static>, String> {
+pub fn decode(line: &str) -> Result<Object<'_>, String> {
     let bytes = line.as_bytes();
     let mut object = Object::new();
     let mut at = 0;
@@ -32,7 +32,7 @@ pub fn decode(line: &str) -> Result<Object<'static>, String> {
                 char::from(bytes[start])
             ));
         }
-        let key = line[start..at].to_string();
+        let key = &line[start..at];
         if at >= bytes.len() || bytes[at] != b'=' {
             if at < bytes.len() && bytes[at] == b'"' {
                 return Err(format!("logfmt: a quote inside the key at byte {at}"));
@@ -44,7 +44,7 @@ pub fn decode(line: &str) -> Result<Object<'static>, String> {
         let value = if at < bytes.len() && bytes[at] == b'"' {
             let (value, end) = quoted(line, at)?;
             at = end;
-            value
+            Text::string(&value)
         } else {
             let from = at;
             while at < bytes.len() && bytes[at] != b' ' && bytes[at] != b'\t' {
@@ -53,9 +53,9 @@ pub fn decode(line: &str) -> Result<Object<'static>, String> {
                 }
                 at += 1;
             }
-            line[from..at].to_string()
+            Text::string(&line[from..at])
         };
-        object.set(key, Text::string(&value));
+        object.set(key, value);
     }
     Ok(object)
 }

@@ -17,7 +17,7 @@ pub enum Text<'a> {
     Made(String),
 }
 
-impl Text<'_> {
+impl<'a> Text<'a> {
     /// The JSON text.
     pub fn as_str(&self) -> &str {
         match self {
@@ -39,22 +39,60 @@ impl Text<'_> {
         Text::Made(serde_json::to_string(value).unwrap_or_default())
     }
 
+    /// As [`Text::to_text`], borrowed from the event itself (not from
+    /// this value) where it can be: a value made here is copied.
+    pub fn string_value(&self) -> Option<Cow<'a, str>> {
+        match self {
+            Text::Raw(text) => string_of(text),
+            Text::Made(text) => string_of(text).map(|text| Cow::Owned(text.into_owned())),
+        }
+    }
+
     /// The value as a string, if it is one: borrowed from the JSON text
     /// when it has no escapes.
     pub fn to_text(&self) -> Option<Cow<'_, str>> {
-        let text = self.as_str();
-        let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-        if !inner.contains('\\') && !inner.contains('"') {
-            return Some(Cow::Borrowed(inner));
-        }
-        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+        string_of(self.as_str())
     }
 }
 
+/// The string a JSON text holds, if it is one: borrowed when it has no
+/// escapes.
+fn string_of(text: &str) -> Option<Cow<'_, str>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') && !inner.contains('"') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
 /// The fields of one object.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Object<'a> {
     fields: Vec<(Cow<'a, str>, Text<'a>)>,
+    /// A bit for each key set ([`key_bit`]): a key whose bit is clear is
+    /// not there, without a search (a removed key leaves its bit set).
+    keys: u64,
+}
+
+impl PartialEq for Object<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+    }
+}
+
+impl Eq for Object<'_> {}
+
+/// The bit of `key` in [`Object`]'s `keys`: from its length and its
+/// first, middle and last bytes.
+fn key_bit(key: &str) -> u64 {
+    let bytes = key.as_bytes();
+    let byte = |index: usize| bytes.get(index).copied().map_or(0, u64::from);
+    let mixed = (bytes.len() as u64)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add(byte(0).wrapping_mul(0xff51_afd7_ed55_8ccd))
+        .wrapping_add(byte(bytes.len() / 2).wrapping_mul(0xc4ce_b9fe_1a85_ec53))
+        .wrapping_add(byte(bytes.len().wrapping_sub(1)).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    1 << (mixed >> 58)
 }
 
 /// An object key, borrowed from the event when it has no escapes.
@@ -99,6 +137,7 @@ impl<'a> Object<'a> {
             .map_err(|error| format!("the event is not a JSON object: {error}"))?;
         let mut object = Object {
             fields: Vec::with_capacity(entries.0.len() + 2),
+            keys: 0,
         };
         for (Key(key), value) in entries.0 {
             object.set(key, Text::Raw(value.get()));
@@ -120,6 +159,7 @@ impl<'a> Object<'a> {
                     (Cow::Owned(key.into_owned()), value)
                 })
                 .collect(),
+            keys: self.keys,
         }
     }
 
@@ -135,6 +175,9 @@ impl<'a> Object<'a> {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Text<'a>> {
+        if self.keys & key_bit(key) == 0 {
+            return None;
+        }
         self.fields
             .iter()
             .find(|(name, _)| name == key)
@@ -143,6 +186,9 @@ impl<'a> Object<'a> {
 
     /// The value of `key`, to change in place.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Text<'a>> {
+        if self.keys & key_bit(key) == 0 {
+            return None;
+        }
         self.fields
             .iter_mut()
             .find(|(name, _)| name == key)
@@ -154,7 +200,10 @@ impl<'a> Object<'a> {
         let key = key.into();
         match self.get_mut(&key) {
             Some(old) => *old = value,
-            None => self.fields.push((key, value)),
+            None => {
+                self.keys |= key_bit(&key);
+                self.fields.push((key, value));
+            }
         }
     }
 
@@ -263,6 +312,47 @@ mod tests {
         );
         let spaced = Object::parse(r#"{"s": "a b", "n": [1, 2]}"#).unwrap();
         assert_eq!(spaced.to_bytes(), br#"{"s":"a b","n":[1,2]}"#);
+    }
+
+    #[test]
+    fn keys_are_found_and_replaced_however_many_share_a_bit() {
+        let mut object = Object::new();
+        for number in 0..200 {
+            object.set(format!("k{number}"), Text::Raw("1"));
+        }
+        for number in (0..200).step_by(3) {
+            object.set(format!("k{number}"), Text::Raw("2"));
+        }
+        assert_eq!(object.len(), 200);
+        for number in 0..200 {
+            let expected = if number % 3 == 0 { "2" } else { "1" };
+            let key = format!("k{number}");
+            assert_eq!(object.get(&key).map(Text::as_str), Some(expected), "{key}");
+        }
+        assert_eq!(object.get("k200"), None);
+        assert_eq!(object.get(""), None);
+        object.remove(&["k7".to_string()]);
+        assert_eq!(object.get("k7"), None, "removed, its bit still set");
+        object.set("k7", Text::Raw("3"));
+        assert_eq!(object.len(), 200);
+        assert!(
+            object.to_bytes().ends_with(br#""k7":3}"#),
+            "set again: last"
+        );
+    }
+
+    #[test]
+    fn a_string_value_borrows_from_the_event() {
+        let event = String::from(r#"{"plain": "a b", "escaped": "a\"b", "n": 1}"#);
+        let object = Object::parse(&event).unwrap();
+        let plain = object.get("plain").unwrap().string_value().unwrap();
+        assert!(matches!(plain, Cow::Borrowed("a b")));
+        let escaped = object.get("escaped").unwrap().string_value().unwrap();
+        assert_eq!(escaped, "a\"b");
+        assert_eq!(object.get("n").unwrap().string_value(), None);
+        drop(object);
+        // Still usable: it borrows the event, not the object.
+        assert_eq!(plain, "a b");
     }
 
     #[test]

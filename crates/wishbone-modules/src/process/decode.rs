@@ -198,12 +198,15 @@ impl Decode {
         };
         let text = std::str::from_utf8(decoded.as_deref().unwrap_or(data))
             .map_err(|error| format!("the event is not UTF-8: {error}"))?;
+        // The field's text, which what it holds borrows from, outlives the
+        // object it is merged into.
+        let value;
         let mut object = Object::parse(text)?;
         if let Some(field) = &self.field {
-            let value = object
+            value = object
                 .get(field)
                 .ok_or_else(|| format!("the event has no field `{field}`"))?
-                .to_text()
+                .string_value()
                 .ok_or_else(|| format!("the field `{field}` is not text"))?;
             let found = self.parser.object(&value)?;
             match &self.into {

@@ -58,9 +58,9 @@ impl Parser {
     }
 
     /// One string, as the fields it holds (named as the parser names them).
-    pub(crate) fn object(&self, text: &str) -> Result<Object<'_>, String> {
+    pub(crate) fn object<'a>(&'a self, text: &'a str) -> Result<Object<'a>, String> {
         match self {
-            Parser::Json => Ok(Object::parse(text)?.into_owned()),
+            Parser::Json => Object::parse(text),
             Parser::Syslog => {
                 let json = to_json(text.as_bytes(), chrono::Local::now)?;
                 let json = String::from_utf8(json).map_err(|error| error.to_string())?;
