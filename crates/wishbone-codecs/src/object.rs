@@ -184,6 +184,15 @@ impl<'a> Object<'a> {
             .map(|(_, value)| value)
     }
 
+    /// The JSON text of `key`'s value as the event holds it (none for a
+    /// value made here).
+    pub fn raw(&self, key: &str) -> Option<&'a str> {
+        match self.get(key)? {
+            Text::Raw(text) => Some(text),
+            Text::Made(_) => None,
+        }
+    }
+
     /// The value of `key`, to change in place.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Text<'a>> {
         if self.keys & key_bit(key) == 0 {

@@ -1,19 +1,15 @@
 //! An event's JSON object read only as far as a template needs: the top
-//! level as a map of names to raw values borrowed from the event, and a
-//! value parsed only when a template asks for it. Most of a syslog event
+//! level's names and raw values borrowed from the event (as
+//! `wishbone_codecs::object` reads them), and a value parsed only when a
+//! template asks for it. Most of a syslog event
 //! (its message, its structured data) is never copied.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
-use serde_json::value::RawValue;
+use wishbone_codecs::object::{Object as Fields, Text};
 
-/// The top level of a JSON object: names borrowed from the event, or
-/// owned when one has an escape in it.
-pub enum Object<'a> {
-    Borrowed(HashMap<&'a str, &'a RawValue>),
-    Owned(HashMap<String, &'a RawValue>),
-}
+/// The top level of a JSON object, its values as the event holds them.
+pub struct Object<'a>(Fields<'a>);
 
 /// A value found by a path.
 #[derive(Debug, PartialEq)]
@@ -30,17 +26,7 @@ impl<'a> Object<'a> {
     /// The object in `data`; none when it is not a JSON object.
     pub fn parse(data: &'a [u8]) -> Option<Self> {
         let text = std::str::from_utf8(data).ok()?;
-        match serde_json::from_str(text) {
-            Ok(map) => Some(Object::Borrowed(map)),
-            Err(_) => serde_json::from_str(text).ok().map(Object::Owned),
-        }
-    }
-
-    fn get(&self, name: &str) -> Option<&'a RawValue> {
-        match self {
-            Object::Borrowed(map) => map.get(name).copied(),
-            Object::Owned(map) => map.get(name).copied(),
-        }
+        Fields::parse(text).ok().map(Object)
     }
 
     /// The value at `names`, from the top down.
@@ -48,25 +34,22 @@ impl<'a> Object<'a> {
         let Some((first, rest)) = names.split_first() else {
             return Found::Missing;
         };
-        let Some(mut raw) = self.get(first) else {
+        let Some(mut raw) = self.0.raw(first) else {
             return Found::Missing;
         };
         for name in rest {
-            let inner = Object::parse(raw.get().as_bytes()).and_then(|inner| inner.get(name));
+            let inner = Object::parse(raw.as_bytes()).and_then(|inner| inner.0.raw(name));
             match inner {
                 Some(found) => raw = found,
                 None => return Found::Missing,
             }
         }
-        let json: &'a str = raw.get();
-        match json.as_bytes().first() {
-            Some(b'"') => match serde_json::from_str::<&'a str>(json) {
-                Ok(text) => Found::Text(Cow::Borrowed(text)),
-                Err(_) => serde_json::from_str::<String>(json)
-                    .map_or(Found::Missing, |text| Found::Text(Cow::Owned(text))),
-            },
+        match raw.as_bytes().first() {
+            Some(b'"') => Text::Raw(raw)
+                .string_value()
+                .map_or(Found::Missing, Found::Text),
             Some(b'n') => Found::Missing,
-            _ => Found::Json(json),
+            _ => Found::Json(raw),
         }
     }
 }
@@ -102,9 +85,12 @@ mod tests {
         assert_eq!(object.lookup(&path(&["a", "e"])), Found::Json("[1]"));
         assert_eq!(object.lookup(&path(&["host", "x"])), Found::Missing);
         assert!(Object::parse(b"[1,2]").is_none() && Object::parse(b"not json").is_none());
-        assert!(matches!(object, Object::Owned(_)), "an escaped name");
-        let plain = Object::parse(br#"{"host":"web1"}"#).unwrap();
-        assert!(matches!(plain, Object::Borrowed(_)));
-        assert_eq!(object.lookup(&path(&["host2"])), Found::Json("1"));
+        assert_eq!(
+            object.lookup(&path(&["host2"])),
+            Found::Json("1"),
+            "an escaped name"
+        );
+        let spaced = Object::parse(br#"{"a": { "b" : [1, 2] }}"#).unwrap();
+        assert_eq!(spaced.lookup(&path(&["a", "b"])), Found::Json("[1, 2]"));
     }
 }
