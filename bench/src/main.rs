@@ -36,7 +36,7 @@
 //!
 //! `--central-messages` (0: skipped) runs the central log server beside
 //! rsyslog and syslog-ng (`central.rs`), UDP offered at `--central-rate`
-//! (100,000 a second); `--only central` runs nothing else.
+//! (100,000 a second; 0 runs TCP only); `--only central` runs nothing else.
 //!
 //! `--only` runs just the configurations whose names hold TEXT (and the
 //! 128 KiB socat hop, the baseline), without latency and memory, for
