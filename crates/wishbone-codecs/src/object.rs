@@ -99,14 +99,15 @@ fn key_bit(key: &str) -> u64 {
 #[derive(Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
-/// A JSON object's entries in order, repeated keys included.
-struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
+/// A JSON object read straight into an [`Object`], repeated keys set
+/// again.
+struct Read<'a>(Object<'a>);
 
-impl<'de> Deserialize<'de> for Entries<'de> {
+impl<'de> Deserialize<'de> for Read<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
         impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Entries<'de>;
+            type Value = Read<'de>;
             fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
                 formatter.write_str("a JSON object")
             }
@@ -114,11 +115,15 @@ impl<'de> Deserialize<'de> for Entries<'de> {
                 self,
                 mut map: M,
             ) -> Result<Self::Value, M::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
+                // Room for the fields a decoder usually adds.
+                let mut object = Object {
+                    fields: Vec::with_capacity(map.size_hint().unwrap_or(16) + 8),
+                    keys: 0,
+                };
+                while let Some((Key(key), value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    object.set(key, Text::Raw(value.get()));
                 }
-                Ok(Entries(entries))
+                Ok(Read(object))
             }
         }
         deserializer.deserialize_map(Visitor)
@@ -133,16 +138,9 @@ impl<'a> Object<'a> {
 
     /// The fields of a JSON object; an error for anything else.
     pub fn parse(text: &'a str) -> Result<Self, String> {
-        let entries = serde_json::from_str::<Entries<'a>>(text)
-            .map_err(|error| format!("the event is not a JSON object: {error}"))?;
-        let mut object = Object {
-            fields: Vec::with_capacity(entries.0.len() + 2),
-            keys: 0,
-        };
-        for (Key(key), value) in entries.0 {
-            object.set(key, Text::Raw(value.get()));
-        }
-        Ok(object)
+        serde_json::from_str::<Read<'a>>(text)
+            .map(|read| read.0)
+            .map_err(|error| format!("the event is not a JSON object: {error}"))
     }
 
     /// The same fields, owning their text.
