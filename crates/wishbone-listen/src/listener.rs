@@ -22,6 +22,22 @@ use wishbone_runtime::{OwnArguments, host_name};
 use wishbone_tls::Socket;
 use wishbone_tls::TlsArguments;
 
+/// The docs of where a listening input that serves with
+/// [`Listening::serve_spread`] serves its clients, for its `show --docs`.
+#[macro_export]
+macro_rules! threads_docs {
+    () => {
+        "
+Threads
+  With --threads above 1, each client is served (its TLS handshake and
+  decryption, its reading and framing) on the thread where this input has
+  the fewest clients, its own first among equals: one client is served
+  beside the pipeline, several on every thread. A client stays on one
+  thread from start to end, so its events keep their order.
+"
+    };
+}
+
 /// The shared arguments a running listener takes from a reload without
 /// closing its socket or its clients: new clients get the new TLS
 /// settings and slots, frames begun from then on the new timeout. An input

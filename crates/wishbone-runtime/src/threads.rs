@@ -12,8 +12,8 @@
 //! that a chain of such modules runs on several cores; it also shares
 //! each parcel's events out to a pool of threads ([`crate::workers`]), so
 //! that one such module alone uses several cores. A module may spread
-//! work of its own over the threads ([`crate::Spread`]): the tcp input
-//! its clients.
+//! work of its own over the threads ([`crate::Spread`]): a listening
+//! input its clients.
 //! Handing every parcel to another thread costs more than it gains for
 //! modules that do little per event: placing a scenario's input and
 //! output on two threads moved 0.71x the lines of one thread on the

@@ -7,9 +7,9 @@
 //! check runs on a blocking thread, so wrong passwords sent in a flood
 //! hold up no module.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -41,8 +41,16 @@ pub enum Auth {
         /// Each user's bcrypt hash.
         users: HashMap<String, String>,
         /// SHA-256 digests of the `Basic` values already verified.
-        verified: RefCell<HashSet<[u8; 32]>>,
+        verified: Mutex<HashSet<[u8; 32]>>,
     },
+}
+
+/// The digests verified so far, locked (clients are served on several
+/// threads); a panic while it was held left at worst a digest missing.
+fn remembered(verified: &Mutex<HashSet<[u8; 32]>>) -> MutexGuard<'_, HashSet<[u8; 32]>> {
+    verified
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Auth {
@@ -58,7 +66,7 @@ impl Auth {
             }
             (None, Some(path)) => Ok(Auth::Basic {
                 users: users(path, &read(path)?)?,
-                verified: RefCell::default(),
+                verified: Mutex::default(),
             }),
             _ => Err("takes one of `bearer_token_file` and `basic_users_file`".into()),
         }
@@ -86,7 +94,7 @@ impl Auth {
                     return false;
                 };
                 let digest: [u8; 32] = Sha256::digest(encoded.trim_ascii()).into();
-                if verified.borrow().contains(&digest) {
+                if remembered(verified).contains(&digest) {
                     return true;
                 }
                 let Some((password, hash)) = basic(users, encoded.trim_ascii()) else {
@@ -98,7 +106,7 @@ impl Auth {
                 .await
                 .unwrap_or(false);
                 if admitted {
-                    let mut verified = verified.borrow_mut();
+                    let mut verified = remembered(verified);
                     if verified.len() >= REMEMBERED {
                         verified.clear();
                     }

@@ -15,6 +15,7 @@ pub mod forward;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,6 +72,7 @@ Arguments (default)
                    constant time; a password checked once is remembered
                    as a SHA-256 of what the client sent
 "#,
+    wishbone_listen::threads_docs!(),
     r#"
 A body is NDJSON or plain lines: each line ending in a newline (a CR
 before it is dropped; the last line needs none) is one event; empty lines
@@ -261,7 +263,7 @@ impl HttpInput {
     async fn serve(self, mut context: ModuleContext) -> Result<(), ModuleError> {
         let module = context.name().to_string();
         let counted = |counter: &str| Counted::new(&module, counter);
-        let shared = Rc::new(Shared {
+        let shared = Arc::new(Shared {
             module: module.clone(),
             path: self.config.path.clone(),
             max_body_bytes: self.config.max_body_bytes,
@@ -283,7 +285,7 @@ impl HttpInput {
         });
         let totals = self
             .listening
-            .serve(&mut context, |peer, _| {
+            .serve_spread(&mut context, |peer, _| {
                 let shared = shared.clone();
                 move |socket, presence| serve_client(shared, peer, socket, presence)
             })
@@ -311,7 +313,7 @@ impl HttpInput {
 
 /// Serves one client's requests until it closes, is evicted, or the
 /// server stops (then the requests under way are answered first).
-async fn serve_client<S>(shared: Rc<Shared>, peer: SocketAddr, socket: S, presence: Presence)
+async fn serve_client<S>(shared: Arc<Shared>, peer: SocketAddr, socket: S, presence: Presence)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {

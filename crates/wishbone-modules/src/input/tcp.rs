@@ -63,6 +63,7 @@ Arguments (default)
 "#,
     wishbone_tls::tls_arguments_docs!(),
     wishbone_listen::slots_docs!(),
+    wishbone_listen::threads_docs!(),
     r#"
 A client that ends without a final delimiter still delivers its last line;
 with octet counting, a frame cut short by the end is counted as incomplete.
@@ -71,12 +72,6 @@ closes that connection with the reason logged, counted as malformed; the
 frames before it are delivered.
 When the server stops, a line a client had not finished is counted as
 incomplete and not delivered.
-
-With --threads above 1, each client is read (and its TLS handshake and
-decryption done) on the thread where the input has the fewest clients,
-its own thread first among equals: one client is read beside the
-pipeline, several on every thread. A client is read on one thread from
-start to end, so its lines keep their order.
 
 A reload (SIGHUP) that changes only delimiter, framing, max_line_length,
 overlong_lines, max_connections, tls or frame_timeout keeps the input, its

@@ -59,6 +59,7 @@ Arguments (default)
                    wishbone.input.tcp
 "#,
     wishbone_listen::slots_docs!(),
+    wishbone_listen::threads_docs!(),
     r#"
 
 What an answer means
@@ -238,7 +239,7 @@ impl RelpInput {
         let config = &self.config;
         let totals = self
             .listening
-            .serve(&mut context, |peer, context| {
+            .serve_spread(&mut context, |peer, context| {
                 let session = Session {
                     module: context.name().to_string(),
                     peer,
