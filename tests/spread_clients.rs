@@ -12,36 +12,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 const CLIENTS: usize = 4;
 const LINES: usize = 1_000_000;
 
-/// CPU seconds of each thread of process `pid`, busiest first.
-fn thread_cpu_seconds(pid: u32) -> Vec<f64> {
-    let mut seconds: Vec<f64> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|task| task.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .map(|tid| {
-            // A thread's stat has the fields of a process's.
-            let stat = format!("{pid}/task/{tid}");
-            cpu_seconds_of(&stat)
-        })
-        .collect();
-    seconds.sort_by(|a, b| b.total_cmp(a));
-    seconds
-}
-
-/// `cpu_seconds` for a path under /proc.
-fn cpu_seconds_of(path: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{path}/stat")).unwrap_or_default();
-    let Some(end) = stat.rfind(')') else {
-        return 0.0;
-    };
-    let fields: Vec<f64> = stat[end + 1..]
-        .split_whitespace()
-        .map(|field| field.parse().unwrap_or(0.0))
-        .collect();
-    // SAFETY: sysconf only reads a configuration value.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (fields[11] + fields[12]) / per_second
-}
-
 /// Client `client`'s lines: `c<client> <number> ` and padding.
 fn lines_of(client: usize) -> Vec<u8> {
     let mut data = Vec::with_capacity(LINES * 100);

@@ -214,7 +214,25 @@ impl Output {
 
 /// CPU seconds (user and system) process `pid` has used, from /proc.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds of each thread of process `pid`, busiest first.
+pub fn thread_cpu_seconds(pid: u32) -> Vec<f64> {
+    let mut seconds: Vec<f64> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .filter_map(|task| task.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .map(|tid| stat_cpu_seconds(&format!("/proc/{pid}/task/{tid}/stat")))
+        .collect();
+    seconds.sort_by(|a, b| b.total_cmp(a));
+    seconds
+}
+
+/// The user and system CPU seconds of a /proc `stat` file (a process's
+/// or a thread's).
+fn stat_cpu_seconds(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     let Some(end) = stat.rfind(')') else {
         return 0.0;
     };

@@ -205,7 +205,6 @@ impl Serving {
     }
 }
 
-/// Clients served at once for `max_connections` (0: the default).
 /// A client accepted, not yet served: what its task needs, on whichever
 /// thread it runs.
 struct Arrival {
@@ -244,6 +243,7 @@ impl Arrival {
     }
 }
 
+/// Clients served at once for `max_connections` (0: the default).
 fn limit_of(max_connections: usize) -> usize {
     match max_connections {
         0 => default_connection_limit(),

@@ -100,17 +100,18 @@ struct Client {
     evict: CancellationToken,
 }
 
+/// What the clients of one input share, under one lock.
 #[derive(Default)]
 struct Clients {
     next: u64,
     clients: BTreeMap<u64, Client>,
+    frame_timeout: Option<Duration>,
 }
 
 /// The clients of one listening input.
 #[derive(Clone)]
 pub struct Registry {
     clients: Arc<Mutex<Clients>>,
-    frame_timeout: Arc<Mutex<Option<Duration>>>,
     evicted: Arc<Counted>,
     timed_out: Arc<Counted>,
 }
@@ -119,8 +120,10 @@ impl Registry {
     /// `frame_timeout` none: a frame may take as long as it takes.
     pub fn new(module: &str, frame_timeout: Option<Duration>) -> Self {
         Self {
-            clients: Arc::default(),
-            frame_timeout: Arc::new(Mutex::new(frame_timeout)),
+            clients: Arc::new(Mutex::new(Clients {
+                frame_timeout,
+                ..Clients::default()
+            })),
             evicted: Arc::new(Counted::new(module, "evicted")),
             timed_out: Arc::new(Counted::new(module, "timed_out")),
         }
@@ -171,14 +174,18 @@ impl Registry {
         }
     }
 
-    /// The clients, locked (clients may be served on several threads).
+    /// The clients, locked (clients may be served on several threads);
+    /// taken even when a thread panicked holding it, each change being
+    /// one assignment or map operation.
     fn clients(&self) -> MutexGuard<'_, Clients> {
-        lock(&self.clients)
+        self.clients
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A new `frame_timeout`, for frames begun from now on (a reload's).
     pub fn set_frame_timeout(&self, frame_timeout: Option<Duration>) {
-        *lock(&self.frame_timeout) = frame_timeout;
+        self.clients().frame_timeout = frame_timeout;
     }
 
     /// Clients closed to make room, so far.
@@ -234,9 +241,7 @@ impl Presence {
         let deadline = {
             let clients = self.registry.clients();
             match clients.clients.get(&self.id).map(|client| client.progress) {
-                Some(Stage::Partial(since)) => {
-                    lock(&self.registry.frame_timeout).map(|timeout| since + timeout)
-                }
+                Some(Stage::Partial(since)) => clients.frame_timeout.map(|timeout| since + timeout),
                 _ => None,
             }
         };
@@ -260,14 +265,6 @@ impl Drop for Presence {
     fn drop(&mut self) {
         self.registry.clients().clients.remove(&self.id);
     }
-}
-
-/// A lock taken even when a thread panicked holding it: what it guards
-/// stays consistent, each change being one assignment or map operation.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -59,12 +59,10 @@ impl Threads {
         }
     }
 
-    /// Starts a module's actor on the thread of its pipeline (named by
-    /// its first module; the least busy thread for a pipeline not placed
-    /// yet), or, `cpu_bound`, on the least busy thread.
-    /// Where a module of `pipeline` goes: the thread of its pipeline, or
-    /// for a CPU-bound one the least busy; `None` with one thread (the
-    /// server's own).
+    /// Where a module of `pipeline` goes: the thread of its pipeline
+    /// (named by its first module; the least busy thread for a pipeline
+    /// not placed yet), or, `cpu_bound`, the least busy thread; `None`
+    /// with one thread (the server's own).
     pub(crate) fn place(&mut self, pipeline: &str, cpu_bound: bool) -> Option<usize> {
         if self.arbiters.is_empty() {
             return None;
@@ -92,11 +90,13 @@ impl Threads {
                 actor.start();
             }
             Some(index) => {
-                ModuleActor::start_in_arbiter(&self.arbiters[index].handle(), move |_| actor);
+                ModuleActor::start_in_arbiter(&self.handles[index], move |_| actor);
             }
         }
     }
 
+    /// The thread with the fewest pipelines and CPU-bound modules (the
+    /// first of those), counted as taken once more.
     fn least_busy(&mut self) -> usize {
         let index = placement(&self.load);
         self.load[index] += 1;

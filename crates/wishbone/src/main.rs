@@ -16,8 +16,9 @@ fn give_back() {
 
 /// Faults this process's memory in 4 KiB pages: mimalloc asks for
 /// transparent huge pages, and the kernel then zeroes 2 MiB at each first
-/// touch, again after each purge (a fifth of the CPU of a central server
-/// taking a million messages over TCP; `docs/performance.md`).
+/// touch, again after each purge (without them a central server taking
+/// a million messages over TCP used a sixth less CPU;
+/// `docs/performance.md`).
 fn without_huge_pages() {
     // SAFETY: prctl with PR_SET_THP_DISABLE only sets a flag of this
     // process; a kernel without it returns an error, which changes nothing.

@@ -1,8 +1,8 @@
 //! An event's JSON object read only as far as a template needs: the top
 //! level's names and raw values borrowed from the event (as
 //! `wishbone_codecs::object` reads them), and a value parsed only when a
-//! template asks for it. Most of a syslog event
-//! (its message, its structured data) is never copied.
+//! template asks for it. Most of a syslog event (its message, its
+//! structured data) is never copied.
 
 use std::borrow::Cow;
 
